@@ -1,0 +1,237 @@
+"""ConfigStore: agent types in MongoDB, with optimistic concurrency and full version history.
+
+Layout (only features FerretDB v1 also has: no transactions, TTL or partial indexes):
+- `agent_config_versions`: every saved version, unique on (`agent_id`, `version`).
+- `agent_configs`: the current config of each agent type, unique on `agent_id`.
+- `routing_rules` (used by the routing chain) lives in the same database.
+
+The unique insert into the history is the commit point of every write. FerretDB v1 does not
+make a filtered replace atomic (five concurrent compare-and-set replaces all "matched" in our
+tests), but its unique indexes are enforced: exactly one writer can file version N+1. The
+winner then copies it to the current document. If a process dies between the two steps, the
+next write of that agent rolls the current document forward to the newest filed version, so
+a committed version is never lost and never applied twice.
+"""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+
+from agent_configs.errors import (
+    AgentAlreadyExists,
+    AgentNotFound,
+    DatabaseUnavailable,
+    VersionConflict,
+)
+from agent_configs.models import AgentConfig, AgentStatus
+
+CONFIGS = "agent_configs"
+VERSIONS = "agent_config_versions"
+ROUTING_RULES = "routing_rules"
+
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class ConfigPage:
+    items: list[AgentConfig]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    status: AgentStatus
+    saved_at: datetime
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConnectionFailure as exc:
+        raise DatabaseUnavailable(str(exc).split(",")[0]) from exc
+
+
+def _now() -> datetime:
+    """UTC, truncated to milliseconds: what BSON keeps, so a round trip compares equal."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _to_document(config: AgentConfig) -> dict[str, Any]:
+    return config.model_dump(mode="python")
+
+
+def _from_document(document: dict[str, Any]) -> AgentConfig:
+    document = {k: v for k, v in document.items() if k not in ("_id", "saved_at", "write_id")}
+    return AgentConfig.model_validate(document)
+
+
+class ConfigStore:
+    def __init__(self, database: AsyncDatabase) -> None:
+        self._db = database
+        self._configs = database[CONFIGS]
+        self._versions = database[VERSIONS]
+
+    async def ensure_indexes(self) -> None:
+        with _database_errors():
+            await self._configs.create_index([("agent_id", ASCENDING)], unique=True)
+            await self._configs.create_index([("status", ASCENDING)])
+            await self._versions.create_index(
+                [("agent_id", ASCENDING), ("version", ASCENDING)], unique=True
+            )
+
+    async def ping(self) -> None:
+        with _database_errors():
+            await self._db.command("ping")
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, agent_id: str) -> AgentConfig:
+        with _database_errors():
+            document = await self._configs.find_one({"agent_id": agent_id})
+        if document is None:
+            raise AgentNotFound(agent_id)
+        return _from_document(document)
+
+    async def list_agents(
+        self,
+        *,
+        status: AgentStatus | str | None = None,
+        purpose: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> ConfigPage:
+        """Agent types ordered by agent_id; pass `next_cursor` back as `after` for the next page."""
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        query: dict[str, Any] = {}
+        if status is not None:
+            query["status"] = str(status)
+        if purpose is not None:
+            query["purposes"] = purpose
+        if tag is not None:
+            query["tags"] = tag
+        if after is not None:
+            query["agent_id"] = {"$gt": after}
+        with _database_errors():
+            cursor = self._configs.find(query).sort("agent_id", ASCENDING).limit(limit + 1)
+            documents = await cursor.to_list(length=limit + 1)
+        items = [_from_document(d) for d in documents[:limit]]
+        more = len(documents) > limit
+        return ConfigPage(items=items, next_cursor=items[-1].agent_id if more else None)
+
+    async def versions(self, agent_id: str) -> list[VersionInfo]:
+        with _database_errors():
+            cursor = self._versions.find(
+                {"agent_id": agent_id}, {"version": 1, "status": 1, "saved_at": 1}
+            ).sort("version", DESCENDING)
+            documents = await cursor.to_list(length=None)
+        if not documents:
+            raise AgentNotFound(agent_id)
+        return [
+            VersionInfo(version=d["version"], status=AgentStatus(d["status"]), saved_at=d["saved_at"])
+            for d in documents
+        ]
+
+    async def get_version(self, agent_id: str, version: int) -> AgentConfig:
+        with _database_errors():
+            document = await self._versions.find_one({"agent_id": agent_id, "version": version})
+        if document is None:
+            raise AgentNotFound(agent_id, version)
+        return _from_document(document)
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def create(self, config: AgentConfig) -> AgentConfig:
+        now = _now()
+        stored = config.model_copy(update={"version": 1, "created_at": now, "updated_at": now})
+        write_id = await self._file_version(stored)
+        if write_id is None:
+            await self._roll_forward(config.agent_id)
+            raise AgentAlreadyExists(config.agent_id)
+        try:
+            with _database_errors():
+                await self._configs.insert_one(_to_document(stored))
+        except DuplicateKeyError as exc:
+            # A current document without history (written by hand or by another tool):
+            # take back our version 1 so the history describes what is really stored.
+            with _database_errors():
+                await self._versions.delete_one({"write_id": write_id})
+            raise AgentAlreadyExists(config.agent_id) from exc
+        return stored
+
+    async def update(self, config: AgentConfig, expected_version: int) -> AgentConfig:
+        """Replace an agent type's definition if nobody saved since `expected_version`."""
+        current = await self.get(config.agent_id)
+        if current.version != expected_version:
+            raise VersionConflict(config.agent_id, expected_version, current.version)
+        stored = config.model_copy(
+            update={
+                "version": expected_version + 1,
+                "created_at": current.created_at,
+                "updated_at": _now(),
+            }
+        )
+        if await self._file_version(stored) is None:
+            latest = await self._roll_forward(config.agent_id)
+            raise VersionConflict(config.agent_id, expected_version, latest.version)
+        with _database_errors():
+            await self._configs.replace_one(
+                {"agent_id": stored.agent_id, "version": expected_version}, _to_document(stored)
+            )
+        return stored
+
+    async def set_status(
+        self, agent_id: str, status: AgentStatus, expected_version: int | None = None
+    ) -> AgentConfig:
+        """Pause, resume or archive. Without `expected_version` it applies to the current one."""
+        current = await self.get(agent_id)
+        if current.status == status:
+            return current
+        base = current.version if expected_version is None else expected_version
+        return await self.update(current.model_copy(update={"status": status}), base)
+
+    async def archive(self, agent_id: str, expected_version: int | None = None) -> AgentConfig:
+        return await self.set_status(agent_id, AgentStatus.ARCHIVED, expected_version)
+
+    async def _file_version(self, config: AgentConfig) -> str | None:
+        """Claim (agent_id, version) in the history; None when another writer holds it."""
+        write_id = uuid.uuid4().hex
+        document = _to_document(config) | {"saved_at": config.updated_at, "write_id": write_id}
+        try:
+            with _database_errors():
+                await self._versions.insert_one(document)
+        except DuplicateKeyError:
+            return None
+        return write_id
+
+    async def _roll_forward(self, agent_id: str) -> AgentConfig:
+        """Make the current document the newest filed version (after a writer died midway)."""
+        with _database_errors():
+            newest = await self._versions.find_one({"agent_id": agent_id}, sort=[("version", DESCENDING)])
+            current = await self._configs.find_one({"agent_id": agent_id})
+        if newest is None:
+            raise AgentNotFound(agent_id)
+        latest = _from_document(newest)
+        if current is not None and current["version"] >= latest.version:
+            return _from_document(current)
+        with _database_errors():
+            if current is None:
+                try:
+                    await self._configs.insert_one(_to_document(latest))
+                except DuplicateKeyError:
+                    pass  # another writer rolled it forward first; same content
+            else:
+                await self._configs.replace_one(
+                    {"agent_id": agent_id, "version": current["version"]}, _to_document(latest)
+                )
+        return latest

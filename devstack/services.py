@@ -1,0 +1,243 @@
+"""Starts the real services of the local stack on loopback and stops them cleanly.
+
+Services already given by the environment (`MONGO_URI`, `LIVEKIT_URL`) are used as they are
+and nothing is started for them: the same code serves a laptop, CI and a shared cluster.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from devstack.binaries import FERRETDB, LIVEKIT_SERVER, ensure_built
+from devstack.errors import PortInUse, ServiceFailed
+
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Endpoints:
+    """Where the services listen, in the env var names every Switchboard process reads."""
+
+    mongo_uri: str
+    livekit_url: str
+    livekit_api_key: str
+    livekit_api_secret: str
+    started: list[str] = field(default_factory=list)
+
+    def as_env(self) -> dict[str, str]:
+        return {
+            "MONGO_URI": self.mongo_uri,
+            "LIVEKIT_URL": self.livekit_url,
+            "LIVEKIT_API_KEY": self.livekit_api_key,
+            "LIVEKIT_API_SECRET": self.livekit_api_secret,
+        }
+
+
+@dataclass
+class _Running:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def reserve_port(preferred: int, service: str, env_name: str, kind: int = socket.SOCK_STREAM) -> int:
+    """`preferred` if it is free (0: any free port); a taken port is a clear error."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError as exc:
+            raise PortInUse(service, preferred, env_name) from exc
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the devstack process dies, so do its services."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def _log_tail(path: Path, lines: int = 12) -> list[str]:
+    try:
+        return path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+class Devstack:
+    """Context manager: `with Devstack(root) as endpoints:` runs the stack for the block."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        run_dir: Path | None = None,
+        mongo_port: int = 0,
+        livekit_port: int = 0,
+        console: Console | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.run_dir = run_dir or root  # data, logs and generated config of this run
+        self.mongo_port = mongo_port
+        self.livekit_port = livekit_port
+        self.console = console or Console(stderr=True)
+        self.environ = dict(os.environ if environ is None else environ)
+        self._running: list[_Running] = []
+
+    def __enter__(self) -> Endpoints:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def build(self) -> None:
+        """Build whatever the environment does not already provide."""
+        if not self.environ.get("MONGO_URI"):
+            ensure_built(FERRETDB, self.root / "bin", self.console)
+        if not self.environ.get("LIVEKIT_URL"):
+            ensure_built(LIVEKIT_SERVER, self.root / "bin", self.console)
+
+    def start(self) -> Endpoints:
+        self.build()
+        started: list[str] = []
+        mongo_uri = self.environ.get("MONGO_URI")
+        if not mongo_uri:
+            mongo_uri = self._start_ferretdb()
+            started.append("ferretdb")
+        livekit_url = self.environ.get("LIVEKIT_URL")
+        api_key = self.environ.get("LIVEKIT_API_KEY", DEV_API_KEY)
+        api_secret = self.environ.get("LIVEKIT_API_SECRET", DEV_API_SECRET)
+        if not livekit_url:
+            livekit_url = self._start_livekit()
+            api_key, api_secret = DEV_API_KEY, DEV_API_SECRET
+            started.append("livekit-server")
+        return Endpoints(mongo_uri, livekit_url, api_key, api_secret, started)
+
+    def stop(self) -> None:
+        for service in reversed(self._running):
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        for service in reversed(self._running):
+            try:
+                service.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
+        self._running.clear()
+
+    # -- services ----------------------------------------------------------------------
+
+    def _start_ferretdb(self) -> str:
+        port = reserve_port(self.mongo_port, "FerretDB (MongoDB wire)", "DEVSTACK_MONGO_PORT")
+        data = self.run_dir / "data" / "ferretdb"
+        data.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(self.root / "bin" / FERRETDB.name),
+            "--listen-addr", f"127.0.0.1:{port}",
+            "--data-dir", str(data),
+        ]
+        service = self._spawn("ferretdb", command)
+        self._wait_until(service, lambda: _accepts_tcp(port))
+        return f"mongodb://127.0.0.1:{port}/"
+
+    def _start_livekit(self) -> str:
+        port = reserve_port(self.livekit_port, "LiveKit server", "DEVSTACK_LIVEKIT_PORT")
+        rtc_tcp = reserve_port(0, "LiveKit RTC/TCP", "DEVSTACK_LIVEKIT_PORT")
+        rtc_udp = reserve_port(0, "LiveKit RTC/UDP", "DEVSTACK_LIVEKIT_PORT", socket.SOCK_DGRAM)
+        config = self.run_dir / "livekit.yaml"
+        config.write_text(
+            f"port: {port}\n"
+            "rtc:\n"
+            f"  tcp_port: {rtc_tcp}\n"
+            f"  udp_port: {rtc_udp}\n"
+            "  use_external_ip: false\n"
+            "  enable_loopback_candidate: true\n"
+            "keys:\n"
+            f"  {DEV_API_KEY}: {DEV_API_SECRET}\n"
+            "logging:\n"
+            "  level: info\n"
+        )
+        command = [
+            str(self.root / "bin" / LIVEKIT_SERVER.name),
+            "--dev",
+            "--config", str(config),
+            "--bind", "127.0.0.1",
+            "--node-ip", "127.0.0.1",
+        ]
+        service = self._spawn("livekit-server", command)
+        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
+        return f"ws://127.0.0.1:{port}"
+
+    def _spawn(self, name: str, command: list[str]) -> _Running:
+        log_path = self.run_dir / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        service = _Running(name, process, log_path)
+        self._running.append(service)
+        return service
+
+    def _wait_until(self, service: _Running, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise ServiceFailed(
+                    service.name,
+                    f"exited with code {service.process.returncode} while starting",
+                    service.log_path,
+                    _log_tail(service.log_path),
+                )
+            if ready():
+                return
+            time.sleep(0.1)
+        raise ServiceFailed(
+            service.name,
+            f"was not ready after {READY_TIMEOUT_S:.0f}s",
+            service.log_path,
+            _log_tail(service.log_path),
+        )
+
+
+def _accepts_tcp(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,1 @@
+"""Operator scripts: seeding agent types (setup_agents.py)."""

@@ -1,0 +1,43 @@
+"""Session-wide real services: the same devstack `make dev` runs, started once per test run.
+
+With MONGO_URI / LIVEKIT_URL set, those services are used instead and nothing is started.
+Each test gets a database of its own, dropped afterwards.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agent_configs.database import open_client
+from agent_configs.store import ConfigStore
+from devstack import DEFAULT_ROOT, Devstack, Endpoints
+
+
+@pytest.fixture(scope="session")
+def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    with Devstack(DEFAULT_ROOT, run_dir=tmp_path_factory.mktemp("devstack")) as running:
+        yield running
+
+
+@pytest.fixture
+def database_name() -> str:
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def database(endpoints: Endpoints, database_name: str) -> AsyncIterator[AsyncDatabase]:
+    client = open_client(endpoints.mongo_uri)
+    try:
+        yield client[database_name]
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+
+
+@pytest.fixture
+async def store(database: AsyncDatabase) -> ConfigStore:
+    config_store = ConfigStore(database)
+    await config_store.ensure_indexes()
+    return config_store
