@@ -260,6 +260,16 @@ class MemorySpec(_Spec):
     max_past_turns: int = Field(default=20, ge=1, le=200)
 
 
+class IntentSpec(_Spec):
+    """Keywords that hand a conversation to this agent type (see routing/intents.py)."""
+
+    name: Identifier
+    keywords: list[Annotated[Text, Field(min_length=2, max_length=100)]] = Field(
+        min_length=1, max_length=100
+    )
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+
+
 class AgentConfig(_Spec):
     """One agent type. `version`, `created_at` and `updated_at` are owned by the store."""
 
@@ -280,6 +290,7 @@ class AgentConfig(_Spec):
     idle_timeout_s: float = Field(default=300.0, ge=5.0, le=86_400.0)
     max_concurrent_sessions: int | None = Field(default=None, ge=1)
     memory: MemorySpec = Field(default_factory=MemorySpec)
+    intents: list[IntentSpec] = Field(default_factory=list, max_length=20)
     tags: list[Slug] = Field(default_factory=list, max_length=50)
     version: int = Field(default=0, ge=0)
     created_at: datetime | None = None

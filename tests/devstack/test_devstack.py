@@ -69,6 +69,7 @@ def test_services_from_the_environment_are_used_not_started(tmp_path: Path) -> N
         "LIVEKIT_URL": "wss://example.livekit.cloud",
         "LIVEKIT_API_KEY": "APIkey",
         "LIVEKIT_API_SECRET": "from-env",
+        "LOCAL_LLM_URL": "http://llm.internal:8080/v1",
     }
     with Devstack(tmp_path / "no-builds-here", environ=given) as endpoints:
         assert endpoints.started == []

@@ -1,0 +1,73 @@
+"""How a room finds its agent type: metadata -> RoutingContext -> strategy chain -> decision.
+
+    context = RoutingContext.from_metadata(job_metadata)
+    router = Router(RulesLoader(RulesStore(db)), StoreAvailability(config_store, count_sessions))
+    decision = await router.route(context)        # decision.agent_id, decision.trail
+"""
+
+from agent_configs.routing.availability import (
+    ActiveSessionCounter,
+    AvailabilityCheck,
+    ConfigSource,
+    MemoryAvailability,
+    StoreAvailability,
+)
+from agent_configs.routing.context import MAX_METADATA_BYTES, RoutingContext
+from agent_configs.routing.errors import (
+    InvalidRoutingRules,
+    RoutingError,
+    RulesProblem,
+    RulesVersionConflict,
+    StrategyLoadError,
+    UnknownStrategy,
+)
+from agent_configs.routing.intents import IntentMatch, match_intent
+from agent_configs.routing.registry import ENTRY_POINT_GROUP, StrategyRegistry, default_registry
+from agent_configs.routing.router import RoutingDecision, Router, TrailEntry
+from agent_configs.routing.rules import (
+    DEFAULT_RULES,
+    ChainEntry,
+    RoutingRules,
+    RulesLoader,
+    RulesSource,
+    RulesStore,
+    StaticRules,
+    check_agent_ids,
+    validate_rules,
+)
+from agent_configs.routing.strategy import Proposal, RoutingStrategy
+
+__all__ = [
+    "DEFAULT_RULES",
+    "ENTRY_POINT_GROUP",
+    "MAX_METADATA_BYTES",
+    "ActiveSessionCounter",
+    "AvailabilityCheck",
+    "ConfigSource",
+    "ChainEntry",
+    "IntentMatch",
+    "InvalidRoutingRules",
+    "MemoryAvailability",
+    "Proposal",
+    "Router",
+    "RoutingContext",
+    "RoutingDecision",
+    "RoutingError",
+    "RoutingRules",
+    "RoutingStrategy",
+    "RulesLoader",
+    "RulesProblem",
+    "RulesSource",
+    "RulesStore",
+    "RulesVersionConflict",
+    "StaticRules",
+    "StoreAvailability",
+    "StrategyLoadError",
+    "StrategyRegistry",
+    "TrailEntry",
+    "UnknownStrategy",
+    "check_agent_ids",
+    "default_registry",
+    "match_intent",
+    "validate_rules",
+]

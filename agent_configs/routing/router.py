@@ -1,0 +1,164 @@
+"""The routing chain: ask each enabled strategy in order; the first AVAILABLE proposal wins.
+
+The result is a RoutingDecision value that says what was chosen and, entry by entry, why:
+it is stored with the session and served by the admin API's "explain".
+
+Nothing a strategy does can fail a room: a strategy that is not installed, has params its
+current version rejects, or raises, becomes an `error` entry in the trail and the chain
+goes on. Availability errors (the database is down) do propagate, see availability.py.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent_configs.routing.availability import AvailabilityCheck
+from agent_configs.routing.context import RoutingContext
+from agent_configs.routing.errors import RoutingError
+from agent_configs.routing.registry import StrategyRegistry, default_registry
+from agent_configs.routing.rules import RoutingRules, RulesSource
+from agent_configs.routing.strategy import Proposal, RoutingStrategy
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["chosen", "skipped", "no_proposal", "error"]
+
+
+class TrailEntry(BaseModel):
+    """One strategy consulted: what it proposed (`agent_id`), what came of it, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    strategy: str
+    agent_id: str | None
+    outcome: Outcome
+    reason: str
+
+
+class RoutingDecision(BaseModel):
+    """`agent_id` is None when no strategy proposed an available agent type."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str | None
+    strategy: str | None
+    trail: tuple[TrailEntry, ...]
+    warnings: tuple[str, ...] = ()
+    rules_version: int
+    decided_at: datetime
+
+    def summary(self) -> str:
+        """One line for logs: `support-agent-v1 via purpose (explicit: no_proposal, ...)`."""
+        steps = ", ".join(
+            f"{e.strategy}: {e.outcome}" + (f" {e.agent_id} ({e.reason})" if e.outcome == "skipped" else "")
+            for e in self.trail
+        )
+        chosen = f"{self.agent_id} via {self.strategy}" if self.agent_id else "no agent available"
+        return f"{chosen} [{steps}]"
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """A rules entry ready to run: a built strategy, or why it could not be built."""
+
+    name: str
+    strategy: RoutingStrategy | None
+    error: str | None = None
+
+
+def compile_chain(rules: RoutingRules, registry: StrategyRegistry) -> tuple[ChainLink, ...]:
+    return tuple(_link(entry.strategy, entry.params, registry) for entry in rules.chain if entry.enabled)
+
+
+def _link(name: str, params: dict[str, object], registry: StrategyRegistry) -> ChainLink:
+    try:
+        return ChainLink(name, registry.build(name, params))
+    except RoutingError as exc:
+        return ChainLink(name, None, str(exc))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return ChainLink(name, None, f"invalid params: {problems}")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Router:
+    def __init__(
+        self,
+        rules: RulesSource,
+        availability: AvailabilityCheck,
+        *,
+        registry: StrategyRegistry | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._rules = rules
+        self._availability = availability
+        self._registry = registry or default_registry()
+        self._clock = clock
+        self._compiled: tuple[RoutingRules, tuple[ChainLink, ...]] | None = None
+
+    async def route(self, context: RoutingContext) -> RoutingDecision:
+        rules = await self._rules.current()
+        now = self._clock()
+        trail: list[TrailEntry] = []
+        reasons: dict[str, str | None] = {}
+        for link in self._chain_for(rules):
+            entry = await self._consult(link, context, now, reasons)
+            trail.append(entry)
+            if entry.outcome == "chosen":
+                return self._decision(entry.agent_id, link.name, trail, context, rules, now)
+        return self._decision(None, None, trail, context, rules, now)
+
+    def _chain_for(self, rules: RoutingRules) -> tuple[ChainLink, ...]:
+        if self._compiled is None or self._compiled[0] is not rules:
+            self._compiled = (rules, compile_chain(rules, self._registry))
+            for link in self._compiled[1]:
+                if link.error:
+                    logger.error("routing rules v%s: %s cannot run: %s", rules.version, link.name, link.error)
+        return self._compiled[1]
+
+    async def _consult(
+        self, link: ChainLink, context: RoutingContext, now: datetime, reasons: dict[str, str | None]
+    ) -> TrailEntry:
+        if link.strategy is None:
+            return TrailEntry(strategy=link.name, agent_id=None, outcome="error", reason=link.error or "")
+        try:
+            proposal = link.strategy.propose(context, now)
+        except Exception as exc:
+            logger.exception("routing strategy %s raised", link.name)
+            return TrailEntry(strategy=link.name, agent_id=None, outcome="error", reason=f"raised {exc!r}")
+        if not isinstance(proposal, Proposal):
+            reason = f"returned {type(proposal).__name__}, not a Proposal"
+            return TrailEntry(strategy=link.name, agent_id=None, outcome="error", reason=reason)
+        if proposal.agent_id is None:
+            return TrailEntry(strategy=link.name, agent_id=None, outcome="no_proposal", reason=proposal.reason)
+        if proposal.agent_id not in reasons:
+            reasons[proposal.agent_id] = await self._availability.unavailable_reason(proposal.agent_id)
+        unavailable = reasons[proposal.agent_id]
+        if unavailable is not None:
+            return TrailEntry(strategy=link.name, agent_id=proposal.agent_id, outcome="skipped", reason=unavailable)
+        return TrailEntry(strategy=link.name, agent_id=proposal.agent_id, outcome="chosen", reason=proposal.reason)
+
+    @staticmethod
+    def _decision(
+        agent_id: str | None,
+        strategy: str | None,
+        trail: list[TrailEntry],
+        context: RoutingContext,
+        rules: RoutingRules,
+        now: datetime,
+    ) -> RoutingDecision:
+        return RoutingDecision(
+            agent_id=agent_id,
+            strategy=strategy,
+            trail=tuple(trail),
+            warnings=context.warnings,
+            rules_version=rules.version,
+            decided_at=now,
+        )

@@ -1,0 +1,101 @@
+"""A real frontend in tests: joins a room with metadata over the livekit rtc SDK, chats on
+`lk.chat`, and collects what the agent sends (transcriptions, data topics, attributes)."""
+
+import asyncio
+import json
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from livekit import api, rtc
+
+
+class RoomClient:
+    def __init__(self, url: str, api_key: str, api_secret: str, agent_name: str) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.agent_name = agent_name
+        self.room = rtc.Room()
+        self.room_name = f"room-{uuid.uuid4().hex[:10]}"
+        self.transcripts: list[str] = []
+        self.data: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._changed = asyncio.Event()
+
+    def token(self, metadata: str | None, identity: str) -> str:
+        dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=metadata or "")
+        token = (
+            api.AccessToken(self.api_key, self.api_secret)
+            .with_identity(identity)
+            .with_grants(api.VideoGrants(room_join=True, room=self.room_name))
+            .with_room_config(api.RoomConfiguration(agents=[dispatch]))
+        )
+        if metadata is not None:
+            token = token.with_metadata(metadata)
+        return token.to_jwt()
+
+    async def join(self, metadata: str | dict[str, Any] | None, identity: str = "user-1") -> None:
+        """`metadata` goes on the participant and in the explicit dispatch, as a frontend does."""
+        text = json.dumps(metadata) if isinstance(metadata, dict) else metadata
+        self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
+        self.room.on("data_received", self._on_data)
+        self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
+        self.room.on("participant_connected", lambda *_: self._changed.set())
+        await self.room.connect(self.url, self.token(text, identity))
+
+    def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        async def read() -> None:
+            self.transcripts.append(await reader.read_all())
+            self._changed.set()
+
+        asyncio.ensure_future(read())
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        try:
+            self.data[packet.topic or ""].append(json.loads(packet.data))
+        except ValueError:
+            return
+        self._changed.set()
+
+    async def wait_for(self, condition: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"timed out after {timeout:.0f}s waiting for {what}; transcripts={self.transcripts} "
+                    f"data={dict(self.data)} agent={self.agent_attributes()}"
+                )
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    def agent_attributes(self) -> dict[str, str]:
+        for participant in self.room.remote_participants.values():
+            if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+                return dict(participant.attributes)
+        return {}
+
+    async def routed_agent(self, timeout: float = 60.0) -> tuple[str, str]:
+        attrs = await self.wait_for(
+            lambda: (a := self.agent_attributes()).get("switchboard.agent_id") and a,
+            timeout,
+            "the agent's switchboard.agent_id attribute",
+        )
+        return attrs["switchboard.agent_id"], attrs["switchboard.strategy"]
+
+    async def say(self, text: str) -> None:
+        await self.room.local_participant.send_text(text, topic="lk.chat")
+
+    async def next_transcript(self, after: int, timeout: float = 120.0) -> str:
+        await self.wait_for(lambda: len(self.transcripts) > after, timeout, f"transcript #{after + 1}")
+        return self.transcripts[after]
+
+    async def leave(self) -> None:
+        await self.room.disconnect()

@@ -1,0 +1,293 @@
+"""One conversation in one room, from the greeting to the summary.
+
+Listens to the AgentSession, keeps the transcript, runs the structured-turn pipeline in order
+(one turn at a time, off the conversation's critical path), hands the session to another agent
+type when an intent matches, says goodbye on idle timeout, and at the end publishes the
+summary and writes the session record. Every write goes through the buffered RecordWriter.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession, ConversationItemAddedEvent, llm
+from livekit.agents.metrics import LLMMetrics
+from livekit.agents.voice.events import CloseEvent, MetricsCollectedEvent, UserStateChangedEvent
+
+from agent_configs.models import AgentConfig
+from worker import metrics
+from worker.records import SESSIONS, TURNS, Record, RecordWriter
+from worker.session import ConfiguredAgent
+from worker.turns import (
+    SUMMARY_TOPIC,
+    TURN_TOPIC,
+    Message,
+    StructuredCaller,
+    TurnFiller,
+    Usage,
+    summarize,
+)
+
+logger = logging.getLogger("switchboard.conversation")
+
+GOODBYE = "It looks like you've stepped away, so I'll end our conversation here. Goodbye!"
+HANDOFF_TOPIC = "agent-handoff"
+FINISH_TURNS_TIMEOUT_S = 30.0
+SUMMARY_TIMEOUT_S = 30.0
+
+HandoffFinder = Callable[[str, str], Awaitable[tuple[AgentConfig, dict[str, Any]] | None]]
+"""`await find(current_agent_id, user_text)` -> (target config, match details) or None."""
+
+AgentFactory = Callable[[AgentConfig, list[Message], bool], Awaitable[ConfiguredAgent]]
+"""`await build(config, history, reply_on_enter)` -> a ready agent for that type."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Conversation:
+    session_id: str
+    room: rtc.Room
+    session: AgentSession
+    agent: ConfiguredAgent
+    routing: dict[str, Any]
+    user_id: str | None
+    writer: RecordWriter
+    build_agent: AgentFactory
+    find_handoff: HandoffFinder | None = None
+    history: list[Message] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    end_reason: str | None = None
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+    _turn_index: int = 0
+    _awaiting_reply_to: str | None = None
+    _turns: asyncio.Queue[tuple[int, list[Message], str, str | None]] = field(default_factory=asyncio.Queue)
+    _turn_task: asyncio.Task[None] | None = None
+
+    @property
+    def config(self) -> AgentConfig:
+        return self.agent.config
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        return logging.LoggerAdapter(
+            logger, {"session_id": self.session_id, "room": self.room.name, "agent_id": self.config.agent_id}
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Subscribe to the session's events; call before `session.start`."""
+        self.session.on("conversation_item_added", self._on_item_added)
+        self.session.on("user_state_changed", self._on_user_state)
+        self.session.on("metrics_collected", self._on_metrics)
+        self.session.on("close", self._on_close)
+        self._turn_task = asyncio.create_task(self._fill_turns_in_order(), name="switchboard.turns")
+        if self.find_handoff is not None and self.routing.get("strategy") == "default":
+            self.agent.handoff_check = self._maybe_hand_off
+
+    def record_start(self, started_at: datetime, extra: dict[str, Any]) -> None:
+        self.writer.submit(
+            Record(
+                SESSIONS,
+                self.session_id,
+                {
+                    "session_id": self.session_id,
+                    "room": self.room.name,
+                    "agent_id": self.config.agent_id,
+                    "agent_version": self.config.version,
+                    "routing": self.routing,
+                    "user_id": self.user_id,
+                    "status": "active",
+                    "started_at": started_at,
+                    **extra,
+                },
+            )
+        )
+
+    async def finish(self, shutdown_reason: str) -> None:
+        """Runs once at job shutdown: drain turns, summarize, publish, record, flush."""
+        reason = self.end_reason or shutdown_reason or "shutdown"
+        await self._drain_turns()
+        summary = await self._summary()
+        if summary and self.room.isconnected() and self.room.remote_participants:
+            payload = {"session_id": self.session_id, "agent_id": self.config.agent_id, "summary": summary}
+            await self._publish(SUMMARY_TOPIC, payload)
+        self.writer.submit(
+            Record(
+                SESSIONS,
+                self.session_id,
+                {
+                    "status": "ended",
+                    "ended_at": _now(),
+                    "end_reason": reason,
+                    "agent_id": self.config.agent_id,
+                    "transcript": [{"role": m.role, "text": m.text} for m in self.history],
+                    "turn_count": self._turn_index,
+                    "summary": summary,
+                    "handoffs": self.handoffs,
+                    "usage": {
+                        "prompt_tokens": self.usage.prompt_tokens,
+                        "completion_tokens": self.usage.completion_tokens,
+                    },
+                },
+            )
+        )
+        self.log.info("session ended (%s), %d turns", reason, self._turn_index)
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_item_added(self, event: ConversationItemAddedEvent) -> None:
+        item = event.item
+        if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
+            return
+        text = (item.text_content or "").strip()
+        if not text:
+            return
+        self.history.append(Message(item.role, text))  # type: ignore[arg-type]
+        if item.role == "user":
+            self._awaiting_reply_to = text
+        elif self._awaiting_reply_to is not None:
+            self._turns.put_nowait((self._turn_index, list(self.history), text, self._awaiting_reply_to))
+            self._turn_index += 1
+            self._awaiting_reply_to = None
+
+    def _on_user_state(self, event: UserStateChangedEvent) -> None:
+        if event.new_state == "away" and self.end_reason is None:
+            self.end_reason = "idle_timeout"
+            asyncio.create_task(self._say_goodbye(), name="switchboard.goodbye")
+
+    def _on_metrics(self, event: MetricsCollectedEvent) -> None:
+        m = event.metrics
+        if isinstance(m, LLMMetrics):
+            model = self.agent.models.endpoints[0].model
+            metrics.LLM_TTFT.labels(model).observe(max(m.ttft, 0.0))
+            metrics.LLM_TOKENS.labels(model, "prompt").inc(m.prompt_tokens)
+            metrics.LLM_TOKENS.labels(model, "completion").inc(m.completion_tokens)
+            self.usage.prompt_tokens += m.prompt_tokens
+            self.usage.completion_tokens += m.completion_tokens
+
+    def _on_close(self, event: CloseEvent) -> None:
+        if self.end_reason is None:
+            self.end_reason = str(event.reason.value)
+        if event.error is not None:
+            self.log.warning("session closed with error: %s", event.error)
+
+    async def _say_goodbye(self) -> None:
+        try:
+            handle = self.session.say(GOODBYE, allow_interruptions=False)
+            await handle.wait_for_playout()
+        finally:
+            self.session.shutdown()
+
+    # -- structured turns --------------------------------------------------------------
+
+    async def _fill_turns_in_order(self) -> None:
+        while True:
+            index, history, reply, user_text = await self._turns.get()
+            try:
+                await self._fill_one(index, history, reply, user_text)
+            except Exception:  # a broken turn must never end the conversation
+                self.log.exception("structured turn %d failed", index)
+            finally:
+                self._turns.task_done()
+
+    async def _fill_one(self, index: int, history: list[Message], reply: str, user_text: str | None) -> None:
+        config = self.config
+        caller = StructuredCaller(self.agent.models.endpoints, usage=self.usage)
+        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(history, reply)
+        if filled.status == "failed":
+            metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
+        payload = {
+            "session_id": self.session_id,
+            "agent_id": config.agent_id,
+            "turn_index": index,
+            "fields": filled.fields,
+        }
+        if filled.status == "failed":
+            payload["status"] = "failed"
+        await self._publish(TURN_TOPIC, payload)
+        self.writer.submit(
+            Record(
+                TURNS,
+                f"{self.session_id}:{index}",
+                {
+                    "session_id": self.session_id,
+                    "agent_id": config.agent_id,
+                    "schema_id": config.turn_schema.schema_id,
+                    "user_id": self.user_id,
+                    "turn_index": index,
+                    "user_text": user_text,
+                    "fields": filled.fields,
+                    "status": filled.status,
+                    "error": filled.error,
+                    "attempts": filled.attempts,
+                    "created_at": _now(),
+                },
+            )
+        )
+
+    async def _drain_turns(self) -> None:
+        try:
+            await asyncio.wait_for(self._turns.join(), FINISH_TURNS_TIMEOUT_S)
+        except TimeoutError:
+            self.log.warning("%d structured turns unfinished at shutdown", self._turns.qsize())
+        if self._turn_task is not None:
+            self._turn_task.cancel()
+
+    async def _summary(self) -> str | None:
+        caller = StructuredCaller(self.agent.models.endpoints, usage=self.usage)
+        try:
+            return await asyncio.wait_for(summarize(caller, self.history, self.config.name), SUMMARY_TIMEOUT_S)
+        except Exception as exc:  # the record is written even without a summary
+            self.log.warning("summary failed: %s", exc)
+            return None
+
+    # -- hand-off ----------------------------------------------------------------------
+
+    async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
+        """Only the first user message of a session routed by `default` is matched."""
+        current.handoff_check = None
+        assert self.find_handoff is not None
+        found = await self.find_handoff(current.config.agent_id, user_text)
+        if found is None:
+            return None
+        target_config, match = found
+        history = [*self.history, Message("user", user_text)]
+        target = await self.build_agent(target_config, history, True)
+        handoff = {
+            "from_agent_id": current.config.agent_id,
+            "to_agent_id": target_config.agent_id,
+            "strategy": "intent",
+            "match": match,
+            "at": _now(),
+        }
+        self.handoffs.append(handoff)
+        self.agent = target
+        await self.room.local_participant.set_attributes(
+            {"switchboard.agent_id": target_config.agent_id, "switchboard.strategy": "intent"}
+        )
+        await self._publish(HANDOFF_TOPIC, {"session_id": self.session_id, **handoff, "at": handoff["at"].isoformat()})
+        self.writer.submit(
+            Record(SESSIONS, self.session_id, {"agent_id": target_config.agent_id, "handoffs": self.handoffs})
+        )
+        metrics.ROUTING_DECISIONS.labels(target_config.agent_id, "intent").inc()
+        self.log.info("handed off to %s on intent %s", target_config.agent_id, match.get("intent"))
+        return target
+
+    async def _publish(self, topic: str, payload: dict[str, Any]) -> None:
+        if not self.room.isconnected():
+            return
+        try:
+            await self.room.local_participant.publish_data(
+                json.dumps(payload, default=str), reliable=True, topic=topic
+            )
+        except Exception as exc:  # a dropped publish must not break the conversation
+            self.log.warning("publishing on %s failed: %s", topic, exc)

@@ -1,0 +1,56 @@
+"""Job, room and participant metadata -> one RoutingContext. Never raises.
+
+Self-hosted LiveKit servers have delivered metadata empty in some places, so all of them are
+read, in a fixed precedence: explicit dispatch metadata, then room metadata, then the first
+participant's metadata, then its attributes. The first source that says anything wins;
+problems found in the sources before it are kept as warnings, so a malformed payload is
+visible in the routing decision instead of silently replaced.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from agent_configs.routing.context import RoutingContext
+
+SOURCES = ("job", "room", "participant", "participant_attributes")
+
+
+def _says_something(context: RoutingContext) -> bool:
+    return bool(context.agent_id or context.purpose or context.user_id or context.user_details)
+
+
+def _attributes_payload(attributes: Mapping[str, str]) -> dict[str, Any]:
+    """Attributes are strings: `user_details` may arrive as a JSON object in text."""
+    payload: dict[str, Any] = {k: v for k, v in attributes.items() if not k.startswith("lk.")}
+    details = payload.get("user_details")
+    if isinstance(details, str):
+        try:
+            payload["user_details"] = json.loads(details)
+        except ValueError:
+            pass  # left as text; RoutingContext records the wrong type as a warning
+    return payload
+
+
+def routing_context(
+    job_metadata: str | None,
+    room_metadata: str | None,
+    participant_metadata: str | None = None,
+    participant_attributes: Mapping[str, str] | None = None,
+) -> tuple[RoutingContext, str | None]:
+    """The context and the name of the source it came from (None when all were empty)."""
+    candidates = (
+        job_metadata,
+        room_metadata,
+        participant_metadata,
+        _attributes_payload(participant_attributes or {}) or None,
+    )
+    earlier_warnings: list[str] = []
+    for source, value in zip(SOURCES, candidates, strict=True):
+        context = RoutingContext.from_metadata(value)
+        if _says_something(context):
+            warnings = (*earlier_warnings, *(f"{source}: {w}" for w in context.warnings))
+            return replace(context, warnings=warnings), source
+        earlier_warnings.extend(f"{source}: {w}" for w in context.warnings)
+    return RoutingContext(warnings=tuple(earlier_warnings)), None

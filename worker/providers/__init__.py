@@ -1,0 +1,69 @@
+"""Build livekit LLM / STT / TTS objects from an agent config's specs.
+
+Importing this package registers the built-in providers (openai, deepgram, local).
+"""
+
+from livekit.agents import llm as lk_llm
+from livekit.agents import stt as lk_stt
+from livekit.agents import tts as lk_tts
+from livekit.plugins import openai as lk_openai
+
+from agent_configs.models import LLMSpec, STTSpec, TTSSpec
+from worker.providers import deepgram, local, openai  # noqa: F401  (registers providers)
+from worker.providers.registry import (
+    LLM_PROVIDERS,
+    STT_PROVIDERS,
+    TTS_PROVIDERS,
+    ChatEndpoint,
+    ProviderError,
+)
+from worker.settings import WorkerSettings
+
+__all__ = ["ChatEndpoint", "ProviderError", "build_llm", "build_stt", "build_tts", "chat_endpoints"]
+
+
+def _llm_for_profile(spec: LLMSpec, settings: WorkerSettings) -> LLMSpec:
+    if settings.model_profile == "cloud" and spec.provider == "local":
+        return spec.model_copy(
+            update={"provider": "openai", "model": settings.cloud_llm_model, "base_url": None}
+        )
+    return spec
+
+
+def chat_endpoints(spec: LLMSpec, settings: WorkerSettings) -> list[ChatEndpoint]:
+    """The primary model first, then its fallbacks, in the order they are tried."""
+    specs = [_llm_for_profile(s, settings) for s in (spec, *spec.fallback)]
+    return [LLM_PROVIDERS.get(s.provider)(s, settings) for s in specs]
+
+
+def _openai_llm(endpoint: ChatEndpoint) -> lk_openai.LLM:
+    options: dict[str, object] = {"temperature": endpoint.temperature}
+    if endpoint.max_tokens is not None:
+        options["max_completion_tokens"] = endpoint.max_tokens
+    if endpoint.top_p is not None:
+        options["top_p"] = endpoint.top_p
+    if endpoint.base_url:
+        options["base_url"] = endpoint.base_url
+    return lk_openai.LLM(model=endpoint.model, api_key=endpoint.api_key, **options)
+
+
+def build_llm(endpoints: list[ChatEndpoint]) -> lk_llm.LLM:
+    """One LLM, or livekit's FallbackAdapter trying each endpoint in turn."""
+    models = [_openai_llm(e) for e in endpoints]
+    if len(models) == 1:
+        return models[0]
+    return lk_llm.FallbackAdapter(models, attempt_timeout=10.0, max_retry_per_llm=0)
+
+
+def build_stt(spec: STTSpec, settings: WorkerSettings) -> lk_stt.STT:
+    if settings.model_profile == "cloud" and spec.provider == "local":
+        spec = spec.model_copy(update={"provider": "deepgram", "model": settings.cloud_stt_model})
+    return STT_PROVIDERS.get(spec.provider)(spec, settings)  # type: ignore[return-value]
+
+
+def build_tts(spec: TTSSpec, settings: WorkerSettings) -> lk_tts.TTS:
+    if settings.model_profile == "cloud" and spec.provider == "local":
+        spec = spec.model_copy(
+            update={"provider": "deepgram", "model": settings.cloud_tts_model, "voice": None}
+        )
+    return TTS_PROVIDERS.get(spec.provider)(spec, settings)  # type: ignore[return-value]

@@ -1,0 +1,78 @@
+"""Provider registry: a provider is added by registering a factory, not by editing an if-chain.
+
+    @LLM_PROVIDERS.register("my-provider")
+    def my_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint: ...
+
+LLM providers resolve a spec to an OpenAI-compatible `ChatEndpoint`: the same endpoint
+drives the conversation (livekit's OpenAI plugin) and the JSON-schema constrained turn calls.
+STT and TTS providers build livekit `stt.STT` / `tts.TTS` objects directly.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from agent_configs.models import LLMSpec, STTSpec, TTSSpec
+from worker.settings import WorkerSettings
+
+Factory = TypeVar("Factory", bound=Callable[..., object])
+
+
+class ProviderError(Exception):
+    """A config names a provider or credential this worker cannot use; says which and why."""
+
+
+@dataclass(frozen=True)
+class ChatEndpoint:
+    """Where and how to call one chat model. `api_key` is read from the env, never stored."""
+
+    provider: str
+    model: str
+    base_url: str | None
+    api_key: str
+    temperature: float
+    max_tokens: int | None
+    top_p: float | None
+
+    def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
+        return f"ChatEndpoint(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
+
+
+class Registry(Generic[Factory]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._factories: dict[str, Factory] = {}
+
+    def register(self, name: str) -> Callable[[Factory], Factory]:
+        def decorator(factory: Factory) -> Factory:
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def get(self, name: str) -> Factory:
+        try:
+            return self._factories[name]
+        except KeyError:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise ProviderError(
+                f"{self.kind}.provider '{name}' is not registered in this worker (known: {known})"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+
+LLM_PROVIDERS: Registry[Callable[[LLMSpec, WorkerSettings], ChatEndpoint]] = Registry("llm")
+STT_PROVIDERS: Registry[Callable[[STTSpec, WorkerSettings], object]] = Registry("stt")
+TTS_PROVIDERS: Registry[Callable[[TTSSpec, WorkerSettings], object]] = Registry("tts")
+
+
+def read_api_key(field: str, env_name: str | None, default_env: str) -> str:
+    """The key named by `api_key_env` (or the provider's usual variable), from the environment."""
+    name = env_name or default_env
+    value = os.environ.get(name)
+    if not value:
+        raise ProviderError(f"{field}: environment variable {name} is not set")
+    return value

@@ -1,0 +1,163 @@
+"""Session and turn records: written to MongoDB without ever blocking or losing a conversation.
+
+Every record is an idempotent upsert (`_id` + `$set`), so writing one twice is harmless. Writes
+go through a queue drained by one background task; while MongoDB is unreachable, records wait
+in memory and are retried with backoff. When the job ends, `close()` flushes what it can within
+a deadline and spools the rest to a JSONL file that the worker replays at its next start.
+"""
+
+import asyncio
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bson import json_util
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from worker import metrics
+
+logger = logging.getLogger("switchboard.records")
+
+SESSIONS = "sessions"
+TURNS = "turns"
+ACTIVE_SESSIONS = "active_sessions"
+MAX_BUFFERED = 10_000
+
+
+@dataclass(frozen=True)
+class Record:
+    collection: str
+    record_id: str
+    fields: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json_util.dumps(
+            {"collection": self.collection, "record_id": self.record_id, "fields": self.fields}
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> "Record":
+        data = json_util.loads(line)
+        return cls(data["collection"], data["record_id"], data["fields"])
+
+
+async def write_record(database: AsyncDatabase, record: Record) -> None:
+    await database[record.collection].update_one(
+        {"_id": record.record_id}, {"$set": record.fields}, upsert=True
+    )
+
+
+class RecordWriter:
+    def __init__(
+        self,
+        database: AsyncDatabase,
+        spool_dir: Path,
+        *,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._database = database
+        self._spool_dir = spool_dir
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._pending: asyncio.Queue[Record] = asyncio.Queue()
+        self._overflow: list[Record] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, record: Record) -> None:
+        """Queue a record; returns at once. Starts the writer task on first use."""
+        if self._pending.qsize() >= MAX_BUFFERED:
+            self._overflow.append(record)
+        else:
+            self._pending.put_nowait(record)
+        metrics.RECORDS_BUFFERED.set(self._pending.qsize() + len(self._overflow))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain_forever(), name="switchboard.records")
+
+    @property
+    def backlog(self) -> int:
+        return self._pending.qsize() + len(self._overflow)
+
+    async def close(self, deadline_s: float = 10.0) -> Path | None:
+        """Flush within `deadline_s`; spool whatever is left. Returns the spool file, if any."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        left = self._take_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
+        while left and loop.time() < deadline:
+            try:
+                await asyncio.wait_for(write_record(self._database, left[0]), deadline - loop.time())
+                left.pop(0)
+            except (PyMongoError, TimeoutError):
+                await asyncio.sleep(min(self._retry_initial_s, max(0.0, deadline - loop.time())))
+        metrics.RECORDS_BUFFERED.set(0)
+        return self._spool(left) if left else None
+
+    def _take_all(self) -> list[Record]:
+        records = []
+        while not self._pending.empty():
+            records.append(self._pending.get_nowait())
+        records.extend(self._overflow)
+        self._overflow.clear()
+        return records
+
+    async def _drain_forever(self) -> None:
+        delay = self._retry_initial_s
+        while True:
+            record = await self._pending.get()
+            while True:
+                try:
+                    await write_record(self._database, record)
+                    delay = self._retry_initial_s
+                    break
+                except PyMongoError as exc:
+                    metrics.RECORD_WRITE_RETRIES.inc()
+                    logger.warning("record write failed, retrying in %.1fs: %s", delay, type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry_max_s)
+            if self._overflow:
+                self._pending.put_nowait(self._overflow.pop(0))
+            metrics.RECORDS_BUFFERED.set(self.backlog)
+
+    def _spool(self, records: list[Record]) -> Path:
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self._spool_dir / f"records-{uuid.uuid4().hex}.jsonl"
+        temporary = path.with_suffix(".partial")
+        temporary.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
+        temporary.rename(path)  # a reader never sees half a file
+        metrics.RECORDS_SPOOLED.inc(len(records))
+        logger.error("MongoDB unreachable at exit: %d records spooled to %s", len(records), path)
+        return path
+
+
+async def replay_spool(database: AsyncDatabase, spool_dir: Path) -> int:
+    """Write spooled records back. A file is first claimed by renaming it, so two job
+    processes never replay the same file; it is deleted only once all its records are in,
+    and put back for the next try if the database fails midway."""
+    replayed = 0
+    for path in sorted(spool_dir.glob("records-*.jsonl")):
+        claimed = path.with_suffix(f".replaying-{os.getpid()}")
+        try:
+            path.rename(claimed)
+        except FileNotFoundError:
+            continue  # another process claimed it first
+        try:
+            records = [Record.from_json(line) for line in claimed.read_text().splitlines() if line]
+            for record in records:
+                await write_record(database, record)
+        except BaseException:
+            claimed.rename(path)
+            raise
+        claimed.unlink()
+        replayed += len(records)
+    if replayed:
+        logger.info("replayed %d spooled records from %s", replayed, spool_dir)
+    return replayed

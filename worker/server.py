@@ -1,0 +1,326 @@
+"""The AgentServer: prewarm, job requests, the entrypoint, load reporting and drain.
+
+One server registers ONE agent name (`AGENT_NAME`); the agent type is chosen per room inside
+the entrypoint by the routing chain. Job processes are forkserver children, so everything a
+job needs is created at module level or lazily inside the job's own event loop.
+"""
+
+import asyncio
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
+from livekit.plugins import silero
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agent_configs.cache import ConfigCache
+from agent_configs.database import open_client
+from agent_configs.models import AgentConfig, AgentStatus
+from agent_configs.routing.availability import StoreAvailability
+from agent_configs.routing.context import RoutingContext
+from agent_configs.routing.intents import match_intent
+from agent_configs.routing.router import RoutingDecision, Router
+from agent_configs.routing.rules import RulesLoader, RulesStore
+from agent_configs.store import ConfigStore
+from worker import metrics
+from worker.capacity import CapacityGuard
+from worker.conversation import Conversation
+from worker.memory import load_past_messages
+from worker.metadata import routing_context
+from worker.providers import ProviderError
+from worker.records import SESSIONS, Record, RecordWriter, replay_spool
+from worker.session import ConfiguredAgent, build_models, new_session, room_options
+from worker.settings import WorkerSettings, get_worker_settings
+from worker.turns import Message
+
+logger = logging.getLogger("switchboard.worker")
+
+PARTICIPANT_WAIT_S = 15.0
+CLAIM_ATTEMPTS = 3
+HEARTBEAT_S = 30.0
+NOT_IN_POOL = "not served by this worker pool (WORKER_AGENT_TYPES)"
+
+
+@dataclass
+class ProcessServices:
+    """Per job process: one database client, config cache, router and record writer."""
+
+    settings: WorkerSettings
+    database: AsyncDatabase
+    store: ConfigStore
+    configs: ConfigCache
+    capacity: CapacityGuard
+    router: Router
+    writer: RecordWriter
+
+
+class PoolAvailability:
+    """Store availability (status, capacity), limited to the agent types of this pool."""
+
+    def __init__(self, inner: StoreAvailability, pool: frozenset[str]) -> None:
+        self._inner = inner
+        self._pool = pool
+
+    async def unavailable_reason(self, agent_id: str) -> str | None:
+        if self._pool and agent_id not in self._pool:
+            return NOT_IN_POOL
+        return await self._inner.unavailable_reason(agent_id)
+
+
+_services: ProcessServices | None = None
+
+
+async def process_services() -> ProcessServices:
+    global _services
+    if _services is None:
+        settings = get_worker_settings()
+        if not settings.mongo_uri:
+            raise RuntimeError("MONGO_URI is not set: run `make dev` or export it")
+        database = open_client(settings.mongo_uri, settings.mongo_timeout_ms)[settings.mongo_db]
+        store = ConfigStore(database)
+        configs = ConfigCache(store)
+        capacity = CapacityGuard(database)
+        availability = PoolAvailability(
+            StoreAvailability(configs, active_sessions=capacity.in_use),  # type: ignore[arg-type]
+            settings.pool,
+        )
+        router = Router(RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s), availability)
+        writer = RecordWriter(database, settings.spool_dir)
+        _services = ProcessServices(settings, database, store, configs, capacity, router, writer)
+    return _services
+
+
+# -- server-level hooks (run in the main worker process) ---------------------------------
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the VAD once per process, before any job is assigned to it."""
+    proc.userdata["vad"] = silero.VAD.load()
+
+
+def session_load(server: AgentServer) -> float:
+    """Load as the share of session slots in use: predictable, unlike CPU on a shared node."""
+    return min(1.0, len(server.active_jobs) / get_worker_settings().worker_max_sessions)
+
+
+async def on_request(request: JobRequest) -> None:
+    """Accept, unless an explicit agent_id this pool does not serve was asked for.
+
+    Rejecting without terminating lets another worker with the same agent name take the job,
+    so a job is never accepted and then dropped.
+    """
+    pool = get_worker_settings().pool
+    asked = RoutingContext.from_metadata(request.job.metadata).agent_id
+    if pool and asked and asked not in pool:
+        logger.info("rejecting job for %s: %s", asked, NOT_IN_POOL)
+        await request.reject(terminate=False)
+        return
+    await request.accept()
+
+
+# -- the entrypoint (runs in a job process) ---------------------------------------------
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    started_at = datetime.now(UTC)
+    session_id = f"sess_{uuid.uuid4().hex[:16]}"
+    services = await process_services()
+    await _replay_spool_quietly(services)
+    await ctx.connect()
+
+    context, source, participant = await _read_metadata(ctx)
+    decision, config, slot = await _route_and_claim(services, context, session_id)
+    log = logging.LoggerAdapter(logger, {"session_id": session_id, "room": ctx.room.name})
+    log.info("routed: %s (metadata from %s)", decision.summary(), source or "nowhere")
+    metrics.ROUTING_DECISIONS.labels(decision.agent_id or "none", decision.strategy or "none").inc()
+    if config is None:
+        await _refuse(ctx, services, session_id, decision, started_at)
+        return
+
+    try:
+        agent = await _build_agent(services, config, ctx.proc.userdata.get("vad"), context.user_id, [], False)
+    except ProviderError as exc:
+        log.error("cannot run %s: %s", config.agent_id, exc)
+        await _release(services, config, slot, session_id)
+        await _refuse(ctx, services, session_id, decision, started_at, reason=f"provider error: {exc}")
+        return
+
+    session = new_session(config)
+    conversation = Conversation(
+        session_id=session_id,
+        room=ctx.room,
+        session=session,
+        agent=agent,
+        routing=_decision_record(decision, source),
+        user_id=context.user_id,
+        writer=services.writer,
+        build_agent=lambda cfg, history, reply: _build_agent(
+            services, cfg, ctx.proc.userdata.get("vad"), context.user_id, history, reply
+        ),
+        find_handoff=lambda current, text: _find_handoff(services, current, text),
+    )
+    conversation.attach()
+    session.on("close", lambda _: ctx.shutdown("session closed"))
+    heartbeat = asyncio.create_task(_heartbeat(services, config, slot, session_id))
+
+    async def finish(reason: str) -> None:
+        heartbeat.cancel()
+        try:
+            await conversation.finish(reason)
+        finally:
+            metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").dec()
+            await _release(services, config, slot, session_id)
+            await services.writer.close()
+
+    ctx.add_shutdown_callback(finish)
+    identity = participant.identity if participant else None
+    await session.start(agent, room=ctx.room, room_options=room_options(config, identity))
+    await ctx.room.local_participant.set_attributes(
+        {"switchboard.agent_id": config.agent_id, "switchboard.strategy": decision.strategy or ""}
+    )
+    metrics.SESSIONS_STARTED.labels(config.agent_id, decision.strategy or "none").inc()
+    metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").inc()
+    conversation.record_start(started_at, {"job_id": ctx.job.id, "worker_id": ctx.worker_id})
+    if config.greeting:
+        session.say(config.greeting)
+
+
+async def _read_metadata(
+    ctx: JobContext,
+) -> tuple[RoutingContext, str | None, rtc.RemoteParticipant | None]:
+    """Dispatch and room metadata first; only wait for the participant when they say nothing."""
+    context, source = routing_context(ctx.job.metadata, ctx.room.metadata)
+    if source is not None:
+        return context, source, None
+    try:
+        participant = await asyncio.wait_for(ctx.wait_for_participant(), PARTICIPANT_WAIT_S)
+    except TimeoutError:
+        return context, None, None
+    context, source = routing_context(
+        ctx.job.metadata, ctx.room.metadata, participant.metadata, participant.attributes
+    )
+    return context, source, participant
+
+
+async def _route_and_claim(
+    services: ProcessServices, context: RoutingContext, session_id: str
+) -> tuple[RoutingDecision, AgentConfig | None, int | None]:
+    """Route, then claim a session slot if the type has a limit; a lost race re-routes."""
+    decision = await services.router.route(context)
+    for _ in range(CLAIM_ATTEMPTS):
+        if decision.agent_id is None:
+            return decision, None, None
+        config = await services.configs.get(decision.agent_id)
+        limit = config.max_concurrent_sessions
+        if limit is None:
+            return decision, config, None
+        slot = await services.capacity.claim(config.agent_id, limit, session_id)
+        if slot is not None:
+            return decision, config, slot
+        decision = await services.router.route(context)  # now sees the type as full
+    return decision, None, None
+
+
+async def _build_agent(
+    services: ProcessServices,
+    config: AgentConfig,
+    prewarmed_vad: Any,
+    user_id: str | None,
+    history: list[Message],
+    reply_on_enter: bool,
+) -> ConfiguredAgent:
+    models = build_models(config, services.settings, prewarmed_vad)
+    remembered = list(history)
+    if not history and config.memory.enabled and user_id:
+        try:
+            remembered = await load_past_messages(
+                services.database, config.agent_id, user_id, config.memory.max_past_turns
+            )
+        except Exception as exc:  # memory is a nicety: the session starts without it
+            logger.warning("could not load memory for %s: %s", user_id, exc)
+    return ConfiguredAgent(config, models, remembered, reply_on_enter=reply_on_enter)
+
+
+async def _find_handoff(
+    services: ProcessServices, current_agent_id: str, text: str
+) -> tuple[AgentConfig, dict[str, Any]] | None:
+    page = await services.store.list_agents(status=AgentStatus.ACTIVE, limit=200)
+    candidates = [
+        c for c in page.items if c.intents and (not services.settings.pool or c.agent_id in services.settings.pool)
+    ]
+    match = match_intent(text, candidates)
+    if match is None or match.agent_id == current_agent_id:
+        return None
+    return await services.configs.get(match.agent_id), asdict(match)
+
+
+async def _heartbeat(services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str) -> None:
+    if slot is None:
+        return
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        try:
+            await services.capacity.heartbeat(config.agent_id, slot, session_id)
+        except Exception as exc:
+            logger.warning("slot heartbeat failed: %s", exc)
+
+
+async def _release(services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str) -> None:
+    if slot is None:
+        return
+    try:
+        await services.capacity.release(config.agent_id, slot, session_id)
+    except Exception as exc:  # a stale slot is reclaimed after its heartbeat times out
+        logger.warning("could not release slot %s of %s: %s", slot, config.agent_id, exc)
+
+
+async def _refuse(
+    ctx: JobContext,
+    services: ProcessServices,
+    session_id: str,
+    decision: RoutingDecision,
+    started_at: datetime,
+    reason: str = "no agent type available",
+) -> None:
+    """No agent can serve this room: tell the frontend, record it, end the job cleanly."""
+    payload = {"session_id": session_id, "reason": reason, "routing": _decision_record(decision, None)}
+    await ctx.room.local_participant.set_attributes({"switchboard.agent_id": "", "switchboard.strategy": ""})
+    services.writer.submit(
+        Record(SESSIONS, session_id, {**payload, "room": ctx.room.name, "status": "refused", "started_at": started_at})
+    )
+    await services.writer.close()
+    ctx.shutdown(reason)
+
+
+def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str, Any]:
+    return decision.model_dump(mode="json") | {"metadata_source": source}
+
+
+async def _replay_spool_quietly(services: ProcessServices) -> None:
+    try:
+        await replay_spool(services.database, services.settings.spool_dir)
+    except Exception as exc:  # the next job start tries again
+        logger.warning("spooled records not replayed yet: %s", exc)
+
+
+def create_server(settings: WorkerSettings | None = None) -> AgentServer:
+    settings = settings or get_worker_settings()
+    server = AgentServer(
+        port=settings.worker_http_port,
+        drain_timeout=settings.worker_drain_timeout_s,
+        load_fnc=session_load,
+        shutdown_process_timeout=90.0,
+        prometheus_port=settings.prometheus_port,
+        prometheus_multiproc_dir=str(settings.prometheus_multiproc_dir),
+        ws_url=settings.livekit_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret.get_secret_value(),
+    )
+    server.setup_fnc = prewarm
+    server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
+    return server
+

@@ -1,0 +1,55 @@
+"""Worker settings: the shared ones (MONGO_URI, LIVEKIT_URL, ...) plus how this worker runs."""
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from agent_configs.settings import Settings
+
+
+class WorkerSettings(Settings):
+    agent_name: str = Field(
+        default="switchboard",
+        description="The LiveKit agent name this worker registers for explicit dispatch.",
+    )
+    worker_agent_types: str = Field(
+        default="",
+        description="Comma-separated agent_ids this worker pool serves; empty = all of them.",
+    )
+    worker_max_sessions: int = Field(
+        default=8, ge=1, description="Sessions per worker process pool before it reports full load."
+    )
+    worker_http_port: int = Field(default=8081, ge=0, description="Health endpoint port (0 = any).")
+    worker_drain_timeout_s: int = Field(default=3600, ge=1)
+    prometheus_port: int | None = Field(default=9100, description="Metrics port; unset = off.")
+    prometheus_multiproc_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "switchboard-metrics"
+    )
+    spool_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "switchboard-spool",
+        description="Where records wait when MongoDB is unreachable at exit; replayed on start.",
+    )
+    model_profile: Literal["local", "cloud"] = Field(
+        default="local",
+        description="`cloud` runs agent types configured with `local` providers on OpenAI + "
+        "Deepgram instead, without editing any config.",
+    )
+    routing_rules_ttl_s: float = Field(
+        default=2.0, ge=0.0, description="How long routing rules are cached before re-reading."
+    )
+    local_llm_url: str = "http://127.0.0.1:8088/v1"
+    cloud_llm_model: str = "gpt-4o-mini"
+    cloud_stt_model: str = "nova-3"
+    cloud_tts_model: str = "aura-2-andromeda-en"
+
+    @property
+    def pool(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.worker_agent_types.split(",") if t.strip())
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()

@@ -1,0 +1,172 @@
+"""Structured turns and the closing summary.
+
+After every assistant reply, one JSON-schema constrained call fills the agent type's turn
+schema. `system_response` is not asked of the model: it is the reply the user actually heard
+or read, so the record can never disagree with the conversation. A turn that fails validation
+is retried once, then stored flagged as failed; the conversation never waits for it.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from openai import APIError, AsyncOpenAI
+from pydantic import ValidationError
+
+from agent_configs.models import SYSTEM_RESPONSE, TurnSchema, describe_validation_error
+from worker import metrics
+from worker.providers import ChatEndpoint
+
+logger = logging.getLogger("switchboard.turns")
+
+TURN_TOPIC = "agent-turn"
+SUMMARY_TOPIC = "conversation-summary"
+CONTEXT_MESSAGES = 8
+REQUEST_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, usage: Any) -> None:
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens or 0
+            self.completion_tokens += usage.completion_tokens or 0
+
+
+@dataclass(frozen=True)
+class FilledTurn:
+    fields: dict[str, Any]
+    status: Literal["ok", "failed"]
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
+class StructuredCaller:
+    """Calls the agent's chat endpoints in order (primary, then fallbacks) and counts usage."""
+
+    endpoints: list[ChatEndpoint]
+    usage: Usage = field(default_factory=Usage)
+
+    def __post_init__(self) -> None:
+        self._clients = [
+            AsyncOpenAI(base_url=e.base_url, api_key=e.api_key, timeout=REQUEST_TIMEOUT_S, max_retries=0)
+            for e in self.endpoints
+        ]
+
+    async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
+        last_error: Exception | None = None
+        for endpoint, client in zip(self.endpoints, self._clients, strict=True):
+            started = time.monotonic()
+            try:
+                response = await client.chat.completions.create(
+                    model=endpoint.model, messages=messages, **options  # type: ignore[arg-type]
+                )
+            except APIError as exc:
+                metrics.LLM_ERRORS.labels(endpoint.model).inc()
+                last_error = exc
+                continue
+            metrics.LLM_TTFT.labels(endpoint.model).observe(time.monotonic() - started)
+            self.usage.add(response.usage)
+            if response.usage is not None:
+                metrics.LLM_TOKENS.labels(endpoint.model, "prompt").inc(response.usage.prompt_tokens or 0)
+                metrics.LLM_TOKENS.labels(endpoint.model, "completion").inc(
+                    response.usage.completion_tokens or 0
+                )
+            return response.choices[0].message.content or ""
+        raise last_error or RuntimeError("no chat endpoint configured")
+
+
+def _transcript(messages: list[Message]) -> str:
+    return "\n".join(f"{m.role}: {m.text}" for m in messages)
+
+
+def _field_guide(schema: TurnSchema) -> str:
+    lines = []
+    for f in schema.fields:
+        if f.name == SYSTEM_RESPONSE:
+            continue
+        allowed = f" (one of: {', '.join(f.enum)})" if f.enum else ""
+        bounds = f" ({f.min:g} to {f.max:g})" if f.min is not None and f.max is not None else ""
+        lines.append(f"- {f.name}: {f.description}{allowed}{bounds}")
+    return "\n".join(lines)
+
+
+def fields_schema(schema: TurnSchema) -> dict[str, Any]:
+    """The turn's JSON Schema without `system_response`, which we fill ourselves."""
+    full = schema.json_schema()
+    properties = {k: v for k, v in full["properties"].items() if k != SYSTEM_RESPONSE}
+    return full | {"properties": properties, "required": list(properties)}
+
+
+class TurnFiller:
+    def __init__(self, caller: StructuredCaller, schema: TurnSchema, agent_name: str) -> None:
+        self._caller = caller
+        self._schema = schema
+        self._agent_name = agent_name
+        self._response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": schema.schema_id, "schema": fields_schema(schema), "strict": True},
+        }
+
+    def _prompt(self, history: list[Message], reply: str) -> list[dict[str, str]]:
+        system = (
+            f"You annotate conversations of the {self._agent_name}. Read the conversation and "
+            "the assistant's latest reply, then return JSON with these fields:\n"
+            + _field_guide(self._schema)
+        )
+        user = (
+            f"Conversation:\n{_transcript(history[-CONTEXT_MESSAGES:])}\n\n"
+            f"Latest assistant reply:\n{reply}\n\nReturn the JSON object only."
+        )
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    async def fill(self, history: list[Message], reply: str) -> FilledTurn:
+        error = "not attempted"
+        parsed: dict[str, Any] = {}
+        for attempt in (1, 2):
+            try:
+                content = await self._caller.complete(
+                    self._prompt(history, reply),
+                    response_format=self._response_format,
+                    temperature=0.0,
+                    max_tokens=400,
+                )
+                parsed = json.loads(content)
+                if not isinstance(parsed, dict):
+                    raise ValueError("the model returned JSON that is not an object")
+                fields = self._schema.validate_turn({**parsed, SYSTEM_RESPONSE: reply})
+                return FilledTurn(fields=fields, status="ok", attempts=attempt)
+            except ValidationError as exc:
+                error = "; ".join(describe_validation_error(exc))
+            except (ValueError, APIError, RuntimeError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            logger.warning("turn extraction attempt %d failed: %s", attempt, error)
+        safe = {k: v for k, v in parsed.items() if k in self._schema.field_names}
+        return FilledTurn(fields={**safe, SYSTEM_RESPONSE: reply}, status="failed", attempts=2, error=error)
+
+
+async def summarize(caller: StructuredCaller, history: list[Message], agent_name: str) -> str:
+    """Two or three sentences for a CRM note; empty conversations get a fixed note."""
+    if not any(m.role == "user" for m in history):
+        return "The user did not say anything."
+    messages = [
+        {
+            "role": "system",
+            "content": f"You write short notes about conversations handled by the {agent_name}. "
+            "Summarize what the user wanted and the outcome in two or three sentences.",
+        },
+        {"role": "user", "content": _transcript(history[-40:])},
+    ]
+    return (await caller.complete(messages, temperature=0.2, max_tokens=160)).strip()
