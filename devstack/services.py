@@ -109,6 +109,7 @@ class Devstack:
         self.console = console or Console(stderr=True)
         self.environ = dict(os.environ if environ is None else environ)
         self._running: list[_Running] = []
+        self.worker_health_port: int | None = None
 
     def __enter__(self) -> Endpoints:
         try:
@@ -209,12 +210,21 @@ class Devstack:
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
         return f"http://127.0.0.1:{port}/v1"
 
-    def _spawn(self, name: str, command: list[str]) -> _Running:
+    def start_worker(self, endpoints: Endpoints, env: dict[str, str], health_port: int) -> None:
+        """`python -m worker start` against these services; ready when its health check is."""
+        port = reserve_port(health_port, "worker health", "DEVSTACK_WORKER_PORT")
+        worker_env = self.environ | endpoints.as_env() | env | {"WORKER_HTTP_PORT": str(port)}
+        service = self._spawn("worker", [sys.executable, "-m", "worker", "start"], worker_env)
+        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
+        self.worker_health_port = port
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 command,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

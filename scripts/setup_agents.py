@@ -1,5 +1,8 @@
 """Seed agent types into MongoDB: the four built-ins, or your own `--dir` of YAML/JSON files.
 
+The built-in routing chain (explicit -> purpose -> user_attributes -> default) is stored too,
+the first time only: routing rules edited since are never overwritten.
+
     python scripts/setup_agents.py [--dir DIR] [--force] [--dry-run]
 
 Every file is validated before anything is written; an invalid file is reported with its
@@ -18,12 +21,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pymongo.asynchronous.database import AsyncDatabase
 from rich.console import Console
 
 from agent_configs.database import open_client
 from agent_configs.errors import AgentNotFound, ConfigStoreError, DatabaseUnavailable
 from agent_configs.files import DEFAULTS_DIR, ConfigFileError, load_config_dir
 from agent_configs.models import AgentConfig
+from agent_configs.routing.rules import DEFAULT_RULES, RulesStore
 from agent_configs.settings import get_settings
 from agent_configs.store import ConfigStore
 
@@ -116,6 +121,18 @@ async def seed(
     return lines
 
 
+async def seed_routing_rules(database: AsyncDatabase, *, dry_run: bool = False) -> str:
+    """Store the built-in routing chain unless rules were saved before (never overwritten)."""
+    rules = RulesStore(database)
+    current = await rules.current()
+    if current.version > 0:
+        return f"Routing rules: already existed (version {current.version})"
+    if not dry_run:
+        await rules.save(DEFAULT_RULES, expected_version=0)
+    chain = " -> ".join(e.strategy for e in DEFAULT_RULES.chain if e.enabled)
+    return f"Routing rules: created (version 1): {chain}"
+
+
 def redact_uri(uri: str) -> str:
     """Hide the password of a connection string before it is printed."""
     return re.sub(r"://([^:/@]+):[^@/]+@", r"://\1:***@", uri)
@@ -145,6 +162,7 @@ async def run_seed(
         try:
             await store.ping()
             lines = await seed(store, configs, force=force, dry_run=dry_run)
+            rules_line = await seed_routing_rules(client[database], dry_run=dry_run)
         except DatabaseUnavailable as exc:
             console.print(
                 f"[red]error:[/red] cannot reach MongoDB at {redact_uri(mongo_uri)} "
@@ -164,6 +182,7 @@ async def run_seed(
             soft_wrap=True,
         )
     console.print(report.summary())
+    console.print(rules_line)
     if dry_run:
         console.print("Dry run: nothing was written.")
     return EXIT_FAILED if report.failed else EXIT_OK

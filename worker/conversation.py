@@ -16,8 +16,9 @@ from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentSession, ConversationItemAddedEvent, llm
-from livekit.agents.metrics import LLMMetrics
-from livekit.agents.voice.events import CloseEvent, MetricsCollectedEvent, UserStateChangedEvent
+from livekit.agents.metrics.usage import LLMModelUsage
+from livekit.agents.voice.events import CloseEvent, SessionUsageUpdatedEvent, UserStateChangedEvent
+from livekit.agents.voice.room_io import TextInputEvent
 
 from agent_configs.models import AgentConfig
 from worker import metrics
@@ -43,8 +44,8 @@ SUMMARY_TIMEOUT_S = 30.0
 HandoffFinder = Callable[[str, str], Awaitable[tuple[AgentConfig, dict[str, Any]] | None]]
 """`await find(current_agent_id, user_text)` -> (target config, match details) or None."""
 
-AgentFactory = Callable[[AgentConfig, list[Message], bool], Awaitable[ConfiguredAgent]]
-"""`await build(config, history, reply_on_enter)` -> a ready agent for that type."""
+AgentFactory = Callable[[AgentConfig, list[Message]], Awaitable[ConfiguredAgent]]
+"""`await build(config, history)` -> a ready agent of that type that continues `history`."""
 
 
 def _now() -> datetime:
@@ -70,6 +71,7 @@ class Conversation:
     _awaiting_reply_to: str | None = None
     _turns: asyncio.Queue[tuple[int, list[Message], str, str | None]] = field(default_factory=asyncio.Queue)
     _turn_task: asyncio.Task[None] | None = None
+    _usage_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def config(self) -> AgentConfig:
@@ -87,7 +89,7 @@ class Conversation:
         """Subscribe to the session's events; call before `session.start`."""
         self.session.on("conversation_item_added", self._on_item_added)
         self.session.on("user_state_changed", self._on_user_state)
-        self.session.on("metrics_collected", self._on_metrics)
+        self.session.on("session_usage_updated", self._on_usage)
         self.session.on("close", self._on_close)
         self._turn_task = asyncio.create_task(self._fill_turns_in_order(), name="switchboard.turns")
         if self.find_handoff is not None and self.routing.get("strategy") == "default":
@@ -152,6 +154,9 @@ class Conversation:
         if not text:
             return
         self.history.append(Message(item.role, text))  # type: ignore[arg-type]
+        ttft = (item.metrics or {}).get("llm_node_ttft")
+        if item.role == "assistant" and ttft is not None:
+            metrics.LLM_TTFT.labels(self.agent.models.endpoints[0].model).observe(max(ttft, 0.0))
         if item.role == "user":
             self._awaiting_reply_to = text
         elif self._awaiting_reply_to is not None:
@@ -164,15 +169,18 @@ class Conversation:
             self.end_reason = "idle_timeout"
             asyncio.create_task(self._say_goodbye(), name="switchboard.goodbye")
 
-    def _on_metrics(self, event: MetricsCollectedEvent) -> None:
-        m = event.metrics
-        if isinstance(m, LLMMetrics):
-            model = self.agent.models.endpoints[0].model
-            metrics.LLM_TTFT.labels(model).observe(max(m.ttft, 0.0))
-            metrics.LLM_TOKENS.labels(model, "prompt").inc(m.prompt_tokens)
-            metrics.LLM_TOKENS.labels(model, "completion").inc(m.completion_tokens)
-            self.usage.prompt_tokens += m.prompt_tokens
-            self.usage.completion_tokens += m.completion_tokens
+    def _on_usage(self, event: SessionUsageUpdatedEvent) -> None:
+        """Usage arrives as running totals per model; the counters get the increase."""
+        for usage in event.usage.model_usage:
+            if not isinstance(usage, LLMModelUsage):
+                continue
+            before = self._usage_seen.get(usage.model, (0, 0))
+            prompt, completion = usage.input_tokens - before[0], usage.output_tokens - before[1]
+            self._usage_seen[usage.model] = (usage.input_tokens, usage.output_tokens)
+            metrics.LLM_TOKENS.labels(usage.model, "prompt").inc(max(prompt, 0))
+            metrics.LLM_TOKENS.labels(usage.model, "completion").inc(max(completion, 0))
+            self.usage.prompt_tokens += max(prompt, 0)
+            self.usage.completion_tokens += max(completion, 0)
 
     def _on_close(self, event: CloseEvent) -> None:
         if self.end_reason is None:
@@ -252,6 +260,18 @@ class Conversation:
 
     # -- hand-off ----------------------------------------------------------------------
 
+    async def on_text_input(self, session: AgentSession, event: TextInputEvent) -> None:
+        """`lk.chat` messages: hand off first when an intent matches, then answer."""
+        check = self.agent.handoff_check
+        if check is not None:
+            target = await check(self.agent, event.text)
+            if target is not None:
+                target.pending_user_input = event.text
+                session.update_agent(target)
+                return
+        await session.interrupt()
+        session.generate_reply(user_input=event.text)
+
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
         """Only the first user message of a session routed by `default` is matched."""
         current.handoff_check = None
@@ -260,8 +280,7 @@ class Conversation:
         if found is None:
             return None
         target_config, match = found
-        history = [*self.history, Message("user", user_text)]
-        target = await self.build_agent(target_config, history, True)
+        target = await self.build_agent(target_config, list(self.history))
         handoff = {
             "from_agent_id": current.config.agent_id,
             "to_agent_id": target_config.agent_id,

@@ -85,7 +85,7 @@ async def process_services() -> ProcessServices:
         configs = ConfigCache(store)
         capacity = CapacityGuard(database)
         availability = PoolAvailability(
-            StoreAvailability(configs, active_sessions=capacity.in_use),  # type: ignore[arg-type]
+            StoreAvailability(configs, active_sessions=capacity.in_use),
             settings.pool,
         )
         router = Router(RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s), availability)
@@ -142,7 +142,7 @@ async def entrypoint(ctx: JobContext) -> None:
         return
 
     try:
-        agent = await _build_agent(services, config, ctx.proc.userdata.get("vad"), context.user_id, [], False)
+        agent = await _build_agent(services, config, ctx.proc.userdata.get("vad"), context.user_id, [])
     except ProviderError as exc:
         log.error("cannot run %s: %s", config.agent_id, exc)
         await _release(services, config, slot, session_id)
@@ -158,8 +158,8 @@ async def entrypoint(ctx: JobContext) -> None:
         routing=_decision_record(decision, source),
         user_id=context.user_id,
         writer=services.writer,
-        build_agent=lambda cfg, history, reply: _build_agent(
-            services, cfg, ctx.proc.userdata.get("vad"), context.user_id, history, reply
+        build_agent=lambda cfg, history: _build_agent(
+            services, cfg, ctx.proc.userdata.get("vad"), context.user_id, history
         ),
         find_handoff=lambda current, text: _find_handoff(services, current, text),
     )
@@ -178,13 +178,18 @@ async def entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(finish)
     identity = participant.identity if participant else None
-    await session.start(agent, room=ctx.room, room_options=room_options(config, identity))
+    await session.start(
+        agent, room=ctx.room, room_options=room_options(config, identity, conversation.on_text_input)
+    )
     await ctx.room.local_participant.set_attributes(
         {"switchboard.agent_id": config.agent_id, "switchboard.strategy": decision.strategy or ""}
     )
     metrics.SESSIONS_STARTED.labels(config.agent_id, decision.strategy or "none").inc()
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").inc()
-    conversation.record_start(started_at, {"job_id": ctx.job.id, "worker_id": ctx.worker_id})
+    conversation.record_start(
+        started_at,
+        {"job_id": ctx.job.id, "worker_id": ctx.worker_id, "memory_messages": agent.remembered_messages},
+    )
     if config.greeting:
         session.say(config.greeting)
 
@@ -231,7 +236,6 @@ async def _build_agent(
     prewarmed_vad: Any,
     user_id: str | None,
     history: list[Message],
-    reply_on_enter: bool,
 ) -> ConfiguredAgent:
     models = build_models(config, services.settings, prewarmed_vad)
     remembered = list(history)
@@ -242,7 +246,7 @@ async def _build_agent(
             )
         except Exception as exc:  # memory is a nicety: the session starts without it
             logger.warning("could not load memory for %s: %s", user_id, exc)
-    return ConfiguredAgent(config, models, remembered, reply_on_enter=reply_on_enter)
+    return ConfiguredAgent(config, models, remembered)
 
 
 async def _find_handoff(
@@ -313,6 +317,7 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
         port=settings.worker_http_port,
         drain_timeout=settings.worker_drain_timeout_s,
         load_fnc=session_load,
+        load_threshold=1.0,  # with load = sessions / WORKER_MAX_SESSIONS: unavailable only when full
         shutdown_process_timeout=90.0,
         prometheus_port=settings.prometheus_port,
         prometheus_multiproc_dir=str(settings.prometheus_multiproc_dir),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm, room_io, vad
+from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.plugins import silero
 
 from agent_configs.models import AgentConfig, Modality, VADSpec
@@ -78,7 +79,7 @@ class ConfiguredAgent(Agent):
         remembered: list[Message],
         *,
         handoff_check: HandoffCheck | None = None,
-        reply_on_enter: bool = False,
+        pending_user_input: str | None = None,
     ) -> None:
         super().__init__(
             instructions=config.instructions,
@@ -90,19 +91,24 @@ class ConfiguredAgent(Agent):
         )
         self.config = config
         self.models = models
+        self.remembered_messages = len(remembered)
         self.handoff_check = handoff_check
-        self.reply_on_enter = reply_on_enter
+        self.pending_user_input = pending_user_input
 
     async def on_enter(self) -> None:
-        if self.reply_on_enter:
-            self.session.generate_reply()
+        """After a hand-off, answer the message that caused it."""
+        if self.pending_user_input is not None:
+            self.session.generate_reply(user_input=self.pending_user_input)
+            self.pending_user_input = None
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
         """Hand off before replying, so the user's message is answered by the right type."""
         if self.handoff_check is None:
             return
-        target = await self.handoff_check(self, new_message.text_content or "")
+        text = new_message.text_content or ""
+        target = await self.handoff_check(self, text)
         if target is not None:
+            target.pending_user_input = text
             self.session.update_agent(target)
             raise StopResponse()
 
@@ -117,14 +123,25 @@ class ConfiguredAgent(Agent):
 
 
 def new_session(config: AgentConfig) -> AgentSession:
-    """`user_away_timeout` drives the idle timeout: the worker says goodbye when it fires."""
-    return AgentSession(user_away_timeout=config.idle_timeout_s)
+    """`user_away_timeout` drives the idle timeout: the worker says goodbye when it fires.
+
+    Voice turns end on silero VAD silence (no turn-detector model to download); chat-only
+    sessions have no turn detection at all, each `lk.chat` message is a turn.
+    """
+    detection = "vad" if is_voice(config) else "manual"
+    return AgentSession(user_away_timeout=config.idle_timeout_s, turn_handling={"turn_detection": detection})
 
 
-def room_options(config: AgentConfig, participant_identity: str | None) -> room_io.RoomOptions:
+def room_options(
+    config: AgentConfig,
+    participant_identity: str | None,
+    text_input_cb: TextInputCallback | None = None,
+) -> room_io.RoomOptions:
     """Text always flows (`lk.chat` in, `lk.transcription` out); audio only for voice types."""
     voice = is_voice(config)
     options: dict[str, Any] = {"audio_input": voice, "audio_output": voice, "close_on_disconnect": True}
+    if text_input_cb is not None:
+        options["text_input"] = room_io.TextInputOptions(text_input_cb=text_input_cb)
     if participant_identity:
         options["participant_identity"] = participant_identity
     return room_io.RoomOptions(**options)

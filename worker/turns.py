@@ -24,6 +24,10 @@ logger = logging.getLogger("switchboard.turns")
 TURN_TOPIC = "agent-turn"
 SUMMARY_TOPIC = "conversation-summary"
 CONTEXT_MESSAGES = 8
+MAX_TEXT_CHARS = 240
+MAX_ITEM_CHARS = 80
+MAX_LIST_ITEMS = 8
+RETRY_TEMPERATURE = 0.5  # the retry must not repeat the same deterministic mistake
 REQUEST_TIMEOUT_S = 30.0
 
 
@@ -103,10 +107,24 @@ def _field_guide(schema: TurnSchema) -> str:
     return "\n".join(lines)
 
 
+def _bounded(property_schema: dict[str, Any]) -> dict[str, Any]:
+    """Cap free text so constrained decoding always ends: a small model can otherwise run a
+    string on until max_tokens cuts it, leaving JSON that does not parse."""
+    bounded = dict(property_schema)
+    kinds = bounded["type"] if isinstance(bounded["type"], list) else [bounded["type"]]
+    if "string" in kinds and "enum" not in bounded:
+        bounded.setdefault("maxLength", MAX_TEXT_CHARS)
+    if "array" in kinds:
+        bounded["items"] = {**bounded["items"], "maxLength": MAX_ITEM_CHARS}
+        bounded.setdefault("maxItems", MAX_LIST_ITEMS)
+    return bounded
+
+
 def fields_schema(schema: TurnSchema) -> dict[str, Any]:
-    """The turn's JSON Schema without `system_response`, which we fill ourselves."""
+    """What the model fills: the turn's JSON Schema without `system_response` (we fill it
+    with the real reply), with free text bounded."""
     full = schema.json_schema()
-    properties = {k: v for k, v in full["properties"].items() if k != SYSTEM_RESPONSE}
+    properties = {k: _bounded(v) for k, v in full["properties"].items() if k != SYSTEM_RESPONSE}
     return full | {"properties": properties, "required": list(properties)}
 
 
@@ -140,8 +158,8 @@ class TurnFiller:
                 content = await self._caller.complete(
                     self._prompt(history, reply),
                     response_format=self._response_format,
-                    temperature=0.0,
-                    max_tokens=400,
+                    temperature=0.0 if attempt == 1 else RETRY_TEMPERATURE,
+                    max_tokens=800,
                 )
                 parsed = json.loads(content)
                 if not isinstance(parsed, dict):

@@ -83,7 +83,8 @@ def load_plugin(point: EntryPoint) -> type[RoutingStrategy]:
     try:
         loaded = point.load()
     except Exception as exc:
-        raise StrategyLoadError(point.name, f"cannot load {point.value}: {type(exc).__name__}: {exc}") from exc
+        detail = f"cannot load {point.value}: {type(exc).__name__}: {exc}"
+        raise StrategyLoadError(point.name, detail) from exc
     problem = _shape_problem(point.name, loaded)
     if problem is not None:
         raise StrategyLoadError(point.name, f"{point.value} {problem}")

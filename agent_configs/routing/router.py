@@ -126,24 +126,26 @@ class Router:
     async def _consult(
         self, link: ChainLink, context: RoutingContext, now: datetime, reasons: dict[str, str | None]
     ) -> TrailEntry:
+        def entry(outcome: Outcome, reason: str, agent_id: str | None = None) -> TrailEntry:
+            return TrailEntry(strategy=link.name, agent_id=agent_id, outcome=outcome, reason=reason)
+
         if link.strategy is None:
-            return TrailEntry(strategy=link.name, agent_id=None, outcome="error", reason=link.error or "")
+            return entry("error", link.error or "")
         try:
             proposal = link.strategy.propose(context, now)
         except Exception as exc:
             logger.exception("routing strategy %s raised", link.name)
-            return TrailEntry(strategy=link.name, agent_id=None, outcome="error", reason=f"raised {exc!r}")
+            return entry("error", f"raised {exc!r}")
         if not isinstance(proposal, Proposal):
-            reason = f"returned {type(proposal).__name__}, not a Proposal"
-            return TrailEntry(strategy=link.name, agent_id=None, outcome="error", reason=reason)
+            return entry("error", f"returned {type(proposal).__name__}, not a Proposal")
         if proposal.agent_id is None:
-            return TrailEntry(strategy=link.name, agent_id=None, outcome="no_proposal", reason=proposal.reason)
+            return entry("no_proposal", proposal.reason)
         if proposal.agent_id not in reasons:
             reasons[proposal.agent_id] = await self._availability.unavailable_reason(proposal.agent_id)
         unavailable = reasons[proposal.agent_id]
         if unavailable is not None:
-            return TrailEntry(strategy=link.name, agent_id=proposal.agent_id, outcome="skipped", reason=unavailable)
-        return TrailEntry(strategy=link.name, agent_id=proposal.agent_id, outcome="chosen", reason=proposal.reason)
+            return entry("skipped", unavailable, proposal.agent_id)
+        return entry("chosen", proposal.reason, proposal.agent_id)
 
     @staticmethod
     def _decision(

@@ -172,7 +172,8 @@ async def check_agent_ids(
             if agent_id not in exists:
                 exists[agent_id] = await _agent_exists(store, agent_id)
             if not exists[agent_id]:
-                problems.append(RulesProblem("params", f"agent '{agent_id}' does not exist", index, entry.strategy))
+                missing = f"agent '{agent_id}' does not exist"
+                problems.append(RulesProblem("params", missing, index, entry.strategy))
     return problems
 
 
@@ -326,7 +327,9 @@ class RulesLoader:
         except (DatabaseUnavailable, InvalidRoutingRules):
             if self._rules is None:
                 raise
-            logger.warning("routing rules: re-read failed, keeping version %s", self._rules.version, exc_info=True)
+            logger.warning(
+                "routing rules: re-read failed, keeping version %s", self._rules.version, exc_info=True
+            )
             self._read_at = self._clock()
             return
         if not _same_saved_rules(fresh, self._rules):

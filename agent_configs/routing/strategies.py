@@ -107,7 +107,6 @@ class PurposeStrategy:
 
 # -- user_attributes --------------------------------------------------------------------
 
-Operator = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in"]
 OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in")
 _ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt,

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.files import DEFAULTS_DIR
 from agent_configs.models import AgentStatus
+from agent_configs.routing.rules import RulesStore
 from agent_configs.store import ConfigStore
 from devstack import REPO_ROOT, Endpoints
 from devstack.services import reserve_port
@@ -61,9 +63,12 @@ async def test_seeding_twice_creates_nothing_the_second_time(run_setup: RunSetup
     assert "support-agent-v1" in first.stdout and "support_turn_v1" in first.stdout
     assert "fields: 8" in first.stdout  # sales
 
+    assert "Routing rules: created (version 1): explicit -> purpose -> user_attributes -> default" in first.stdout
+
     second = run_setup()
     assert second.returncode == 0
     assert "Created: 0   Already existed: 4   Updated: 0   Failed: 0   Total: 4" in second.stdout
+    assert "Routing rules: already existed (version 1)" in second.stdout
     page = await store.list_agents()
     assert sorted(c.agent_id for c in page.items) == [
         "onboarding-agent-v1",
@@ -95,11 +100,12 @@ async def test_force_saves_a_changed_file_as_a_new_version(
     assert (await store.get_version("support-agent-v1", 1)).greeting != current.greeting
 
 
-async def test_dry_run_writes_nothing(run_setup: RunSetup, store: ConfigStore) -> None:
+async def test_dry_run_writes_nothing(run_setup: RunSetup, store: ConfigStore, database: AsyncDatabase) -> None:
     result = run_setup("--dry-run")
     assert result.returncode == 0
     assert "Created: 4" in result.stdout and "nothing was written" in result.stdout
     assert (await store.list_agents()).items == []
+    assert (await RulesStore(database).current()).version == 0
 
 
 async def test_invalid_file_is_named_and_only_it_is_skipped(

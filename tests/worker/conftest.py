@@ -1,6 +1,7 @@
 """A real worker process (`python -m worker start`) on the real LiveKit server, FerretDB and
 local LLM, serving a database seeded with the built-in agent types. One per test module."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,7 +23,7 @@ from agent_configs.store import ConfigStore
 from devstack import REPO_ROOT, Endpoints
 from devstack.services import reserve_port
 from scripts.setup_agents import seed
-from tests.worker.room_client import RoomClient
+from devstack.frontend import RoomClient
 
 REGISTER_TIMEOUT_S = 90.0
 
@@ -36,7 +38,9 @@ class RunningWorker:
     env: dict[str, str]
 
     def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        noise = ("InsecureKeyLengthWarning", "return self._jws.encode")
+        kept = [l for l in self.log_path.read_text(errors="replace").splitlines() if not any(n in l for n in noise)]
+        return "\n".join(line[:600] for line in kept[-lines:])
 
 
 def worker_env(endpoints: Endpoints, database_name: str, agent_name: str, tmp: Path) -> dict[str, str]:
@@ -119,6 +123,42 @@ def worker(
         yield running
     finally:
         stop_worker(process)
+
+
+@pytest.fixture(scope="module")
+async def text_only_agents(worker_database: AsyncDatabase) -> None:
+    """Chat-only agent types: no STT, TTS or VAD in the session (voice has its own module)."""
+    store = ConfigStore(worker_database)
+    for config in (await store.list_agents()).items:
+        text_only = config.model_copy(update={"modalities": ["text"], "stt": None, "tts": None, "vad": None})
+        await store.update(text_only, expected_version=config.version)
+
+
+async def wait_for_session_end(database: AsyncDatabase, room: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = await database["sessions"].find_one({"room": room, "status": {"$in": ["ended", "refused"]}})
+        if record is not None:
+            return record
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no ended session record for room {room}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def worker_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed end-to-end test shows what the worker logged, not just what the client saw."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed and "worker" in request.fixturenames:
+        running: RunningWorker = request.getfixturevalue("worker")
+        print(f"--- worker log ({running.log_path}) ---\n{running.log_tail(80)}")
 
 
 @pytest.fixture

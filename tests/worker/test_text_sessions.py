@@ -1,33 +1,18 @@
 """Text sessions end to end: a real client, the real worker, LiveKit, FerretDB and local LLM."""
 
-import asyncio
+from typing import Any
 
 import jsonschema
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.store import ConfigStore
-from tests.worker.conftest import RunningWorker
-from tests.worker.room_client import RoomClient
+from devstack.services import reserve_port
+from tests.worker.conftest import RunningWorker, wait_for_session_end
+from devstack.frontend import RoomClient
 
 
-@pytest.fixture(scope="module", autouse=True)
-async def text_only_agents(worker_database: AsyncDatabase) -> None:
-    """Chat-only agent types: no STT, TTS or VAD in the session (voice has its own module)."""
-    store = ConfigStore(worker_database)
-    for config in (await store.list_agents()).items:
-        text_only = config.model_copy(update={"modalities": ["text"], "stt": None, "tts": None, "vad": None})
-        await store.update(text_only, expected_version=config.version)
-
-
-async def wait_for_session_end(database: AsyncDatabase, room: str, timeout: float = 120.0) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        record = await database["sessions"].find_one({"room": room, "status": {"$in": ["ended", "refused"]}})
-        if record is not None:
-            return record
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"no ended session record for room {room}")
+pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 
 async def test_support_chat_greets_answers_and_fills_turns(
@@ -59,3 +44,111 @@ async def test_support_chat_greets_answers_and_fills_turns(
     assert record["usage"]["completion_tokens"] > 0
     stored_turn = await worker_database["turns"].find_one({"session_id": record["session_id"]})
     assert stored_turn["status"] in ("ok", "failed") and stored_turn["user_text"].startswith("My login")
+
+
+async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object) -> None:
+    store = ConfigStore(database)
+    current = await store.get(agent_id)
+    await store.update(current.model_copy(update=changes), expected_version=current.version)
+
+
+async def test_a_config_edit_is_used_by_the_next_session(
+    client: RoomClient, worker: RunningWorker, worker_database: AsyncDatabase, endpoints: Any
+) -> None:
+    await update_agent(worker_database, "onboarding-agent-v1", greeting="Hi! Version two of onboarding here.")
+    await client.join({"purpose": "onboarding", "user_id": "u-edit"})
+    assert await client.next_transcript(0) == "Hi! Version two of onboarding here."
+
+
+async def test_idle_user_gets_a_goodbye_and_the_session_ends(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
+    await update_agent(worker_database, "pte-interview-agent-v1", idle_timeout_s=5.0)
+    await client.join({"purpose": "interview", "user_id": "u-idle"})
+    await client.next_transcript(0)  # the greeting; then the user says nothing
+    goodbye = await client.next_transcript(1, timeout=60)
+    assert "Goodbye" in goodbye
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert record["end_reason"] == "idle_timeout"
+
+
+async def test_fallback_llm_answers_when_the_primary_is_down(
+    client: RoomClient, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    dead = f"http://127.0.0.1:{reserve_port(0, 'dead llm', 'UNUSED')}/v1"
+    sales = await ConfigStore(worker_database).get("sales-agent-v1")
+    primary = sales.llm.model_copy(update={"provider": "openai", "base_url": dead, "fallback": []})
+    with_fallback = primary.model_copy(update={"fallback": [sales.llm]})
+    await update_agent(worker_database, "sales-agent-v1", llm=with_fallback)
+    try:
+        await client.join({"purpose": "sales", "user_id": "u-fallback"})
+        await client.next_transcript(0)
+        await client.say("Tell me about your pricing.")
+        assert (await client.next_transcript(1, timeout=120)).strip()
+    finally:
+        await update_agent(worker_database, "sales-agent-v1", llm=sales.llm)
+
+
+async def test_max_concurrent_sessions_holds_across_rooms(
+    endpoints: Any, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    await update_agent(worker_database, "sales-agent-v1", max_concurrent_sessions=1)
+    first = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    second = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    try:
+        await first.join({"purpose": "sales", "user_id": "u-cap-1"})
+        assert await first.routed_agent() == ("sales-agent-v1", "purpose")
+        await second.join({"purpose": "sales", "user_id": "u-cap-2"})
+        assert await second.routed_agent() == ("support-agent-v1", "default")
+        await second.leave()
+        trail = (await wait_for_session_end(worker_database, second.room_name))["routing"]["trail"]
+        assert {"strategy": "purpose", "agent_id": "sales-agent-v1", "outcome": "skipped",
+                "reason": "full: 1/1 sessions"} in trail
+    finally:
+        await first.leave()
+        await second.leave()
+        await update_agent(worker_database, "sales-agent-v1", max_concurrent_sessions=None)
+
+
+async def test_memory_brings_back_earlier_turns_of_the_same_user(
+    endpoints: Any, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    rooms = []
+    for visit in range(2):
+        room = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+        try:
+            await room.join({"purpose": "support", "user_id": "u-memory"})
+            await room.next_transcript(0)
+            await room.say(f"This is visit number {visit + 1}; my order 4471 never arrived.")
+            await room.next_transcript(1)
+            await room.wait_for(lambda r=room: r.data.get("agent-turn"), 180, "the structured turn")
+        finally:
+            await room.leave()
+        rooms.append(room.room_name)
+        await wait_for_session_end(worker_database, room.room_name)
+    first = await worker_database["sessions"].find_one({"room": rooms[0]})
+    second = await worker_database["sessions"].find_one({"room": rooms[1]})
+    assert first["memory_messages"] == 0
+    assert second["memory_messages"] >= 2  # the first visit's user line and agent reply
+
+
+async def test_intent_hands_a_default_routed_session_to_the_matching_type(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
+    await client.join({"user_id": "u-intent"})
+    assert await client.routed_agent() == ("support-agent-v1", "default")
+    await client.next_transcript(0)
+    await client.say("What is your pricing? Could I get a quote for ten seats?")
+    attrs = await client.wait_for(
+        lambda: (a := client.agent_attributes()).get("switchboard.agent_id") == "sales-agent-v1" and a,
+        60,
+        "the hand-off to sales",
+    )
+    assert attrs["switchboard.strategy"] == "intent"
+    handoff = (await client.wait_for(lambda: client.data.get("agent-handoff"), 30, "agent-handoff"))[0]
+    assert handoff["to_agent_id"] == "sales-agent-v1" and "pricing" in handoff["match"]["matched_keywords"]
+    assert (await client.next_transcript(1, timeout=120)).strip()
+    await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert record["agent_id"] == "sales-agent-v1"
+    assert record["handoffs"][0]["from_agent_id"] == "support-agent-v1"

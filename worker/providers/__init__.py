@@ -19,6 +19,10 @@ from worker.providers.registry import (
 )
 from worker.settings import WorkerSettings
 
+FALLBACK_ATTEMPT_TIMEOUT_S = 30.0
+"""How long a model may take to start answering before the next one is tried; generous,
+because a small local model on a busy CPU can be slow to its first token."""
+
 __all__ = ["ChatEndpoint", "ProviderError", "build_llm", "build_stt", "build_tts", "chat_endpoints"]
 
 
@@ -52,7 +56,7 @@ def build_llm(endpoints: list[ChatEndpoint]) -> lk_llm.LLM:
     models = [_openai_llm(e) for e in endpoints]
     if len(models) == 1:
         return models[0]
-    return lk_llm.FallbackAdapter(models, attempt_timeout=10.0, max_retry_per_llm=0)
+    return lk_llm.FallbackAdapter(models, attempt_timeout=FALLBACK_ATTEMPT_TIMEOUT_S, max_retry_per_llm=0)
 
 
 def build_stt(spec: STTSpec, settings: WorkerSettings) -> lk_stt.STT:

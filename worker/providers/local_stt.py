@@ -41,7 +41,8 @@ def bundled_model_dir() -> Path:
     spec = importlib.util.find_spec(BUNDLED_MODELS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise WhisperModelMissing(
-            f"the bundled Whisper model ({BUNDLED_MODELS_PACKAGE}) is not installed: `{INSTALL_HINT}`"
+            f"the bundled Whisper model ({BUNDLED_MODELS_PACKAGE}) is not installed: "
+            f"`{INSTALL_HINT}`"
         )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / "model"
@@ -160,9 +161,14 @@ class LocalWhisperSTT(stt.STT):
     def provider(self) -> str:
         return "faster-whisper"
 
-    def prewarm(self) -> None:
-        """Load the model now (e.g. in the job process's prewarm) instead of on the first turn."""
+    def load(self) -> None:
+        """Load the model now, blocking (e.g. in the job process's prewarm function)."""
         load_whisper(self._key)
+
+    def prewarm(self) -> None:
+        """Called by AgentSession on the event loop: load in the background, not on the first
+        turn and without blocking the loop (a first `recognize()` waits for it)."""
+        threading.Thread(target=self.load, name="whisper-load", daemon=True).start()
 
     async def _recognize_impl(
         self,

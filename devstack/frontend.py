@@ -1,5 +1,8 @@
-"""A real frontend in tests: joins a room with metadata over the livekit rtc SDK, chats on
-`lk.chat`, and collects what the agent sends (transcriptions, data topics, attributes)."""
+"""A minimal real frontend: joins a room with metadata over the livekit rtc SDK, chats on
+`lk.chat`, and collects what the agent sends (transcriptions, data topics, attributes).
+
+Used by `python -m devstack chat` and by the end-to-end tests.
+"""
 
 import asyncio
 import json
@@ -12,6 +15,8 @@ from livekit import api, rtc
 
 
 class RoomClient:
+    """One participant in one fresh room, dispatching `agent_name` explicitly."""
+
     def __init__(self, url: str, api_key: str, api_secret: str, agent_name: str) -> None:
         self.url = url
         self.api_key = api_key
@@ -46,7 +51,10 @@ class RoomClient:
 
     def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
         async def read() -> None:
-            self.transcripts.append(await reader.read_all())
+            try:
+                self.transcripts.append(await reader.read_all())
+            except rtc.StreamError:
+                return  # the room closed mid-message
             self._changed.set()
 
         asyncio.ensure_future(read())

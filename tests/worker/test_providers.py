@@ -1,0 +1,58 @@
+"""Provider registry: configs name providers and env vars; the worker turns them into models."""
+
+import pytest
+from livekit.agents import llm as lk_llm
+
+from agent_configs.models import LLMSpec, STTSpec, TTSSpec
+from worker.providers import build_llm, build_stt, build_tts, chat_endpoints
+from worker.providers.registry import ProviderError
+from worker.settings import WorkerSettings
+
+
+def settings(**values: object) -> WorkerSettings:
+    return WorkerSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_unknown_provider_names_the_field_and_the_known_ones() -> None:
+    with pytest.raises(ProviderError, match=r"llm.provider 'anthropic' is not registered.*local, openai"):
+        chat_endpoints(LLMSpec(provider="anthropic", model="claude"), settings())
+
+
+def test_missing_key_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ProviderError, match="llm.api_key_env: environment variable OPENAI_API_KEY is not set"):
+        chat_endpoints(LLMSpec(provider="openai", model="gpt-4o-mini"), settings())
+
+
+def test_key_is_read_from_the_named_env_var_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEAM_OPENAI_KEY", "value-from-env-123")
+    (endpoint,) = chat_endpoints(
+        LLMSpec(provider="openai", model="gpt-4o-mini", api_key_env="TEAM_OPENAI_KEY"), settings()
+    )
+    assert endpoint.api_key == "value-from-env-123"
+    assert "value-from-env-123" not in repr(endpoint)
+
+
+def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
+    spec = LLMSpec(
+        provider="openai",
+        model="primary",
+        base_url="http://127.0.0.1:9/v1",
+        fallback=[LLMSpec(provider="local", model="smollm2-135m-instruct")],
+    )
+    endpoints = chat_endpoints(spec, settings(local_llm_url="http://127.0.0.1:8088/v1"))
+    assert [(e.model, e.base_url) for e in endpoints] == [
+        ("primary", "http://127.0.0.1:9/v1"),
+        ("smollm2-135m-instruct", "http://127.0.0.1:8088/v1"),
+    ]
+    assert isinstance(build_llm(endpoints), lk_llm.FallbackAdapter)
+
+
+def test_cloud_profile_switches_local_types_without_editing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("DEEPGRAM_API_KEY", "k")
+    cloud = settings(model_profile="cloud")
+    (endpoint,) = chat_endpoints(LLMSpec(provider="local", model="smollm2-135m-instruct"), cloud)
+    assert (endpoint.provider, endpoint.model, endpoint.base_url) == ("openai", "gpt-4o-mini", None)
+    assert type(build_stt(STTSpec(model="tiny.en"), cloud)).__module__.startswith("livekit.plugins.deepgram")
+    assert type(build_tts(TTSSpec(model="espeak-ng"), cloud)).__module__.startswith("livekit.plugins.deepgram")

@@ -1,0 +1,125 @@
+"""Every routing strategy, as a frontend sees it: the agent participant's attributes.
+
+Each test stores the rules it needs (the worker re-reads them for every room), joins a room
+with real metadata, and checks what the real worker chose, and that it is exactly what the
+same Router decides in-process for that metadata.
+"""
+
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agent_configs.models import AgentStatus
+from agent_configs.routing.availability import StoreAvailability
+from agent_configs.routing.context import RoutingContext
+from agent_configs.routing.router import Router
+from agent_configs.routing.rules import DEFAULT_RULES, RulesStore, StaticRules
+from agent_configs.store import ConfigStore
+from tests.worker.conftest import wait_for_session_end
+from devstack.frontend import RoomClient
+
+pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+
+async def use_rules(database: AsyncDatabase, chain: list[dict[str, Any]]) -> None:
+    store = RulesStore(database)
+    current = await store.current()
+    await store.save({"chain": chain}, expected_version=current.version)
+
+
+def default_chain() -> list[dict[str, Any]]:
+    return [entry.model_dump() for entry in DEFAULT_RULES.chain]
+
+
+async def expected_route(database: AsyncDatabase, metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+    rules = await RulesStore(database).current()
+    router = Router(StaticRules(rules), StoreAvailability(ConfigStore(database)))
+    decision = await router.route(RoutingContext.from_metadata(metadata))
+    return decision.agent_id, decision.strategy
+
+
+@pytest.fixture(autouse=True)
+async def reset_rules(worker_database: AsyncDatabase) -> None:
+    await use_rules(worker_database, default_chain())
+    store = ConfigStore(worker_database)
+    for config in (await store.list_agents()).items:
+        if config.status != AgentStatus.ACTIVE:
+            await store.set_status(config.agent_id, AgentStatus.ACTIVE)
+
+
+async def test_explicit_agent_id_wins(client: RoomClient) -> None:
+    await client.join({"agent_id": "sales-agent-v1", "purpose": "support", "user_id": "u-1"})
+    assert await client.routed_agent() == ("sales-agent-v1", "explicit")
+
+
+async def test_purpose_maps_to_its_agent(client: RoomClient) -> None:
+    await client.join({"purpose": "interview", "user_id": "u-2"})
+    assert await client.routed_agent() == ("pte-interview-agent-v1", "purpose")
+
+
+async def test_user_attributes_route_new_users_to_onboarding(client: RoomClient) -> None:
+    await client.join({"user_id": "u-3", "user_details": {"is_new_user": True, "tier": "free"}})
+    assert await client.routed_agent() == ("onboarding-agent-v1", "user_attributes")
+
+
+async def test_ab_split_is_consistent_and_matches_the_in_process_router(
+    endpoints: Any, worker: Any, worker_database: AsyncDatabase
+) -> None:
+    chain = default_chain()
+    chain[3] = {
+        "strategy": "ab_split",
+        "enabled": True,
+        "params": {"salt": "exp-1", "variants": [
+            {"agent_id": "sales-agent-v1", "weight": 1},
+            {"agent_id": "onboarding-agent-v1", "weight": 1},
+        ]},
+    }
+    await use_rules(worker_database, chain)
+    seen = set()
+    for user_id in ("ab-user-1", "ab-user-2", "ab-user-3", "ab-user-1"):
+        metadata = {"user_id": user_id}
+        expected = await expected_route(worker_database, metadata)
+        room = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+        try:
+            await room.join(metadata)
+            assert await room.routed_agent() == expected
+            seen.add(expected[0])
+        finally:
+            await room.leave()
+    assert seen <= {"sales-agent-v1", "onboarding-agent-v1"}
+
+
+async def test_time_window_routes_inside_business_hours(client: RoomClient, worker_database: AsyncDatabase) -> None:
+    chain = default_chain()
+    chain[4] = {
+        "strategy": "time_window",
+        "enabled": True,
+        "params": {"windows": [{"start": "00:00", "end": "24:00", "timezone": "Europe/Berlin",
+                                "agent_id": "pte-interview-agent-v1"}]},
+    }
+    await use_rules(worker_database, chain)
+    await client.join({"user_id": "u-4"})  # no purpose, no attribute rule: reaches time_window
+    assert await client.routed_agent() == ("pte-interview-agent-v1", "time_window")
+
+
+async def test_malformed_metadata_is_served_by_the_fallback(client: RoomClient, worker_database: AsyncDatabase) -> None:
+    await client.join('{"purpose": "sales", oops')
+    assert await client.routed_agent() == ("support-agent-v1", "default")
+    room = client.room_name
+    await client.leave()
+    record = await wait_for_session_end(worker_database, room)
+    assert any("not valid JSON" in w or "JSON" in w for w in record["routing"]["warnings"]), record["routing"]
+
+
+async def test_paused_agent_is_skipped_with_the_reason_recorded(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
+    await ConfigStore(worker_database).set_status("sales-agent-v1", AgentStatus.PAUSED)
+    await client.join({"purpose": "sales", "user_id": "u-5"})
+    assert await client.routed_agent() == ("support-agent-v1", "default")
+    room = client.room_name
+    await client.leave()
+    trail = (await wait_for_session_end(worker_database, room))["routing"]["trail"]
+    skipped = [e for e in trail if e["outcome"] == "skipped"]
+    assert skipped == [{"strategy": "purpose", "agent_id": "sales-agent-v1", "outcome": "skipped", "reason": "paused"}]
