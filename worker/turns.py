@@ -8,7 +8,6 @@ is retried once, then stored flagged as failed; the conversation never waits for
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +26,8 @@ CONTEXT_MESSAGES = 8
 MAX_TEXT_CHARS = 240
 MAX_ITEM_CHARS = 80
 MAX_LIST_ITEMS = 8
+LOCAL_SAMPLING = {"repeat_penalty": 1.15}
+"""llama.cpp only: keeps a small model from looping inside a string."""
 RETRY_TEMPERATURE = 0.5  # the retry must not repeat the same deterministic mistake
 REQUEST_TIMEOUT_S = 30.0
 
@@ -72,16 +73,15 @@ class StructuredCaller:
     async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
         last_error: Exception | None = None
         for endpoint, client in zip(self.endpoints, self._clients, strict=True):
-            started = time.monotonic()
+            extra = {"extra_body": LOCAL_SAMPLING} if endpoint.provider == "local" else {}
             try:
                 response = await client.chat.completions.create(
-                    model=endpoint.model, messages=messages, **options  # type: ignore[arg-type]
+                    model=endpoint.model, messages=messages, **options, **extra  # type: ignore[arg-type]
                 )
             except APIError as exc:
                 metrics.LLM_ERRORS.labels(endpoint.model).inc()
                 last_error = exc
                 continue
-            metrics.LLM_TTFT.labels(endpoint.model).observe(time.monotonic() - started)
             self.usage.add(response.usage)
             if response.usage is not None:
                 metrics.LLM_TOKENS.labels(endpoint.model, "prompt").inc(response.usage.prompt_tokens or 0)

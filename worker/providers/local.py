@@ -50,4 +50,4 @@ def local_tts(spec: TTSSpec, settings: WorkerSettings) -> object:
         from worker.providers.local_tts import LocalTTS
     except ImportError as exc:
         raise _local_extra_missing(exc) from exc
-    return LocalTTS(voice=spec.voice, speed=spec.speed)
+    return LocalTTS(model=spec.model, voice=spec.voice, speed=spec.speed)
