@@ -11,6 +11,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 from livekit import api, rtc
 
 
@@ -26,7 +27,10 @@ class RoomClient:
         self.room_name = f"room-{uuid.uuid4().hex[:10]}"
         self.transcripts: list[str] = []
         self.data: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.agent_audio_rms: list[float] = []
         self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._microphone: rtc.AudioSource | None = None
 
     def token(self, metadata: str | None, identity: str) -> str:
         dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=metadata or "")
@@ -47,6 +51,7 @@ class RoomClient:
         self.room.on("data_received", self._on_data)
         self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
         self.room.on("participant_connected", lambda *_: self._changed.set())
+        self.room.on("track_subscribed", self._on_track)
         await self.room.connect(self.url, self.token(text, identity))
 
     def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
@@ -65,6 +70,35 @@ class RoomClient:
         except ValueError:
             return
         self._changed.set()
+
+    def _on_track(self, track: rtc.Track, *_: Any) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            task = asyncio.ensure_future(self._measure_audio(track))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _measure_audio(self, track: rtc.Track) -> None:
+        """RMS of each 10 ms frame the agent sends: proof its voice is audible, not silence."""
+        async for event in rtc.AudioStream(track):
+            samples = np.frombuffer(bytes(event.frame.data), dtype=np.int16).astype(np.float32)
+            self.agent_audio_rms.append(float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0)
+            if len(self.agent_audio_rms) % 50 == 0:
+                self._changed.set()
+
+    async def speak(self, pcm: bytes, sample_rate: int, trailing_silence_s: float = 1.5) -> None:
+        """Publish 16-bit mono speech as a microphone track, in real time, then silence so
+        voice activity detection hears the end of the turn."""
+        if self._microphone is None:
+            self._microphone = rtc.AudioSource(sample_rate, 1)
+            track = rtc.LocalAudioTrack.create_audio_track("microphone", self._microphone)
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            await self.room.local_participant.publish_track(track, options)
+        chunk = sample_rate // 100  # 10 ms
+        audio = np.frombuffer(pcm, dtype=np.int16)
+        silence = np.zeros(int(sample_rate * trailing_silence_s), dtype=np.int16)
+        for samples in np.array_split(np.concatenate([audio, silence]), max(1, (audio.size + silence.size) // chunk)):
+            frame = rtc.AudioFrame(samples.tobytes(), sample_rate, 1, samples.size)
+            await self._microphone.capture_frame(frame)
 
     async def wait_for(self, condition: Any, timeout: float = 60.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
@@ -106,4 +140,6 @@ class RoomClient:
         return self.transcripts[after]
 
     async def leave(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         await self.room.disconnect()

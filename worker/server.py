@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentServer, JobContext, JobProcess, JobRequest
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, JobRequest
 from livekit.plugins import silero
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -191,7 +191,15 @@ async def entrypoint(ctx: JobContext) -> None:
         {"job_id": ctx.job.id, "worker_id": ctx.worker_id, "memory_messages": agent.remembered_messages},
     )
     if config.greeting:
-        session.say(config.greeting)
+        _greet(session, config.greeting)
+
+
+def _greet(session: AgentSession, greeting: str) -> None:
+    """The user may already have left while the session was starting: nothing to greet."""
+    try:
+        session.say(greeting)
+    except RuntimeError:
+        logger.info("session closed before the greeting")
 
 
 async def _read_metadata(

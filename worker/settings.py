@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from agent_configs.settings import Settings
 
@@ -34,6 +34,7 @@ class WorkerSettings(Settings):
     )
     model_profile: Literal["local", "cloud"] = Field(
         default="local",
+        validation_alias=AliasChoices("SWITCHBOARD_MODEL_PROFILE", "model_profile"),
         description="`cloud` runs agent types configured with `local` providers on OpenAI + "
         "Deepgram instead, without editing any config.",
     )
