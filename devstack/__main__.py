@@ -30,7 +30,7 @@ def _port_from_env(name: str, default: int) -> int:
     return int(value)
 
 
-def _print_endpoints(endpoints: Endpoints, worker_health_port: int | None) -> None:
+def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
     table = Table(title="Switchboard local stack", title_justify="left")
     table.add_column("service")
     table.add_column("listening on")
@@ -42,14 +42,15 @@ def _print_endpoints(endpoints: Endpoints, worker_health_port: int | None) -> No
     if endpoints.local_llm_url:
         llm_note = "started (SmolLM2-135M)" if "local-llm" in endpoints.started else "from LOCAL_LLM_URL"
         table.add_row("Local LLM", endpoints.local_llm_url, llm_note)
-    if worker_health_port is not None:
-        table.add_row("Worker", f"http://127.0.0.1:{worker_health_port}/", "health; agent name `switchboard`")
+    if stack.worker_health_port is not None:
+        table.add_row("Worker", f"http://127.0.0.1:{stack.worker_health_port}/", "health; agent name `switchboard`")
+        table.add_row("Metrics", f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", "Prometheus")
     Console().print(table)
     print("In another shell:")
     for name, value in endpoints.as_env().items():
         shown = "***" if name == "LIVEKIT_API_SECRET" and "livekit-server" not in endpoints.started else value
         print(f"  export {name}={redact_uri(shown)}")
-    if worker_health_port is not None:
+    if stack.worker_health_port is not None:
         print("Talk to an agent:  .venv/bin/python -m devstack chat --purpose support")
 
 
@@ -87,12 +88,15 @@ def up(
                 code = asyncio.run(run_seed(endpoints.mongo_uri, settings.mongo_db))
                 if code != 0:
                     console.print("[yellow]seeding reported problems (see above)[/yellow]")
-            worker_port = None
             if worker:
-                worker_port = _port_from_env("DEVSTACK_WORKER_PORT", 8081)
                 console.print("starting the worker...")
-                stack.start_worker(endpoints, {"MONGO_DB": settings.mongo_db}, worker_port)
-            _print_endpoints(endpoints, stack.worker_health_port)
+                stack.start_worker(
+                    endpoints,
+                    {"MONGO_DB": settings.mongo_db},
+                    _port_from_env("DEVSTACK_WORKER_PORT", 8081),
+                    _port_from_env("DEVSTACK_METRICS_PORT", 9100),
+                )
+            _print_endpoints(endpoints, stack)
             console.print("Running. Ctrl-C stops everything.")
             stopping.wait()
     except KeyboardInterrupt:
@@ -117,7 +121,7 @@ def chat_command(
     except ValueError as exc:
         console.print(f"[red]error:[/red] --details is not JSON: {exc}")
         raise typer.Exit(2) from None
-    metadata = {"user_id": user_id, "user_details": user_details}
+    metadata = {"user_id": user_id, "user_details": user_details, "modality": "text"}
     metadata |= {k: v for k, v in (("purpose", purpose), ("agent_id", agent_id)) if v}
     url = settings.livekit_url or "ws://127.0.0.1:7880"
     agent_name = os.environ.get("AGENT_NAME", "switchboard")

@@ -14,6 +14,7 @@ from rich.console import Console
 from devstack.frontend import RoomClient
 
 console = Console()
+REPLY_WAIT_S = 120.0
 
 
 def _show_new(client: RoomClient, shown: dict[str, int]) -> None:
@@ -37,6 +38,7 @@ async def chat(url: str, api_key: str, api_secret: str, agent_name: str, metadat
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     loop.add_reader(sys.stdin, lambda: lines.put_nowait(sys.stdin.readline() or None))
+    said = 0
     try:
         while True:
             _show_new(client, shown)
@@ -48,6 +50,13 @@ async def chat(url: str, api_key: str, api_secret: str, agent_name: str, metadat
                 break
             if line.strip():
                 await client.say(line.strip())
+                said += 1
+        # Piped input ends at once: wait for the answer to the last message before leaving.
+        await client.wait_for(lambda: len(client.transcripts) > said, REPLY_WAIT_S, "the last reply")
+        _show_new(client, shown)
+    except AssertionError:
+        _show_new(client, shown)
+        console.print("[yellow]no reply to the last message yet; leaving[/yellow]")
     finally:
         loop.remove_reader(sys.stdin)
         await client.leave()

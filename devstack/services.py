@@ -110,6 +110,7 @@ class Devstack:
         self.environ = dict(os.environ if environ is None else environ)
         self._running: list[_Running] = []
         self.worker_health_port: int | None = None
+        self.worker_metrics_port: int | None = None
 
     def __enter__(self) -> Endpoints:
         try:
@@ -149,10 +150,11 @@ class Devstack:
         return Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started)
 
     def stop(self) -> None:
+        """Last started, first stopped, one at a time: the worker finishes its sessions
+        (summaries, records) while the LLM and the database are still there."""
         for service in reversed(self._running):
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
-        for service in reversed(self._running):
             try:
                 service.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -210,13 +212,20 @@ class Devstack:
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
         return f"http://127.0.0.1:{port}/v1"
 
-    def start_worker(self, endpoints: Endpoints, env: dict[str, str], health_port: int) -> None:
-        """`python -m worker start` against these services; ready when its health check is."""
+    def start_worker(self, endpoints: Endpoints, env: dict[str, str], health_port: int, metrics_port: int) -> None:
+        """`python -m worker start` against these services; ready once registered with LiveKit."""
         port = reserve_port(health_port, "worker health", "DEVSTACK_WORKER_PORT")
-        worker_env = self.environ | endpoints.as_env() | env | {"WORKER_HTTP_PORT": str(port)}
+        metrics = reserve_port(metrics_port, "worker metrics", "DEVSTACK_METRICS_PORT")
+        worker_env = self.environ | endpoints.as_env() | env | {
+            "WORKER_HTTP_PORT": str(port),
+            "PROMETHEUS_PORT": str(metrics),
+        }
         service = self._spawn("worker", [sys.executable, "-m", "worker", "start"], worker_env)
-        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
+        # Not the health check: it answers before the worker has registered with LiveKit, and
+        # LiveKit drops (does not queue) the dispatch of a room created in between.
+        self._wait_until(service, lambda: "registered worker" in service.log_path.read_text(errors="replace"))
         self.worker_health_port = port
+        self.worker_metrics_port = metrics
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"

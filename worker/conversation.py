@@ -22,7 +22,7 @@ from livekit.agents.voice.room_io import TextInputEvent
 
 from agent_configs.models import AgentConfig
 from worker import metrics
-from worker.records import SESSIONS, TURNS, Record, RecordWriter
+from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
 from worker.session import ConfiguredAgent
 from worker.turns import (
     SUMMARY_TOPIC,
@@ -113,6 +113,7 @@ class Conversation:
                 },
             )
         )
+        self._record_event("session.started", started_at)
 
     async def finish(self, shutdown_reason: str) -> None:
         """Runs once at job shutdown: drain turns, summarize, publish, record, flush."""
@@ -142,7 +143,26 @@ class Conversation:
                 },
             )
         )
+        self._record_event("session.ended", _now(), {"end_reason": reason, "turns": self._turn_index})
         self.log.info("session ended (%s), %d turns", reason, self._turn_index)
+
+    def _record_event(self, kind: str, at: datetime, details: dict[str, Any] | None = None) -> None:
+        suffix = kind.split(".")[-1]
+        self.writer.submit(
+            Record(
+                EVENTS,
+                f"{self.session_id}:{suffix}",
+                {
+                    "type": kind,
+                    "agent_id": self.config.agent_id,
+                    "session_id": self.session_id,
+                    "room": self.room.name,
+                    "actor": "worker",
+                    "at": at,
+                    "details": details or {},
+                },
+            )
+        )
 
     # -- events ------------------------------------------------------------------------
 

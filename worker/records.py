@@ -24,7 +24,7 @@ logger = logging.getLogger("switchboard.records")
 
 SESSIONS = "sessions"
 TURNS = "turns"
-ACTIVE_SESSIONS = "active_sessions"
+EVENTS = "events"  # the audit trail the admin API shows; admin actions write there too
 MAX_BUFFERED = 10_000
 
 

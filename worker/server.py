@@ -33,7 +33,7 @@ from worker.memory import load_past_messages
 from worker.metadata import routing_context
 from worker.providers import ProviderError
 from worker.records import SESSIONS, Record, RecordWriter, replay_spool
-from worker.session import ConfiguredAgent, build_models, new_session, room_options
+from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
 from worker.settings import WorkerSettings, get_worker_settings
 from worker.turns import Message
 
@@ -140,6 +140,7 @@ async def entrypoint(ctx: JobContext) -> None:
     if config is None:
         await _refuse(ctx, services, session_id, decision, started_at)
         return
+    config = for_frontend(config, context.raw.get("modality"))
 
     try:
         agent = await _build_agent(services, config, ctx.proc.userdata.get("vad"), context.user_id, [])
@@ -159,7 +160,8 @@ async def entrypoint(ctx: JobContext) -> None:
         user_id=context.user_id,
         writer=services.writer,
         build_agent=lambda cfg, history: _build_agent(
-            services, cfg, ctx.proc.userdata.get("vad"), context.user_id, history
+            services, for_frontend(cfg, context.raw.get("modality")), ctx.proc.userdata.get("vad"),
+            context.user_id, history,
         ),
         find_handoff=lambda current, text: _find_handoff(services, current, text),
     )
@@ -188,7 +190,12 @@ async def entrypoint(ctx: JobContext) -> None:
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").inc()
     conversation.record_start(
         started_at,
-        {"job_id": ctx.job.id, "worker_id": ctx.worker_id, "memory_messages": agent.remembered_messages},
+        {
+            "job_id": ctx.job.id,
+            "worker_id": ctx.worker_id,
+            "modalities": list(config.modalities),
+            "memory_messages": agent.remembered_messages,
+        },
     )
     if config.greeting:
         _greet(session, config.greeting)

@@ -33,6 +33,14 @@ def is_voice(config: AgentConfig) -> bool:
     return Modality.VOICE in config.modalities
 
 
+def for_frontend(config: AgentConfig, requested_modality: object) -> AgentConfig:
+    """A chat-only frontend (`"modality": "text"` in its metadata) gets a text session of a
+    voice-capable type: no STT, TTS or VAD to pay for, replies as text right away."""
+    if requested_modality == Modality.TEXT and Modality.TEXT in config.modalities:
+        return config.model_copy(update={"modalities": [Modality.TEXT]})
+    return config
+
+
 def load_vad(spec: VADSpec) -> vad.VAD:
     return silero.VAD.load(
         min_speech_duration=spec.min_speech_duration_s,

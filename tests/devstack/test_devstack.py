@@ -83,6 +83,9 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         "DEVSTACK_RUN_DIR": str(tmp_path),
         "DEVSTACK_MONGO_PORT": "0",
         "DEVSTACK_LIVEKIT_PORT": "0",
+        "DEVSTACK_LLM_PORT": "0",
+        "DEVSTACK_WORKER_PORT": "0",
+        "DEVSTACK_METRICS_PORT": "0",
         "MONGO_DB": "make_dev_check",
         "COLUMNS": "200",
     }
@@ -112,6 +115,20 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         livekit_url = next(l.split("=", 1)[1].strip() for l in lines if "export LIVEKIT_URL=" in l)
         port = int(livekit_url.rsplit(":", 1)[1])
         assert _accepts(port)
+        assert "Routing rules: created" in output and "Talk to an agent" in output
+
+        # The README's next step: chat with an agent through the running worker.
+        chat = subprocess.run(
+            [sys.executable, "-m", "devstack", "chat", "--purpose", "sales"],
+            input="Hello, what plans do you offer?\n",
+            cwd=REPO_ROOT,
+            env=env | {"LIVEKIT_URL": livekit_url},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert "routed to sales-agent-v1 by purpose" in chat.stdout, chat.stdout + chat.stderr
+        assert chat.stdout.count("agent:") >= 2, chat.stdout  # greeting and the answer
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)

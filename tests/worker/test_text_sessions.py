@@ -1,9 +1,12 @@
 """Text sessions end to end: a real client, the real worker, LiveKit, FerretDB and local LLM."""
 
+import json
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.store import ConfigStore
@@ -152,3 +155,37 @@ async def test_intent_hands_a_default_routed_session_to_the_matching_type(
     record = await wait_for_session_end(worker_database, client.room_name)
     assert record["agent_id"] == "sales-agent-v1"
     assert record["handoffs"][0]["from_agent_id"] == "support-agent-v1"
+
+
+async def test_metrics_logs_and_events_tell_what_happened(
+    client: RoomClient, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    await client.join({"purpose": "sales", "user_id": "u-observed"})
+    assert await client.routed_agent() == ("sales-agent-v1", "purpose")
+    await client.next_transcript(0)
+    await client.say("Hi, we are a team of five. What plans do you have?")
+    await client.next_transcript(1)
+    await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    session_id = record["session_id"]
+
+    # Samples written by the job process are served by the worker's metrics port.
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")).text
+    samples = {
+        (family.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    started = samples.get(
+        ("switchboard_sessions_started", (("agent_id", "sales-agent-v1"), ("strategy", "purpose")))
+    )
+    assert started is not None and started >= 1
+    assert any(name == "switchboard_llm_time_to_first_token_seconds" for name, _ in samples)
+
+    events = await worker_database["events"].find({"session_id": session_id}).to_list(None)
+    assert sorted(e["type"] for e in events) == ["session.ended", "session.started"]
+
+    log_lines = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+    ended = [line for line in log_lines if line.get("session_id") == session_id and "session ended" in line["message"]]
+    assert ended and ended[0]["room"] == client.room_name and ended[0]["agent_id"] == "sales-agent-v1"

@@ -1,0 +1,211 @@
+"""API keys: stored hashed, compared in constant time, cached briefly, each with one role.
+
+A key is a random bearer token (`sbk_` + 32 random bytes, URL-safe). Only its SHA-256 is
+stored (collection `api_keys`), so a database dump reveals no usable key; a random 256-bit
+token needs no slow password hash. Authentication compares the presented token's digest with
+every active key's digest using `hmac.compare_digest`, without stopping at the first match,
+so the time taken says nothing about which key (or how much of one) matched.
+
+Keys are read into memory and re-read every `ADMIN_API_KEY_CACHE_TTL_S` seconds (default 5),
+so a request costs no database round trip; a revocation applies on every replica within that
+time. An unknown token triggers at most one early re-read per second, so a key created a
+moment ago works at once without letting bad tokens hammer the database.
+
+Documents: `{_id, name, name_key, role, digest, prefix, created_at, revoked_at}`. `name_key`
+is unique: it equals `name` while the key is active and gets the key id appended when it is
+revoked, which frees the name for a new key (FerretDB v1 has no partial unique indexes).
+"""
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from admin_api.storage import database_errors
+
+API_KEYS = "api_keys"
+TOKEN_PREFIX = "sbk_"
+BOOTSTRAP_KEY_NAME = "bootstrap"
+_MISS_RELOAD_INTERVAL_S = 1.0
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything
+    VIEWER = "viewer"  # reads, dry runs (resolve, validate)
+    TOKEN = "token"  # only POST /token
+
+
+class KeyNameTaken(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an active API key named '{name}' already exists; revoke it or pick another name")
+
+
+class KeyNotFound(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no active API key named '{name}'")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    role: Role
+    digest: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "ApiKey":
+        return cls(
+            key_id=document["_id"],
+            name=document["name"],
+            role=Role(document["role"]),
+            digest=document["digest"],
+            prefix=document.get("prefix", ""),
+            created_at=document["created_at"],
+            revoked_at=document.get("revoked_at"),
+        )
+
+
+def digest_of(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeyRing:
+    """Creates, revokes and lists keys, and authenticates bearer tokens against them."""
+
+    def __init__(
+        self, database: AsyncDatabase, cache_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._keys = database[API_KEYS]
+        self._cache_ttl_s = cache_ttl_s
+        self._clock = clock
+        self._active: tuple[ApiKey, ...] = ()
+        self._loaded_at = float("-inf")
+        self._last_miss_reload = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def ensure_indexes(self) -> None:
+        with database_errors():
+            await self._keys.create_index([("name_key", ASCENDING)], unique=True)
+            await self._keys.create_index([("digest", ASCENDING)])
+
+    # -- authentication --------------------------------------------------------------------
+
+    async def authenticate(self, token: str) -> ApiKey | None:
+        digest = digest_of(token)
+        if self._clock() - self._loaded_at >= self._cache_ttl_s:
+            await self._reload()
+        found = _match(digest, self._active)
+        if found is None and self._clock() - self._last_miss_reload >= _MISS_RELOAD_INTERVAL_S:
+            self._last_miss_reload = self._clock()
+            await self._reload(force=True)
+            found = _match(digest, self._active)
+        return found
+
+    def forget_cache(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def _reload(self, force: bool = False) -> None:
+        async with self._lock:
+            if not force and self._clock() - self._loaded_at < self._cache_ttl_s:
+                return  # another request reloaded while this one waited
+            with database_errors():
+                documents = await self._keys.find({"revoked_at": None}).to_list(length=None)
+            self._active = tuple(ApiKey.from_document(d) for d in documents)
+            self._loaded_at = self._clock()
+
+    # -- management ------------------------------------------------------------------------
+
+    async def create(self, name: str, role: Role, token: str | None = None) -> tuple[ApiKey, str]:
+        """A new key and its token. The token is shown once and never stored."""
+        token = token or new_token()
+        key = ApiKey(
+            key_id=f"key_{uuid.uuid4().hex[:16]}",
+            name=name,
+            role=role,
+            digest=digest_of(token),
+            prefix=token[:8],
+            created_at=_now(),
+        )
+        document = {
+            "_id": key.key_id,
+            "name": name,
+            "name_key": name,
+            "role": str(role),
+            "digest": key.digest,
+            "prefix": key.prefix,
+            "created_at": key.created_at,
+            "revoked_at": None,
+        }
+        try:
+            with database_errors():
+                await self._keys.insert_one(document)
+        except DuplicateKeyError:
+            raise KeyNameTaken(name) from None
+        self.forget_cache()
+        return key, token
+
+    async def revoke(self, name: str) -> ApiKey:
+        with database_errors():
+            document = await self._keys.find_one({"name_key": name, "revoked_at": None})
+            if document is None:
+                raise KeyNotFound(name)
+            revoked_at = _now()
+            await self._keys.update_one(
+                {"_id": document["_id"]},
+                {"$set": {"revoked_at": revoked_at, "name_key": f"{name}~{document['_id']}"}},
+            )
+        self.forget_cache()
+        return ApiKey.from_document(document | {"revoked_at": revoked_at})
+
+    async def list_keys(self, include_revoked: bool = True) -> list[ApiKey]:
+        query: dict[str, Any] = {} if include_revoked else {"revoked_at": None}
+        with database_errors():
+            documents = await self._keys.find(query).sort("created_at", ASCENDING).to_list(length=None)
+        return [ApiKey.from_document(d) for d in documents]
+
+    async def bootstrap(self, token: str) -> ApiKey | None:
+        """An admin key with the given value, only when no key exists at all."""
+        with database_errors():
+            if await self._keys.find_one({}, {"_id": 1}) is not None:
+                return None
+        try:
+            key, _ = await self.create(BOOTSTRAP_KEY_NAME, Role.ADMIN, token)
+        except KeyNameTaken:
+            return None  # another replica bootstrapped first
+        return key
+
+
+def _match(digest: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
+    """Compare against every key, never stopping early: constant time for a given key count."""
+    found = None
+    for key in keys:
+        if hmac.compare_digest(key.digest, digest):
+            found = key
+    return found
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -1,0 +1,63 @@
+"""Admin API settings: the shared ones (MONGO_URI, LIVEKIT_URL, ...) plus how the API runs.
+
+Every name is an environment variable (or a `.env` line); none of them holds a value that a
+response or a log line ever shows.
+"""
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from agent_configs.settings import Settings
+
+
+class AdminSettings(Settings):
+    admin_api_host: str = Field(default="127.0.0.1", description="Interface uvicorn binds to.")
+    admin_api_port: int = Field(default=8000, ge=0, le=65535, description="Port uvicorn listens on.")
+    admin_api_bootstrap_key: SecretStr | None = Field(
+        default=None,
+        description="When no API key exists yet, an admin key named `bootstrap` with this value "
+        "is created at start (for `make dev`). Ignored once any key exists.",
+    )
+    admin_api_cors_origins: str = Field(
+        default="", description="Comma-separated browser origins allowed to call the API."
+    )
+    agent_name: str = Field(
+        default="switchboard",
+        validation_alias=AliasChoices("AGENT_NAME", "agent_name"),
+        description="The worker agent name a token dispatches (the default pool).",
+    )
+    admin_api_agent_names: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON agent_id -> agent name for worker pools, e.g. {"sales-agent-v1": '
+        '"switchboard-sales"}. Types not listed go to AGENT_NAME.',
+    )
+    admin_api_public_livekit_url: str | None = Field(
+        default=None, description="LiveKit URL handed to frontends; default LIVEKIT_URL."
+    )
+    admin_api_token_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="Room token lifetime.")
+    admin_api_token_rate_per_s: float = Field(
+        default=10.0, gt=0, description="POST /token refill rate per API key (token bucket)."
+    )
+    admin_api_token_burst: int = Field(default=30, ge=1, description="POST /token burst per API key.")
+    admin_api_key_cache_ttl_s: float = Field(
+        default=5.0, ge=0, description="How long API keys are cached; a revocation applies after it."
+    )
+    admin_api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body.")
+    routing_rules_ttl_s: float = Field(default=2.0, ge=0.0, description="Routing rules cache, as the worker's.")
+    capacity_slot_stale_s: float = Field(
+        default=90.0, gt=0, description="A capacity slot without heartbeat for this long is free (worker default)."
+    )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.admin_api_cors_origins.split(",") if origin.strip()]
+
+    @property
+    def frontend_livekit_url(self) -> str:
+        return self.admin_api_public_livekit_url or self.livekit_url or "ws://127.0.0.1:7880"
+
+
+@lru_cache
+def get_admin_settings() -> AdminSettings:
+    return AdminSettings()

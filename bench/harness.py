@@ -1,0 +1,570 @@
+"""What the benchmarks share: the real stack with both workers, a timed frontend, memory
+sampling, statistics and the results file.
+
+`BenchStack` starts the devstack (LiveKit server, FerretDB, local LLM) in a temporary run
+directory, seeds a fresh database the way `make seed` does (built-in agent types + routing
+rules), makes the agent types text-only (as tests/worker/conftest.py `text_only_agents` does),
+then runs two workers side by side on the same LiveKit server:
+
+- `switchboard`: `python -m worker start`, agent name `bench-sb-…`;
+- `bare`: `python -m bench.bare_worker start`, agent name `bench-bare-…`, fed the support
+  agent type's instructions, greeting and sampling so both send the LLM the same prompt.
+
+Everything is real and bounded: every wait has a deadline, every process is stopped by its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from livekit import api, rtc  # noqa: E402
+
+from devstack import DEFAULT_ROOT, Devstack, Endpoints  # noqa: E402
+from devstack.services import reserve_port  # noqa: E402
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+REGISTER_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 45.0
+SUPPORT_AGENT = "support-agent-v1"
+
+try:
+    import psutil
+except ImportError:  # the /proc fallback below does the same, a little slower
+    psutil = None
+
+
+# -- numbers -----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "mean": statistics.fmean(values) if values else None,
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
+def ratio(ours: float | None, bare: float | None) -> float | None:
+    if ours is None or bare is None or bare == 0:
+        return None
+    return ours / bare
+
+
+def fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    print(f"\n{title}")
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+
+
+def machine_info() -> dict[str, Any]:
+    total_mb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                total_mb = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_mb": total_mb,
+        "python": platform.python_version(),
+        "loadavg_at_start": os.getloadavg(),
+        "git_head": _git_head(),
+    }
+
+
+def _git_head() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+class LoadWatch:
+    """The 1-minute load average, sampled every few seconds while the bench runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="loadwatch")
+
+    def __enter__(self) -> LoadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(5.0)
+
+    def report(self) -> dict[str, float | None]:
+        return {"load1_min": min(self.samples, default=None), "load1_max": max(self.samples, default=None),
+                "load1_mean": statistics.fmean(self.samples) if self.samples else None}
+
+
+# -- process memory ----------------------------------------------------------------------
+
+
+def _children_proc(pid: int) -> list[int]:
+    """Descendants of `pid` from /proc (when psutil is missing)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _rss_pss_proc(pid: int) -> tuple[int, int]:
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return rss, pss
+
+
+@dataclass
+class TreeMemory:
+    rss: int
+    pss: int
+    processes: int
+
+
+def tree_memory(pid: int) -> TreeMemory:
+    """RSS and PSS summed over a process and all its descendants (job processes, forkserver).
+
+    RSS counts pages shared between forked job processes once per process; PSS splits them,
+    so it is the fairer "what does one more session cost" figure. Both are reported.
+    """
+    if psutil is not None:
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return TreeMemory(0, 0, 0)
+        rss = pss = 0
+        for process in processes:
+            try:
+                info = process.memory_full_info()
+                rss += info.rss
+                pss += getattr(info, "pss", info.rss)
+            except psutil.Error:
+                continue
+        return TreeMemory(rss, pss, len(processes))
+    pids = [pid, *_children_proc(pid)]
+    totals = [_rss_pss_proc(p) for p in pids]
+    return TreeMemory(sum(r for r, _ in totals), sum(p for _, p in totals), len(pids))
+
+
+class MemorySampler:
+    """Samples the memory of some worker trees in a thread until stopped."""
+
+    def __init__(self, pids: dict[str, int], interval_s: float = 1.0) -> None:
+        self.pids = pids
+        self.interval_s = interval_s
+        self.samples: dict[str, list[tuple[float, TreeMemory]]] = {name: [] for name in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="memsampler")
+
+    def start(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                self.samples[name].append((time.time(), tree_memory(pid)))
+            self._stop.wait(self.interval_s)
+
+    def peak(self, name: str) -> TreeMemory | None:
+        samples = [m for _, m in self.samples[name]]
+        if not samples:
+            return None
+        return TreeMemory(max(m.rss for m in samples), max(m.pss for m in samples), max(m.processes for m in samples))
+
+
+# -- workers -----------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerProcess:
+    kind: str  # "switchboard" | "bare"
+    agent_name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    health_port: int
+
+    def active_jobs(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/worker", timeout=2) as response:  # noqa: S310
+                return int(json.loads(response.read()).get("active_jobs", 0))
+        except (OSError, ValueError):
+            return None
+
+    def log_events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return events
+
+    def log_tail(self, lines: int = 40) -> str:
+        noise = ("InsecureKeyLengthWarning", "_jws.encode")
+        kept = [line for line in self.log_path.read_text(errors="replace").splitlines() if not any(n in line for n in noise)]
+        return "\n".join(line[:400] for line in kept[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: started with start_new_session
+            self.process.wait(10)
+
+
+def _start_worker(kind: str, command: list[str], env: dict[str, str], log_path: Path, agent_name: str) -> WorkerProcess:
+    port = reserve_port(0, f"{kind} worker health", "UNUSED")
+    env = env | {"WORKER_HTTP_PORT": str(port)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return WorkerProcess(kind, agent_name, process, log_path, port)
+
+
+def _wait_registered(worker: WorkerProcess) -> None:
+    deadline = time.monotonic() + REGISTER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if "registered worker" in worker.log_path.read_text(errors="replace"):
+            return
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"{worker.kind} worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{worker.kind} worker did not register in {REGISTER_TIMEOUT_S:.0f}s:\n{worker.log_tail()}")
+
+
+async def seed_database(mongo_uri: str, database_name: str) -> dict[str, Any]:
+    """Built-in agent types + routing rules, as `make seed`; then text-only, as the tests do.
+
+    Returns the support agent type (instructions, greeting, sampling) for the bare worker.
+    """
+    from agent_configs.database import open_client
+    from agent_configs.files import DEFAULTS_DIR, load_config_dir
+    from agent_configs.store import ConfigStore
+    from scripts.setup_agents import seed, seed_routing_rules
+
+    client = open_client(mongo_uri)
+    try:
+        database = client[database_name]
+        store = ConfigStore(database)
+        configs, errors = load_config_dir(DEFAULTS_DIR)
+        if errors:
+            raise RuntimeError(f"built-in agent types are invalid: {errors}")
+        await seed(store, configs)
+        await seed_routing_rules(database)
+        for config in (await store.list_agents()).items:
+            text_only = config.model_copy(update={"modalities": ["text"], "stt": None, "tts": None, "vad": None})
+            await store.update(text_only, expected_version=config.version)
+        support = await store.get(SUPPORT_AGENT)
+        return {
+            "greeting": support.greeting,
+            "instructions": support.instructions,
+            "model": support.llm.model,
+            "temperature": support.llm.temperature,
+            "max_tokens": support.llm.max_tokens,
+        }
+    finally:
+        await client.close()
+
+
+async def drop_database(mongo_uri: str, database_name: str) -> None:
+    from agent_configs.database import open_client
+
+    client = open_client(mongo_uri)
+    try:
+        await client.drop_database(database_name)
+    finally:
+        await client.close()
+
+
+@dataclass
+class BenchStack:
+    """The devstack plus both workers, for one benchmark run."""
+
+    max_sessions: int = 32
+    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchboard-bench-")))
+    endpoints: Endpoints | None = None
+    database_name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
+    support: dict[str, Any] = field(default_factory=dict)
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    _devstack: Devstack | None = None
+
+    def __enter__(self) -> BenchStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._devstack = Devstack(DEFAULT_ROOT, run_dir=self.run_dir)
+        self.endpoints = self._devstack.start()
+        if not self.endpoints.local_llm_url:
+            raise RuntimeError("the local model stack is not installed: run `make test` once")
+        self.support = asyncio.run(seed_database(self.endpoints.mongo_uri, self.database_name))
+        common = os.environ | self.endpoints.as_env() | {"WORKER_MAX_SESSIONS": str(self.max_sessions)}
+        tag = uuid.uuid4().hex[:6]
+        sb_name, bare_name = f"bench-sb-{tag}", f"bench-bare-{tag}"
+        self.workers["switchboard"] = _start_worker(
+            "switchboard",
+            [sys.executable, "-m", "worker", "start"],
+            common | {
+                "MONGO_DB": self.database_name,
+                "AGENT_NAME": sb_name,
+                "PROMETHEUS_PORT": str(reserve_port(0, "metrics", "UNUSED")),
+                "PROMETHEUS_MULTIPROC_DIR": str(self.run_dir / "metrics"),
+                "SPOOL_DIR": str(self.run_dir / "spool"),
+            },
+            self.run_dir / "logs" / "worker-switchboard.log",
+            sb_name,
+        )
+        self.workers["bare"] = _start_worker(
+            "bare",
+            [sys.executable, "-m", "bench.bare_worker", "start"],
+            common | {
+                "AGENT_NAME": bare_name,
+                "BARE_GREETING": self.support["greeting"] or "Hello!",
+                "BARE_INSTRUCTIONS": self.support["instructions"],
+                "BARE_LLM_MODEL": self.support["model"],
+                "BARE_TEMPERATURE": str(self.support["temperature"]),
+                "BARE_MAX_TOKENS": str(self.support["max_tokens"] or 256),
+            },
+            self.run_dir / "logs" / "worker-bare.log",
+            bare_name,
+        )
+        for worker in self.workers.values():
+            _wait_registered(worker)
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        if self.endpoints is not None:
+            try:
+                asyncio.run(drop_database(self.endpoints.mongo_uri, self.database_name))
+            except Exception as exc:  # the devstack's data dir is temporary anyway
+                print(f"(could not drop {self.database_name}: {exc})", file=sys.stderr)
+        if self._devstack is not None:
+            self._devstack.stop()
+
+    # -- quiet between measurements ------------------------------------------------------
+
+    def llm_busy(self) -> int | None:
+        """Requests the LLM server is working on (llama.cpp /metrics), None if unknown."""
+        assert self.endpoints and self.endpoints.local_llm_url
+        root = self.endpoints.local_llm_url.removesuffix("/v1")
+        try:
+            with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:  # noqa: S310
+                text = response.read().decode()
+        except OSError:
+            return None
+        busy = 0.0
+        for line in text.splitlines():
+            if line.startswith(("llamacpp:requests_processing", "llamacpp:requests_deferred")):
+                busy += float(line.split()[-1])
+        return int(busy)
+
+    def wait_quiet(self, timeout_s: float = 120.0, settle_s: float = 1.0) -> dict[str, Any]:
+        """Until no worker runs a job and the LLM is idle (bounded); says how long it took."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            jobs = {name: w.active_jobs() for name, w in self.workers.items()}
+            busy = self.llm_busy()
+            if all(j == 0 for j in jobs.values()) and busy in (0, None):
+                time.sleep(settle_s)
+                return {"quiet_after_s": round(time.monotonic() - started, 2), "timed_out": False}
+            time.sleep(0.25)
+        return {"quiet_after_s": round(time.monotonic() - started, 2), "timed_out": True, "jobs": jobs, "llm_busy": busy}
+
+    def client(self, kind: str, metadata: dict[str, Any], identity: str = "bench-user") -> TimedClient:
+        assert self.endpoints
+        return TimedClient(self.endpoints, self.workers[kind].agent_name, metadata, identity)
+
+
+# -- a timed frontend --------------------------------------------------------------------
+
+
+@dataclass
+class Transcript:
+    opened_at: float  # time.time() when the text stream's header arrived
+    done_at: float  # when the whole text had arrived
+    text: str
+
+
+class TimedClient:
+    """One participant in one fresh room that explicitly dispatches `agent_name`, as a
+    frontend does (metadata on the participant and in the dispatch); timestamps everything."""
+
+    def __init__(self, endpoints: Endpoints, agent_name: str, metadata: dict[str, Any], identity: str) -> None:
+        self.endpoints = endpoints
+        self.agent_name = agent_name
+        self.metadata = json.dumps(metadata)
+        self.identity = identity
+        self.room = rtc.Room()
+        self.room_name = f"bench-{uuid.uuid4().hex[:12]}"
+        self.transcripts: list[Transcript] = []
+        self.join_started_at: float | None = None
+        self.connected_at: float | None = None
+        self.agent_joined_at: float | None = None
+        self._changed = asyncio.Event()
+
+    def _token(self) -> str:
+        dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=self.metadata)
+        return (
+            api.AccessToken(self.endpoints.livekit_api_key, self.endpoints.livekit_api_secret)
+            .with_identity(self.identity)
+            .with_metadata(self.metadata)
+            .with_grants(api.VideoGrants(room_join=True, room=self.room_name))
+            .with_room_config(api.RoomConfiguration(agents=[dispatch]))
+            .to_jwt()
+        )
+
+    async def join(self, timeout_s: float = 30.0) -> None:
+        token = self._token()
+        self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
+        self.room.on("participant_connected", self._on_participant)
+        self.join_started_at = time.time()
+        await asyncio.wait_for(self.room.connect(self.endpoints.livekit_url, token), timeout_s)
+        self.connected_at = time.time()
+        for participant in self.room.remote_participants.values():
+            self._on_participant(participant)
+
+    def _on_participant(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and self.agent_joined_at is None:
+            self.agent_joined_at = time.time()
+            self._changed.set()
+
+    def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        opened = time.time()
+
+        async def read() -> None:
+            try:
+                text = await reader.read_all()
+            except rtc.StreamError:
+                return
+            self.transcripts.append(Transcript(opened, time.time(), text))
+            self._changed.set()
+
+        asyncio.ensure_future(read())
+
+    async def wait_transcripts(self, count: int, timeout_s: float) -> Transcript:
+        deadline = time.monotonic() + timeout_s
+        while len(self.transcripts) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"transcript #{count} did not arrive in {timeout_s:.0f}s")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
+        return self.transcripts[count - 1]
+
+    async def chat(self, text: str, timeout_s: float) -> tuple[float, float]:
+        """Send on `lk.chat`; (seconds to the reply's first byte, seconds to the whole reply)."""
+        before = len(self.transcripts)
+        sent = time.time()
+        await asyncio.wait_for(self.room.local_participant.send_text(text, topic="lk.chat"), 10)
+        reply = await self.wait_transcripts(before + 1, timeout_s)
+        return reply.opened_at - sent, reply.done_at - sent
+
+    async def leave(self) -> None:
+        try:
+            await asyncio.wait_for(self.room.disconnect(), 10)
+        except (TimeoutError, Exception):  # noqa: BLE001 - leaving must never fail a measurement
+            pass
+
