@@ -211,6 +211,17 @@ class ConfigStore:
     async def archive(self, agent_id: str, expected_version: int | None = None) -> AgentConfig:
         return await self.set_status(agent_id, AgentStatus.ARCHIVED, expected_version)
 
+    async def rollback(self, agent_id: str, to_version: int, expected_version: int | None = None) -> AgentConfig:
+        """Save the definition of `to_version` as a new version; the status stays as it is now.
+
+        History is never rewritten: rolling back from v5 to v2 files v6 with v2's definition.
+        The status is an operator decision (a paused agent stays paused), as with `--force` seeding.
+        """
+        current = await self.get(agent_id)
+        restored = await self.get_version(agent_id, to_version)
+        base = current.version if expected_version is None else expected_version
+        return await self.update(restored.model_copy(update={"status": current.status}), base)
+
     async def _file_version(self, config: AgentConfig) -> str | None:
         """Claim (agent_id, version) in the history; None when another writer holds it."""
         write_id = uuid.uuid4().hex

@@ -1,0 +1,84 @@
+"""The FastAPI application: `create_app(settings)` wires settings, services, routes and errors.
+
+    uvicorn --factory admin_api.app:create_app     # or: python -m admin_api
+
+Resources live under /api/v1; /healthz, /readyz and /metrics stay at the root for probes.
+OpenAPI at /openapi.json, docs at /docs.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from admin_api.body_limit import BodyLimitMiddleware
+from admin_api.metrics import ApiMetrics, MetricsMiddleware
+from admin_api.problems import FieldProblem, Problem, install_problem_handlers
+from admin_api.routes import agents, events, health, routing, sessions, tokens
+from admin_api.services import Services
+from admin_api.settings import AdminSettings, get_admin_settings
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Agent types with versions and lifecycle, routing rules with explain, room tokens,
+sessions, analytics and the audit trail of Switchboard.
+
+Authenticate with `Authorization: Bearer <API key>`; keys come from
+`python -m admin_api.keys create --name NAME --role admin|viewer|token`.
+Errors are RFC 9457 problem details (`application/problem+json`)."""
+
+
+def create_app(settings: AdminSettings | None = None) -> FastAPI:
+    settings = settings or get_admin_settings()
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.open(settings, metrics)
+        app.state.services = services
+        await services.prepare_quietly()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="Switchboard Admin API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    for router in (agents.router, sessions.router, routing.router, tokens.router, events.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.admin_api_max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag", "Location", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """The generated schema plus the Problem component every error response refers to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem.pop("$defs", {}))
+        components["Problem"] = problem
+        components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,129 @@
+"""Request dependencies: the services, the caller's API key by role, and If-Match.
+
+    async def pause(agent_id: str, caller: AdminKey, store: Store, expected: IfMatch): ...
+
+401 means "who are you?" (no key, or an unknown or revoked one); 403 means "you may not":
+a valid key whose role does not allow the route.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from admin_api.auth import ApiKey, Role
+from admin_api.events import EventLog
+from admin_api.problems import FieldProblem, ProblemError, invalid_request
+from admin_api.resolver import Resolver
+from admin_api.services import Services
+from admin_api.session_records import SessionRecords
+from admin_api.settings import AdminSettings
+from agent_configs.store import ConfigStore
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `python -m admin_api.keys create`.")
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_store(services: ServicesDep) -> ConfigStore:
+    return services.store
+
+
+def get_events(services: ServicesDep) -> EventLog:
+    return services.events
+
+
+def get_resolver(services: ServicesDep) -> Resolver:
+    return services.resolver
+
+
+def get_sessions(services: ServicesDep) -> SessionRecords:
+    return services.sessions
+
+
+def get_settings(services: ServicesDep) -> AdminSettings:
+    return services.settings
+
+
+Store = Annotated[ConfigStore, Depends(get_store)]
+Events = Annotated[EventLog, Depends(get_events)]
+ResolverDep = Annotated[Resolver, Depends(get_resolver)]
+Sessions = Annotated[SessionRecords, Depends(get_sessions)]
+SettingsDep = Annotated[AdminSettings, Depends(get_settings)]
+
+
+def _unauthenticated(detail: str) -> ProblemError:
+    return ProblemError(401, "unauthenticated", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticated_key(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise _unauthenticated("send an API key as `Authorization: Bearer <key>`")
+    key = await services.keys.authenticate(credentials.credentials)
+    if key is None:
+        raise _unauthenticated("the API key is unknown or revoked")
+    return key
+
+
+def require_role(*roles: Role):  # type: ignore[no-untyped-def]
+    allowed = frozenset(roles)
+
+    async def check(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
+        if key.role not in allowed:
+            names = " or ".join(sorted(allowed))
+            detail = f"this needs the {names} role; the key '{key.name}' has {key.role}"
+            raise ProblemError(403, "forbidden", "Not allowed for this API key", detail)
+        return key
+
+    return check
+
+
+AdminKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN))]
+ReaderKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN, Role.VIEWER))]
+TokenKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN, Role.TOKEN))]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """`"3"`, `W/"3"` or `3` -> 3; absent or `*` -> None (apply to the current version)."""
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 12:
+        message = 'must be the ETag of the version you read, e.g. "3"'
+        raise invalid_request([FieldProblem(field="If-Match", message=message, location="header")])
+    return int(text)
+
+
+def optional_if_match(
+    if_match: Annotated[str | None, Header(description='ETag of the version you read, e.g. "3".')] = None,
+) -> int | None:
+    return parse_if_match(if_match)
+
+
+def required_if_match(
+    if_match: Annotated[
+        str | None, Header(description='Required: ETag of the version you read, e.g. "3" (from GET).')
+    ] = None,
+) -> int:
+    expected = parse_if_match(if_match)
+    if expected is None:
+        raise ProblemError(
+            428,
+            "if-match-required",
+            "If-Match is required",
+            "send the ETag you read (GET) as If-Match, so a concurrent change is not overwritten",
+        )
+    return expected
+
+
+IfMatch = Annotated[int | None, Depends(optional_if_match)]
+RequiredIfMatch = Annotated[int, Depends(required_if_match)]

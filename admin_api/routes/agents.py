@@ -1,0 +1,300 @@
+"""Agent types: CRUD with optimistic concurrency, history, rollback, lifecycle, validation.
+
+Every write answers with the new version as ETag; PUT and PATCH need it back as If-Match
+(428 without it, 412 naming the current version when someone saved in between). Status
+changes only through pause / resume / DELETE (archive), so each is an audit event of its own;
+PUT and PATCH keep the current status. Every change is a new version, read by the worker's
+version-checked cache at the next session: no restart, no TTL.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from pydantic import BaseModel, Field, ValidationError
+
+from admin_api.deps import AdminKey, Events, IfMatch, ReaderKey, RequiredIfMatch, Store
+from admin_api.events import EventLog, EventType
+from admin_api.problems import (
+    FieldProblem,
+    etag_for,
+    field_problems,
+    invalid_request,
+    problem_responses,
+    validation_problem,
+)
+from agent_configs.errors import VersionConflict
+from agent_configs.models import AgentConfig, AgentStatus
+from agent_configs.store import MAX_PAGE_SIZE, ConfigStore
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+AgentId = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")]
+STORE_OWNED = ("version", "created_at", "updated_at")
+READ_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
+WRITE_PROBLEMS = problem_responses(401, 403, 404, 412, 413, 422, 428, 503)
+
+
+class AgentPage(BaseModel):
+    items: list[AgentConfig]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page.")
+
+
+class VersionEntry(BaseModel):
+    version: int
+    status: AgentStatus
+    saved_at: datetime
+
+
+class VersionList(BaseModel):
+    agent_id: str
+    items: list[VersionEntry]
+
+
+class RollbackRequest(BaseModel):
+    version: int = Field(ge=1, description="The version whose definition becomes current again.")
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    errors: list[FieldProblem] = Field(default_factory=list)
+    config: AgentConfig | None = Field(default=None, description="The normalized config, when valid.")
+
+
+def _with_etag(response: Response, config: AgentConfig) -> AgentConfig:
+    response.headers["ETag"] = etag_for(config.version)
+    return config
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+async def _list_agents(
+    store: ConfigStore,
+    status_filter: AgentStatus | None,
+    purpose: str | None,
+    tag: str | None,
+    limit: int,
+    cursor: str | None,
+) -> AgentPage:
+    page = await store.list_agents(status=status_filter, purpose=purpose, tag=tag, limit=limit, after=cursor)
+    return AgentPage(items=page.items, next_cursor=page.next_cursor)
+
+
+StatusFilter = Annotated[AgentStatus | None, Query(alias="status")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")]
+Filter = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get("", responses=READ_PROBLEMS)
+async def list_agents(
+    caller: ReaderKey,
+    store: Store,
+    status_filter: StatusFilter = None,
+    purpose: Filter = None,
+    tag: Filter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> AgentPage:
+    """Agent types ordered by agent_id, filtered by status, purpose and tag."""
+    return await _list_agents(store, status_filter, purpose, tag, limit, cursor)
+
+
+@router.get("/list", responses=READ_PROBLEMS, deprecated=True)
+async def list_agents_alias(
+    caller: ReaderKey,
+    store: Store,
+    status_filter: StatusFilter = None,
+    purpose: Filter = None,
+    tag: Filter = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> AgentPage:
+    """Same as `GET /agents`; kept because existing clients call it."""
+    return await _list_agents(store, status_filter, purpose, tag, limit, cursor)
+
+
+@router.get("/{agent_id}", responses=READ_PROBLEMS)
+async def get_agent(caller: ReaderKey, agent_id: AgentId, store: Store, response: Response) -> AgentConfig:
+    """The current config; its version is the ETag to send back as If-Match."""
+    return _with_etag(response, await store.get(agent_id))
+
+
+@router.get("/{agent_id}/versions", responses=READ_PROBLEMS)
+async def list_versions(caller: ReaderKey, agent_id: AgentId, store: Store) -> VersionList:
+    """Every saved version, newest first."""
+    versions = await store.versions(agent_id)
+    items = [VersionEntry(version=v.version, status=v.status, saved_at=v.saved_at) for v in versions]
+    return VersionList(agent_id=agent_id, items=items)
+
+
+@router.get("/{agent_id}/versions/{version}", responses=READ_PROBLEMS)
+async def get_version(
+    caller: ReaderKey, agent_id: AgentId, version: Annotated[int, Path(ge=1, le=10**9)], store: Store
+) -> AgentConfig:
+    return await store.get_version(agent_id, version)
+
+
+# -- writes ---------------------------------------------------------------------------------
+
+
+@router.post("/validate", responses=problem_responses(401, 403, 413, 422, 503))
+async def validate_agent(caller: ReaderKey, definition: Annotated[dict[str, Any], Body()]) -> ValidationReport:
+    """Check a config without saving it: every problem with its field path."""
+    try:
+        config = AgentConfig.model_validate({k: v for k, v in definition.items() if k not in STORE_OWNED})
+    except ValidationError as exc:
+        problems = field_problems(exc.errors(include_url=False, include_input=False))
+        return ValidationReport(valid=False, errors=problems)
+    return ValidationReport(valid=True, config=config)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 413, 422, 503))
+async def create_agent(
+    caller: AdminKey, config: AgentConfig, store: Store, events: Events, request: Request, response: Response
+) -> AgentConfig:
+    """A new agent type at version 1 (`version` and timestamps in the body are ignored)."""
+    created = await store.create(config)
+    await events.record(EventType.AGENT_CREATED, caller.name, agent_id=created.agent_id, version=created.version)
+    response.headers["Location"] = str(request.url_for("get_agent", agent_id=created.agent_id))
+    return _with_etag(response, created)
+
+
+@router.put("/{agent_id}", responses=WRITE_PROBLEMS)
+async def replace_agent(
+    caller: AdminKey,
+    agent_id: AgentId,
+    expected: RequiredIfMatch,
+    config: AgentConfig,
+    store: Store,
+    events: Events,
+    response: Response,
+) -> AgentConfig:
+    """Replace the whole definition. The status stays as it is (see pause / resume)."""
+    if config.agent_id != agent_id:
+        raise invalid_request([FieldProblem(field="agent_id", message=f"must be '{agent_id}', as in the path")])
+    current = await store.get(agent_id)
+    _status_unchanged(config, current, "status" in config.model_fields_set)
+    saved = await store.update(config.model_copy(update={"status": current.status}), expected)
+    await events.record(EventType.AGENT_UPDATED, caller.name, agent_id=agent_id, version=saved.version)
+    return _with_etag(response, saved)
+
+
+@router.patch("/{agent_id}", responses=WRITE_PROBLEMS)
+async def patch_agent(
+    caller: AdminKey,
+    agent_id: AgentId,
+    expected: RequiredIfMatch,
+    patch: Annotated[dict[str, Any], Body(media_type="application/merge-patch+json")],
+    store: Store,
+    events: Events,
+    response: Response,
+) -> AgentConfig:
+    """JSON Merge Patch (RFC 7386) of the definition: `{"llm": {"temperature": 0.2}}`; null removes."""
+    _check_patch_keys(patch, agent_id)
+    current = await store.get(agent_id)
+    if current.version != expected:
+        raise VersionConflict(agent_id, expected, current.version)
+    try:
+        config = AgentConfig.model_validate(merge_patch(current.definition(), patch))
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+    _status_unchanged(config, current, "status" in patch)
+    saved = await store.update(config, expected)
+    await events.record(EventType.AGENT_UPDATED, caller.name, agent_id=agent_id, version=saved.version)
+    return _with_etag(response, saved)
+
+
+@router.delete("/{agent_id}", responses=WRITE_PROBLEMS)
+async def archive_agent(
+    caller: AdminKey, agent_id: AgentId, expected: IfMatch, store: Store, events: Events, response: Response
+) -> AgentConfig:
+    """Archive (kept with its history; the router skips it). `resume` brings it back."""
+    saved = await _change_status(store, events, caller.name, agent_id, AgentStatus.ARCHIVED, expected)
+    return _with_etag(response, saved)
+
+
+@router.post("/{agent_id}/pause", responses=WRITE_PROBLEMS)
+async def pause_agent(
+    caller: AdminKey, agent_id: AgentId, expected: IfMatch, store: Store, events: Events, response: Response
+) -> AgentConfig:
+    """The router skips a paused type from the next room on ("paused" in the trail)."""
+    saved = await _change_status(store, events, caller.name, agent_id, AgentStatus.PAUSED, expected)
+    return _with_etag(response, saved)
+
+
+@router.post("/{agent_id}/resume", responses=WRITE_PROBLEMS)
+async def resume_agent(
+    caller: AdminKey, agent_id: AgentId, expected: IfMatch, store: Store, events: Events, response: Response
+) -> AgentConfig:
+    saved = await _change_status(store, events, caller.name, agent_id, AgentStatus.ACTIVE, expected)
+    return _with_etag(response, saved)
+
+
+@router.post("/{agent_id}/rollback", responses=WRITE_PROBLEMS)
+async def rollback_agent(
+    caller: AdminKey,
+    agent_id: AgentId,
+    expected: IfMatch,
+    body: RollbackRequest,
+    store: Store,
+    events: Events,
+    response: Response,
+) -> AgentConfig:
+    """Make an earlier version's definition current again, as a new version."""
+    saved = await store.rollback(agent_id, body.version, expected)
+    details = {"restored_version": body.version}
+    await events.record(
+        EventType.AGENT_ROLLED_BACK, caller.name, agent_id=agent_id, version=saved.version, details=details
+    )
+    return _with_etag(response, saved)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+_STATUS_EVENTS = {
+    AgentStatus.ACTIVE: EventType.AGENT_RESUMED,
+    AgentStatus.PAUSED: EventType.AGENT_PAUSED,
+    AgentStatus.ARCHIVED: EventType.AGENT_ARCHIVED,
+}
+
+
+async def _change_status(
+    store: ConfigStore, events: EventLog, actor: str, agent_id: str, wanted: AgentStatus, expected: int | None
+) -> AgentConfig:
+    current = await store.get(agent_id)
+    if expected is not None and expected != current.version:
+        raise VersionConflict(agent_id, expected, current.version)
+    if current.status == wanted:
+        return current
+    saved = await store.update(current.model_copy(update={"status": wanted}), current.version)
+    await events.record(_STATUS_EVENTS[wanted], actor, agent_id=agent_id, version=saved.version)
+    return saved
+
+
+def _status_unchanged(config: AgentConfig, current: AgentConfig, given: bool) -> None:
+    if given and config.status != current.status:
+        message = f"is {current.status}; change it with POST .../pause, .../resume or DELETE"
+        raise invalid_request([FieldProblem(field="status", message=message)])
+
+
+def _check_patch_keys(patch: dict[str, Any], agent_id: str) -> None:
+    problems = [FieldProblem(field=k, message="is set by the store, not by a patch") for k in STORE_OWNED if k in patch]
+    if "agent_id" in patch and patch["agent_id"] != agent_id:
+        problems.append(FieldProblem(field="agent_id", message="cannot change; create a new agent type instead"))
+    if problems:
+        raise invalid_request(problems)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, null deletes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged

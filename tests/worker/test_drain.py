@@ -1,0 +1,67 @@
+"""SIGTERM drains: the worker takes no new rooms, finishes the live session, then exits, with
+the session's summary and records written before it goes."""
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from devstack import Endpoints
+from devstack.frontend import RoomClient
+from tests.worker.conftest import (
+    RunningWorker,
+    start_worker,
+    stop_worker,
+    wait_for_session_end,
+    wait_until_registered,
+    worker_env,
+)
+
+pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+
+@pytest.fixture(scope="module")
+def worker(
+    endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWorker]:
+    """A worker of its own: this module terminates it."""
+    tmp = tmp_path_factory.mktemp("drain-worker")
+    agent_name = f"sb-drain-{uuid.uuid4().hex[:8]}"
+    env = worker_env(endpoints, worker_database.name, agent_name, tmp)
+    log_path = tmp / "worker.log"
+    process = start_worker(env, log_path)
+    try:
+        wait_until_registered(process, log_path)
+        yield RunningWorker(agent_name, worker_database.name, process, log_path, int(env["PROMETHEUS_PORT"]), env)
+    finally:
+        stop_worker(process)
+
+
+async def test_sigterm_finishes_the_live_session_before_exiting(
+    client: RoomClient, worker: RunningWorker, worker_database: AsyncDatabase, endpoints: Endpoints
+) -> None:
+    await client.join({"purpose": "support", "user_id": "u-drain"})
+    await client.next_transcript(0)
+    worker.process.send_signal(signal.SIGTERM)
+    await asyncio.sleep(2)
+    assert worker.process.poll() is None, "a draining worker must wait for its live session"
+
+    await client.say("Are you still there? My invoice looks wrong.")
+    assert (await client.next_transcript(1, timeout=120)).strip()
+
+    late = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    try:
+        await late.join({"purpose": "support", "user_id": "u-late"})
+        await asyncio.sleep(5)
+        assert late.agent_attributes() == {}, "a draining worker must not take new rooms"
+    finally:
+        await late.leave()
+
+    await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert record["summary"] and record["turn_count"] == 1
+    await asyncio.get_running_loop().run_in_executor(None, worker.process.wait, 60)
+    assert worker.process.returncode is not None
