@@ -24,7 +24,7 @@ dev: $(INSTALLED)
 	$(BIN)/python -m devstack up
 
 build: $(INSTALLED)
-	$(BIN)/python -m devstack build
+	$(BIN)/python -m devstack build --tools
 
 seed: $(INSTALLED)
 	$(BIN)/python scripts/setup_agents.py

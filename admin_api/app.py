@@ -21,7 +21,6 @@ from admin_api.routes import agents, events, health, routing, sessions, tokens
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
 
-API_PREFIX = "/api/v1"
 DESCRIPTION = """Agent types with versions and lifecycle, routing rules with explain, room tokens,
 sessions, analytics and the audit trail of Switchboard.
 
@@ -50,9 +49,15 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for router in (agents.router, sessions.router, routing.router, tokens.router, events.router):
-        app.include_router(router, prefix=API_PREFIX)
-    app.include_router(health.router)
+    for router in (
+        agents.router,
+        sessions.router,
+        routing.router,
+        tokens.router,
+        events.router,
+        health.router,
+    ):
+        app.include_router(router)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.admin_api_max_body_bytes)
     if settings.cors_origins:

@@ -59,7 +59,9 @@ SettingsDep = Annotated[AdminSettings, Depends(get_settings)]
 
 
 def _unauthenticated(detail: str) -> ProblemError:
-    return ProblemError(401, "unauthenticated", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"})
+    return ProblemError(
+        401, "unauthenticated", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 async def authenticated_key(

@@ -72,7 +72,9 @@ class Event(BaseModel):
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Event":
-        return cls.model_validate({**document, "id": str(document["_id"]), "details": document.get("details") or {}})
+        return cls.model_validate(
+            {**document, "id": str(document["_id"]), "details": document.get("details") or {}}
+        )
 
 
 class EventPage(BaseModel):
@@ -129,7 +131,12 @@ class EventLog:
     ) -> EventPage:
         base = {
             name: value
-            for name, value in (("type", kind), ("agent_id", agent_id), ("session_id", session_id), ("actor", actor))
+            for name, value in (
+                ("type", kind),
+                ("agent_id", agent_id),
+                ("session_id", session_id),
+                ("actor", actor),
+            )
             if value is not None
         }
         query = newest_first_query(base, "at", start, end, cursor)

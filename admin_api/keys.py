@@ -67,7 +67,9 @@ def create(name: Name, role: Annotated[Role, typer.Option(help="admin, viewer or
     async def action(keyring: KeyRing, events: EventLog) -> str:
         key, token = await keyring.create(name, role)
         await events.record(EventType.KEY_CREATED, CLI_ACTOR, details={"name": name, "role": str(role)})
-        console.print(f"created {role} key '{name}' ({key.prefix}...); it is shown only now:", highlight=False)
+        console.print(
+            f"created {role} key '{name}' ({key.prefix}...); it is shown only now:", highlight=False
+        )
         return token
 
     token = _run(action)
@@ -99,7 +101,9 @@ def list_keys() -> None:
         table.add_column(column)
     for key in keys:
         revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
-        table.add_row(key.name, str(key.role), f"{key.prefix}...", f"{key.created_at:%Y-%m-%d %H:%M}", revoked)
+        table.add_row(
+            key.name, str(key.role), f"{key.prefix}...", f"{key.created_at:%Y-%m-%d %H:%M}", revoked
+        )
     Console().print(table)
 
 

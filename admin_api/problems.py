@@ -164,7 +164,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 async def _on_problem(request: Request, exc: ProblemError) -> JSONResponse:
     return problem_response(
-        request, exc.status, exc.slug, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, **exc.extra
+        request,
+        exc.status,
+        exc.slug,
+        exc.title,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        **exc.extra,
     )
 
 
@@ -206,7 +213,9 @@ async def _on_invalid_rules(request: Request, exc: InvalidRoutingRules) -> JSONR
 
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    logger.warning(
+        "database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
     return problem_response(
         request,
         503,
@@ -242,4 +251,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "Database unreachable; see Retry-After",
     }
     content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    return {status: {"description": descriptions.get(status, "Problem"), "content": content} for status in statuses}
+    return {
+        status: {"description": descriptions.get(status, "Problem"), "content": content}
+        for status in statuses
+    }

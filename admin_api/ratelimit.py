@@ -18,7 +18,11 @@ class _Bucket:
 
 class TokenBuckets:
     def __init__(
-        self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000
+        self,
+        rate_per_s: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
     ) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst

@@ -18,7 +18,7 @@ from admin_api.storage import database_errors
 from agent_configs.cache import ConfigCache
 from agent_configs.routing.availability import AvailabilityCheck, StoreAvailability
 from agent_configs.routing.context import RoutingContext
-from agent_configs.routing.router import RoutingDecision, Router
+from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RoutingRules, RulesLoader, RulesSource, RulesStore, StaticRules
 from agent_configs.store import ConfigStore
 
@@ -36,7 +36,9 @@ class LiveSlotCounter:
     async def __call__(self, agent_id: str) -> int:
         fresh_since = datetime.now(UTC) - self._stale_after
         with database_errors():
-            return await self._slots.count_documents({"agent_id": agent_id, "heartbeat_at": {"$gte": fresh_since}})
+            return await self._slots.count_documents(
+                {"agent_id": agent_id, "heartbeat_at": {"$gte": fresh_since}}
+            )
 
 
 class PoolAvailability:
@@ -86,7 +88,9 @@ class Resolver:
             return await self._router.route(context)
         source: RulesSource = StaticRules(rules) if rules is not None else self.rules
         availability = PoolAvailability(self._availability, pool) if pool else self._availability
-        router = Router(source, availability) if at is None else Router(source, availability, clock=lambda: at)
+        router = (
+            Router(source, availability) if at is None else Router(source, availability, clock=lambda: at)
+        )
         return await router.route(context)
 
     @property

@@ -44,9 +44,13 @@ class AdminSettings(Settings):
         default=5.0, ge=0, description="How long API keys are cached; a revocation applies after it."
     )
     admin_api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body.")
-    routing_rules_ttl_s: float = Field(default=2.0, ge=0.0, description="Routing rules cache, as the worker's.")
+    routing_rules_ttl_s: float = Field(
+        default=2.0, ge=0.0, description="Routing rules cache, as the worker's."
+    )
     capacity_slot_stale_s: float = Field(
-        default=90.0, gt=0, description="A capacity slot without heartbeat for this long is free (worker default)."
+        default=90.0,
+        gt=0,
+        description="A capacity slot without heartbeat for this long is free (worker default).",
     )
 
     @property

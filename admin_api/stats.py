@@ -13,7 +13,7 @@ cannot compute) is summed in Python over a projection of the two timestamps.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.collection import AsyncCollection
@@ -27,14 +27,30 @@ DISTRIBUTED_TYPES = (FieldType.ENUM, FieldType.BOOL)
 NUMERIC_TYPES = (FieldType.INT, FieldType.NUMBER)
 
 
-class FieldStats(BaseModel):
-    type: str
-    counts: dict[str, int] | None = Field(
-        default=None, description="enum and bool fields: how often each value was filled (null included)."
+class DistributionStats(BaseModel):
+    """An enum field: how often each value was filled ("null" for none)."""
+
+    type: Literal["enum"] = "enum"
+    counts: dict[str, int]
+    count: int = Field(description="Turns that gave the field a value.")
+
+
+class BoolStats(BaseModel):
+    type: Literal["bool"] = "bool"
+    counts: dict[str, int] = Field(description='"true", "false" and "null" counts.')
+    count: int = Field(description="Turns that gave the field a value.")
+    true_rate: float | None = Field(
+        description="Share of the given values that are true, e.g. escalation rate."
     )
-    true_rate: float | None = Field(default=None, description="bool fields: share of non-null values that are true.")
-    mean: float | None = Field(default=None, description="int and number fields: mean of the numeric values.")
-    count: int = Field(default=0, description="How many turns gave this field a usable value.")
+
+
+class NumericStats(BaseModel):
+    type: Literal["int", "number"]
+    mean: float | None
+    count: int = Field(description="Turns that gave the field a number.")
+
+
+FieldStats = DistributionStats | BoolStats | NumericStats
 
 
 class SessionStats(BaseModel):
@@ -102,12 +118,16 @@ async def _aggregate(collection: AsyncCollection, pipeline: list[dict[str, Any]]
 
 async def _counts_by(collection: AsyncCollection, match: dict[str, Any], path: str) -> dict[str, int]:
     """How many documents have each value at `path` (a missing value counts as "null")."""
-    rows = await _aggregate(collection, [{"$match": match}, {"$group": {"_id": f"${path}", "n": {"$sum": 1}}}])
+    rows = await _aggregate(
+        collection, [{"$match": match}, {"$group": {"_id": f"${path}", "n": {"$sum": 1}}}]
+    )
     return {_label(row["_id"]): int(row["n"]) for row in rows}
 
 
 async def _sum_of(collection: AsyncCollection, match: dict[str, Any], path: str) -> float:
-    rows = await _aggregate(collection, [{"$match": match}, {"$group": {"_id": None, "total": {"$sum": f"${path}"}}}])
+    rows = await _aggregate(
+        collection, [{"$match": match}, {"$group": {"_id": None, "total": {"$sum": f"${path}"}}}]
+    )
     return float(rows[0]["total"]) if rows else 0.0
 
 
@@ -124,13 +144,14 @@ async def _field_stats(
         numeric = match | {path: {"$type": "number"}}
         count = await _count(turns, numeric)
         mean = await _sum_of(turns, numeric, path) / count if count else None
-        return FieldStats(type=str(kind), mean=mean, count=count)
+        return NumericStats(type="int" if kind == FieldType.INT else "number", mean=mean, count=count)
     counts = await _counts_by(turns, match, path)
-    stats = FieldStats(type=str(kind), counts=counts, count=sum(n for v, n in counts.items() if v != "null"))
-    if kind == FieldType.BOOL:
-        decided = counts.get("true", 0) + counts.get("false", 0)
-        stats.true_rate = counts.get("true", 0) / decided if decided else None
-    return stats
+    given = sum(n for value, n in counts.items() if value != "null")
+    if kind == FieldType.ENUM:
+        return DistributionStats(counts=counts, count=given)
+    true_count = counts.get("true", 0)
+    decided = true_count + counts.get("false", 0)
+    return BoolStats(counts=counts, count=given, true_rate=true_count / decided if decided else None)
 
 
 async def _average_duration(sessions: AsyncCollection, match: dict[str, Any]) -> tuple[int, float | None]:

@@ -323,8 +323,9 @@ def _wait_registered(worker: WorkerProcess) -> None:
     raise RuntimeError(f"{worker.kind} worker did not register in {REGISTER_TIMEOUT_S:.0f}s:\n{worker.log_tail()}")
 
 
-async def seed_database(mongo_uri: str, database_name: str) -> dict[str, Any]:
-    """Built-in agent types + routing rules, as `make seed`; then text-only, as the tests do.
+async def seed_database(mongo_uri: str, database_name: str, llm_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Built-in agent types + routing rules, as `make seed`; then text-only, as the tests do,
+    with `llm_overrides` (e.g. temperature, max_tokens) applied to every type's LLM.
 
     Returns the support agent type (instructions, greeting, sampling) for the bare worker.
     """
@@ -343,7 +344,10 @@ async def seed_database(mongo_uri: str, database_name: str) -> dict[str, Any]:
         await seed(store, configs)
         await seed_routing_rules(database)
         for config in (await store.list_agents()).items:
-            text_only = config.model_copy(update={"modalities": ["text"], "stt": None, "tts": None, "vad": None})
+            changes: dict[str, Any] = {"modalities": ["text"], "stt": None, "tts": None, "vad": None}
+            if llm_overrides:
+                changes["llm"] = config.llm.model_copy(update=llm_overrides)
+            text_only = config.model_copy(update=changes)
             await store.update(text_only, expected_version=config.version)
         support = await store.get(SUPPORT_AGENT)
         return {
@@ -372,6 +376,7 @@ class BenchStack:
     """The devstack plus both workers, for one benchmark run."""
 
     max_sessions: int = 32
+    llm_overrides: dict[str, Any] = field(default_factory=dict)
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchboard-bench-")))
     endpoints: Endpoints | None = None
     database_name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
@@ -395,7 +400,7 @@ class BenchStack:
         self.endpoints = self._devstack.start()
         if not self.endpoints.local_llm_url:
             raise RuntimeError("the local model stack is not installed: run `make test` once")
-        self.support = asyncio.run(seed_database(self.endpoints.mongo_uri, self.database_name))
+        self.support = asyncio.run(seed_database(self.endpoints.mongo_uri, self.database_name, self.llm_overrides))
         common = os.environ | self.endpoints.as_env() | {"WORKER_MAX_SESSIONS": str(self.max_sessions)}
         tag = uuid.uuid4().hex[:6]
         sb_name, bare_name = f"bench-sb-{tag}", f"bench-bare-{tag}"
@@ -456,6 +461,22 @@ class BenchStack:
             if line.startswith(("llamacpp:requests_processing", "llamacpp:requests_deferred")):
                 busy += float(line.split()[-1])
         return int(busy)
+
+    def llm_counters(self) -> dict[str, float]:
+        """llama.cpp's cumulative token counters (prompt tokens evaluated, tokens generated)."""
+        assert self.endpoints and self.endpoints.local_llm_url
+        root = self.endpoints.local_llm_url.removesuffix("/v1")
+        counters: dict[str, float] = {}
+        try:
+            with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:  # noqa: S310
+                for line in response.read().decode().splitlines():
+                    if line.startswith(("llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total",
+                                        "llamacpp:n_decode_total")):
+                        name, value = line.split()[:2]
+                        counters[name.removeprefix("llamacpp:")] = float(value)
+        except (OSError, ValueError):
+            pass
+        return counters
 
     def wait_quiet(self, timeout_s: float = 120.0, settle_s: float = 1.0) -> dict[str, Any]:
         """Until no worker runs a job and the LLM is idle (bounded); says how long it took."""

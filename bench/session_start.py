@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -51,8 +52,11 @@ GREETING_TIMEOUT_S = 60.0
 # worker log line (message prefix) with the room name.
 STAGES: list[tuple[str, str]] = [
     ("client: room.connect returned", "client:connected"),
+    ("livekit: job assigned to worker", "lk:assigned job to worker"),
     ("worker: job request received", "log:received job request"),
     ("bare: entrypoint entered", "log:bare: entrypoint"),
+    ("livekit: agent starts RTC session (ctx.connect)", "lk:agent starting RTC session"),
+    ("livekit: agent participant active", "lk:agent participant active"),
     ("bare: ctx.connect done", "log:bare: connected"),
     ("switchboard: routed (after connect + DB)", "log:routed:"),
     ("RoomIO linked (session.start)", "log:RoomIO linked to participant"),
@@ -79,6 +83,34 @@ def room_log_times(worker: WorkerProcess) -> dict[str, dict[str, float]]:
         for prefix in prefixes:
             if message.startswith(prefix):
                 rooms.setdefault(room, {}).setdefault(prefix, _epoch(event["timestamp"]))
+    return rooms
+
+
+def livekit_log_times(log_path: Path) -> dict[str, dict[str, float]]:
+    """room -> {stage key: time} from the LiveKit server's log (tab-separated, JSON fields last)."""
+    rooms: dict[str, dict[str, float]] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return rooms
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) < 6:
+            continue
+        message = parts[4]
+        try:
+            fields = json.loads(parts[5])
+        except ValueError:
+            continue
+        agent = str(fields.get("participant", "")).startswith("agent-")
+        key = {
+            ("assigned job to worker", False): "assigned job to worker",
+            ("starting RTC session", True): "agent starting RTC session",
+            ("participant active", True): "agent participant active",
+        }.get((message, agent))
+        room = fields.get("room")
+        if key and room:
+            rooms.setdefault(room, {}).setdefault(key, _epoch(parts[0].replace("Z", "+00:00")))
     return rooms
 
 
@@ -115,11 +147,13 @@ async def one_start(stack: BenchStack, kind: str, index: int) -> dict[str, Any]:
 
 def attach_stages(samples: list[dict[str, Any]], stack: BenchStack) -> None:
     logs = {kind: room_log_times(stack.workers[kind]) for kind in KINDS}
+    livekit = livekit_log_times(stack.run_dir / "logs" / "livekit-server.log")
     for sample in samples:
         if not sample["ok"]:
             continue
         start = sample["join_started_at"]
         room = logs[sample["kind"]].get(sample["room"], {})
+        room_lk = livekit.get(sample["room"], {})
         stages: dict[str, float] = {}
         for label, source in STAGES:
             where, key = source.split(":", 1)
@@ -127,8 +161,10 @@ def attach_stages(samples: list[dict[str, Any]], stack: BenchStack) -> None:
                 value = sample.get(f"{key}_s")
                 if value is not None:
                     stages[label] = value
-            elif key in room:
+            elif where == "log" and key in room:
                 stages[label] = room[key] - start
+            elif where == "lk" and key in room_lk:
+                stages[label] = room_lk[key] - start
         sample["stages_s"] = stages
 
 

@@ -55,10 +55,12 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
 
 
 @app.command()
-def build() -> None:
+def build(
+    tools: Annotated[bool, typer.Option(help="Also build kustomize (for the manifest tests).")] = False,
+) -> None:
     """Build the Go services (cached: a no-op when up to date)."""
     try:
-        Devstack(DEFAULT_ROOT, console=console).build()
+        Devstack(DEFAULT_ROOT, console=console).build(tools=tools)
     except DevstackError as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(1) from None

@@ -30,6 +30,7 @@ class GoBinary:
     package: str
     version: str | None = None
     source_dir: Path | None = None
+    produces: str | None = None  # the file `go install` writes, when not the package's last element
 
     def stamp(self) -> str:
         if self.source_dir is None:
@@ -52,6 +53,10 @@ LIVEKIT_SERVER = GoBinary(
     name="livekit-server", package="github.com/livekit/livekit-server/cmd/server", version="v1.13.5"
 )
 FERRETDB = GoBinary(name="ferretdb", package="switchboard/devstack/ferretdb", source_dir=FERRETDB_SOURCE)
+KUSTOMIZE = GoBinary(
+    name="kustomize", package="sigs.k8s.io/kustomize/kustomize/v5", version="v5.7.1", produces="kustomize"
+)
+"""For the manifest tests; v5.7.1 is the newest release that builds with Go 1.26."""
 
 
 def require_go() -> str:
@@ -75,7 +80,7 @@ def ensure_built(binary: GoBinary, bin_dir: Path, console: Console) -> Path:
     _run_build(binary, output, log_path, console)
     if binary.source_dir is None:
         gobin = Path(binary.build_command(output)[2]["GOBIN"])
-        produced = gobin / Path(binary.package).name
+        produced = gobin / (binary.produces or Path(binary.package).name)
         shutil.move(produced, output)
         shutil.rmtree(gobin, ignore_errors=True)
     stamp_file.write_text(binary.stamp())

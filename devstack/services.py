@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from devstack.binaries import FERRETDB, LIVEKIT_SERVER, ensure_built
+from devstack.binaries import FERRETDB, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import PortInUse, ServiceFailed
 
 DEV_API_KEY = "devkey"
@@ -122,8 +122,10 @@ class Devstack:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def build(self) -> None:
-        """Build whatever the environment does not already provide."""
+    def build(self, *, tools: bool = False) -> None:
+        """Build whatever the environment does not already provide (+ kustomize for tests)."""
+        if tools:
+            ensure_built(KUSTOMIZE, self.root / "bin", self.console)
         if not self.environ.get("MONGO_URI"):
             ensure_built(FERRETDB, self.root / "bin", self.console)
         if not self.environ.get("LIVEKIT_URL"):

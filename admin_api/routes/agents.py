@@ -23,11 +23,12 @@ from admin_api.problems import (
     problem_responses,
     validation_problem,
 )
+from admin_api.routes import API_V1
 from agent_configs.errors import VersionConflict
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.store import MAX_PAGE_SIZE, ConfigStore
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix=f"{API_V1}/agents", tags=["agents"])
 
 AgentId = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")]
 STORE_OWNED = ("version", "created_at", "updated_at")
@@ -140,7 +141,9 @@ async def get_version(
 
 
 @router.post("/validate", responses=problem_responses(401, 403, 413, 422, 503))
-async def validate_agent(caller: ReaderKey, definition: Annotated[dict[str, Any], Body()]) -> ValidationReport:
+async def validate_agent(
+    caller: ReaderKey, definition: Annotated[dict[str, Any], Body()]
+) -> ValidationReport:
     """Check a config without saving it: every problem with its field path."""
     try:
         config = AgentConfig.model_validate({k: v for k, v in definition.items() if k not in STORE_OWNED})
@@ -150,13 +153,17 @@ async def validate_agent(caller: ReaderKey, definition: Annotated[dict[str, Any]
     return ValidationReport(valid=True, config=config)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 413, 422, 503))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 413, 422, 503)
+)
 async def create_agent(
     caller: AdminKey, config: AgentConfig, store: Store, events: Events, request: Request, response: Response
 ) -> AgentConfig:
     """A new agent type at version 1 (`version` and timestamps in the body are ignored)."""
     created = await store.create(config)
-    await events.record(EventType.AGENT_CREATED, caller.name, agent_id=created.agent_id, version=created.version)
+    await events.record(
+        EventType.AGENT_CREATED, caller.name, agent_id=created.agent_id, version=created.version
+    )
     response.headers["Location"] = str(request.url_for("get_agent", agent_id=created.agent_id))
     return _with_etag(response, created)
 
@@ -173,7 +180,9 @@ async def replace_agent(
 ) -> AgentConfig:
     """Replace the whole definition. The status stays as it is (see pause / resume)."""
     if config.agent_id != agent_id:
-        raise invalid_request([FieldProblem(field="agent_id", message=f"must be '{agent_id}', as in the path")])
+        raise invalid_request(
+            [FieldProblem(field="agent_id", message=f"must be '{agent_id}', as in the path")]
+        )
     current = await store.get(agent_id)
     _status_unchanged(config, current, "status" in config.model_fields_set)
     saved = await store.update(config.model_copy(update={"status": current.status}), expected)
@@ -280,9 +289,15 @@ def _status_unchanged(config: AgentConfig, current: AgentConfig, given: bool) ->
 
 
 def _check_patch_keys(patch: dict[str, Any], agent_id: str) -> None:
-    problems = [FieldProblem(field=k, message="is set by the store, not by a patch") for k in STORE_OWNED if k in patch]
+    problems = [
+        FieldProblem(field=k, message="is set by the store, not by a patch")
+        for k in STORE_OWNED
+        if k in patch
+    ]
     if "agent_id" in patch and patch["agent_id"] != agent_id:
-        problems.append(FieldProblem(field="agent_id", message="cannot change; create a new agent type instead"))
+        problems.append(
+            FieldProblem(field="agent_id", message="cannot change; create a new agent type instead")
+        )
     if problems:
         raise invalid_request(problems)
 

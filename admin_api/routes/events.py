@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 from admin_api.deps import Events, ReaderKey
 from admin_api.events import EventPage
 from admin_api.problems import problem_responses
+from admin_api.routes import API_V1
 from admin_api.routes.sessions import cursor_problem, time_range
 from admin_api.storage import InvalidCursor
 
-router = APIRouter(tags=["events"])
+router = APIRouter(prefix=API_V1, tags=["events"])
 
 Filter = Annotated[str | None, Query(min_length=1, max_length=256)]
 
@@ -20,7 +21,9 @@ Filter = Annotated[str | None, Query(min_length=1, max_length=256)]
 async def list_events(
     caller: ReaderKey,
     events: Events,
-    type: Annotated[str | None, Query(description="e.g. agent.paused, session.started", max_length=64)] = None,
+    type: Annotated[
+        str | None, Query(description="e.g. agent.paused, session.started", max_length=64)
+    ] = None,
     agent_id: Filter = None,
     session_id: Filter = None,
     actor: Annotated[str | None, Query(description="An API key name, or `worker`.", max_length=128)] = None,

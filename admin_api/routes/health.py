@@ -33,7 +33,9 @@ async def readyz(services: ServicesDep) -> Health:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}
+    },
 )
 async def metrics(services: ServicesDep) -> Response:
     body, content_type = services.metrics.exposition()

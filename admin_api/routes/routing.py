@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from admin_api.deps import AdminKey, Events, ReaderKey, RequiredIfMatch, ResolverDep, ServicesDep, Store
 from admin_api.events import EventType
 from admin_api.problems import etag_for, invalid_request, problem_responses, rules_problems
+from admin_api.routes import API_V1
 from agent_configs.models import Slug
 from agent_configs.routing.router import TrailEntry
 from agent_configs.routing.rules import ChainEntry, RoutingRules, check_agent_ids, validate_rules
 
-router = APIRouter(prefix="/routing", tags=["routing"])
+router = APIRouter(prefix=f"{API_V1}/routing", tags=["routing"])
 
 
 class RulesDefinition(BaseModel):
@@ -51,17 +52,23 @@ class ResolveRequest(BaseModel):
         description="What a room carries, as an object or JSON text: "
         '{"purpose": "support", "user_id": "u-1", "user_details": {"tier": "premium"}}.',
     )
-    rules: RulesDefinition | None = Field(default=None, description="Preview these rules instead of the stored ones.")
+    rules: RulesDefinition | None = Field(
+        default=None, description="Preview these rules instead of the stored ones."
+    )
     pool: list[Slug] | None = Field(
         default=None, max_length=200, description="Decide as a worker with WORKER_AGENT_TYPES=these would."
     )
-    at: datetime | None = Field(default=None, description="Decide as at this time (time_window); default now.")
+    at: datetime | None = Field(
+        default=None, description="Decide as at this time (time_window); default now."
+    )
 
 
 class Resolution(BaseModel):
     agent_id: str | None = Field(description="None when no strategy proposed an available agent type.")
     strategy: str | None
-    trail: list[TrailEntry] = Field(description="Every strategy consulted, in order: proposal, outcome, reason.")
+    trail: list[TrailEntry] = Field(
+        description="Every strategy consulted, in order: proposal, outcome, reason."
+    )
     warnings: list[str]
     rules_version: int
     decided_at: datetime
@@ -109,7 +116,9 @@ async def resolve(caller: ReaderKey, request: ResolveRequest, resolver: Resolver
     at = request.at
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    decision = await resolver.resolve(request.metadata, rules=rules, pool=frozenset(request.pool or ()), at=at)
+    decision = await resolver.resolve(
+        request.metadata, rules=rules, pool=frozenset(request.pool or ()), at=at
+    )
     return Resolution(
         agent_id=decision.agent_id,
         strategy=decision.strategy,
@@ -119,4 +128,3 @@ async def resolve(caller: ReaderKey, request: ResolveRequest, resolver: Resolver
         decided_at=decision.decided_at,
         agent_name=resolver.agent_name_for(decision.agent_id),
     )
-

@@ -7,12 +7,13 @@ from fastapi import APIRouter, Path, Query
 
 from admin_api.deps import ReaderKey, ServicesDep, Sessions, Store
 from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
+from admin_api.routes import API_V1
 from admin_api.routes.agents import AgentId
 from admin_api.session_records import SessionDetail, SessionPage
 from admin_api.stats import AgentStats, agent_stats
 from admin_api.storage import InvalidCursor
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(prefix=API_V1, tags=["sessions"])
 
 Since = Annotated[datetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")]
 Until = Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")]
@@ -53,7 +54,13 @@ async def list_sessions(
     start, end = time_range(start, end)
     try:
         return await sessions.page(
-            agent_id=agent_id, user_id=user_id, status=status, start=start, end=end, limit=limit, cursor=cursor
+            agent_id=agent_id,
+            user_id=user_id,
+            status=status,
+            start=start,
+            end=end,
+            limit=limit,
+            cursor=cursor,
         )
     except InvalidCursor as exc:
         raise cursor_problem(exc) from None
@@ -77,7 +84,12 @@ async def get_session(
     tags=["agents"],
 )
 async def get_agent_stats(
-    caller: ReaderKey, agent_id: AgentId, store: Store, services: ServicesDep, start: Since = None, end: Until = None
+    caller: ReaderKey,
+    agent_id: AgentId,
+    store: Store,
+    services: ServicesDep,
+    start: Since = None,
+    end: Until = None,
 ) -> AgentStats:
     """Sessions, mean duration, and the distribution of each enum / bool / numeric turn field."""
     start, end = time_range(start, end)

