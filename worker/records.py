@@ -11,6 +11,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,19 @@ class RecordWriter:
         metrics.RECORDS_SPOOLED.inc(len(records))
         logger.error("MongoDB unreachable at exit: %d records spooled to %s", len(records), path)
         return path
+
+
+async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) -> int:
+    """Sessions whose worker died (kill -9, node loss) stop heart-beating and never write
+    their end: mark them `aborted`, so no session is silently missing an outcome."""
+    now = datetime.now(UTC)
+    result = await database[SESSIONS].update_many(
+        {"status": "active", "heartbeat_at": {"$lt": now - timedelta(seconds=stale_after_s)}},
+        {"$set": {"status": "aborted", "end_reason": "worker_lost", "ended_at": now}},
+    )
+    if result.modified_count:
+        logger.warning("marked %d sessions of lost workers as aborted", result.modified_count)
+    return result.modified_count
 
 
 async def replay_spool(database: AsyncDatabase, spool_dir: Path) -> int:

@@ -32,7 +32,7 @@ from worker.conversation import Conversation
 from worker.memory import load_past_messages
 from worker.metadata import routing_context
 from worker.providers import ProviderError
-from worker.records import SESSIONS, Record, RecordWriter, replay_spool
+from worker.records import SESSIONS, Record, RecordWriter, abort_stale_sessions, replay_spool
 from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
 from worker.settings import WorkerSettings, get_worker_settings
 from worker.turns import Message
@@ -83,7 +83,7 @@ async def process_services() -> ProcessServices:
         database = open_client(settings.mongo_uri, settings.mongo_timeout_ms)[settings.mongo_db]
         store = ConfigStore(database)
         configs = ConfigCache(store)
-        capacity = CapacityGuard(database)
+        capacity = CapacityGuard(database, stale_after_s=settings.session_stale_after_s)
         availability = PoolAvailability(
             StoreAvailability(configs, active_sessions=capacity.in_use),
             settings.pool,
@@ -129,7 +129,7 @@ async def entrypoint(ctx: JobContext) -> None:
     started_at = datetime.now(UTC)
     session_id = f"sess_{uuid.uuid4().hex[:16]}"
     services = await process_services()
-    await _replay_spool_quietly(services)
+    await _tidy_up_quietly(services)
     await ctx.connect()
 
     context, source, participant = await _read_metadata(ctx)
@@ -193,6 +193,7 @@ async def entrypoint(ctx: JobContext) -> None:
         {
             "job_id": ctx.job.id,
             "worker_id": ctx.worker_id,
+            "heartbeat_at": datetime.now(UTC),
             "modalities": list(config.modalities),
             "memory_messages": agent.remembered_messages,
         },
@@ -278,10 +279,12 @@ async def _find_handoff(
 
 
 async def _heartbeat(services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str) -> None:
-    if slot is None:
-        return
+    """Tells other workers this session (and its capacity slot) is alive."""
     while True:
-        await asyncio.sleep(HEARTBEAT_S)
+        await asyncio.sleep(services.settings.session_heartbeat_s)
+        services.writer.submit(Record(SESSIONS, session_id, {"heartbeat_at": datetime.now(UTC)}))
+        if slot is None:
+            continue
         try:
             await services.capacity.heartbeat(config.agent_id, slot, session_id)
         except Exception as exc:
@@ -319,11 +322,13 @@ def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str,
     return decision.model_dump(mode="json") | {"metadata_source": source}
 
 
-async def _replay_spool_quietly(services: ProcessServices) -> None:
+async def _tidy_up_quietly(services: ProcessServices) -> None:
+    """At each job start: replay spooled records and close sessions of lost workers."""
     try:
         await replay_spool(services.database, services.settings.spool_dir)
+        await abort_stale_sessions(services.database, services.settings.session_stale_after_s)
     except Exception as exc:  # the next job start tries again
-        logger.warning("spooled records not replayed yet: %s", exc)
+        logger.warning("housekeeping skipped: %s", exc)
 
 
 def create_server(settings: WorkerSettings | None = None) -> AgentServer:

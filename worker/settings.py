@@ -38,6 +38,12 @@ class WorkerSettings(Settings):
         description="`cloud` runs agent types configured with `local` providers on OpenAI + "
         "Deepgram instead, without editing any config.",
     )
+    session_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="How often a live session (and its capacity slot) says it is alive."
+    )
+    session_stale_after_s: float = Field(
+        default=60.0, gt=0, description="A session silent this long lost its worker: marked aborted."
+    )
     routing_rules_ttl_s: float = Field(
         default=2.0, ge=0.0, description="How long routing rules are cached before re-reading."
     )

@@ -1,0 +1,135 @@
+"""Horizontal scaling on one LiveKit server: three worker processes, as three replicas would
+run. Rooms spread across them, each gets exactly one agent, and a worker killed with -9
+leaves no session silently missing: its sessions end as `aborted`."""
+
+import asyncio
+import os
+import re
+import signal
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from livekit import rtc
+from pymongo.asynchronous.database import AsyncDatabase
+
+from devstack import Endpoints
+from devstack.frontend import RoomClient
+from tests.worker.conftest import (
+    RunningWorker,
+    start_worker,
+    stop_worker,
+    wait_until_registered,
+    worker_env,
+)
+
+pytestmark = pytest.mark.usefixtures("text_only_agents")
+REPLICAS = 3
+ROOMS = 30
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[RunningWorker]]:
+    agent_name = f"sb-scale-{uuid.uuid4().hex[:8]}"
+    started: list[RunningWorker] = []
+    try:
+        for index in range(REPLICAS):
+            tmp = tmp_path_factory.mktemp(f"replica-{index}")
+            env = worker_env(endpoints, worker_database.name, agent_name, tmp) | {
+                "SESSION_HEARTBEAT_S": "1",
+                "SESSION_STALE_AFTER_S": "4",
+            }
+            log_path = tmp / "worker.log"
+            process = start_worker(env, log_path)
+            started.append(RunningWorker(agent_name, worker_database.name, process, log_path,
+                                         int(env["PROMETHEUS_PORT"]), env))
+        for replica in started:
+            wait_until_registered(replica.process, replica.log_path)
+        yield started
+    finally:
+        for replica in started:
+            stop_worker(replica.process)
+
+
+def registered_id(replica: RunningWorker) -> str:
+    match = re.search(r'"registered worker".*?"id": "(AW_\w+)"', replica.log_path.read_text())
+    assert match, "worker id not in the log"
+    return match.group(1)
+
+
+def agents_in(client: RoomClient) -> int:
+    return sum(
+        1 for p in client.room.remote_participants.values() if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    )
+
+
+def new_client(endpoints: Endpoints, agent_name: str) -> RoomClient:
+    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, agent_name)
+
+
+async def test_rooms_spread_across_replicas_with_exactly_one_agent_each(
+    endpoints: Endpoints, replicas: list[RunningWorker], worker_database: AsyncDatabase
+) -> None:
+    clients = [new_client(endpoints, replicas[0].agent_name) for _ in range(ROOMS)]
+    try:
+        for batch in range(0, ROOMS, 10):
+            group = clients[batch : batch + 10]
+            await asyncio.gather(*(c.join({"purpose": "support", "user_id": f"u-{id(c)}"}) for c in group))
+            await asyncio.gather(*(c.routed_agent(timeout=90) for c in group))
+        await asyncio.sleep(2)  # a second agent, if any were dispatched, would have joined by now
+        assert [agents_in(c) for c in clients] == [1] * ROOMS
+        rooms = [c.room_name for c in clients]
+        records = await worker_database["sessions"].find({"room": {"$in": rooms}}).to_list(None)
+        assert sorted(r["room"] for r in records) == sorted(rooms), "one session record per room"
+        per_worker = Counter(r["worker_id"] for r in records)
+        print(f"sessions per worker: {dict(per_worker)}")
+        assert set(per_worker) <= {registered_id(r) for r in replicas}
+        assert len(per_worker) >= 2, f"all rooms went to one worker: {per_worker}"
+    finally:
+        await asyncio.gather(*(c.leave() for c in clients))
+
+
+async def test_a_killed_worker_leaves_its_session_aborted_not_missing(
+    endpoints: Endpoints, replicas: list[RunningWorker], worker_database: AsyncDatabase
+) -> None:
+    victim_client = new_client(endpoints, replicas[0].agent_name)
+    await victim_client.join({"purpose": "sales", "user_id": "u-victim"})
+    await victim_client.routed_agent()
+    record = await _session_of(worker_database, victim_client.room_name)
+    victim = next(r for r in replicas if registered_id(r) == record["worker_id"])
+    os.killpg(victim.process.pid, signal.SIGKILL)  # the whole pod: worker and job processes
+    victim.process.wait()
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while loop.time() < deadline:
+        probe = new_client(endpoints, replicas[0].agent_name)  # a job start on a live replica sweeps
+        try:
+            await probe.join({"purpose": "support", "user_id": "u-probe"})
+            await probe.routed_agent()
+        finally:
+            await probe.leave()
+        current = await worker_database["sessions"].find_one({"session_id": record["session_id"]})
+        if current["status"] == "aborted":
+            break
+        await asyncio.sleep(2)
+    assert current["status"] == "aborted" and current["end_reason"] == "worker_lost"
+
+    # What LiveKit did with the room: re-dispatched it to a live replica, or not.
+    redispatched = await worker_database["sessions"].count_documents(
+        {"room": victim_client.room_name, "session_id": {"$ne": record["session_id"]}}
+    )
+    print(f"LiveKit re-dispatched the room of the killed worker: {bool(redispatched)}")
+    await victim_client.leave()
+
+
+async def _session_of(database: AsyncDatabase, room: str) -> dict:  # type: ignore[type-arg]
+    for _ in range(100):
+        record = await database["sessions"].find_one({"room": room})
+        if record is not None and record.get("worker_id"):
+            return record
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no session record for {room}")
