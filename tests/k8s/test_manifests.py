@@ -86,6 +86,8 @@ def test_workers_drain_within_their_grace_period(overlay: str) -> None:
         container = pod["containers"][0]
         assert container["readinessProbe"]["httpGet"]["port"] == "health"
         assert {"name": "health", "containerPort": 8081} in container["ports"]
+        assert worker["spec"]["minReadySeconds"] >= 10, "time to register before old pods drain"
+        assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         annotations = worker["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "9100"
 
