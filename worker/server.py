@@ -23,7 +23,7 @@ from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.routing.availability import StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.intents import match_intent
-from agent_configs.routing.router import RoutingDecision, Router
+from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RulesLoader, RulesStore
 from agent_configs.store import ConfigStore
 from worker import metrics

@@ -23,7 +23,7 @@ from agent_configs.routing.errors import (
 )
 from agent_configs.routing.intents import IntentMatch, match_intent
 from agent_configs.routing.registry import ENTRY_POINT_GROUP, StrategyRegistry, default_registry
-from agent_configs.routing.router import RoutingDecision, Router, TrailEntry
+from agent_configs.routing.router import Router, RoutingDecision, TrailEntry
 from agent_configs.routing.rules import (
     DEFAULT_RULES,
     ChainEntry,

@@ -17,17 +17,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from agent_configs.database import bson_now, database_errors
 from agent_configs.errors import AgentNotFound, DatabaseUnavailable
 from agent_configs.routing.errors import (
     InvalidRoutingRules,
@@ -188,18 +188,6 @@ async def _agent_exists(store: ConfigStore, agent_id: str) -> bool:
 # -- storage ----------------------------------------------------------------------------
 
 
-@contextmanager
-def _database_errors() -> Iterator[None]:
-    try:
-        yield
-    except ConnectionFailure as exc:
-        raise DatabaseUnavailable(str(exc).split(",")[0]) from exc
-
-
-def _now() -> datetime:
-    """UTC, truncated to milliseconds: what BSON keeps, so a round trip compares equal."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _to_document(rules: RoutingRules) -> dict[str, Any]:
@@ -230,20 +218,20 @@ class RulesStore:
         self._indexed = False
 
     async def ensure_indexes(self) -> None:
-        with _database_errors():
+        with database_errors():
             await self._rules.create_index([("version", DESCENDING)], unique=True)
         self._indexed = True
 
     async def current(self) -> RoutingRules:
         """The newest saved rules, or DEFAULT_RULES (version 0) when none were ever saved."""
-        with _database_errors():
+        with database_errors():
             document = await self._rules.find_one({}, sort=[("version", DESCENDING)])
         return DEFAULT_RULES if document is None else _from_document(document)
 
     async def get_version(self, version: int) -> RoutingRules | None:
         if version == 0:
             return DEFAULT_RULES
-        with _database_errors():
+        with database_errors():
             document = await self._rules.find_one({"version": version})
         return None if document is None else _from_document(document)
 
@@ -258,9 +246,9 @@ class RulesStore:
         current = await self.current()
         if current.version != expected_version:
             raise RulesVersionConflict(expected_version, current.version)
-        stored = valid.model_copy(update={"version": expected_version + 1, "updated_at": _now()})
+        stored = valid.model_copy(update={"version": expected_version + 1, "updated_at": bson_now()})
         try:
-            with _database_errors():
+            with database_errors():
                 await self._rules.insert_one(_to_document(stored) | {"write_id": uuid.uuid4().hex})
         except DuplicateKeyError:
             raise RulesVersionConflict(expected_version, (await self.current()).version) from None

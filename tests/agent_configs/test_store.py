@@ -14,7 +14,7 @@ from agent_configs.errors import (
     VersionConflict,
 )
 from agent_configs.models import AgentStatus
-from agent_configs.store import VERSIONS, ConfigStore
+from agent_configs.store import ConfigStore
 from devstack.services import reserve_port
 from tests.factories import support_config
 

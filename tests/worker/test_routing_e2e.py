@@ -16,8 +16,8 @@ from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.router import Router
 from agent_configs.routing.rules import DEFAULT_RULES, RulesStore, StaticRules
 from agent_configs.store import ConfigStore
-from tests.worker.conftest import wait_for_session_end
 from devstack.frontend import RoomClient
+from tests.worker.conftest import wait_for_session_end
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -18,10 +17,7 @@ from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import (
     RunningWorker,
-    start_worker,
-    stop_worker,
-    wait_until_registered,
-    worker_env,
+    launched_workers,
 )
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
@@ -33,25 +29,12 @@ ROOMS = 30
 def replicas(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[RunningWorker]]:
-    agent_name = f"sb-scale-{uuid.uuid4().hex[:8]}"
-    started: list[RunningWorker] = []
-    try:
-        for index in range(REPLICAS):
-            tmp = tmp_path_factory.mktemp(f"replica-{index}")
-            env = worker_env(endpoints, worker_database.name, agent_name, tmp) | {
-                "SESSION_HEARTBEAT_S": "1",
-                "SESSION_STALE_AFTER_S": "4",
-            }
-            log_path = tmp / "worker.log"
-            process = start_worker(env, log_path)
-            started.append(RunningWorker(agent_name, worker_database.name, process, log_path,
-                                         int(env["PROMETHEUS_PORT"]), env))
-        for replica in started:
-            wait_until_registered(replica.process, replica.log_path)
+    fast_heartbeats = {"SESSION_HEARTBEAT_S": "1", "SESSION_STALE_AFTER_S": "4"}
+    with launched_workers(
+        endpoints, worker_database.name, tmp_path_factory, prefix="sb-scale", replicas=REPLICAS,
+        extra_env=fast_heartbeats,
+    ) as started:
         yield started
-    finally:
-        for replica in started:
-            stop_worker(replica.process)
 
 
 def registered_id(replica: RunningWorker) -> str:

@@ -10,10 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.store import ConfigStore
+from devstack.frontend import RoomClient
 from devstack.services import reserve_port
 from tests.worker.conftest import RunningWorker, wait_for_session_end
-from devstack.frontend import RoomClient
-
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
