@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +32,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from admin_api.storage import database_errors
+from agent_configs.database import bson_now, database_errors
 
 API_KEYS = "api_keys"
 TOKEN_PREFIX = "sbk_"
@@ -146,7 +146,7 @@ class KeyRing:
             role=role,
             digest=digest_of(token),
             prefix=token[:8],
-            created_at=_now(),
+            created_at=bson_now(),
         )
         document = {
             "_id": key.key_id,
@@ -171,7 +171,7 @@ class KeyRing:
             document = await self._keys.find_one({"name_key": name, "revoked_at": None})
             if document is None:
                 raise KeyNotFound(name)
-            revoked_at = _now()
+            revoked_at = bson_now()
             await self._keys.update_one(
                 {"_id": document["_id"]},
                 {"$set": {"revoked_at": revoked_at, "name_key": f"{name}~{document['_id']}"}},
@@ -204,8 +204,3 @@ def _match(digest: str, keys: tuple[ApiKey, ...]) -> ApiKey | None:
         if hmac.compare_digest(key.digest, digest):
             found = key
     return found
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -1,17 +1,22 @@
 """Request dependencies: the services, the caller's API key by role, and If-Match.
 
+All are `async def`, even those that never await: FastAPI runs a plain `def` dependency in
+its thread pool, which costs a thread hand-off per dependency per request.
+
     async def pause(agent_id: str, caller: AdminKey, store: Store, expected: IfMatch): ...
 
 401 means "who are you?" (no key, or an unknown or revoked one); 403 means "you may not":
 a valid key whose role does not allow the route.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from admin_api.auth import ApiKey, Role
+from admin_api.config_reads import ConfigReads
 from admin_api.events import EventLog
 from admin_api.problems import FieldProblem, ProblemError, invalid_request
 from admin_api.resolver import Resolver
@@ -23,7 +28,7 @@ from agent_configs.store import ConfigStore
 _bearer = HTTPBearer(auto_error=False, description="An API key from `python -m admin_api.keys create`.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -31,27 +36,32 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_store(services: ServicesDep) -> ConfigStore:
+async def get_store(services: ServicesDep) -> ConfigStore:
     return services.store
 
 
-def get_events(services: ServicesDep) -> EventLog:
+async def get_config_reads(services: ServicesDep) -> ConfigReads:
+    return services.config_reads
+
+
+async def get_events(services: ServicesDep) -> EventLog:
     return services.events
 
 
-def get_resolver(services: ServicesDep) -> Resolver:
+async def get_resolver(services: ServicesDep) -> Resolver:
     return services.resolver
 
 
-def get_sessions(services: ServicesDep) -> SessionRecords:
+async def get_sessions(services: ServicesDep) -> SessionRecords:
     return services.sessions
 
 
-def get_settings(services: ServicesDep) -> AdminSettings:
+async def get_settings(services: ServicesDep) -> AdminSettings:
     return services.settings
 
 
 Store = Annotated[ConfigStore, Depends(get_store)]
+Reads = Annotated[ConfigReads, Depends(get_config_reads)]
 Events = Annotated[EventLog, Depends(get_events)]
 ResolverDep = Annotated[Resolver, Depends(get_resolver)]
 Sessions = Annotated[SessionRecords, Depends(get_sessions)]
@@ -76,7 +86,8 @@ async def authenticated_key(
     return key
 
 
-def require_role(*roles: Role):  # type: ignore[no-untyped-def]
+def require_role(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
+    """A dependency that passes the caller's key on when its role is one of `roles`."""
     allowed = frozenset(roles)
 
     async def check(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
@@ -105,13 +116,13 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text)
 
 
-def optional_if_match(
+async def optional_if_match(
     if_match: Annotated[str | None, Header(description='ETag of the version you read, e.g. "3".')] = None,
 ) -> int | None:
     return parse_if_match(if_match)
 
 
-def required_if_match(
+async def required_if_match(
     if_match: Annotated[
         str | None, Header(description='Required: ETag of the version you read, e.g. "3" (from GET).')
     ] = None,

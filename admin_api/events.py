@@ -26,7 +26,7 @@ between, the change stands and the event is logged as lost rather than failing t
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,7 +35,8 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from admin_api.storage import database_errors, encode_cursor, newest_first_query
+from admin_api.storage import encode_cursor, newest_first_query
+from agent_configs.database import bson_now, database_errors
 
 EVENTS = "events"
 logger = logging.getLogger("switchboard.admin_api.events")
@@ -104,7 +105,7 @@ class EventLog:
         document = {
             "_id": f"evt_{uuid.uuid4().hex}",
             "type": str(kind),
-            "at": _now(),
+            "at": bson_now(),
             "actor": actor,
             "agent_id": agent_id,
             "session_id": None,
@@ -146,8 +147,3 @@ class EventLog:
         items = [Event.from_document(d) for d in documents[:limit]]
         more = len(documents) > limit
         return EventPage(items=items, next_cursor=encode_cursor(items[-1].at, items[-1].id) if more else None)
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -239,6 +239,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting problem answers for the given statuses."""
     descriptions = {
+        400: "Malformed request body (not UTF-8 JSON)",
         401: "Missing or unknown API key",
         403: "The API key's role may not do this",
         404: "Not found",

@@ -3,59 +3,29 @@
 The worker's router is `Router(RulesLoader(RulesStore), PoolAvailability(StoreAvailability(
 ConfigCache, CapacityGuard.in_use), WORKER_AGENT_TYPES))` (worker/server.py). The same
 Router, RulesLoader, StoreAvailability and ConfigCache from agent_configs are used here.
-The two worker-side pieces cannot be imported (nothing imports `worker`), so they are
-restated in a few lines: the pool filter, with the same reason text, and the count of live
-capacity slots, with the same query on `session_slots`. Both are candidates to move into
-agent_configs so that there is a single copy.
+The pool filter and the live capacity-slot count are the worker's own, from agent_configs.
 """
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin_api.storage import database_errors
 from agent_configs.cache import ConfigCache
-from agent_configs.routing.availability import AvailabilityCheck, StoreAvailability
+from agent_configs.capacity import CapacityGuard
+from agent_configs.routing.availability import ConfigSource, PoolAvailability, StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RoutingRules, RulesLoader, RulesSource, RulesStore, StaticRules
 from agent_configs.store import ConfigStore
 
-SLOTS = "session_slots"  # worker/capacity.py
-NOT_IN_POOL = "not served by this worker pool (WORKER_AGENT_TYPES)"  # worker/server.py
-
-
-class LiveSlotCounter:
-    """`CapacityGuard.in_use`: capacity slots whose heartbeat is recent enough."""
-
-    def __init__(self, database: AsyncDatabase, stale_after_s: float) -> None:
-        self._slots = database[SLOTS]
-        self._stale_after = timedelta(seconds=stale_after_s)
-
-    async def __call__(self, agent_id: str) -> int:
-        fresh_since = datetime.now(UTC) - self._stale_after
-        with database_errors():
-            return await self._slots.count_documents(
-                {"agent_id": agent_id, "heartbeat_at": {"$gte": fresh_since}}
-            )
-
-
-class PoolAvailability:
-    """`worker.server.PoolAvailability`: only the agent types a worker pool serves."""
-
-    def __init__(self, inner: AvailabilityCheck, pool: frozenset[str]) -> None:
-        self._inner = inner
-        self._pool = pool
-
-    async def unavailable_reason(self, agent_id: str) -> str | None:
-        if self._pool and agent_id not in self._pool:
-            return NOT_IN_POOL
-        return await self._inner.unavailable_reason(agent_id)
-
 
 class Resolver:
-    """One shared router over the stored rules; throwaway routers for previews and pools."""
+    """One shared router over the stored rules; throwaway routers for previews and pools.
+
+    `pool_choice_configs` may be a cached config source: it only serves `agent_name_for_room`
+    (which worker pool a token dispatches), never a dry run.
+    """
 
     def __init__(
         self,
@@ -67,10 +37,17 @@ class Resolver:
         slot_stale_s: float,
         agent_names: Mapping[str, str],
         default_agent_name: str,
+        pool_choice_configs: ConfigSource | None = None,
     ) -> None:
-        self._availability = StoreAvailability(ConfigCache(store), LiveSlotCounter(database, slot_stale_s))
+        slots = CapacityGuard(database, stale_after_s=slot_stale_s).in_use
+        self._availability = StoreAvailability(ConfigCache(store), slots)
         self.rules = RulesLoader(rules_store, ttl_s=rules_ttl_s)
         self._router = Router(self.rules, self._availability)
+        self._pool_router = (
+            Router(self.rules, StoreAvailability(pool_choice_configs, slots))
+            if pool_choice_configs is not None
+            else self._router
+        )
         self._agent_names = dict(agent_names)
         self.default_agent_name = default_agent_name
 
@@ -93,9 +70,12 @@ class Resolver:
         )
         return await router.route(context)
 
-    @property
-    def has_pools(self) -> bool:
-        return bool(self._agent_names)
+    async def agent_name_for_room(self, metadata: str | None) -> str:
+        """The pool a token should dispatch: AGENT_NAME unless pools are configured."""
+        if not self._agent_names:
+            return self.default_agent_name
+        decision = await self._pool_router.route(RoutingContext.from_metadata(metadata))
+        return self.agent_name_for(decision.agent_id)
 
     def agent_name_for(self, agent_id: str | None) -> str:
         """The worker agent name (pool) that serves `agent_id`; AGENT_NAME when not mapped."""

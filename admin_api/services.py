@@ -14,14 +14,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from admin_api.auth import KeyRing
+from admin_api.config_reads import CachedConfigSource, ConfigReads
 from admin_api.events import EventLog
 from admin_api.metrics import ApiMetrics
 from admin_api.ratelimit import TokenBuckets
 from admin_api.resolver import Resolver
 from admin_api.session_records import SESSIONS, TURNS, SessionRecords
 from admin_api.settings import AdminSettings
-from admin_api.storage import database_errors
-from agent_configs.database import open_client
+from agent_configs.database import database_errors, open_client
 from agent_configs.errors import DatabaseUnavailable
 from agent_configs.routing.rules import RulesStore
 from agent_configs.store import ConfigStore
@@ -36,6 +36,7 @@ class Services:
     client: AsyncMongoClient
     database: AsyncDatabase
     store: ConfigStore
+    config_reads: ConfigReads
     rules_store: RulesStore
     resolver: Resolver
     keys: KeyRing
@@ -53,6 +54,7 @@ class Services:
         client = open_client(settings.mongo_uri, settings.mongo_timeout_ms)
         database = client[settings.mongo_db]
         store = ConfigStore(database)
+        config_reads = ConfigReads(store, settings.admin_api_config_cache_ttl_s)
         rules_store = RulesStore(database)
         resolver = Resolver(
             database,
@@ -62,12 +64,14 @@ class Services:
             slot_stale_s=settings.capacity_slot_stale_s,
             agent_names=settings.admin_api_agent_names,
             default_agent_name=settings.agent_name,
+            pool_choice_configs=CachedConfigSource(config_reads),
         )
         return cls(
             settings=settings,
             client=client,
             database=database,
             store=store,
+            config_reads=config_reads,
             rules_store=rules_store,
             resolver=resolver,
             keys=KeyRing(database, settings.admin_api_key_cache_ttl_s),

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin_api.storage import database_errors, encode_cursor, newest_first_query
+from admin_api.storage import encode_cursor, newest_first_query
+from agent_configs.database import database_errors
 
 SESSIONS = "sessions"
 TURNS = "turns"

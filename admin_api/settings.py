@@ -43,6 +43,12 @@ class AdminSettings(Settings):
     admin_api_key_cache_ttl_s: float = Field(
         default=5.0, ge=0, description="How long API keys are cached; a revocation applies after it."
     )
+    admin_api_config_cache_ttl_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="GET /agents/{id} is served from memory this long (writes here refresh it; "
+        "If-Match still guards every write). 0 = always read the database.",
+    )
     admin_api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body.")
     routing_rules_ttl_s: float = Field(
         default=2.0, ge=0.0, description="Routing rules cache, as the worker's."

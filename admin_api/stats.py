@@ -20,7 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from admin_api.session_records import SESSIONS, TURNS
-from admin_api.storage import database_errors
+from agent_configs.database import database_errors
 from agent_configs.models import AgentConfig, FieldType
 
 DISTRIBUTED_TYPES = (FieldType.ENUM, FieldType.BOOL)

@@ -1,4 +1,4 @@
-"""Small helpers for the API's own queries: database errors, opaque cursors, time ranges.
+"""Small helpers for the API's own queries: opaque cursors, time ranges, ISO timestamps.
 
 Lists are ordered newest first by a timestamp, with `_id` breaking ties, and paged with a
 cursor that encodes the last item's (timestamp, _id): unlike skip/limit, a page does not
@@ -8,27 +8,15 @@ shift when new records arrive while someone is paging.
 import base64
 import binascii
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pymongo.errors import ConnectionFailure
-
-from agent_configs.errors import DatabaseUnavailable
+from pydantic import BeforeValidator
 
 
 class InvalidCursor(ValueError):
     pass
-
-
-@contextmanager
-def database_errors() -> Iterator[None]:
-    """Connection problems become DatabaseUnavailable (503), as in the config store."""
-    try:
-        yield
-    except ConnectionFailure as exc:
-        raise DatabaseUnavailable(str(exc).split(",")[0]) from exc
 
 
 def encode_cursor(at: datetime, record_id: str) -> str:
@@ -63,3 +51,16 @@ def newest_first_query(
     if not clauses:
         return {}
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+_NUMBER = re.compile(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?")
+
+
+def _iso_text_only(value: object) -> object:
+    """Pydantic would read a bare number as seconds since 1970; the API documents ISO 8601."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("use an ISO 8601 date-time, e.g. 2025-01-31T09:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text_only)]

@@ -5,8 +5,13 @@ worker on the same LiveKit server, LLM and machine, in the same run.
 
 Each session is a real rtc client in its own room: it joins (explicit dispatch, support
 metadata), waits for the greeting, sends two chat messages on `lk.chat` and waits for each
-reply on `lk.transcription`, then leaves. All sessions of a phase start together (a few ms
-apart). Phases run one system at a time, the order alternating by size; before each phase the
+reply on `lk.transcription`, then leaves. One session leads; as soon as its greeting is in, the
+others start, `--stagger-ms` apart. (Why a lead: livekit-agents 1.8.9 estimates a job's load on
+a worker with no active job as load_threshold / num_idle_processes, so an idle worker with
+load_threshold 1.0 and 2 idle processes takes at most 2 jobs of a simultaneous burst and refuses
+the rest, which a single-worker LiveKit then never dispatches: see the report. Both workers are
+configured alike, so both would lose the same sessions to it; the lead keeps this bench about
+the sessions.) Phases run one system at a time, the order alternating by size; before each phase the
 bench waits until both workers are idle and the LLM has nothing to do, so one system's tail
 (Switchboard's structured turns and summaries) never lands in the other's phase.
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -40,11 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
     BenchStack,
+    CpuSnapshot,
     LoadWatch,
     MemorySampler,
     fmt,
     machine_info,
     print_table,
+    process_roles,
     ratio,
     summary,
     tree_memory,
@@ -68,18 +76,28 @@ SECOND_MESSAGES = [
 JOIN_TIMEOUT_S = 60.0
 GREETING_TIMEOUT_S = 120.0
 REPLY_TIMEOUT_S = 180.0
-QUIET_TIMEOUT_S = 180.0
+QUIET_TIMEOUT_S = 120.0
 BASELINE_S = 3.0
 
 
-async def one_session(stack: BenchStack, kind: str, size: int, index: int, delay_s: float) -> dict[str, Any]:
-    await asyncio.sleep(delay_s)
+async def one_session(
+    stack: BenchStack, kind: str, size: int, index: int, delay_s: float, lead: asyncio.Event
+) -> dict[str, Any]:
+    """Session 0 leads: the others start once its agent is running (see `run_phase`)."""
+    if index > 0:
+        try:
+            await asyncio.wait_for(lead.wait(), GREETING_TIMEOUT_S)
+        except TimeoutError:
+            pass
+        await asyncio.sleep(delay_s)
     metadata = {"purpose": "support", "user_id": f"bench-c{size}-{kind}-{index}", "user_details": {"tier": "free"}}
     client = stack.client(kind, metadata, identity=f"bench-user-{index}")
-    result: dict[str, Any] = {"index": index, "ok": False, "replies": []}
+    result: dict[str, Any] = {"index": index, "room": client.room_name, "ok": False, "replies": []}
     try:
         await client.join(JOIN_TIMEOUT_S)
         greeting = await client.wait_transcripts(1, GREETING_TIMEOUT_S)
+        if index == 0:
+            lead.set()
         assert client.join_started_at is not None
         result["greeting_s"] = greeting.done_at - client.join_started_at
         for message in (FIRST_MESSAGES[index % len(FIRST_MESSAGES)], SECOND_MESSAGES[index % len(SECOND_MESSAGES)]):
@@ -93,6 +111,8 @@ async def one_session(stack: BenchStack, kind: str, size: int, index: int, delay
     except Exception as exc:  # noqa: BLE001 - a failed session is a data point, not a crash
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
+        if index == 0:
+            lead.set()
         await client.leave()
         result["ended_at"] = time.time()
     return result
@@ -107,10 +127,14 @@ async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, p
         await asyncio.sleep(1.0)
     baseline_rss = statistics.median(m.rss for m in baseline_samples)
     baseline_pss = statistics.median(m.pss for m in baseline_samples)
+    idle_processes = process_roles(worker.process.pid)
     counters_before = stack.llm_counters()
+    _, log_offset = stack.llm_log_requests(0)
     sampler = MemorySampler({kind: worker.process.pid}).start()
+    cpu_before = CpuSnapshot.take()
     started = time.time()
-    tasks = [asyncio.create_task(one_session(stack, kind, size, i, i * stagger_s)) for i in range(size)]
+    lead = asyncio.Event()
+    tasks = [asyncio.create_task(one_session(stack, kind, size, i, i * stagger_s, lead)) for i in range(size)]
     done, pending = await asyncio.wait(tasks, timeout=phase_timeout_s)
     for task in pending:
         task.cancel()
@@ -120,8 +144,11 @@ async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, p
     clients_done = time.time()
     quiet_after = await asyncio.to_thread(stack.wait_quiet, QUIET_TIMEOUT_S, 0.5)
     drained = time.time()
+    cpu_after = CpuSnapshot.take()
     sampler.stop()
     counters_after = stack.llm_counters()
+    llm_requests, _ = stack.llm_log_requests(log_offset)
+    cpu_s = sampler.cpu_seconds(kind)
 
     ok = [s for s in sessions if s["ok"]]
     replies = [r for s in ok for r in s["replies"]]
@@ -148,6 +175,9 @@ async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, p
         "reply_chars": summary([float(r["chars"]) for r in replies]),
         "greeting_ms": summary([s["greeting_s"] * 1000 for s in ok if "greeting_s" in s]),
         "llm_tokens": {k: counters_after.get(k, 0) - v for k, v in counters_before.items()},
+        "llm_requests": llm_requests,
+        "worker_cpu_s": cpu_s,
+        "worker_cpu_s_per_session": cpu_s / size,
         "memory": {
             "baseline_rss_mb": baseline_rss / MB,
             "baseline_pss_mb": baseline_pss / MB,
@@ -157,8 +187,12 @@ async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, p
             "peak_processes": peak.processes if peak else None,
             "per_session_rss_mb": per_session_rss,
             "per_session_pss_mb": per_session_pss,
+            "idle_processes": idle_processes,
         },
         "errors": errors,
+        "cores_used_by_bench": cpu_before.ours_cores(cpu_after),
+        "cores_used_by_others": cpu_before.others_cores(cpu_after),
+        "loadavg_after": os.getloadavg(),
         "quiet_before": quiet_before,
         "quiet_after": quiet_after,
         "sessions": sessions,
@@ -176,13 +210,15 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
             fmt(p["reply_first_byte_ms"]["p50"], digits=0), fmt(p["greeting_ms"]["p50"], digits=0),
             fmt(p["greeting_ms"]["p95"], digits=0),
             f"{tokens.get('prompt_tokens_total', 0):.0f}/{tokens.get('tokens_predicted_total', 0):.0f}",
+            f"{p['llm_requests'] / p['size']:.1f}", fmt(p["worker_cpu_s_per_session"], digits=2),
             fmt(m["per_session_rss_mb"], digits=1), fmt(m["per_session_pss_mb"], digits=1),
-            str(m["peak_processes"]),
+            str(m["peak_processes"]), fmt(p["cores_used_by_others"], digits=2),
         ])
     print_table(
         "concurrent text sessions (greeting + 2 replies each); ms unless noted",
         ["phase", "ok", "wall s", "drain s", "sess/min", "reply p50", "reply p95", "1st byte p50",
-         "greet p50", "greet p95", "LLM tok in/out", "MB/sess RSS", "MB/sess PSS", "procs"],
+         "greet p50", "greet p95", "LLM tok in/out", "LLM req/sess", "CPU s/sess", "MB/sess RSS", "MB/sess PSS",
+         "procs", "others' cores"],
         rows,
     )
     ratios: dict[str, Any] = {}
@@ -203,17 +239,32 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
             "llm_prompt_tokens": ratio(sb["llm_tokens"].get("prompt_tokens_total"), bare["llm_tokens"].get("prompt_tokens_total")),
             "llm_generated_tokens": ratio(sb["llm_tokens"].get("tokens_predicted_total"),
                                           bare["llm_tokens"].get("tokens_predicted_total")),
+            "llm_requests": ratio(sb["llm_requests"], bare["llm_requests"]),
+            "worker_cpu": ratio(sb["worker_cpu_s_per_session"], bare["worker_cpu_s_per_session"]),
         }
         ratios[str(size)] = r
         ratio_rows.append([str(size)] + [fmt(r[k], "x", 2) for k in
                                          ("throughput", "success_rate", "reply_p50", "reply_p95", "greeting_p50",
-                                          "memory_rss", "memory_pss", "llm_prompt_tokens", "llm_generated_tokens")])
+                                          "memory_rss", "memory_pss", "llm_prompt_tokens", "llm_generated_tokens",
+                                          "llm_requests", "worker_cpu")])
     print_table(
         "Switchboard / bare (targets: throughput >= 0.95x, memory <= 1.10x)",
         ["sessions", "throughput", "success", "reply p50", "reply p95", "greet p50", "mem RSS", "mem PSS",
-         "LLM tok in", "LLM tok out"],
+         "LLM tok in", "LLM tok out", "LLM req", "worker CPU"],
         ratio_rows,
     )
+    idle_rows = []
+    for kind in ("switchboard", "bare"):
+        phase = next((p for p in phases if p["kind"] == kind), None)
+        if phase is None:
+            continue
+        by_role: dict[str, list[float]] = {}
+        for process in phase["memory"]["idle_processes"]:
+            by_role.setdefault(process["role"], []).append(process["pss_mb"])
+        for role, values in sorted(by_role.items()):
+            idle_rows.append([kind, role, str(len(values)), fmt(statistics.median(values), digits=1)])
+    print_table("idle worker tree before the first phase (PSS MB per process)", ["worker", "role", "n", "PSS p50"],
+                idle_rows)
     for p in phases:
         if p["errors"]:
             print(f"  {p['kind']} x{p['size']} failures: {p['errors']}")
@@ -239,20 +290,26 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64, help="reply cap for both systems")
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling for both systems")
     parser.add_argument("--stagger-ms", type=float, default=20.0, help="gap between session starts")
-    parser.add_argument("--phase-timeout", type=float, default=300.0, help="hard cap per phase (s)")
+    parser.add_argument("--phase-timeout", type=float, default=240.0, help="hard cap per phase (s)")
+    parser.add_argument("--no-llm-calls", action="store_true", help="skip timing single LLM calls first")
     args = parser.parse_args()
     info = machine_info()
     started = time.monotonic()
     overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens}
     with LoadWatch() as load, BenchStack(max_sessions=max(args.sizes) + 16, llm_overrides=overrides) as stack:
         print(f"stack up in {time.monotonic() - started:.1f}s; run dir {stack.run_dir}", flush=True)
+        assert stack.endpoints and stack.endpoints.local_llm_url
+        llm_calls = None
+        if not args.no_llm_calls:
+            from bench.llm_calls import measure
+
+            llm_calls = asyncio.run(measure(stack.endpoints.mongo_uri, stack.database_name, stack.endpoints.local_llm_url))
         phases = asyncio.run(run(stack, args.sizes, args.stagger_ms / 1000, args.phase_timeout))
     ratios = print_report(phases)
     loads = load.report()
-    print(f"\nload average (1 min) during the run: {fmt(loads['load1_min'], digits=2)}..{fmt(loads['load1_max'], digits=2)} "
-          f"(mean {fmt(loads['load1_mean'], digits=2)}) on {info['cpus']} CPUs; total {time.monotonic() - started:.0f}s")
+    print("\n" + load.describe(info["cpus"]) + f"; total {time.monotonic() - started:.0f}s")
     path = write_results("concurrent_sessions", {
-        "machine": info, "load": loads, "args": vars(args), "ratios": ratios, "phases": phases,
+        "machine": info, "load": loads, "args": vars(args), "ratios": ratios, "llm_calls": llm_calls, "phases": phases,
         "wall_s": time.monotonic() - started,
     })
     print(f"results: {path}")

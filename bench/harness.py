@@ -112,7 +112,28 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "loadavg_at_start": os.getloadavg(),
         "git_head": _git_head(),
+        "code_under_test": code_fingerprint(),
     }
+
+
+def code_fingerprint() -> dict[str, Any]:
+    """Which worker code ran: HEAD plus a hash of worker/ and agent_configs/ as they are on
+    disk, and which of their files differ from HEAD (the tree is edited while benches run)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in ("worker", "agent_configs"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO_ROOT)).encode())
+            digest.update(path.read_bytes())
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--short", "--", "worker", "agent_configs"], cwd=REPO_ROOT,
+            capture_output=True, text=True, timeout=5,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        dirty = []
+    return {"sha256": digest.hexdigest()[:16], "changed_vs_head": [line.strip() for line in dirty if line.strip()]}
 
 
 def _git_head() -> str | None:
@@ -132,6 +153,48 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """Machine-wide busy CPU time and the part of it this bench's process tree used."""
+
+    at: float
+    busy_s: float
+    ours_s: float
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        ticks = os.sysconf("SC_CLK_TCK")
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+            busy = (values[0] + values[1] + values[2] + values[5] + values[6] + (values[7] if len(values) > 7 else 0)) / ticks
+        except (OSError, ValueError, IndexError):
+            busy = 0.0
+        ours = 0
+        for pid in [os.getpid(), *_children_proc(os.getpid())]:
+            fields = _stat_fields(pid)
+            if fields:  # utime, stime and the times of reaped children (ended job processes)
+                ours += sum(int(v) for v in fields[11:15])
+        return cls(time.time(), busy, ours / ticks)
+
+    def others_cores(self, later: CpuSnapshot) -> float | None:
+        """Cores used on average by processes outside this bench (other users) in between."""
+        elapsed = later.at - self.at
+        if elapsed <= 0:
+            return None
+        return max(0.0, (later.busy_s - self.busy_s) - (later.ours_s - self.ours_s)) / elapsed
+
+    def ours_cores(self, later: CpuSnapshot) -> float | None:
+        elapsed = later.at - self.at
+        return (later.ours_s - self.ours_s) / elapsed if elapsed > 0 else None
+
+
 class LoadWatch:
     """The 1-minute load average, sampled every few seconds while the bench runs."""
 
@@ -141,10 +204,12 @@ class LoadWatch:
         self._thread = threading.Thread(target=self._run, daemon=True, name="loadwatch")
 
     def __enter__(self) -> LoadWatch:
+        self.cpu_start = CpuSnapshot.take()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.cpu_end = CpuSnapshot.take()
         self._stop.set()
         self._thread.join(5)
 
@@ -154,8 +219,18 @@ class LoadWatch:
             self._stop.wait(5.0)
 
     def report(self) -> dict[str, float | None]:
+        end = getattr(self, "cpu_end", None) or CpuSnapshot.take()
         return {"load1_min": min(self.samples, default=None), "load1_max": max(self.samples, default=None),
-                "load1_mean": statistics.fmean(self.samples) if self.samples else None}
+                "load1_mean": statistics.fmean(self.samples) if self.samples else None,
+                "cores_used_by_bench": self.cpu_start.ours_cores(end),
+                "cores_used_by_others": self.cpu_start.others_cores(end)}
+
+    def describe(self, cpus: int) -> str:
+        r = self.report()
+        return (f"load average (1 min) {fmt(r['load1_min'], digits=2)}..{fmt(r['load1_max'], digits=2)} "
+                f"(mean {fmt(r['load1_mean'], digits=2)}) on {cpus} CPUs; CPU used by this bench's processes "
+                f"{fmt(r['cores_used_by_bench'], digits=2)} cores, by other processes on the machine "
+                f"{fmt(r['cores_used_by_others'], digits=2)} cores (averages over the run)")
 
 
 # -- process memory ----------------------------------------------------------------------
@@ -226,6 +301,70 @@ def tree_memory(pid: int) -> TreeMemory:
     return TreeMemory(sum(r for r, _ in totals), sum(p for _, p in totals), len(pids))
 
 
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """pid -> CPU seconds (user + system) so far, for a process and its descendants."""
+    if psutil is not None:
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        seconds = {}
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                seconds[process.pid] = times.user + times.system
+            except psutil.Error:
+                continue
+        return seconds
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for child in [pid, *_children_proc(pid)]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[child] = (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return seconds
+
+
+def process_roles(pid: int) -> list[dict[str, Any]]:
+    """Each process of a worker tree with its role and memory: the main process, the
+    multiprocessing forkserver (a child of main), and job processes (its children, idle or
+    running a job)."""
+    children = _children_proc(pid) if psutil is None else [c.pid for c in _psutil_children(pid)]
+    parent_of = {}
+    for child in children:
+        try:
+            parent_of[child] = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    rows = []
+    for child in [pid, *children]:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if child == pid:
+            role = "main"
+        elif parent_of.get(child) == pid and "forkserver" in command:
+            role = "forkserver"
+        elif "resource_tracker" in command:
+            role = "resource tracker"
+        else:
+            role = "job process"
+        rss, pss = _rss_pss_proc(child)
+        rows.append({"pid": child, "role": role, "rss_mb": rss / 1048576, "pss_mb": pss / 1048576})
+    return rows
+
+
+def _psutil_children(pid: int) -> list[Any]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 class MemorySampler:
     """Samples the memory of some worker trees in a thread until stopped."""
 
@@ -233,6 +372,7 @@ class MemorySampler:
         self.pids = pids
         self.interval_s = interval_s
         self.samples: dict[str, list[tuple[float, TreeMemory]]] = {name: [] for name in pids}
+        self._cpu: dict[str, dict[int, list[float]]] = {name: {} for name in pids}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="memsampler")
 
@@ -248,7 +388,14 @@ class MemorySampler:
         while not self._stop.is_set():
             for name, pid in self.pids.items():
                 self.samples[name].append((time.time(), tree_memory(pid)))
+                for child, seconds in tree_cpu_seconds(pid).items():
+                    self._cpu[name].setdefault(child, [seconds, seconds])[1] = seconds
             self._stop.wait(self.interval_s)
+
+    def cpu_seconds(self, name: str) -> float:
+        """CPU (user + system) the tree used while sampled; a process shorter than one
+        sampling interval is missed, a job process never is."""
+        return sum(last - first for first, last in self._cpu[name].values())
 
     def peak(self, name: str) -> TreeMemory | None:
         samples = [m for _, m in self.samples[name]]
@@ -477,6 +624,17 @@ class BenchStack:
         except (OSError, ValueError):
             pass
         return counters
+
+    def llm_log_requests(self, offset: int) -> tuple[int, int]:
+        """Requests llama.cpp started since byte `offset` of its log; (count, new offset)."""
+        path = self.run_dir / "logs" / "local-llm.log"
+        try:
+            with path.open("rb") as log:
+                log.seek(offset)
+                text = log.read()
+        except OSError:
+            return 0, offset
+        return text.count(b"launch_slot_"), offset + len(text)
 
     def wait_quiet(self, timeout_s: float = 120.0, settle_s: float = 1.0) -> dict[str, Any]:
         """Until no worker runs a job and the LLM is idle (bounded); says how long it took."""

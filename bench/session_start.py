@@ -261,8 +261,7 @@ def main() -> None:
     print(f"\ntarget: session start <= 1.05x bare -> p50 {fmt(headline['ratio_p50'], 'x', 2)}, "
           f"p95 {fmt(headline['ratio_p95'], 'x', 2)}")
     loads = load.report()
-    print(f"load average (1 min) during the run: {fmt(loads['load1_min'], digits=2)}..{fmt(loads['load1_max'], digits=2)} "
-          f"on {info['cpus']} CPUs; total {time.monotonic() - started:.0f}s")
+    print(load.describe(info["cpus"]) + f"; total {time.monotonic() - started:.0f}s")
     path = write_results("session_start", {
         "machine": info, "load": loads, "args": vars(args), "result": result, "start_steps": steps,
         "samples": samples, "quiet_waits": quiet, "wall_s": time.monotonic() - started,

@@ -163,6 +163,44 @@ async def _memory_scaling(mongo_uri: str, db_name: str, reps: int) -> dict[str, 
     return results
 
 
+async def _housekeeping_scaling(mongo_uri: str, db_name: str, reps: int) -> dict[str, Any]:
+    """`abort_stale_sessions` (run at every job start since the scaling change) against a
+    `sessions` collection holding ended sessions; skipped when the worker has no such step."""
+    try:
+        from worker.records import abort_stale_sessions
+    except ImportError:
+        return {}
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True)
+    sessions = client[db_name]["sessions"]
+    marker = f"bench-steps-{uuid.uuid4().hex[:6]}"
+    results: dict[str, Any] = {}
+    try:
+        async def measure(label: str) -> None:
+            timings = []
+            for _ in range(reps):
+                started = time.perf_counter()
+                await abort_stale_sessions(client[db_name], 120.0)
+                timings.append((time.perf_counter() - started) * 1000)
+            results[label] = summary(timings)
+
+        await measure(f"{await sessions.count_documents({})} sessions in the collection")
+        now = datetime.now(UTC)
+        inserted = 0
+        for size in OTHER_TURNS:
+            await sessions.insert_many([
+                {"_id": f"{marker}:{n}", "session_id": f"{marker}:{n}", "agent_id": SUPPORT_AGENT,
+                 "status": "ended", "started_at": now - timedelta(seconds=n), "heartbeat_at": now - timedelta(seconds=n),
+                 "transcript": [{"role": "user", "text": "My login is not working"}] * 4, "bench_marker": marker}
+                for n in range(inserted, size)
+            ])
+            inserted = size
+            await measure(f"+{size} ended sessions")
+        await sessions.delete_many({"bench_marker": marker})
+    finally:
+        await client.close()
+    return results
+
+
 async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) -> dict[str, Any]:
     """Cold and warm step timings plus the memory-query scaling; also prints the tables."""
     _register()
@@ -175,6 +213,7 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
         await _one_start(warm, mongo_uri, db_name, llm_url, reuse)
     await reuse["client"].close()
     memory = await _memory_scaling(mongo_uri, db_name, max(5, reps // 2))
+    housekeeping = await _housekeeping_scaling(mongo_uri, db_name, max(5, reps // 2))
 
     rows = []
     total_cold = total_warm = 0.0
@@ -197,7 +236,14 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
         ["turns collection", "p50", "p95"],
         [[label, fmt(s["p50"], digits=2), fmt(s["p95"], digits=2)] for label, s in memory.items()],
     )
+    if housekeeping:
+        print_table(
+            "job-start housekeeping (abort_stale_sessions, in a task beside the connect) vs sessions collection (ms)",
+            ["sessions collection", "p50", "p95"],
+            [[label, fmt(s["p50"], digits=2), fmt(s["p95"], digits=2)] for label, s in housekeeping.items()],
+        )
     return {
+        "housekeeping": housekeeping,
         "cold": {n: {"ms": summary(v), "round_trips": statistics.median(cold.trips[n])} for n, v in cold.ms.items()},
         "warm": {n: {"ms": summary(v), "round_trips": statistics.median(warm.trips[n])} for n, v in warm.ms.items()},
         "memory_query": memory,

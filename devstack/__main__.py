@@ -18,6 +18,8 @@ from devstack.chat import chat
 from devstack.errors import DevstackError
 from scripts.setup_agents import redact_uri, run_seed
 
+DEV_ADMIN_KEY = "dev-admin-key"  # `make dev` only: the admin API's bootstrap key on a fresh database
+
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -45,6 +47,9 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
     if stack.worker_health_port is not None:
         table.add_row("Worker", f"http://127.0.0.1:{stack.worker_health_port}/", "health; agent name `switchboard`")
         table.add_row("Metrics", f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", "Prometheus")
+    if stack.admin_api_port is not None:
+        key = os.environ.get("ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY)
+        table.add_row("Admin API", f"http://127.0.0.1:{stack.admin_api_port}/docs", f"API key `{key}` (fresh database)")
     Console().print(table)
     print("In another shell:")
     for name, value in endpoints.as_env().items():
@@ -70,6 +75,7 @@ def build(
 def up(
     seed: Annotated[bool, typer.Option(help="Seed the built-in agent types and routing rules.")] = True,
     worker: Annotated[bool, typer.Option(help="Run the Switchboard worker too.")] = True,
+    admin_api: Annotated[bool, typer.Option(help="Run the admin API (uvicorn) too.")] = True,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     run_dir = os.environ.get("DEVSTACK_RUN_DIR")
@@ -98,6 +104,13 @@ def up(
                     _port_from_env("DEVSTACK_WORKER_PORT", 8081),
                     _port_from_env("DEVSTACK_METRICS_PORT", 9100),
                 )
+            if admin_api:
+                console.print("starting the admin API...")
+                api_env = {
+                    "MONGO_DB": settings.mongo_db,
+                    "ADMIN_API_BOOTSTRAP_KEY": os.environ.get("ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY),
+                }
+                stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT", 8000))
             _print_endpoints(endpoints, stack)
             console.print("Running. Ctrl-C stops everything.")
             stopping.wait()

@@ -111,6 +111,7 @@ class Devstack:
         self._running: list[_Running] = []
         self.worker_health_port: int | None = None
         self.worker_metrics_port: int | None = None
+        self.admin_api_port: int | None = None
 
     def __enter__(self) -> Endpoints:
         try:
@@ -228,6 +229,14 @@ class Devstack:
         self._wait_until(service, lambda: "registered worker" in service.log_path.read_text(errors="replace"))
         self.worker_health_port = port
         self.worker_metrics_port = metrics
+
+    def start_admin_api(self, endpoints: Endpoints, env: dict[str, str], preferred_port: int) -> None:
+        """`python -m admin_api` (uvicorn) against these services; ready once /readyz answers."""
+        port = reserve_port(preferred_port, "admin API", "DEVSTACK_ADMIN_API_PORT")
+        api_env = self.environ | endpoints.as_env() | env | {"ADMIN_API_PORT": str(port)}
+        service = self._spawn("admin-api", [sys.executable, "-m", "admin_api"], api_env)
+        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
+        self.admin_api_port = port
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"

@@ -18,16 +18,16 @@ from livekit.plugins import silero
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.cache import ConfigCache
+from agent_configs.capacity import CapacityGuard
 from agent_configs.database import open_client
 from agent_configs.models import AgentConfig, AgentStatus
-from agent_configs.routing.availability import StoreAvailability
+from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability, StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.intents import match_intent
 from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RulesLoader, RulesStore
 from agent_configs.store import ConfigStore
 from worker import metrics
-from worker.capacity import CapacityGuard
 from worker.conversation import Conversation
 from worker.memory import load_past_messages
 from worker.metadata import routing_context
@@ -42,7 +42,6 @@ logger = logging.getLogger("switchboard.worker")
 PARTICIPANT_WAIT_S = 15.0
 CLAIM_ATTEMPTS = 3
 HEARTBEAT_S = 30.0
-NOT_IN_POOL = "not served by this worker pool (WORKER_AGENT_TYPES)"
 
 
 @dataclass
@@ -56,19 +55,6 @@ class ProcessServices:
     capacity: CapacityGuard
     router: Router
     writer: RecordWriter
-
-
-class PoolAvailability:
-    """Store availability (status, capacity), limited to the agent types of this pool."""
-
-    def __init__(self, inner: StoreAvailability, pool: frozenset[str]) -> None:
-        self._inner = inner
-        self._pool = pool
-
-    async def unavailable_reason(self, agent_id: str) -> str | None:
-        if self._pool and agent_id not in self._pool:
-            return NOT_IN_POOL
-        return await self._inner.unavailable_reason(agent_id)
 
 
 _services: ProcessServices | None = None
@@ -129,26 +115,38 @@ async def entrypoint(ctx: JobContext) -> None:
     started_at = datetime.now(UTC)
     session_id = f"sess_{uuid.uuid4().hex[:16]}"
     services = await process_services()
-    await _tidy_up_quietly(services)
-    await ctx.connect()
+    housekeeping = asyncio.create_task(_tidy_up_quietly(services))
+    vad = ctx.proc.userdata.get("vad")
 
-    context, source, participant = await _read_metadata(ctx)
-    decision, config, slot = await _route_and_claim(services, context, session_id)
+    # Dispatch and room metadata come with the job: route and build the agent while the
+    # room connection is being set up, so our work hides behind LiveKit's.
+    connecting = asyncio.create_task(ctx.connect())
+    context, source = routing_context(ctx.job.metadata, ctx.job.room.metadata)
+    participant = None
+    if source is not None:
+        preparing = asyncio.create_task(_prepare(services, context, session_id, vad))
+        try:
+            await connecting
+        except BaseException:
+            await _abandon(services, preparing, session_id)
+            raise
+        prepared = await preparing
+    else:
+        await connecting
+        context, source, participant = await _read_metadata(ctx)
+        prepared = await _prepare(services, context, session_id, vad)
+    decision, config, slot, agent = prepared
+
     log = logging.LoggerAdapter(logger, {"session_id": session_id, "room": ctx.room.name})
     log.info("routed: %s (metadata from %s)", decision.summary(), source or "nowhere")
     metrics.ROUTING_DECISIONS.labels(decision.agent_id or "none", decision.strategy or "none").inc()
-    if config is None:
-        await _refuse(ctx, services, session_id, decision, started_at)
+    if config is None or isinstance(agent, ProviderError):
+        if isinstance(agent, ProviderError):
+            log.error("cannot run %s: %s", decision.agent_id, agent)
+        reason = f"provider error: {agent}" if isinstance(agent, ProviderError) else "no agent type available"
+        await _refuse(ctx, services, session_id, decision, started_at, reason)
         return
-    config = for_frontend(config, context.raw.get("modality"))
-
-    try:
-        agent = await _build_agent(services, config, ctx.proc.userdata.get("vad"), context.user_id, [])
-    except ProviderError as exc:
-        log.error("cannot run %s: %s", config.agent_id, exc)
-        await _release(services, config, slot, session_id)
-        await _refuse(ctx, services, session_id, decision, started_at, reason=f"provider error: {exc}")
-        return
+    assert agent is not None
 
     session = new_session(config)
     conversation = Conversation(
@@ -160,8 +158,7 @@ async def entrypoint(ctx: JobContext) -> None:
         user_id=context.user_id,
         writer=services.writer,
         build_agent=lambda cfg, history: _build_agent(
-            services, for_frontend(cfg, context.raw.get("modality")), ctx.proc.userdata.get("vad"),
-            context.user_id, history,
+            services, for_frontend(cfg, context.raw.get("modality")), vad, context.user_id, history
         ),
         find_handoff=lambda current, text: _find_handoff(services, current, text),
     )
@@ -171,6 +168,7 @@ async def entrypoint(ctx: JobContext) -> None:
 
     async def finish(reason: str) -> None:
         heartbeat.cancel()
+        await housekeeping
         try:
             await conversation.finish(reason)
         finally:
@@ -183,6 +181,8 @@ async def entrypoint(ctx: JobContext) -> None:
     await session.start(
         agent, room=ctx.room, room_options=room_options(config, identity, conversation.on_text_input)
     )
+    if config.greeting:
+        _greet(session, config.greeting)
     await ctx.room.local_participant.set_attributes(
         {"switchboard.agent_id": config.agent_id, "switchboard.strategy": decision.strategy or ""}
     )
@@ -198,8 +198,6 @@ async def entrypoint(ctx: JobContext) -> None:
             "memory_messages": agent.remembered_messages,
         },
     )
-    if config.greeting:
-        _greet(session, config.greeting)
 
 
 def _greet(session: AgentSession, greeting: str) -> None:
@@ -208,6 +206,34 @@ def _greet(session: AgentSession, greeting: str) -> None:
         session.say(greeting)
     except RuntimeError:
         logger.info("session closed before the greeting")
+
+
+Prepared = tuple[RoutingDecision, AgentConfig | None, int | None, ConfiguredAgent | ProviderError | None]
+
+
+async def _prepare(services: ProcessServices, context: RoutingContext, session_id: str, vad: Any) -> Prepared:
+    """Route, claim capacity, build the agent. A provider problem (missing key) releases the
+    slot and comes back as the error, so the job can tell the room and end cleanly."""
+    decision, config, slot = await _route_and_claim(services, context, session_id)
+    if config is None:
+        return decision, None, None, None
+    config = for_frontend(config, context.raw.get("modality"))
+    try:
+        agent = await _build_agent(services, config, vad, context.user_id, [])
+    except ProviderError as exc:
+        await _release(services, config, slot, session_id)
+        return decision, config, None, exc
+    return decision, config, slot, agent
+
+
+async def _abandon(services: ProcessServices, preparing: "asyncio.Task[Prepared]", session_id: str) -> None:
+    """The room connection failed: give back the capacity slot the preparation claimed."""
+    try:
+        _, config, slot, _ = await preparing
+    except Exception:
+        return
+    if config is not None:
+        await _release(services, config, slot, session_id)
 
 
 async def _read_metadata(
@@ -306,7 +332,7 @@ async def _refuse(
     session_id: str,
     decision: RoutingDecision,
     started_at: datetime,
-    reason: str = "no agent type available",
+    reason: str,
 ) -> None:
     """No agent can serve this room: tell the frontend, record it, end the job cleanly."""
     payload = {"session_id": session_id, "reason": reason, "routing": _decision_record(decision, None)}

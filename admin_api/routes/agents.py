@@ -7,14 +7,16 @@ PUT and PATCH keep the current status. Every change is a new version, read by th
 version-checked cache at the next session: no restart, no TTL.
 """
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field, ValidationError
 
-from admin_api.deps import AdminKey, Events, IfMatch, ReaderKey, RequiredIfMatch, Store
-from admin_api.events import EventLog, EventType
+from admin_api.auth import ApiKey
+from admin_api.deps import AdminKey, IfMatch, ReaderKey, Reads, RequiredIfMatch, ServicesDep, Store
+from admin_api.events import EventType
 from admin_api.problems import (
     FieldProblem,
     etag_for,
@@ -24,7 +26,8 @@ from admin_api.problems import (
     validation_problem,
 )
 from admin_api.routes import API_V1
-from agent_configs.errors import VersionConflict
+from admin_api.services import Services
+from agent_configs.errors import AgentNotFound, VersionConflict
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.store import MAX_PAGE_SIZE, ConfigStore
 
@@ -33,7 +36,7 @@ router = APIRouter(prefix=f"{API_V1}/agents", tags=["agents"])
 AgentId = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")]
 STORE_OWNED = ("version", "created_at", "updated_at")
 READ_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
-WRITE_PROBLEMS = problem_responses(401, 403, 404, 412, 413, 422, 428, 503)
+WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 428, 503)
 
 
 class AgentPage(BaseModel):
@@ -116,10 +119,16 @@ async def list_agents_alias(
     return await _list_agents(store, status_filter, purpose, tag, limit, cursor)
 
 
-@router.get("/{agent_id}", responses=READ_PROBLEMS)
-async def get_agent(caller: ReaderKey, agent_id: AgentId, store: Store, response: Response) -> AgentConfig:
-    """The current config; its version is the ETag to send back as If-Match."""
-    return _with_etag(response, await store.get(agent_id))
+@router.get("/{agent_id}", responses=READ_PROBLEMS, response_model=AgentConfig)
+async def get_agent(caller: ReaderKey, agent_id: AgentId, reads: Reads) -> Response:
+    """The current config; its version is the ETag to send back as If-Match.
+
+    Served from a read cache of at most ADMIN_API_CONFIG_CACHE_TTL_S (see config_reads.py).
+    """
+    cached = await reads.get(agent_id)
+    return Response(
+        cached.body, media_type="application/json", headers={"ETag": etag_for(cached.config.version)}
+    )
 
 
 @router.get("/{agent_id}/versions", responses=READ_PROBLEMS)
@@ -140,7 +149,7 @@ async def get_version(
 # -- writes ---------------------------------------------------------------------------------
 
 
-@router.post("/validate", responses=problem_responses(401, 403, 413, 422, 503))
+@router.post("/validate", responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def validate_agent(
     caller: ReaderKey, definition: Annotated[dict[str, Any], Body()]
 ) -> ValidationReport:
@@ -153,110 +162,130 @@ async def validate_agent(
     return ValidationReport(valid=True, config=config)
 
 
+class AgentChanges:
+    """The writes of one admin request: each result refreshes the read cache and is audited.
+
+    A conflict (or a vanished agent) drops the cached copy, so the re-read that follows a 412
+    is fresh even when the winning write came through another replica.
+    """
+
+    def __init__(self, caller: ApiKey, services: Services) -> None:
+        self.actor = caller.name
+        self.store = services.store
+        self._reads = services.config_reads
+        self._events = services.events
+
+    async def save(self, agent_id: str, write: Awaitable[AgentConfig]) -> AgentConfig:
+        try:
+            saved = await write
+        except (VersionConflict, AgentNotFound):
+            self._reads.forget(agent_id)
+            raise
+        self._reads.remember(saved)
+        return saved
+
+    async def audit(self, kind: EventType, saved: AgentConfig, details: dict[str, Any] | None = None) -> None:
+        await self._events.record(
+            kind, self.actor, agent_id=saved.agent_id, version=saved.version, details=details
+        )
+
+
+async def agent_changes(caller: AdminKey, services: ServicesDep) -> AgentChanges:
+    return AgentChanges(caller, services)
+
+
+Changes = Annotated[AgentChanges, Depends(agent_changes)]
+
+
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 403, 409, 413, 422, 503)
+    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(400, 401, 403, 409, 413, 422, 503)
 )
 async def create_agent(
-    caller: AdminKey, config: AgentConfig, store: Store, events: Events, request: Request, response: Response
+    changes: Changes, config: AgentConfig, request: Request, response: Response
 ) -> AgentConfig:
     """A new agent type at version 1 (`version` and timestamps in the body are ignored)."""
-    created = await store.create(config)
-    await events.record(
-        EventType.AGENT_CREATED, caller.name, agent_id=created.agent_id, version=created.version
-    )
+    created = await changes.save(config.agent_id, changes.store.create(config))
+    await changes.audit(EventType.AGENT_CREATED, created)
     response.headers["Location"] = str(request.url_for("get_agent", agent_id=created.agent_id))
     return _with_etag(response, created)
 
 
 @router.put("/{agent_id}", responses=WRITE_PROBLEMS)
 async def replace_agent(
-    caller: AdminKey,
-    agent_id: AgentId,
-    expected: RequiredIfMatch,
-    config: AgentConfig,
-    store: Store,
-    events: Events,
-    response: Response,
+    changes: Changes, agent_id: AgentId, expected: RequiredIfMatch, config: AgentConfig, response: Response
 ) -> AgentConfig:
     """Replace the whole definition. The status stays as it is (see pause / resume)."""
     if config.agent_id != agent_id:
-        raise invalid_request(
-            [FieldProblem(field="agent_id", message=f"must be '{agent_id}', as in the path")]
-        )
-    current = await store.get(agent_id)
-    _status_unchanged(config, current, "status" in config.model_fields_set)
-    saved = await store.update(config.model_copy(update={"status": current.status}), expected)
-    await events.record(EventType.AGENT_UPDATED, caller.name, agent_id=agent_id, version=saved.version)
+        message = f"must be '{agent_id}', as in the path"
+        raise invalid_request([FieldProblem(field="agent_id", message=message)])
+
+    async def replace() -> AgentConfig:
+        current = await changes.store.get(agent_id)
+        _status_unchanged(config, current, "status" in config.model_fields_set)
+        return await changes.store.update(config.model_copy(update={"status": current.status}), expected)
+
+    saved = await changes.save(agent_id, replace())
+    await changes.audit(EventType.AGENT_UPDATED, saved)
     return _with_etag(response, saved)
 
 
 @router.patch("/{agent_id}", responses=WRITE_PROBLEMS)
 async def patch_agent(
-    caller: AdminKey,
+    changes: Changes,
     agent_id: AgentId,
     expected: RequiredIfMatch,
     patch: Annotated[dict[str, Any], Body(media_type="application/merge-patch+json")],
-    store: Store,
-    events: Events,
     response: Response,
 ) -> AgentConfig:
     """JSON Merge Patch (RFC 7386) of the definition: `{"llm": {"temperature": 0.2}}`; null removes."""
     _check_patch_keys(patch, agent_id)
-    current = await store.get(agent_id)
-    if current.version != expected:
-        raise VersionConflict(agent_id, expected, current.version)
-    try:
-        config = AgentConfig.model_validate(merge_patch(current.definition(), patch))
-    except ValidationError as exc:
-        raise validation_problem(exc) from None
-    _status_unchanged(config, current, "status" in patch)
-    saved = await store.update(config, expected)
-    await events.record(EventType.AGENT_UPDATED, caller.name, agent_id=agent_id, version=saved.version)
+
+    async def apply_patch() -> AgentConfig:
+        current = await changes.store.get(agent_id)
+        if current.version != expected:
+            raise VersionConflict(agent_id, expected, current.version)
+        try:
+            config = AgentConfig.model_validate(merge_patch(current.definition(), patch))
+        except ValidationError as exc:
+            raise validation_problem(exc) from None
+        _status_unchanged(config, current, "status" in patch)
+        return await changes.store.update(config, expected)
+
+    saved = await changes.save(agent_id, apply_patch())
+    await changes.audit(EventType.AGENT_UPDATED, saved)
     return _with_etag(response, saved)
 
 
 @router.delete("/{agent_id}", responses=WRITE_PROBLEMS)
 async def archive_agent(
-    caller: AdminKey, agent_id: AgentId, expected: IfMatch, store: Store, events: Events, response: Response
+    changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
     """Archive (kept with its history; the router skips it). `resume` brings it back."""
-    saved = await _change_status(store, events, caller.name, agent_id, AgentStatus.ARCHIVED, expected)
-    return _with_etag(response, saved)
+    return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.ARCHIVED, expected))
 
 
 @router.post("/{agent_id}/pause", responses=WRITE_PROBLEMS)
 async def pause_agent(
-    caller: AdminKey, agent_id: AgentId, expected: IfMatch, store: Store, events: Events, response: Response
+    changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
     """The router skips a paused type from the next room on ("paused" in the trail)."""
-    saved = await _change_status(store, events, caller.name, agent_id, AgentStatus.PAUSED, expected)
-    return _with_etag(response, saved)
+    return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.PAUSED, expected))
 
 
 @router.post("/{agent_id}/resume", responses=WRITE_PROBLEMS)
 async def resume_agent(
-    caller: AdminKey, agent_id: AgentId, expected: IfMatch, store: Store, events: Events, response: Response
+    changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
-    saved = await _change_status(store, events, caller.name, agent_id, AgentStatus.ACTIVE, expected)
-    return _with_etag(response, saved)
+    return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.ACTIVE, expected))
 
 
 @router.post("/{agent_id}/rollback", responses=WRITE_PROBLEMS)
 async def rollback_agent(
-    caller: AdminKey,
-    agent_id: AgentId,
-    expected: IfMatch,
-    body: RollbackRequest,
-    store: Store,
-    events: Events,
-    response: Response,
+    changes: Changes, agent_id: AgentId, expected: IfMatch, body: RollbackRequest, response: Response
 ) -> AgentConfig:
     """Make an earlier version's definition current again, as a new version."""
-    saved = await store.rollback(agent_id, body.version, expected)
-    details = {"restored_version": body.version}
-    await events.record(
-        EventType.AGENT_ROLLED_BACK, caller.name, agent_id=agent_id, version=saved.version, details=details
-    )
+    saved = await changes.save(agent_id, changes.store.rollback(agent_id, body.version, expected))
+    await changes.audit(EventType.AGENT_ROLLED_BACK, saved, {"restored_version": body.version})
     return _with_etag(response, saved)
 
 
@@ -270,15 +299,24 @@ _STATUS_EVENTS = {
 
 
 async def _change_status(
-    store: ConfigStore, events: EventLog, actor: str, agent_id: str, wanted: AgentStatus, expected: int | None
+    changes: AgentChanges, agent_id: str, wanted: AgentStatus, expected: int | None
 ) -> AgentConfig:
-    current = await store.get(agent_id)
-    if expected is not None and expected != current.version:
-        raise VersionConflict(agent_id, expected, current.version)
-    if current.status == wanted:
-        return current
-    saved = await store.update(current.model_copy(update={"status": wanted}), current.version)
-    await events.record(_STATUS_EVENTS[wanted], actor, agent_id=agent_id, version=saved.version)
+    """Set the status; asking for the status it already has changes nothing and is not audited."""
+    changed = False
+
+    async def change() -> AgentConfig:
+        nonlocal changed
+        current = await changes.store.get(agent_id)
+        if expected is not None and expected != current.version:
+            raise VersionConflict(agent_id, expected, current.version)
+        if current.status == wanted:
+            return current
+        changed = True
+        return await changes.store.update(current.model_copy(update={"status": wanted}), current.version)
+
+    saved = await changes.save(agent_id, change())
+    if changed:
+        await changes.audit(_STATUS_EVENTS[wanted], saved)
     return saved
 
 

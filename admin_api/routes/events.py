@@ -1,6 +1,5 @@
 """The audit trail: admin actions and session starts/ends, newest first (schema: events.py)."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,7 +9,7 @@ from admin_api.events import EventPage
 from admin_api.problems import problem_responses
 from admin_api.routes import API_V1
 from admin_api.routes.sessions import cursor_problem, time_range
-from admin_api.storage import InvalidCursor
+from admin_api.storage import InvalidCursor, IsoDatetime
 
 router = APIRouter(prefix=API_V1, tags=["events"])
 
@@ -27,8 +26,8 @@ async def list_events(
     agent_id: Filter = None,
     session_id: Filter = None,
     actor: Annotated[str | None, Query(description="An API key name, or `worker`.", max_length=128)] = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDatetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> EventPage:

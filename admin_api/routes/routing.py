@@ -16,6 +16,7 @@ from admin_api.deps import AdminKey, Events, ReaderKey, RequiredIfMatch, Resolve
 from admin_api.events import EventType
 from admin_api.problems import etag_for, invalid_request, problem_responses, rules_problems
 from admin_api.routes import API_V1
+from admin_api.storage import IsoDatetime
 from agent_configs.models import Slug
 from agent_configs.routing.router import TrailEntry
 from agent_configs.routing.rules import ChainEntry, RoutingRules, check_agent_ids, validate_rules
@@ -58,7 +59,7 @@ class ResolveRequest(BaseModel):
     pool: list[Slug] | None = Field(
         default=None, max_length=200, description="Decide as a worker with WORKER_AGENT_TYPES=these would."
     )
-    at: datetime | None = Field(
+    at: IsoDatetime | None = Field(
         default=None, description="Decide as at this time (time_window); default now."
     )
 
@@ -87,7 +88,7 @@ async def get_rules(caller: ReaderKey, services: ServicesDep, response: Response
     return _stored(rules)
 
 
-@router.put("", responses=problem_responses(401, 403, 412, 413, 422, 428, 503))
+@router.put("", responses=problem_responses(400, 401, 403, 412, 413, 422, 428, 503))
 async def replace_rules(
     caller: AdminKey,
     expected: RequiredIfMatch,
@@ -109,7 +110,7 @@ async def replace_rules(
     return _stored(saved)
 
 
-@router.post("/resolve", responses=problem_responses(401, 403, 413, 422, 503))
+@router.post("/resolve", responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def resolve(caller: ReaderKey, request: ResolveRequest, resolver: ResolverDep) -> Resolution:
     """Dry run: which agent type a room with this metadata gets now, and why (the full trail)."""
     rules = validate_rules(request.rules.model_dump()) if request.rules is not None else None

@@ -11,12 +11,12 @@ from admin_api.routes import API_V1
 from admin_api.routes.agents import AgentId
 from admin_api.session_records import SessionDetail, SessionPage
 from admin_api.stats import AgentStats, agent_stats
-from admin_api.storage import InvalidCursor
+from admin_api.storage import InvalidCursor, IsoDatetime
 
 router = APIRouter(prefix=API_V1, tags=["sessions"])
 
-Since = Annotated[datetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")]
-Until = Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")]
+Since = Annotated[IsoDatetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")]
+Until = Annotated[IsoDatetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")]
 Filter = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 

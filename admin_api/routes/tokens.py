@@ -3,8 +3,9 @@
 The token holds the participant metadata and a RoomConfiguration that explicitly dispatches
 the worker agent name (with the same metadata as the dispatch's job metadata, which the
 worker reads first). With worker pools configured (`ADMIN_API_AGENT_NAMES`), the metadata
-is routed here with the worker's Router to pick the pool of the type it will get; with one
-pool there is nothing to decide and no database round trip.
+is routed here with the worker's Router to pick the pool of the type it will get (on configs
+from the read cache: the worker routes again on arrival); with one pool there is nothing to
+decide and no database round trip.
 """
 
 import json
@@ -15,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from livekit import api
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from admin_api.deps import ResolverDep, ServicesDep, TokenKey
 from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
@@ -35,7 +36,7 @@ class RoomMetadata(BaseModel):
 
     purpose: str | None = ShortText
     agent_id: Slug | None = None
-    user_id: str | int | None = Field(
+    user_id: str | StrictInt | None = Field(
         default=None, description="Numeric ids are accepted, as from many frontends."
     )
     user_details: dict[str, Any] | None = None
@@ -86,7 +87,7 @@ def metadata_text(metadata: RoomMetadata | None) -> str:
     return text
 
 
-@router.post("/token", responses=problem_responses(401, 403, 413, 422, 429, 503))
+@router.post("/token", responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
 async def mint_token(
     caller: TokenKey, request: TokenRequest, services: ServicesDep, resolver: ResolverDep
 ) -> RoomToken:
@@ -102,10 +103,7 @@ async def mint_token(
             headers={"Retry-After": retry_after},
         )
     metadata = metadata_text(request.metadata)
-    agent_name = resolver.default_agent_name
-    if resolver.has_pools:
-        decision = await resolver.resolve(metadata or None)
-        agent_name = resolver.agent_name_for(decision.agent_id)
+    agent_name = await resolver.agent_name_for_room(metadata or None)
     room = request.room or f"room-{uuid.uuid4().hex[:12]}"
     identity = request.identity or f"user-{uuid.uuid4().hex[:12]}"
     settings = services.settings

@@ -72,3 +72,19 @@ class MemoryAvailability:
         if config is None:
             return UNKNOWN_AGENT
         return await reason_config_is_unavailable(config, self._active_sessions)
+
+
+NOT_IN_POOL = "not served by this worker pool (WORKER_AGENT_TYPES)"
+
+
+class PoolAvailability:
+    """Only the agent types a worker pool serves (`WORKER_AGENT_TYPES`; empty = all)."""
+
+    def __init__(self, inner: AvailabilityCheck, pool: frozenset[str]) -> None:
+        self._inner = inner
+        self._pool = pool
+
+    async def unavailable_reason(self, agent_id: str) -> str | None:
+        if self._pool and agent_id not in self._pool:
+            return NOT_IN_POOL
+        return await self._inner.unavailable_reason(agent_id)

@@ -8,7 +8,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.store import ConfigStore
-from tests.admin_api.conftest import Keys
+from devstack import Endpoints
+from tests.admin_api.conftest import Keys, admin_settings, running_app
 from tests.factories import support_definition
 
 AGENTS = "/api/v1/agents"
@@ -16,7 +17,9 @@ PROBLEM = "application/problem+json"
 
 
 def new_agent(agent_id: str = "billing-agent", **changes: Any) -> dict[str, Any]:
-    return support_definition(**({"agent_id": agent_id, "name": "Billing", "purposes": ["billing"]} | changes))
+    return support_definition(
+        **({"agent_id": agent_id, "name": "Billing", "purposes": ["billing"]} | changes)
+    )
 
 
 async def create(api: httpx.AsyncClient, keys: Keys, definition: dict[str, Any]) -> httpx.Response:
@@ -105,7 +108,9 @@ async def test_put_needs_if_match_and_a_stale_one_is_412_with_the_current_versio
     assert stale.status_code == 412 and stale.headers["content-type"] == PROBLEM
     assert stale.json()["current_version"] == 2 and stale.headers["etag"] == '"2"'
 
-    weak = await api.put(f"{AGENTS}/billing-agent", json=new_agent(), headers=keys.header("admin") | {"If-Match": 'W/"2"'})
+    weak = await api.put(
+        f"{AGENTS}/billing-agent", json=new_agent(), headers=keys.header("admin") | {"If-Match": 'W/"2"'}
+    )
     assert weak.status_code == 200 and weak.json()["version"] == 3
 
     garbage = await api.put(f"{AGENTS}/billing-agent", json=new_agent(), headers=if_match(keys, "abc"))
@@ -228,7 +233,9 @@ async def test_unknown_agent_is_404_problem(api: httpx.AsyncClient, keys: Keys) 
         assert response.json()["instance"] == path
 
 
-async def test_validate_reports_without_saving(api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase) -> None:
+async def test_validate_reports_without_saving(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
     good = await api.post(f"{AGENTS}/validate", json=new_agent(), headers=keys.header("viewer"))
     assert good.status_code == 200
     assert good.json()["valid"] is True and good.json()["config"]["agent_id"] == "billing-agent"
@@ -239,7 +246,9 @@ async def test_validate_reports_without_saving(api: httpx.AsyncClient, keys: Key
     assert report["valid"] is False and report["config"] is None
     assert {e["field"] for e in report["errors"]} == {"name", "llm.options"}
     voice_without_stt = new_agent(modalities=["voice"], stt=None)
-    report = (await api.post(f"{AGENTS}/validate", json=voice_without_stt, headers=keys.header("viewer"))).json()
+    report = (
+        await api.post(f"{AGENTS}/validate", json=voice_without_stt, headers=keys.header("viewer"))
+    ).json()
     assert report["valid"] is False and "needs stt" in report["errors"][0]["message"]
     assert (await ConfigStore(database).list_agents()).items == []
 
@@ -248,3 +257,26 @@ async def test_validate_reports_without_saving(api: httpx.AsyncClient, keys: Key
 async def test_validate_needs_an_object(api: httpx.AsyncClient, keys: Keys, body: object) -> None:
     response = await api.post(f"{AGENTS}/validate", json=body, headers=keys.header("viewer"))
     assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
+
+
+async def test_read_cache_is_refreshed_by_writes_and_dropped_on_conflict(
+    endpoints: Endpoints, database_name: str, database: AsyncDatabase, keys: Keys
+) -> None:
+    settings = admin_settings(endpoints, database_name, admin_api_config_cache_ttl_s=600.0)
+    async with running_app(settings) as (_, api):
+        path = f"{AGENTS}/billing-agent"
+        await create(api, keys, new_agent())
+        assert (await api.get(path, headers=keys.header("viewer"))).headers["etag"] == '"1"'
+
+        store = ConfigStore(database)  # another replica saves version 2
+        await store.update(await store.get("billing-agent"), expected_version=1)
+        stale = await api.get(path, headers=keys.header("viewer"))
+        assert stale.headers["etag"] == '"1"'  # within the TTL: the documented staleness
+        refused = await api.put(path, json=new_agent(), headers=if_match(keys, 1))
+        assert refused.status_code == 412  # ... which can never overwrite the newer version
+        assert (await api.get(path, headers=keys.header("viewer"))).headers["etag"] == '"2"'
+
+        patched = await api.patch(path, json={"name": "Billing 3"}, headers=if_match(keys, 2))
+        assert patched.status_code == 200
+        fresh = await api.get(path, headers=keys.header("viewer"))
+        assert fresh.headers["etag"] == '"3"' and fresh.json()["name"] == "Billing 3"

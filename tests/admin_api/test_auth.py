@@ -129,7 +129,11 @@ async def test_bootstrap_key_only_when_no_key_exists(
 
 
 def run_cli(endpoints: Endpoints, database_name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"MONGO_URI": endpoints.mongo_uri, "MONGO_DB": database_name, "MONGO_TIMEOUT_MS": "1000"}
+    env = os.environ | {
+        "MONGO_URI": endpoints.mongo_uri,
+        "MONGO_DB": database_name,
+        "MONGO_TIMEOUT_MS": "1000",
+    }
     return subprocess.run(
         [sys.executable, "-m", "admin_api.keys", *args],
         cwd=REPO_ROOT,

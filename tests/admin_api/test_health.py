@@ -41,7 +41,9 @@ async def test_database_outage_is_503_with_retry_after_and_never_a_hang(
     endpoints: Endpoints, database_name: str
 ) -> None:
     down = Endpoints("mongodb://127.0.0.1:9/", endpoints.livekit_url, "devkey", "secret")
-    settings = admin_settings(down, database_name, mongo_timeout_ms=500, admin_api_bootstrap_key="boot-key-123456")
+    settings = admin_settings(
+        down, database_name, mongo_timeout_ms=500, admin_api_bootstrap_key="boot-key-123456"
+    )
     async with running_app(settings) as (_, api):
         assert (await api.get("/healthz")).status_code == 200
         for path in ("/readyz", "/api/v1/agents"):
@@ -55,13 +57,19 @@ async def test_database_outage_is_503_with_retry_after_and_never_a_hang(
             assert "Traceback" not in response.text
 
 
-async def test_cors_allows_configured_origins_only(endpoints: Endpoints, database_name: str, keys: Keys) -> None:
+async def test_cors_allows_configured_origins_only(
+    endpoints: Endpoints, database_name: str, keys: Keys
+) -> None:
     settings = admin_settings(endpoints, database_name, admin_api_cors_origins="https://app.example.com")
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
     async with running_app(settings) as (_, api):
-        allowed = await api.options("/api/v1/token", headers=preflight | {"Origin": "https://app.example.com"})
+        allowed = await api.options(
+            "/api/v1/token", headers=preflight | {"Origin": "https://app.example.com"}
+        )
         refused = await api.options("/api/v1/token", headers=preflight | {"Origin": "https://evil.example"})
-        simple = await api.get("/api/v1/agents", headers=keys.header("viewer") | {"Origin": "https://app.example.com"})
+        simple = await api.get(
+            "/api/v1/agents", headers=keys.header("viewer") | {"Origin": "https://app.example.com"}
+        )
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in refused.headers

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin_api.resolver import NOT_IN_POOL, LiveSlotCounter
-from agent_configs.routing.availability import StoreAvailability
+from agent_configs.capacity import CapacityGuard
+from agent_configs.routing.availability import NOT_IN_POOL, StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.router import Router
 from agent_configs.routing.rules import DEFAULT_RULES, RulesStore, StaticRules
@@ -39,7 +39,7 @@ async def resolve(api: httpx.AsyncClient, keys: Keys, **body: Any) -> dict[str, 
 async def worker_router_decision(database: AsyncDatabase, metadata: Any) -> dict[str, Any]:
     """What the worker's router decides: the same classes, built the way worker/server.py does."""
     rules = await RulesStore(database).current()
-    availability = StoreAvailability(ConfigStore(database), LiveSlotCounter(database, 90.0))
+    availability = StoreAvailability(ConfigStore(database), CapacityGuard(database, stale_after_s=90.0).in_use)
     decision = await Router(StaticRules(rules), availability).route(RoutingContext.from_metadata(metadata))
     return decision.model_dump(mode="json", exclude={"decided_at"})
 
@@ -58,7 +58,9 @@ async def test_default_rules_read_and_replace(api: httpx.AsyncClient, keys: Keys
     assert again.status_code == 200 and again.json()["version"] == 2
     assert (await api.get(RULES, headers=keys.header("viewer"))).json()["chain"] == chain
 
-    events = (await api.get("/api/v1/events", params={"type": "routing.updated"}, headers=keys.header("admin"))).json()
+    events = (
+        await api.get("/api/v1/events", params={"type": "routing.updated"}, headers=keys.header("admin"))
+    ).json()
     assert [e["version"] for e in events["items"]] == [2, 1]
 
 
@@ -73,13 +75,21 @@ async def test_stale_or_missing_if_match(api: httpx.AsyncClient, keys: Keys) -> 
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        (lambda c: c.__setitem__(0, {"strategy": "vip_desk"}), "chain.0.strategy", "unknown routing strategy"),
+        (
+            lambda c: c.__setitem__(0, {"strategy": "vip_desk"}),
+            "chain.0.strategy",
+            "unknown routing strategy",
+        ),
         (
             lambda c: c[2]["params"]["rules"][0].__setitem__("when", {"tier": {"gtee": 1}}),
             "chain.2.params.rules.0.when.tier",
             "unknown operator",
         ),
-        (lambda c: c[1]["params"]["agents"].__setitem__("vip", "ghost-agent"), "chain.1.params", "ghost-agent"),
+        (
+            lambda c: c[1]["params"]["agents"].__setitem__("vip", "ghost-agent"),
+            "chain.1.params",
+            "ghost-agent",
+        ),
         (lambda c: c[0].__setitem__("colour", "red"), "chain.0.colour", "Extra inputs"),
     ],
 )
@@ -126,7 +136,12 @@ async def test_a_paused_type_is_skipped_with_paused_in_the_trail(
 
     decision = await resolve(api, keys, metadata={"purpose": "sales"})
     purpose = next(e for e in decision["trail"] if e["strategy"] == "purpose")
-    assert purpose == {"strategy": "purpose", "agent_id": "sales-agent-v1", "outcome": "skipped", "reason": "paused"}
+    assert purpose == {
+        "strategy": "purpose",
+        "agent_id": "sales-agent-v1",
+        "outcome": "skipped",
+        "reason": "paused",
+    }
     assert (decision["agent_id"], decision["strategy"]) == ("support-agent-v1", "default")
     assert {k: v for k, v in decision.items() if k not in ("decided_at", "agent_name")} == (
         await worker_router_decision(database, {"purpose": "sales"})
@@ -141,10 +156,17 @@ async def test_a_full_type_is_skipped_like_the_worker_does(
 ) -> None:
     merge = keys.header("admin") | {"If-Match": '"1"'}
     await api.patch("/api/v1/agents/sales-agent-v1", json={"max_concurrent_sessions": 1}, headers=merge)
-    slot = {"agent_id": "sales-agent-v1", "slot": 0, "session_id": "sess_x", "heartbeat_at": datetime.now(UTC)}
+    slot = {
+        "agent_id": "sales-agent-v1",
+        "slot": 0,
+        "session_id": "sess_x",
+        "heartbeat_at": datetime.now(UTC),
+    }
     await database["session_slots"].insert_one(slot)
     decision = await resolve(api, keys, metadata={"purpose": "sales"})
-    assert decision["trail"][1]["reason"] == "full: 1/1 sessions" and decision["agent_id"] == "support-agent-v1"
+    assert (
+        decision["trail"][1]["reason"] == "full: 1/1 sessions" and decision["agent_id"] == "support-agent-v1"
+    )
 
     stale = datetime.now(UTC) - timedelta(seconds=300)  # a killed worker's slot no longer counts
     await database["session_slots"].update_one({"session_id": "sess_x"}, {"$set": {"heartbeat_at": stale}})
@@ -163,7 +185,13 @@ async def test_resolve_for_a_worker_pool(api: httpx.AsyncClient, keys: Keys) -> 
 
 
 async def test_resolve_previews_unsaved_rules_at_a_given_time(api: httpx.AsyncClient, keys: Keys) -> None:
-    window = {"days": ["mon"], "start": "09:00", "end": "17:00", "timezone": "UTC", "agent_id": "sales-agent-v1"}
+    window = {
+        "days": ["mon"],
+        "start": "09:00",
+        "end": "17:00",
+        "timezone": "UTC",
+        "agent_id": "sales-agent-v1",
+    }
     rules = {"chain": [{"strategy": "time_window", "params": {"windows": [window]}}]}
     monday_noon = "2025-01-06T12:00:00Z"
     inside = await resolve(api, keys, metadata={}, rules=rules, at=monday_noon)
@@ -173,7 +201,9 @@ async def test_resolve_previews_unsaved_rules_at_a_given_time(api: httpx.AsyncCl
     assert outside["agent_id"] is None and outside["trail"][0]["outcome"] == "no_proposal"
     assert (await api.get(RULES, headers=keys.header("viewer"))).json()["version"] == 0
 
-    invalid = {"chain": [{"strategy": "time_window", "params": {"windows": [window | {"timezone": "Mars/Base"}]}}]}
+    invalid = {
+        "chain": [{"strategy": "time_window", "params": {"windows": [window | {"timezone": "Mars/Base"}]}}]
+    }
     response = await api.post(RESOLVE, json={"rules": invalid}, headers=keys.header("viewer"))
     assert response.status_code == 422 and "Mars/Base" in response.text
 

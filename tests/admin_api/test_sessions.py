@@ -46,7 +46,9 @@ def session(
     return document | extra
 
 
-def turn(session_id: str, agent_id: str, index: int, fields: dict[str, Any], status: str = "ok") -> dict[str, Any]:
+def turn(
+    session_id: str, agent_id: str, index: int, fields: dict[str, Any], status: str = "ok"
+) -> dict[str, Any]:
     return {
         "_id": f"{session_id}:{index}",
         "session_id": session_id,
@@ -64,7 +66,12 @@ def turn(session_id: str, agent_id: str, index: int, fields: dict[str, Any], sta
 
 
 def support_fields(category: str | None, escalate: bool | None) -> dict[str, Any]:
-    return {"system_response": "ok", "issue_category": category, "escalation_needed": escalate, "sentiment": "neutral"}
+    return {
+        "system_response": "ok",
+        "issue_category": category,
+        "escalation_needed": escalate,
+        "sentiment": "neutral",
+    }
 
 
 @pytest.fixture
@@ -109,16 +116,23 @@ async def get(api: httpx.AsyncClient, keys: Keys, path: str, **params: Any) -> d
 async def test_sessions_newest_first_with_filters(api: httpx.AsyncClient, keys: Keys) -> None:
     listed = await get(api, keys, SESSIONS)
     assert [s["session_id"] for s in listed["items"]] == ["s5", "s4", "s3", "s2", "s1"]
-    assert "transcript" not in listed["items"][0] and listed["items"][0]["reason"] == "no agent type available"
+    assert (
+        "transcript" not in listed["items"][0] and listed["items"][0]["reason"] == "no agent type available"
+    )
 
-    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, agent_id="support-agent-v1"))["items"]] == [
+    assert [
+        s["session_id"] for s in (await get(api, keys, SESSIONS, agent_id="support-agent-v1"))["items"]
+    ] == [
         "s3",
         "s2",
         "s1",
     ]
     assert [s["session_id"] for s in (await get(api, keys, SESSIONS, user_id="u-1"))["items"]] == ["s4", "s1"]
     assert [s["session_id"] for s in (await get(api, keys, SESSIONS, status="active"))["items"]] == ["s3"]
-    window = {"from": (T0 + timedelta(seconds=10)).isoformat(), "to": (T0 + timedelta(seconds=30)).isoformat()}
+    window = {
+        "from": (T0 + timedelta(seconds=10)).isoformat(),
+        "to": (T0 + timedelta(seconds=30)).isoformat(),
+    }
     assert [s["session_id"] for s in (await get(api, keys, SESSIONS, **window))["items"]] == ["s3", "s2"]
     naive = {"from": "2025-03-03T09:00:10", "to": "2025-03-03T09:00:30"}
     assert [s["session_id"] for s in (await get(api, keys, SESSIONS, **naive))["items"]] == ["s3", "s2"]
@@ -170,7 +184,11 @@ async def test_agent_stats_are_computed_by_ferretdb(api: httpx.AsyncClient, keys
         "average_duration_s": 90.0,
     }
     assert stats["turns"] == {"total": 4, "by_status": {"ok": 3, "failed": 1}}
-    assert stats["fields"]["issue_category"] == {"type": "enum", "counts": {"billing": 2, "technical": 1}, "count": 3}
+    assert stats["fields"]["issue_category"] == {
+        "type": "enum",
+        "counts": {"billing": 2, "technical": 1},
+        "count": 3,
+    }
     escalation = stats["fields"]["escalation_needed"]
     assert escalation["counts"] == {"true": 1, "false": 2} and escalation["true_rate"] == pytest.approx(1 / 3)
     assert stats["fields"]["issue_resolved"]["counts"] == {"null": 3}
@@ -210,12 +228,16 @@ async def test_events_show_admin_actions_and_worker_sessions(
         ("session.started", "worker"),
         ("agent.paused", "test-admin"),
     ]
-    assert everything["items"][0]["session_id"] == "sess_1" and everything["items"][0]["id"] == "sess_1:started"
+    assert (
+        everything["items"][0]["session_id"] == "sess_1" and everything["items"][0]["id"] == "sess_1:started"
+    )
     assert everything["items"][1]["version"] == 2
     assert [e["type"] for e in (await get(api, keys, "/api/v1/events", actor="worker"))["items"]] == [
         "session.started"
     ]
-    assert (await get(api, keys, "/api/v1/events", agent_id="sales-agent-v1"))["items"][0]["type"] == "agent.paused"
+    assert (await get(api, keys, "/api/v1/events", agent_id="sales-agent-v1"))["items"][0][
+        "type"
+    ] == "agent.paused"
 
     first = await get(api, keys, "/api/v1/events", limit=1)
     second = await get(api, keys, "/api/v1/events", limit=1, cursor=first["next_cursor"])

@@ -21,7 +21,9 @@ def claims_of(endpoints: Endpoints, token: str) -> Claims:
     return verifier.verify(token)
 
 
-async def mint(api: httpx.AsyncClient, keys: Keys, body: dict[str, Any], role: str = "token") -> dict[str, Any]:
+async def mint(
+    api: httpx.AsyncClient, keys: Keys, body: dict[str, Any], role: str = "token"
+) -> dict[str, Any]:
     response = await api.post(TOKEN, json=body, headers=keys.header(role))
     assert response.status_code == 200, response.text
     return response.json()
@@ -31,7 +33,9 @@ async def test_token_carries_metadata_grant_and_explicit_dispatch(
     api: httpx.AsyncClient, keys: Keys, endpoints: Endpoints
 ) -> None:
     metadata = {"purpose": "support", "user_id": "u-1", "user_details": {"tier": "premium"}, "locale": "de"}
-    minted = await mint(api, keys, {"room": "room-a1", "identity": "alice", "name": "Alice", "metadata": metadata})
+    minted = await mint(
+        api, keys, {"room": "room-a1", "identity": "alice", "name": "Alice", "metadata": metadata}
+    )
     assert minted["room"] == "room-a1" and minted["identity"] == "alice"
     assert minted["server_url"] == endpoints.livekit_url and minted["agent_name"] == "switchboard"
 
@@ -96,7 +100,9 @@ async def test_invalid_requests_are_422_with_the_field(
 
 async def test_huge_bodies_are_413_before_parsing(api: httpx.AsyncClient, keys: Keys) -> None:
     body = json.dumps({"metadata": {"user_details": {"blob": "x" * (2 << 20)}}})
-    response = await api.post(TOKEN, content=body, headers=keys.header("token") | {"Content-Type": "application/json"})
+    response = await api.post(
+        TOKEN, content=body, headers=keys.header("token") | {"Content-Type": "application/json"}
+    )
     assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
 
     async def chunks() -> Any:  # no Content-Length: counted as it arrives
@@ -108,7 +114,9 @@ async def test_huge_bodies_are_413_before_parsing(api: httpx.AsyncClient, keys: 
 
 
 async def test_rate_limit_per_key(endpoints: Endpoints, database_name: str, keys: Keys) -> None:
-    settings = admin_settings(endpoints, database_name, admin_api_token_rate_per_s=0.2, admin_api_token_burst=2)
+    settings = admin_settings(
+        endpoints, database_name, admin_api_token_rate_per_s=0.2, admin_api_token_burst=2
+    )
     async with running_app(settings) as (_, api):
         codes = [(await api.post(TOKEN, json={}, headers=keys.header("token"))).status_code for _ in range(3)]
         limited = await api.post(TOKEN, json={}, headers=keys.header("token"))

@@ -15,13 +15,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.admin_api.conftest import Keys, admin_settings, make_keys, running_app
-from tests.worker.conftest import (  # noqa: F401  (module-scoped fixtures: one worker for this module)
-    RunningWorker,
-    text_only_agents,
-    wait_for_session_end,
-    worker,
-    worker_database,
-)
+from tests.worker import conftest as worker_fixtures
+from tests.worker.conftest import RunningWorker, wait_for_session_end
+
+# The worker tests' module-scoped fixtures: one real worker (and its seeded database) here.
+worker = worker_fixtures.worker
+worker_database = worker_fixtures.worker_database
+text_only_agents = worker_fixtures.text_only_agents
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
@@ -70,7 +70,9 @@ async def join_with_minted_token(
 
 async def resolved(worker_api: tuple[httpx.AsyncClient, Keys], metadata: dict[str, Any]) -> dict[str, Any]:
     api, keys = worker_api
-    response = await api.post("/api/v1/routing/resolve", json={"metadata": metadata}, headers=keys.header("viewer"))
+    response = await api.post(
+        "/api/v1/routing/resolve", json={"metadata": metadata}, headers=keys.header("viewer")
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -109,7 +111,9 @@ async def test_a_pause_through_the_api_reroutes_the_next_room(
 
 
 async def test_the_recorded_session_is_served_with_its_turns_and_events(
-    worker_api: tuple[httpx.AsyncClient, Keys], frontend: list[MintedTokenClient], worker_database: AsyncDatabase
+    worker_api: tuple[httpx.AsyncClient, Keys],
+    frontend: list[MintedTokenClient],
+    worker_database: AsyncDatabase,
 ) -> None:
     api, keys = worker_api
     client = await join_with_minted_token(worker_api, frontend, {"purpose": "support", "user_id": "api-u-4"})

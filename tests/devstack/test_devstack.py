@@ -1,6 +1,7 @@
 """The local stack: real services up, clear errors when they cannot be, `make dev` end to end."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from livekit import api
 from rich.console import Console
@@ -86,6 +88,7 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         "DEVSTACK_LLM_PORT": "0",
         "DEVSTACK_WORKER_PORT": "0",
         "DEVSTACK_METRICS_PORT": "0",
+        "DEVSTACK_ADMIN_API_PORT": "0",
         "MONGO_DB": "make_dev_check",
         "COLUMNS": "200",
     }
@@ -116,6 +119,17 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         port = int(livekit_url.rsplit(":", 1)[1])
         assert accepts_tcp(port)
         assert "Routing rules: created" in output and "Talk to an agent" in output
+
+        # The admin API runs too, with the documented dev key.
+        docs = re.search(r"http://127\.0\.0\.1:(\d+)/docs", output)
+        assert docs, output
+        listed = httpx.get(
+            f"http://127.0.0.1:{docs.group(1)}/api/v1/agents",
+            headers={"Authorization": "Bearer dev-admin-key"},
+            timeout=10,
+        )
+        assert listed.status_code == 200
+        assert len(listed.json()["items"]) == 4
 
         # The README's next step: chat with an agent through the running worker.
         chat = subprocess.run(

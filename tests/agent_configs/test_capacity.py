@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from worker.capacity import SLOTS, CapacityGuard
+from agent_configs.capacity import SLOTS, CapacityGuard
 
 
 async def test_two_workers_never_exceed_the_limit(database: AsyncDatabase) -> None:

@@ -1,5 +1,7 @@
 """`max_concurrent_sessions`, enforced across every worker through the database.
 
+Workers claim and release slots; the admin API counts them to explain a routing decision.
+
 An agent type with a limit of N has N slot documents, unique on (agent_id, slot). Starting a
 session claims a free slot by inserting it; FerretDB and MongoDB both enforce unique indexes
 atomically, so two workers can never hold the same slot. A slot whose heartbeat stopped (its
