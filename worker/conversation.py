@@ -7,6 +7,7 @@ summary and writes the session record. Every write goes through the buffered Rec
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -289,7 +290,8 @@ class Conversation:
                 target.pending_user_input = event.text
                 session.update_agent(target)
                 return
-        await session.interrupt()
+        with contextlib.suppress(RuntimeError):  # the greeting is not interruptible: reply after it
+            await session.interrupt()
         session.generate_reply(user_input=event.text)
 
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:

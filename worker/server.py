@@ -201,9 +201,10 @@ async def entrypoint(ctx: JobContext) -> None:
 
 
 def _greet(session: AgentSession, greeting: str) -> None:
-    """The user may already have left while the session was starting: nothing to greet."""
+    """Not interruptible: a first message typed at once must not cut the greeting off (the
+    answer follows it). The user may also have left already: then there is no one to greet."""
     try:
-        session.say(greeting)
+        session.say(greeting, allow_interruptions=False)
     except RuntimeError:
         logger.info("session closed before the greeting")
 
