@@ -7,6 +7,7 @@ job needs is created at module level or lazily inside the job's own event loop.
 
 import asyncio
 import logging
+import math
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -89,23 +90,51 @@ def prewarm(proc: JobProcess) -> None:
 
 
 def session_load(server: AgentServer) -> float:
-    """Load as the share of session slots in use: predictable, unlike CPU on a shared node."""
+    """Load as the share of session slots in use: predictable, unlike CPU on a shared node.
+    LiveKit sends new rooms to the least loaded worker."""
     return min(1.0, len(server.active_jobs) / get_worker_settings().worker_max_sessions)
 
 
-async def on_request(request: JobRequest) -> None:
-    """Accept, unless an explicit agent_id this pool does not serve was asked for.
+class Admission:
+    """This worker's session capacity, decided per job request (main process).
 
-    Rejecting without terminating lets another worker with the same agent name take the job,
-    so a job is never accepted and then dropped.
+    livekit-agents' own check counts each request in flight on an idle worker as
+    `load_threshold / idle processes` of load, so a burst of rooms on an idle two-process
+    worker was refused after two and LiveKit dropped the rest. Its threshold is therefore
+    off, and capacity is counted here: running jobs plus jobs accepted but not yet running.
     """
+
+    def __init__(self) -> None:
+        self.server: AgentServer | None = None
+        self.accepting = 0
+
+    def full(self) -> bool:
+        running = len(self.server.active_jobs) if self.server else 0
+        return running + self.accepting >= get_worker_settings().worker_max_sessions
+
+
+_admission = Admission()
+
+
+async def on_request(request: JobRequest) -> None:
+    """Accept, unless this worker is full or an explicit agent_id its pool does not serve was
+    asked for. Rejecting without terminating lets another worker with the same agent name
+    take the job, so a job is never accepted and then dropped."""
     pool = get_worker_settings().pool
     asked = RoutingContext.from_metadata(request.job.metadata).agent_id
     if pool and asked and asked not in pool:
         logger.info("rejecting job for %s: %s", asked, NOT_IN_POOL)
         await request.reject(terminate=False)
         return
-    await request.accept()
+    if _admission.full():
+        logger.info("rejecting job: worker full (WORKER_MAX_SESSIONS)")
+        await request.reject(terminate=False)
+        return
+    _admission.accepting += 1
+    try:
+        await request.accept()
+    finally:
+        _admission.accepting -= 1
 
 
 # -- the entrypoint (runs in a job process) ---------------------------------------------
@@ -364,7 +393,7 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
         port=settings.worker_http_port,
         drain_timeout=settings.worker_drain_timeout_s,
         load_fnc=session_load,
-        load_threshold=1.0,  # with load = sessions / WORKER_MAX_SESSIONS: unavailable only when full
+        load_threshold=math.inf,  # capacity is Admission's job, see there
         shutdown_process_timeout=90.0,
         prometheus_port=settings.prometheus_port,
         prometheus_multiproc_dir=str(settings.prometheus_multiproc_dir),
@@ -373,6 +402,7 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
         api_secret=settings.livekit_api_secret.get_secret_value(),
     )
     server.setup_fnc = prewarm
+    _admission.server = server
     server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
     return server
 
