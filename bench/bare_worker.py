@@ -82,6 +82,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from livekit.agents import cli
 
-    from bench import bare_worker  # job processes import the entrypoint from here, not __main__
+    # Job processes import the entrypoint by module name: run the server from `bench.bare_worker`.
+    from bench import bare_worker  # noqa: PLW0406
 
     cli.run_app(bare_worker.create_server())

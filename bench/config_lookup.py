@@ -29,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pymongo import AsyncMongoClient, monitoring  # noqa: E402
+from pymongo import AsyncMongoClient, monitoring
 
-from agent_configs.cache import ConfigCache  # noqa: E402
-from agent_configs.files import DEFAULTS_DIR, load_config_dir  # noqa: E402
-from agent_configs.models import AgentConfig  # noqa: E402
-from agent_configs.routing import (  # noqa: E402
+from agent_configs.cache import ConfigCache
+from agent_configs.files import DEFAULTS_DIR, load_config_dir
+from agent_configs.models import AgentConfig
+from agent_configs.routing import (
     MemoryAvailability,
     Router,
     RoutingContext,
@@ -43,9 +43,16 @@ from agent_configs.routing import (  # noqa: E402
     StaticRules,
     StoreAvailability,
 )
-from agent_configs.store import ConfigStore  # noqa: E402
-from bench.harness import LoadWatch, fmt, machine_info, print_table, summary, write_results  # noqa: E402
-from devstack import DEFAULT_ROOT, Devstack  # noqa: E402
+from agent_configs.store import ConfigStore
+from bench.harness import (
+    LoadWatch,
+    fmt,
+    machine_info,
+    print_table,
+    summary,
+    write_results,
+)
+from devstack import DEFAULT_ROOT, Devstack
 
 ROOMS = [  # the same mix as bench/routing_bench.py: every strategy, and the default
     '{"agent_id": "sales-agent-v1", "user_id": "u-1"}',

@@ -31,16 +31,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from livekit import api, rtc  # noqa: E402
+from livekit import api, rtc
 
-from devstack import DEFAULT_ROOT, Devstack, Endpoints  # noqa: E402
-from devstack.services import reserve_port  # noqa: E402
+from devstack import DEFAULT_ROOT, Devstack, Endpoints
+from devstack.services import reserve_port
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 REGISTER_TIMEOUT_S = 90.0
@@ -129,7 +129,7 @@ def code_fingerprint() -> dict[str, Any]:
     try:
         dirty = subprocess.run(
             ["git", "status", "--short", "--", "worker", "agent_configs"], cwd=REPO_ROOT,
-            capture_output=True, text=True, timeout=5,
+            capture_output=True, text=True, timeout=5, check=False,
         ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         dirty = []
@@ -139,7 +139,7 @@ def code_fingerprint() -> dict[str, Any]:
 def _git_head() -> str | None:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=False
         ).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -203,7 +203,7 @@ class LoadWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="loadwatch")
 
-    def __enter__(self) -> LoadWatch:
+    def __enter__(self) -> Self:
         self.cpu_start = CpuSnapshot.take()
         self._thread.start()
         return self
@@ -417,7 +417,7 @@ class WorkerProcess:
 
     def active_jobs(self) -> int | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/worker", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/worker", timeout=2) as response:
                 return int(json.loads(response.read()).get("active_jobs", 0))
         except (OSError, ValueError):
             return None
@@ -531,7 +531,7 @@ class BenchStack:
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
     _devstack: Devstack | None = None
 
-    def __enter__(self) -> BenchStack:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -587,7 +587,7 @@ class BenchStack:
         if self.endpoints is not None:
             try:
                 asyncio.run(drop_database(self.endpoints.mongo_uri, self.database_name))
-            except Exception as exc:  # the devstack's data dir is temporary anyway
+            except Exception as exc:  # noqa: BLE001 - the devstack's data dir is temporary anyway
                 print(f"(could not drop {self.database_name}: {exc})", file=sys.stderr)
         if self._devstack is not None:
             self._devstack.stop()
@@ -599,7 +599,7 @@ class BenchStack:
         assert self.endpoints and self.endpoints.local_llm_url
         root = self.endpoints.local_llm_url.removesuffix("/v1")
         try:
-            with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:
                 text = response.read().decode()
         except OSError:
             return None
@@ -615,7 +615,7 @@ class BenchStack:
         root = self.endpoints.local_llm_url.removesuffix("/v1")
         counters: dict[str, float] = {}
         try:
-            with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:
                 for line in response.read().decode().splitlines():
                     if line.startswith(("llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total",
                                         "llamacpp:n_decode_total")):
@@ -744,6 +744,6 @@ class TimedClient:
     async def leave(self) -> None:
         try:
             await asyncio.wait_for(self.room.disconnect(), 10)
-        except (TimeoutError, Exception):  # noqa: BLE001 - leaving must never fail a measurement
-            pass
+        except Exception as exc:  # noqa: BLE001 - leaving must never fail a measurement
+            print(f"(leaving {self.room_name} failed: {exc!r})", file=sys.stderr)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import SUPPORT_AGENT, fmt, print_table, summary  # noqa: E402
+from bench.harness import SUPPORT_AGENT, fmt, print_table, summary
 
 USER_TEXT = "My login is not working since this morning."
 

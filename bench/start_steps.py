@@ -36,9 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, monitoring  # noqa: E402
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, monitoring
 
-from bench.harness import SUPPORT_AGENT, fmt, print_table, summary  # noqa: E402
+from bench.harness import SUPPORT_AGENT, fmt, print_table, summary
 
 CONTEXT_METADATA = '{"purpose": "support", "user_id": "bench-steps-user", "user_details": {"tier": "free"}}'
 OTHER_TURNS = (1000, 5000)
@@ -91,7 +91,13 @@ class Steps:
 
 async def _one_start(steps: Steps, mongo_uri: str, db_name: str, llm_url: str, reuse: dict[str, Any] | None) -> dict[str, Any]:
     from agent_configs.cache import ConfigCache
-    from agent_configs.routing import Router, RoutingContext, RulesLoader, RulesStore, StoreAvailability
+    from agent_configs.routing import (
+        Router,
+        RoutingContext,
+        RulesLoader,
+        RulesStore,
+        StoreAvailability,
+    )
     from agent_configs.store import ConfigStore
     from worker.memory import load_past_messages
     from worker.session import ConfiguredAgent, build_models, new_session

@@ -24,6 +24,7 @@ import typer
 from pymongo.asynchronous.database import AsyncDatabase
 from rich.console import Console
 
+from agent_configs.capacity import CapacityGuard
 from agent_configs.database import open_client
 from agent_configs.errors import AgentNotFound, ConfigStoreError, DatabaseUnavailable
 from agent_configs.files import DEFAULTS_DIR, ConfigFileError, load_config_dir
@@ -163,6 +164,8 @@ async def run_seed(
             await store.ping()
             lines = await seed(store, configs, force=force, dry_run=dry_run)
             rules_line = await seed_routing_rules(client[database], dry_run=dry_run)
+            if not dry_run:
+                await CapacityGuard(client[database]).ensure_indexes()
         except DatabaseUnavailable as exc:
             console.print(
                 f"[red]error:[/red] cannot reach MongoDB at {redact_uri(mongo_uri)} "

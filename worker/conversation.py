@@ -73,6 +73,7 @@ class Conversation:
     _turns: asyncio.Queue[tuple[int, list[Message], str, str | None]] = field(default_factory=asyncio.Queue)
     _turn_task: asyncio.Task[None] | None = None
     _usage_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _callers: dict[str, StructuredCaller] = field(default_factory=dict)
 
     @property
     def config(self) -> AgentConfig:
@@ -121,6 +122,8 @@ class Conversation:
         reason = self.end_reason or shutdown_reason or "shutdown"
         await self._drain_turns()
         summary = await self._summary()
+        for caller in self._callers.values():
+            await caller.aclose()
         if summary and self.room.isconnected() and self.room.remote_participants:
             payload = {"session_id": self.session_id, "agent_id": self.config.agent_id, "summary": summary}
             await self._publish(SUMMARY_TOPIC, payload)
@@ -230,7 +233,7 @@ class Conversation:
 
     async def _fill_one(self, index: int, history: list[Message], reply: str, user_text: str | None) -> None:
         config = self.config
-        caller = StructuredCaller(self.agent.models.endpoints, usage=self.usage)
+        caller = self._caller()
         filled = await TurnFiller(caller, config.turn_schema, config.name).fill(history, reply)
         if filled.status == "failed":
             metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
@@ -263,6 +266,14 @@ class Conversation:
             )
         )
 
+    def _caller(self) -> StructuredCaller:
+        """One HTTP client per agent type in this session (a hand-off brings its own models),
+        reused by every structured turn and the summary, closed at the end."""
+        agent_id = self.config.agent_id
+        if agent_id not in self._callers:
+            self._callers[agent_id] = StructuredCaller(self.agent.models.endpoints, usage=self.usage)
+        return self._callers[agent_id]
+
     async def _drain_turns(self) -> None:
         try:
             await asyncio.wait_for(self._turns.join(), FINISH_TURNS_TIMEOUT_S)
@@ -272,7 +283,7 @@ class Conversation:
             self._turn_task.cancel()
 
     async def _summary(self) -> str | None:
-        caller = StructuredCaller(self.agent.models.endpoints, usage=self.usage)
+        caller = self._caller()
         try:
             return await asyncio.wait_for(summarize(caller, self.history, self.config.name), SUMMARY_TIMEOUT_S)
         except Exception as exc:  # the record is written even without a summary

@@ -46,6 +46,16 @@ class Record:
         return cls(data["collection"], data["record_id"], data["fields"])
 
 
+async def ensure_record_indexes(database: AsyncDatabase) -> None:
+    """What the worker and the admin API query by: a session's turns, a user's memory,
+    active sessions to sweep, the audit trail."""
+    await database[TURNS].create_index([("session_id", 1), ("turn_index", 1)])
+    await database[TURNS].create_index([("agent_id", 1), ("user_id", 1), ("created_at", -1)])
+    await database[SESSIONS].create_index([("status", 1), ("heartbeat_at", 1)])
+    await database[SESSIONS].create_index([("room", 1)])
+    await database[EVENTS].create_index([("at", -1)])
+
+
 async def write_record(database: AsyncDatabase, record: Record) -> None:
     await database[record.collection].update_one(
         {"_id": record.record_id}, {"$set": record.fields}, upsert=True

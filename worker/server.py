@@ -33,7 +33,14 @@ from worker.conversation import Conversation
 from worker.memory import load_past_messages
 from worker.metadata import routing_context
 from worker.providers import ProviderError
-from worker.records import SESSIONS, Record, RecordWriter, abort_stale_sessions, replay_spool
+from worker.records import (
+    SESSIONS,
+    Record,
+    RecordWriter,
+    abort_stale_sessions,
+    ensure_record_indexes,
+    replay_spool,
+)
 from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
 from worker.settings import WorkerSettings, get_worker_settings
 from worker.turns import Message
@@ -379,8 +386,10 @@ def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str,
 
 
 async def _tidy_up_quietly(services: ProcessServices) -> None:
-    """At each job start: replay spooled records and close sessions of lost workers."""
+    """At each job start: indexes (idempotent), spooled records, sessions of lost workers."""
     try:
+        await services.capacity.ensure_indexes()
+        await ensure_record_indexes(services.database)
         await replay_spool(services.database, services.settings.spool_dir)
         await abort_stale_sessions(services.database, services.settings.session_stale_after_s)
     except Exception as exc:  # the next job start tries again

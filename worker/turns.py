@@ -70,6 +70,10 @@ class StructuredCaller:
             for e in self.endpoints
         ]
 
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.close()
+
     async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
         last_error: Exception | None = None
         for endpoint, client in zip(self.endpoints, self._clients, strict=True):

@@ -3,6 +3,7 @@ local LLM, serving a database seeded with the built-in agent types. One per test
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,6 @@ from agent_configs.routing.rules import RulesStore
 from agent_configs.store import ConfigStore
 from devstack import REPO_ROOT, Endpoints
 from devstack.frontend import RoomClient
-from devstack.services import reserve_port
 from scripts.setup_agents import seed
 
 REGISTER_TIMEOUT_S = 90.0
@@ -35,8 +35,15 @@ class RunningWorker:
     database_name: str
     process: subprocess.Popen[bytes]
     log_path: Path
-    metrics_port: int
     env: dict[str, str]
+
+    @property
+    def metrics_port(self) -> int:
+        """Chosen by the worker itself (PROMETHEUS_PORT=0): a port picked for it beforehand
+        can be taken by another process before the worker binds it."""
+        match = re.search(r"Prometheus metrics exposed at http://[^:]*:(\d+)/", self.log_path.read_text())
+        assert match, "the worker did not log its metrics port"
+        return int(match.group(1))
 
     def log_tail(self, lines: int = 60) -> str:
         noise = ("InsecureKeyLengthWarning", "return self._jws.encode")
@@ -50,7 +57,7 @@ def worker_env(endpoints: Endpoints, database_name: str, agent_name: str, tmp: P
         "MONGO_DB": database_name,
         "AGENT_NAME": agent_name,
         "WORKER_HTTP_PORT": "0",
-        "PROMETHEUS_PORT": str(reserve_port(0, "metrics", "UNUSED")),
+        "PROMETHEUS_PORT": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         "SPOOL_DIR": str(tmp / "spool"),
         "ROUTING_RULES_TTL_S": "0",
@@ -132,7 +139,7 @@ def launched_workers(
             log_path = tmp / "worker.log"
             process = start_worker(env, log_path)
             started.append(
-                RunningWorker(agent_name, database_name, process, log_path, int(env["PROMETHEUS_PORT"]), env)
+                RunningWorker(agent_name, database_name, process, log_path, env)
             )
         for running in started:
             wait_until_registered(running.process, running.log_path)
