@@ -49,7 +49,6 @@ logger = logging.getLogger("switchboard.worker")
 
 PARTICIPANT_WAIT_S = 15.0
 CLAIM_ATTEMPTS = 3
-HEARTBEAT_S = 30.0
 
 
 @dataclass
