@@ -183,7 +183,7 @@ async def entrypoint(ctx: JobContext) -> None:
         return
     assert agent is not None
 
-    session = new_session(config)
+    session = new_session(config, agent.models)
     conversation = Conversation(
         session_id=session_id,
         room=ctx.room,
@@ -398,6 +398,7 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
 def create_server(settings: WorkerSettings | None = None) -> AgentServer:
     settings = settings or get_worker_settings()
     server = AgentServer(
+        host=settings.worker_http_host,
         port=settings.worker_http_port,
         drain_timeout=settings.worker_drain_timeout_s,
         load_fnc=session_load,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm, room_io, vad
+from livekit.agents.types import APIConnectOptions
+from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.plugins import silero
 
@@ -130,14 +132,24 @@ class ConfiguredAgent(Agent):
             yield chunk
 
 
-def new_session(config: AgentConfig) -> AgentSession:
+LOCAL_LLM_CONNECT = APIConnectOptions(timeout=60.0, max_retry=1)
+"""A local model on shared CPUs queues requests: livekit's default (10 s, 3 retries) timed
+queued replies out and re-queued them at the back until the reply was dropped."""
+
+
+def new_session(config: AgentConfig, models: AgentModels) -> AgentSession:
     """`user_away_timeout` drives the idle timeout: the worker says goodbye when it fires.
 
     Voice turns end on silero VAD silence (no turn-detector model to download); chat-only
     sessions have no turn detection at all, each `lk.chat` message is a turn.
     """
     detection = "vad" if is_voice(config) else "manual"
-    return AgentSession(user_away_timeout=config.idle_timeout_s, turn_handling={"turn_detection": detection})
+    options: dict[str, Any] = {}
+    if models.endpoints[0].provider == "local":
+        options["conn_options"] = SessionConnectOptions(llm_conn_options=LOCAL_LLM_CONNECT)
+    return AgentSession(
+        user_away_timeout=config.idle_timeout_s, turn_handling={"turn_detection": detection}, **options
+    )
 
 
 def room_options(

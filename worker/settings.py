@@ -22,6 +22,12 @@ class WorkerSettings(Settings):
     worker_max_sessions: int = Field(
         default=8, ge=1, description="Sessions per worker process pool before it reports full load."
     )
+    worker_http_host: str = Field(
+        default="0.0.0.0",
+        description="Interface of the health and metrics endpoints. One address on purpose: livekit's "
+        "default (all interfaces) opens an IPv4 and an IPv6 socket, and with port 0 they get "
+        "different ports while only one is reported.",
+    )
     worker_http_port: int = Field(default=8081, ge=0, description="Health endpoint port (0 = any).")
     worker_drain_timeout_s: int = Field(default=3600, ge=1)
     prometheus_port: int | None = Field(default=9100, description="Metrics port; unset = off.")
