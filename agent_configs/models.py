@@ -39,6 +39,11 @@ OptionValue = Text | int | float | bool
 _SECRET_OPTION_NAMES = ("key", "secret", "token", "password", "credential")
 
 
+def repeated(values: list[str]) -> list[str]:
+    """The values that occur more than once, sorted: for "listed twice" validation errors."""
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=True, validate_default=True)
 
@@ -212,8 +217,7 @@ class TurnSchema(_Spec):
     @field_validator("fields")
     @classmethod
     def _system_response_first(cls, fields: list[TurnField]) -> list[TurnField]:
-        names = [f.name for f in fields]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated([f.name for f in fields])
         if duplicates:
             raise ValueError(f"duplicate field names: {', '.join(duplicates)}")
         given = next((f for f in fields if f.name == SYSTEM_RESPONSE), None)

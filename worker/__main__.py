@@ -1,5 +1,6 @@
 """`python -m worker start|dev`: the Switchboard worker (livekit-agents CLI)."""
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -16,8 +17,19 @@ def _prepare_metrics_dir() -> None:
         stale.unlink()
 
 
+def _ensure_indexes_once() -> None:
+    """Indexes of the session records, once per worker start rather than in every job.
+    A database that is down now is not fatal: records are buffered, indexes come next start."""
+    from worker.records import ensure_record_indexes_at
+
+    settings = get_worker_settings()
+    if settings.mongo_uri:
+        asyncio.run(ensure_record_indexes_at(settings.mongo_uri, settings.mongo_db, settings.mongo_timeout_ms))
+
+
 if __name__ == "__main__":
     _prepare_metrics_dir()
+    _ensure_indexes_once()
     from livekit.agents import cli
 
     from worker.server import create_server

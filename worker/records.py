@@ -19,6 +19,7 @@ from bson import json_util
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from agent_configs.database import open_client
 from worker import metrics
 
 logger = logging.getLogger("switchboard.records")
@@ -54,6 +55,16 @@ async def ensure_record_indexes(database: AsyncDatabase) -> None:
     await database[SESSIONS].create_index([("status", 1), ("heartbeat_at", 1)])
     await database[SESSIONS].create_index([("room", 1)])
     await database[EVENTS].create_index([("at", -1)])
+
+
+async def ensure_record_indexes_at(mongo_uri: str, database_name: str, timeout_ms: int) -> None:
+    client = open_client(mongo_uri, timeout_ms)
+    try:
+        await ensure_record_indexes(client[database_name])
+    except PyMongoError as exc:
+        logger.warning("record indexes not ensured (database unreachable?): %s", type(exc).__name__)
+    finally:
+        await client.close()
 
 
 async def write_record(database: AsyncDatabase, record: Record) -> None:

@@ -38,7 +38,6 @@ from worker.records import (
     Record,
     RecordWriter,
     abort_stale_sessions,
-    ensure_record_indexes,
     replay_spool,
 )
 from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
@@ -385,10 +384,10 @@ def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str,
 
 
 async def _tidy_up_quietly(services: ProcessServices) -> None:
-    """At each job start: indexes (idempotent), spooled records, sessions of lost workers."""
+    """At each job start: the capacity slots' unique index (claims are only exclusive with it;
+    idempotent), spooled records, sessions of lost workers."""
     try:
         await services.capacity.ensure_indexes()
-        await ensure_record_indexes(services.database)
         await replay_spool(services.database, services.settings.spool_dir)
         await abort_stale_sessions(services.database, services.settings.session_stale_after_s)
     except Exception as exc:  # the next job start tries again

@@ -29,7 +29,7 @@ from admin_api.routes import API_V1
 from admin_api.services import Services
 from agent_configs.errors import AgentNotFound, VersionConflict
 from agent_configs.models import AgentConfig, AgentStatus
-from agent_configs.store import MAX_PAGE_SIZE, ConfigStore
+from agent_configs.store import MAX_PAGE_SIZE
 
 router = APIRouter(prefix=f"{API_V1}/agents", tags=["agents"])
 
@@ -73,18 +73,6 @@ def _with_etag(response: Response, config: AgentConfig) -> AgentConfig:
 # -- reads ----------------------------------------------------------------------------------
 
 
-async def _list_agents(
-    store: ConfigStore,
-    status_filter: AgentStatus | None,
-    purpose: str | None,
-    tag: str | None,
-    limit: int,
-    cursor: str | None,
-) -> AgentPage:
-    page = await store.list_agents(status=status_filter, purpose=purpose, tag=tag, limit=limit, after=cursor)
-    return AgentPage(items=page.items, next_cursor=page.next_cursor)
-
-
 StatusFilter = Annotated[AgentStatus | None, Query(alias="status")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")]
@@ -92,6 +80,7 @@ Filter = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get("", responses=READ_PROBLEMS)
+@router.get("/list", responses=READ_PROBLEMS, deprecated=True)
 async def list_agents(
     caller: ReaderKey,
     store: Store,
@@ -101,22 +90,11 @@ async def list_agents(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> AgentPage:
-    """Agent types ordered by agent_id, filtered by status, purpose and tag."""
-    return await _list_agents(store, status_filter, purpose, tag, limit, cursor)
+    """Agent types ordered by agent_id, filtered by status, purpose and tag.
 
-
-@router.get("/list", responses=READ_PROBLEMS, deprecated=True)
-async def list_agents_alias(
-    caller: ReaderKey,
-    store: Store,
-    status_filter: StatusFilter = None,
-    purpose: Filter = None,
-    tag: Filter = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> AgentPage:
-    """Same as `GET /agents`; kept because existing clients call it."""
-    return await _list_agents(store, status_filter, purpose, tag, limit, cursor)
+    Also served at `/agents/list` (deprecated), because existing clients call it."""
+    page = await store.list_agents(status=status_filter, purpose=purpose, tag=tag, limit=limit, after=cursor)
+    return AgentPage(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/{agent_id}", responses=READ_PROBLEMS, response_model=AgentConfig)

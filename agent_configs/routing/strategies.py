@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent_configs.models import Slug
+from agent_configs.models import Slug, repeated
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.strategy import Proposal
 
@@ -266,8 +266,7 @@ class ABSplitParams(StrategyParams):
     @field_validator("variants")
     @classmethod
     def _one_variant_per_agent(cls, variants: list[Variant]) -> list[Variant]:
-        ids = [v.agent_id for v in variants]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = repeated([v.agent_id for v in variants])
         if duplicates:
             raise ValueError(f"agent types listed twice: {', '.join(duplicates)}")
         return variants
