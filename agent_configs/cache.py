@@ -1,21 +1,74 @@
-"""A config cache that is never stale: each read checks the version, only changes are fetched.
+"""A config cache that is never stale, and costs one round trip per room when warm.
 
-The worker reads an agent type's config for every room. Parsing and validating a full config
-costs more than asking for its version number, so a read is one tiny query; an admin edit
-(a new version) is picked up by the very next session, with no restart and no TTL to wait out.
+The worker reads agent type configs for every room. With a `ChangeStamp`, `refresh()` (once
+per room) reads the stamp that every config and rules write bumps: while it is unchanged,
+every config already checked is served from memory. When it changed, each config is checked
+again by its version on next use (a tiny query), and only changed ones are fetched. An admin
+edit is therefore picked up by the very next session, with no restart and no TTL to wait out.
+
+`max_age_s` is a safety net for writes that bypass the stores (a hand edit in mongosh that
+also bumps `version`): after it, configs are re-checked even if the stamp did not move.
+Without a stamp, every `get` checks the version.
 """
 
+import time
+from collections.abc import Callable
+
+from agent_configs.changes import ChangeStamp
+from agent_configs.errors import AgentNotFound
 from agent_configs.models import AgentConfig
 from agent_configs.store import ConfigStore
 
+DEFAULT_MAX_AGE_S = 30.0
+
 
 class ConfigCache:
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        stamp: ChangeStamp | None = None,
+        *,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
+        self._stamp = stamp
+        self._max_age_s = max_age_s
+        self._clock = clock
         self._configs: dict[str, AgentConfig] = {}
+        self._checked: dict[str, AgentConfig | None] = {}  # since the last stamp; None = unknown id
+        self._seen_stamp: str | None = None
+        self._refreshed_at = float("-inf")
+
+    async def refresh(self) -> bool:
+        """Read the change stamp; True when anything was written since the last refresh."""
+        if self._stamp is None:
+            return True
+        stamp = await self._stamp.read()
+        now = self._clock()
+        changed = stamp != self._seen_stamp or now - self._refreshed_at >= self._max_age_s
+        if changed:
+            self._checked.clear()
+            self._seen_stamp = stamp
+            self._refreshed_at = now
+        return changed
 
     async def get(self, agent_id: str) -> AgentConfig:
         """Raises AgentNotFound / DatabaseUnavailable like `ConfigStore.get`."""
+        if self._stamp is not None and agent_id in self._checked:
+            checked = self._checked[agent_id]
+            if checked is None:
+                raise AgentNotFound(agent_id)
+            return checked
+        try:
+            config = await self._current(agent_id)
+        except AgentNotFound:
+            self._checked[agent_id] = None
+            raise
+        self._checked[agent_id] = config
+        return config
+
+    async def _current(self, agent_id: str) -> AgentConfig:
         version = await self._store.current_version(agent_id)
         cached = self._configs.get(agent_id)
         if cached is not None and cached.version == version:

@@ -22,6 +22,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from agent_configs.changes import ChangeStamp
 from agent_configs.database import bson_now, database_errors
 from agent_configs.errors import (
     AgentAlreadyExists,
@@ -66,6 +67,7 @@ class ConfigStore:
         self._db = database
         self._configs = database[CONFIGS]
         self._versions = database[VERSIONS]
+        self._stamp = ChangeStamp(database)
 
     async def ensure_indexes(self) -> None:
         with database_errors():
@@ -161,6 +163,7 @@ class ConfigStore:
             with database_errors():
                 await self._versions.delete_one({"write_id": write_id})
             raise AgentAlreadyExists(config.agent_id) from exc
+        await self._stamp.bump()
         return stored
 
     async def update(self, config: AgentConfig, expected_version: int) -> AgentConfig:
@@ -182,6 +185,7 @@ class ConfigStore:
             await self._configs.replace_one(
                 {"agent_id": stored.agent_id, "version": expected_version}, _to_document(stored)
             )
+        await self._stamp.bump()
         return stored
 
     async def set_status(
@@ -239,4 +243,5 @@ class ConfigStore:
                 await self._configs.replace_one(
                     {"agent_id": agent_id, "version": current["version"]}, _to_document(latest)
                 )
+        await self._stamp.bump()
         return latest

@@ -2,10 +2,11 @@
 
     .venv/bin/python -m bench.config_lookup [--rooms 2000] [--cold-rooms 40]
 
-For every room the worker parses the metadata, routes it (Router over RulesLoader with the
-default 2 s TTL, StoreAvailability over the ConfigCache) and then reads the chosen agent
-type's config again through the ConfigCache (worker/server.py `_route_and_claim`). This bench
-builds exactly those objects on the real FerretDB and times metadata-in -> config-out:
+For every room the worker parses the metadata, reads the change stamp (`ConfigCache.refresh`,
+invalidating the rules on a change), routes it (Router over RulesLoader, StoreAvailability
+over the ConfigCache) and then reads the chosen agent type's config through the ConfigCache
+(worker/server.py `_route_and_claim`). This bench builds exactly those objects on the real
+FerretDB and times metadata-in -> config-out:
 
 - warm: one client and the same caches for every room (the target: p95 <= 2 ms);
 - cold: a new client and empty caches per room. This is what every real session gets today,
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pymongo import AsyncMongoClient, monitoring
 
 from agent_configs.cache import ConfigCache
+from agent_configs.changes import ChangeStamp
 from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.models import AgentConfig
 from agent_configs.routing import (
@@ -63,7 +65,7 @@ ROOMS = [  # the same mix as bench/routing_bench.py: every strategy, and the def
     "",
 ]
 WARMUP = 200
-RULES_TTL_S = 2.0  # the worker's default ROUTING_RULES_TTL_S
+RULES_TTL_S = 30.0  # the worker's default ROUTING_RULES_TTL_S
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -91,10 +93,13 @@ LookupOne = Callable[[str], Awaitable[AgentConfig]]
 
 def worker_lookup(database) -> LookupOne:  # type: ignore[no-untyped-def]
     """The worker's per-process objects; one call = one room's route + config read."""
-    configs = ConfigCache(ConfigStore(database))
-    router = Router(RulesLoader(RulesStore(database), ttl_s=RULES_TTL_S), StoreAvailability(configs))
+    configs = ConfigCache(ConfigStore(database), ChangeStamp(database), max_age_s=RULES_TTL_S)
+    rules = RulesLoader(RulesStore(database), ttl_s=RULES_TTL_S)
+    router = Router(rules, StoreAvailability(configs))
 
     async def lookup(metadata: str) -> AgentConfig:
+        if await configs.refresh():
+            rules.invalidate()
         decision = await router.route(RoutingContext.from_metadata(metadata))
         assert decision.agent_id is not None, decision.summary()
         return await configs.get(decision.agent_id)
@@ -159,7 +164,7 @@ async def run(mongo_uri: str, rooms: int, cold_rooms: int) -> dict[str, object]:
         rules = await RulesStore(database).current()
 
         results: dict[str, tuple[list[float], float]] = {}
-        results["warm: worker objects (ConfigCache, rules TTL 2 s)"] = await timed(worker_lookup(database), rooms, counter)
+        results["warm: worker objects (change stamp + ConfigCache)"] = await timed(worker_lookup(database), rooms, counter)
         results["cold: new client + caches (fresh job process)"] = await timed_cold(mongo_uri, name, cold_rooms, counter)
         results["floor: rules + configs in memory"] = await timed(memory_lookup(stored, rules), rooms, counter)
         return {label: {"ms": summary([t * 1000 for t in ts]), "round_trips_per_room": trips}

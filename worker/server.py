@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.cache import ConfigCache
 from agent_configs.capacity import CapacityGuard
+from agent_configs.changes import ChangeStamp
 from agent_configs.database import open_client
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability, StoreAvailability
@@ -58,6 +59,7 @@ class ProcessServices:
     database: AsyncDatabase
     store: ConfigStore
     configs: ConfigCache
+    rules: RulesLoader
     capacity: CapacityGuard
     router: Router
     writer: RecordWriter
@@ -74,15 +76,16 @@ async def process_services() -> ProcessServices:
             raise RuntimeError("MONGO_URI is not set: run `make dev` or export it")
         database = open_client(settings.mongo_uri, settings.mongo_timeout_ms)[settings.mongo_db]
         store = ConfigStore(database)
-        configs = ConfigCache(store)
+        configs = ConfigCache(store, ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s)
         capacity = CapacityGuard(database, stale_after_s=settings.session_stale_after_s)
         availability = PoolAvailability(
             StoreAvailability(configs, active_sessions=capacity.in_use),
             settings.pool,
         )
-        router = Router(RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s), availability)
+        rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s)
+        router = Router(rules, availability)
         writer = RecordWriter(database, settings.spool_dir)
-        _services = ProcessServices(settings, database, store, configs, capacity, router, writer)
+        _services = ProcessServices(settings, database, store, configs, rules, capacity, router, writer)
     return _services
 
 
@@ -291,7 +294,12 @@ async def _read_metadata(
 async def _route_and_claim(
     services: ProcessServices, context: RoutingContext, session_id: str
 ) -> tuple[RoutingDecision, AgentConfig | None, int | None]:
-    """Route, then claim a session slot if the type has a limit; a lost race re-routes."""
+    """Route, then claim a session slot if the type has a limit; a lost race re-routes.
+
+    One round trip (the change stamp) tells whether the cached rules and configs are current;
+    after it, the route and the config reads are in memory unless something was edited."""
+    if await services.configs.refresh():
+        services.rules.invalidate()
     decision = await services.router.route(context)
     for _ in range(CLAIM_ATTEMPTS):
         if decision.agent_id is None:

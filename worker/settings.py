@@ -51,7 +51,10 @@ class WorkerSettings(Settings):
         default=60.0, gt=0, description="A session silent this long lost its worker: marked aborted."
     )
     routing_rules_ttl_s: float = Field(
-        default=2.0, ge=0.0, description="How long routing rules are cached before re-reading."
+        default=30.0,
+        ge=0.0,
+        description="Rules are re-read as soon as any config or rules write moves the change stamp; "
+        "this is only the longest they are kept without one (hand edits that bypass the stores).",
     )
     local_llm_url: str = "http://127.0.0.1:8088/v1"
     cloud_llm_model: str = "gpt-4o-mini"

@@ -27,6 +27,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from agent_configs.changes import ChangeStamp
 from agent_configs.database import bson_now, database_errors
 from agent_configs.errors import AgentNotFound, DatabaseUnavailable
 from agent_configs.routing.errors import (
@@ -214,6 +215,7 @@ def _from_document(document: Mapping[str, Any]) -> RoutingRules:
 class RulesStore:
     def __init__(self, database: AsyncDatabase, registry: StrategyRegistry | None = None) -> None:
         self._rules = database[ROUTING_RULES]
+        self._stamp = ChangeStamp(database)
         self._registry = registry
         self._indexed = False
 
@@ -252,6 +254,7 @@ class RulesStore:
                 await self._rules.insert_one(_to_document(stored) | {"write_id": uuid.uuid4().hex})
         except DuplicateKeyError:
             raise RulesVersionConflict(expected_version, (await self.current()).version) from None
+        await self._stamp.bump()
         return stored
 
 

@@ -60,7 +60,6 @@ def worker_env(endpoints: Endpoints, database_name: str, agent_name: str, tmp: P
         "PROMETHEUS_PORT": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         "SPOOL_DIR": str(tmp / "spool"),
-        "ROUTING_RULES_TTL_S": "0",
         # Tests open rooms in quick succession; ended jobs hold a slot until their process
         # exits, and LiveKit drops a dispatch that finds every worker full.
         "WORKER_MAX_SESSIONS": "32",
