@@ -208,11 +208,25 @@ _SYSTEM_RESPONSE_FIELD = TurnField(
 )
 
 
+class TurnFill(StrEnum):
+    """When a turn's fields are filled.
+
+    `with_reply`: the reply and its fields come from one constrained call, the reply streamed
+    to the user as it is written (one LLM request per turn). `after_reply`: the reply is free
+    text and a second call fills the fields afterwards (two requests; for models that answer
+    worse when constrained to JSON, or endpoints without JSON-schema output).
+    """
+
+    WITH_REPLY = "with_reply"
+    AFTER_REPLY = "after_reply"
+
+
 class TurnSchema(_Spec):
     """The structured output of every turn. `system_response` is always its first field."""
 
     schema_id: Slug
     fields: list[TurnField] = Field(default_factory=list, max_length=40)
+    fill: TurnFill = TurnFill.WITH_REPLY
 
     @field_validator("fields")
     @classmethod

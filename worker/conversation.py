@@ -25,6 +25,7 @@ from agent_configs.models import AgentConfig
 from worker import metrics
 from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
 from worker.session import ConfiguredAgent
+from worker.turn_stream import StreamedTurn
 from worker.turns import (
     SUMMARY_TOPIC,
     TURN_TOPIC,
@@ -70,7 +71,9 @@ class Conversation:
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     _turn_index: int = 0
     _awaiting_reply_to: str | None = None
-    _turns: asyncio.Queue[tuple[int, list[Message], str, str | None]] = field(default_factory=asyncio.Queue)
+    _turns: asyncio.Queue[tuple[int, list[Message], str, str | None, asyncio.Future[StreamedTurn] | None]] = field(
+        default_factory=asyncio.Queue
+    )
     _turn_task: asyncio.Task[None] | None = None
     _usage_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     _callers: dict[str, StructuredCaller] = field(default_factory=dict)
@@ -184,7 +187,8 @@ class Conversation:
         if item.role == "user":
             self._awaiting_reply_to = text
         elif self._awaiting_reply_to is not None:
-            self._turns.put_nowait((self._turn_index, list(self.history), text, self._awaiting_reply_to))
+            streamed, self.agent.streamed_turn = self.agent.streamed_turn, None
+            self._turns.put_nowait((self._turn_index, list(self.history), text, self._awaiting_reply_to, streamed))
             self._turn_index += 1
             self._awaiting_reply_to = None
 
@@ -223,18 +227,33 @@ class Conversation:
 
     async def _fill_turns_in_order(self) -> None:
         while True:
-            index, history, reply, user_text = await self._turns.get()
+            index, history, reply, user_text, streamed = await self._turns.get()
             try:
-                await self._fill_one(index, history, reply, user_text)
+                await self._fill_one(index, history, reply, user_text, streamed)
             except Exception:  # a broken turn must never end the conversation
                 self.log.exception("structured turn %d failed", index)
             finally:
                 self._turns.task_done()
 
-    async def _fill_one(self, index: int, history: list[Message], reply: str, user_text: str | None) -> None:
+    async def _fill_one(
+        self,
+        index: int,
+        history: list[Message],
+        reply: str,
+        user_text: str | None,
+        streamed_turn: asyncio.Future[StreamedTurn] | None,
+    ) -> None:
         config = self.config
         caller = self._caller()
-        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(history, reply)
+        streamed = await streamed_turn if streamed_turn is not None else None
+        if streamed is not None and streamed.reply.strip() != reply:
+            streamed = None  # not this reply's fields (cut short or replaced): extract them instead
+        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(
+            history,
+            reply,
+            streamed=streamed.fields if streamed else None,
+            streamed_error=streamed.error if streamed else None,
+        )
         if filled.status == "failed":
             metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
         payload = {

@@ -93,8 +93,10 @@ async def process_services() -> ProcessServices:
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the VAD once per process, before any job is assigned to it."""
-    proc.userdata["vad"] = silero.VAD.load()
+    """With `WORKER_PREWARM_VAD`, load the VAD in every idle process, before any job is
+    assigned to it: voice sessions start ~50 ms sooner, every process holds ~20 MB more."""
+    if get_worker_settings().worker_prewarm_vad:
+        proc.userdata["vad"] = silero.VAD.load()
 
 
 def session_load(server: AgentServer) -> float:
@@ -322,7 +324,7 @@ async def _build_agent(
     user_id: str | None,
     history: list[Message],
 ) -> ConfiguredAgent:
-    models = build_models(config, services.settings, prewarmed_vad)
+    models = await build_models(config, services.settings, prewarmed_vad)
     remembered = list(history)
     if not history and config.memory.enabled and user_id:
         try:
@@ -416,6 +418,9 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
         ws_url=settings.livekit_url,
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret.get_secret_value(),
+        # Imported once in livekit's forkserver: job processes share these modules' memory
+        # copy-on-write instead of each importing them (~28 MB per process).
+        preload_modules=["worker.server"],
     )
     server.setup_fnc = prewarm
     _admission.server = server

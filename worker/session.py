@@ -4,8 +4,9 @@ The models live on the Agent rather than the session, so handing a conversation 
 agent type (`session.update_agent`) swaps the prompt, LLM, STT and TTS together.
 """
 
+import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm, room_io, vad
@@ -14,10 +15,12 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.plugins import silero
 
-from agent_configs.models import AgentConfig, Modality, VADSpec
+from agent_configs.models import AgentConfig, Modality, TurnFill, VADSpec
+from worker import turn_stream
 from worker.providers import ChatEndpoint, build_llm, build_stt, build_tts, chat_endpoints
 from worker.settings import WorkerSettings
-from worker.turns import Message
+from worker.turn_stream import StreamedReply, StreamedTurn
+from worker.turns import LOCAL_SAMPLING, Message
 
 DEFAULT_VAD = VADSpec()
 
@@ -25,7 +28,9 @@ DEFAULT_VAD = VADSpec()
 @dataclass
 class AgentModels:
     endpoints: list[ChatEndpoint]
+    """As configured: the structured-turn retries and the summary call them directly."""
     llm: llm.LLM
+    """For the replies; with fields filled alongside the reply, its token cap has room for them."""
     stt: Any | None
     tts: Any | None
     vad: vad.VAD | None
@@ -33,6 +38,11 @@ class AgentModels:
 
 def is_voice(config: AgentConfig) -> bool:
     return Modality.VOICE in config.modalities
+
+
+def fields_with_reply(config: AgentConfig) -> bool:
+    """A schema of `system_response` alone has nothing to fill: its replies stay plain text."""
+    return config.turn_schema.fill == TurnFill.WITH_REPLY and len(config.turn_schema.fields) > 1
 
 
 def for_frontend(config: AgentConfig, requested_modality: object) -> AgentConfig:
@@ -51,17 +61,29 @@ def load_vad(spec: VADSpec) -> vad.VAD:
     )
 
 
-def build_models(config: AgentConfig, settings: WorkerSettings, prewarmed_vad: vad.VAD | None) -> AgentModels:
+async def voice_activity_detector(config: AgentConfig, prewarmed: vad.VAD | None) -> vad.VAD | None:
+    """Voice sessions only. Without a prewarmed VAD (`WORKER_PREWARM_VAD` off) it is loaded
+    here, in a thread (about 50 ms), while the room connection is still being set up: a text
+    session never pays its ~20 MB."""
+    if not is_voice(config):
+        return None
+    spec = config.vad or DEFAULT_VAD
+    if prewarmed is not None and spec == DEFAULT_VAD:
+        return prewarmed
+    return await asyncio.to_thread(load_vad, spec)
+
+
+async def build_models(config: AgentConfig, settings: WorkerSettings, prewarmed_vad: vad.VAD | None) -> AgentModels:
     """Raises ProviderError (naming the field) when a provider or its key is missing."""
     endpoints = chat_endpoints(config.llm, settings)
+    reply_endpoints = endpoints
+    if fields_with_reply(config):
+        reply_endpoints = [replace(e, max_tokens=turn_stream.call_max_tokens(e.max_tokens)) for e in endpoints]
     voice = is_voice(config)
-    vad_spec = config.vad or DEFAULT_VAD
-    chosen_vad = None
-    if voice:
-        chosen_vad = prewarmed_vad if (prewarmed_vad and vad_spec == DEFAULT_VAD) else load_vad(vad_spec)
+    chosen_vad = await voice_activity_detector(config, prewarmed_vad)
     return AgentModels(
         endpoints=endpoints,
-        llm=build_llm(endpoints),
+        llm=build_llm(reply_endpoints),
         stt=build_stt(config.stt, settings) if voice and config.stt else None,
         tts=build_tts(config.tts, settings) if voice and config.tts else None,
         vad=chosen_vad,
@@ -91,8 +113,11 @@ class ConfiguredAgent(Agent):
         handoff_check: HandoffCheck | None = None,
         pending_user_input: str | None = None,
     ) -> None:
+        with_fields = fields_with_reply(config)
         super().__init__(
-            instructions=config.instructions,
+            instructions=turn_stream.instructions(config.instructions, config.turn_schema)
+            if with_fields
+            else config.instructions,
             chat_ctx=chat_context_from(remembered),
             llm=models.llm,
             stt=models.stt,
@@ -104,6 +129,17 @@ class ConfiguredAgent(Agent):
         self.remembered_messages = len(remembered)
         self.handoff_check = handoff_check
         self.pending_user_input = pending_user_input
+        self.streamed_turn: asyncio.Future[StreamedTurn] | None = None
+        """The latest reply with its fields, when they come with the reply; the conversation
+        takes it. It resolves after the reply's words, once the fields are written too."""
+        self._reply_request: dict[str, Any] | None = None
+        if with_fields:
+            primary = models.endpoints[0]
+            local = primary.provider == "local"
+            self._reply_request = {
+                "response_format": turn_stream.response_format(config.turn_schema, primary.max_tokens, bounded=local),
+                **({"extra_body": LOCAL_SAMPLING} if local else {}),
+            }
 
     async def on_enter(self) -> None:
         """After a hand-off, answer the message that caused it."""
@@ -125,11 +161,25 @@ class ConfiguredAgent(Agent):
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
-        """Send at most `max_context_messages` items (the instructions are always kept)."""
+        """Send at most `max_context_messages` items (the instructions are always kept).
+        With fields filled alongside the reply, pass on only the reply's words as they stream."""
         window = chat_ctx.copy()
         window.truncate(max_items=self.config.max_context_messages)
-        async for chunk in Agent.default.llm_node(self, window, tools, model_settings):
-            yield chunk
+        if self._reply_request is None:
+            async for chunk in Agent.default.llm_node(self, window, tools, model_settings):
+                yield chunk
+            return
+        reply = StreamedReply(
+            self.models.llm.chat(
+                chat_ctx=window,
+                tools=tools,
+                conn_options=self.session.conn_options.llm_conn_options,
+                extra_kwargs=self._reply_request,
+            )
+        )
+        self.streamed_turn = reply.turn
+        async for words in reply.words():
+            yield words
 
 
 LOCAL_LLM_CONNECT = APIConnectOptions(timeout=60.0, max_retry=1)

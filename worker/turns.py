@@ -1,9 +1,11 @@
 """Structured turns and the closing summary.
 
-After every assistant reply, one JSON-schema constrained call fills the agent type's turn
-schema. `system_response` is not asked of the model: it is the reply the user actually heard
-or read, so the record can never disagree with the conversation. A turn that fails validation
-is retried once, then stored flagged as failed; the conversation never waits for it.
+By default the turn's fields come with the reply itself, from one constrained call
+(worker/turn_stream.py); they are validated here. When they do not validate, or the type
+fills its fields after the reply (`turn_schema.fill: after_reply`), a separate JSON-schema
+constrained call fills them. `system_response` is always the reply the user actually heard
+or read, so the record can never disagree with the conversation. A turn that fails
+validation is retried once, then stored flagged as failed; the conversation never waits for it.
 """
 
 import json
@@ -100,7 +102,7 @@ def _transcript(messages: list[Message]) -> str:
     return "\n".join(f"{m.role}: {m.text}" for m in messages)
 
 
-def _field_guide(schema: TurnSchema) -> str:
+def field_guide(schema: TurnSchema) -> str:
     lines = []
     for f in schema.fields:
         if f.name == SYSTEM_RESPONSE:
@@ -146,7 +148,7 @@ class TurnFiller:
         system = (
             f"You annotate conversations of the {self._agent_name}. Read the conversation and "
             "the assistant's latest reply, then return JSON with these fields:\n"
-            + _field_guide(self._schema)
+            + field_guide(self._schema)
         )
         user = (
             f"Conversation:\n{_transcript(history[-CONTEXT_MESSAGES:])}\n\n"
@@ -154,10 +156,30 @@ class TurnFiller:
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    async def fill(self, history: list[Message], reply: str) -> FilledTurn:
+    async def fill(
+        self, history: list[Message], reply: str, streamed: dict[str, Any] | None = None, streamed_error: str | None = None
+    ) -> FilledTurn:
+        """`streamed`: the fields that came with the reply itself (worker/turn_stream.py). When
+        they validate, no call is made; otherwise they were attempt 1 and the call is the retry."""
+        if self._schema.field_names == [SYSTEM_RESPONSE]:
+            return FilledTurn(fields={SYSTEM_RESPONSE: reply}, status="ok", attempts=0)
         error = "not attempted"
         parsed: dict[str, Any] = {}
-        for attempt in (1, 2):
+        first_call = 1
+        if streamed is not None or streamed_error is not None:
+            first_call = 2
+            parsed = streamed or {}
+            try:
+                if streamed is None:
+                    raise ValueError(streamed_error)
+                fields = self._schema.validate_turn({**streamed, SYSTEM_RESPONSE: reply})
+                return FilledTurn(fields=fields, status="ok", attempts=1)
+            except ValidationError as exc:
+                error = "; ".join(describe_validation_error(exc))
+            except ValueError as exc:
+                error = str(exc)
+            logger.warning("fields streamed with the reply are invalid: %s", error)
+        for attempt in range(first_call, 3):
             try:
                 content = await self._caller.complete(
                     self._prompt(history, reply),

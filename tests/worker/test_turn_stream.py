@@ -1,0 +1,150 @@
+"""The reply and its fields from one constrained call: what the user reads is plain words,
+the fields validate against the agent type's schema, and a broken stream falls back."""
+
+import asyncio
+import json
+from typing import Any
+
+import jsonschema
+from livekit.agents import AgentSession, llm
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+
+from agent_configs.files import DEFAULTS_DIR, load_config_file
+from agent_configs.models import AgentConfig, TurnFill
+from devstack import Endpoints
+from devstack.services import reserve_port
+from worker.providers.registry import ChatEndpoint
+from worker.session import ConfiguredAgent, build_models
+from worker.settings import WorkerSettings
+from worker.turn_stream import ReplyExtractor, StreamedReply
+from worker.turns import Message, StructuredCaller, TurnFiller
+
+
+def support() -> AgentConfig:
+    config = load_config_file(DEFAULTS_DIR / "support.yaml")
+    assert isinstance(config, AgentConfig)
+    return config.model_copy(update={"modalities": ["text"]})
+
+
+def streamed_in_pieces(document: dict[str, object], size: int) -> tuple[str, ReplyExtractor]:
+    raw = json.dumps(document)
+    extractor = ReplyExtractor()
+    heard = "".join(extractor.feed(raw[i : i + size]) for i in range(0, len(raw), size))
+    return heard, extractor
+
+
+def test_the_reply_streams_out_of_the_json_and_the_fields_follow() -> None:
+    reply = 'Sure: type "reset" and press Enter.\nThen tell me what you see – ok?'
+    document = {"system_response": reply, "sentiment": "neutral", "issue_resolved": False}
+    for size in (1, 2, 3, 7, 1000):  # escapes and multi-byte characters split across chunks
+        heard, extractor = streamed_in_pieces(document, size)
+        assert heard == reply
+        turn = extractor.finish()
+        assert turn.reply == reply
+        assert turn.fields == {"sentiment": "neutral", "issue_resolved": False}
+        assert turn.error is None
+
+
+def test_a_cut_off_reply_keeps_what_was_said_and_has_no_fields() -> None:
+    raw = json.dumps({"system_response": "Let me check your account.", "sentiment": "neutral"})
+    extractor = ReplyExtractor()
+    heard = extractor.feed(raw[:40])
+    turn = extractor.finish()
+    assert heard == turn.reply == "Let me check your account."[: len(heard)] and heard
+    assert turn.fields is None
+    assert "incomplete" in (turn.error or "")
+
+
+class ScriptedLLM(llm.LLM):
+    """Streams a fixed JSON text in small pieces; `hold` keeps it from finishing until set."""
+
+    def __init__(self, text: str, hold: asyncio.Event) -> None:
+        super().__init__()
+        self.text = text
+        self.hold = hold
+        self.cancelled = False
+
+    def chat(self, *, chat_ctx: llm.ChatContext, tools: Any = None, **_: Any) -> llm.LLMStream:
+        return ScriptedStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=DEFAULT_API_CONNECT_OPTIONS)
+
+
+class ScriptedStream(llm.LLMStream):
+    async def _run(self) -> None:
+        scripted = self._llm
+        assert isinstance(scripted, ScriptedLLM)
+        try:
+            for i in range(0, len(scripted.text), 4):
+                if i > len(scripted.text) // 2:
+                    await scripted.hold.wait()
+                piece = scripted.text[i : i + 4]
+                self._event_ch.send_nowait(llm.ChatChunk(id="x", delta=llm.ChoiceDelta(role="assistant", content=piece)))
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            scripted.cancelled = True
+            raise
+
+
+async def test_the_turn_ends_for_the_user_before_the_fields_are_written() -> None:
+    fields = {"sentiment": "neutral", "next_step": "x" * 200}
+    hold = asyncio.Event()
+    model = ScriptedLLM(json.dumps({"system_response": "Hello there.", **fields}), hold)
+    reply = StreamedReply(model.chat(chat_ctx=llm.ChatContext.empty()))
+    heard = [words async for words in reply.words()]  # returns although the stream is held
+    assert "".join(heard) == "Hello there."
+    assert not reply.turn.done()
+    hold.set()
+    turn = await asyncio.wait_for(reply.turn, 5)
+    assert (turn.reply, turn.fields, turn.error) == ("Hello there.", fields, None)
+
+
+async def test_an_interrupted_reply_stops_the_call_and_keeps_what_was_said() -> None:
+    model = ScriptedLLM(json.dumps({"system_response": "A long answer " * 20, "sentiment": "neutral"}), asyncio.Event())
+    reply = StreamedReply(model.chat(chat_ctx=llm.ChatContext.empty()))
+    words = reply.words()
+    first = await anext(words)
+    await words.aclose()  # what the session does when the user interrupts
+    turn = await asyncio.wait_for(reply.turn, 5)
+    assert model.cancelled
+    assert turn.reply.startswith(first) and turn.fields is None
+
+
+async def test_valid_streamed_fields_need_no_extraction_call() -> None:
+    dead = f"http://127.0.0.1:{reserve_port(0, 'dead', 'UNUSED')}/v1"
+    caller = StructuredCaller([ChatEndpoint("local", "m", dead, "local", 0.0, 100, None)])
+    schema = support().turn_schema
+    streamed = {
+        "issue_category": "account",
+        "sentiment": "frustrated",
+        "issue_resolved": False,
+        "escalation_needed": False,
+        "urgency": "medium",
+        "follow_up_action": None,
+    }
+    history = [Message("user", "I cannot log in.")]
+    filled = await TurnFiller(caller, schema, "Support").fill(history, "Let us reset it.", streamed=streamed)
+    assert (filled.status, filled.attempts) == ("ok", 1), filled.error
+    assert filled.fields["system_response"] == "Let us reset it."
+    assert caller.usage.prompt_tokens == 0
+
+    broken = streamed | {"sentiment": "ecstatic!!"}
+    filled = await TurnFiller(caller, schema, "Support").fill(history, "Let us reset it.", streamed=broken)
+    assert (filled.status, filled.attempts) == ("failed", 2)  # the one retry was the (dead) call
+    assert "Connection" in (filled.error or "")
+
+
+async def test_a_real_reply_is_plain_words_and_its_fields_fit_the_schema(endpoints: Endpoints) -> None:
+    assert endpoints.local_llm_url
+    config = support()
+    assert config.turn_schema.fill == TurnFill.WITH_REPLY
+    settings = WorkerSettings(local_llm_url=endpoints.local_llm_url)
+    agent = ConfiguredAgent(config, await build_models(config, settings, None), [])
+    async with AgentSession() as session:
+        await session.start(agent)
+        result = await session.run(user_input="My login stopped working this morning.")
+        assert agent.streamed_turn is not None
+        turn = await asyncio.wait_for(agent.streamed_turn, 60)
+    said = result.expect.next_event().is_message(role="assistant").event().item.text_content or ""
+    assert said.strip() and not said.lstrip().startswith("{") and "system_response" not in said
+    assert turn.reply.strip() == said.strip(), turn
+    assert turn.fields is not None, turn.error
+    jsonschema.validate({**turn.fields, "system_response": said}, config.turn_schema.json_schema())
