@@ -278,6 +278,12 @@ class MemorySpec(_Spec):
     max_past_turns: int = Field(default=20, ge=1, le=200)
 
 
+class SummarySpec(_Spec):
+    """The closing summary (one LLM call at session end), to the room and the session record."""
+
+    enabled: bool = True
+
+
 class IntentSpec(_Spec):
     """Keywords that hand a conversation to this agent type (see routing/intents.py)."""
 
@@ -308,6 +314,7 @@ class AgentConfig(_Spec):
     idle_timeout_s: float = Field(default=300.0, ge=5.0, le=86_400.0)
     max_concurrent_sessions: int | None = Field(default=None, ge=1)
     memory: MemorySpec = Field(default_factory=MemorySpec)
+    summary: SummarySpec = Field(default_factory=SummarySpec)
     intents: list[IntentSpec] = Field(default_factory=list, max_length=20)
     tags: list[Slug] = Field(default_factory=list, max_length=50)
     version: int = Field(default=0, ge=0)

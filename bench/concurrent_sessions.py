@@ -20,6 +20,11 @@ greeting), with the same sampling, set for both by this bench: temperature 0 and
 `max_tokens`, so the same message gets the same reply and the comparison is about the worker,
 not about how long a 135M model rambles. Session i sends the same two messages to both.
 
+A third phase, `switchboard-same-llm-work`, runs the same Switchboard worker on a copy of the
+support type that asks the LLM for what the bare worker asks: no turn fields, no summary. Its
+ratio to bare is the platform's own cost (routing, config reads, records, metrics); the
+`switchboard` ratio adds the LLM work of the per-turn fields and the summary.
+
 Reported per phase: success rate, wall time, sessions/min (throughput), reply latency
 p50/p95 (send -> whole reply), greeting latency, the LLM tokens the phase cost (llama.cpp
 counters, including the work that continues after the clients left), and memory per session:
@@ -45,6 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
+    SAME_WORK_AGENT,
     BenchStack,
     CpuSnapshot,
     LoadWatch,
@@ -78,6 +84,8 @@ GREETING_TIMEOUT_S = 120.0
 REPLY_TIMEOUT_S = 180.0
 QUIET_TIMEOUT_S = 120.0
 BASELINE_S = 3.0
+SAME_WORK = "switchboard-same-llm-work"
+PHASE_WORKER = {"switchboard": "switchboard", "bare": "bare", SAME_WORK: "switchboard"}
 
 
 async def one_session(
@@ -90,8 +98,11 @@ async def one_session(
         except TimeoutError:
             pass
         await asyncio.sleep(delay_s)
-    metadata = {"purpose": "support", "user_id": f"bench-c{size}-{kind}-{index}", "user_details": {"tier": "free"}}
-    client = stack.client(kind, metadata, identity=f"bench-user-{index}")
+    metadata: dict[str, Any] = {"purpose": "support", "user_id": f"bench-c{size}-{kind}-{index}",
+                                "user_details": {"tier": "free"}}
+    if kind == SAME_WORK:
+        metadata["agent_id"] = SAME_WORK_AGENT
+    client = stack.client(PHASE_WORKER[kind], metadata, identity=f"bench-user-{index}")
     result: dict[str, Any] = {"index": index, "room": client.room_name, "ok": False, "replies": []}
     try:
         await client.join(JOIN_TIMEOUT_S)
@@ -119,7 +130,7 @@ async def one_session(
 
 
 async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, phase_timeout_s: float) -> dict[str, Any]:
-    worker = stack.workers[kind]
+    worker = stack.workers[PHASE_WORKER[kind]]
     quiet_before = await asyncio.to_thread(stack.wait_quiet, QUIET_TIMEOUT_S, 2.0)
     baseline_samples = []
     for _ in range(int(BASELINE_S)):
@@ -223,8 +234,9 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
     )
     ratios: dict[str, Any] = {}
     ratio_rows = []
-    for size in sorted({p["size"] for p in phases}):
-        sb = next((p for p in phases if p["size"] == size and p["kind"] == "switchboard"), None)
+    pairs = [(size, kind) for size in sorted({p["size"] for p in phases}) for kind in ("switchboard", SAME_WORK)]
+    for size, kind in pairs:
+        sb = next((p for p in phases if p["size"] == size and p["kind"] == kind), None)
         bare = next((p for p in phases if p["size"] == size and p["kind"] == "bare"), None)
         if not sb or not bare:
             continue
@@ -242,14 +254,14 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
             "llm_requests": ratio(sb["llm_requests"], bare["llm_requests"]),
             "worker_cpu": ratio(sb["worker_cpu_s_per_session"], bare["worker_cpu_s_per_session"]),
         }
-        ratios[str(size)] = r
-        ratio_rows.append([str(size)] + [fmt(r[k], "x", 2) for k in
+        ratios[f"{size} {kind}"] = r
+        ratio_rows.append([f"{size} {kind}"] + [fmt(r[k], "x", 2) for k in
                                          ("throughput", "success_rate", "reply_p50", "reply_p95", "greeting_p50",
                                           "memory_rss", "memory_pss", "llm_prompt_tokens", "llm_generated_tokens",
                                           "llm_requests", "worker_cpu")])
     print_table(
         "Switchboard / bare (targets: throughput >= 0.95x, memory <= 1.10x)",
-        ["sessions", "throughput", "success", "reply p50", "reply p95", "greet p50", "mem RSS", "mem PSS",
+        ["sessions, system", "throughput", "success", "reply p50", "reply p95", "greet p50", "mem RSS", "mem PSS",
          "LLM tok in", "LLM tok out", "LLM req", "worker CPU"],
         ratio_rows,
     )
@@ -274,7 +286,7 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
 async def run(stack: BenchStack, sizes: list[int], stagger_s: float, phase_timeout_s: float) -> list[dict[str, Any]]:
     phases = []
     for n, size in enumerate(sizes):
-        order = ("switchboard", "bare") if n % 2 == 0 else ("bare", "switchboard")
+        order = ("switchboard", "bare", SAME_WORK) if n % 2 == 0 else (SAME_WORK, "bare", "switchboard")
         for kind in order:
             print(f"phase: {kind} x{size} ...", flush=True)
             phase = await run_phase(stack, kind, size, stagger_s, phase_timeout_s)

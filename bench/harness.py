@@ -46,6 +46,9 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 REGISTER_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 45.0
 SUPPORT_AGENT = "support-agent-v1"
+SAME_WORK_AGENT = "support-same-llm-work"
+"""The support type with the bare worker's LLM work: no turn fields, no summary (seeded by
+`seed_database`), so a comparison with it is about the platform, not about the LLM."""
 
 try:
     import psutil
@@ -497,6 +500,12 @@ async def seed_database(mongo_uri: str, database_name: str, llm_overrides: dict[
             text_only = config.model_copy(update=changes)
             await store.update(text_only, expected_version=config.version)
         support = await store.get(SUPPORT_AGENT)
+        reply_only = support.turn_schema.model_copy(update={"schema_id": "support_reply_only", "fields": []})
+        await store.create(support.model_copy(update={
+            "agent_id": SAME_WORK_AGENT, "purposes": [], "intents": [], "turn_schema": reply_only,
+            "summary": support.summary.model_copy(update={"enabled": False}),
+            "memory": support.memory.model_copy(update={"enabled": False}),
+        }))
         return {
             "greeting": support.greeting,
             "instructions": support.instructions,

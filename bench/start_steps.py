@@ -6,9 +6,9 @@
 Replays, in-process on the real FerretDB, the steps worker/server.py `entrypoint` takes before
 the greeting that do not need a room, in the same order, with the same objects:
 
-    process services (client, caches) -> route (RulesLoader + StoreAvailability/ConfigCache)
-    -> ConfigCache.get again (`_route_and_claim`) -> per-user memory query (`_build_agent`)
-    -> build_models -> ConfiguredAgent + AgentSession (`new_session`)
+    process services (client, caches) -> change stamp (`ConfigCache.refresh`)
+    -> route (RulesLoader + StoreAvailability/ConfigCache) -> ConfigCache.get (`_route_and_claim`)
+    -> per-user memory query (`_build_agent`) -> build_models -> ConfiguredAgent + AgentSession
 
 `cold` = a new MongoDB client and empty caches, which is what every session gets: livekit
 runs each job in a fresh process. `warm` = the same objects reused. Each step reports wall
@@ -91,6 +91,7 @@ class Steps:
 
 async def _one_start(steps: Steps, mongo_uri: str, db_name: str, llm_url: str, reuse: dict[str, Any] | None) -> dict[str, Any]:
     from agent_configs.cache import ConfigCache
+    from agent_configs.changes import ChangeStamp
     from agent_configs.routing import (
         Router,
         RoutingContext,
@@ -109,21 +110,26 @@ async def _one_start(steps: Steps, mongo_uri: str, db_name: str, llm_url: str, r
             settings = WorkerSettings(mongo_uri=mongo_uri, mongo_db=db_name, local_llm_url=llm_url)
             client = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
             database = client[db_name]
-            configs = ConfigCache(ConfigStore(database))
-            router = Router(RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s),
-                            StoreAvailability(configs))
-            return {"settings": settings, "client": client, "database": database, "configs": configs, "router": router}
+            configs = ConfigCache(ConfigStore(database), ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s)
+            rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s)
+            router = Router(rules, StoreAvailability(configs))
+            return {"settings": settings, "client": client, "database": database, "configs": configs,
+                    "rules": rules, "router": router}
 
         reuse = await steps.time("process services (settings, client, caches)", services)
     context = RoutingContext.from_metadata(CONTEXT_METADATA)
+    if await steps.time("change stamp (ConfigCache.refresh)", reuse["configs"].refresh()):
+        reuse["rules"].invalidate()
     decision = await steps.time("route (rules + availability: ConfigCache.get)", reuse["router"].route(context))
-    config = await steps.time("ConfigCache.get again (_route_and_claim)", reuse["configs"].get(decision.agent_id))
+    config = await steps.time("ConfigCache.get (_route_and_claim)", reuse["configs"].get(decision.agent_id))
     await steps.time(
         "per-user memory query (turns)",
         load_past_messages(reuse["database"], config.agent_id, context.user_id, config.memory.max_past_turns),
     )
-    models = await steps.time("build_models (openai.LLM)", lambda: build_models(config, reuse["settings"], None))
-    await steps.time("ConfiguredAgent + AgentSession", lambda: (ConfiguredAgent(config, models, []), new_session(config)))
+    models = await steps.time("build_models (openai.LLM)", build_models(config, reuse["settings"], None))
+    await steps.time(
+        "ConfiguredAgent + AgentSession", lambda: (ConfiguredAgent(config, models, []), new_session(config, models))
+    )
     await steps.time(
         "(per reply, after greeting) StructuredCaller: new AsyncOpenAI", lambda: StructuredCaller(models.endpoints)
     )

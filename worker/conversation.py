@@ -302,6 +302,8 @@ class Conversation:
             self._turn_task.cancel()
 
     async def _summary(self) -> str | None:
+        if not self.config.summary.enabled:
+            return None
         caller = self._caller()
         try:
             return await asyncio.wait_for(summarize(caller, self.history, self.config.name), SUMMARY_TIMEOUT_S)

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agent_configs.models import SummarySpec, TurnFill
 from agent_configs.store import ConfigStore
 from devstack.frontend import RoomClient
 from devstack.services import reserve_port
@@ -62,6 +63,29 @@ async def test_a_config_edit_is_used_by_the_next_session(
     await update_agent(worker_database, "onboarding-agent-v1", greeting="Hi! Version two of onboarding here.")
     await client.join({"purpose": "onboarding", "user_id": "u-edit"})
     assert await client.next_transcript(0) == "Hi! Version two of onboarding here."
+
+
+async def test_fields_after_the_reply_and_no_summary_when_the_type_says_so(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
+    interview = await ConfigStore(worker_database).get("pte-interview-agent-v1")
+    after_reply = interview.turn_schema.model_copy(update={"fill": TurnFill.AFTER_REPLY})
+    await update_agent(
+        worker_database, interview.agent_id, turn_schema=after_reply, summary=SummarySpec(enabled=False)
+    )
+    await client.join({"purpose": "interview", "user_id": "u-after-reply"})
+    await client.next_transcript(0)
+    await client.say("Hello, I am ready for my practice interview.")
+    reply = await client.next_transcript(1)
+    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
+    assert turns[0]["fields"]["system_response"] == reply
+    jsonschema.validate(turns[0]["fields"], interview.turn_schema.json_schema())
+
+    await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert record["summary"] is None
+    stored_turn = await worker_database["turns"].find_one({"session_id": record["session_id"]})
+    assert (stored_turn["status"], stored_turn["attempts"]) == ("ok", 1), stored_turn.get("error")
 
 
 async def test_idle_user_gets_a_goodbye_and_the_session_ends(
