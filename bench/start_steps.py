@@ -131,7 +131,7 @@ async def _one_start(steps: Steps, mongo_uri: str, db_name: str, llm_url: str, r
         "ConfiguredAgent + AgentSession", lambda: (ConfiguredAgent(config, models, []), new_session(config, models))
     )
     await steps.time(
-        "(per reply, after greeting) StructuredCaller: new AsyncOpenAI", lambda: StructuredCaller(models.endpoints)
+        "(per reply, after greeting) StructuredCaller (shared clients)", lambda: StructuredCaller(models.endpoints)
     )
     return reuse
 

@@ -125,8 +125,6 @@ class Conversation:
         reason = self.end_reason or shutdown_reason or "shutdown"
         await self._drain_turns()
         summary = await self._summary()
-        for caller in self._callers.values():
-            await caller.aclose()
         if summary and self.room.isconnected() and self.room.remote_participants:
             payload = {"session_id": self.session_id, "agent_id": self.config.agent_id, "summary": summary}
             await self._publish(SUMMARY_TOPIC, payload)
@@ -286,8 +284,8 @@ class Conversation:
         )
 
     def _caller(self) -> StructuredCaller:
-        """One HTTP client per agent type in this session (a hand-off brings its own models),
-        reused by every structured turn and the summary, closed at the end."""
+        """One caller per agent type in this session (a hand-off brings its own models), reused
+        by every structured turn and the summary; its HTTP clients are the process's shared ones."""
         agent_id = self.config.agent_id
         if agent_id not in self._callers:
             self._callers[agent_id] = StructuredCaller(self.agent.models.endpoints, usage=self.usage)

@@ -17,7 +17,7 @@ from typing import Any
 
 from bson import json_util
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from agent_configs.database import open_client
 from worker import metrics
@@ -27,6 +27,8 @@ logger = logging.getLogger("switchboard.records")
 SESSIONS = "sessions"
 TURNS = "turns"
 EVENTS = "events"  # the audit trail the admin API shows; admin actions write there too
+MAINTENANCE = "worker_maintenance"
+STALE_SWEEP = "stale_sessions"
 MAX_BUFFERED = 10_000
 
 
@@ -158,6 +160,22 @@ class RecordWriter:
         metrics.RECORDS_SPOOLED.inc(len(records))
         logger.error("MongoDB unreachable at exit: %d records spooled to %s", len(records), path)
         return path
+
+
+async def sweep_is_due(database: AsyncDatabase, every_s: float) -> bool:
+    """At most one stale-session sweep per `every_s` across all workers: a scan of `sessions`
+    at every job start grew to hundreds of ms per job with a few thousand sessions (FerretDB),
+    paid by every room. The job that moves the shared marker forward runs the sweep."""
+    now = datetime.now(UTC)
+    try:
+        result = await database[MAINTENANCE].update_one(
+            {"_id": STALE_SWEEP, "swept_at": {"$lt": now - timedelta(seconds=every_s)}},
+            {"$set": {"swept_at": now}},
+            upsert=True,
+        )
+    except DuplicateKeyError:  # the marker exists and is recent: the upsert tried to add another
+        return False
+    return result.modified_count == 1 or result.upserted_id is not None
 
 
 async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) -> int:

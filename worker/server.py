@@ -40,6 +40,7 @@ from worker.records import (
     RecordWriter,
     abort_stale_sessions,
     replay_spool,
+    sweep_is_due,
 )
 from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
 from worker.settings import WorkerSettings, get_worker_settings
@@ -395,11 +396,13 @@ def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str,
 
 async def _tidy_up_quietly(services: ProcessServices) -> None:
     """At each job start: the capacity slots' unique index (claims are only exclusive with it;
-    idempotent), spooled records, sessions of lost workers."""
+    idempotent), spooled records; and, when it is due, sessions of lost workers."""
+    stale_after_s = services.settings.session_stale_after_s
     try:
         await services.capacity.ensure_indexes()
         await replay_spool(services.database, services.settings.spool_dir)
-        await abort_stale_sessions(services.database, services.settings.session_stale_after_s)
+        if await sweep_is_due(services.database, every_s=stale_after_s / 2):
+            await abort_stale_sessions(services.database, stale_after_s)
     except Exception as exc:  # the next job start tries again
         logger.warning("housekeeping skipped: %s", exc)
 

@@ -13,12 +13,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from openai import APIError, AsyncOpenAI
+from openai import APIError
 from pydantic import ValidationError
 
 from agent_configs.models import SYSTEM_RESPONSE, TurnSchema, describe_validation_error
 from worker import metrics
 from worker.providers import ChatEndpoint
+from worker.providers.clients import openai_client
 
 logger = logging.getLogger("switchboard.turns")
 
@@ -67,14 +68,7 @@ class StructuredCaller:
     usage: Usage = field(default_factory=Usage)
 
     def __post_init__(self) -> None:
-        self._clients = [
-            AsyncOpenAI(base_url=e.base_url, api_key=e.api_key, timeout=REQUEST_TIMEOUT_S, max_retries=0)
-            for e in self.endpoints
-        ]
-
-    async def aclose(self) -> None:
-        for client in self._clients:
-            await client.close()
+        self._clients = [openai_client(e).with_options(timeout=REQUEST_TIMEOUT_S) for e in self.endpoints]
 
     async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
         last_error: Exception | None = None

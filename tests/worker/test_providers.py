@@ -33,7 +33,7 @@ def test_key_is_read_from_the_named_env_var_and_never_shown(monkeypatch: pytest.
     assert "value-from-env-123" not in repr(endpoint)
 
 
-def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
+async def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
     spec = LLMSpec(
         provider="openai",
         model="primary",

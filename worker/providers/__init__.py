@@ -10,6 +10,7 @@ from livekit.plugins import openai as lk_openai
 
 from agent_configs.models import LLMSpec, STTSpec, TTSSpec
 from worker.providers import deepgram, local, openai  # noqa: F401  (registers providers)
+from worker.providers.clients import openai_client
 from worker.providers.registry import (
     LLM_PROVIDERS,
     STT_PROVIDERS,
@@ -46,9 +47,7 @@ def _openai_llm(endpoint: ChatEndpoint) -> lk_openai.LLM:
         options["max_completion_tokens"] = endpoint.max_tokens
     if endpoint.top_p is not None:
         options["top_p"] = endpoint.top_p
-    if endpoint.base_url:
-        options["base_url"] = endpoint.base_url
-    return lk_openai.LLM(model=endpoint.model, api_key=endpoint.api_key, **options)
+    return lk_openai.LLM(model=endpoint.model, client=openai_client(endpoint), **options)
 
 
 def build_llm(endpoints: list[ChatEndpoint]) -> lk_llm.LLM:

@@ -1,0 +1,30 @@
+"""The stale-session sweep runs at most once per interval across all workers, not at every
+job start: real MongoDB-wire database."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from worker.records import SESSIONS, abort_stale_sessions, sweep_is_due
+
+
+async def test_one_sweep_per_interval(database: AsyncDatabase) -> None:
+    assert await sweep_is_due(database, every_s=0.5) is True  # the very first job start
+    assert await sweep_is_due(database, every_s=0.5) is False
+    assert await sweep_is_due(database, every_s=0.5) is False
+    await asyncio.sleep(0.6)
+    assert await sweep_is_due(database, every_s=0.5) is True
+    assert await sweep_is_due(database, every_s=0.5) is False
+
+
+async def test_the_sweep_aborts_only_silent_sessions(database: AsyncDatabase) -> None:
+    now = datetime.now(UTC)
+    await database[SESSIONS].insert_many([
+        {"_id": "lost", "status": "active", "heartbeat_at": now - timedelta(seconds=120)},
+        {"_id": "alive", "status": "active", "heartbeat_at": now},
+        {"_id": "ended", "status": "ended", "heartbeat_at": now - timedelta(seconds=120)},
+    ])
+    assert await abort_stale_sessions(database, stale_after_s=60) == 1
+    statuses = {d["_id"]: (d["status"], d.get("end_reason")) async for d in database[SESSIONS].find()}
+    assert statuses == {"lost": ("aborted", "worker_lost"), "alive": ("active", None), "ended": ("ended", None)}
