@@ -21,9 +21,11 @@ class CapacityGuard:
     def __init__(self, database: AsyncDatabase, stale_after_s: float = 90.0) -> None:
         self._slots = database[SLOTS]
         self.stale_after = timedelta(seconds=stale_after_s)
+        self._indexed = False
 
     async def ensure_indexes(self) -> None:
         await self._slots.create_index([("agent_id", ASCENDING), ("slot", ASCENDING)], unique=True)
+        self._indexed = True
 
     def _fresh_since(self) -> datetime:
         return datetime.now(UTC) - self.stale_after
@@ -41,6 +43,8 @@ class CapacityGuard:
 
     async def claim(self, agent_id: str, limit: int, session_id: str) -> int | None:
         """The claimed slot number, or None when all `limit` slots are held."""
+        if not self._indexed:  # claims are only exclusive with it (idempotent, once per guard)
+            await self.ensure_indexes()
         for slot in range(limit):
             if await self._try_insert(agent_id, slot, session_id):
                 return slot

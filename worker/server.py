@@ -154,13 +154,13 @@ async def on_request(request: JobRequest) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     started_at = datetime.now(UTC)
     session_id = f"sess_{uuid.uuid4().hex[:16]}"
-    services = await process_services()
-    housekeeping = asyncio.create_task(_tidy_up_quietly(services))
-    vad = ctx.proc.userdata.get("vad")
-
-    # Dispatch and room metadata come with the job: route and build the agent while the
-    # room connection is being set up, so our work hides behind LiveKit's.
+    # The room connection goes first: once it is under way (off this loop, in livekit's
+    # native client), dispatch and room metadata let us route and build the agent meanwhile,
+    # so our work hides behind LiveKit's.
     connecting = asyncio.create_task(ctx.connect())
+    await asyncio.sleep(0)
+    services = await process_services()
+    vad = ctx.proc.userdata.get("vad")
     context, source = routing_context(ctx.job.metadata, ctx.job.room.metadata)
     participant = None
     if source is not None:
@@ -205,10 +205,12 @@ async def entrypoint(ctx: JobContext) -> None:
     conversation.attach()
     session.on("close", lambda _: ctx.shutdown("session closed"))
     heartbeat = asyncio.create_task(_heartbeat(services, config, slot, session_id))
+    housekeeping: asyncio.Task[None] | None = None
 
     async def finish(reason: str) -> None:
         heartbeat.cancel()
-        await housekeeping
+        if housekeeping is not None:
+            await housekeeping
         try:
             await conversation.finish(reason)
         finally:
@@ -238,6 +240,8 @@ async def entrypoint(ctx: JobContext) -> None:
             "memory_messages": agent.remembered_messages,
         },
     )
+    # Not before: the user should not wait on database chores of other sessions.
+    housekeeping = asyncio.create_task(_tidy_up_quietly(services))
 
 
 def _greet(session: AgentSession, greeting: str) -> None:
@@ -386,6 +390,7 @@ async def _refuse(
     services.writer.submit(
         Record(SESSIONS, session_id, {**payload, "room": ctx.room.name, "status": "refused", "started_at": started_at})
     )
+    await _tidy_up_quietly(services)
     await services.writer.close()
     ctx.shutdown(reason)
 
@@ -395,11 +400,10 @@ def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str,
 
 
 async def _tidy_up_quietly(services: ProcessServices) -> None:
-    """At each job start: the capacity slots' unique index (claims are only exclusive with it;
-    idempotent), spooled records; and, when it is due, sessions of lost workers."""
+    """At each job start, once the session runs: spooled records; and, when it is due,
+    sessions of lost workers."""
     stale_after_s = services.settings.session_stale_after_s
     try:
-        await services.capacity.ensure_indexes()
         await replay_spool(services.database, services.settings.spool_dir)
         if await sweep_is_due(services.database, every_s=stale_after_s / 2):
             await abort_stale_sessions(services.database, stale_after_s)
