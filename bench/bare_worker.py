@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, room_io
+from livekit.agents.types import APIConnectOptions
+from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import openai
 
 logger = logging.getLogger("bench.bare_worker")
@@ -48,7 +50,13 @@ async def entrypoint(ctx: JobContext) -> None:
     _step(ctx, "entrypoint")
     await ctx.connect()
     _step(ctx, "connected")
-    session = AgentSession(turn_handling={"turn_detection": "manual"})
+    # The LLM connect options a hand-written worker on a busy local model needs as much as
+    # Switchboard does (worker/session.py LOCAL_LLM_CONNECT): livekit's default 10 s timeout
+    # with 3 retries times queued replies out and re-queues them until they are dropped.
+    session = AgentSession(
+        turn_handling={"turn_detection": "manual"},
+        conn_options=SessionConnectOptions(llm_conn_options=APIConnectOptions(timeout=60.0, max_retry=1)),
+    )
     session.on("close", lambda _: ctx.shutdown("session closed"))
     agent = Agent(
         instructions=INSTRUCTIONS,

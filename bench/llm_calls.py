@@ -100,7 +100,7 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
         await streamed_call(
             "reply + fields",
             turn_stream.instructions(config.instructions, config.turn_schema),
-            turn_stream.call_max_tokens(endpoint.max_tokens),
+            turn_stream.call_max_tokens(endpoint.max_tokens, config.turn_schema),
             response_format=turn_stream.response_format(config.turn_schema, endpoint.max_tokens, bounded=True),
             extra_body=LOCAL_SAMPLING,
         )

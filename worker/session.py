@@ -78,7 +78,9 @@ async def build_models(config: AgentConfig, settings: WorkerSettings, prewarmed_
     endpoints = chat_endpoints(config.llm, settings)
     reply_endpoints = endpoints
     if fields_with_reply(config):
-        reply_endpoints = [replace(e, max_tokens=turn_stream.call_max_tokens(e.max_tokens)) for e in endpoints]
+        reply_endpoints = [
+            replace(e, max_tokens=turn_stream.call_max_tokens(e.max_tokens, config.turn_schema)) for e in endpoints
+        ]
     voice = is_voice(config)
     chosen_vad = await voice_activity_detector(config, prewarmed_vad)
     return AgentModels(

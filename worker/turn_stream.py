@@ -28,17 +28,30 @@ logger = logging.getLogger("switchboard.turn_stream")
 
 CHARS_PER_TOKEN = 4
 """Rough size of a token in English text: turns a reply's token cap into a character cap."""
-FIELDS_TOKEN_BUDGET = 160
-"""Room for the other fields after the reply, on top of the config's `max_tokens`."""
+SHORT_VALUE_TOKENS = 4
+"""An enum value, a number, true/false or null, with its quotes and comma."""
 
 
 def reply_max_chars(max_tokens: int | None) -> int | None:
     return None if max_tokens is None else max_tokens * CHARS_PER_TOKEN
 
 
-def call_max_tokens(max_tokens: int | None) -> int | None:
+def fields_token_budget(schema: TurnSchema) -> int:
+    """The most the other fields can take, from their bounded schema: keys, short values,
+    capped strings and lists. An upper bound for `max_tokens`, not what they usually take."""
+    budget = 0
+    for name, spec in fields_schema(schema)["properties"].items():
+        budget += len(name) // CHARS_PER_TOKEN + SHORT_VALUE_TOKENS
+        if "maxLength" in spec:
+            budget += spec["maxLength"] // CHARS_PER_TOKEN
+        if "maxItems" in spec:
+            budget += spec["maxItems"] * (spec["items"]["maxLength"] // CHARS_PER_TOKEN + SHORT_VALUE_TOKENS)
+    return budget
+
+
+def call_max_tokens(max_tokens: int | None, schema: TurnSchema) -> int | None:
     """The call writes the reply and the fields: the reply keeps its own budget."""
-    return None if max_tokens is None else max_tokens + FIELDS_TOKEN_BUDGET
+    return None if max_tokens is None else max_tokens + fields_token_budget(schema)
 
 
 def response_format(schema: TurnSchema, max_tokens: int | None, *, bounded: bool) -> dict[str, Any]:
@@ -81,16 +94,26 @@ class StreamedTurn:
 
 
 class ReplyExtractor:
-    """Feed it the model's JSON as it streams; it returns the new characters of the reply."""
+    """Feed it the model's JSON as it streams; it returns the new characters of the reply.
+
+    An endpoint that ignores `response_format` answers in plain text: then the text is the
+    reply, passed on as it comes, and the fields are left to the extraction call.
+    """
 
     def __init__(self) -> None:
         self._raw = ""
         self._reply = ""
+        self._plain: bool | None = None
         self.reply_done = False
         """The reply's string has closed: what follows are only the other fields."""
 
     def feed(self, delta: str) -> str:
         self._raw += delta
+        if self._plain is None and self._raw.strip():
+            self._plain = not self._raw.lstrip().startswith("{")
+        if self._plain:
+            self._reply += delta
+            return delta
         if self.reply_done:
             return ""
         self.reply_done = SYSTEM_RESPONSE in from_json(self._raw, allow_partial=True)
@@ -102,6 +125,8 @@ class ReplyExtractor:
         return new
 
     def finish(self) -> StreamedTurn:
+        if self._plain:
+            return StreamedTurn(self._reply, None, "the model answered in plain text, not JSON")
         try:
             parsed = from_json(self._raw)
         except ValueError as exc:

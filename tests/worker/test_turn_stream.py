@@ -55,6 +55,14 @@ def test_a_cut_off_reply_keeps_what_was_said_and_has_no_fields() -> None:
     assert "incomplete" in (turn.error or "")
 
 
+def test_an_endpoint_that_ignores_the_json_schema_still_gets_its_words_through() -> None:
+    extractor = ReplyExtractor()
+    heard = "".join(extractor.feed(piece) for piece in ["  Sure", ", I can ", "help with that."])
+    assert heard == "  Sure, I can help with that."
+    turn = extractor.finish()
+    assert turn.fields is None and "plain text" in (turn.error or "")
+
+
 class ScriptedLLM(llm.LLM):
     """Streams a fixed JSON text in small pieces; `hold` keeps it from finishing until set."""
 
