@@ -7,12 +7,15 @@ reaches the very next session. Every write path in `ConfigStore` and `RulesStore
 after its data is stored, so a reader that sees the new stamp also sees the new data.
 """
 
+import logging
 import uuid
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from agent_configs.database import bson_now, database_errors
+
+logger = logging.getLogger(__name__)
 
 CHANGES = "catalog_changes"
 STAMP_ID = "catalog"
@@ -29,9 +32,13 @@ class ChangeStamp:
         return None if document is None else str(document["stamp"])
 
     async def bump(self) -> None:
+        """Never fails the write it follows, which is already stored: if the database went
+        away just now, workers still see the edit once their cache's max age is up."""
         update = {"$set": {"stamp": uuid.uuid4().hex, "changed_at": bson_now()}}
-        with database_errors():
+        try:
             try:
                 await self._changes.update_one({"_id": STAMP_ID}, update, upsert=True)
             except DuplicateKeyError:  # two first writers upserted at once: the document exists now
                 await self._changes.update_one({"_id": STAMP_ID}, update)
+        except PyMongoError as exc:
+            logger.warning("change stamp not moved (workers see the edit within their cache max age): %s", exc)
