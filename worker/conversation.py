@@ -25,11 +25,11 @@ from agent_configs.models import AgentConfig
 from worker import metrics
 from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
 from worker.session import ConfiguredAgent
-from worker.turn_stream import StreamedTurn
 from worker.turns import (
     SUMMARY_TOPIC,
     TURN_TOPIC,
     Message,
+    StreamedTurn,
     StructuredCaller,
     TurnFiller,
     Usage,
@@ -244,14 +244,7 @@ class Conversation:
         config = self.config
         caller = self._caller()
         streamed = await streamed_turn if streamed_turn is not None else None
-        if streamed is not None and streamed.reply.strip() != reply:
-            streamed = None  # not this reply's fields (cut short or replaced): extract them instead
-        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(
-            history,
-            reply,
-            streamed=streamed.fields if streamed else None,
-            streamed_error=streamed.error if streamed else None,
-        )
+        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(history, reply, streamed)
         if filled.status == "failed":
             metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
         payload = {

@@ -19,8 +19,8 @@ from agent_configs.models import AgentConfig, Modality, TurnFill, VADSpec
 from worker import turn_stream
 from worker.providers import ChatEndpoint, build_llm, build_stt, build_tts, chat_endpoints
 from worker.settings import WorkerSettings
-from worker.turn_stream import StreamedReply, StreamedTurn
-from worker.turns import LOCAL_SAMPLING, Message
+from worker.turn_stream import StreamedReply
+from worker.turns import LOCAL_SAMPLING, Message, StreamedTurn
 
 DEFAULT_VAD = VADSpec()
 

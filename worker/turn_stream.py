@@ -15,14 +15,13 @@ counts as the retry.
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from livekit.agents import llm
 from pydantic_core import from_json
 
 from agent_configs.models import SYSTEM_RESPONSE, TurnSchema
-from worker.turns import field_guide, fields_schema
+from worker.turns import StreamedTurn, field_guide, fields_schema
 
 logger = logging.getLogger("switchboard.turn_stream")
 
@@ -81,16 +80,6 @@ def instructions(agent_instructions: str, schema: TurnSchema) -> str:
         f'"{SYSTEM_RESPONSE}", holds your whole reply to the user, in your own words, as you would '
         f"say it to them. The other keys describe the conversation so far:\n{field_guide(schema)}"
     )
-
-
-@dataclass
-class StreamedTurn:
-    """What one constrained reply produced: the reply text and the raw fields (None if the
-    JSON never completed), to be validated against the schema by the turn pipeline."""
-
-    reply: str
-    fields: dict[str, Any] | None
-    error: str | None = None
 
 
 class ReplyExtractor:

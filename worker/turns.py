@@ -52,6 +52,16 @@ class Usage:
             self.completion_tokens += usage.completion_tokens or 0
 
 
+@dataclass
+class StreamedTurn:
+    """What one constrained reply produced (worker/turn_stream.py): the reply text and the raw
+    fields (None if the JSON never completed), to be validated against the schema here."""
+
+    reply: str
+    fields: dict[str, Any] | None
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class FilledTurn:
     fields: dict[str, Any]
@@ -150,28 +160,24 @@ class TurnFiller:
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    async def fill(
-        self, history: list[Message], reply: str, streamed: dict[str, Any] | None = None, streamed_error: str | None = None
-    ) -> FilledTurn:
-        """`streamed`: the fields that came with the reply itself (worker/turn_stream.py). When
-        they validate, no call is made; otherwise they were attempt 1 and the call is the retry."""
+    async def fill(self, history: list[Message], reply: str, streamed: StreamedTurn | None = None) -> FilledTurn:
+        """`streamed`: the fields that came with the reply itself. When they belong to this
+        reply and validate, no call is made; otherwise they were attempt 1 and the call is the retry."""
         if self._schema.field_names == [SYSTEM_RESPONSE]:
             return FilledTurn(fields={SYSTEM_RESPONSE: reply}, status="ok", attempts=0)
         error = "not attempted"
         parsed: dict[str, Any] = {}
         first_call = 1
-        if streamed is not None or streamed_error is not None:
+        if streamed is not None and streamed.reply.strip() == reply:  # else cut short or replaced
             first_call = 2
-            parsed = streamed or {}
-            try:
-                if streamed is None:
-                    raise ValueError(streamed_error)
-                fields = self._schema.validate_turn({**streamed, SYSTEM_RESPONSE: reply})
-                return FilledTurn(fields=fields, status="ok", attempts=1)
-            except ValidationError as exc:
-                error = "; ".join(describe_validation_error(exc))
-            except ValueError as exc:
-                error = str(exc)
+            parsed = streamed.fields or {}
+            error = streamed.error or ""
+            if streamed.fields is not None:
+                try:
+                    fields = self._schema.validate_turn({**streamed.fields, SYSTEM_RESPONSE: reply})
+                    return FilledTurn(fields=fields, status="ok", attempts=1)
+                except ValidationError as exc:
+                    error = "; ".join(describe_validation_error(exc))
             logger.warning("fields streamed with the reply are invalid: %s", error)
         for attempt in range(first_call, 3):
             try:

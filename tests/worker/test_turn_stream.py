@@ -17,7 +17,7 @@ from worker.providers.registry import ChatEndpoint
 from worker.session import ConfiguredAgent, build_models
 from worker.settings import WorkerSettings
 from worker.turn_stream import ReplyExtractor, StreamedReply
-from worker.turns import Message, StructuredCaller, TurnFiller
+from worker.turns import Message, StreamedTurn, StructuredCaller, TurnFiller
 
 
 def support() -> AgentConfig:
@@ -129,13 +129,14 @@ async def test_valid_streamed_fields_need_no_extraction_call() -> None:
         "follow_up_action": None,
     }
     history = [Message("user", "I cannot log in.")]
-    filled = await TurnFiller(caller, schema, "Support").fill(history, "Let us reset it.", streamed=streamed)
+    said = "Let us reset it."
+    filled = await TurnFiller(caller, schema, "Support").fill(history, said, StreamedTurn(said, streamed))
     assert (filled.status, filled.attempts) == ("ok", 1), filled.error
-    assert filled.fields["system_response"] == "Let us reset it."
+    assert filled.fields["system_response"] == said
     assert caller.usage.prompt_tokens == 0
 
     broken = streamed | {"sentiment": "ecstatic!!"}
-    filled = await TurnFiller(caller, schema, "Support").fill(history, "Let us reset it.", streamed=broken)
+    filled = await TurnFiller(caller, schema, "Support").fill(history, said, StreamedTurn(said, broken))
     assert (filled.status, filled.attempts) == ("failed", 2)  # the one retry was the (dead) call
     assert "Connection" in (filled.error or "")
 
