@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent_configs.egress import ConfigEgressRefused, EgressRefused
 from agent_configs.errors import (
     AgentAlreadyExists,
     AgentNotFound,
@@ -130,6 +131,10 @@ def invalid_request(problems: Sequence[FieldProblem], detail: str | None = None)
     return ProblemError(422, "validation", "The request is not valid", summary, errors=problems)
 
 
+def egress_problems(problems: Iterable[EgressRefused]) -> list[FieldProblem]:
+    return [FieldProblem(field=p.field, message=p.message) for p in problems]
+
+
 def rules_problems(problems: Iterable[RulesProblem]) -> list[FieldProblem]:
     """`chain[2] (user_attributes) params.rules.0.when` as the dotted `chain.2.params.rules.0.when`."""
     converted = []
@@ -156,6 +161,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VersionConflict, _on_version_conflict)  # type: ignore[arg-type]
     app.add_exception_handler(RulesVersionConflict, _on_version_conflict)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidRoutingRules, _on_invalid_rules)  # type: ignore[arg-type]
+    app.add_exception_handler(ConfigEgressRefused, _on_egress_refused)  # type: ignore[arg-type]
     app.add_exception_handler(DatabaseUnavailable, _on_database_down)
     app.add_exception_handler(ConnectionFailure, _on_database_down)
     app.add_exception_handler(PyMongoError, _on_database_error)  # type: ignore[arg-type]
@@ -210,6 +216,10 @@ async def _on_version_conflict(request: Request, exc: VersionConflict | RulesVer
 
 async def _on_invalid_rules(request: Request, exc: InvalidRoutingRules) -> JSONResponse:
     return await _on_problem(request, invalid_request(rules_problems(exc.problems), str(exc)))
+
+
+async def _on_egress_refused(request: Request, exc: ConfigEgressRefused) -> JSONResponse:
+    return await _on_problem(request, invalid_request(egress_problems(exc.problems)))
 
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:

@@ -53,7 +53,7 @@ class Services:
             raise RuntimeError("MONGO_URI is not set: start the local stack with `make dev` or set it")
         client = open_client(settings.mongo_uri, settings.mongo_timeout_ms)
         database = client[settings.mongo_db]
-        store = ConfigStore(database)
+        store = ConfigStore(database, settings.egress)
         config_reads = ConfigReads(store, settings.admin_api_config_cache_ttl_s)
         rules_store = RulesStore(database)
         resolver = Resolver(

@@ -4,10 +4,12 @@ The names are the ones LiveKit and MongoDB users already know, so an existing `.
 works unchanged.
 """
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent_configs.egress import EgressPolicy
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,11 @@ class Settings(BaseSettings):
 
     openai_api_key: SecretStr | None = None
     deepgram_api_key: SecretStr | None = None
+
+    @cached_property
+    def egress(self) -> EgressPolicy:
+        """The operator's egress policy (`EGRESS_SECRETS`, `EGRESS_HOSTS`): read with the rest."""
+        return EgressPolicy()
 
 
 @lru_cache

@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import bson_now, database_errors
+from agent_configs.egress import ConfigEgressRefused, EgressPolicy, EgressRefused
 from agent_configs.errors import (
     AgentAlreadyExists,
     AgentNotFound,
@@ -63,11 +64,28 @@ def _from_document(document: dict[str, Any]) -> AgentConfig:
 
 
 class ConfigStore:
-    def __init__(self, database: AsyncDatabase) -> None:
+    """Every definition written (create, update, rollback) must pass the egress policy: the
+    operator's from the environment unless one is given. A status change writes no new
+    definition, so a config the policy has since narrowed can still be paused or archived."""
+
+    def __init__(self, database: AsyncDatabase, egress: EgressPolicy | None = None) -> None:
         self._db = database
         self._configs = database[CONFIGS]
         self._versions = database[VERSIONS]
         self._stamp = ChangeStamp(database)
+        self._egress = egress
+
+    def egress_problems(self, config: AgentConfig) -> list[EgressRefused]:
+        """What the egress policy refuses in `config` (empty: nothing), for dry runs too."""
+        if self._egress is None:
+            self._egress = EgressPolicy()
+        return self._egress.config_problems(config)
+
+    def _check_egress(self, config: AgentConfig) -> None:
+        """Raise ConfigEgressRefused listing every refused call; nothing is written then."""
+        problems = self.egress_problems(config)
+        if problems:
+            raise ConfigEgressRefused(problems)
 
     async def ensure_indexes(self) -> None:
         with database_errors():
@@ -148,6 +166,7 @@ class ConfigStore:
     # -- writes ------------------------------------------------------------------------
 
     async def create(self, config: AgentConfig) -> AgentConfig:
+        self._check_egress(config)
         now = bson_now()
         stored = config.model_copy(update={"version": 1, "created_at": now, "updated_at": now})
         write_id = await self._file_version(stored)
@@ -168,6 +187,10 @@ class ConfigStore:
 
     async def update(self, config: AgentConfig, expected_version: int) -> AgentConfig:
         """Replace an agent type's definition if nobody saved since `expected_version`."""
+        self._check_egress(config)
+        return await self._save_version(config, expected_version)
+
+    async def _save_version(self, config: AgentConfig, expected_version: int) -> AgentConfig:
         current = await self.get(config.agent_id)
         if current.version != expected_version:
             raise VersionConflict(config.agent_id, expected_version, current.version)
@@ -196,7 +219,7 @@ class ConfigStore:
         if current.status == status:
             return current
         base = current.version if expected_version is None else expected_version
-        return await self.update(current.model_copy(update={"status": status}), base)
+        return await self._save_version(current.model_copy(update={"status": status}), base)
 
     async def archive(self, agent_id: str, expected_version: int | None = None) -> AgentConfig:
         return await self.set_status(agent_id, AgentStatus.ARCHIVED, expected_version)

@@ -86,6 +86,9 @@ async def _seed_one(store: ConfigStore, config: AgentConfig, force: bool, dry_ru
         schema = config.turn_schema
         return SeedLine(config.agent_id, schema.schema_id, len(schema.fields), outcome, detail)
 
+    refused = store.egress_problems(config)  # before any write, so a dry run tells as well
+    if refused:
+        return line(Outcome.FAILED, "; ".join(str(problem) for problem in refused))
     try:
         existing = await store.get(config.agent_id)
     except AgentNotFound:
@@ -159,7 +162,7 @@ async def run_seed(
 
     client = open_client(mongo_uri, timeout_ms)
     try:
-        store = ConfigStore(client[database])
+        store = ConfigStore(client[database], get_settings().egress)
         try:
             await store.ping()
             lines = await seed(store, configs, force=force, dry_run=dry_run)

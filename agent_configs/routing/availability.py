@@ -7,6 +7,7 @@ The answer is a reason it cannot (`"unknown agent"`, `"paused"`, `"archived"`,
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
+from agent_configs.egress import EgressPolicy
 from agent_configs.errors import AgentNotFound
 from agent_configs.models import AgentConfig, AgentStatus
 
@@ -29,10 +30,15 @@ class ConfigSource(Protocol):
 
 
 async def reason_config_is_unavailable(
-    config: AgentConfig, active_sessions: ActiveSessionCounter | None
+    config: AgentConfig, active_sessions: ActiveSessionCounter | None, egress: EgressPolicy | None = None
 ) -> str | None:
+    """With `egress`, a config the policy refuses (written by hand, or stored before the
+    operator narrowed the policy) is unavailable: the chain goes on to the next proposal."""
     if config.status != AgentStatus.ACTIVE:
         return str(config.status)
+    refused = egress.refusal(config) if egress is not None else None
+    if refused is not None:
+        return refused
     limit = config.max_concurrent_sessions
     if limit is None or active_sessions is None:
         return None
@@ -46,16 +52,22 @@ class StoreAvailability:
     Database errors propagate: "the database is down" must not read as "every agent paused".
     """
 
-    def __init__(self, store: ConfigSource, active_sessions: ActiveSessionCounter | None = None) -> None:
+    def __init__(
+        self,
+        store: ConfigSource,
+        active_sessions: ActiveSessionCounter | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self._store = store
         self._active_sessions = active_sessions
+        self._egress = egress
 
     async def unavailable_reason(self, agent_id: str) -> str | None:
         try:
             config = await self._store.get(agent_id)
         except AgentNotFound:
             return UNKNOWN_AGENT
-        return await reason_config_is_unavailable(config, self._active_sessions)
+        return await reason_config_is_unavailable(config, self._active_sessions, self._egress)
 
 
 class MemoryAvailability:

@@ -8,6 +8,7 @@ from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
 from livekit.plugins import openai as lk_openai
 
+from agent_configs.egress import destination
 from agent_configs.models import LLMSpec, STTSpec, TTSSpec
 from worker.providers import deepgram, local, openai  # noqa: F401  (registers providers)
 from worker.providers.clients import openai_client
@@ -17,6 +18,7 @@ from worker.providers.registry import (
     TTS_PROVIDERS,
     ChatEndpoint,
     ProviderError,
+    allowed_url,
 )
 from worker.settings import WorkerSettings
 
@@ -36,9 +38,15 @@ def _llm_for_profile(spec: LLMSpec, settings: WorkerSettings) -> LLMSpec:
 
 
 def chat_endpoints(spec: LLMSpec, settings: WorkerSettings) -> list[ChatEndpoint]:
-    """The primary model first, then its fallbacks, in the order they are tried."""
-    specs = [_llm_for_profile(s, settings) for s in (spec, *spec.fallback)]
-    return [LLM_PROVIDERS.get(s.provider)(s, settings) for s in specs]
+    """The primary model first, then its fallbacks, in the order they are tried. Each is
+    checked against the egress policy under its own path before its provider is asked."""
+    specs = [("llm", spec), *((f"llm.fallback.{i}", s) for i, s in enumerate(spec.fallback))]
+    endpoints = []
+    for path, configured in specs:
+        effective = _llm_for_profile(configured, settings)
+        allowed_url(settings.egress, path, destination("llm", effective))
+        endpoints.append(LLM_PROVIDERS.get(effective.provider)(effective, settings))
+    return endpoints
 
 
 def _openai_llm(endpoint: ChatEndpoint) -> lk_openai.LLM:
@@ -61,6 +69,7 @@ def build_llm(endpoints: list[ChatEndpoint]) -> lk_llm.LLM:
 def build_stt(spec: STTSpec, settings: WorkerSettings) -> lk_stt.STT:
     if settings.model_profile == "cloud" and spec.provider == "local":
         spec = spec.model_copy(update={"provider": "deepgram", "model": settings.cloud_stt_model})
+    allowed_url(settings.egress, "stt", destination("stt", spec))
     return STT_PROVIDERS.get(spec.provider)(spec, settings)  # type: ignore[return-value]
 
 
@@ -69,4 +78,5 @@ def build_tts(spec: TTSSpec, settings: WorkerSettings) -> lk_tts.TTS:
         spec = spec.model_copy(
             update={"provider": "deepgram", "model": settings.cloud_tts_model, "voice": None}
         )
+    allowed_url(settings.egress, "tts", destination("tts", spec))
     return TTS_PROVIDERS.get(spec.provider)(spec, settings)  # type: ignore[return-value]

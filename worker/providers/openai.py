@@ -1,16 +1,20 @@
 """OpenAI, and any OpenAI-compatible server through `base_url` (Ollama, vLLM, llama.cpp)."""
 
+from agent_configs.egress import destination
 from agent_configs.models import LLMSpec
-from worker.providers.registry import LLM_PROVIDERS, ChatEndpoint, read_api_key
+from worker.providers.registry import LLM_PROVIDERS, ChatEndpoint, allowed_url, read_api_key
 from worker.settings import WorkerSettings
 
 
 @LLM_PROVIDERS.register("openai")
 def openai_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
-    if spec.base_url and not spec.api_key_env:
+    to = destination("llm", spec)
+    assert to is not None and to.url is not None
+    if to.secret_env is None:
+        allowed_url(settings.egress, "llm", to)
         api_key = "not-needed"  # self-hosted OpenAI-compatible servers usually take no key
     else:
-        api_key = read_api_key("llm.api_key_env", spec.api_key_env, "OPENAI_API_KEY")
+        api_key = read_api_key(settings.egress, "llm", to)
     return ChatEndpoint(
         provider="openai",
         model=spec.model,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from agent_configs.egress import Destination, EgressPolicy, EgressRefused
 from agent_configs.models import LLMSpec, STTSpec, TTSSpec
 from worker.settings import WorkerSettings
 
@@ -69,10 +70,23 @@ STT_PROVIDERS: Registry[Callable[[STTSpec, WorkerSettings], object]] = Registry(
 TTS_PROVIDERS: Registry[Callable[[TTSSpec, WorkerSettings], object]] = Registry("tts")
 
 
-def read_api_key(field: str, env_name: str | None, default_env: str) -> str:
-    """The key named by `api_key_env` (or the provider's usual variable), from the environment."""
-    name = env_name or default_env
+def read_api_key(policy: EgressPolicy, field: str, to: Destination) -> str:
+    """The key `to` names, read from the environment only if the egress policy lets it go to
+    `to.url`: the one way a provider gets a secret. `field` is the spec's config path."""
+    allowed_url(policy, field, to)
+    name = to.secret_env
+    if name is None:
+        raise ProviderError(f"{field}.api_key_env: no key is named for this provider")
     value = os.environ.get(name)
     if not value:
-        raise ProviderError(f"{field}: environment variable {name} is not set")
+        raise ProviderError(f"{field}.api_key_env: environment variable {name} is not set")
     return value
+
+
+def allowed_url(policy: EgressPolicy, field: str, to: Destination | None) -> None:
+    """Refuse (as a ProviderError naming the field) a call the egress policy does not allow.
+    `to` None: a provider agent_configs.egress does not know, which checks its own URL."""
+    try:
+        policy.check_destination(to, field=field)
+    except EgressRefused as exc:
+        raise ProviderError(f"{exc} (refused at call time)") from None
