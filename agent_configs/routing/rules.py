@@ -69,7 +69,9 @@ class RoutingRules(BaseModel):
 
 DEFAULT_RULES = RoutingRules(
     chain=[
-        ChainEntry(strategy="explicit"),
+        # A frontend may name only these types: an agent type added later (an internal one,
+        # a draft) cannot be forced by a client that learns its id, until it is listed here.
+        ChainEntry(strategy="explicit", params={"allowed_agent_ids": sorted(DEFAULT_PURPOSE_AGENTS.values())}),
         ChainEntry(strategy="purpose", params={"agents": dict(DEFAULT_PURPOSE_AGENTS)}),
         ChainEntry(
             strategy="user_attributes",

@@ -11,18 +11,22 @@ from agent_configs.errors import DatabaseUnavailable
 from agent_configs.routing import (
     DEFAULT_RULES,
     InvalidRoutingRules,
+    MemoryAvailability,
     Router,
     RoutingContext,
     RulesLoader,
     RulesStore,
     RulesVersionConflict,
+    StaticRules,
     StoreAvailability,
     check_agent_ids,
     validate_rules,
 )
+from agent_configs.routing.strategies import DEFAULT_PURPOSE_AGENTS
 from agent_configs.store import ROUTING_RULES, ConfigStore
 from devstack.services import reserve_port
 from tests.agent_configs.routing.helpers import seed_builtin_agents
+from tests.factories import support_config
 
 
 def with_chain(*changes: tuple[int, dict[str, Any]]) -> dict[str, Any]:
@@ -219,3 +223,16 @@ async def test_a_hand_broken_document_keeps_the_last_good_rules(
     assert await loader.current() == good
     with pytest.raises(InvalidRoutingRules, match="stored version 2 is unreadable"):
         await RulesLoader(rules_store).current()
+
+
+async def test_by_default_a_frontend_can_name_only_the_four_built_in_agent_types() -> None:
+    built_ins = MemoryAvailability([support_config(agent_id=a) for a in sorted(DEFAULT_PURPOSE_AGENTS.values())])
+    internal = MemoryAvailability([support_config(agent_id="internal-agent"), support_config()])
+    router = Router(StaticRules(DEFAULT_RULES), internal)
+    decision = await router.route(RoutingContext.from_metadata({"agent_id": "internal-agent"}))
+    assert decision.agent_id == "support-agent-v1" and decision.strategy == "default"
+    assert "may not be picked explicitly" in decision.trail[0].reason
+    for agent_id in DEFAULT_PURPOSE_AGENTS.values():
+        context = RoutingContext.from_metadata({"agent_id": agent_id})
+        picked = await Router(StaticRules(DEFAULT_RULES), built_ins).route(context)
+        assert (picked.agent_id, picked.strategy) == (agent_id, "explicit")
