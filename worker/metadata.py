@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from agent_configs.routing.context import RoutingContext
+from agent_configs.routing.context import MAX_METADATA_BYTES, RoutingContext
 
 SOURCES = ("job", "room", "participant", "participant_attributes")
 
@@ -21,16 +21,31 @@ def _says_something(context: RoutingContext) -> bool:
     return bool(context.agent_id or context.purpose or context.user_id or context.user_details)
 
 
-def _attributes_payload(attributes: Mapping[str, str]) -> dict[str, Any]:
-    """Attributes are strings: `user_details` may arrive as a JSON object in text."""
+def _attributes_payload(attributes: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Attributes are strings: `user_details` may arrive as a JSON object in text.
+
+    That text is the one payload here that is parsed before RoutingContext's own checks, so it
+    gets the same ones first: over MAX_METADATA_BYTES it is not parsed at all, and a payload
+    nested deeper than the parser's recursion limit (a 3000-deep object raised RecursionError
+    out of the entrypoint) is dropped like invalid JSON. Either way the problem is returned
+    as a warning and the other attributes still route the room.
+    """
     payload: dict[str, Any] = {k: v for k, v in attributes.items() if not k.startswith("lk.")}
     details = payload.get("user_details")
-    if isinstance(details, str):
-        try:
-            payload["user_details"] = json.loads(details)
-        except ValueError:
-            pass  # left as text; RoutingContext records the wrong type as a warning
-    return payload
+    if not isinstance(details, str):
+        return payload, []
+    size = len(details.encode("utf-8", errors="replace"))
+    if size > MAX_METADATA_BYTES:
+        del payload["user_details"]
+        return payload, [f"user_details: {size} bytes is over the {MAX_METADATA_BYTES}-byte limit; ignored"]
+    try:
+        payload["user_details"] = json.loads(details)
+    except RecursionError:
+        del payload["user_details"]
+        return payload, ["user_details: nested too deeply to parse; ignored"]
+    except ValueError:
+        pass  # left as text; RoutingContext records the wrong type as a warning
+    return payload, []
 
 
 def routing_context(
@@ -40,15 +55,13 @@ def routing_context(
     participant_attributes: Mapping[str, str] | None = None,
 ) -> tuple[RoutingContext, str | None]:
     """The context and the name of the source it came from (None when all were empty)."""
-    candidates = (
-        job_metadata,
-        room_metadata,
-        participant_metadata,
-        _attributes_payload(participant_attributes or {}) or None,
-    )
+    attributes, attribute_warnings = _attributes_payload(participant_attributes or {})
+    candidates = (job_metadata, room_metadata, participant_metadata, attributes or None)
     earlier_warnings: list[str] = []
     for source, value in zip(SOURCES, candidates, strict=True):
         context = RoutingContext.from_metadata(value)
+        if source == "participant_attributes" and attribute_warnings:
+            context = replace(context, warnings=(*attribute_warnings, *context.warnings))
         if _says_something(context):
             warnings = (*earlier_warnings, *(f"{source}: {w}" for w in context.warnings))
             return replace(context, warnings=warnings), source

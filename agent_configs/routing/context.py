@@ -3,10 +3,17 @@
 Metadata comes from frontends we do not control. A malformed payload must not cost the
 user their session: whatever cannot be used is dropped, the rest is kept, and each problem
 is recorded as a warning (`field: problem`) that ends up in the routing decision.
+
+JSON may spell a lone UTF-16 surrogate (`"\\udfff"`); `json.loads` turns it into a Python
+string that no UTF-8 encoder accepts. Such a string crashed the job when it was an `agent_id`
+and made every record of the session unwritable (BSON is UTF-8) when it was a `user_id`.
+So every string of a payload, keys and values at any depth, has its lone surrogates replaced
+with U+FFFD here, once, before anything else sees it.
 """
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MAX_METADATA_BYTES = 64 * 1024
@@ -14,6 +21,8 @@ MAX_TEXT_FIELD_LENGTH = 256
 
 _TEXT_FIELDS = ("agent_id", "purpose", "user_id", "tenant")
 _ID_FIELDS = ("user_id", "tenant")  # frontends often send numeric ids
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""Any surrogate code point left in a decoded str is a lone one: `json.loads` joins pairs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +45,15 @@ class RoutingContext:
         payload, problem = _decode_payload(value)
         if problem is not None:
             return cls(warnings=(problem,))
-        return _context_from_object(payload)
+        try:
+            payload, replaced = _replace_surrogates(payload)
+        except RecursionError:  # a dict handed in directly can be deeper than JSON text allows
+            return cls(warnings=("metadata: nested too deeply; ignored",))
+        context = _context_from_object(payload)
+        if replaced:
+            warning = f"metadata: {replaced} lone UTF-16 surrogate(s) replaced with U+FFFD"
+            context = replace(context, warnings=(warning, *context.warnings))
+        return context
 
 
 def _decode_payload(value: object) -> tuple[dict[str, Any], str | None]:
@@ -69,6 +86,26 @@ def _parse_json_text(text: str) -> tuple[dict[str, Any], str | None]:
     if not isinstance(parsed, dict):
         return {}, f"metadata: expected a JSON object, got {_kind(parsed)}; ignored"
     return parsed, None
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, int]:
+    """`value` with U+FFFD for every lone surrogate in its strings (dict keys included, at any
+    depth), and how many were replaced. Values without any are returned as they are."""
+    if isinstance(value, str):
+        return _SURROGATE.subn("\ufffd", value)
+    if isinstance(value, dict):
+        replaced = 0
+        cleaned: dict[Any, Any] = {}
+        for key, item in value.items():
+            key, in_key = _replace_surrogates(key)
+            cleaned[key], in_item = _replace_surrogates(item)
+            replaced += in_key + in_item
+        return (cleaned if replaced else value), replaced
+    if isinstance(value, list | tuple):
+        results = [_replace_surrogates(item) for item in value]
+        replaced = sum(count for _, count in results)
+        return ([item for item, _ in results] if replaced else value), replaced
+    return value, 0
 
 
 def _check_object_size(value: dict[str, Any]) -> tuple[dict[str, Any], str | None]:

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import random
 
+import bson
 import pytest
 
 from agent_configs.routing import MAX_METADATA_BYTES, RoutingContext
@@ -115,3 +116,25 @@ def test_context_is_frozen() -> None:
     context = RoutingContext.from_metadata(json.dumps(FULL))
     with pytest.raises(dataclasses.FrozenInstanceError):
         context.purpose = "sales"  # type: ignore[misc]
+
+
+def test_a_lone_surrogate_in_any_string_is_replaced_and_the_payload_becomes_encodable() -> None:
+    # JSON may escape a lone UTF-16 surrogate; json.loads turns it into a str that neither
+    # UTF-8 nor BSON can encode, so one such character used to lose a session's records.
+    payload = (
+        '{"agent_id": "\\udfff", "user_id": "u\\udfff", "purpose": "sales",'
+        ' "user_details": {"n\\ud800me": ["ok", {"deep": "x\\udc00"}], "mood": "\\ud83d\\ude00"}}'
+    )
+    context = RoutingContext.from_metadata(payload)
+    assert (context.agent_id, context.user_id, context.purpose) == ("\ufffd", "u\ufffd", "sales")
+    # a surrogate pair is one real character (json.loads joins it) and stays as it is
+    assert context.user_details == {"n\ufffdme": ["ok", {"deep": "x\ufffd"}], "mood": "\U0001f600"}
+    assert context.warnings == ("metadata: 4 lone UTF-16 surrogate(s) replaced with U+FFFD",)
+    bson.encode({"raw": context.raw, "user_id": context.user_id})  # raises InvalidStringData before
+
+
+def test_a_lone_surrogate_in_an_object_payload_is_replaced_too() -> None:
+    context = RoutingContext.from_metadata({"user_id": "u\udfff", "user_details": {"k": "\ud83d"}})
+    assert (context.user_id, context.user_details) == ("u\ufffd", {"k": "\ufffd"})
+    assert len(context.warnings) == 1
+
