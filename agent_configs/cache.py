@@ -9,9 +9,16 @@ edit is therefore picked up by the very next session, with no restart and no TTL
 `max_age_s` is a safety net for writes that bypass the stores (a hand edit in mongosh that
 also bumps `version`): after it, configs are re-checked even if the stamp did not move.
 Without a stamp, every `get` checks the version.
+
+Unknown agent ids are remembered too (a room that names a missing type costs no query while
+the stamp holds), but only the `max_unknown` most recently asked: the ids come from room
+metadata, which anyone who can start a room chooses, and an unbounded map of them grew to
+32 MB after 100k distinct unknown ids. Known ids need no bound: they are the stored configs.
+Without a stamp nothing reads the remembered answers, so misses are not kept at all.
 """
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from agent_configs.changes import ChangeStamp
@@ -20,6 +27,7 @@ from agent_configs.models import AgentConfig
 from agent_configs.store import ConfigStore
 
 DEFAULT_MAX_AGE_S = 30.0
+DEFAULT_MAX_UNKNOWN = 1024
 
 
 class ConfigCache:
@@ -29,14 +37,17 @@ class ConfigCache:
         stamp: ChangeStamp | None = None,
         *,
         max_age_s: float = DEFAULT_MAX_AGE_S,
+        max_unknown: int = DEFAULT_MAX_UNKNOWN,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._stamp = stamp
         self._max_age_s = max_age_s
+        self._max_unknown = max_unknown
         self._clock = clock
         self._configs: dict[str, AgentConfig] = {}
-        self._checked: dict[str, AgentConfig | None] = {}  # since the last stamp; None = unknown id
+        self._checked: dict[str, AgentConfig] = {}  # found since the last stamp
+        self._unknown: OrderedDict[str, None] = OrderedDict()  # not found since the last stamp; LRU
         self._seen_stamp: str | None = None
         self._refreshed_at = float("-inf")
 
@@ -49,24 +60,43 @@ class ConfigCache:
         changed = stamp != self._seen_stamp or now - self._refreshed_at >= self._max_age_s
         if changed:
             self._checked.clear()
+            self._unknown.clear()
             self._seen_stamp = stamp
             self._refreshed_at = now
         return changed
 
     async def get(self, agent_id: str) -> AgentConfig:
         """Raises AgentNotFound / DatabaseUnavailable like `ConfigStore.get`."""
-        if self._stamp is not None and agent_id in self._checked:
-            checked = self._checked[agent_id]
-            if checked is None:
+        if self._stamp is not None:
+            checked = self._checked.get(agent_id)
+            if checked is not None:
+                return checked
+            if agent_id in self._unknown:
+                self._unknown.move_to_end(agent_id)
                 raise AgentNotFound(agent_id)
-            return checked
         try:
             config = await self._current(agent_id)
         except AgentNotFound:
-            self._checked[agent_id] = None
+            self._remember_unknown(agent_id)
             raise
-        self._checked[agent_id] = config
+        if self._stamp is not None:
+            self._unknown.pop(agent_id, None)
+            self._checked[agent_id] = config
         return config
+
+    @property
+    def held(self) -> int:
+        """How many agent ids this cache holds anything for (configs, found, unknown)."""
+        return len(self._configs.keys() | self._checked.keys() | self._unknown.keys())
+
+    def _remember_unknown(self, agent_id: str) -> None:
+        self._configs.pop(agent_id, None)  # deleted by hand: do not keep its old config either
+        if self._stamp is None or self._max_unknown <= 0:
+            return
+        self._unknown[agent_id] = None
+        self._unknown.move_to_end(agent_id)
+        while len(self._unknown) > self._max_unknown:
+            self._unknown.popitem(last=False)
 
     async def _current(self, agent_id: str) -> AgentConfig:
         version = await self._store.current_version(agent_id)

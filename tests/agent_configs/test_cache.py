@@ -117,3 +117,44 @@ async def test_edit_that_bypasses_the_store_is_seen_after_max_age(
     clock.now = 30.0
     await cache.refresh()
     assert (await cache.get("support-agent-v1")).greeting == "Edited by hand"
+
+
+async def test_unknown_agent_ids_are_remembered_only_up_to_max_unknown(
+    endpoints: Endpoints, database_name: str
+) -> None:
+    commands = Commands()
+    client: AsyncMongoClient = AsyncMongoClient(endpoints.mongo_uri, tz_aware=True, event_listeners=[commands])
+    try:
+        database = client[database_name]
+        store = ConfigStore(database)
+        await store.create(support_config())
+        cache = ConfigCache(store, ChangeStamp(database), max_unknown=8)
+        await cache.refresh()
+        await cache.get("support-agent-v1")
+        for n in range(200):  # ids from room metadata: anyone who starts a room picks them
+            with pytest.raises(AgentNotFound):
+                await cache.get(f"unknown-{n}")
+        assert cache.held == 1 + 8
+
+        # The most recent misses are still answered from memory; the oldest ones were dropped.
+        commands.seen.clear()
+        with pytest.raises(AgentNotFound):
+            await cache.get("unknown-199")
+        assert (await cache.get("support-agent-v1")).agent_id == "support-agent-v1"
+        assert commands.seen == Counter()
+        with pytest.raises(AgentNotFound):
+            await cache.get("unknown-0")
+        assert commands.seen == Counter({"find": 1})
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+
+
+async def test_without_a_change_stamp_unknown_agent_ids_are_not_kept(store: ConfigStore) -> None:
+    await store.create(support_config())
+    cache = ConfigCache(store)
+    await cache.get("support-agent-v1")
+    for n in range(50):
+        with pytest.raises(AgentNotFound):
+            await cache.get(f"unknown-{n}")
+    assert cache.held == 1
