@@ -3,7 +3,7 @@
     uvicorn --factory admin_api.app:create_app     # or: python -m admin_api
 
 Resources live under /api/v1; /healthz, /readyz and /metrics stay at the root for probes.
-OpenAPI at /openapi.json, docs at /docs.
+OpenAPI at /openapi.json, docs at /docs; OPTIONS on any path lists its methods (allow.py).
 """
 
 from collections.abc import AsyncIterator
@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
+from admin_api.allow import AllowMiddleware
 from admin_api.body_limit import BodyLimitMiddleware
+from admin_api.deps import mark_if_match_required
 from admin_api.metrics import ApiMetrics, MetricsMiddleware
 from admin_api.problems import FieldProblem, Problem, install_problem_handlers
 from admin_api.routes import agents, events, health, routing, sessions, tokens
@@ -59,6 +61,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_problem_handlers(app)
+    app.add_middleware(AllowMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.admin_api_max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -75,7 +78,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
 
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
-    """The generated schema plus the Problem component every error response refers to."""
+    """The generated schema plus the Problem component every error response refers to, and
+    If-Match marked required where the API requires it."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -85,5 +89,6 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
         components.update(problem.pop("$defs", {}))
         components["Problem"] = problem
         components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+        mark_if_match_required(schema)
         app.openapi_schema = schema
     return app.openapi_schema

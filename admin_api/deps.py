@@ -10,7 +10,7 @@ a valid key whose role does not allow the route.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -122,10 +122,11 @@ async def optional_if_match(
     return parse_if_match(if_match)
 
 
+REQUIRED_IF_MATCH_DESCRIPTION = 'Required (428 without it): the ETag of the version you read, e.g. "3".'
+
+
 async def required_if_match(
-    if_match: Annotated[
-        str | None, Header(description='Required: ETag of the version you read, e.g. "3" (from GET).')
-    ] = None,
+    if_match: Annotated[str | None, Header(description=REQUIRED_IF_MATCH_DESCRIPTION)] = None,
 ) -> int:
     expected = parse_if_match(if_match)
     if expected is None:
@@ -140,3 +141,23 @@ async def required_if_match(
 
 IfMatch = Annotated[int | None, Depends(optional_if_match)]
 RequiredIfMatch = Annotated[int, Depends(required_if_match)]
+
+
+def mark_if_match_required(schema: dict[str, Any]) -> None:
+    """Mark If-Match `required: true` in the OpenAPI of every operation that answers 428 without it.
+
+    The header is declared optional on purpose: a missing one must be a 428 naming what to do
+    (RFC 6585), not FastAPI's generic 422 for a missing parameter. So the generated schema
+    said "optional" for a header the API in fact requires. The operations are found by the
+    description only `required_if_match` gives the header, so the document follows the
+    dependency that enforces it (without reading FastAPI's route internals, which change).
+    """
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else ():
+                if (
+                    parameter.get("in") == "header"
+                    and parameter.get("name", "").lower() == "if-match"
+                    and parameter.get("description") == REQUIRED_IF_MATCH_DESCRIPTION
+                ):
+                    parameter["required"] = True

@@ -37,6 +37,9 @@ AgentId = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(
 STORE_OWNED = ("version", "created_at", "updated_at")
 READ_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
 WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 428, 503)
+# Status changes and rollback take If-Match when given (412 if stale) but never require it:
+# each sets a named target, so there is no 428 to document.
+STATUS_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 503)
 
 
 class AgentPage(BaseModel):
@@ -234,7 +237,7 @@ async def patch_agent(
     return _with_etag(response, saved)
 
 
-@router.delete("/{agent_id}", responses=WRITE_PROBLEMS)
+@router.delete("/{agent_id}", responses=STATUS_PROBLEMS)
 async def archive_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
@@ -242,7 +245,7 @@ async def archive_agent(
     return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.ARCHIVED, expected))
 
 
-@router.post("/{agent_id}/pause", responses=WRITE_PROBLEMS)
+@router.post("/{agent_id}/pause", responses=STATUS_PROBLEMS)
 async def pause_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
@@ -250,14 +253,14 @@ async def pause_agent(
     return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.PAUSED, expected))
 
 
-@router.post("/{agent_id}/resume", responses=WRITE_PROBLEMS)
+@router.post("/{agent_id}/resume", responses=STATUS_PROBLEMS)
 async def resume_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
     return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.ACTIVE, expected))
 
 
-@router.post("/{agent_id}/rollback", responses=WRITE_PROBLEMS)
+@router.post("/{agent_id}/rollback", responses=STATUS_PROBLEMS)
 async def rollback_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, body: RollbackRequest, response: Response
 ) -> AgentConfig:
