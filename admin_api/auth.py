@@ -11,9 +11,17 @@ so a request costs no database round trip; a revocation applies on every replica
 time. An unknown token triggers at most one early re-read per second, so a key created a
 moment ago works at once without letting bad tokens hammer the database.
 
-Documents: `{_id, name, name_key, role, digest, prefix, created_at, revoked_at}`. `name_key`
-is unique: it equals `name` while the key is active and gets the key id appended when it is
-revoked, which frees the name for a new key (FerretDB v1 has no partial unique indexes).
+Documents: `{_id, name, name_key, role, scopes, digest, prefix, created_at, revoked_at}`.
+`name_key` is unique: it equals `name` while the key is active and gets the key id appended
+when it is revoked, which frees the name for a new key (FerretDB v1 has no partial unique
+indexes).
+
+Scopes widen what a token-role key may ask of `POST /token`: by default the server names the
+room and the participant identity, so a key that leaked into a browser cannot join a room
+whose name it learned or take another participant's seat. `token:room` lets a key name the
+room, `token:identity` the identity (a backend that maps its own users to rooms). Admin keys
+have every scope implicitly; a key stored before scopes existed (no `scopes` field) has none,
+and a scope name this version does not know is ignored rather than failing every request.
 """
 
 import asyncio
@@ -22,7 +30,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -46,6 +54,15 @@ class Role(StrEnum):
     TOKEN = "token"  # only POST /token
 
 
+class Scope(StrEnum):
+    TOKEN_ROOM = "token:room"  # POST /token may name `room`
+    TOKEN_IDENTITY = "token:identity"  # POST /token may name `identity`
+
+
+SCOPED_ROLES = frozenset({Role.TOKEN})
+"""Roles a scope may be given to: admin has every scope already, viewer cannot mint tokens."""
+
+
 class KeyNameTaken(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(f"an active API key named '{name}' already exists; revoke it or pick another name")
@@ -54,6 +71,12 @@ class KeyNameTaken(Exception):
 class KeyNotFound(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(f"no active API key named '{name}'")
+
+
+class ScopesNotForRole(Exception):
+    def __init__(self, role: Role) -> None:
+        why = "has every scope already" if role == Role.ADMIN else "cannot mint tokens"
+        super().__init__(f"scopes are for token keys only: a {role} key {why}")
 
 
 @dataclass(frozen=True)
@@ -65,10 +88,14 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    scopes: frozenset[Scope] = frozenset()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def allows(self, scope: Scope) -> bool:
+        return self.role == Role.ADMIN or scope in self.scopes
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "ApiKey":
@@ -80,7 +107,13 @@ class ApiKey:
             prefix=document.get("prefix", ""),
             created_at=document["created_at"],
             revoked_at=document.get("revoked_at"),
+            scopes=_known_scopes(document.get("scopes") or ()),
         )
+
+
+def _known_scopes(names: Iterable[object]) -> frozenset[Scope]:
+    known = {str(scope) for scope in Scope}
+    return frozenset(Scope(name) for name in names if isinstance(name, str) and name in known)
 
 
 def digest_of(token: str) -> str:
@@ -137,8 +170,13 @@ class KeyRing:
 
     # -- management ------------------------------------------------------------------------
 
-    async def create(self, name: str, role: Role, token: str | None = None) -> tuple[ApiKey, str]:
+    async def create(
+        self, name: str, role: Role, token: str | None = None, scopes: Iterable[Scope] = ()
+    ) -> tuple[ApiKey, str]:
         """A new key and its token. The token is shown once and never stored."""
+        granted = frozenset(scopes)
+        if granted and role not in SCOPED_ROLES:
+            raise ScopesNotForRole(role)
         token = token or new_token()
         key = ApiKey(
             key_id=f"key_{uuid.uuid4().hex[:16]}",
@@ -147,12 +185,14 @@ class KeyRing:
             digest=digest_of(token),
             prefix=token[:8],
             created_at=bson_now(),
+            scopes=granted,
         )
         document = {
             "_id": key.key_id,
             "name": name,
             "name_key": name,
             "role": str(role),
+            "scopes": sorted(str(scope) for scope in granted),
             "digest": key.digest,
             "prefix": key.prefix,
             "created_at": key.created_at,

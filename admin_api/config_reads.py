@@ -60,6 +60,12 @@ class ConfigReads:
     def forget(self, agent_id: str) -> None:
         self._entries.pop(agent_id, None)
 
+    @property
+    def held(self) -> int:
+        """Entries in memory: only configs that exist (a miss raises and is not kept), at most
+        `max_entries`, so agent ids from token metadata cannot grow it."""
+        return len(self._entries)
+
 
 class CachedConfigSource:
     """`ConfigSource` (routing availability) over the read cache: for choosing a token's pool.

@@ -10,18 +10,23 @@ One document per event, never updated:
                                "cli" for keys made with `python -m admin_api.keys`
       "agent_id":   str|None,  the agent type concerned
       "session_id": str|None,  session events only
-      "room":       str|None,  session events only
+      "room":       str|None,  session events and token.minted
       "version":    int|None,  agent events: the agent version the action produced;
                                routing.updated: the rules version saved
       "details":    object,    free-form extras, e.g. {"restored_version": 3} for a
-                               rollback, {"end_reason": "...", "turns": 4} for session.ended
+                               rollback, {"end_reason": "...", "turns": 4} for session.ended;
+                               token.minted: see admin_api/routes/tokens.py (never a
+                               metadata value)
     }
 
 The worker writes its two session events through its buffered record writer (an upsert on
 `_id`, so a replay never duplicates one). Admin events are written after the change they
 describe has been committed: FerretDB has no transactions, so if the database goes away in
 between, the change stands and the event is logged as lost rather than failing the request
-(a retried request would only meet a 412).
+(a retried request would only meet a 412). A token.minted event is the exception: it is
+written with `must_persist=True` before the token is handed out, because a token that was
+minted but not recorded is exactly what an audit trail exists to rule out; the mint is a 503
+instead.
 """
 
 import logging
@@ -52,6 +57,7 @@ class EventType(StrEnum):
     ROUTING_UPDATED = "routing.updated"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
+    TOKEN_MINTED = "token.minted"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
 
@@ -99,9 +105,13 @@ class EventLog:
         *,
         agent_id: str | None = None,
         version: int | None = None,
+        room: str | None = None,
         details: dict[str, Any] | None = None,
+        must_persist: bool = False,
     ) -> None:
-        """Write one admin event; a failure is logged, never raised (see the module docstring)."""
+        """Write one admin event; a failure is logged, never raised (see the module docstring),
+        unless `must_persist`: then an unreachable database raises DatabaseUnavailable (503)
+        and any other database error propagates (500)."""
         document = {
             "_id": f"evt_{uuid.uuid4().hex}",
             "type": str(kind),
@@ -109,10 +119,14 @@ class EventLog:
             "actor": actor,
             "agent_id": agent_id,
             "session_id": None,
-            "room": None,
+            "room": room,
             "version": version,
             "details": details or {},
         }
+        if must_persist:
+            with database_errors():
+                await self._events.insert_one(document)
+            return
         try:
             await self._events.insert_one(document)
         except PyMongoError as exc:

@@ -1,11 +1,14 @@
 """`python -m admin_api.keys`: create, revoke and list API keys.
 
     python -m admin_api.keys create --name frontend --role token
+    python -m admin_api.keys create --name backend --role token --scope token:room --scope token:identity
     python -m admin_api.keys revoke --name frontend
     python -m admin_api.keys list
 
 A new key is printed once, on stdout alone (so `KEY=$(... create ...)` works); only its
-SHA-256 is stored. Exit codes: 0 done, 1 refused (name taken, no such key), 2 database down.
+SHA-256 is stored. Scopes (token keys only) let `POST /token` callers name the room
+(`token:room`) or the identity (`token:identity`); see admin_api/auth.py. Exit codes: 0 done,
+1 refused (name taken, no such key, a scope on a non-token key), 2 database down.
 """
 
 import asyncio
@@ -17,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from admin_api.auth import ApiKey, KeyNameTaken, KeyNotFound, KeyRing, Role
+from admin_api.auth import ApiKey, KeyNameTaken, KeyNotFound, KeyRing, Role, Scope, ScopesNotForRole
 from admin_api.events import EventLog, EventType
 from admin_api.settings import get_admin_settings
 from agent_configs.database import open_client
@@ -30,6 +33,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Manage admin
 console = Console(stderr=True)
 
 Name = Annotated[str, typer.Option(help="Who or what uses the key, e.g. `frontend`.")]
+Scopes = Annotated[
+    list[Scope] | None,
+    typer.Option("--scope", help="Repeatable, token keys only: token:room, token:identity."),
+]
 T = TypeVar("T")
 Action = Callable[[KeyRing, EventLog], Awaitable[T]]
 
@@ -55,20 +62,26 @@ def _run(action: Action[T]) -> T:
     except DatabaseUnavailable as exc:
         console.print(f"[red]error:[/red] cannot reach MongoDB: {exc.detail}", highlight=False)
         raise typer.Exit(EXIT_UNREACHABLE) from None
-    except (KeyNameTaken, KeyNotFound) as exc:
+    except (KeyNameTaken, KeyNotFound, ScopesNotForRole) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_REFUSED) from None
 
 
 @app.command()
-def create(name: Name, role: Annotated[Role, typer.Option(help="admin, viewer or token")]) -> None:
+def create(
+    name: Name, role: Annotated[Role, typer.Option(help="admin, viewer or token")], scope: Scopes = None
+) -> None:
     """Create a key and print it once."""
 
     async def action(keyring: KeyRing, events: EventLog) -> str:
-        key, token = await keyring.create(name, role)
-        await events.record(EventType.KEY_CREATED, CLI_ACTOR, details={"name": name, "role": str(role)})
+        key, token = await keyring.create(name, role, scopes=scope or ())
+        scopes = sorted(str(s) for s in key.scopes)
+        details = {"name": name, "role": str(role), "key_id": key.key_id, "scopes": scopes}
+        await events.record(EventType.KEY_CREATED, CLI_ACTOR, details=details)
+        with_scopes = f" with {', '.join(scopes)}" if scopes else ""
         console.print(
-            f"created {role} key '{name}' ({key.prefix}...); it is shown only now:", highlight=False
+            f"created {role} key '{name}' ({key.prefix}...){with_scopes}; it is shown only now:",
+            highlight=False,
         )
         return token
 
@@ -90,19 +103,24 @@ def revoke(name: Name) -> None:
 
 @app.command("list")
 def list_keys() -> None:
-    """Every key: name, role, prefix, created, revoked. Never the key itself."""
+    """Every key: name, role, scopes, prefix, created, revoked. Never the key itself."""
 
     async def action(keyring: KeyRing, events: EventLog) -> list[ApiKey]:
         return await keyring.list_keys()
 
     keys = _run(action)
     table = Table(title="API keys", title_justify="left")
-    for column in ("name", "role", "prefix", "created", "revoked"):
+    for column in ("name", "role", "scopes", "prefix", "created", "revoked"):
         table.add_column(column)
     for key in keys:
         revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
         table.add_row(
-            key.name, str(key.role), f"{key.prefix}...", f"{key.created_at:%Y-%m-%d %H:%M}", revoked
+            key.name,
+            str(key.role),
+            "all" if key.role == Role.ADMIN else " ".join(sorted(key.scopes)),
+            f"{key.prefix}...",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            revoked,
         )
     Console().print(table)
 

@@ -23,8 +23,10 @@ from agent_configs.store import ConfigStore
 class Resolver:
     """One shared router over the stored rules; throwaway routers for previews and pools.
 
-    `pool_choice_configs` may be a cached config source: it only serves `agent_name_for_room`
-    (which worker pool a token dispatches), never a dry run.
+    `pool_choice_configs` may be a cached config source: it only serves `route_for_token`
+    (which worker pool a token dispatches, and the type its audit event names), never a dry
+    run. `configs` is the version-checked cache dry runs read through (public so tests can
+    see that unknown agent ids do not pile up in it).
     """
 
     def __init__(
@@ -40,7 +42,8 @@ class Resolver:
         pool_choice_configs: ConfigSource | None = None,
     ) -> None:
         slots = CapacityGuard(database, stale_after_s=slot_stale_s).in_use
-        self._availability = StoreAvailability(ConfigCache(store), slots)
+        self.configs = ConfigCache(store)
+        self._availability = StoreAvailability(self.configs, slots)
         self.rules = RulesLoader(rules_store, ttl_s=rules_ttl_s)
         self._router = Router(self.rules, self._availability)
         self._pool_router = (
@@ -70,12 +73,16 @@ class Resolver:
         )
         return await router.route(context)
 
-    async def agent_name_for_room(self, metadata: str | None) -> str:
-        """The pool a token should dispatch: AGENT_NAME unless pools are configured."""
-        if not self._agent_names:
-            return self.default_agent_name
-        decision = await self._pool_router.route(RoutingContext.from_metadata(metadata))
-        return self.agent_name_for(decision.agent_id)
+    async def route_for_token(self, metadata: str | None) -> RoutingDecision:
+        """The type a room with this metadata gets, as far as the admin API can tell at mint time.
+
+        Routed even with one pool (where the answer changes nothing in the token) because the
+        token.minted audit event names the routed type. It is a prediction, on configs up to
+        the read-cache TTL old and rules up to ROUTING_RULES_TTL_S old: the worker routes again
+        when the room arrives, and its session.started event says what the room really got.
+        With warm caches and known agent types it costs no database round trip.
+        """
+        return await self._pool_router.route(RoutingContext.from_metadata(metadata))
 
     def agent_name_for(self, agent_id: str | None) -> str:
         """The worker agent name (pool) that serves `agent_id`; AGENT_NAME when not mapped."""

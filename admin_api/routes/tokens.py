@@ -2,10 +2,24 @@
 
 The token holds the participant metadata and a RoomConfiguration that explicitly dispatches
 the worker agent name (with the same metadata as the dispatch's job metadata, which the
-worker reads first). With worker pools configured (`ADMIN_API_AGENT_NAMES`), the metadata
-is routed here with the worker's Router to pick the pool of the type it will get (on configs
-from the read cache: the worker routes again on arrival); with one pool there is nothing to
-decide and no database round trip.
+worker reads first). The metadata is routed here with the worker's Router (on configs from
+the read cache: the worker routes again on arrival) to pick the pool of the type it will get
+(`ADMIN_API_AGENT_NAMES`) and to name that type in the audit event.
+
+Identity is the server's to decide: the room name and the participant identity are generated
+unless the caller's key has the `token:room` / `token:identity` scope (admin keys have both).
+Otherwise anyone holding a token-role key could join any room whose name it knows, or reuse
+an identity and take that participant's seat while the agent keeps talking to it. The
+participant may not change its own metadata or attributes (`canUpdateOwnMetadata: false`,
+set explicitly rather than left to LiveKit's default): the worker trusts the `user_id` these
+tokens carry because only the holder of a token-role key could have put it there.
+
+Every minted token is a `token.minted` event, stored before the token is returned (a 503 if
+it cannot be): actor = key name, `room`, `agent_id` = the routed type, and in `details` the
+key id, identity, worker agent name, routing strategy, whether the caller named the room or
+identity, and the names of the known metadata fields present. Never a metadata value, and
+not the names of extra keys either (a caller chooses those, so one could carry a value):
+only how many there were.
 """
 
 import json
@@ -18,7 +32,9 @@ from fastapi import APIRouter
 from livekit import api
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from admin_api.auth import ApiKey, Scope
 from admin_api.deps import ResolverDep, ServicesDep, TokenKey
+from admin_api.events import EventType
 from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
 from admin_api.routes import API_V1
 from agent_configs.models import Slug
@@ -51,14 +67,14 @@ class TokenRequest(BaseModel):
         min_length=1,
         max_length=128,
         pattern=r"^[A-Za-z0-9_.:=-]+$",
-        description="Generated if absent.",
+        description="Generated if absent. Naming it needs the `token:room` scope (403 without).",
     )
     identity: str | None = Field(
         default=None,
         min_length=1,
         max_length=128,
         pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="Generated if absent.",
+        description="Generated if absent. Naming it needs the `token:identity` scope (403 without).",
     )
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     metadata: RoomMetadata | None = Field(
@@ -87,6 +103,29 @@ def metadata_text(metadata: RoomMetadata | None) -> str:
     return text
 
 
+_NAMING_SCOPES = (("room", Scope.TOKEN_ROOM), ("identity", Scope.TOKEN_IDENTITY))
+
+
+def check_scopes(caller: ApiKey, request: TokenRequest) -> None:
+    """403 naming each field the caller set without the scope that allows it."""
+    problems = [
+        FieldProblem(field=field, message=f"needs the {scope} scope; omit it and the server generates one")
+        for field, scope in _NAMING_SCOPES
+        if getattr(request, field) is not None and not caller.allows(scope)
+    ]
+    if problems:
+        detail = f"the key '{caller.name}' may not name: " + ", ".join(p.field for p in problems)
+        raise ProblemError(403, "scope-required", "Not allowed for this API key", detail, errors=problems)
+
+
+def metadata_shape(metadata: RoomMetadata | None) -> dict[str, Any]:
+    """What the audit may say about the metadata: which known fields are set, how many others."""
+    if metadata is None:
+        return {"metadata_fields": [], "other_metadata_keys": 0}
+    known = sorted(name for name in RoomMetadata.model_fields if getattr(metadata, name) is not None)
+    return {"metadata_fields": known, "other_metadata_keys": len(metadata.model_extra or {})}
+
+
 @router.post("/token", responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
 async def mint_token(
     caller: TokenKey, request: TokenRequest, services: ServicesDep, resolver: ResolverDep
@@ -102,17 +141,20 @@ async def mint_token(
             f"retry in {retry_after}s",
             headers={"Retry-After": retry_after},
         )
+    check_scopes(caller, request)
     metadata = metadata_text(request.metadata)
-    agent_name = await resolver.agent_name_for_room(metadata or None)
+    decision = await resolver.route_for_token(metadata or None)
+    agent_name = resolver.agent_name_for(decision.agent_id)
     room = request.room or f"room-{uuid.uuid4().hex[:12]}"
     identity = request.identity or f"user-{uuid.uuid4().hex[:12]}"
     settings = services.settings
     ttl = timedelta(seconds=settings.admin_api_token_ttl_s)
+    grants = api.VideoGrants(room_join=True, room=room, can_update_own_metadata=False)
     token = (
         api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
         .with_identity(identity)
         .with_ttl(ttl)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_grants(grants)
         .with_room_config(
             api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=metadata)])
         )
@@ -121,9 +163,26 @@ async def mint_token(
         token = token.with_name(request.name)
     if metadata:
         token = token.with_metadata(metadata)
+    jwt = token.to_jwt()
+    await services.events.record(
+        EventType.TOKEN_MINTED,
+        caller.name,
+        agent_id=decision.agent_id,
+        room=room,
+        details={
+            "key_id": caller.key_id,
+            "identity": identity,
+            "agent_name": agent_name,
+            "routed_by": decision.strategy,
+            "room_named": request.room is not None,
+            "identity_named": request.identity is not None,
+            **metadata_shape(request.metadata),
+        },
+        must_persist=True,
+    )
     return RoomToken(
         server_url=settings.frontend_livekit_url,
-        token=token.to_jwt(),
+        token=jwt,
         room=room,
         identity=identity,
         agent_name=agent_name,

@@ -1,7 +1,8 @@
 """The admin API app on the real FerretDB (a fresh database per test), called through httpx.
 
 `api` is an httpx AsyncClient on the ASGI app with its lifespan run, so startup (indexes,
-bootstrap key) happens as in production; `keys` holds one bearer token per role.
+bootstrap key) happens as in production; `keys` holds one bearer token per role, and
+`token_scoped`, a token key that may also name the room and identity of a token.
 """
 
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from admin_api.app import create_app
-from admin_api.auth import KeyRing, Role
+from admin_api.auth import KeyRing, Role, Scope
 from admin_api.settings import AdminSettings
 from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.store import ConfigStore
@@ -28,6 +29,7 @@ class Keys:
     admin: str
     viewer: str
     token: str
+    token_scoped: str
 
     def header(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {getattr(self, role)}"}
@@ -61,7 +63,10 @@ async def make_keys(database: AsyncDatabase) -> Keys:
     keyring = KeyRing(database)
     await keyring.ensure_indexes()
     tokens = {role: (await keyring.create(f"test-{role}", role))[1] for role in Role}
-    return Keys(admin=tokens[Role.ADMIN], viewer=tokens[Role.VIEWER], token=tokens[Role.TOKEN])
+    _, scoped = await keyring.create("test-token-scoped", Role.TOKEN, scopes=tuple(Scope))
+    return Keys(
+        admin=tokens[Role.ADMIN], viewer=tokens[Role.VIEWER], token=tokens[Role.TOKEN], token_scoped=scoped
+    )
 
 
 async def seed_defaults(database: AsyncDatabase) -> None:

@@ -96,8 +96,8 @@ async def test_health_and_metrics_need_no_key(api: httpx.AsyncClient) -> None:
 async def test_keys_are_stored_hashed(database: AsyncDatabase, keys: Keys) -> None:
     documents = await database[API_KEYS].find().to_list(None)
     stored = repr(documents)
-    assert len(documents) == 3
-    for token in (keys.admin, keys.viewer, keys.token):
+    assert len(documents) == 4
+    for token in (keys.admin, keys.viewer, keys.token, keys.token_scoped):
         assert token not in stored
         assert any(d["digest"] == digest_of(token) for d in documents)
 
@@ -165,6 +165,29 @@ async def test_keys_cli_creates_lists_and_revokes(
     assert run_cli(endpoints, database_name, "revoke", "--name", "frontend").returncode == 1
     bad_role = run_cli(endpoints, database_name, "create", "--name", "x", "--role", "root")
     assert bad_role.returncode == 2
+
+
+async def test_keys_cli_grants_scopes_to_token_keys_only(
+    endpoints: Endpoints, database_name: str, api: httpx.AsyncClient
+) -> None:
+    created = run_cli(
+        endpoints, database_name, "create", "--name", "backend", "--role", "token", "--scope", "token:room"
+    )
+    assert created.returncode == 0, created.stderr
+    header = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    named = await api.post("/api/v1/token", json={"room": "desk-1"}, headers=header)
+    assert named.status_code == 200 and named.json()["room"] == "desk-1"
+    refused = await api.post("/api/v1/token", json={"identity": "bob"}, headers=header)
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "identity"
+
+    listed = run_cli(endpoints, database_name, "list")
+    assert listed.returncode == 0 and "token:room" in listed.stdout
+    viewer = run_cli(
+        endpoints, database_name, "create", "--name", "v", "--role", "viewer", "--scope", "token:room"
+    )
+    assert viewer.returncode == 1 and "scopes are for token keys only" in viewer.stderr
+    unknown = run_cli(endpoints, database_name, "create", "--name", "u", "--role", "token", "--scope", "root")
+    assert unknown.returncode == 2
 
 
 def test_keys_cli_exits_2_when_the_database_is_down(database_name: str) -> None:

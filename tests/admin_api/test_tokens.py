@@ -1,4 +1,5 @@
-"""POST /token: what the JWT carries, validation and size limits, pools, rate limit, a real join."""
+"""POST /token: what the JWT carries, who may name rooms and identities, the audit event,
+validation and size limits, pools, rate limit, a real join."""
 
 import json
 from typing import Any
@@ -8,8 +9,11 @@ import jwt
 import pytest
 from livekit import api as livekit_api
 from livekit import rtc
+from fastapi import FastAPI
 from livekit.api.access_token import Claims
+from pymongo.asynchronous.database import AsyncDatabase
 
+from admin_api.auth import API_KEYS, KeyRing, Role, Scope
 from devstack import Endpoints
 from tests.admin_api.conftest import Keys, admin_settings, running_app
 
@@ -34,7 +38,10 @@ async def test_token_carries_metadata_grant_and_explicit_dispatch(
 ) -> None:
     metadata = {"purpose": "support", "user_id": "u-1", "user_details": {"tier": "premium"}, "locale": "de"}
     minted = await mint(
-        api, keys, {"room": "room-a1", "identity": "alice", "name": "Alice", "metadata": metadata}
+        api,
+        keys,
+        {"room": "room-a1", "identity": "alice", "name": "Alice", "metadata": metadata},
+        role="token_scoped",
     )
     assert minted["room"] == "room-a1" and minted["identity"] == "alice"
     assert minted["server_url"] == endpoints.livekit_url and minted["agent_name"] == "switchboard"
@@ -129,7 +136,7 @@ async def test_rate_limit_per_key(endpoints: Endpoints, database_name: str, keys
 
 async def test_a_real_client_joins_with_the_token(api: httpx.AsyncClient, keys: Keys) -> None:
     metadata = {"purpose": "support", "user_id": "u-join"}
-    minted = await mint(api, keys, {"identity": "joiner", "metadata": metadata})
+    minted = await mint(api, keys, {"identity": "joiner", "metadata": metadata}, role="token_scoped")
     room = rtc.Room()
     try:
         await room.connect(minted["server_url"], minted["token"])
@@ -138,3 +145,136 @@ async def test_a_real_client_joins_with_the_token(api: httpx.AsyncClient, keys: 
         assert json.loads(room.local_participant.metadata) == metadata
     finally:
         await room.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"room": "victims-room"}, ["room"]),
+        ({"identity": "victim"}, ["identity"]),
+        ({"room": "victims-room", "identity": "victim"}, ["room", "identity"]),
+    ],
+)
+async def test_a_key_without_the_scope_may_not_name_the_room_or_identity(
+    api: httpx.AsyncClient, keys: Keys, body: dict[str, Any], fields: list[str]
+) -> None:
+    response = await api.post(TOKEN, json=body, headers=keys.header("token"))
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert response.headers["content-type"] == "application/problem+json"
+    assert problem["type"] == "urn:switchboard:problem:scope-required"
+    assert [e["field"] for e in problem["errors"]] == fields
+    assert all(f"token:{e['field']}" in e["message"] for e in problem["errors"])
+    assert "victim" not in response.text  # values sent are never echoed
+
+
+async def test_each_scope_allows_naming_only_its_own_field(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
+    _, room_only = await KeyRing(database).create("room-namer", Role.TOKEN, scopes=[Scope.TOKEN_ROOM])
+    header = {"Authorization": f"Bearer {room_only}"}
+    named = await api.post(TOKEN, json={"room": "support-desk-7"}, headers=header)
+    assert named.status_code == 200 and named.json()["room"] == "support-desk-7"
+    assert named.json()["identity"].startswith("user-")
+    refused = await api.post(TOKEN, json={"room": "support-desk-7", "identity": "bob"}, headers=header)
+    assert refused.status_code == 403 and [e["field"] for e in refused.json()["errors"]] == ["identity"]
+
+    admin = await mint(api, keys, {"room": "ops-room", "identity": "operator"}, role="admin")
+    assert (admin["room"], admin["identity"]) == ("ops-room", "operator")
+
+
+async def test_a_key_stored_before_scopes_existed_has_none(
+    api: httpx.AsyncClient, database: AsyncDatabase
+) -> None:
+    _, token = await KeyRing(database).create("old-frontend", Role.TOKEN)
+    await database[API_KEYS].update_one({"name": "old-frontend"}, {"$unset": {"scopes": ""}})
+    header = {"Authorization": f"Bearer {token}"}
+    assert (await api.post(TOKEN, json={}, headers=header)).status_code == 200
+    assert (await api.post(TOKEN, json={"room": "r1"}, headers=header)).status_code == 403
+
+
+async def test_the_participant_may_not_change_its_own_metadata(
+    api: httpx.AsyncClient, keys: Keys, endpoints: Endpoints
+) -> None:
+    """The worker trusts these tokens' `user_id`: a participant must not be able to rewrite it."""
+    minted = await mint(api, keys, {"metadata": {"user_id": "u-trusted"}})
+    decoded = jwt.decode(minted["token"], options={"verify_signature": False})
+    assert decoded["video"]["canUpdateOwnMetadata"] is False
+    assert claims_of(endpoints, minted["token"]).video.can_update_own_metadata is False
+
+
+async def test_every_minted_token_is_an_audit_event_without_metadata_values(
+    endpoints: Endpoints, database_name: str, keys: Keys, database: AsyncDatabase, seeded: None
+) -> None:
+    secret_values = ["u-4711-private", "gold-tier-private", "berlin-private", "extra-private"]
+    metadata = {
+        "purpose": "sales",
+        "user_id": secret_values[0],
+        "user_details": {"tier": secret_values[1], "city": secret_values[2]},
+        "campaign": secret_values[3],
+    }
+    pools = {"sales-agent-v1": "switchboard-sales"}
+    async with running_app(admin_settings(endpoints, database_name, admin_api_agent_names=pools)) as (_, api):
+        minted = await mint(api, keys, {"metadata": metadata})
+        plain = await mint(api, keys, {"metadata": {"agent_id": "support-agent-v1"}})
+        listed = await api.get(
+            "/api/v1/events", params={"type": "token.minted"}, headers=keys.header("viewer")
+        )
+    assert listed.status_code == 200, listed.text
+    events = {e["room"]: e for e in listed.json()["items"]}
+    assert set(events) == {minted["room"], plain["room"]}
+
+    event = events[minted["room"]]
+    assert event["actor"] == "test-token" and event["agent_id"] == "sales-agent-v1"
+    details = event["details"]
+    assert details["key_id"].startswith("key_") and details["identity"] == minted["identity"]
+    assert details["agent_name"] == "switchboard-sales" and details["routed_by"] == "purpose"
+    assert details["metadata_fields"] == ["purpose", "user_details", "user_id"]
+    assert details["other_metadata_keys"] == 1
+    assert details["room_named"] is False and details["identity_named"] is False
+    assert events[plain["room"]]["agent_id"] == "support-agent-v1"
+
+    stored = await database["events"].find({"type": "token.minted"}).to_list(length=None)
+    assert len(stored) == 2
+    text = json.dumps(stored, default=str)
+    for value in secret_values:
+        assert value not in text
+    assert "campaign" not in text  # an extra key's name is the caller's free text: counted, not named
+
+
+async def test_a_token_whose_audit_event_cannot_be_stored_is_not_handed_out(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
+    # A database that refuses the write: a unique index on `type` lets only the first event in.
+    await database["events"].create_index("type", unique=True)
+    first = await api.post(TOKEN, json={}, headers=keys.header("token"))
+    assert first.status_code == 200
+    second = await api.post(TOKEN, json={}, headers=keys.header("token"))
+    assert second.status_code == 500 and "token" not in second.json()
+    assert second.headers["content-type"] == "application/problem+json"
+
+
+async def test_many_unknown_agent_ids_do_not_grow_the_resolver_caches(
+    endpoints: Endpoints, database_name: str, keys: Keys, seeded: None
+) -> None:
+    settings = admin_settings(
+        endpoints, database_name, admin_api_token_rate_per_s=10_000, admin_api_token_burst=10_000
+    )
+    # Explicit without an allowlist, so every unknown id reaches the availability check (and
+    # the caches behind it) instead of being turned away by the strategy.
+    chain = [{"strategy": "explicit"}, {"strategy": "default", "params": {"agent_id": "support-agent-v1"}}]
+    async with running_app(settings) as (app, api):
+        saved = await api.put(
+            "/api/v1/routing", json={"chain": chain}, headers=keys.header("admin") | {"If-Match": '"0"'}
+        )
+        assert saved.status_code == 200, saved.text
+        for n in range(150):
+            body = {"metadata": {"agent_id": f"no-such-agent-{n}"}}
+            resolved = await api.post("/api/v1/routing/resolve", json=body, headers=keys.header("viewer"))
+            assert resolved.status_code == 200 and resolved.json()["agent_id"] == "support-agent-v1"
+            minted = await api.post(TOKEN, json=body, headers=keys.header("token"))
+            assert minted.status_code == 200, minted.text
+        services = app.state.services
+        # Only configs that exist are held: the four seeded types at most, whatever rooms ask for.
+        assert services.resolver.configs.held <= 4
+        assert services.config_reads.held <= 4
