@@ -1,15 +1,22 @@
 """`python -m admin_api`: serve the admin API with uvicorn on ADMIN_API_HOST:ADMIN_API_PORT."""
 
+import sys
+
 import uvicorn
 
 from admin_api.app import create_app
 from admin_api.settings import get_admin_settings
+from agent_configs.settings import UnsafeSettings
 
 
 def main() -> None:
     settings = get_admin_settings()
+    try:
+        app = create_app(settings)
+    except UnsafeSettings as exc:  # one line that says what to set, not a traceback
+        sys.exit(f"error: {exc}")
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.admin_api_host,
         port=settings.admin_api_port,
         proxy_headers=True,

@@ -32,7 +32,10 @@ Errors are RFC 9457 problem details (`application/problem+json`)."""
 
 
 def create_app(settings: AdminSettings | None = None) -> FastAPI:
+    """Raises `UnsafeSettings` for LiveKit's dev keys without SWITCHBOARD_DEV_MODE=true: here,
+    so that `python -m admin_api`, `uvicorn --factory` and an embedding app all refuse them."""
     settings = settings or get_admin_settings()
+    settings.check_safe_for_production()
     metrics = ApiMetrics()
 
     @asynccontextmanager

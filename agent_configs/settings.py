@@ -12,6 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agent_configs.egress import EgressPolicy
 
 
+# LiveKit's documented `--dev` keys: what a local livekit-server accepts, and public.
+DEV_LIVEKIT_API_KEY = "devkey"
+DEV_LIVEKIT_API_SECRET = "secret"
+
+
+class UnsafeSettings(ValueError):
+    """Settings a process refuses to start with; the message names the variables to change."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -27,11 +36,40 @@ class Settings(BaseSettings):
     livekit_url: str | None = Field(
         default=None, description="LiveKit server URL. Unset: the local devstack starts one."
     )
-    livekit_api_key: str = "devkey"
-    livekit_api_secret: SecretStr = SecretStr("secret")
+    livekit_api_key: str = DEV_LIVEKIT_API_KEY
+    livekit_api_secret: SecretStr = SecretStr(DEV_LIVEKIT_API_SECRET)
+    switchboard_dev_mode: bool = Field(
+        default=False,
+        description="Allow LiveKit's published dev keys (devkey/secret): a local stack only. The "
+        "devstack and the tests set it; without it the worker and the admin API refuse them.",
+    )
 
     openai_api_key: SecretStr | None = None
     deepgram_api_key: SecretStr | None = None
+
+    def check_safe_for_production(self) -> None:
+        """Refuse LiveKit's dev keys unless SWITCHBOARD_DEV_MODE=true asks for them.
+
+        They are published (and the defaults when the variables are unset): with them anyone
+        can mint a token for any room of a server that accepts them. A worker or admin API
+        that starts with them against a real server is a misconfiguration, not a choice."""
+        if self.switchboard_dev_mode:
+            return
+        dev_values = [
+            name
+            for name, is_dev in (
+                ("LIVEKIT_API_KEY", self.livekit_api_key == DEV_LIVEKIT_API_KEY),
+                ("LIVEKIT_API_SECRET", self.livekit_api_secret.get_secret_value() == DEV_LIVEKIT_API_SECRET),
+            )
+            if is_dev
+        ]
+        if dev_values:
+            raise UnsafeSettings(
+                f"LiveKit's published dev keys are set ({', '.join(dev_values)}; "
+                f"{DEV_LIVEKIT_API_KEY}/{DEV_LIVEKIT_API_SECRET} are also the defaults when unset): "
+                "anyone can sign tokens with them. Set LIVEKIT_API_KEY and LIVEKIT_API_SECRET to "
+                "your LiveKit server's own, or SWITCHBOARD_DEV_MODE=true for a local development stack."
+            )
 
     @cached_property
     def egress(self) -> EgressPolicy:

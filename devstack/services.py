@@ -20,11 +20,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from agent_configs.settings import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET
 from devstack.binaries import FERRETDB, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import PortInUse, ServiceFailed
 
-DEV_API_KEY = "devkey"
-DEV_API_SECRET = "secret"
+DEV_API_KEY = DEV_LIVEKIT_API_KEY
+DEV_API_SECRET = DEV_LIVEKIT_API_SECRET
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -41,6 +42,12 @@ class Endpoints:
     local_llm_url: str | None = None
     started: list[str] = field(default_factory=list)
 
+    @property
+    def uses_dev_keys(self) -> bool:
+        """LiveKit's published dev keys: the worker and the admin API refuse them unless told
+        SWITCHBOARD_DEV_MODE=true, which `as_env` then says (and only then)."""
+        return self.livekit_api_key == DEV_API_KEY or self.livekit_api_secret == DEV_API_SECRET
+
     def as_env(self) -> dict[str, str]:
         env = {
             "MONGO_URI": self.mongo_uri,
@@ -50,6 +57,8 @@ class Endpoints:
         }
         if self.local_llm_url:
             env["LOCAL_LLM_URL"] = self.local_llm_url
+        if self.uses_dev_keys:
+            env["SWITCHBOARD_DEV_MODE"] = "true"
         return env
 
 

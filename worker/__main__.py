@@ -2,9 +2,20 @@
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 from worker.settings import get_worker_settings
+
+
+def _refuse_unsafe_settings() -> None:
+    """Before anything starts: the dev LiveKit keys need SWITCHBOARD_DEV_MODE=true."""
+    from agent_configs.settings import UnsafeSettings
+
+    try:
+        get_worker_settings().check_safe_for_production()
+    except UnsafeSettings as exc:
+        sys.exit(f"error: {exc}")
 
 
 def _prepare_metrics_dir() -> None:
@@ -28,6 +39,7 @@ def _ensure_indexes_once() -> None:
 
 
 if __name__ == "__main__":
+    _refuse_unsafe_settings()
     _prepare_metrics_dir()
     _ensure_indexes_once()
     from livekit.agents import cli

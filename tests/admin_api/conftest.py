@@ -43,6 +43,7 @@ def admin_settings(endpoints: Endpoints, database_name: str, **changes: Any) -> 
         "livekit_url": endpoints.livekit_url,
         "livekit_api_key": endpoints.livekit_api_key,
         "livekit_api_secret": endpoints.livekit_api_secret,
+        "switchboard_dev_mode": endpoints.uses_dev_keys,  # the app refuses the dev keys otherwise
         "admin_api_key_cache_ttl_s": 0.0,
         "routing_rules_ttl_s": 0.0,
     }
