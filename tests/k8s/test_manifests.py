@@ -2,7 +2,9 @@
 keeps the promises operators rely on: drain fits the grace period, probes, limits,
 non-root, no secret values in ConfigMaps, one agent name per worker pool."""
 
+import base64
 import json
+import re
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -47,6 +49,35 @@ def config(overlay: str) -> dict[str, str]:
 
 def worker_deployments(overlay: str) -> list[dict[str, Any]]:
     return [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"].startswith("switchboard-worker")]
+
+
+def container_of(overlay: str, kind: str, name: str) -> dict[str, Any]:
+    (workload,) = [w for w in of_kind(overlay, kind) if w["metadata"]["name"] == name]
+    return workload["spec"]["template"]["spec"]["containers"][0]
+
+
+def secret_data(overlay: str, name: str) -> dict[str, str]:
+    (secret,) = [s for s in of_kind(overlay, "Secret") if s["metadata"]["name"] == name]
+    return {key: base64.b64decode(value).decode() for key, value in secret.get("data", {}).items()}
+
+
+def looks_secret(env_name: str) -> bool:
+    return any(word in env_name.upper() for word in SECRET_NAMES)
+
+
+@cache
+def admin_api_source() -> str:
+    return "\n".join(path.read_text() for path in sorted((REPO_ROOT / "admin_api").rglob("*.py")))
+
+
+def admin_api_reads(env_name: str) -> bool:
+    """An environment variable the admin API uses is a settings field its code reads
+    (`settings.mongo_uri`): OPENAI_API_KEY, say, is a field it inherits and never reads."""
+    return re.search(rf"\.{env_name.lower()}\b", admin_api_source()) is not None
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 
 
 def env_of(deployment: dict[str, Any]) -> dict[str, str]:
@@ -115,10 +146,44 @@ def test_config_maps_hold_no_secret_values(overlay: str) -> None:
 def test_production_uses_external_database_and_secret() -> None:
     assert of_kind("production", "StatefulSet") == []
     assert of_kind("production", "Secret") == [], "production secrets are created outside the repo"
-    assert all(
-        {"secretRef": {"name": "switchboard-secrets"}} in w["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-        for w in of_kind("production", "Deployment")
+    for worker in worker_deployments("production"):
+        container = worker["spec"]["template"]["spec"]["containers"][0]
+        assert {"secretRef": {"name": "switchboard-secrets"}} in container["envFrom"]
+    admin_env = container_of("production", "Deployment", "switchboard-admin-api")["env"]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in admin_env if "valueFrom" in e} == {"switchboard-secrets"}
+
+
+def test_dev_overlay_mongodb_requires_authentication_with_the_credentials_in_mongo_uri() -> None:
+    mongodb = container_of("dev", "StatefulSet", "mongodb")
+    assert "--auth" in mongodb["args"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in mongodb["env"] if "valueFrom" in e}
+    assert set(refs) == {"MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD"}
+    root = {name: secret_data("dev", ref["name"])[ref["key"]] for name, ref in refs.items()}
+    assert all(root.values()), "an empty root user or password turns authentication off"
+    uri = secret_data("dev", "switchboard-secrets")["MONGO_URI"]
+    credentials = f"{root['MONGO_INITDB_ROOT_USERNAME']}:{root['MONGO_INITDB_ROOT_PASSWORD']}@"
+    assert uri.startswith(f"mongodb://{credentials}mongodb:27017/") and "authSource=admin" in uri, uri
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_admin_api_container_gets_only_the_secrets_it_uses(overlay: str) -> None:
+    container = container_of(overlay, "Deployment", "switchboard-admin-api")
+    assert not [source for source in container.get("envFrom", []) if "secretRef" in source], (
+        "a whole Secret hands the admin API the model keys too"
     )
+    from_secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "valueFrom" in e}
+    assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(from_secrets), "what it needs to run"
+    unused = sorted(name for name in from_secrets if not admin_api_reads(name))
+    assert unused == [], f"secrets the admin API never reads: {unused}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_dev_mode_is_set_exactly_where_the_livekit_dev_keys_are(overlay: str) -> None:
+    secrets = {s["metadata"]["name"]: s for s in of_kind(overlay, "Secret")}
+    dev_keys = "switchboard-secrets" in secrets and secret_data(overlay, "switchboard-secrets").get(
+        "LIVEKIT_API_SECRET"
+    ) == "secret"
+    assert (config(overlay).get("SWITCHBOARD_DEV_MODE") == "true") == dev_keys
 
 
 def test_dev_runs_everything_in_cluster_on_single_replicas() -> None:
@@ -162,11 +227,59 @@ def test_dockerfile_runs_as_non_root_without_test_tools() -> None:
 
 
 def test_compose_file_wires_the_same_services() -> None:
-    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
+    services = compose()["services"]
     assert {"mongodb", "livekit", "worker", "admin-api"} <= set(services)
     assert services["worker"]["command"] == ["worker", "start"]
     assert "livekit/livekit-server:v1.13.5" == services["livekit"]["image"]
     for name in ("worker", "admin-api"):
-        assert services[name]["environment"]["MONGO_URI"].startswith("mongodb://mongodb:27017")
+        assert "@mongodb:27017/" in services[name]["environment"]["MONGO_URI"]
         assert Path(services[name]["build"]["context"]) == Path(".")
+
+
+def test_compose_publishes_nothing_on_all_interfaces() -> None:
+    exposed = []
+    for name, service in compose()["services"].items():
+        assert service.get("network_mode") != "host", name
+        for port in service.get("ports", []):
+            # Long syntax: {target, published, host_ip}; short: "[HOST_IP:]HOST:CONTAINER[/proto]".
+            if isinstance(port, dict):
+                host_ip = port.get("host_ip", "")
+            else:
+                host_ip = str(port).rpartition(":")[0].rpartition(":")[0]
+            if host_ip not in ("127.0.0.1", "[::1]"):
+                exposed.append(f"{name}: {port}")
+    assert exposed == [], f"published on every interface: {exposed}"
+
+
+def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> None:
+    services = compose()["services"]
+    mongodb = services["mongodb"]["environment"]
+    required_password = "${MONGO_PASSWORD:?"
+    assert mongodb["MONGO_INITDB_ROOT_PASSWORD"].startswith(required_password), "no default password"
+    assert mongodb["MONGO_INITDB_ROOT_USERNAME"]
+    uris = {
+        name: service["environment"]["MONGO_URI"]
+        for name, service in services.items()
+        if "MONGO_URI" in service.get("environment", {})
+    }
+    assert {"seed", "worker", "admin-api"} <= set(uris)
+    for name, uri in uris.items():
+        user = mongodb["MONGO_INITDB_ROOT_USERNAME"]
+        assert uri.startswith(f"mongodb://{user}:{required_password}") and "authSource=admin" in uri, name
+
+
+def test_compose_admin_api_gets_only_the_secrets_it_uses() -> None:
+    environment = compose()["services"]["admin-api"]["environment"]
+    secrets = [name for name in environment if looks_secret(name)]
+    assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(secrets)
+    assert [name for name in secrets if not admin_api_reads(name)] == []
+    assert not str(environment.get("ADMIN_API_BOOTSTRAP_KEY", "")).startswith("${ADMIN_API_BOOTSTRAP_KEY:-"), (
+        "a default admin key is a known admin key"
+    )
+
+
+def test_compose_sets_dev_mode_exactly_where_it_uses_the_livekit_dev_keys() -> None:
+    for name, service in compose()["services"].items():
+        environment = service.get("environment", {})
+        dev_keys = environment.get("LIVEKIT_API_SECRET") == "secret"
+        assert (environment.get("SWITCHBOARD_DEV_MODE") == "true") == dev_keys, name
