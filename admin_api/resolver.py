@@ -1,7 +1,7 @@
 """Routing decisions made by the very code the worker runs, for dry runs and token minting.
 
 The worker's router is `Router(RulesLoader(RulesStore), PoolAvailability(StoreAvailability(
-ConfigCache, CapacityGuard.in_use), WORKER_AGENT_TYPES))` (worker/server.py). The same
+ConfigCache, CapacityGuard.in_use, EgressPolicy), WORKER_AGENT_TYPES))` (worker/server.py). The same
 Router, RulesLoader, StoreAvailability and ConfigCache from agent_configs are used here.
 The pool filter and the live capacity-slot count are the worker's own, from agent_configs.
 """
@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.cache import ConfigCache
 from agent_configs.capacity import CapacityGuard
+from agent_configs.egress import EgressPolicy
 from agent_configs.routing.availability import ConfigSource, PoolAvailability, StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.router import Router, RoutingDecision
@@ -40,14 +41,16 @@ class Resolver:
         agent_names: Mapping[str, str],
         default_agent_name: str,
         pool_choice_configs: ConfigSource | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         slots = CapacityGuard(database, stale_after_s=slot_stale_s).in_use
         self.configs = ConfigCache(store)
-        self._availability = StoreAvailability(self.configs, slots)
+        # The worker's availability includes its egress check: a dry run says so too.
+        self._availability = StoreAvailability(self.configs, slots, egress)
         self.rules = RulesLoader(rules_store, ttl_s=rules_ttl_s)
         self._router = Router(self.rules, self._availability)
         self._pool_router = (
-            Router(self.rules, StoreAvailability(pool_choice_configs, slots))
+            Router(self.rules, StoreAvailability(pool_choice_configs, slots, egress))
             if pool_choice_configs is not None
             else self._router
         )

@@ -65,6 +65,7 @@ class Services:
             agent_names=settings.admin_api_agent_names,
             default_agent_name=settings.agent_name,
             pool_choice_configs=CachedConfigSource(config_reads),
+            egress=settings.egress,
         )
         return cls(
             settings=settings,

@@ -19,6 +19,7 @@ from admin_api.deps import AdminKey, IfMatch, ReaderKey, Reads, RequiredIfMatch,
 from admin_api.events import EventType
 from admin_api.problems import (
     FieldProblem,
+    egress_problems,
     etag_for,
     field_problems,
     invalid_request,
@@ -132,7 +133,7 @@ async def get_version(
 
 @router.post("/validate", responses=problem_responses(400, 401, 403, 413, 422, 503))
 async def validate_agent(
-    caller: ReaderKey, definition: Annotated[dict[str, Any], Body()]
+    caller: ReaderKey, store: Store, definition: Annotated[dict[str, Any], Body()]
 ) -> ValidationReport:
     """Check a config without saving it: every problem with its field path."""
     try:
@@ -140,6 +141,9 @@ async def validate_agent(
     except ValidationError as exc:
         problems = field_problems(exc.errors(include_url=False, include_input=False))
         return ValidationReport(valid=False, errors=problems)
+    refused = store.egress_problems(config)
+    if refused:
+        return ValidationReport(valid=False, errors=egress_problems(refused))
     return ValidationReport(valid=True, config=config)
 
 
