@@ -32,27 +32,41 @@ class RoomClient:
         self._tasks: set[asyncio.Task[None]] = set()
         self._microphone: rtc.AudioSource | None = None
 
-    def token(self, metadata: str | None, identity: str) -> str:
-        dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=metadata or "")
+    def token(
+        self, metadata: str | None, identity: str, *, in_dispatch: bool = True, may_update_own_metadata: bool = False
+    ) -> str:
+        dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=(metadata or "") if in_dispatch else "")
+        grants = api.VideoGrants(room_join=True, room=self.room_name, can_update_own_metadata=may_update_own_metadata)
         token = (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(identity)
-            .with_grants(api.VideoGrants(room_join=True, room=self.room_name))
+            .with_grants(grants)
             .with_room_config(api.RoomConfiguration(agents=[dispatch]))
         )
         if metadata is not None:
             token = token.with_metadata(metadata)
         return token.to_jwt()
 
-    async def join(self, metadata: str | dict[str, Any] | None, identity: str = "user-1") -> None:
-        """`metadata` goes on the participant and in the explicit dispatch, as a frontend does."""
+    async def join(
+        self,
+        metadata: str | dict[str, Any] | None,
+        identity: str = "user-1",
+        *,
+        in_dispatch: bool = True,
+        may_update_own_metadata: bool = False,
+    ) -> None:
+        """`metadata` goes on the participant and in the explicit dispatch, as a frontend does.
+
+        `in_dispatch=False` leaves it on the participant only; `may_update_own_metadata` lets
+        the participant change it (a token grant the worker does not trust for `user_id`)."""
         text = json.dumps(metadata) if isinstance(metadata, dict) else metadata
         self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
         self.room.on("data_received", self._on_data)
         self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
         self.room.on("participant_connected", lambda *_: self._changed.set())
         self.room.on("track_subscribed", self._on_track)
-        await self.room.connect(self.url, self.token(text, identity))
+        token = self.token(text, identity, in_dispatch=in_dispatch, may_update_own_metadata=may_update_own_metadata)
+        await self.room.connect(self.url, token)
 
     def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
         async def read() -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from livekit import rtc
+
 from agent_configs.routing.context import MAX_METADATA_BYTES, RoutingContext
 
 SOURCES = ("job", "room", "participant", "participant_attributes")
@@ -67,3 +69,27 @@ def routing_context(
             return replace(context, warnings=warnings), source
         earlier_warnings.extend(f"{source}: {w}" for w in context.warnings)
     return RoutingContext(warnings=tuple(earlier_warnings)), None
+
+
+UNTRUSTED_USER_ID = (
+    "user_id: set by a participant allowed to change its own metadata, so not asserted by a "
+    "trusted party; ignored (no memory, no per-user records)"
+)
+
+
+def trusted_user_id(
+    context: RoutingContext, source: str | None, participant: rtc.RemoteParticipant | None
+) -> RoutingContext:
+    """Drop a `user_id` the client itself could have chosen.
+
+    Per-user memory loads a user's past turns by `user_id`, and a turn is stored under it, so
+    a client naming someone else's id would read (and write into) that user's history. Job
+    and room metadata are set only with a LiveKit API key (the token endpoint, a backend);
+    participant metadata and attributes are too, unless the token lets the participant
+    update them (`canUpdateOwnMetadata`), in which case what they say is the client's word.
+    """
+    if context.user_id is None or source not in ("participant", "participant_attributes"):
+        return context
+    if participant is not None and not participant.permissions.can_update_metadata:
+        return context
+    return replace(context, user_id=None, warnings=(*context.warnings, f"{source}: {UNTRUSTED_USER_ID}"))

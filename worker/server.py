@@ -32,7 +32,7 @@ from agent_configs.store import ConfigStore
 from worker import metrics
 from worker.conversation import Conversation
 from worker.memory import load_past_messages
-from worker.metadata import routing_context
+from worker.metadata import routing_context, trusted_user_id
 from worker.providers import ProviderError
 from worker.records import (
     SESSIONS,
@@ -80,7 +80,7 @@ async def process_services() -> ProcessServices:
         configs = ConfigCache(store, ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s)
         capacity = CapacityGuard(database, stale_after_s=settings.session_stale_after_s)
         availability = PoolAvailability(
-            StoreAvailability(configs, active_sessions=capacity.in_use),
+            StoreAvailability(configs, active_sessions=capacity.in_use, egress=settings.egress),
             settings.pool,
         )
         rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s)
@@ -295,7 +295,7 @@ async def _read_metadata(
     context, source = routing_context(
         ctx.job.metadata, ctx.room.metadata, participant.metadata, participant.attributes
     )
-    return context, source, participant
+    return trusted_user_id(context, source, participant), source, participant
 
 
 async def _route_and_claim(

@@ -1,6 +1,7 @@
 """Text sessions end to end: a real client, the real worker, LiveKit, FerretDB and local LLM."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -214,3 +215,36 @@ async def test_metrics_logs_and_events_tell_what_happened(
     log_lines = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
     ended = [line for line in log_lines if line.get("session_id") == session_id and "session ended" in line["message"]]
     assert ended and ended[0]["room"] == client.room_name and ended[0]["agent_id"] == "sales-agent-v1"
+
+
+@pytest.mark.parametrize("client_may_edit_metadata", [False, True], ids=["signed", "client-editable"])
+async def test_memory_trusts_only_a_user_id_the_client_could_not_have_set(
+    client: RoomClient, worker_database: AsyncDatabase, client_may_edit_metadata: bool
+) -> None:
+    victim = f"u-victim-{client_may_edit_metadata}"
+    await worker_database["turns"].insert_one(
+        {
+            "_id": f"turn-of-{victim}",
+            "session_id": "sess_earlier",
+            "agent_id": "support-agent-v1",
+            "user_id": victim,
+            "user_text": "My card number ends in 4242.",
+            "fields": {"system_response": "Thanks, I noted your card."},
+            "created_at": datetime.now(UTC),
+        }
+    )
+    # Only on the participant (no dispatch metadata), as a client-side SDK would set it.
+    await client.join(
+        {"purpose": "support", "user_id": victim},
+        in_dispatch=False,
+        may_update_own_metadata=client_may_edit_metadata,
+    )
+    await client.next_transcript(0)
+    await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert record["routing"]["metadata_source"] == "participant"
+    if client_may_edit_metadata:
+        assert record["memory_messages"] == 0 and record.get("user_id") is None
+        assert any("user_id" in warning for warning in record["routing"]["warnings"])
+    else:
+        assert record["memory_messages"] == 2 and record["user_id"] == victim
