@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from agent_configs.egress import EgressPolicy
 from agent_configs.secret_guard import secret_kind
 from devstack import DEFAULT_ROOT, REPO_ROOT
 
@@ -283,3 +284,15 @@ def test_compose_sets_dev_mode_exactly_where_it_uses_the_livekit_dev_keys() -> N
         environment = service.get("environment", {})
         dev_keys = environment.get("LIVEKIT_API_SECRET") == "secret"
         assert (environment.get("SWITCHBOARD_DEV_MODE") == "true") == dev_keys, name
+
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_and_admin_api_read_one_egress_policy_that_never_sends_livekit_keys(overlay: str) -> None:
+    data = config(overlay)
+    policy = EgressPolicy(secrets=json.loads(data["EGRESS_SECRETS"]), hosts=json.loads(data["EGRESS_HOSTS"]))
+    policy.check("https://api.openai.com/v1", "OPENAI_API_KEY", field="llm.base_url")
+    assert not any(name.startswith(("LIVEKIT_", "MONGO_", "ADMIN_")) for name in policy.secrets)
+    for name in ("switchboard-admin-api", *(d["metadata"]["name"] for d in worker_deployments(overlay))):
+        refs = [e["configMapRef"]["name"] for e in container_of(overlay, "Deployment", name)["envFrom"] if "configMapRef" in e]
+        assert "switchboard-config" in refs, name
