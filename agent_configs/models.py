@@ -311,6 +311,12 @@ class AgentConfig(_Spec):
     vad: VADSpec | None = None
     turn_schema: TurnSchema
     max_context_messages: int = Field(default=40, ge=2, le=1000)
+    max_context_chars: int = Field(default=24_000, ge=1_000, le=2_000_000)
+    """The brief's `contextWindowSize`, in characters of the conversation sent with each
+    reply request (about 4 per token in English); the instructions are not counted."""
+    max_user_message_chars: int = Field(default=4_000, ge=100, le=100_000)
+    max_transcript_chars: int = Field(default=200_000, ge=1_000, le=1_000_000)
+    """At most 4 MB of UTF-8 in the session record, far below MongoDB's 16 MB document cap."""
     idle_timeout_s: float = Field(default=300.0, ge=5.0, le=86_400.0)
     max_concurrent_sessions: int | None = Field(default=None, ge=1)
     memory: MemorySpec = Field(default_factory=MemorySpec)
@@ -329,6 +335,17 @@ class AgentConfig(_Spec):
         if len(set(modalities)) != len(modalities):
             raise ValueError("modalities must be unique")
         return modalities
+
+    @model_validator(mode="after")
+    def _a_user_message_fits_the_limits(self) -> "AgentConfig":
+        """The message being answered must fit the context and the transcript whole."""
+        for name in ("max_context_chars", "max_transcript_chars"):
+            if getattr(self, name) < self.max_user_message_chars:
+                raise ValueError(
+                    f"{name} ({getattr(self, name)}) is less than max_user_message_chars "
+                    f"({self.max_user_message_chars}): a user message would not fit"
+                )
+        return self
 
     @model_validator(mode="after")
     def _voice_needs_speech(self) -> "AgentConfig":

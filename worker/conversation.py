@@ -4,6 +4,11 @@ Listens to the AgentSession, keeps the transcript, runs the structured-turn pipe
 (one turn at a time, off the conversation's critical path), hands the session to another agent
 type when an intent matches, says goodbye on idle timeout, and at the end publishes the
 summary and writes the session record. Every write goes through the buffered RecordWriter.
+
+What it keeps is bounded by the agent type's config: a user message is cut to
+`max_user_message_chars` as it arrives (the turn record says so), and the transcript keeps the
+newest messages within `max_transcript_chars`, counting the ones it let go, so a session
+that runs for days still writes a record far below MongoDB's 16 MB document limit.
 """
 
 import asyncio
@@ -24,7 +29,7 @@ from livekit.agents.voice.room_io import TextInputEvent
 from agent_configs.models import AgentConfig
 from worker import metrics
 from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
-from worker.session import ConfiguredAgent
+from worker.session import TRUNCATED_FROM, ConfiguredAgent, user_message
 from worker.turns import (
     SUMMARY_TOPIC,
     TURN_TOPIC,
@@ -50,6 +55,17 @@ AgentFactory = Callable[[AgentConfig, list[Message]], Awaitable[ConfiguredAgent]
 """`await build(config, history)` -> a ready agent of that type that continues `history`."""
 
 
+@dataclass(frozen=True)
+class _PendingTurn:
+    index: int
+    history: list[Message]
+    reply: str
+    user_text: str | None
+    user_text_cut_from: int | None
+    """The user message's length before it was cut to `max_user_message_chars`, if it was."""
+    streamed: asyncio.Future[StreamedTurn] | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -66,14 +82,16 @@ class Conversation:
     build_agent: AgentFactory
     find_handoff: HandoffFinder | None = None
     history: list[Message] = field(default_factory=list)
+    """The newest messages within `max_transcript_chars` (see `_remember`)."""
+    transcript_dropped: int = 0
     usage: Usage = field(default_factory=Usage)
     end_reason: str | None = None
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     _turn_index: int = 0
+    _history_chars: int = 0
     _awaiting_reply_to: str | None = None
-    _turns: asyncio.Queue[tuple[int, list[Message], str, str | None, asyncio.Future[StreamedTurn] | None]] = field(
-        default_factory=asyncio.Queue
-    )
+    _awaiting_cut_from: int | None = None
+    _turns: asyncio.Queue[_PendingTurn] = field(default_factory=asyncio.Queue)
     _turn_task: asyncio.Task[None] | None = None
     _usage_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     _callers: dict[str, StructuredCaller] = field(default_factory=dict)
@@ -138,6 +156,7 @@ class Conversation:
                     "end_reason": reason,
                     "agent_id": self.config.agent_id,
                     "transcript": [{"role": m.role, "text": m.text} for m in self.history],
+                    "transcript_dropped": self.transcript_dropped,
                     "turn_count": self._turn_index,
                     "summary": summary,
                     "handoffs": self.handoffs,
@@ -178,17 +197,38 @@ class Conversation:
         text = (item.text_content or "").strip()
         if not text:
             return
-        self.history.append(Message(item.role, text))  # type: ignore[arg-type]
+        self._remember(Message(item.role, text))  # type: ignore[arg-type]
         ttft = (item.metrics or {}).get("llm_node_ttft")
         if item.role == "assistant" and ttft is not None:
             metrics.LLM_TTFT.labels(self.agent.models.endpoints[0].model).observe(max(ttft, 0.0))
         if item.role == "user":
             self._awaiting_reply_to = text
+            self._awaiting_cut_from = item.extra.get(TRUNCATED_FROM)
         elif self._awaiting_reply_to is not None:
             streamed, self.agent.streamed_turn = self.agent.streamed_turn, None
-            self._turns.put_nowait((self._turn_index, list(self.history), text, self._awaiting_reply_to, streamed))
+            self._turns.put_nowait(
+                _PendingTurn(
+                    self._turn_index, list(self.history), text, self._awaiting_reply_to, self._awaiting_cut_from, streamed
+                )
+            )
             self._turn_index += 1
             self._awaiting_reply_to = None
+            self._awaiting_cut_from = None
+
+    def _remember(self, message: Message) -> None:
+        """Append to the transcript, then let go of the oldest messages until it is within
+        `max_transcript_chars` again; `transcript_dropped` counts them. The newest message is
+        always kept (cut to the cap if it alone is longer). The summary, the structured turns
+        and a hand-off read this transcript, so they see the newest part of a long session:
+        its memory in the job process stays bounded too."""
+        cap = self.config.max_transcript_chars
+        if len(message.text) > cap:
+            message = Message(message.role, message.text[:cap])
+        self.history.append(message)
+        self._history_chars += len(message.text)
+        while self._history_chars > cap:
+            self._history_chars -= len(self.history.pop(0).text)
+            self.transcript_dropped += 1
 
     def _on_user_state(self, event: UserStateChangedEvent) -> None:
         if event.new_state == "away" and self.end_reason is None:
@@ -225,26 +265,20 @@ class Conversation:
 
     async def _fill_turns_in_order(self) -> None:
         while True:
-            index, history, reply, user_text, streamed = await self._turns.get()
+            turn = await self._turns.get()
             try:
-                await self._fill_one(index, history, reply, user_text, streamed)
+                await self._fill_one(turn)
             except Exception:  # a broken turn must never end the conversation
-                self.log.exception("structured turn %d failed", index)
+                self.log.exception("structured turn %d failed", turn.index)
             finally:
                 self._turns.task_done()
 
-    async def _fill_one(
-        self,
-        index: int,
-        history: list[Message],
-        reply: str,
-        user_text: str | None,
-        streamed_turn: asyncio.Future[StreamedTurn] | None,
-    ) -> None:
+    async def _fill_one(self, turn: _PendingTurn) -> None:
         config = self.config
         caller = self._caller()
-        streamed = await streamed_turn if streamed_turn is not None else None
-        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(history, reply, streamed)
+        index = turn.index
+        streamed = await turn.streamed if turn.streamed is not None else None
+        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(turn.history, turn.reply, streamed)
         if filled.status == "failed":
             metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
         payload = {
@@ -255,6 +289,9 @@ class Conversation:
         }
         if filled.status == "failed":
             payload["status"] = "failed"
+        truncated = turn.user_text_cut_from is not None
+        if truncated:  # the frontend can tell its user that only the start was read
+            payload["user_text_truncated"] = True
         await self._publish(TURN_TOPIC, payload)
         self.writer.submit(
             Record(
@@ -266,7 +303,9 @@ class Conversation:
                     "schema_id": config.turn_schema.schema_id,
                     "user_id": self.user_id,
                     "turn_index": index,
-                    "user_text": user_text,
+                    "user_text": turn.user_text,
+                    "user_text_truncated": truncated,
+                    "user_text_original_chars": turn.user_text_cut_from,
                     "fields": filled.fields,
                     "status": filled.status,
                     "error": filled.error,
@@ -305,17 +344,19 @@ class Conversation:
     # -- hand-off ----------------------------------------------------------------------
 
     async def on_text_input(self, session: AgentSession, event: TextInputEvent) -> None:
-        """`lk.chat` messages: hand off first when an intent matches, then answer."""
+        """`lk.chat` messages: cut to `max_user_message_chars`, hand off first when an intent
+        matches, then answer."""
+        message = user_message(event.text, self.config.max_user_message_chars)
         check = self.agent.handoff_check
         if check is not None:
-            target = await check(self.agent, event.text)
+            target = await check(self.agent, message.text_content or "")
             if target is not None:
-                target.pending_user_input = event.text
+                target.pending_user_input = message
                 session.update_agent(target)
                 return
         with contextlib.suppress(RuntimeError):  # the greeting is not interruptible: reply after it
             await session.interrupt()
-        session.generate_reply(user_input=event.text)
+        session.generate_reply(user_input=message)
 
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
         """Only the first user message of a session routed by `default` is matched."""

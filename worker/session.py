@@ -99,6 +99,72 @@ def chat_context_from(messages: list[Message]) -> llm.ChatContext:
     return context
 
 
+TRUNCATED_FROM = "switchboard.truncated_from_chars"
+"""`ChatMessage.extra` key: the length of a user message that was cut to the cap."""
+
+
+def user_message(text: str, max_chars: int) -> llm.ChatMessage:
+    """A user's message as it enters the conversation: at most `max_chars` characters.
+
+    Longer text is cut to the first `max_chars` characters (what a chat box with a length
+    limit would have let through) and answered as cut; the message carries its original
+    length in `extra[TRUNCATED_FROM]`, so the turn record can say it was truncated. Without
+    the cap, one pasted 1 MB message went whole into every later LLM request and the session
+    record.
+    """
+    if len(text) <= max_chars:
+        return llm.ChatMessage(role="user", content=[text])
+    return llm.ChatMessage(role="user", content=[text[:max_chars]], extra={TRUNCATED_FROM: len(text)})
+
+
+def cut_user_message(message: llm.ChatMessage, max_chars: int) -> None:
+    """The same cap for a message livekit built (a transcribed voice turn), in place."""
+    text = message.text_content or ""
+    if len(text) > max_chars:
+        message.content = [text[:max_chars]]
+        message.extra[TRUNCATED_FROM] = len(text)
+
+
+def _instructions(item: llm.ChatItem) -> bool:
+    return isinstance(item, llm.ChatMessage) and item.role in ("system", "developer")
+
+
+def _characters(item: llm.ChatItem) -> int:
+    if isinstance(item, llm.ChatMessage):
+        return len(item.raw_text_content or "")
+    if isinstance(item, llm.FunctionCall):
+        return len(item.name) + len(item.arguments)
+    if isinstance(item, llm.FunctionCallOutput):
+        return len(item.output)
+    return 0  # hand-off and config-update markers carry no text
+
+
+def context_window(chat_ctx: llm.ChatContext, max_messages: int, max_chars: int) -> llm.ChatContext:
+    """What a reply request sends: the newest items of the conversation that fit both
+    `max_messages` and `max_chars`, and always the instructions.
+
+    Older items are dropped whole (never cut mid-message), newest kept first, so the model
+    always sees the message it answers and what led up to it. The instructions are not
+    counted against `max_chars` (they have their own cap in the config, and without them the
+    agent would not be the agent). The newest item is kept even if it alone is over the cap;
+    a user message never is, since `max_context_chars >= max_user_message_chars`. livekit's
+    `truncate` does the dropping, so a function call is never sent without its output.
+    """
+    window = chat_ctx.copy()
+    window.truncate(max_items=max_messages)
+    conversation = [item for item in window.items if not _instructions(item)]
+    used = kept = 0
+    for item in reversed(conversation):
+        size = _characters(item)
+        if kept and used + size > max_chars:
+            break
+        used += size
+        kept += 1
+    if kept < len(conversation):
+        window.truncate(max_items=kept)
+    return window
+
+
 HandoffCheck = Callable[["ConfiguredAgent", str], Awaitable["ConfiguredAgent | None"]]
 """Asked with each user message before the agent replies; returns the agent to hand off to."""
 
@@ -113,7 +179,7 @@ class ConfiguredAgent(Agent):
         remembered: list[Message],
         *,
         handoff_check: HandoffCheck | None = None,
-        pending_user_input: str | None = None,
+        pending_user_input: llm.ChatMessage | None = None,
     ) -> None:
         with_fields = fields_with_reply(config)
         super().__init__(
@@ -150,23 +216,24 @@ class ConfiguredAgent(Agent):
             self.pending_user_input = None
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        """Hand off before replying, so the user's message is answered by the right type."""
+        """Cap the transcribed message (as typed ones are), then hand off before replying, so
+        the user's message is answered by the right type."""
+        cut_user_message(new_message, self.config.max_user_message_chars)
         if self.handoff_check is None:
             return
-        text = new_message.text_content or ""
-        target = await self.handoff_check(self, text)
+        target = await self.handoff_check(self, new_message.text_content or "")
         if target is not None:
-            target.pending_user_input = text
+            target.pending_user_input = new_message
             self.session.update_agent(target)
             raise StopResponse()
 
     async def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
-        """Send at most `max_context_messages` items (the instructions are always kept).
-        With fields filled alongside the reply, pass on only the reply's words as they stream."""
-        window = chat_ctx.copy()
-        window.truncate(max_items=self.config.max_context_messages)
+        """Send the `context_window` of the conversation (`max_context_messages`,
+        `max_context_chars`). With fields filled alongside the reply, pass on only the reply's
+        words as they stream."""
+        window = context_window(chat_ctx, self.config.max_context_messages, self.config.max_context_chars)
         if self._reply_request is None:
             async for chunk in Agent.default.llm_node(self, window, tools, model_settings):
                 yield chunk

@@ -153,3 +153,22 @@ def test_optional_turn_fields_accept_null() -> None:
     }
     jsonschema.validate(turn, support.turn_schema.json_schema())
     assert support.turn_schema.validate_turn(turn)["follow_up_action"] is None
+
+
+def test_input_and_context_limits_have_defaults_and_bounds() -> None:
+    config = AgentConfig.model_validate(support_definition())
+    assert (config.max_user_message_chars, config.max_context_chars, config.max_transcript_chars) == (
+        4_000,
+        24_000,
+        200_000,
+    )
+    assert any(p.startswith("max_user_message_chars:") for p in problems(max_user_message_chars=10**6))
+    assert any(p.startswith("max_context_chars:") for p in problems(max_context_chars=10))
+    assert any(p.startswith("max_transcript_chars:") for p in problems(max_transcript_chars=10**8))
+
+
+def test_the_message_being_answered_must_fit_the_context_and_the_transcript() -> None:
+    (problem,) = problems(max_user_message_chars=5_000, max_context_chars=4_000)
+    assert "max_context_chars (4000) is less than max_user_message_chars (5000)" in problem
+    (problem,) = problems(max_user_message_chars=5_000, max_transcript_chars=4_000)
+    assert "max_transcript_chars (4000) is less than max_user_message_chars (5000)" in problem

@@ -1,0 +1,248 @@
+"""Bounded inputs end to end: what a room sends cannot crash a job, lose its records, grow the
+session record or the LLM context without limit, overbook an agent type or fill the metrics
+directory. The real worker, LiveKit, FerretDB and local LLM, as in test_text_sessions."""
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from livekit import api
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agent_configs.store import ConfigStore
+from devstack import Endpoints
+from devstack.frontend import RoomClient
+from tests.worker.conftest import RunningWorker, wait_for_session_end
+
+pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+
+async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object) -> None:
+    store = ConfigStore(database)
+    current = await store.get(agent_id)
+    await store.update(current.model_copy(update=changes), expected_version=current.version)
+
+
+@contextlib.asynccontextmanager
+async def agent_changed(database: AsyncDatabase, agent_id: str, **changes: object) -> AsyncIterator[None]:
+    """The other tests of this module share the worker and its agent types: put them back."""
+    before = await ConfigStore(database).get(agent_id)
+    await update_agent(database, agent_id, **changes)
+    try:
+        yield
+    finally:
+        await update_agent(database, agent_id, **{name: getattr(before, name) for name in changes})
+
+
+def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:
+    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+
+
+async def eventually(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Polls `condition` (sync or async) until it is truthy: the thing waited for happens in
+    another process, which tells us nothing when it is done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+# -- what goes to the LLM: a recording proxy in front of the real local model ------------------
+
+
+@dataclass
+class RecordingProxy:
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def replies(self) -> list[list[dict[str, Any]]]:
+        """The messages of each streamed reply request (structured retries and the summary are
+        separate, non-streamed calls)."""
+        return [r["messages"] for r in self.requests if r.get("stream")]
+
+
+def text_of(message: dict[str, Any]) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+@pytest.fixture
+async def llm_proxy(endpoints: Endpoints) -> AsyncIterator[RecordingProxy]:
+    assert endpoints.local_llm_url
+    upstream = endpoints.local_llm_url.rstrip("/").removesuffix("/v1")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        proxy = RecordingProxy(url="")
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            with contextlib.suppress(ValueError):
+                proxy.requests.append(json.loads(body))
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
+            async with http.request(request.method, upstream + request.path_qs, data=body, headers=headers) as answer:
+                response = web.StreamResponse(
+                    status=answer.status, headers={"Content-Type": answer.headers.get("Content-Type", "")}
+                )
+                await response.prepare(request)
+                async for chunk in answer.content.iter_any():  # streamed replies stay streamed
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        proxy.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        try:
+            yield proxy
+        finally:
+            await runner.cleanup()
+
+
+async def sales_through(proxy: RecordingProxy, database: AsyncDatabase) -> Any:
+    """Sales' model behind the proxy, with short replies (at most 60 tokens, a few hundred
+    characters), so the limits below are reached by the user's messages, as designed."""
+    sales = await ConfigStore(database).get("sales-agent-v1")
+    return sales.llm.model_copy(update={"base_url": proxy.url, "fallback": [], "max_tokens": 60})
+
+
+async def test_an_overlong_message_is_cut_to_the_cap_and_its_turn_says_so(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase, llm_proxy: RecordingProxy
+) -> None:
+    llm = await sales_through(llm_proxy, worker_database)
+    async with agent_changed(worker_database, "sales-agent-v1", llm=llm, max_user_message_chars=200):
+        client = new_client(endpoints, worker)
+        try:
+            await client.join({"purpose": "sales", "user_id": "u-long-message"})
+            await client.next_transcript(0)
+            message = ("We are a team of forty and want the yearly plan. " * 12).strip()
+            assert len(message) > 500
+            await client.say(message)
+            await client.next_transcript(1)
+            turn = (await client.wait_for(lambda: client.data.get("agent-turn"), 180, "the agent-turn payload"))[0]
+        finally:
+            await client.leave()
+    assert turn["user_text_truncated"] is True
+    sent = [text_of(m) for m in llm_proxy.replies()[0] if m["role"] == "user"]
+    assert sent == [message[:200]]
+    record = await wait_for_session_end(worker_database, client.room_name)
+    stored = await worker_database["turns"].find_one({"session_id": record["session_id"]})
+    assert stored["user_text"] == message[:200]
+    assert (stored["user_text_truncated"], stored["user_text_original_chars"]) == (True, len(message))
+    assert record["transcript"][1] == {"role": "user", "text": message[:200]}
+
+
+async def test_a_long_conversation_keeps_the_newest_messages_in_the_context_and_the_record(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase, llm_proxy: RecordingProxy
+) -> None:
+    llm = await sales_through(llm_proxy, worker_database)
+    limits = {"max_user_message_chars": 400, "max_context_chars": 1000, "max_transcript_chars": 1000}
+    messages = [(f"Question {n}: what would the plan cost for {n * 10} seats? " * 8)[:390] for n in (1, 2, 3)]
+    async with agent_changed(worker_database, "sales-agent-v1", llm=llm, **limits):
+        client = new_client(endpoints, worker)
+        try:
+            await client.join({"purpose": "sales", "user_id": "u-long-talk"})
+            await client.next_transcript(0)
+            for n, message in enumerate(messages):
+                await client.say(message)
+                await client.next_transcript(n + 1, timeout=180)
+        finally:
+            await client.leave()
+
+    last = llm_proxy.replies()[-1]
+    assert last[0]["role"] == "system" and "sales" in text_of(last[0]).lower()  # instructions always go
+    conversation = [text_of(m) for m in last[1:]]
+    assert conversation[-1] == messages[2]
+    assert messages[0] not in conversation  # the oldest did not fit beside the newest
+    assert sum(len(text) for text in conversation) <= 1000
+
+    record = await wait_for_session_end(worker_database, client.room_name)
+    transcript = record["transcript"]
+    assert sum(len(entry["text"]) for entry in transcript) <= 1000
+    assert record["transcript_dropped"] >= 2  # at least the greeting and the first question
+    assert {"role": "user", "text": messages[2]} in transcript
+    assert {"role": "user", "text": messages[0]} not in transcript
+
+
+# -- metadata that used to crash a job or lose its records -------------------------------------
+
+
+class AttributesClient(RoomClient):
+    """Sends nothing but participant attributes, as a frontend that sets them on its token."""
+
+    attributes: dict[str, str] = {}
+
+    def token(self, metadata: str | None, identity: str, **_: Any) -> str:
+        dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata="")
+        return (
+            api.AccessToken(self.api_key, self.api_secret)
+            .with_identity(identity)
+            .with_grants(api.VideoGrants(room_join=True, room=self.room_name))
+            .with_room_config(api.RoomConfiguration(agents=[dispatch]))
+            .with_attributes(self.attributes)
+            .to_jwt()
+        )
+
+
+async def test_a_room_whose_attributes_carry_3000_deep_user_details_still_gets_an_agent(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    client = AttributesClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    client.attributes = {"user_details": '{"a": ' * 3000 + "1" + "}" * 3000}
+    try:
+        await client.join(None)
+        assert await client.routed_agent() == ("support-agent-v1", "default")
+    finally:
+        await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert "participant_attributes: user_details: nested too deeply to parse; ignored" in record["routing"]["warnings"]
+
+
+async def test_a_lone_surrogate_as_agent_id_gets_the_default_agent(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    client = new_client(endpoints, worker)
+    try:
+        await client.join('{"agent_id": "\\udfff"}')  # JSON text: the escape is what arrives
+        assert await client.routed_agent() == ("support-agent-v1", "default")
+    finally:
+        await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert "job: metadata: 1 lone UTF-16 surrogate(s) replaced with U+FFFD" in record["routing"]["warnings"]
+
+
+async def test_a_lone_surrogate_in_user_id_still_stores_the_session_and_its_turns(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    client = new_client(endpoints, worker)
+    try:
+        await client.join('{"purpose": "support", "user_id": "u\\udfff"}')
+        await client.next_transcript(0)
+        await client.say("Hello, my invoice is wrong.")
+        await client.next_transcript(1)
+        await client.wait_for(lambda: client.data.get("agent-turn"), 180, "the agent-turn payload")
+    finally:
+        await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    assert record["user_id"] == "u\ufffd"
+    turns = await eventually(
+        lambda: worker_database["turns"].find({"session_id": record["session_id"]}).to_list(None), 30, "the turn"
+    )
+    assert turns[0]["user_id"] == "u\ufffd" and turns[0]["user_text"] == "Hello, my invoice is wrong."
