@@ -54,6 +54,10 @@ HandoffFinder = Callable[[str, str], Awaitable[tuple[AgentConfig, dict[str, Any]
 AgentFactory = Callable[[AgentConfig, list[Message]], Awaitable[ConfiguredAgent]]
 """`await build(config, history)` -> a ready agent of that type that continues `history`."""
 
+SlotMover = Callable[[AgentConfig], Awaitable[bool]]
+"""`await move(target)` -> whether the session now holds a capacity slot of the target type
+(False: the target is at `max_concurrent_sessions`, the session keeps its slot)."""
+
 
 @dataclass(frozen=True)
 class _PendingTurn:
@@ -81,6 +85,7 @@ class Conversation:
     writer: RecordWriter
     build_agent: AgentFactory
     find_handoff: HandoffFinder | None = None
+    move_slot: SlotMover | None = None
     history: list[Message] = field(default_factory=list)
     """The newest messages within `max_transcript_chars` (see `_remember`)."""
     transcript_dropped: int = 0
@@ -359,14 +364,32 @@ class Conversation:
         session.generate_reply(user_input=message)
 
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
-        """Only the first user message of a session routed by `default` is matched."""
+        """Only the first user message of a session routed by `default` is matched.
+
+        A hand-off is a session of the target type, so it needs one of the target's
+        `max_concurrent_sessions` slots (and gives back the current type's). When the target
+        is full, or its agent cannot be built, the current agent keeps the conversation and
+        answers the message; the log says why."""
         current.handoff_check = None
         assert self.find_handoff is not None
         found = await self.find_handoff(current.config.agent_id, user_text)
         if found is None:
             return None
         target_config, match = found
-        target = await self.build_agent(target_config, list(self.history))
+        intent = match.get("intent")
+        try:
+            target = await self.build_agent(target_config, list(self.history))
+        except Exception as exc:
+            self.log.warning("no hand-off to %s on intent %s: %s", target_config.agent_id, intent, exc)
+            return None
+        if self.move_slot is not None and not await self.move_slot(target_config):
+            self.log.info(
+                "no hand-off to %s on intent %s: full (max_concurrent_sessions=%s)",
+                target_config.agent_id,
+                intent,
+                target_config.max_concurrent_sessions,
+            )
+            return None
         handoff = {
             "from_agent_id": current.config.agent_id,
             "to_agent_id": target_config.agent_id,

@@ -19,7 +19,7 @@ from livekit.plugins import silero
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.cache import ConfigCache
-from agent_configs.capacity import CapacityGuard
+from agent_configs.capacity import CapacityGuard, SessionSlot
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import open_client
 from agent_configs.models import AgentConfig, AgentStatus
@@ -201,10 +201,12 @@ async def entrypoint(ctx: JobContext) -> None:
             services, for_frontend(cfg, context.raw.get("modality")), vad, context.user_id, history
         ),
         find_handoff=lambda current, text: _find_handoff(services, current, text),
+        move_slot=lambda target: held.move_to(target.agent_id, target.max_concurrent_sessions),
     )
+    held = SessionSlot(services.capacity, session_id, config.agent_id, slot)  # a hand-off moves it
     conversation.attach()
     session.on("close", lambda _: ctx.shutdown("session closed"))
-    heartbeat = asyncio.create_task(_heartbeat(services, config, slot, session_id))
+    heartbeat = asyncio.create_task(_heartbeat(services, held, session_id))
     housekeeping: asyncio.Task[None] | None = None
 
     async def finish(reason: str) -> None:
@@ -215,7 +217,7 @@ async def entrypoint(ctx: JobContext) -> None:
             await conversation.finish(reason)
         finally:
             metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").dec()
-            await _release(services, config, slot, session_id)
+            await held.release()
             await services.writer.close()
 
     ctx.add_shutdown_callback(finish)
@@ -354,15 +356,14 @@ async def _find_handoff(
     return await services.configs.get(match.agent_id), asdict(match)
 
 
-async def _heartbeat(services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str) -> None:
-    """Tells other workers this session (and its capacity slot) is alive."""
+async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: str) -> None:
+    """Tells other workers this session (and its capacity slot, wherever hand-offs moved it)
+    is alive."""
     while True:
         await asyncio.sleep(services.settings.session_heartbeat_s)
         services.writer.submit(Record(SESSIONS, session_id, {"heartbeat_at": datetime.now(UTC)}))
-        if slot is None:
-            continue
         try:
-            await services.capacity.heartbeat(config.agent_id, slot, session_id)
+            await held.heartbeat()
         except Exception as exc:
             logger.warning("slot heartbeat failed: %s", exc)
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from livekit import api
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agent_configs.capacity import SLOTS, CapacityGuard
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
@@ -246,3 +247,88 @@ async def test_a_lone_surrogate_in_user_id_still_stores_the_session_and_its_turn
         lambda: worker_database["turns"].find({"session_id": record["session_id"]}).to_list(None), 30, "the turn"
     )
     assert turns[0]["user_id"] == "u\ufffd" and turns[0]["user_text"] == "Hello, my invoice is wrong."
+
+
+# -- an intent hand-off is a session of the target type: it needs a slot -----------------------
+
+PRICING = "What is your pricing? Could I get a quote for ten seats?"  # matches sales' intent
+
+
+async def session_id_of(database: AsyncDatabase, room: str) -> str:
+    record = await eventually(lambda: database["sessions"].find_one({"room": room}), 60, "the session record")
+    return str(record["session_id"])
+
+
+async def slots_of(database: AsyncDatabase, session_id: str) -> list[str]:
+    return sorted(s["agent_id"] for s in await database[SLOTS].find({"session_id": session_id}).to_list(None))
+
+
+async def test_no_hand_off_to_a_type_whose_slots_are_all_taken(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    guard = CapacityGuard(worker_database)
+    assert await guard.claim("sales-agent-v1", 1, "sess_occupier") == 0
+
+    async def keep_occupied() -> None:  # a live session elsewhere heart-beats its slot
+        while True:
+            await asyncio.sleep(5)
+            await guard.heartbeat("sales-agent-v1", 0, "sess_occupier")
+
+    occupier = asyncio.create_task(keep_occupied())
+    client = new_client(endpoints, worker)
+    try:
+        async with agent_changed(worker_database, "sales-agent-v1", max_concurrent_sessions=1):
+            await client.join({"user_id": "u-handoff-full"})
+            assert await client.routed_agent() == ("support-agent-v1", "default")
+            await client.next_transcript(0)
+            await client.say(PRICING)
+            assert (await client.next_transcript(1)).strip()  # answered, by the agent it had
+            assert client.agent_attributes()["switchboard.agent_id"] == "support-agent-v1"
+            assert "agent-handoff" not in client.data
+            session_id = await session_id_of(worker_database, client.room_name)
+            assert await slots_of(worker_database, session_id) == []
+            await client.leave()
+            record = await wait_for_session_end(worker_database, client.room_name)
+    finally:
+        occupier.cancel()
+        await client.leave()
+        await guard.release("sales-agent-v1", 0, "sess_occupier")
+    assert (record["agent_id"], record["handoffs"]) == ("support-agent-v1", [])
+    logged = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(
+        line.get("session_id") == session_id and line["message"].startswith("no hand-off to sales-agent-v1")
+        for line in logged
+    )
+
+
+async def test_a_hand_off_moves_the_session_slot_to_the_target_type(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    client = new_client(endpoints, worker)
+    async with (
+        agent_changed(worker_database, "sales-agent-v1", max_concurrent_sessions=1),
+        agent_changed(worker_database, "support-agent-v1", max_concurrent_sessions=5),
+    ):
+        try:
+            await client.join({"user_id": "u-handoff-free"})
+            assert await client.routed_agent() == ("support-agent-v1", "default")
+            session_id = await session_id_of(worker_database, client.room_name)
+            assert await slots_of(worker_database, session_id) == ["support-agent-v1"]
+            await client.next_transcript(0)
+            await client.say(PRICING)
+            await client.wait_for(
+                lambda: client.agent_attributes().get("switchboard.agent_id") == "sales-agent-v1", 60, "the hand-off"
+            )
+            assert await slots_of(worker_database, session_id) == ["sales-agent-v1"]
+            # the slot counts: a second sales session is not possible while this one runs
+            assert await CapacityGuard(worker_database).claim("sales-agent-v1", 1, "sess_other") is None
+        finally:
+            await client.leave()
+        await wait_for_session_end(worker_database, client.room_name)
+        await eventually(
+            lambda: _no_slots(worker_database, session_id), 30, "the slot to be released at the end"
+        )
+
+
+async def _no_slots(database: AsyncDatabase, session_id: str) -> bool:
+    return await slots_of(database, session_id) == []
