@@ -22,6 +22,9 @@ K8S = REPO_ROOT / "k8s"
 KUBERNETES_VERSION = "1.33.0"
 OVERLAYS = ["dev", "production", "pools"]
 SECRET_NAMES = ("KEY", "SECRET", "PASSWORD", "TOKEN", "MONGO_URI")
+# Settings whose names contain such a word but hold no secret: the egress policy lists which
+# variables may be sent where (names of variables, never their values).
+NOT_SECRET_NAMES = {"EGRESS_SECRETS"}
 
 
 @cache
@@ -63,7 +66,7 @@ def secret_data(overlay: str, name: str) -> dict[str, str]:
 
 
 def looks_secret(env_name: str) -> bool:
-    return any(word in env_name.upper() for word in SECRET_NAMES)
+    return env_name not in NOT_SECRET_NAMES and any(word in env_name.upper() for word in SECRET_NAMES)
 
 
 @cache
@@ -140,7 +143,7 @@ def test_autoscaling_scales_down_slowly_and_disruption_is_bounded(overlay: str) 
 def test_config_maps_hold_no_secret_values(overlay: str) -> None:
     for config_map in of_kind(overlay, "ConfigMap"):
         for key, value in config_map.get("data", {}).items():
-            assert not any(word in key.upper() for word in SECRET_NAMES), f"{key} belongs in a Secret"
+            assert not looks_secret(key), f"{key} belongs in a Secret"
             assert secret_kind(value) is None, f"{key} looks like a secret value"
 
 
