@@ -8,6 +8,7 @@ job needs is created at module level or lazily inside the job's own event loop.
 import asyncio
 import logging
 import math
+import os
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -412,6 +413,40 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
         logger.warning("housekeeping skipped: %s", exc)
 
 
+def _forget_ended_processes(server: AgentServer) -> None:
+    """Main process: once a job process has exited, its metric files are folded away
+    (`metrics.forget_process`), so the metrics directory does not grow by a few files per
+    session and an ended process's gauges vanish.
+
+    livekit-agents 1.8 has no public hook for a job process's exit; its process pool emits
+    `process_closed` after joining the process (also for one that crashed or was killed),
+    which is the moment its files are final. The pool exists once the server has started.
+    An exit hook inside the job process would miss every process that did not exit cleanly."""
+    pool = getattr(server, "_proc_pool", None)
+    if pool is None or not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        logger.warning("metric files of ended job processes are not cleaned up (no process pool)")
+        return
+    metrics.serialize_scrapes_with_merges()
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[None]] = set()
+
+    def closed(process: Any) -> None:
+        pid = getattr(process, "pid", None)
+        if not pid or pid == os.getpid():  # a thread executor runs jobs in this process
+            return
+        task = loop.create_task(_forget_process(pid))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    async def _forget_process(pid: int) -> None:
+        try:  # off the loop: file I/O, and a lock a scrape may hold
+            await loop.run_in_executor(None, metrics.forget_process, pid)
+        except Exception as exc:  # the next worker start wipes the directory anyway
+            logger.warning("metric files of ended process %s left as they are: %s", pid, exc)
+
+    pool.on("process_closed", closed)
+
+
 def create_server(settings: WorkerSettings | None = None) -> AgentServer:
     settings = settings or get_worker_settings()
     server = AgentServer(
@@ -433,6 +468,7 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
     )
     server.setup_fnc = prewarm
     _admission.server = server
+    server.on("worker_started", lambda: _forget_ended_processes(server))
     server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
     return server
 

@@ -8,12 +8,15 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 from aiohttp import web
 from livekit import api
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.capacity import SLOTS, CapacityGuard
@@ -332,3 +335,60 @@ async def test_a_hand_off_moves_the_session_slot_to_the_target_type(
 
 async def _no_slots(database: AsyncDatabase, session_id: str) -> bool:
     return await slots_of(database, session_id) == []
+
+
+# -- metric files of ended job processes --------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    """A zombie has exited: it counts as dead, as it does for prometheus' bookkeeping."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def files_of_ended_processes(directory: Path) -> list[str]:
+    ended = []
+    for path in directory.glob("*.db"):
+        pid = path.stem.rsplit("_", 1)[1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            ended.append(path.name)
+    return ended
+
+
+async def scrape(worker: RunningWorker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{worker.metrics_port}/metrics")).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+async def test_ended_job_processes_leave_no_metric_files_and_their_counts_stay(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+) -> None:
+    directory = Path(worker.env["PROMETHEUS_MULTIPROC_DIR"])
+    started_before = total(await scrape(worker), "switchboard_sessions_started_total")
+    for n in range(3):
+        client = new_client(endpoints, worker)
+        try:
+            await client.join({"purpose": "onboarding", "user_id": f"u-metrics-{n}"})
+            await client.next_transcript(0)
+        finally:
+            await client.leave()
+        await wait_for_session_end(worker_database, client.room_name)
+        # each session's job process exits after its end is recorded; its files must go then
+        await eventually(lambda: not files_of_ended_processes(directory), 90, "files of ended processes to go")
+
+    samples = await scrape(worker)
+    assert total(samples, "switchboard_sessions_started_total") - started_before == 3  # counted, not lost
+    assert total(samples, "switchboard_active_sessions") == 0
+    assert (directory / "counter_archive.db").exists()
