@@ -351,17 +351,18 @@ class Conversation:
     async def on_text_input(self, session: AgentSession, event: TextInputEvent) -> None:
         """`lk.chat` messages: cut to `max_user_message_chars`, hand off first when an intent
         matches, then answer."""
-        message = user_message(event.text, self.config.max_user_message_chars)
+        cap = self.config.max_user_message_chars
         check = self.agent.handoff_check
         if check is not None:
-            target = await check(self.agent, message.text_content or "")
+            target = await check(self.agent, event.text[:cap])
             if target is not None:
-                target.pending_user_input = message
+                target.pending_user_input = user_message(event.text, cap)
                 session.update_agent(target)
                 return
         with contextlib.suppress(RuntimeError):  # the greeting is not interruptible: reply after it
             await session.interrupt()
-        session.generate_reply(user_input=message)
+        # made now, not before the awaits: livekit places a message by its `created_at`
+        session.generate_reply(user_input=user_message(event.text, cap))
 
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
         """Only the first user message of a session routed by `default` is matched.

@@ -5,6 +5,7 @@ agent type (`session.update_agent`) swaps the prompt, LLM, STT and TTS together.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -210,9 +211,13 @@ class ConfiguredAgent(Agent):
             }
 
     async def on_enter(self) -> None:
-        """After a hand-off, answer the message that caused it."""
+        """After a hand-off, answer the message that caused it. Stamped anew: livekit orders a
+        chat context by `created_at`, and the message is older than this agent's instructions
+        and history, so it would go first, before the system prompt (the local model then
+        refused the request: "Failed to initialize samplers")."""
         if self.pending_user_input is not None:
-            self.session.generate_reply(user_input=self.pending_user_input)
+            message = self.pending_user_input.model_copy(update={"created_at": time.time()})
+            self.session.generate_reply(user_input=message)
             self.pending_user_input = None
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
