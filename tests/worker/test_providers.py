@@ -26,11 +26,25 @@ def test_missing_key_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_key_is_read_from_the_named_env_var_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEAM_OPENAI_KEY", "value-from-env-123")
+    monkeypatch.setenv("EGRESS_SECRETS", '{"TEAM_OPENAI_KEY": ["api.openai.com"]}')
     (endpoint,) = chat_endpoints(
         LLMSpec(provider="openai", model="gpt-4o-mini", api_key_env="TEAM_OPENAI_KEY"), settings()
     )
     assert endpoint.api_key == "value-from-env-123"
     assert "value-from-env-123" not in repr(endpoint)
+
+
+@pytest.mark.parametrize("key", ["LIVEKIT_API_SECRET", "UNLISTED_KEY"])
+def test_a_key_the_egress_policy_refuses_is_never_read_even_for_a_config_stored_by_hand(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv(key, "must-not-leave")
+    spec = LLMSpec(provider="local", model="m", fallback=[
+        LLMSpec(provider="openai", model="x", base_url="http://127.0.0.1:9/v1", api_key_env=key)
+    ])
+    with pytest.raises(ProviderError, match=r"^llm\.fallback\.0\.api_key_env: ") as refused:
+        chat_endpoints(spec, settings())
+    assert "must-not-leave" not in str(refused.value)
 
 
 async def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
