@@ -284,6 +284,27 @@ class SummarySpec(_Spec):
     enabled: bool = True
 
 
+LLM_UNAVAILABLE_MESSAGE = (
+    "Sorry, I can't answer right now: my language service is not responding. "
+    "Please try again in a moment."
+)
+
+
+class LLMUnavailableSpec(_Spec):
+    """What the user is told when no configured model answers a message.
+
+    A failed reply (the primary and every fallback refused, errored or timed out) is tried
+    again for `after_s` seconds from the user's message, so a model restarting for a few
+    seconds is never noticed; then the user gets `message`, spoken in a voice session and
+    typed (`lk.transcription`) in every session, and the message is recorded as a `failed`
+    turn. A request that is still waiting for its first token when `after_s` passes runs on
+    until the model's own timeout: a slow model is not a failed one.
+    """
+
+    after_s: float = Field(default=8.0, ge=1.0, le=120.0)
+    message: Text = Field(default=LLM_UNAVAILABLE_MESSAGE, min_length=1, max_length=500)
+
+
 class IntentSpec(_Spec):
     """Keywords that hand a conversation to this agent type (see routing/intents.py)."""
 
@@ -321,6 +342,7 @@ class AgentConfig(_Spec):
     max_concurrent_sessions: int | None = Field(default=None, ge=1)
     memory: MemorySpec = Field(default_factory=MemorySpec)
     summary: SummarySpec = Field(default_factory=SummarySpec)
+    llm_unavailable: LLMUnavailableSpec = Field(default_factory=LLMUnavailableSpec)
     intents: list[IntentSpec] = Field(default_factory=list, max_length=20)
     tags: list[Slug] = Field(default_factory=list, max_length=50)
     version: int = Field(default=0, ge=0)

@@ -9,6 +9,22 @@ What it keeps is bounded by the agent type's config: a user message is cut to
 `max_user_message_chars` as it arrives (the turn record says so), and the transcript keeps the
 newest messages within `max_transcript_chars`, counting the ones it let go, so a session
 that runs for days still writes a record far below MongoDB's 16 MB document limit.
+
+Nothing said is lost when the worker dies (kill -9, node loss): each turn is stored the moment
+its reply ends (`replied`, then completed with its fields), and the session record's transcript
+is rewritten with every message, so the stale-session sweep's `aborted` record keeps it.
+
+What a frontend sees when the worker dies, measured with kill -9 on the local LiveKit v1.13.5
+(tests/worker/test_faults.py): nothing at first. The agent participant stays in the room for
+~23 s (23.2 s) until LiveKit gives up on its lost connection, its `lk.agent.state` attribute
+frozen at its last value (`listening`), and no connection-quality `lost` event came for a
+text session in that time. Then the room gets `ParticipantDisconnected` for a participant of
+kind AGENT. A dead agent sends no goodbye, so that event is the signal to use: a frontend
+watches the agent participant's disconnect, tells its user the assistant was disconnected
+and offers to continue in a new room (a new dispatch; the old session is `aborted`, its turns
+and transcript stored). Sooner, and only as a hint, a frontend can notice that a message it
+sent does not move the agent's `lk.agent.state` to `thinking` within a few seconds (a live
+agent sets it as it starts on the reply; not measured here).
 """
 
 import asyncio
@@ -26,10 +42,10 @@ from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice.events import CloseEvent, SessionUsageUpdatedEvent, UserStateChangedEvent
 from livekit.agents.voice.room_io import TextInputEvent
 
-from agent_configs.models import AgentConfig
+from agent_configs.models import SYSTEM_RESPONSE, AgentConfig
 from worker import metrics
 from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
-from worker.session import TRUNCATED_FROM, ConfiguredAgent, user_message
+from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, user_message
 from worker.turns import (
     SUMMARY_TOPIC,
     TURN_TOPIC,
@@ -100,6 +116,9 @@ class Conversation:
     _turn_task: asyncio.Task[None] | None = None
     _usage_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     _callers: dict[str, StructuredCaller] = field(default_factory=dict)
+    _summary: str | None = None
+    _concluded: bool = False
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def config(self) -> AgentConfig:
@@ -143,14 +162,28 @@ class Conversation:
         )
         self._record_event("session.started", started_at)
 
-    async def finish(self, shutdown_reason: str) -> None:
-        """Runs once at job shutdown: drain turns, summarize, publish, record, flush."""
-        reason = self.end_reason or shutdown_reason or "shutdown"
+    async def conclude(self) -> None:
+        """The end of the session, while the room is still connected: the structured turns
+        still running are finished (their `agent-turn` payloads still reach the room), the
+        summary is made and published to whoever is still in the room.
+
+        Runs from the job's `on_session_end` hook: livekit calls it once the AgentSession has
+        closed and before it disconnects the room. Job shutdown callbacks (`finish`) run only
+        after that disconnect, so a summary published there never arrived, whichever way the
+        session ended. When the user left, nobody is there to receive it: it is only recorded."""
+        if self._concluded:
+            return
+        self._concluded = True
         await self._drain_turns()
-        summary = await self._summary()
-        if summary and self.room.isconnected() and self.room.remote_participants:
-            payload = {"session_id": self.session_id, "agent_id": self.config.agent_id, "summary": summary}
+        self._summary = await self._summary_text()
+        if self._summary and self.room.isconnected() and self.room.remote_participants:
+            payload = {"session_id": self.session_id, "agent_id": self.config.agent_id, "summary": self._summary}
             await self._publish(SUMMARY_TOPIC, payload)
+
+    async def finish(self, shutdown_reason: str) -> None:
+        """Runs once at job shutdown (the room is gone by then): record the end, flush."""
+        reason = self.end_reason or shutdown_reason or "shutdown"
+        await self.conclude()  # a no-op when on_session_end ran it, as it normally does
         self.writer.submit(
             Record(
                 SESSIONS,
@@ -160,10 +193,8 @@ class Conversation:
                     "ended_at": _now(),
                     "end_reason": reason,
                     "agent_id": self.config.agent_id,
-                    "transcript": [{"role": m.role, "text": m.text} for m in self.history],
-                    "transcript_dropped": self.transcript_dropped,
-                    "turn_count": self._turn_index,
-                    "summary": summary,
+                    **self._transcript_fields(),
+                    "summary": self._summary,
                     "handoffs": self.handoffs,
                     "usage": {
                         "prompt_tokens": self.usage.prompt_tokens,
@@ -174,6 +205,13 @@ class Conversation:
         )
         self._record_event("session.ended", _now(), {"end_reason": reason, "turns": self._turn_index})
         self.log.info("session ended (%s), %d turns", reason, self._turn_index)
+
+    def _transcript_fields(self) -> dict[str, Any]:
+        return {
+            "transcript": [{"role": m.role, "text": m.text} for m in self.history],
+            "transcript_dropped": self.transcript_dropped,
+            "turn_count": self._turn_index,
+        }
 
     def _record_event(self, kind: str, at: datetime, details: dict[str, Any] | None = None) -> None:
         suffix = kind.split(".")[-1]
@@ -203,22 +241,109 @@ class Conversation:
         if not text:
             return
         self._remember(Message(item.role, text))  # type: ignore[arg-type]
+        failure = None
+        if item.role == "assistant":
+            failure, self.agent.failed_reply = self.agent.failed_reply, None
         ttft = (item.metrics or {}).get("llm_node_ttft")
-        if item.role == "assistant" and ttft is not None:
+        if item.role == "assistant" and ttft is not None and failure is None:
             metrics.LLM_TTFT.labels(self.agent.models.endpoints[0].model).observe(max(ttft, 0.0))
         if item.role == "user":
             self._awaiting_reply_to = text
             self._awaiting_cut_from = item.extra.get(TRUNCATED_FROM)
         elif self._awaiting_reply_to is not None:
             streamed, self.agent.streamed_turn = self.agent.streamed_turn, None
-            self._turns.put_nowait(
-                _PendingTurn(
-                    self._turn_index, list(self.history), text, self._awaiting_reply_to, self._awaiting_cut_from, streamed
-                )
+            turn = _PendingTurn(
+                self._turn_index, list(self.history), text, self._awaiting_reply_to, self._awaiting_cut_from, streamed
             )
             self._turn_index += 1
             self._awaiting_reply_to = None
             self._awaiting_cut_from = None
+            if failure is None:
+                self._record_reply(turn)
+                self._turns.put_nowait(turn)  # its fields, in the background
+            else:
+                self._record_failed_reply(turn, failure)
+        self._record_transcript()
+
+    def _record_transcript(self) -> None:
+        """The session record's transcript, as it grows: a worker killed with -9 never writes
+        the end of its session, and the stale-session sweep marks it `aborted` with the
+        transcript as it was at the last message. One `$set` per message of at most
+        `max_transcript_chars` (the kept, bounded transcript), rather than turns joined into
+        a transcript later: the session record stays the one place that has the whole
+        conversation (greeting, unanswered messages and goodbye included, which no turn
+        holds), and reading an aborted session costs no query over `turns`."""
+        self.writer.submit(Record(SESSIONS, self.session_id, self._transcript_fields()))
+
+    def _turn_identity(self, index: int) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "agent_id": self.config.agent_id,
+            "schema_id": self.config.turn_schema.schema_id,
+            "user_id": self.user_id,
+            "turn_index": index,
+        }
+
+    def _record_reply(self, turn: _PendingTurn) -> None:
+        """The turn as soon as its reply has ended, before its fields: a worker killed while
+        they are still being filled (seconds on a busy CPU) left the user with replies and
+        the database with none of them. `_fill_one` completes the same record (same `_id`,
+        an idempotent `$set`), so `status` goes from `replied` to `ok` or `failed`."""
+        truncated = turn.user_text_cut_from is not None
+        self.writer.submit(
+            Record(
+                TURNS,
+                f"{self.session_id}:{turn.index}",
+                {
+                    **self._turn_identity(turn.index),
+                    "user_text": turn.user_text,
+                    "user_text_truncated": truncated,
+                    "user_text_original_chars": turn.user_text_cut_from,
+                    "reply": turn.reply,
+                    "fields": {SYSTEM_RESPONSE: turn.reply},
+                    "status": "replied",
+                    "created_at": _now(),
+                },
+            )
+        )
+
+    def _record_failed_reply(self, turn: _PendingTurn, failure: ReplyFailure) -> None:
+        """No model answered: the user got the `llm_unavailable` message. The turn is stored
+        `failed` with the error kind (no fields to fill: there was no answer), and the room
+        gets an `agent-turn` saying so."""
+        truncated = turn.user_text_cut_from is not None
+        self.writer.submit(
+            Record(
+                TURNS,
+                f"{self.session_id}:{turn.index}",
+                {
+                    **self._turn_identity(turn.index),
+                    "user_text": turn.user_text,
+                    "user_text_truncated": truncated,
+                    "user_text_original_chars": turn.user_text_cut_from,
+                    "reply": turn.reply,
+                    "fields": {},
+                    "status": "failed",
+                    "error_kind": failure.kind,
+                    "error": failure.error,
+                    "attempts": failure.attempts,
+                    "waited_s": round(failure.waited_s, 3),
+                    "created_at": _now(),
+                },
+            )
+        )
+        metrics.LLM_ERRORS.labels(self.agent.models.endpoints[0].model).inc()
+        payload = {
+            "session_id": self.session_id,
+            "agent_id": self.config.agent_id,
+            "turn_index": turn.index,
+            "fields": {},
+            "status": "failed",
+            "error_kind": failure.kind,
+        }
+        task = asyncio.create_task(self._publish(TURN_TOPIC, payload), name="switchboard.failed_turn")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _remember(self, message: Message) -> None:
         """Append to the transcript, then let go of the oldest messages until it is within
@@ -298,24 +423,17 @@ class Conversation:
         if truncated:  # the frontend can tell its user that only the start was read
             payload["user_text_truncated"] = True
         await self._publish(TURN_TOPIC, payload)
-        self.writer.submit(
+        self.writer.submit(  # completes the record `_record_reply` wrote when the reply ended
             Record(
                 TURNS,
                 f"{self.session_id}:{index}",
                 {
-                    "session_id": self.session_id,
-                    "agent_id": config.agent_id,
-                    "schema_id": config.turn_schema.schema_id,
-                    "user_id": self.user_id,
-                    "turn_index": index,
-                    "user_text": turn.user_text,
-                    "user_text_truncated": truncated,
-                    "user_text_original_chars": turn.user_text_cut_from,
+                    **self._turn_identity(index),
                     "fields": filled.fields,
                     "status": filled.status,
                     "error": filled.error,
                     "attempts": filled.attempts,
-                    "created_at": _now(),
+                    "filled_at": _now(),
                 },
             )
         )
@@ -336,7 +454,7 @@ class Conversation:
         if self._turn_task is not None:
             self._turn_task.cancel()
 
-    async def _summary(self) -> str | None:
+    async def _summary_text(self) -> str | None:
         if not self.config.summary.enabled:
             return None
         caller = self._caller()

@@ -5,12 +5,25 @@ agent type (`session.update_agent`) swaps the prompt, LLM, STT and TTS together.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
-from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm, room_io, vad
+import openai
+from livekit.agents import (
+    Agent,
+    AgentSession,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    ModelSettings,
+    StopResponse,
+    llm,
+    room_io,
+    vad,
+)
 from livekit.agents.types import APIConnectOptions
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io.types import TextInputCallback
@@ -24,6 +37,47 @@ from worker.turn_stream import StreamedReply
 from worker.turns import LOCAL_SAMPLING, Message, StreamedTurn
 
 DEFAULT_VAD = VADSpec()
+RETRY_PAUSE_S = 1.0
+"""Between two failed reply attempts (each already retried once inside livekit)."""
+
+logger = logging.getLogger("switchboard.session")
+
+ReplyFailureKind = Literal["llm_unavailable", "llm_timeout", "llm_error"]
+
+
+@dataclass(frozen=True)
+class ReplyFailure:
+    """No configured model answered a user message within `llm_unavailable.after_s`."""
+
+    kind: ReplyFailureKind
+    """`llm_unavailable`: no model could be reached (connection refused, every fallback
+    down); `llm_timeout`: a model took too long; `llm_error`: a model answered with an error."""
+    error: str
+    attempts: int
+    waited_s: float
+
+
+def failure_kind(error: BaseException) -> ReplyFailureKind:
+    """From the most telling error in the chain: livekit wraps the provider's error in an
+    `APIConnectionError("failed ... after N attempts")`, which alone says nothing."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if any(isinstance(e, (APITimeoutError, openai.APITimeoutError, TimeoutError)) for e in chain):
+        return "llm_timeout"
+    if any(isinstance(e, (APIStatusError, openai.APIStatusError)) for e in chain):
+        return "llm_error"
+    if any(isinstance(e, (APIConnectionError, openai.APIConnectionError)) for e in chain):
+        return "llm_unavailable"
+    return "llm_error"
+
+
+def _has_words(chunk: llm.ChatChunk | str) -> bool:
+    if isinstance(chunk, str):
+        return bool(chunk)
+    return chunk.delta is not None and bool(chunk.delta.content or chunk.delta.tool_calls)
 
 
 @dataclass
@@ -201,6 +255,9 @@ class ConfiguredAgent(Agent):
         self.streamed_turn: asyncio.Future[StreamedTurn] | None = None
         """The latest reply with its fields, when they come with the reply; the conversation
         takes it. It resolves after the reply's words, once the fields are written too."""
+        self.failed_reply: ReplyFailure | None = None
+        """Set when the latest "reply" is the `llm_unavailable` message; the conversation takes
+        it and records the turn as failed."""
         self._reply_request: dict[str, Any] | None = None
         if with_fields:
             primary = models.endpoints[0]
@@ -236,9 +293,53 @@ class ConfiguredAgent(Agent):
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
         """Send the `context_window` of the conversation (`max_context_messages`,
-        `max_context_chars`). With fields filled alongside the reply, pass on only the reply's
-        words as they stream."""
+        `max_context_chars`); retry a reply that failed before its first word until
+        `llm_unavailable.after_s`, then answer with `llm_unavailable.message`.
+
+        Each attempt goes through every configured model (the FallbackAdapter tries the
+        fallbacks first). Measured with the LLM endpoint stopped (connection refused,
+        tests/worker/test_faults.py): each attempt fails in ~0.1 s (livekit retries once), so
+        the user had the message 3.1-3.2 s after sending with `after_s: 3`, three times in a
+        row, and the session stayed open; the first message after the endpoint was back was
+        answered 0.1 s after it was sent, nothing restarted. The message is the reply as far as livekit is concerned: it
+        is spoken in a voice session and typed on `lk.transcription` in every session, and it
+        stays in the transcript the user saw."""
         window = context_window(chat_ctx, self.config.max_context_messages, self.config.max_context_chars)
+        policy = self.config.llm_unavailable
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
+        attempts = 0
+        while True:
+            attempts += 1
+            said_something = False
+            try:
+                async for chunk in self._reply(window, tools, model_settings):
+                    said_something = said_something or _has_words(chunk)
+                    yield chunk
+                return
+            except Exception as exc:
+                if said_something:  # cut off mid-reply: what was said stands, livekit ends the turn
+                    raise
+                error = exc
+            waited = loop.time() - asked_at
+            if waited < policy.after_s:
+                logger.warning("reply attempt %d failed (%s), retrying: %s", attempts, failure_kind(error), error)
+                await asyncio.sleep(min(RETRY_PAUSE_S, policy.after_s - waited))
+                continue
+            self.streamed_turn = None
+            self.failed_reply = ReplyFailure(failure_kind(error), f"{type(error).__name__}: {error}", attempts, waited)
+            logger.error(
+                "no model answered after %d attempts in %.1fs (%s): %s",
+                attempts, waited, self.failed_reply.kind, error,
+            )
+            yield policy.message
+            return
+
+    async def _reply(
+        self, window: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk | str]:
+        """One attempt. With fields filled alongside the reply, only the reply's words are
+        passed on as they stream."""
         if self._reply_request is None:
             async for chunk in Agent.default.llm_node(self, window, tools, model_settings):
                 yield chunk
@@ -261,6 +362,16 @@ LOCAL_LLM_CONNECT = APIConnectOptions(timeout=60.0, max_retry=1)
 queued replies out and re-queued them at the back until the reply was dropped."""
 
 
+DEFAULT_LLM_CONNECT = SessionConnectOptions().llm_conn_options
+
+MODEL_FAILURES_BEFORE_CLOSING = 1_000_000
+"""livekit closes a session after `max_unrecoverable_errors` (3) failed model calls in a row:
+with the LLM server stopped for 31 s, a user who sent 4 messages lost the session. A failed
+reply is handled by `ConfiguredAgent.llm_node` (the `llm_unavailable` message, a `failed`
+turn), so the session stays open as long as the user is there; the same holds for a failing
+STT or TTS (the user can still type, and read the replies)."""
+
+
 def new_session(config: AgentConfig, models: AgentModels) -> AgentSession:
     """`user_away_timeout` drives the idle timeout: the worker says goodbye when it fires.
 
@@ -268,11 +379,13 @@ def new_session(config: AgentConfig, models: AgentModels) -> AgentSession:
     sessions have no turn detection at all, each `lk.chat` message is a turn.
     """
     detection = "vad" if is_voice(config) else "manual"
-    options: dict[str, Any] = {}
-    if models.endpoints[0].provider == "local":
-        options["conn_options"] = SessionConnectOptions(llm_conn_options=LOCAL_LLM_CONNECT)
+    llm_options = LOCAL_LLM_CONNECT if models.endpoints[0].provider == "local" else DEFAULT_LLM_CONNECT
     return AgentSession(
-        user_away_timeout=config.idle_timeout_s, turn_handling={"turn_detection": detection}, **options
+        user_away_timeout=config.idle_timeout_s,
+        turn_handling={"turn_detection": detection},
+        conn_options=SessionConnectOptions(
+            llm_conn_options=llm_options, max_unrecoverable_errors=MODEL_FAILURES_BEFORE_CLOSING
+        ),
     )
 
 

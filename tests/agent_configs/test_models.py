@@ -172,3 +172,11 @@ def test_the_message_being_answered_must_fit_the_context_and_the_transcript() ->
     assert "max_context_chars (4000) is less than max_user_message_chars (5000)" in problem
     (problem,) = problems(max_user_message_chars=5_000, max_transcript_chars=4_000)
     assert "max_transcript_chars (4000) is less than max_user_message_chars (5000)" in problem
+
+
+def test_the_llm_unavailable_message_has_a_default_and_a_bounded_wait() -> None:
+    config = AgentConfig.model_validate(support_definition())
+    assert config.llm_unavailable.after_s == 8.0 and config.llm_unavailable.message.startswith("Sorry")
+    assert any(p.startswith("llm_unavailable.after_s:") for p in problems(llm_unavailable={"after_s": 0.1}))
+    assert any(p.startswith("llm_unavailable.message:") for p in problems(llm_unavailable={"message": ""}))
+    assert any(p.startswith("llm_unavailable.afer_s:") for p in problems(llm_unavailable={"afer_s": 3}))
