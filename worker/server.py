@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -206,6 +207,7 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     held = SessionSlot(services.capacity, session_id, config.agent_id, slot)  # a hand-off moves it
     conversation.attach()
+    _concluding[ctx.job.id] = conversation.conclude
     session.on("close", lambda _: ctx.shutdown("session closed"))
     heartbeat = asyncio.create_task(_heartbeat(services, held, session_id))
     housekeeping: asyncio.Task[None] | None = None
@@ -245,6 +247,20 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     # Not before: the user should not wait on database chores of other sessions.
     housekeeping = asyncio.create_task(_tidy_up_quietly(services))
+
+
+_concluding: dict[str, Callable[[], Awaitable[None]]] = {}
+"""Job id -> what the session does at its end while the room is still connected."""
+
+
+async def on_session_end(ctx: JobContext) -> None:
+    """livekit's hook between the AgentSession's close and the room's disconnect, for every
+    way a job ends (idle timeout, the user leaving, an error, a shutdown): the conversation
+    publishes its summary here, while the room can still receive it. The shutdown callbacks
+    (`finish`) run after livekit has disconnected the room."""
+    conclude = _concluding.pop(ctx.job.id, None)
+    if conclude is not None:
+        await conclude()
 
 
 def _greet(session: AgentSession, greeting: str) -> None:
@@ -469,6 +485,8 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
     server.setup_fnc = prewarm
     _admission.server = server
     server.on("worker_started", lambda: _forget_ended_processes(server))
-    server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
+    server.rtc_session(
+        entrypoint, agent_name=settings.agent_name, on_request=on_request, on_session_end=on_session_end
+    )
     return server
 

@@ -1,0 +1,122 @@
+"""A scripted OpenAI-compatible chat endpoint on loopback, for fault tests.
+
+It answers at once with a fixed reply (no CPU model to wait for), can be stopped (the port is
+then closed: connection refused, exactly what the worker sees when the LLM server is
+stopped) and started again on the same port, and can hold a reply open after its
+`system_response` string has closed, so a turn's fields never arrive.
+"""
+
+import asyncio
+import contextlib
+import json
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+REPLY = "Happy to help with that."
+
+
+def example_of(schema: dict[str, Any]) -> Any:
+    """The simplest value a JSON schema property accepts (enums: the first value)."""
+    if "enum" in schema:
+        return next(v for v in schema["enum"] if v is not None)
+    kinds = schema.get("type", "string")
+    kind = next((k for k in kinds if k != "null"), "string") if isinstance(kinds, list) else kinds
+    if kind == "object":
+        return {name: example_of(spec) for name, spec in schema.get("properties", {}).items()}
+    return {
+        "string": "noted",
+        "integer": int(schema.get("minimum", 0)),
+        "number": float(schema.get("minimum", 0)),
+        "boolean": False,
+        "array": [],
+    }.get(kind, "noted")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ScriptedLLM:
+    reply: str = REPLY
+    stall_after_reply: bool = False
+    """Streamed constrained replies: send the reply's string, then never the other fields."""
+    port: int = field(default_factory=_free_port)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    _stalled: set[asyncio.Event] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._complete)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        """Close the port and every open connection: from now on, connection refused."""
+        for stalled in self._stalled:
+            stalled.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _complete(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+        if schema is not None:
+            values = example_of(schema)
+            if "system_response" in values:
+                values["system_response"] = self.reply
+            content = json.dumps(values)
+        else:
+            content = self.reply
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "scripted"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if schema is not None and self.stall_after_reply:
+            cut = content.index('"system_response"') + len(json.dumps({"system_response": self.reply})) - 1
+            await self._send(response, body, content[:cut])  # the reply's string has closed here
+            stalled = asyncio.Event()
+            self._stalled.add(stalled)
+            with contextlib.suppress(asyncio.CancelledError):
+                await stalled.wait()
+            return response
+        for start in range(0, len(content), 8):
+            await self._send(response, body, content[start : start + 8])
+        await self._send(response, body, None)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _send(response: web.StreamResponse, body: dict[str, Any], content: str | None) -> None:
+        delta = {"role": "assistant", "content": content} if content is not None else {}
+        chunk = {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": body.get("model", "scripted"),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None if content is not None else "stop"}],
+        }
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
