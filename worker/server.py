@@ -103,9 +103,19 @@ def prewarm(proc: JobProcess) -> None:
 
 
 def session_load(server: AgentServer) -> float:
-    """Load as the share of session slots in use: predictable, unlike CPU on a shared node.
-    LiveKit sends new rooms to the least loaded worker."""
-    return min(1.0, len(server.active_jobs) / get_worker_settings().worker_max_sessions)
+    """Load as the share of session slots in use, scaled to LiveKit's `agents.target_load`.
+
+    Sessions, not CPU: predictable on a shared node. livekit-server (v1.13.5) offers a job
+    only to a worker whose last reported load is *below* `target_load` (0.7 by default), so
+    the plain share `sessions / WORKER_MAX_SESSIONS` stopped a worker of 8 at 6 rooms
+    (6/8 = 0.75) and rooms 7 and 8 found no worker. Reported as `target_load * share`, the
+    load stays below the target until the last slot is taken: with 8 slots, 7 sessions
+    report 0.6125 (the 8th room is offered) and 8 report 0.7 (the 9th is not). LiveKit
+    still sends new rooms to the least loaded worker. Jobs accepted but not yet running
+    count too, so a burst does not overshoot between two load reports (every 2.5 s)."""
+    settings = get_worker_settings()
+    in_use = len(server.active_jobs) + _admission.accepting
+    return min(1.0, settings.worker_target_load * in_use / settings.worker_max_sessions)
 
 
 class Admission:

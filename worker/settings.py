@@ -20,7 +20,14 @@ class WorkerSettings(Settings):
         description="Comma-separated agent_ids this worker pool serves; empty = all of them.",
     )
     worker_max_sessions: int = Field(
-        default=8, ge=1, description="Sessions per worker process pool before it reports full load."
+        default=8, ge=1, description="Sessions this worker serves at once: it takes exactly this many rooms."
+    )
+    worker_target_load: float = Field(
+        default=0.7,
+        gt=0.0,
+        le=1.0,
+        description="livekit-server's `agents.target_load` (0.7 unless its config says otherwise): "
+        "the reported load reaches it exactly when WORKER_MAX_SESSIONS sessions run.",
     )
     worker_prewarm_vad: bool = Field(
         default=False,
