@@ -6,6 +6,7 @@ Resources live under /api/v1; /healthz, /readyz and /metrics stay at the root fo
 OpenAPI at /openapi.json, docs at /docs; OPTIONS on any path lists its methods (allow.py).
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,12 +14,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from livekit import api
 
 from admin_api.allow import AllowMiddleware
 from admin_api.body_limit import BodyLimitMiddleware
 from admin_api.deps import mark_if_match_required
 from admin_api.metrics import ApiMetrics, MetricsMiddleware
 from admin_api.problems import FieldProblem, Problem, install_problem_handlers
+from admin_api.redispatch import RedispatchPolicy, Redispatcher
 from admin_api.routes import agents, events, health, routing, sessions, tokens
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
@@ -43,9 +46,13 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         services = Services.open(settings, metrics)
         app.state.services = services
         await services.prepare_quietly()
+        sweeping = _start_redispatch(settings, services)
         try:
             yield
         finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
             await services.close()
 
     app = FastAPI(
@@ -78,6 +85,29 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+def _start_redispatch(settings: AdminSettings, services: Services) -> "asyncio.Task[None] | None":
+    """The sweep that dispatches again rooms LiveKit gave up on (redispatch.py)."""
+    if not settings.livekit_url or settings.admin_api_redispatch_after_s <= 0:
+        return None
+    policy = RedispatchPolicy(
+        after_s=settings.admin_api_redispatch_after_s,
+        interval_s=settings.admin_api_redispatch_interval_s,
+        backoff_s=settings.admin_api_redispatch_backoff_s,
+        backoff_max_s=settings.admin_api_redispatch_backoff_max_s,
+    )
+    livekit_url = settings.livekit_url
+    redispatcher = Redispatcher(
+        lambda: api.LiveKitAPI(
+            livekit_url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
+        ),
+        {settings.agent_name, *settings.admin_api_agent_names.values()},
+        policy,
+        services.metrics.redispatch,
+        services.database,
+    )
+    return asyncio.create_task(redispatcher.run(), name="redispatch")
 
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:

@@ -59,6 +59,18 @@ class AdminSettings(Settings):
         description="A capacity slot without heartbeat for this long is free (worker default).",
     )
 
+    admin_api_redispatch_after_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="A room whose user has waited this long with no agent (LiveKit dropped its "
+        "dispatch: every worker full, draining or restarting) is dispatched again; 0 = off.",
+    )
+    admin_api_redispatch_interval_s: float = Field(default=2.0, gt=0, description="Between re-dispatch sweeps.")
+    admin_api_redispatch_backoff_s: float = Field(
+        default=5.0, gt=0, description="First wait between dispatch attempts for one room; doubled each time."
+    )
+    admin_api_redispatch_backoff_max_s: float = Field(default=60.0, gt=0, description="Longest wait between attempts.")
+
     @property
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.admin_api_cors_origins.split(",") if origin.strip()]
