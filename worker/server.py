@@ -24,12 +24,14 @@ from agent_configs.cache import ConfigCache
 from agent_configs.capacity import CapacityGuard, SessionSlot
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import open_client
+from agent_configs.errors import DatabaseUnavailable
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability, StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.intents import match_intent
 from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RulesLoader, RulesStore
+from agent_configs.snapshot import CatalogSnapshot
 from agent_configs.store import ConfigStore
 from worker import metrics
 from worker.conversation import Conversation
@@ -66,6 +68,7 @@ class ProcessServices:
     capacity: CapacityGuard
     router: Router
     writer: RecordWriter
+    snapshot: CatalogSnapshot | None = None
 
 
 _services: ProcessServices | None = None
@@ -79,16 +82,27 @@ async def process_services() -> ProcessServices:
             raise RuntimeError("MONGO_URI is not set: run `make dev` or export it")
         database = open_client(settings.mongo_uri, settings.mongo_timeout_ms)[settings.mongo_db]
         store = ConfigStore(database)
-        configs = ConfigCache(store, ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s)
+        snapshot = CatalogSnapshot(settings.catalog_dir)
+        configs = ConfigCache(
+            store, ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s, snapshot=snapshot
+        )
         capacity = CapacityGuard(database, stale_after_s=settings.session_stale_after_s)
+
+        async def active_sessions(agent_id: str) -> int:
+            # Offline, sessions of a type cannot be counted across workers: a room served
+            # beyond max_concurrent_sessions during an outage beats a room left without agent.
+            return 0 if configs.offline else await capacity.in_use(agent_id)
+
         availability = PoolAvailability(
-            StoreAvailability(configs, active_sessions=capacity.in_use, egress=settings.egress),
+            StoreAvailability(configs, active_sessions=active_sessions, egress=settings.egress),
             settings.pool,
         )
-        rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s)
+        rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s, snapshot=snapshot)
         router = Router(rules, availability)
         writer = RecordWriter(database, settings.spool_dir)
-        _services = ProcessServices(settings, database, store, configs, rules, capacity, router, writer)
+        _services = ProcessServices(
+            settings, database, store, configs, rules, capacity, router, writer, snapshot=snapshot
+        )
     return _services
 
 
@@ -187,9 +201,16 @@ async def entrypoint(ctx: JobContext) -> None:
         await connecting
         context, source, participant = await _read_metadata(ctx)
         prepared = await _prepare(services, context, session_id, vad)
-    decision, config, slot, agent = prepared
-
     log = logging.LoggerAdapter(logger, {"session_id": session_id, "room": ctx.room.name})
+    if isinstance(prepared, DatabaseUnavailable):
+        log.error("refusing the room: the database is unreachable and this worker never read a catalog")
+        await _refuse(ctx, services, session_id, None, started_at, "database unavailable", tell_user=NO_DATABASE_MESSAGE)
+        return
+    decision, config, slot, agent = prepared
+    offline = services.configs.offline
+    if offline:
+        log.warning("database unreachable: serving from the last-known good catalog")
+
     log.info("routed: %s (metadata from %s)", decision.summary(), source or "nowhere")
     metrics.ROUTING_DECISIONS.labels(decision.agent_id or "none", decision.strategy or "none").inc()
     if config is None or isinstance(agent, ProviderError):
@@ -240,9 +261,10 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if config.greeting:
         _greet(session, config.greeting)
-    await ctx.room.local_participant.set_attributes(
-        {"switchboard.agent_id": config.agent_id, "switchboard.strategy": decision.strategy or ""}
-    )
+    attributes = {"switchboard.agent_id": config.agent_id, "switchboard.strategy": decision.strategy or ""}
+    if offline:  # the frontend may say so; the session is recorded as usual (spooled)
+        attributes["switchboard.catalog"] = "last-known"
+    await ctx.room.local_participant.set_attributes(attributes)
     metrics.SESSIONS_STARTED.labels(config.agent_id, decision.strategy or "none").inc()
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").inc()
     conversation.record_start(
@@ -253,6 +275,7 @@ async def entrypoint(ctx: JobContext) -> None:
             "heartbeat_at": datetime.now(UTC),
             "modalities": list(config.modalities),
             "memory_messages": agent.remembered_messages,
+            **({"catalog": "last-known"} if offline else {}),
         },
     )
     # Not before: the user should not wait on database chores of other sessions.
@@ -283,12 +306,25 @@ def _greet(session: AgentSession, greeting: str) -> None:
 
 
 Prepared = tuple[RoutingDecision, AgentConfig | None, int | None, ConfiguredAgent | ProviderError | None]
+NO_DATABASE_MESSAGE = (
+    "Sorry, no agent can take this conversation right now: the service cannot reach its "
+    "database. Please try again in a few minutes."
+)
 
 
-async def _prepare(services: ProcessServices, context: RoutingContext, session_id: str, vad: Any) -> Prepared:
+async def _prepare(
+    services: ProcessServices, context: RoutingContext, session_id: str, vad: Any
+) -> Prepared | DatabaseUnavailable:
     """Route, claim capacity, build the agent. A provider problem (missing key) releases the
-    slot and comes back as the error, so the job can tell the room and end cleanly."""
-    decision, config, slot = await _route_and_claim(services, context, session_id)
+    slot and comes back as the error, so the job can tell the room and end cleanly.
+
+    The database being unreachable is not an error while this worker has a catalog snapshot
+    (the cache serves it); without one it comes back as the error, so the job tells the
+    user and records the refusal (spooled) instead of crashing in an empty room."""
+    try:
+        decision, config, slot = await _route_and_claim(services, context, session_id)
+    except DatabaseUnavailable as exc:
+        return exc
     if config is None:
         return decision, None, None, None
     config = for_frontend(config, context.raw.get("modality"))
@@ -300,12 +336,17 @@ async def _prepare(services: ProcessServices, context: RoutingContext, session_i
     return decision, config, slot, agent
 
 
-async def _abandon(services: ProcessServices, preparing: "asyncio.Task[Prepared]", session_id: str) -> None:
+async def _abandon(
+    services: ProcessServices, preparing: "asyncio.Task[Prepared | DatabaseUnavailable]", session_id: str
+) -> None:
     """The room connection failed: give back the capacity slot the preparation claimed."""
     try:
-        _, config, slot, _ = await preparing
+        prepared = await preparing
     except Exception:
         return
+    if isinstance(prepared, DatabaseUnavailable):
+        return
+    _, config, slot, _ = prepared
     if config is not None:
         await _release(services, config, slot, session_id)
 
@@ -333,16 +374,22 @@ async def _route_and_claim(
     """Route, then claim a session slot if the type has a limit; a lost race re-routes.
 
     One round trip (the change stamp) tells whether the cached rules and configs are current;
-    after it, the route and the config reads are in memory unless something was edited."""
+    after it, the route and the config reads are in memory unless something was edited.
+
+    With the database unreachable the cache goes offline (its snapshot) and so do the rules,
+    without another read that would wait out MONGO_TIMEOUT_MS; no slot is claimed then."""
     if await services.configs.refresh():
-        services.rules.invalidate()
+        if services.configs.offline:
+            services.rules.use_snapshot()
+        else:
+            services.rules.invalidate()
     decision = await services.router.route(context)
     for _ in range(CLAIM_ATTEMPTS):
         if decision.agent_id is None:
             return decision, None, None
         config = await services.configs.get(decision.agent_id)
         limit = config.max_concurrent_sessions
-        if limit is None:
+        if limit is None or services.configs.offline:
             return decision, config, None
         slot = await services.capacity.claim(config.agent_id, limit, session_id)
         if slot is not None:
@@ -360,7 +407,7 @@ async def _build_agent(
 ) -> ConfiguredAgent:
     models = await build_models(config, services.settings, prewarmed_vad)
     remembered = list(history)
-    if not history and config.memory.enabled and user_id:
+    if not history and config.memory.enabled and user_id and not services.configs.offline:
         try:
             remembered = await load_past_messages(
                 services.database, config.agent_id, user_id, config.memory.max_past_turns
@@ -408,13 +455,29 @@ async def _refuse(
     ctx: JobContext,
     services: ProcessServices,
     session_id: str,
-    decision: RoutingDecision,
+    decision: RoutingDecision | None,
     started_at: datetime,
     reason: str,
+    *,
+    tell_user: str | None = None,
 ) -> None:
-    """No agent can serve this room: tell the frontend, record it, end the job cleanly."""
-    payload = {"session_id": session_id, "reason": reason, "routing": _decision_record(decision, None)}
-    await ctx.room.local_participant.set_attributes({"switchboard.agent_id": "", "switchboard.strategy": ""})
+    """No agent can serve this room: tell the frontend, record it, end the job cleanly.
+
+    With `tell_user`, the user reads why on `lk.transcription` (where every agent text goes),
+    and `switchboard.unavailable` names the reason for a frontend that shows its own text. The
+    record goes through the writer like any other: with the database down it is spooled,
+    and stored when a later job replays the spool."""
+    routing = _decision_record(decision, None) if decision is not None else None
+    payload = {"session_id": session_id, "reason": reason, "routing": routing}
+    attributes = {"switchboard.agent_id": "", "switchboard.strategy": ""}
+    if tell_user:
+        attributes["switchboard.unavailable"] = reason
+    await ctx.room.local_participant.set_attributes(attributes)
+    if tell_user:
+        try:
+            await ctx.room.local_participant.send_text(tell_user, topic="lk.transcription")
+        except Exception as exc:  # the user may have left already
+            logger.info("could not tell the room why it was refused: %s", exc)
     services.writer.submit(
         Record(SESSIONS, session_id, {**payload, "room": ctx.room.name, "status": "refused", "started_at": started_at})
     )
@@ -432,11 +495,29 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
     sessions of lost workers."""
     stale_after_s = services.settings.session_stale_after_s
     try:
+        await _snapshot_catalog(services)
         await replay_spool(services.database, services.settings.spool_dir)
         if await sweep_is_due(services.database, every_s=stale_after_s / 2):
             await abort_stale_sessions(services.database, stale_after_s)
     except Exception as exc:  # the next job start tries again
         logger.warning("housekeeping skipped: %s", exc)
+
+
+SNAPSHOT_EVERY_S = 30.0
+
+
+async def _snapshot_catalog(services: ProcessServices) -> None:
+    """Every active agent type into the catalog snapshot, not only those this worker routed
+    to: a worker that served only support rooms can still route a sales room during an
+    outage. One list query, at most every SNAPSHOT_EVERY_S per worker (the configs a job
+    reads are written at every read anyway)."""
+    snapshot = services.snapshot
+    if snapshot is None or services.configs.offline or not snapshot.due("all_active", SNAPSHOT_EVERY_S):
+        return
+    page = await services.store.list_agents(status=AgentStatus.ACTIVE, limit=200)
+    for config in page.items:
+        snapshot.save_config(config)
+    snapshot.mark("all_active")
 
 
 def _forget_ended_processes(server: AgentServer) -> None:

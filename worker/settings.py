@@ -50,6 +50,11 @@ class WorkerSettings(Settings):
         default_factory=lambda: Path(tempfile.gettempdir()) / "switchboard-spool",
         description="Where records wait when MongoDB is unreachable at exit; replayed on start.",
     )
+    catalog_snapshot_dir: Path | None = Field(
+        default=None,
+        description="Where job processes keep the last-known good configs and routing rules, to serve "
+        "rooms that arrive while MongoDB is unreachable (0700, files 0600). Default: next to SPOOL_DIR.",
+    )
     model_profile: Literal["local", "cloud"] = Field(
         default="local",
         validation_alias=AliasChoices("SWITCHBOARD_MODEL_PROFILE", "model_profile"),
@@ -72,6 +77,12 @@ class WorkerSettings(Settings):
     cloud_llm_model: str = "gpt-4o-mini"
     cloud_stt_model: str = "nova-3"
     cloud_tts_model: str = "aura-2-andromeda-en"
+
+    @property
+    def catalog_dir(self) -> Path:
+        """One directory per database: two databases on one host never share a catalog."""
+        base = self.catalog_snapshot_dir or self.spool_dir.with_name(f"{self.spool_dir.name}-catalog")
+        return base / self.mongo_db
 
     @property
     def pool(self) -> frozenset[str]:

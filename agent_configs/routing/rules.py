@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo import DESCENDING
@@ -39,6 +39,9 @@ from agent_configs.routing.errors import (
 from agent_configs.routing.registry import StrategyRegistry, default_registry
 from agent_configs.routing.strategies import DEFAULT_PURPOSE_AGENTS
 from agent_configs.store import ROUTING_RULES, ConfigStore
+
+if TYPE_CHECKING:
+    from agent_configs.snapshot import CatalogSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +285,9 @@ class RulesLoader:
 
     While the stored version is unchanged the same RoutingRules object is returned, so the
     router keeps its compiled chain. If a re-read fails, the last rules read are kept (and
-    the failure logged) rather than failing every room; with none read yet, the error is raised.
+    the failure logged) rather than failing every room; with none read yet, the snapshot's
+    (the last rules any job of this worker read, `CatalogSnapshot`) are used, and without
+    those the error is raised. Every version read is written to the snapshot.
     """
 
     def __init__(
@@ -290,8 +295,10 @@ class RulesLoader:
         store: RulesStore,
         ttl_s: float = DEFAULT_CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        snapshot: "CatalogSnapshot | None" = None,
     ) -> None:
         self._store = store
+        self._snapshot = snapshot
         self._ttl_s = ttl_s
         self._clock = clock
         self._rules: RoutingRules | None = None
@@ -301,6 +308,27 @@ class RulesLoader:
     def invalidate(self) -> None:
         """Make the next `current()` re-read the database (e.g. right after a save)."""
         self._read_at = float("-inf")
+
+    def use_snapshot(self) -> bool:
+        """The database is known to be unreachable: take the snapshot's rules now, without a
+        read that would wait out MONGO_TIMEOUT_MS first. False without usable ones."""
+        rules = self._snapshot_rules()
+        if rules is None:
+            return False
+        if not _same_saved_rules(rules, self._rules):
+            self._rules = rules
+        self._read_at = self._clock()
+        return True
+
+    def _snapshot_rules(self) -> RoutingRules | None:
+        document = self._snapshot.rules() if self._snapshot is not None else None
+        if document is None:
+            return None
+        try:
+            return RoutingRules.model_validate(document)
+        except ValidationError as exc:
+            logger.warning("routing rules snapshot unreadable: %s", exc)
+            return None
 
     async def current(self) -> RoutingRules:
         if self._rules is not None and not self._expired():
@@ -319,7 +347,12 @@ class RulesLoader:
             fresh = await self._store.current()
         except (DatabaseUnavailable, InvalidRoutingRules):
             if self._rules is None:
-                raise
+                self._rules = self._snapshot_rules()
+                if self._rules is None:
+                    raise
+                logger.warning("routing rules: re-read failed, serving the snapshot's version %s", self._rules.version)
+                self._read_at = self._clock()
+                return
             logger.warning(
                 "routing rules: re-read failed, keeping version %s", self._rules.version, exc_info=True
             )
@@ -327,6 +360,8 @@ class RulesLoader:
             return
         if not _same_saved_rules(fresh, self._rules):
             self._rules = fresh
+            if self._snapshot is not None:
+                self._snapshot.save_rules(fresh.model_dump(mode="json"))
         self._read_at = self._clock()
 
 
