@@ -64,6 +64,11 @@ RECORD_WRITE_RETRIES = Counter(
 RECORDS_SPOOLED = Counter(
     "switchboard_records_spooled_total", "Records spooled to disk because MongoDB was unreachable."
 )
+RECORDS_DEAD_LETTERED = Counter(
+    "switchboard_records_dead_lettered_total",
+    "Records MongoDB cannot take, kept whole on disk and listed in dead_letters, by why.",
+    ["kind"],
+)
 
 
 # -- ended job processes (main process) --------------------------------------------------

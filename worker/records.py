@@ -1,26 +1,24 @@
 """Session and turn records: written to MongoDB without ever blocking or losing a conversation.
 
-Every record is an idempotent upsert (`_id` + `$set`), so writing one twice is harmless. Writes
-go through a queue drained by one background task; while MongoDB is unreachable, records wait
-in memory and are retried with backoff. When the job ends, `close()` flushes what it can within
-a deadline and spools the rest to a JSONL file that the worker replays at its next start.
+The writing itself is agent_configs.writer's no-loss writer (ordered queue, retries, dead
+letters, spool and replay); this module says what the worker writes (its collections, its
+metrics) and holds the worker's own database chores: indexes, the heartbeat, the sweep.
 """
 
-import asyncio
 import logging
-import os
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bson import json_util
+import pymongo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from agent_configs.database import open_client
+from agent_configs.writer import DEAD_LETTERS, NoLossWriter, Record, WriterObserver, ensure_dead_letter_indexes
 from worker import metrics
+
+__all__ = ["DEAD_LETTERS", "EVENTS", "RECORD_COLLECTIONS", "SESSIONS", "TURNS", "Record", "RecordWriter"]
 
 logger = logging.getLogger("switchboard.records")
 
@@ -29,24 +27,46 @@ TURNS = "turns"
 EVENTS = "events"  # the audit trail the admin API shows; admin actions write there too
 MAINTENANCE = "worker_maintenance"
 STALE_SWEEP = "stale_sessions"
-MAX_BUFFERED = 10_000
+RECORD_COLLECTIONS = frozenset({SESSIONS, TURNS, EVENTS})
+"""What the worker's records (and their replay) may write: a spool line naming any other
+collection (`api_keys`, say) is quarantined, not written."""
 
 
-@dataclass(frozen=True)
-class Record:
-    collection: str
-    record_id: str
-    fields: dict[str, Any]
+class _WorkerMetrics(WriterObserver):
+    def backlog(self, records: int) -> None:
+        metrics.RECORDS_BUFFERED.set(records)
 
-    def to_json(self) -> str:
-        return json_util.dumps(
-            {"collection": self.collection, "record_id": self.record_id, "fields": self.fields}
+    def retried(self) -> None:
+        metrics.RECORD_WRITE_RETRIES.inc()
+
+    def spooled(self, records: int) -> None:
+        metrics.RECORDS_SPOOLED.inc(records)
+
+    def dead_lettered(self, kind: str) -> None:
+        metrics.RECORDS_DEAD_LETTERED.labels(kind).inc()
+
+
+class RecordWriter(NoLossWriter):
+    """The worker's writer: sessions, turns and session events, counted in the worker's metrics."""
+
+    def __init__(
+        self,
+        database: AsyncDatabase,
+        spool_dir: Path,
+        *,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 5.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            database,
+            spool_dir,
+            collections=RECORD_COLLECTIONS,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+            observer=_WorkerMetrics(),
+            **options,
         )
-
-    @classmethod
-    def from_json(cls, line: str) -> "Record":
-        data = json_util.loads(line)
-        return cls(data["collection"], data["record_id"], data["fields"])
 
 
 async def ensure_record_indexes(database: AsyncDatabase) -> None:
@@ -57,6 +77,7 @@ async def ensure_record_indexes(database: AsyncDatabase) -> None:
     await database[SESSIONS].create_index([("status", 1), ("heartbeat_at", 1)])
     await database[SESSIONS].create_index([("room", 1)])
     await database[EVENTS].create_index([("at", -1)])
+    await ensure_dead_letter_indexes(database)
 
 
 async def ensure_record_indexes_at(mongo_uri: str, database_name: str, timeout_ms: int) -> None:
@@ -69,97 +90,21 @@ async def ensure_record_indexes_at(mongo_uri: str, database_name: str, timeout_m
         await client.close()
 
 
-async def write_record(database: AsyncDatabase, record: Record) -> None:
-    await database[record.collection].update_one(
-        {"_id": record.record_id}, {"$set": record.fields}, upsert=True
-    )
-
-
-class RecordWriter:
-    def __init__(
-        self,
-        database: AsyncDatabase,
-        spool_dir: Path,
-        *,
-        retry_initial_s: float = 0.5,
-        retry_max_s: float = 5.0,
-    ) -> None:
-        self._database = database
-        self._spool_dir = spool_dir
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
-        self._pending: asyncio.Queue[Record] = asyncio.Queue()
-        self._overflow: list[Record] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def submit(self, record: Record) -> None:
-        """Queue a record; returns at once. Starts the writer task on first use."""
-        if self._pending.qsize() >= MAX_BUFFERED:
-            self._overflow.append(record)
-        else:
-            self._pending.put_nowait(record)
-        metrics.RECORDS_BUFFERED.set(self._pending.qsize() + len(self._overflow))
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain_forever(), name="switchboard.records")
-
-    @property
-    def backlog(self) -> int:
-        return self._pending.qsize() + len(self._overflow)
-
-    async def close(self, deadline_s: float = 10.0) -> Path | None:
-        """Flush within `deadline_s`; spool whatever is left. Returns the spool file, if any."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        left = self._take_all()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
-        while left and loop.time() < deadline:
-            try:
-                await asyncio.wait_for(write_record(self._database, left[0]), deadline - loop.time())
-                left.pop(0)
-            except (PyMongoError, TimeoutError):
-                await asyncio.sleep(min(self._retry_initial_s, max(0.0, deadline - loop.time())))
-        metrics.RECORDS_BUFFERED.set(0)
-        return self._spool(left) if left else None
-
-    def _take_all(self) -> list[Record]:
-        records = []
-        while not self._pending.empty():
-            records.append(self._pending.get_nowait())
-        records.extend(self._overflow)
-        self._overflow.clear()
-        return records
-
-    async def _drain_forever(self) -> None:
-        delay = self._retry_initial_s
-        while True:
-            record = await self._pending.get()
-            while True:
-                try:
-                    await write_record(self._database, record)
-                    delay = self._retry_initial_s
-                    break
-                except PyMongoError as exc:
-                    metrics.RECORD_WRITE_RETRIES.inc()
-                    logger.warning("record write failed, retrying in %.1fs: %s", delay, type(exc).__name__)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max_s)
-            if self._overflow:
-                self._pending.put_nowait(self._overflow.pop(0))
-            metrics.RECORDS_BUFFERED.set(self.backlog)
-
-    def _spool(self, records: list[Record]) -> Path:
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
-        path = self._spool_dir / f"records-{uuid.uuid4().hex}.jsonl"
-        temporary = path.with_suffix(".partial")
-        temporary.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
-        temporary.rename(path)  # a reader never sees half a file
-        metrics.RECORDS_SPOOLED.inc(len(records))
-        logger.error("MongoDB unreachable at exit: %d records spooled to %s", len(records), path)
-        return path
+async def write_heartbeat(database: AsyncDatabase, session_id: str, timeout_s: float) -> bool:
+    """Mark a session alive, directly and within `timeout_s`: not through the record queue,
+    where it waited behind every record a slow or absent database had piled up (and stopped
+    for good when the queue's task died), so other workers' sweeps marked live sessions
+    aborted. No upsert: a session whose start record is still queued gets its
+    `heartbeat_at` from that record. False (logged) when the database did not answer."""
+    try:
+        # pymongo's deadline, not asyncio.timeout: on Python 3.11 a task cancel that lands as an
+        # asyncio.timeout expires turns into a TimeoutError, and the heartbeat task never ended
+        with pymongo.timeout(timeout_s):
+            await database[SESSIONS].update_one({"_id": session_id}, {"$set": {"heartbeat_at": datetime.now(UTC)}})
+        return True
+    except PyMongoError as exc:
+        logger.warning("heartbeat of %s not written: %s", session_id, type(exc).__name__)
+        return False
 
 
 async def sweep_is_due(database: AsyncDatabase, every_s: float) -> bool:
@@ -192,25 +137,11 @@ async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) ->
 
 
 async def replay_spool(database: AsyncDatabase, spool_dir: Path) -> int:
-    """Write spooled records back. A file is first claimed by renaming it, so two job
-    processes never replay the same file; it is deleted only once all its records are in,
-    and put back for the next try if the database fails midway."""
-    replayed = 0
-    for path in sorted(spool_dir.glob("records-*.jsonl")):
-        claimed = path.with_suffix(f".replaying-{os.getpid()}")
-        try:
-            path.rename(claimed)
-        except FileNotFoundError:
-            continue  # another process claimed it first
-        try:
-            records = [Record.from_json(line) for line in claimed.read_text().splitlines() if line]
-            for record in records:
-                await write_record(database, record)
-        except BaseException:
-            claimed.rename(path)
-            raise
-        claimed.unlink()
-        replayed += len(records)
-    if replayed:
-        logger.info("replayed %d spooled records from %s", replayed, spool_dir)
-    return replayed
+    """Write spooled records back (see NoLossWriter.replay: record by record, bad files and
+    lines quarantined, orphans of dead processes picked up, only RECORD_COLLECTIONS). The dead
+    letters it finds are written, or spooled again, before it returns."""
+    writer = RecordWriter(database, spool_dir)
+    try:
+        return await writer.replay()
+    finally:
+        await writer.close(deadline_s=5.0)

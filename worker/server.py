@@ -45,6 +45,7 @@ from worker.records import (
     abort_stale_sessions,
     replay_spool,
     sweep_is_due,
+    write_heartbeat,
 )
 from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
 from worker.settings import WorkerSettings, get_worker_settings
@@ -432,10 +433,11 @@ async def _find_handoff(
 
 async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: str) -> None:
     """Tells other workers this session (and its capacity slot, wherever hand-offs moved it)
-    is alive."""
+    is alive; a beat takes at most one heartbeat interval, however long the record queue is."""
     while True:
         await asyncio.sleep(services.settings.session_heartbeat_s)
-        services.writer.submit(Record(SESSIONS, session_id, {"heartbeat_at": datetime.now(UTC)}))
+        # Directly, not through the record queue: behind a backlog it arrived late or never.
+        await write_heartbeat(services.database, session_id, timeout_s=services.settings.session_heartbeat_s)
         try:
             await held.heartbeat()
         except Exception as exc:
