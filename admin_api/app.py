@@ -22,7 +22,7 @@ from admin_api.deps import mark_if_match_required
 from admin_api.metrics import ApiMetrics, MetricsMiddleware
 from admin_api.problems import FieldProblem, Problem, install_problem_handlers
 from admin_api.redispatch import RedispatchPolicy, Redispatcher
-from admin_api.routes import agents, events, health, routing, sessions, tokens
+from admin_api.routes import agents, dead_letters, events, health, routing, sessions, tokens
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
 
@@ -67,6 +67,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         routing.router,
         tokens.router,
         events.router,
+        dead_letters.router,
         health.router,
     ):
         app.include_router(router)
