@@ -44,6 +44,7 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("POST", "/api/v1/routing/resolve", "/api/v1/routing/resolve", {"metadata": {"purpose": "sales"}}, READ),
     ("POST", "/api/v1/token", "/api/v1/token", {"metadata": {"purpose": "sales"}}, MINT),
     ("GET", "/api/v1/events", "/api/v1/events", None, READ),
+    ("GET", "/api/v1/dead-letters", "/api/v1/dead-letters", None, READ),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 

@@ -34,7 +34,7 @@ async def test_support_chat_greets_answers_and_fills_turns(
     turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
     turn = turns[0]
     assert turn["agent_id"] == "support-agent-v1" and turn["turn_index"] == 0
-    assert turn["fields"]["system_response"] == reply
+    assert turn["fields"]["system_response"] == reply.strip()  # the stream may end in a space
     jsonschema.validate(turn["fields"], support.turn_schema.json_schema())
 
     room = client.room_name
