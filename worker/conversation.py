@@ -289,7 +289,11 @@ class Conversation:
         they are still being filled (seconds on a busy CPU) left the user with replies and
         the database with none of them. `_fill_one` completes the same record (same `_id`,
         an idempotent `$set`), so `status` goes from `replied` to `ok` or `failed`."""
-        truncated = turn.user_text_cut_from is not None
+        self._record_exchange(turn, {"fields": {SYSTEM_RESPONSE: turn.reply}, "status": "replied"})
+
+    def _record_exchange(self, turn: _PendingTurn, outcome: dict[str, Any]) -> None:
+        """A turn's record as the user lived it: what they said (and whether it was cut), what
+        they were told, and `outcome` (status, fields, error)."""
         self.writer.submit(
             Record(
                 TURNS,
@@ -297,11 +301,10 @@ class Conversation:
                 {
                     **self._turn_identity(turn.index),
                     "user_text": turn.user_text,
-                    "user_text_truncated": truncated,
+                    "user_text_truncated": turn.user_text_cut_from is not None,
                     "user_text_original_chars": turn.user_text_cut_from,
                     "reply": turn.reply,
-                    "fields": {SYSTEM_RESPONSE: turn.reply},
-                    "status": "replied",
+                    **outcome,
                     "created_at": _now(),
                 },
             )
@@ -311,26 +314,16 @@ class Conversation:
         """No model answered: the user got the `llm_unavailable` message. The turn is stored
         `failed` with the error kind (no fields to fill: there was no answer), and the room
         gets an `agent-turn` saying so."""
-        truncated = turn.user_text_cut_from is not None
-        self.writer.submit(
-            Record(
-                TURNS,
-                f"{self.session_id}:{turn.index}",
-                {
-                    **self._turn_identity(turn.index),
-                    "user_text": turn.user_text,
-                    "user_text_truncated": truncated,
-                    "user_text_original_chars": turn.user_text_cut_from,
-                    "reply": turn.reply,
-                    "fields": {},
-                    "status": "failed",
-                    "error_kind": failure.kind,
-                    "error": failure.error,
-                    "attempts": failure.attempts,
-                    "waited_s": round(failure.waited_s, 3),
-                    "created_at": _now(),
-                },
-            )
+        self._record_exchange(
+            turn,
+            {
+                "fields": {},
+                "status": "failed",
+                "error_kind": failure.kind,
+                "error": failure.error,
+                "attempts": failure.attempts,
+                "waited_s": round(failure.waited_s, 3),
+            },
         )
         metrics.LLM_ERRORS.labels(self.agent.models.endpoints[0].model).inc()
         payload = {
