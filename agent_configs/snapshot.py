@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent_configs.models import AgentConfig
+from agent_configs.writer import private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +41,13 @@ class CatalogSnapshot:
         self.usable = self._prepare()
 
     def _prepare(self) -> bool:
-        try:
-            for path in (self._dir.parent, self._dir):
-                path.mkdir(mode=0o700, exist_ok=True)
-                info = path.lstat()
-                if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-                    logger.warning("catalog snapshot off: %s is not a directory of this user", path)
-                    return False
-                if info.st_mode & 0o077:
-                    os.chmod(path, 0o700)
-            (self._dir / "configs").mkdir(mode=0o700, exist_ok=True)
-        except OSError as exc:
-            logger.warning("catalog snapshot off: %s", exc)
-            return False
+        """The same rule as the record spool (`private_dir`): a directory others could write
+        to could hold planted configs, so the snapshot is off rather than trusted."""
+        for path in (self._dir.parent, self._dir, self._dir / "configs"):
+            problem = private_dir(path)
+            if problem is not None:
+                logger.warning("catalog snapshot off: %s: %s", path, problem)
+                return False
         return True
 
     # -- writes: after every successful read from the database ----------------------------
