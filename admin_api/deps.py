@@ -100,9 +100,15 @@ def require_role(*roles: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:
     return check
 
 
-AdminKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN))]
-ReaderKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN, Role.VIEWER))]
-TokenKey = Annotated[ApiKey, Depends(require_role(Role.ADMIN, Role.TOKEN))]
+WRITE_ROLES = (Role.ADMIN,)
+READ_ROLES = (Role.ADMIN, Role.VIEWER)
+TOKEN_ROLES = (Role.ADMIN, Role.TOKEN)
+"""Who may do what: the dependencies below enforce it, `GET /me` reports it to the console."""
+
+AnyKey = Annotated[ApiKey, Depends(authenticated_key)]
+AdminKey = Annotated[ApiKey, Depends(require_role(*WRITE_ROLES))]
+ReaderKey = Annotated[ApiKey, Depends(require_role(*READ_ROLES))]
+TokenKey = Annotated[ApiKey, Depends(require_role(*TOKEN_ROLES))]
 
 
 def parse_if_match(value: str | None) -> int | None:

@@ -1,0 +1,1 @@
+export function AgentDetail({ agentId }: { agentId: string; tab?: string; query: URLSearchParams }) { return <div className="empty">{agentId}</div>; }

@@ -1,0 +1,1 @@
+export function AgentList() { return <div className="empty">AgentList: to be built</div>; }

@@ -1,0 +1,1 @@
+export function RoutingPage() { return <div className="empty">Routing: to be built</div>; }

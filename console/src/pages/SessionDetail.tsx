@@ -1,0 +1,1 @@
+export function SessionDetail({ sessionId }: { sessionId: string }) { return <div className="empty">{sessionId}</div>; }
