@@ -1,0 +1,40 @@
+/** The admin API calls the Sessions pages make (all through src/api.ts: same key, same
+ * problem handling). A viewer key may make every one of them. */
+import { get } from "../api";
+import type { AgentPage } from "../types";
+import type { AgentStatsResponse, EventPage, SessionDetail, SessionPage } from "./types";
+
+export interface SessionFilter {
+  agent_id?: string;
+  status?: string;
+  user_id?: string;
+  /** ISO 8601, inclusive. */
+  from?: string;
+  /** ISO 8601, exclusive. */
+  to?: string;
+}
+
+export const listSessions = (filter: SessionFilter, cursor?: string | null, limit = 50) =>
+  get<SessionPage>("sessions", { ...filter, cursor, limit });
+
+export const getSession = (sessionId: string) => get<SessionDetail>(`sessions/${encodeURIComponent(sessionId)}`);
+
+export const listSessionEvents = (sessionId: string) =>
+  get<EventPage>("events", { session_id: sessionId, limit: 200 });
+
+export const getAgentStats = (agentId: string, range: { from?: string; to?: string } = {}) =>
+  get<AgentStatsResponse>(`agents/${encodeURIComponent(agentId)}/stats`, range);
+
+/** Every agent type, archived included (old sessions name them), for the filter's options. */
+export async function listAllAgents(): Promise<AgentPage["items"]> {
+  const agents: AgentPage["items"] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 20; page++) {
+    // no `status` filter: every status, archived included
+    const body: AgentPage = await get<AgentPage>("agents", { cursor, limit: 200 });
+    agents.push(...body.items);
+    cursor = body.next_cursor;
+    if (!cursor) break;
+  }
+  return agents;
+}
