@@ -3,7 +3,8 @@
     uvicorn --factory admin_api.app:create_app     # or: python -m admin_api
 
 Resources live under /api/v1; /healthz, /readyz and /metrics stay at the root for probes.
-OpenAPI at /openapi.json, docs at /docs; OPTIONS on any path lists its methods (allow.py).
+OpenAPI at /openapi.json; the web console at /console/ and Swagger UI at /docs, both from the
+console's build (console.py); OPTIONS on any path lists its methods (allow.py).
 """
 
 import asyncio
@@ -18,6 +19,7 @@ from livekit import api
 
 from admin_api.allow import AllowMiddleware
 from admin_api.body_limit import BodyLimitMiddleware
+from admin_api.console import install_console
 from admin_api.deps import mark_if_match_required
 from admin_api.metrics import ApiMetrics, MetricsMiddleware
 from admin_api.problems import FieldProblem, Problem, install_problem_handlers
@@ -60,6 +62,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_console from local files: FastAPI's loads a CDN
+        redoc_url=None,
     )
     for router in (
         agents.router,
@@ -72,6 +76,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
+    install_console(app, settings)
     install_problem_handlers(app)
     app.add_middleware(AllowMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.admin_api_max_body_bytes)

@@ -5,10 +5,15 @@ response or a log line ever shows.
 """
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 
 from agent_configs.settings import Settings
+
+# console/dist of the source tree this package runs from: right for a checkout (an editable
+# install); an installed package is elsewhere, so the image sets ADMIN_API_CONSOLE_DIR.
+SOURCE_CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console" / "dist"
 
 
 class AdminSettings(Settings):
@@ -48,6 +53,11 @@ class AdminSettings(Settings):
         ge=0,
         description="GET /agents/{id} is served from memory this long (writes here refresh it; "
         "If-Match still guards every write). 0 = always read the database.",
+    )
+    admin_api_console_dir: Path = Field(
+        default=SOURCE_CONSOLE_DIR,
+        description="The web console's build (index.html, assets/, swagger/), served at /console/ "
+        "and behind /docs. Default: the source tree's console/dist, which `make console` builds.",
     )
     admin_api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body.")
     routing_rules_ttl_s: float = Field(
