@@ -13,12 +13,13 @@ import pytest
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin_api.auth import API_KEYS, KeyRing, Role, digest_of
+from admin_api.auth import API_KEYS, KeyRing, Role, Scope, digest_of
 from devstack import REPO_ROOT, Endpoints
 from tests.admin_api.conftest import Keys, admin_settings, running_app
 from tests.factories import support_definition
 
 READ, WRITE, MINT = {"admin", "viewer"}, {"admin"}, {"admin", "token"}
+ANY = READ | WRITE | MINT
 SUPPORT = "/api/v1/agents/support-agent-v1"
 
 # (method, route template, concrete path, json body, roles allowed)
@@ -45,6 +46,7 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("POST", "/api/v1/token", "/api/v1/token", {"metadata": {"purpose": "sales"}}, MINT),
     ("GET", "/api/v1/events", "/api/v1/events", None, READ),
     ("GET", "/api/v1/dead-letters", "/api/v1/dead-letters", None, READ),
+    ("GET", "/api/v1/me", "/api/v1/me", None, ANY),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
@@ -87,6 +89,28 @@ async def test_each_role_reaches_exactly_its_routes(
         else:
             assert response.status_code == 403, (method, path, response.text)
             assert response.json()["type"] == "urn:switchboard:problem:forbidden"
+
+
+@pytest.mark.parametrize(
+    ("who", "can"),
+    [
+        ("admin", {"read": True, "write": True, "mint_tokens": True}),
+        ("viewer", {"read": True, "write": False, "mint_tokens": False}),
+        ("token", {"read": False, "write": False, "mint_tokens": True}),
+    ],
+)
+async def test_me_names_the_key_and_what_its_role_may_do(
+    api: httpx.AsyncClient, keys: Keys, who: str, can: dict[str, bool]
+) -> None:
+    answered = await api.get("/api/v1/me", headers=keys.header(who))
+    assert answered.status_code == 200
+    assert answered.json() == {"name": f"test-{who}", "role": who, "scopes": [], "can": can}
+
+
+async def test_me_lists_a_token_keys_scopes_and_never_its_secret(api: httpx.AsyncClient, keys: Keys) -> None:
+    answered = await api.get("/api/v1/me", headers=keys.header("token_scoped"))
+    assert answered.json()["scopes"] == sorted(str(scope) for scope in Scope)
+    assert keys.token_scoped not in answered.text
 
 
 async def test_health_and_metrics_need_no_key(api: httpx.AsyncClient) -> None:
