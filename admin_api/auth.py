@@ -19,7 +19,9 @@ indexes).
 Scopes widen what a token-role key may ask of `POST /token`: by default the server names the
 room and the participant identity, so a key that leaked into a browser cannot join a room
 whose name it learned or take another participant's seat. `token:room` lets a key name the
-room, `token:identity` the identity (a backend that maps its own users to rooms). Admin keys
+room, `token:identity` the identity (a backend that maps its own users to rooms), and
+`token:agent` may pin the agent type and version a room gets, past the routing rules (the
+console's playground; see agent_configs/routing/pin.py). Admin keys
 have every scope implicitly; a key stored before scopes existed (no `scopes` field) has none,
 and a scope name this version does not know is ignored rather than failing every request.
 """
@@ -57,6 +59,7 @@ class Role(StrEnum):
 class Scope(StrEnum):
     TOKEN_ROOM = "token:room"  # POST /token may name `room`
     TOKEN_IDENTITY = "token:identity"  # POST /token may name `identity`
+    TOKEN_AGENT = "token:agent"  # POST /token may pin `agent` (any type, any version: the playground)
 
 
 SCOPED_ROLES = frozenset({Role.TOKEN})

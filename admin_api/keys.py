@@ -35,7 +35,7 @@ console = Console(stderr=True)
 Name = Annotated[str, typer.Option(help="Who or what uses the key, e.g. `frontend`.")]
 Scopes = Annotated[
     list[Scope] | None,
-    typer.Option("--scope", help="Repeatable, token keys only: token:room, token:identity."),
+    typer.Option("--scope", help="Repeatable, token keys only: token:room, token:identity, token:agent."),
 ]
 T = TypeVar("T")
 Action = Callable[[KeyRing, EventLog], Awaitable[T]]

@@ -29,6 +29,13 @@ from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability, StoreAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.intents import match_intent
+from agent_configs.routing.pin import (
+    AgentPin,
+    pin_from_job_metadata,
+    pinned_config,
+    pinned_decision,
+    with_pin_skipped,
+)
 from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RulesLoader, RulesStore
 from agent_configs.snapshot import CatalogSnapshot
@@ -159,7 +166,9 @@ async def on_request(request: JobRequest) -> None:
     asked for. Rejecting without terminating lets another worker with the same agent name
     take the job, so a job is never accepted and then dropped."""
     pool = get_worker_settings().pool
-    asked = RoutingContext.from_metadata(request.job.metadata).agent_id
+    job = RoutingContext.from_metadata(request.job.metadata)
+    pin, _ = pin_from_job_metadata(job)
+    asked = pin.agent_id if pin is not None else job.agent_id
     if pool and asked and asked not in pool:
         logger.info("rejecting job for %s: %s", asked, NOT_IN_POOL)
         await request.reject(terminate=False)
@@ -189,9 +198,12 @@ async def entrypoint(ctx: JobContext) -> None:
     services = await process_services()
     vad = ctx.proc.userdata.get("vad")
     context, source = routing_context(ctx.job.metadata, ctx.job.room.metadata)
+    pin = _job_pin(ctx.job.metadata)
+    if pin is not None and source is None:
+        source = "job"  # a pin alone says enough: no need to wait for the participant
     participant = None
     if source is not None:
-        preparing = asyncio.create_task(_prepare(services, context, session_id, vad))
+        preparing = asyncio.create_task(_prepare(services, context, session_id, vad, pin))
         try:
             await connecting
         except BaseException:
@@ -201,7 +213,7 @@ async def entrypoint(ctx: JobContext) -> None:
     else:
         await connecting
         context, source, participant = await _read_metadata(ctx)
-        prepared = await _prepare(services, context, session_id, vad)
+        prepared = await _prepare(services, context, session_id, vad, None)
     log = logging.LoggerAdapter(logger, {"session_id": session_id, "room": ctx.room.name})
     if isinstance(prepared, DatabaseUnavailable):
         log.error("refusing the room: the database is unreachable and this worker never read a catalog")
@@ -313,8 +325,17 @@ NO_DATABASE_MESSAGE = (
 )
 
 
+def _job_pin(job_metadata: str | None) -> AgentPin | None:
+    """The pinned agent type of the job (dispatch) metadata only: the one metadata a
+    participant can never write (see agent_configs/routing/pin.py)."""
+    pin, problem = pin_from_job_metadata(RoutingContext.from_metadata(job_metadata))
+    if problem is not None:
+        logger.warning("job metadata: %s", problem)
+    return pin
+
+
 async def _prepare(
-    services: ProcessServices, context: RoutingContext, session_id: str, vad: Any
+    services: ProcessServices, context: RoutingContext, session_id: str, vad: Any, pin: AgentPin | None
 ) -> Prepared | DatabaseUnavailable:
     """Route, claim capacity, build the agent. A provider problem (missing key) releases the
     slot and comes back as the error, so the job can tell the room and end cleanly.
@@ -323,7 +344,7 @@ async def _prepare(
     (the cache serves it); without one it comes back as the error, so the job tells the
     user and records the refusal (spooled) instead of crashing in an empty room."""
     try:
-        decision, config, slot = await _route_and_claim(services, context, session_id)
+        decision, config, slot = await _route_and_claim(services, context, session_id, pin)
     except DatabaseUnavailable as exc:
         return exc
     if config is None:
@@ -370,7 +391,7 @@ async def _read_metadata(
 
 
 async def _route_and_claim(
-    services: ProcessServices, context: RoutingContext, session_id: str
+    services: ProcessServices, context: RoutingContext, session_id: str, pin: AgentPin | None = None
 ) -> tuple[RoutingDecision, AgentConfig | None, int | None]:
     """Route, then claim a session slot if the type has a limit; a lost race re-routes.
 
@@ -378,13 +399,24 @@ async def _route_and_claim(
     after it, the route and the config reads are in memory unless something was edited.
 
     With the database unreachable the cache goes offline (its snapshot) and so do the rules,
-    without another read that would wait out MONGO_TIMEOUT_MS; no slot is claimed then."""
+    without another read that would wait out MONGO_TIMEOUT_MS; no slot is claimed then.
+
+    A pin (job metadata only) is tried first; when it cannot be honoured (unknown, archived,
+    no such version, outside the pool, refused by the egress policy, full), the room is
+    routed as usual and the trail starts with the pin and why it was skipped."""
     if await services.configs.refresh():
         if services.configs.offline:
             services.rules.use_snapshot()
         else:
             services.rules.invalidate()
+    skipped_pin: str | None = None
+    if pin is not None:
+        pinned, skipped_pin = await _claim_pinned(services, context, session_id, pin)
+        if pinned is not None:
+            return pinned
     decision = await services.router.route(context)
+    if pin is not None and skipped_pin is not None:
+        decision = with_pin_skipped(decision, pin, skipped_pin)
     for _ in range(CLAIM_ATTEMPTS):
         if decision.agent_id is None:
             return decision, None, None
@@ -397,6 +429,29 @@ async def _route_and_claim(
             return decision, config, slot
         decision = await services.router.route(context)  # now sees the type as full
     return decision, None, None
+
+
+async def _claim_pinned(
+    services: ProcessServices, context: RoutingContext, session_id: str, pin: AgentPin
+) -> tuple[tuple[RoutingDecision, AgentConfig, int | None] | None, str | None]:
+    """The pinned type with its capacity slot, or why it cannot serve the room. The limit is
+    the type's current `max_concurrent_sessions` (the slots are the type's, whichever
+    version runs in them)."""
+    settings = services.settings
+    config, reason = await pinned_config(
+        pin, services.configs, services.store, pool=settings.pool, egress=settings.egress
+    )
+    if config is None:
+        return None, reason
+    rules_version = (await services.rules.current()).version
+    decision = pinned_decision(pin, context, rules_version, datetime.now(UTC))
+    limit = (await services.configs.get(pin.agent_id)).max_concurrent_sessions
+    if limit is None or services.configs.offline:
+        return (decision, config, None), None
+    slot = await services.capacity.claim(pin.agent_id, limit, session_id)
+    if slot is None:
+        return None, f"full: {limit}/{limit} sessions"
+    return (decision, config, slot), None
 
 
 async def _build_agent(

@@ -14,12 +14,21 @@ participant may not change its own metadata or attributes (`canUpdateOwnMetadata
 set explicitly rather than left to LiveKit's default): the worker trusts the `user_id` these
 tokens carry because only the holder of a token-role key could have put it there.
 
+With the `token:agent` scope (admin keys have it) a caller may pin the room's agent type,
+and optionally one of its stored versions: `"agent": {"agent_id": "sales-agent-v1",
+"version": 2}`. The console's playground uses it to try any type, paused or not, regardless
+of the routing rules. The pin goes into the dispatch's job metadata only, under the reserved
+key `switchboard_pin` (agent_configs/routing/pin.py), which the worker reads from nowhere
+else; a caller's own metadata may not contain that key (422), so a key without the scope
+cannot pin a room through it. The participant's metadata never carries the pin.
+
 Every minted token is a `token.minted` event, stored before the token is returned (a 503 if
-it cannot be): actor = key name, `room`, `agent_id` = the routed type, and in `details` the
-key id, identity, worker agent name, routing strategy, whether the caller named the room or
-identity, and the names of the known metadata fields present. Never a metadata value, and
-not the names of extra keys either (a caller chooses those, so one could carry a value):
-only how many there were.
+it cannot be): actor = key name, `room`, `agent_id` = the routed (or pinned) type, and in
+`details` the key id, identity, worker agent name, routing strategy (`pinned` for a pin),
+`pinned` (`{agent_id, version}` or null), whether the caller named the room or identity, and
+the names of the known metadata fields present. Never a metadata value, and not the names of
+extra keys either (a caller chooses those, so one could carry a value): only how many there
+were.
 """
 
 import json
@@ -37,7 +46,10 @@ from admin_api.deps import ResolverDep, ServicesDep, TokenKey
 from admin_api.events import EventType
 from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
 from admin_api.routes import API_V1
-from agent_configs.models import Slug
+from agent_configs.errors import AgentNotFound
+from agent_configs.models import AgentStatus, Slug
+from agent_configs.routing.pin import PIN_KEY, PINNED, AgentPin
+from agent_configs.store import ConfigStore
 from agent_configs.routing.context import MAX_METADATA_BYTES, MAX_TEXT_FIELD_LENGTH
 
 router = APIRouter(prefix=API_V1, tags=["tokens"])
@@ -59,6 +71,17 @@ class RoomMetadata(BaseModel):
     tenant: str | None = ShortText
 
 
+class AgentPinRequest(BaseModel):
+    """Serve the room with this agent type, whatever the routing rules would pick."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: Slug = Field(description="An agent type that exists and is not archived (paused is fine).")
+    version: int | None = Field(
+        default=None, ge=1, description="One of the type's stored versions; the current one if absent."
+    )
+
+
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,7 +101,13 @@ class TokenRequest(BaseModel):
     )
     name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     metadata: RoomMetadata | None = Field(
-        default=None, description=f"At most {MAX_METADATA_BYTES} bytes as JSON."
+        default=None,
+        description=f"At most {MAX_METADATA_BYTES} bytes as JSON. The key `{PIN_KEY}` is reserved (422).",
+    )
+    agent: AgentPinRequest | None = Field(
+        default=None,
+        description="Pin the agent type (and version) the room gets, past the routing rules. "
+        "Needs the `token:agent` scope (403 without).",
     )
 
 
@@ -91,11 +120,15 @@ class RoomToken(BaseModel):
     expires_at: datetime
 
 
-def metadata_text(metadata: RoomMetadata | None) -> str:
-    """Compact JSON of the metadata, refused over the limit the worker also applies."""
-    if metadata is None:
+def metadata_text(metadata: RoomMetadata | None, pin: AgentPin | None = None) -> str:
+    """Compact JSON of the metadata (with the pin, for the dispatch), refused over the limit
+    the worker also applies."""
+    if metadata is None and pin is None:
         return ""
-    text = json.dumps(metadata.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+    values = metadata.model_dump(mode="json", exclude_none=True) if metadata is not None else {}
+    if pin is not None:
+        values[PIN_KEY] = pin.as_metadata()
+    text = json.dumps(values, separators=(",", ":"))
     size = len(text.encode("utf-8"))
     if size > MAX_METADATA_BYTES:
         message = f"is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}"
@@ -103,19 +136,54 @@ def metadata_text(metadata: RoomMetadata | None) -> str:
     return text
 
 
-_NAMING_SCOPES = (("room", Scope.TOKEN_ROOM), ("identity", Scope.TOKEN_IDENTITY))
+_SCOPED_FIELDS = (
+    ("room", Scope.TOKEN_ROOM, "omit it and the server generates one"),
+    ("identity", Scope.TOKEN_IDENTITY, "omit it and the server generates one"),
+    ("agent", Scope.TOKEN_AGENT, "omit it and the routing rules pick the agent type"),
+)
 
 
 def check_scopes(caller: ApiKey, request: TokenRequest) -> None:
     """403 naming each field the caller set without the scope that allows it."""
     problems = [
-        FieldProblem(field=field, message=f"needs the {scope} scope; omit it and the server generates one")
-        for field, scope in _NAMING_SCOPES
+        FieldProblem(field=field, message=f"needs the {scope} scope; {otherwise}")
+        for field, scope, otherwise in _SCOPED_FIELDS
         if getattr(request, field) is not None and not caller.allows(scope)
     ]
     if problems:
         detail = f"the key '{caller.name}' may not name: " + ", ".join(p.field for p in problems)
         raise ProblemError(403, "scope-required", "Not allowed for this API key", detail, errors=problems)
+
+
+def refuse_reserved_metadata(metadata: RoomMetadata | None) -> None:
+    """The pin's key is the token endpoint's to write: a caller's metadata carrying it is
+    refused rather than passed on, or any token-role key could pin a room without the scope."""
+    if metadata is not None and PIN_KEY in (metadata.model_extra or {}):
+        message = "is reserved for the agent pin; send `agent` instead (needs the token:agent scope)"
+        raise invalid_request([FieldProblem(field=f"metadata.{PIN_KEY}", message=message)])
+
+
+async def checked_pin(store: ConfigStore, requested: AgentPinRequest | None) -> AgentPin | None:
+    """The pin, once the type is known not to be archived and the version to be stored
+    (422 naming `agent.agent_id` or `agent.version` otherwise). Read from the store, not a
+    cache: a type created a moment ago in the console can be tried at once."""
+    if requested is None:
+        return None
+    try:
+        current = await store.get(requested.agent_id)
+    except AgentNotFound:
+        raise invalid_request([FieldProblem(field="agent.agent_id", message="no agent type has this id")]) from None
+    if current.status == AgentStatus.ARCHIVED:
+        message = "is archived; restore it (set its status to paused or active) to try it"
+        raise invalid_request([FieldProblem(field="agent.agent_id", message=message)])
+    version = requested.version
+    if version is not None and version != current.version:
+        try:
+            await store.get_version(requested.agent_id, version)
+        except AgentNotFound:
+            message = f"{requested.agent_id} has no version {version}; its current version is {current.version}"
+            raise invalid_request([FieldProblem(field="agent.version", message=message)]) from None
+    return AgentPin(requested.agent_id, version)
 
 
 def metadata_shape(metadata: RoomMetadata | None) -> dict[str, Any]:
@@ -142,9 +210,16 @@ async def mint_token(
             headers={"Retry-After": retry_after},
         )
     check_scopes(caller, request)
+    refuse_reserved_metadata(request.metadata)
+    pin = await checked_pin(services.store, request.agent)
     metadata = metadata_text(request.metadata)
-    decision = await resolver.route_for_token(metadata or None)
-    agent_name = resolver.agent_name_for(decision.agent_id)
+    dispatch_metadata = metadata_text(request.metadata, pin)
+    if pin is not None:
+        agent_id, routed_by = pin.agent_id, PINNED
+    else:
+        decision = await resolver.route_for_token(metadata or None)
+        agent_id, routed_by = decision.agent_id, decision.strategy
+    agent_name = resolver.agent_name_for(agent_id)
     room = request.room or f"room-{uuid.uuid4().hex[:12]}"
     identity = request.identity or f"user-{uuid.uuid4().hex[:12]}"
     settings = services.settings
@@ -156,7 +231,7 @@ async def mint_token(
         .with_ttl(ttl)
         .with_grants(grants)
         .with_room_config(
-            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=metadata)])
+            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=dispatch_metadata)])
         )
     )
     if request.name:
@@ -167,13 +242,14 @@ async def mint_token(
     await services.events.record(
         EventType.TOKEN_MINTED,
         caller.name,
-        agent_id=decision.agent_id,
+        agent_id=agent_id,
         room=room,
         details={
             "key_id": caller.key_id,
             "identity": identity,
             "agent_name": agent_name,
-            "routed_by": decision.strategy,
+            "routed_by": routed_by,
+            "pinned": pin.as_metadata() if pin is not None else None,
             "room_named": request.room is not None,
             "identity_named": request.identity is not None,
             **metadata_shape(request.metadata),

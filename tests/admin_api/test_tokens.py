@@ -14,6 +14,8 @@ from livekit.api.access_token import Claims
 from pymongo.asynchronous.database import AsyncDatabase
 
 from admin_api.auth import API_KEYS, KeyRing, Role, Scope
+from agent_configs.models import AgentStatus
+from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from tests.admin_api.conftest import Keys, admin_settings, running_app
 
@@ -278,3 +280,87 @@ async def test_many_unknown_agent_ids_do_not_grow_the_resolver_caches(
         # Only configs that exist are held: the four seeded types at most, whatever rooms ask for.
         assert services.resolver.configs.held <= 4
         assert services.config_reads.held <= 4
+
+
+# -- the agent pin (the console's playground) ------------------------------------------------
+
+
+async def test_a_pin_goes_into_the_dispatch_only_and_the_audit_event_records_it(
+    api: httpx.AsyncClient, keys: Keys, endpoints: Endpoints, database: AsyncDatabase, seeded: None
+) -> None:
+    store = ConfigStore(database)
+    sales = await store.get("sales-agent-v1")
+    await store.update(sales.model_copy(update={"greeting": "Version two here."}), expected_version=sales.version)
+    metadata = {"purpose": "support", "user_id": "u-pin"}
+    body = {"metadata": metadata, "agent": {"agent_id": "sales-agent-v1", "version": 1}}
+    minted = await mint(api, keys, body, role="token_scoped")
+
+    claims = claims_of(endpoints, minted["token"])
+    assert json.loads(claims.metadata) == metadata  # the participant never carries the pin
+    dispatch = json.loads(claims.room_config.agents[0].metadata)
+    assert dispatch == metadata | {"switchboard_pin": {"agent_id": "sales-agent-v1", "version": 1}}
+
+    current = await mint(api, keys, {"agent": {"agent_id": "onboarding-agent-v1"}}, role="admin")
+    assert json.loads(claims_of(endpoints, current["token"]).room_config.agents[0].metadata) == {
+        "switchboard_pin": {"agent_id": "onboarding-agent-v1"}
+    }
+
+    events = {e["room"]: e for e in await database["events"].find({"type": "token.minted"}).to_list(length=None)}
+    pinned = events[minted["room"]]
+    assert pinned["agent_id"] == "sales-agent-v1" and pinned["details"]["routed_by"] == "pinned"
+    assert pinned["details"]["pinned"] == {"agent_id": "sales-agent-v1", "version": 1}
+    assert events[current["room"]]["details"]["pinned"] == {"agent_id": "onboarding-agent-v1"}
+
+
+async def test_a_paused_type_may_be_pinned_and_an_archived_one_may_not(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase, seeded: None
+) -> None:
+    store = ConfigStore(database)
+    await store.set_status("sales-agent-v1", AgentStatus.PAUSED)
+    await mint(api, keys, {"agent": {"agent_id": "sales-agent-v1"}}, role="admin")
+    await store.archive("onboarding-agent-v1")
+    response = await api.post(
+        TOKEN, json={"agent": {"agent_id": "onboarding-agent-v1"}}, headers=keys.header("admin")
+    )
+    assert response.status_code == 422, response.text
+    assert [(e["field"], "archived" in e["message"]) for e in response.json()["errors"]] == [("agent.agent_id", True)]
+
+
+async def test_a_key_without_the_agent_scope_may_not_pin(api: httpx.AsyncClient, keys: Keys, seeded: None) -> None:
+    body = {"agent": {"agent_id": "sales-agent-v1"}}
+    response = await api.post(TOKEN, json=body, headers=keys.header("token"))
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:switchboard:problem:scope-required"
+    assert [e["field"] for e in problem["errors"]] == ["agent"] and "token:agent" in problem["errors"][0]["message"]
+    viewer = await api.post(TOKEN, json=body, headers=keys.header("viewer"))
+    assert viewer.status_code == 403  # viewers mint no tokens at all
+
+
+@pytest.mark.parametrize("role", ["token", "admin"])
+async def test_metadata_may_not_carry_the_reserved_pin_key(
+    api: httpx.AsyncClient, keys: Keys, role: str, seeded: None
+) -> None:
+    smuggled = {"metadata": {"purpose": "support", "switchboard_pin": {"agent_id": "sales-agent-v1"}}}
+    response = await api.post(TOKEN, json=smuggled, headers=keys.header(role))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["metadata.switchboard_pin"]
+
+
+@pytest.mark.parametrize(
+    ("agent", "field", "words"),
+    [
+        ({"agent_id": "no-such-agent"}, "agent.agent_id", "no agent type"),
+        ({"agent_id": "sales-agent-v1", "version": 9}, "agent.version", "no version 9"),
+        ({"agent_id": "sales-agent-v1", "version": 0}, "agent.version", "greater than or equal to 1"),
+        ({"agent_id": "Sales Agent"}, "agent.agent_id", ""),
+        ({"agent_id": "sales-agent-v1", "extra": 1}, "agent.extra", ""),
+    ],
+)
+async def test_a_pin_of_a_missing_type_or_version_is_422_naming_the_field(
+    api: httpx.AsyncClient, keys: Keys, agent: dict[str, Any], field: str, words: str, seeded: None
+) -> None:
+    response = await api.post(TOKEN, json={"agent": agent}, headers=keys.header("token_scoped"))
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == [field] and words in errors[0]["message"]
