@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from agent_configs.settings import get_settings
-from devstack import DEFAULT_ROOT, Devstack, Endpoints
+from devstack import DEFAULT_ROOT, REPO_ROOT, Devstack, Endpoints
 from devstack.chat import chat
 from devstack.errors import DevstackError
 from scripts.setup_agents import redact_uri, run_seed
 
 DEV_ADMIN_KEY = "dev-admin-key"  # `make dev` only: the admin API's bootstrap key on a fresh database
+# The console's build the admin API serves: `make dev` builds it first (make console).
+CONSOLE_DIR = Path(os.environ.get("ADMIN_API_CONSOLE_DIR", REPO_ROOT / "console" / "dist"))
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console(stderr=True)
@@ -35,7 +37,7 @@ def _port_from_env(name: str, default: int) -> int:
 def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
     table = Table(title="Switchboard local stack", title_justify="left")
     table.add_column("service")
-    table.add_column("listening on")
+    table.add_column("listening on", no_wrap=True)  # URLs whole, to copy; the notes wrap
     table.add_column("")
     mongo_note = "started (FerretDB, SQLite)" if "ferretdb" in endpoints.started else "from MONGO_URI"
     table.add_row("MongoDB wire", redact_uri(endpoints.mongo_uri), mongo_note)
@@ -47,10 +49,16 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
     if stack.worker_health_port is not None:
         table.add_row("Worker", f"http://127.0.0.1:{stack.worker_health_port}/", "health; agent name `switchboard`")
         table.add_row("Metrics", f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", "Prometheus")
+    console_url = None
     if stack.admin_api_port is not None:
         key = os.environ.get("ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY)
+        console_url = f"http://127.0.0.1:{stack.admin_api_port}/console/"
+        built = (CONSOLE_DIR / "index.html").is_file()
+        table.add_row("Console", console_url, f"log in with `{key}`" if built else "not built: run `make console`")
         table.add_row("Admin API", f"http://127.0.0.1:{stack.admin_api_port}/docs", f"API key `{key}` (fresh database)")
     Console().print(table)
+    if console_url:
+        print(f"Open the console: {console_url}")
     print("In another shell:")
     for name, value in endpoints.as_env().items():
         shown = "***" if name == "LIVEKIT_API_SECRET" and "livekit-server" not in endpoints.started else value
@@ -109,6 +117,7 @@ def up(
                 api_env = {
                     "MONGO_DB": settings.mongo_db,
                     "ADMIN_API_BOOTSTRAP_KEY": os.environ.get("ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY),
+                    "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
                 }
                 stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT", 8000))
             _print_endpoints(endpoints, stack)
