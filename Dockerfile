@@ -4,6 +4,16 @@
 #   docker build -t switchboard:local --target local . # + the offline model stack (~600 MB more)
 
 ARG PYTHON_VERSION=3.11
+ARG NODE_VERSION=20
+
+# The web console, built from its lock (the admin API serves it at /console/ and /docs' assets).
+FROM node:${NODE_VERSION}-slim AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json console/.npmrc ./
+RUN npm ci --no-audit --no-fund
+# The sources (.dockerignore keeps the host's node_modules and dist out).
+COPY console/ ./
+RUN npm run build
 
 FROM python:${PYTHON_VERSION}-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
@@ -34,8 +44,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/switchboard-metrics \
-    SPOOL_DIR=/tmp/switchboard-spool
+    SPOOL_DIR=/tmp/switchboard-spool \
+    ADMIN_API_CONSOLE_DIR=/app/console
 COPY --from=build /opt/venv /opt/venv
+COPY --from=console /console/dist /app/console
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8081 9100 8000
