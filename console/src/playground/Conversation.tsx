@@ -1,0 +1,113 @@
+/** The centre column: who the user is talking to and in which state, the transcript, the chat
+ * input, the audio meters and the session controls. */
+import type { RefObject } from "react";
+import { ChatInput } from "./ChatInput";
+import { LevelMeter } from "./LevelMeter";
+import type { SessionView } from "./model";
+import type { PlaygroundSession } from "./session";
+import { Transcript } from "./Transcript";
+
+const AGENT_STATES: Record<string, string> = {
+  initializing: "Starting",
+  listening: "Listening",
+  thinking: "Thinking",
+  speaking: "Speaking",
+};
+
+const CONNECTION: Record<string, string> = {
+  disconnected: "Not connected",
+  connecting: "Connecting",
+  connected: "Connected",
+};
+
+export function Conversation({ view, session, audioSink }: {
+  view: SessionView;
+  session: PlaygroundSession | null;
+  audioSink: RefObject<HTMLDivElement | null>;
+}) {
+  const live = view.connection === "connected" && !view.ended;
+  const voice = view.modality === "voice";
+  return (
+    <section className="card pg-conversation" aria-label="Conversation">
+      <header className="pg-conv-head">
+        <div className="pg-conv-who">
+          <span className={`pg-conn ${view.connection}`} data-testid="connection-state" data-state={view.connection}>
+            <span className="pg-dot" aria-hidden="true" />
+            {view.ended ? "Ended" : CONNECTION[view.connection]}
+          </span>
+          {view.agent ? (
+            <>
+              <span className="pg-agent-name">
+                {view.agent.agentId ?? "agent"}
+                {view.agent.strategy && <span className="muted"> · routed by {view.agent.strategy}</span>}
+              </span>
+              {!view.ended && (
+                <span className={`pg-agent-state ${view.agent.state}`} data-testid="agent-state" data-state={view.agent.state}>
+                  <span className="pg-dot" aria-hidden="true" />
+                  {AGENT_STATES[view.agent.state] ?? view.agent.state}
+                </span>
+              )}
+              {view.agent.catalog && <span className="chip warn" title="The database was unreachable: served from the last-known good configs">catalog: {view.agent.catalog}</span>}
+            </>
+          ) : (
+            live && <span className="muted">Waiting for the agent to join…</span>
+          )}
+        </div>
+        {session && live && (
+          <div className="pg-conv-controls">
+            {voice && (
+              <>
+                <LevelMeter read={session.microphoneLevel} label="You" />
+                <button
+                  data-testid="mute"
+                  aria-pressed={view.muted}
+                  className={view.muted ? "pg-muted" : ""}
+                  onClick={() => void session.setMuted(!view.muted)}
+                  title={view.muted ? "Unmute your microphone" : "Mute your microphone"}
+                >
+                  {view.muted ? "Unmute" : "Mute"}
+                </button>
+              </>
+            )}
+            <button className="danger" data-testid="leave" onClick={() => void session.leave()} title="Leave the room: the worker ends the session, and its summary is shown here">
+              End session
+            </button>
+          </div>
+        )}
+      </header>
+      {voice && session && (
+        <div className="pg-voice-bar">
+          <LevelMeter read={session.agentLevel} label="Agent audio" testId="agent-audio" containerRef={audioSink} />
+          {live && <span className="hint">Speak, or type below: both reach the agent.</span>}
+        </div>
+      )}
+      <Notices view={view} />
+      <Transcript view={view} />
+      <ChatInput enabled={live} onSend={(text) => session && void session.sendChat(text)} />
+    </section>
+  );
+}
+
+function Notices({ view }: { view: SessionView }) {
+  const waiting = view.waiting;
+  return (
+    <>
+      {view.error && <p className="error" role="alert">{view.error}</p>}
+      {waiting && !view.agent && !view.ended && (
+        <p className="notice" role="status" data-testid="waiting">
+          <strong>Waiting for an agent.</strong> Every worker is busy, so the room was dispatched again
+          {waiting.attempt != null && <> (attempt {waiting.attempt}</>}
+          {waiting.waited_s != null && <>, waited {Math.round(waiting.waited_s)} s</>}
+          {waiting.attempt != null && ")"}
+          {waiting.next_attempt_in_s != null && <>; next try in {Math.round(waiting.next_attempt_in_s)} s</>}.
+        </p>
+      )}
+      {view.agent?.unavailable && <p className="error">The worker could not take this room: {view.agent.unavailable}</p>}
+      {view.ended && (
+        <p className="pg-ended" role="status">
+          {view.ended} The transcript, turns and summary stay here until you join again.
+        </p>
+      )}
+    </>
+  );
+}

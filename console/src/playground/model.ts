@@ -1,0 +1,117 @@
+/** What the playground shows of one session: the view the room's events build up. Pure
+ * data, no LiveKit objects, so it survives the room (the transcript, turns and summary stay on
+ * screen after the session ends). */
+import type { Exchange } from "./latency";
+
+export type ConnectionState = "disconnected" | "connecting" | "connected";
+export type Modality = "text" | "voice";
+export type Role = "user" | "agent";
+
+export interface TranscriptLine {
+  key: string;
+  role: Role;
+  text: string;
+  final: boolean;
+  /** typed: an `lk.chat` message sent from here; spoken: the user's transcribed speech. */
+  via: "typed" | "spoken" | "agent";
+}
+
+/** `agent-turn`: one per answered user message, after its reply (README "What the frontend gets"). */
+export interface TurnPayload {
+  session_id?: string;
+  agent_id?: string;
+  turn_index: number;
+  fields: Record<string, unknown>;
+  status?: "ok" | "failed";
+  error_kind?: string;
+  user_text_truncated?: boolean;
+  /** Server-side latency marks, when the worker sends them. */
+  latency_ms?: Record<string, unknown>;
+}
+
+/** `agent-handoff`: an intent handed the session to another type. */
+export interface HandoffPayload {
+  session_id?: string;
+  from_agent_id: string;
+  to_agent_id: string;
+  strategy?: string;
+  match?: Record<string, unknown>;
+  at?: string;
+}
+
+/** `switchboard.waiting`: the admin API re-dispatches a room no worker took. */
+export interface WaitingPayload {
+  state: string;
+  waited_s?: number;
+  attempt?: number;
+  next_attempt_in_s?: number;
+}
+
+export type TimelineItem =
+  | { kind: "turn"; key: string; turn: TurnPayload }
+  | { kind: "handoff"; key: string; handoff: HandoffPayload };
+
+export interface AgentPresence {
+  identity: string;
+  /** `lk.agent.state`: initializing | listening | thinking | speaking. */
+  state: string;
+  agentId: string | null;
+  strategy: string | null;
+  /** `switchboard.catalog: last-known`: served from the snapshot while MongoDB is down. */
+  catalog: string | null;
+  /** `switchboard.unavailable`: the worker could not take the room, and why. */
+  unavailable: string | null;
+}
+
+export type SummaryState =
+  | { status: "none" }
+  | { status: "waiting"; note: string }
+  | { status: "shown"; text: string; from: "room" | "record" }
+  | { status: "missing"; note: string };
+
+export interface SessionView {
+  connection: ConnectionState;
+  modality: Modality | null;
+  room: string | null;
+  identity: string | null;
+  /** The token carried the `agent` pin (exact type and version). */
+  pinned: boolean;
+  agent: AgentPresence | null;
+  /** How the session ended, once it has: kept on screen with everything it showed. */
+  ended: string | null;
+  transcript: TranscriptLine[];
+  timeline: TimelineItem[];
+  exchanges: Exchange[];
+  sessionId: string | null;
+  summary: SummaryState;
+  waiting: WaitingPayload | null;
+  muted: boolean;
+  error: string | null;
+}
+
+export const EMPTY_VIEW: SessionView = {
+  connection: "disconnected",
+  modality: null,
+  room: null,
+  identity: null,
+  pinned: false,
+  agent: null,
+  ended: null,
+  transcript: [],
+  timeline: [],
+  exchanges: [],
+  sessionId: null,
+  summary: { status: "none" },
+  waiting: null,
+  muted: false,
+  error: null,
+};
+
+/** Adds or updates the line of one transcript segment (interim versions share `key`). */
+export function upsertLine(lines: TranscriptLine[], line: TranscriptLine): TranscriptLine[] {
+  const index = lines.findIndex((l) => l.key === line.key);
+  if (index < 0) return [...lines, line];
+  const copy = lines.slice();
+  copy[index] = line;
+  return copy;
+}
