@@ -104,14 +104,14 @@ function StatsBody({ stats, schema, agentId }: { stats: AgentStatsResponse; sche
         <div className="stats-grid">
           <section className="card stats-card" data-testid="stats-breakdown" data-kind="sessions">
             <header>
-              <h3>Sessions by status</h3>
+              <h3 className="plain">Sessions by status</h3>
               <a className="hint" href={`${href("sessions")}?agent=${encodeURIComponent(agentId)}`}>List them</a>
             </header>
             <BarChart title="Sessions by status" bars={countBars(stats.sessions.by_status, sessionTone)} />
           </section>
           <section className="card stats-card" data-testid="stats-breakdown" data-kind="turns">
             <header>
-              <h3>Turns by status</h3>
+              <h3 className="plain">Turns by status</h3>
             </header>
             <BarChart title="Turns by status" bars={countBars(stats.turns.by_status, turnTone)} />
           </section>

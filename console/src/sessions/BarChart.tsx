@@ -1,6 +1,7 @@
 /** A small horizontal bar chart in plain SVG: every label and value is text (readable without
  * hovering, and by screen readers through the title and description), each bar has a `<title>`
- * tooltip. Bars are sized in percent of the chart's width, so it fills any card. */
+ * tooltip. Bars are sized in percent of the chart's width, so it fills any card. Hand-written
+ * rather than a chart library: bars are all the stats need, and it costs no dependency. */
 import { useId } from "react";
 import { formatCount, formatPercent } from "./format";
 import "./charts.css";
@@ -13,11 +14,13 @@ export interface Bar {
   tone?: BarTone;
 }
 
-const ROW_HEIGHT = 26;
-const BAR_HEIGHT = 14;
-const LABEL_CHARS = 22;
-const BAR_START = 36; // percent of the width: labels to the left
-const BAR_SPAN = 44; // percent of the width: values to the right
+// Each row: the label on the left and the value on the right on one line, the bar under them
+// across the whole width, so a long enum value never runs into its bar in a narrow card.
+const ROW_HEIGHT = 38;
+const TEXT_Y = 9;
+const BAR_Y = 21;
+const BAR_HEIGHT = 8;
+const LABEL_CHARS = 40;
 
 export function BarChart({ title, bars }: { title: string; bars: Bar[] }) {
   const titleId = useId();
@@ -44,24 +47,24 @@ export function BarChart({ title, bars }: { title: string; bars: Bar[] }) {
         return (
           <g key={bar.label} className="bar-row" data-label={bar.label} data-value={bar.value}>
             <title>{describe(bar)}</title>
-            <text className="bar-label" x="0" y={y + ROW_HEIGHT / 2} dominantBaseline="middle">
+            <text className="bar-label" x="0" y={y + TEXT_Y} dominantBaseline="middle">
               {label}
             </text>
-            <rect className="bar-track" x={`${BAR_START}%`} y={y + (ROW_HEIGHT - BAR_HEIGHT) / 2} width={`${BAR_SPAN}%`} height={BAR_HEIGHT} rx="4" />
+            <text className="bar-value" x="100%" y={y + TEXT_Y} dominantBaseline="middle" textAnchor="end">
+              {formatCount(bar.value)}
+              <tspan className="bar-share"> · {formatPercent(total ? bar.value / total : 0)}</tspan>
+            </text>
+            <rect className="bar-track" x="0" y={y + BAR_Y} width="100%" height={BAR_HEIGHT} rx={BAR_HEIGHT / 2} />
             {bar.value > 0 && (
               <rect
                 className={`bar bar-${bar.tone ?? "accent"}`}
-                x={`${BAR_START}%`}
-                y={y + (ROW_HEIGHT - BAR_HEIGHT) / 2}
-                width={`${Math.max(BAR_SPAN * share, 0.6)}%`}
+                x="0"
+                y={y + BAR_Y}
+                width={`${Math.max(100 * share, 1)}%`}
                 height={BAR_HEIGHT}
-                rx="4"
+                rx={BAR_HEIGHT / 2}
               />
             )}
-            <text className="bar-value" x="100%" y={y + ROW_HEIGHT / 2} dominantBaseline="middle" textAnchor="end">
-              {formatCount(bar.value)}
-              <tspan className="bar-share"> {formatPercent(total ? bar.value / total : 0)}</tspan>
-            </text>
           </g>
         );
       })}

@@ -1,0 +1,102 @@
+/** The structured turns of a session: what the user said, the filled fields (the reply itself,
+ * `system_response`, is shown as the agent's words), the status, and the latency marks. */
+import "./sessions.css";
+import { SYSTEM_RESPONSE } from "./constants";
+import { FieldValue } from "./FieldValue";
+import { formatDateTime, formatMs, humanize } from "./format";
+import { firstResponseMs, latencyLabel, latencyMarks } from "./latency";
+import { TurnStatusChip } from "./StatusChip";
+import type { SchemaField, SessionTurn } from "./types";
+
+export function TurnList({ turns, schema }: { turns: SessionTurn[]; schema: SchemaField[] }) {
+  if (turns.length === 0) return <p className="hint">No turns: the user never got an answer to a message in this session.</p>;
+  return (
+    <ol className="turns">
+      {turns.map((turn) => (
+        <TurnCard key={turn.turn_index} turn={turn} schema={schema} />
+      ))}
+    </ol>
+  );
+}
+
+function TurnCard({ turn, schema }: { turn: SessionTurn; schema: SchemaField[] }) {
+  const status = turn.status ?? "unknown";
+  const fields = Object.entries(turn.fields ?? {}).filter(([name]) => name !== SYSTEM_RESPONSE);
+  const reply = (turn.fields?.[SYSTEM_RESPONSE] as string | undefined) ?? turn.reply ?? null;
+  const ordered = orderBySchema(fields, schema);
+  return (
+    <li className={`turn-card status-${status}`} data-testid="session-turn" data-turn-index={turn.turn_index} data-status={status}>
+      <header>
+        <span className="turn-index">Turn {turn.turn_index + 1}</span>
+        <TurnStatusChip status={turn.status} />
+        {turn.attempts != null && turn.attempts > 1 && <span className="hint">{turn.attempts} attempts</span>}
+        <span className="hint turn-time">{formatDateTime(turn.created_at)}</span>
+      </header>
+      {turn.user_text && (
+        <p className="turn-said">
+          <span className="who user">User</span> {turn.user_text}
+          {turn.user_text_truncated && (
+            <span className="chip warn" title={`The message had ${turn.user_text_original_chars ?? "more"} characters; the agent read the start`}>cut</span>
+          )}
+        </p>
+      )}
+      {reply && (
+        <p className="turn-said">
+          <span className="who agent">Agent</span> {reply}
+        </p>
+      )}
+      {ordered.length > 0 && (
+        <dl className="props turn-fields">
+          {ordered.map(([name, value]) => (
+            <div key={name} className="turn-field" data-testid="turn-field" data-field={name}>
+              <dt className="mono">{name}</dt>
+              <dd>
+                <FieldValue value={value} field={schema.find((f) => f.name === name)} />
+              </dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      {status === "failed" && (
+        <p className="turn-error" data-testid="turn-error">
+          {turn.error_kind ? `${humanize(turn.error_kind)}: ` : "The fields did not validate: "}
+          {turn.error ?? "no detail recorded"}
+        </p>
+      )}
+      <TurnLatency turn={turn} />
+    </li>
+  );
+}
+
+function TurnLatency({ turn }: { turn: SessionTurn }) {
+  const marks = latencyMarks(turn);
+  const first = firstResponseMs(turn);
+  const fields = typeof turn.latency_ms?.fields === "number" ? turn.latency_ms.fields : null;
+  return (
+    <div
+      className="turn-latency"
+      data-testid="session-latency"
+      data-first-ms={first ?? undefined}
+      data-fields-ms={fields ?? undefined}
+    >
+      {marks.length === 0 ? (
+        <span className="hint">no latency recorded for this turn</span>
+      ) : (
+        marks.map(([mark, ms]) => (
+          <span key={mark} className="latency-mark" data-mark={mark} title={`From the user's message or end of speech to the ${latencyLabel(mark)}`}>
+            <span className="hint">{latencyLabel(mark)}</span> <strong>{formatMs(ms)}</strong>
+          </span>
+        ))
+      )}
+    </div>
+  );
+}
+
+/** Schema order (what the author wrote), then fields the schema no longer lists. */
+function orderBySchema(fields: [string, unknown][], schema: SchemaField[]): [string, unknown][] {
+  const position = (name: string) => {
+    const at = schema.findIndex((f) => f.name === name);
+    return at === -1 ? schema.length : at;
+  };
+  return [...fields].sort(([a], [b]) => position(a) - position(b));
+}
