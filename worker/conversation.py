@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,8 +45,9 @@ from livekit.agents.voice.room_io import TextInputEvent
 
 from agent_configs.models import SYSTEM_RESPONSE, AgentConfig
 from worker import metrics
+from worker.latency import LatencyMarks, mark_received, turn_start
 from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
-from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, user_message
+from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, is_voice, user_message
 from worker.turns import (
     SUMMARY_TOPIC,
     TURN_TOPIC,
@@ -77,6 +79,9 @@ SlotMover = Callable[[AgentConfig], Awaitable[bool]]
 
 @dataclass(frozen=True)
 class _PendingTurn:
+    """One turn, from the user's message to its fields: everything downstream (the records,
+    the `agent-turn` payload) reads it."""
+
     index: int
     history: list[Message]
     reply: str
@@ -84,6 +89,11 @@ class _PendingTurn:
     user_text_cut_from: int | None
     """The user message's length before it was cut to `max_user_message_chars`, if it was."""
     streamed: asyncio.Future[StreamedTurn] | None
+    latency: LatencyMarks
+    """When the user's message came and the reply's text, audio and fields followed."""
+
+    def latency_fields(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency.as_ms(), "latency_from": self.latency.origin}
 
 
 def _now() -> datetime:
@@ -112,6 +122,7 @@ class Conversation:
     _history_chars: int = 0
     _awaiting_reply_to: str | None = None
     _awaiting_cut_from: int | None = None
+    _awaiting_latency: LatencyMarks | None = None
     _turns: asyncio.Queue[_PendingTurn] = field(default_factory=asyncio.Queue)
     _turn_task: asyncio.Task[None] | None = None
     _usage_seen: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -250,14 +261,26 @@ class Conversation:
         if item.role == "user":
             self._awaiting_reply_to = text
             self._awaiting_cut_from = item.extra.get(TRUNCATED_FROM)
+            self._awaiting_latency = LatencyMarks(*turn_start(item))
         elif self._awaiting_reply_to is not None:
             streamed, self.agent.streamed_turn = self.agent.streamed_turn, None
+            latency = self._awaiting_latency or LatencyMarks(item.created_at, "transcript")
+            latency.first_text_at, self.agent.first_text_at = self.agent.first_text_at, None
+            if is_voice(self.config):  # in a text session livekit's mark is the first text out
+                latency.first_audio_at = (item.metrics or {}).get("started_speaking_at")
             turn = _PendingTurn(
-                self._turn_index, list(self.history), text, self._awaiting_reply_to, self._awaiting_cut_from, streamed
+                self._turn_index,
+                list(self.history),
+                text,
+                self._awaiting_reply_to,
+                self._awaiting_cut_from,
+                streamed,
+                latency,
             )
             self._turn_index += 1
             self._awaiting_reply_to = None
             self._awaiting_cut_from = None
+            self._awaiting_latency = None
             if failure is None:
                 self._record_reply(turn)
                 self._turns.put_nowait(turn)  # its fields, in the background
@@ -304,6 +327,7 @@ class Conversation:
                     "user_text_truncated": turn.user_text_cut_from is not None,
                     "user_text_original_chars": turn.user_text_cut_from,
                     "reply": turn.reply,
+                    **turn.latency_fields(),
                     **outcome,
                     "created_at": _now(),
                 },
@@ -333,6 +357,7 @@ class Conversation:
             "fields": {},
             "status": "failed",
             "error_kind": failure.kind,
+            **turn.latency_fields(),
         }
         task = asyncio.create_task(self._publish(TURN_TOPIC, payload), name="switchboard.failed_turn")
         self._background.add(task)
@@ -402,6 +427,7 @@ class Conversation:
         index = turn.index
         streamed = await turn.streamed if turn.streamed is not None else None
         filled = await TurnFiller(caller, config.turn_schema, config.name).fill(turn.history, turn.reply, streamed)
+        turn.latency.fields_done()
         if filled.status == "failed":
             metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
         payload = {
@@ -409,6 +435,7 @@ class Conversation:
             "agent_id": config.agent_id,
             "turn_index": index,
             "fields": filled.fields,
+            **turn.latency_fields(),
         }
         if filled.status == "failed":
             payload["status"] = "failed"
@@ -426,6 +453,7 @@ class Conversation:
                     "status": filled.status,
                     "error": filled.error,
                     "attempts": filled.attempts,
+                    **turn.latency_fields(),
                     "filled_at": _now(),
                 },
             )
@@ -462,18 +490,19 @@ class Conversation:
     async def on_text_input(self, session: AgentSession, event: TextInputEvent) -> None:
         """`lk.chat` messages: cut to `max_user_message_chars`, hand off first when an intent
         matches, then answer."""
+        received_at = time.time()  # the turn's latency starts here, whatever waits follow
         cap = self.config.max_user_message_chars
         check = self.agent.handoff_check
         if check is not None:
             target = await check(self.agent, event.text[:cap])
             if target is not None:
-                target.pending_user_input = user_message(event.text, cap)
+                target.pending_user_input = mark_received(user_message(event.text, cap), received_at)
                 session.update_agent(target)
                 return
         with contextlib.suppress(RuntimeError):  # the greeting is not interruptible: reply after it
             await session.interrupt()
         # made now, not before the awaits: livekit places a message by its `created_at`
-        session.generate_reply(user_input=user_message(event.text, cap))
+        session.generate_reply(user_input=mark_received(user_message(event.text, cap), received_at))
 
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
         """Only the first user message of a session routed by `default` is matched.

@@ -255,6 +255,9 @@ class ConfiguredAgent(Agent):
         self.streamed_turn: asyncio.Future[StreamedTurn] | None = None
         """The latest reply with its fields, when they come with the reply; the conversation
         takes it. It resolves after the reply's words, once the fields are written too."""
+        self.first_text_at: float | None = None
+        """When the latest reply's first words left `llm_node` (wall clock): the turn's
+        `first_text` latency mark (worker/latency.py); the conversation takes it."""
         self.failed_reply: ReplyFailure | None = None
         """Set when the latest "reply" is the `llm_unavailable` message; the conversation takes
         it and records the turn as failed."""
@@ -308,13 +311,16 @@ class ConfiguredAgent(Agent):
         policy = self.config.llm_unavailable
         loop = asyncio.get_running_loop()
         asked_at = loop.time()
+        self.first_text_at = None
         attempts = 0
         while True:
             attempts += 1
             said_something = False
             try:
                 async for chunk in self._reply(window, tools, model_settings):
-                    said_something = said_something or _has_words(chunk)
+                    if not said_something and _has_words(chunk):
+                        said_something = True
+                        self.first_text_at = time.time()
                     yield chunk
                 return
             except Exception as exc:
@@ -332,6 +338,7 @@ class ConfiguredAgent(Agent):
                 "no model answered after %d attempts in %.1fs (%s): %s",
                 attempts, waited, self.failed_reply.kind, error,
             )
+            self.first_text_at = time.time()
             yield policy.message
             return
 

@@ -45,3 +45,10 @@ async def test_a_spoken_question_gets_a_spoken_answer(client: RoomClient, worker
         lambda: audible(client.agent_audio_rms[heard_before:]) > 20, 180, "the spoken answer"
     )
     assert np.max(client.agent_audio_rms[heard_before:]) > AUDIBLE_RMS
+
+    # the latency the user felt, from the end of their speech (worker/latency.py)
+    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "the spoken turn's fields")
+    latency = turns[0]["latency_ms"]
+    assert turns[0]["latency_from"] in ("end_of_speech", "transcript")
+    assert 0 <= latency["first_text"] <= latency["first_audio"]
+    assert latency["first_text"] <= latency["fields"]

@@ -1,0 +1,37 @@
+"""Each turn's latency marks (worker/latency.py), as the record and the `agent-turn` payload
+carry them: from the user's message to the reply's first text, first audio and fields."""
+
+import time
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from devstack.frontend import RoomClient
+from tests.worker.conftest import wait_for_session_end
+
+pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+
+async def test_a_typed_turn_carries_ordered_latency_marks_in_its_record_and_payload(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
+    await client.join({"purpose": "support", "user_id": "u-latency"})
+    await client.next_transcript(0)  # the greeting
+    sent_at = time.monotonic()
+    await client.say("My invoice shows a charge twice, can you check?")
+    await client.next_transcript(1)
+    whole_reply_s = time.monotonic() - sent_at  # the client read the whole reply by then
+
+    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
+    payload = turns[0]
+    latency = payload["latency_ms"]
+    assert payload["latency_from"] == "typed"
+    assert set(latency) == {"first_text", "fields"}  # a text session has no audio
+    assert 0 <= latency["first_text"] <= latency["fields"]
+    # the first words were produced before the client had received the whole reply
+    assert latency["first_text"] <= whole_reply_s * 1000 + 50
+
+    await client.leave()
+    record = await wait_for_session_end(worker_database, client.room_name)
+    stored = await worker_database["turns"].find_one({"session_id": record["session_id"], "turn_index": 0})
+    assert stored["latency_ms"] == latency and stored["latency_from"] == "typed"
