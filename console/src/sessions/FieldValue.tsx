@@ -8,7 +8,7 @@ const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_.-]{0,47}$/;
 export function FieldValue({ value, field }: { value: unknown; field?: SchemaField }) {
   if (value === null || value === undefined || value === "") return <span className="muted field-none">not given</span>;
   if (typeof value === "boolean") {
-    return <span className={value ? "chip ok field-bool" : "chip neutral field-bool"} data-value={String(value)}>{value ? "yes" : "no"}</span>;
+    return <span className={value ? "chip field-bool" : "chip neutral field-bool"} data-value={String(value)}>{value ? "yes" : "no"}</span>;
   }
   if (typeof value === "number") {
     const bounds = field?.min != null && field?.max != null ? ` / ${field.min}–${field.max}` : "";

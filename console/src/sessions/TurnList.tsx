@@ -4,7 +4,7 @@ import "./sessions.css";
 import { SYSTEM_RESPONSE } from "./constants";
 import { FieldValue } from "./FieldValue";
 import { formatDateTime, formatMs, humanize } from "./format";
-import { firstResponseMs, latencyLabel, latencyMarks } from "./latency";
+import { firstResponseMs, latencyLabel, latencyMarks, latencyOrigin } from "./latency";
 import { TurnStatusChip } from "./StatusChip";
 import type { SchemaField, SessionTurn } from "./types";
 
@@ -72,22 +72,25 @@ function TurnLatency({ turn }: { turn: SessionTurn }) {
   const marks = latencyMarks(turn);
   const first = firstResponseMs(turn);
   const fields = typeof turn.latency_ms?.fields === "number" ? turn.latency_ms.fields : null;
+  const origin = latencyOrigin(turn.latency_from);
   return (
     <div
       className="turn-latency"
       data-testid="session-latency"
       data-first-ms={first ?? undefined}
       data-fields-ms={fields ?? undefined}
+      data-from={turn.latency_from ?? undefined}
     >
       {marks.length === 0 ? (
         <span className="hint">no latency recorded for this turn</span>
       ) : (
         marks.map(([mark, ms]) => (
-          <span key={mark} className="latency-mark" data-mark={mark} title={`From the user's message or end of speech to the ${latencyLabel(mark)}`}>
+          <span key={mark} className="latency-mark" data-mark={mark} title={`${origin ?? "From the user's message or end of speech"} to the ${latencyLabel(mark)}`}>
             <span className="hint">{latencyLabel(mark)}</span> <strong>{formatMs(ms)}</strong>
           </span>
         ))
       )}
+      {marks.length > 0 && origin && <span className="hint latency-origin">{origin}</span>}
     </div>
   );
 }

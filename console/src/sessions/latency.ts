@@ -46,4 +46,13 @@ export function summarizeLatency(turns: SessionTurn[]): LatencySummary[] {
   }));
 }
 
+const ORIGINS: Record<string, string> = {
+  typed: "from the typed message reaching the worker",
+  end_of_speech: "from the end of the user's speech",
+  transcript: "from the user's transcript (speech end unknown: silence and STT time left out)",
+};
+
+/** Where a turn's clock started, in words. */
+export const latencyOrigin = (origin: string | null | undefined) => (origin ? ORIGINS[origin] ?? `from ${origin.replace(/_/g, " ")}` : null);
+
 export const latencyLabel = (mark: string) => LATENCY_LABELS[mark] ?? mark.replace(/_/g, " ");

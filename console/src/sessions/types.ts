@@ -70,6 +70,8 @@ export interface SessionTurn {
   user_text_truncated?: boolean;
   user_text_original_chars?: number | null;
   latency_ms?: TurnLatency | null;
+  /** Where the latency clock started (worker/latency.py). */
+  latency_from?: "typed" | "end_of_speech" | "transcript" | string | null;
   [key: string]: unknown;
 }
 
