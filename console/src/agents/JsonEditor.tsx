@@ -1,0 +1,135 @@
+/** A CodeMirror 6 JSON editor: schema-aware completion, hover and lint (codemirror-json-schema),
+ * plus the API's own field problems shown as diagnostics at the path they name.
+ *
+ * The test id goes on the editable content element itself, so a browser test can `fill()` it
+ * (one insertion: no auto-closed brackets) like any input. */
+import "./agents.css";
+import { useEffect, useRef } from "react";
+import { basicSetup } from "codemirror";
+import { Compartment, EditorState, StateEffect, StateField } from "@codemirror/state";
+import { EditorView } from "@codemirror/view";
+import { linter, type Diagnostic } from "@codemirror/lint";
+import { getJsonPointers, jsonSchema, updateSchema } from "codemirror-json-schema";
+import type { FieldProblem } from "../api";
+import { pointerOf } from "./definition";
+import type { EditorSchema } from "./schema";
+
+/** codemirror-json-schema's name for plain JSON (MODES.JSON, not exported by the package). */
+const JSON_MODE = "json4" as Parameters<typeof getJsonPointers>[1];
+
+const setServerProblems = StateEffect.define<FieldProblem[]>();
+
+const serverProblems = StateField.define<FieldProblem[]>({
+  create: () => [],
+  update(value, transaction) {
+    for (const effect of transaction.effects) if (effect.is(setServerProblems)) return effect.value;
+    return value;
+  },
+});
+
+/** Where a field path sits in the document: the path itself, else its nearest ancestor. */
+function rangeOf(state: EditorState, field: string): { from: number; to: number } {
+  const pointers = getJsonPointers(state, JSON_MODE);
+  let path = field === "(body)" ? "" : field;
+  for (;;) {
+    const found = pointers.get(pointerOf(path));
+    if (found) {
+      if ("valueFrom" in found) return { from: found.keyFrom, to: found.valueTo };
+      return { from: found.keyFrom, to: found.keyTo };
+    }
+    if (path === "") return { from: 0, to: Math.min(1, state.doc.length) };
+    path = path.includes(".") ? path.slice(0, path.lastIndexOf(".")) : "";
+  }
+}
+
+const serverLinter = linter(
+  (view): Diagnostic[] =>
+    view.state.field(serverProblems).map((problem) => ({
+      ...rangeOf(view.state, problem.field),
+      severity: "error",
+      source: "API",
+      message: `${problem.field}: ${problem.message}`,
+    })),
+  {
+    delay: 0,
+    needsRefresh: (update) => update.transactions.some((t) => t.effects.some((e) => e.is(setServerProblems))),
+  },
+);
+
+const theme = EditorView.theme({
+  "&": { fontSize: "12.5px", backgroundColor: "#fff" },
+  ".cm-content": { fontFamily: "var(--mono)" },
+  ".cm-gutters": { backgroundColor: "#fafbfe", borderRight: "1px solid var(--line)", color: "#9aa1b5" },
+  "&.cm-focused": { outline: "none" },
+  ".cm-tooltip": { maxWidth: "480px", fontFamily: "inherit", fontSize: "12.5px" },
+});
+
+export interface JsonEditorProps {
+  value: string;
+  onChange: (text: string) => void;
+  schema?: EditorSchema | null;
+  problems?: FieldProblem[];
+  readOnly?: boolean;
+  testId: string;
+  label: string;
+}
+
+export function JsonEditor({ value, onChange, schema, problems = [], readOnly = false, testId, label }: JsonEditorProps) {
+  const host = useRef<HTMLDivElement>(null);
+  const view = useRef<EditorView | null>(null);
+  const editable = useRef(new Compartment());
+  const changed = useRef(onChange);
+  changed.current = onChange;
+
+  useEffect(() => {
+    const created = new EditorView({
+      parent: host.current!,
+      state: EditorState.create({
+        doc: value,
+        extensions: [
+          basicSetup,
+          jsonSchema(schema ?? undefined),
+          serverProblems,
+          serverLinter,
+          theme,
+          EditorView.lineWrapping,
+          editable.current.of([EditorState.readOnly.of(readOnly), EditorView.editable.of(!readOnly)]),
+          EditorView.contentAttributes.of({ "data-testid": testId, "aria-label": label }),
+          EditorView.updateListener.of((update) => {
+            if (update.docChanged) changed.current(update.state.doc.toString());
+          }),
+        ],
+      }),
+    });
+    view.current = created;
+    return () => {
+      created.destroy();
+      view.current = null;
+    };
+    // The view is made once; the effects below keep it in step with the props.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    const current = view.current;
+    if (current && current.state.doc.toString() !== value) {
+      current.dispatch({ changes: { from: 0, to: current.state.doc.length, insert: value } });
+    }
+  }, [value]);
+
+  useEffect(() => {
+    if (view.current && schema) updateSchema(view.current, schema);
+  }, [schema]);
+
+  useEffect(() => {
+    view.current?.dispatch({
+      effects: editable.current.reconfigure([EditorState.readOnly.of(readOnly), EditorView.editable.of(!readOnly)]),
+    });
+  }, [readOnly]);
+
+  useEffect(() => {
+    view.current?.dispatch({ effects: setServerProblems.of(problems) });
+  }, [problems]);
+
+  return <div className="json-editor" ref={host} />;
+}

@@ -1,0 +1,42 @@
+/** What the last save, check or action came to: saved (the new version), valid, refused (the
+ * API's problem, e.g. a viewer's 403), or a conflict. */
+import "./agents.css";
+import { ConflictPanel } from "./ConflictPanel";
+import type { AgentEditorState } from "./useAgentEditor";
+
+export function OutcomeBanner({ editor }: { editor: AgentEditorState }) {
+  const outcome = editor.outcome;
+  if (!outcome) return null;
+  switch (outcome.kind) {
+    case "saved":
+      return (
+        <p className="success banner" role="status" data-testid="save-ok" data-version={outcome.version}>
+          Saved as <strong>version {outcome.version}</strong>. The next session of this type uses it.
+          <button type="button" className="ghost close" aria-label="Dismiss" onClick={editor.dismiss}>×</button>
+        </p>
+      );
+    case "valid":
+      return (
+        <p className="success banner" role="status" data-testid="validate-ok">
+          The API accepts this definition (nothing saved yet).
+          <button type="button" className="ghost close" aria-label="Dismiss" onClick={editor.dismiss}>×</button>
+        </p>
+      );
+    case "error":
+      return (
+        <p className="error banner" role="alert" data-testid={outcome.during === "save" ? "save-error" : "action-error"} data-status={outcome.status}>
+          {outcome.message}
+          <button type="button" className="ghost close" aria-label="Dismiss" onClick={editor.dismiss}>×</button>
+        </p>
+      );
+    case "conflict":
+      return (
+        <ConflictPanel
+          conflict={outcome.conflict}
+          draft={editor.draft}
+          onReload={() => void editor.reload()}
+          onKeepDraft={editor.keepDraftOn}
+        />
+      );
+  }
+}

@@ -1,0 +1,133 @@
+/** "Which agent type would a room with this metadata get?": POST /routing/resolve with the
+ * rules draft (not the saved rules), re-run as the metadata or the draft changes (debounced). */
+import { useEffect, useState } from "react";
+import { ApiError, post, type FieldProblem } from "../../api";
+import { href } from "../../router";
+import type { ChainEntry, Resolution } from "./types";
+import { OUTCOME_CHIPS, OUTCOME_LABELS } from "./types";
+
+const DEBOUNCE_MS = 350;
+
+export const SAMPLE_METADATA = JSON.stringify({ purpose: "support", user_id: "u-1", user_details: { tier: "premium" } }, null, 2);
+
+type Preview = { kind: "result"; resolution: Resolution } | { kind: "problems"; message: string; problems: FieldProblem[] } | { kind: "pending" };
+
+export function ResolvePreview({
+  chain,
+  metadata,
+  onMetadata,
+  onResolved,
+}: {
+  chain: ChainEntry[] | null;
+  metadata: string;
+  onMetadata: (text: string) => void;
+  onResolved: (resolution: Resolution | null) => void;
+}) {
+  const [preview, setPreview] = useState<Preview>({ kind: "pending" });
+  const rulesKey = JSON.stringify(chain);
+
+  useEffect(() => {
+    let parsed: unknown;
+    try {
+      parsed = metadata.trim() ? JSON.parse(metadata) : null;
+    } catch (e) {
+      setPreview({ kind: "problems", message: `The metadata is not JSON yet: ${(e as Error).message}`, problems: [] });
+      onResolved(null);
+      return;
+    }
+    if (chain === null) {
+      setPreview({ kind: "problems", message: "The rules draft is not valid JSON: fix it to preview.", problems: [] });
+      onResolved(null);
+      return;
+    }
+    let live = true;
+    const timer = window.setTimeout(() => {
+      post<Resolution>("routing/resolve", { metadata: parsed, rules: { chain } }).then(
+        (resolution) => {
+          if (!live) return;
+          setPreview({ kind: "result", resolution });
+          onResolved(resolution);
+        },
+        (error: Error) => {
+          if (!live) return;
+          const problems = error instanceof ApiError ? (error.problem.errors ?? []) : [];
+          setPreview({ kind: "problems", message: error.message, problems });
+          onResolved(null);
+        },
+      );
+    }, DEBOUNCE_MS);
+    return () => {
+      live = false;
+      window.clearTimeout(timer);
+    };
+    // `rulesKey` stands for `chain` (a new array on every keystroke, the same rules).
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [metadata, rulesKey]);
+
+  return (
+    <section className="card preview">
+      <h2>Try it</h2>
+      <p className="hint">A room's metadata, resolved with the rules as drafted (not yet saved).</p>
+      <label className="field">
+        <span>Metadata</span>
+        <textarea className="mono" rows={7} value={metadata} onChange={(e) => onMetadata(e.target.value)} spellCheck={false} data-testid="preview-metadata" />
+      </label>
+      <div className="preview-outcome" aria-live="polite">
+        {preview.kind === "pending" && <p className="muted">Resolving…</p>}
+        {preview.kind === "problems" && (
+          <div className="error" data-testid="preview-error">
+            {preview.message}
+            {preview.problems.length > 0 && (
+              <ul>
+                {preview.problems.map((p, i) => (
+                  <li key={i}>
+                    <code>{p.field}</code> {p.message}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </div>
+        )}
+        {preview.kind === "result" && <ResolutionView resolution={preview.resolution} />}
+      </div>
+    </section>
+  );
+}
+
+function ResolutionView({ resolution }: { resolution: Resolution }) {
+  return (
+    <>
+      <div className={resolution.agent_id ? "resolution found" : "resolution none"} data-testid="preview-result" data-agent-id={resolution.agent_id ?? ""}>
+        {resolution.agent_id ? (
+          <>
+            <span className="muted">Routes to</span>{" "}
+            <a className="mono big" href={href("agents", resolution.agent_id)}>
+              {resolution.agent_id}
+            </a>{" "}
+            <span className="muted">by</span> <strong>{resolution.strategy}</strong>
+          </>
+        ) : (
+          <strong>No agent type: nothing in the chain proposed an available one.</strong>
+        )}
+      </div>
+      <ol className="preview-steps" data-testid="preview-trail">
+        {resolution.trail.map((step, i) => (
+          <li key={i} data-testid="preview-step" data-strategy={step.strategy} data-outcome={step.outcome}>
+            <span className="chain-num">{i + 1}</span>
+            <div>
+              <div className="preview-step-head">
+                <strong className="mono">{step.strategy}</strong>
+                <span className={OUTCOME_CHIPS[step.outcome]}>{OUTCOME_LABELS[step.outcome]}</span>
+                {step.agent_id && <span className="mono muted">{step.agent_id}</span>}
+              </div>
+              <div className="hint">{step.reason}</div>
+            </div>
+          </li>
+        ))}
+      </ol>
+      {resolution.warnings.map((w, i) => (
+        <p key={i} className="notice">{w}</p>
+      ))}
+    </>
+  );
+}
