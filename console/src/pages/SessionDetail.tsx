@@ -58,51 +58,74 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
 
   if (error && !session) return <LoadError error={error} sessionId={sessionId} />;
   if (!session) return <div className="empty">Loading session…</div>;
-  const schema = (agent?.agent_id === session.agent_id ? agent?.turn_schema?.fields ?? [] : []) as unknown as SchemaField[];
+  // the config fetched for an earlier session (another type) must not describe this one
+  const ownAgent = agent?.agent_id === session.agent_id ? agent : null;
+  const schema = (ownAgent?.turn_schema?.fields ?? []) as unknown as SchemaField[];
+  const refused = session.status === "refused";
   return (
     <div className="session-detail" data-testid="session-detail" data-session-id={session.session_id} data-status={session.status ?? ""}>
-      <Header session={session} agent={agent} now={loadedAt} />
+      <Header session={session} agent={ownAgent} now={loadedAt} />
       {error && <p className="error">Reloading failed: {error.message}. Showing what was loaded at {formatDateTime(new Date(loadedAt).toISOString())}.</p>}
+      {refused && (
+        <p className="notice" data-testid="session-refused">
+          This room was refused{session.reason ? `: ${session.reason}` : ""}. No agent spoke in it; the routing trail says what each strategy
+          proposed and why it was passed over.
+        </p>
+      )}
       <div className="session-layout">
         <div className="session-main">
-          <section className="card">
-            <h2>Summary</h2>
-            <div data-testid="session-summary" className="summary">
-              {session.summary ? (
-                <p>{session.summary}</p>
-              ) : (
-                <p className="hint">{summaryMissing(session, agent)}</p>
-              )}
-            </div>
-          </section>
-          <section className="card">
-            <div className="card-head">
-              <h2>Transcript</h2>
-              <span className="hint">{session.transcript.length} messages</span>
-            </div>
-            <Transcript lines={session.transcript} dropped={session.transcript_dropped ?? 0} />
-          </section>
-          <section className="card">
-            <div className="card-head">
-              <h2>Turns</h2>
-              <span className="hint">the structured fields of each reply{agent ? ` (schema ${agent.turn_schema?.schema_id ?? ""})` : ""}</span>
-            </div>
-            <TurnList turns={session.turns} schema={schema} />
-          </section>
+          {!refused && (
+            <section className="card">
+              <h2>Summary</h2>
+              <div data-testid="session-summary" className="summary">
+                {session.summary ? <p>{session.summary}</p> : <p className="hint">{summaryMissing(session, ownAgent)}</p>}
+              </div>
+            </section>
+          )}
+          {refused && (
+            <section className="card">
+              <h2>Routing</h2>
+              <RoutingTrail routing={session.routing} handoffs={session.handoffs} refusal={session.reason} />
+            </section>
+          )}
+          {!refused && (
+            <section className="card">
+              <div className="card-head">
+                <h2>Transcript</h2>
+                <span className="hint">{session.transcript.length} messages</span>
+              </div>
+              <Transcript lines={session.transcript} dropped={session.transcript_dropped ?? 0} />
+            </section>
+          )}
+          {!refused && (
+            <section className="card">
+              <div className="card-head">
+                <h2>Turns</h2>
+                <span className="hint">the structured fields of each reply{ownAgent?.turn_schema?.schema_id ? ` (schema ${ownAgent.turn_schema.schema_id})` : ""}</span>
+              </div>
+              <TurnList turns={session.turns} schema={schema} />
+            </section>
+          )}
         </div>
         <aside className="session-side">
-          <section className="card">
-            <h2>Routing</h2>
-            <RoutingTrail routing={session.routing} handoffs={session.handoffs} refusal={session.reason} />
-          </section>
-          <section className="card">
-            <h2>Latency</h2>
-            <LatencySummary session={session} />
-          </section>
-          <section className="card">
-            <h2>Usage</h2>
-            <UsagePanel session={session} />
-          </section>
+          {!refused && (
+            <section className="card">
+              <h2>Routing</h2>
+              <RoutingTrail routing={session.routing} handoffs={session.handoffs} refusal={session.reason} />
+            </section>
+          )}
+          {!refused && (
+            <section className="card">
+              <h2>Latency</h2>
+              <LatencySummary session={session} />
+            </section>
+          )}
+          {!refused && (
+            <section className="card">
+              <h2>Usage</h2>
+              <UsagePanel session={session} />
+            </section>
+          )}
           <section className="card">
             <h2>Events</h2>
             <SessionEvents sessionId={session.session_id} refreshKey={session.status} />
@@ -114,7 +137,7 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
 }
 
 function Header({ session, agent, now }: { session: Session; agent: AgentConfig | null; now: number }) {
-  const seconds = sessionSeconds(session.started_at, session.ended_at, now);
+  const seconds = sessionSeconds(session, now);
   const ending = session.end_reason ?? (session.status === "refused" ? session.reason : null);
   const modalities = Array.isArray(session.modalities) ? (session.modalities as string[]) : [];
   return (
@@ -128,6 +151,11 @@ function Header({ session, agent, now }: { session: Session; agent: AgentConfig 
             {agent?.agent_id === session.agent_id && agent?.name ? agent.name : session.agent_id ?? "No agent type"} <SessionStatusChip status={session.status} />
           </h1>
           <p className="sub">
+            {session.status === "active" && (
+              <span className="live" data-testid="session-live" title={`Reloaded every ${ACTIVE_REFRESH_MS / 1000} s while the session is active`}>
+                <span className="live-dot" aria-hidden="true" /> live ·{" "}
+              </span>
+            )}
             {session.user_id ? <>with <span className="mono">{session.user_id}</span></> : "anonymous user"} · {formatDateTime(session.started_at)}
             {modalities.length > 0 && <> · {modalities.join(" + ")}</>}
           </p>

@@ -144,7 +144,7 @@ export function SessionList({ query }: { query: URLSearchParams }) {
 
 function SessionRow({ session, now }: { session: SessionSummary; now: number }) {
   const link = href("sessions", session.session_id);
-  const seconds = sessionSeconds(session.started_at, session.ended_at, now);
+  const seconds = sessionSeconds(session, now);
   const ending = session.end_reason ?? (session.status === "refused" ? session.reason : null);
   return (
     <tr className="clickable" data-testid="session-row" data-session-id={session.session_id} data-status={session.status ?? ""} onClick={() => navigate(link)}>

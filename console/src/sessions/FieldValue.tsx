@@ -31,7 +31,16 @@ export function FieldValue({ value, field }: { value: unknown; field?: SchemaFie
   }
   if (typeof value === "string") {
     const isEnum = field ? field.type === "enum" : IDENTIFIER.test(value);
-    return isEnum ? <span className="chip" data-value={value}>{value}</span> : <span className="field-text">{value}</span>;
+    if (!isEnum) return <span className="field-text">{value}</span>;
+    // a failed turn keeps what the model wrote, allowed or not: say which values were not
+    const allowed = !field?.enum || field.enum.includes(value);
+    return allowed ? (
+      <span className="chip" data-value={value}>{value}</span>
+    ) : (
+      <span className="chip bad" data-value={value} data-invalid="true" title={`Not one of: ${field?.enum?.join(", ")}`}>
+        {value} (not allowed)
+      </span>
+    );
   }
   return <code>{JSON.stringify(value)}</code>;
 }

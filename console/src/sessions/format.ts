@@ -33,11 +33,15 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
-/** A session's length: to its end, or to now while it is still active. */
-export function sessionSeconds(startedAt: string | null, endedAt: string | null, now = Date.now()): number | null {
-  if (!startedAt) return null;
-  const start = new Date(startedAt).getTime();
-  const end = endedAt ? new Date(endedAt).getTime() : now;
+/** A session's length: to its end, or to now while it is still active (a refused session,
+ * or one whose end was never written, has none). */
+export function sessionSeconds(
+  session: { started_at: string | null; ended_at: string | null; status: string | null },
+  now = Date.now(),
+): number | null {
+  if (!session.started_at || (!session.ended_at && session.status !== "active")) return null;
+  const start = new Date(session.started_at).getTime();
+  const end = session.ended_at ? new Date(session.ended_at).getTime() : now;
   return Number.isNaN(start) || Number.isNaN(end) ? null : Math.max(end - start, 0) / 1000;
 }
 
