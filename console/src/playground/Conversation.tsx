@@ -54,31 +54,28 @@ export function Conversation({ view, session, audioSink }: {
           )}
         </div>
         {session && live && (
-          <div className="pg-conv-controls">
-            {voice && (
-              <>
-                <LevelMeter read={session.microphoneLevel} label="You" />
-                <button
-                  data-testid="mute"
-                  aria-pressed={view.muted}
-                  className={view.muted ? "pg-muted" : ""}
-                  onClick={() => void session.setMuted(!view.muted)}
-                  title={view.muted ? "Unmute your microphone" : "Mute your microphone"}
-                >
-                  {view.muted ? "Unmute" : "Mute"}
-                </button>
-              </>
-            )}
-            <button className="danger" data-testid="leave" onClick={() => void session.leave()} title="Leave the room: the worker ends the session, and its summary is shown here">
-              End session
-            </button>
-          </div>
+          <button className="danger" data-testid="leave" onClick={() => void session.leave()} title="Leave the room: the worker ends the session, and its summary is shown here">
+            End session
+          </button>
         )}
       </header>
       {voice && session && (
         <div className="pg-voice-bar">
-          <LevelMeter read={session.agentLevel} label="Agent audio" testId="agent-audio" containerRef={audioSink} />
-          {live && <span className="hint">Speak, or type below: both reach the agent.</span>}
+          <LevelMeter read={session.agentLevel} label="Agent" testId="agent-audio" containerRef={audioSink} />
+          {live && (
+            <div className="pg-conv-controls">
+              <LevelMeter read={session.microphoneLevel} label="You" />
+              <button
+                data-testid="mute"
+                aria-pressed={view.muted}
+                className={view.muted ? "pg-muted" : ""}
+                onClick={() => void session.setMuted(!view.muted)}
+                title={view.muted ? "Unmute your microphone" : "Mute your microphone (typing still works)"}
+              >
+                {view.muted ? "Unmute" : "Mute"}
+              </button>
+            </div>
+          )}
         </div>
       )}
       <Notices view={view} />

@@ -29,13 +29,12 @@ export function FieldValue({ value, field }: { value: unknown; field?: SchemaFie
   }
   if (Array.isArray(value)) {
     if (value.length === 0) return <span className="muted">none</span>;
-    return (
-      <span className="chips">
-        {value.map((item, i) => (
-          <span className="chip neutral" key={i}>{typeof item === "string" ? item : JSON.stringify(item)}</span>
-        ))}
-      </span>
-    );
+    const items = value.map((item) => (typeof item === "string" ? item : JSON.stringify(item)));
+    // Short items (tags) read as chips; sentences as a list.
+    if (items.every((item) => item.length <= 24)) {
+      return <span className="chips">{items.map((item, i) => <span className="chip neutral" key={i}>{item}</span>)}</span>;
+    }
+    return <ul className="pg-list">{items.map((item, i) => <li key={i}>{item}</li>)}</ul>;
   }
   if (typeof value === "string") {
     const isEnum = field ? field.type === "enum" : false;

@@ -49,7 +49,7 @@ export function Setup(props: SetupProps) {
           <option value="">Route me (the routing rules decide)</option>
           {(agents ?? []).map((a) => (
             <option key={a.agent_id} value={a.agent_id} disabled={a.status === "archived"}>
-              {a.name} · {a.agent_id} · v{a.version}{a.status !== "active" ? ` · ${a.status}` : ""}
+              {a.name} ({a.agent_id}){a.status !== "active" ? ` · ${a.status}` : ""}
             </option>
           ))}
         </select>
@@ -85,17 +85,17 @@ export function Setup(props: SetupProps) {
           value={props.metadataText}
           onChange={(e) => props.onMetadataText(e.target.value)}
           spellCheck={false}
-          rows={6}
+          rows={5}
           disabled={busy}
           aria-invalid={!metadata.ok}
         />
         {!metadata.ok ? (
           <span className="field-error" data-testid="field-error" data-field="metadata">{metadata.error}</span>
         ) : (
-          <span className="hint">
+          <p className="hint">
             <code>purpose</code>, <code>user_id</code>, <code>user_details</code>, …; a picked type is added as{" "}
             <code>agent_id</code>.
-          </span>
+          </p>
         )}
       </label>
 

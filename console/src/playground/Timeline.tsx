@@ -4,14 +4,15 @@ import { useEffect, useRef } from "react";
 import { latencyOf } from "./latency";
 import type { HandoffPayload, SessionView } from "./model";
 import type { TurnSchemas } from "./schemas";
+import { followNewest } from "./Transcript";
 import { TurnCard } from "./TurnCard";
 
 export function Timeline({ view, schemas }: { view: SessionView; schemas: TurnSchemas }) {
-  const end = useRef<HTMLDivElement>(null);
-  useEffect(() => end.current?.scrollIntoView({ block: "nearest" }), [view.timeline.length]);
+  const box = useRef<HTMLElement>(null);
+  useEffect(() => followNewest(box.current), [view.timeline.length]);
   const voice = view.modality === "voice";
   return (
-    <section className="card pg-timeline" aria-label="Turns">
+    <section className="card pg-timeline" aria-label="Turns" ref={box}>
       <div className="pg-column-head">
         <h2>Turns</h2>
         <span className="muted">{countTurns(view)} structured {countTurns(view) === 1 ? "turn" : "turns"}</span>
@@ -30,7 +31,6 @@ export function Timeline({ view, schemas }: { view: SessionView; schemas: TurnSc
               <HandoffMarker key={item.key} handoff={item.handoff} />
             ),
           )}
-          <div ref={end} />
         </div>
       )}
     </section>

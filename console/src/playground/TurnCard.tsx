@@ -55,7 +55,7 @@ export function TurnCard({ turn, latency, schemas, voice }: { turn: TurnPayload;
           <p>{reply}</p>
         </details>
       )}
-      <LatencyRow latency={latency} server={turn.latency_ms} voice={voice} />
+      <LatencyRow latency={latency} server={turn.latency_ms} serverFrom={turn.latency_from} voice={voice} />
     </article>
   );
 }
@@ -70,7 +70,12 @@ function orderedFieldNames(fields: Record<string, unknown>, schemaOrder: string[
 
 const ms = (value: number | null) => (value === null ? "—" : value < 1000 ? `${value} ms` : `${(value / 1000).toFixed(2)} s`);
 
-function LatencyRow({ latency, server, voice }: { latency: TurnLatency | null; server?: Record<string, unknown>; voice: boolean }) {
+function LatencyRow({ latency, server, serverFrom, voice }: {
+  latency: TurnLatency | null;
+  server?: Record<string, unknown>;
+  serverFrom?: string;
+  voice: boolean;
+}) {
   const serverMarks = Object.entries(server ?? {}).filter(([, v]) => typeof v === "number") as [string, number][];
   const firstLabel = voice && latency?.firstAudioMs != null ? "first audio" : "first text";
   const explained = latency
@@ -96,7 +101,10 @@ function LatencyRow({ latency, server, voice }: { latency: TurnLatency | null; s
         <span className="muted">fields</span> <strong>{ms(latency?.fieldsMs ?? null)}</strong>
       </span>
       {serverMarks.length > 0 && (
-        <span className="pg-latency-item server" title="Measured by the worker (agent-turn latency_ms)">
+        <span
+          className="pg-latency-item server"
+          title={`Measured by the worker (agent-turn latency_ms) from ${serverFrom?.replace(/_/g, " ") ?? "the user's message"}; leaves out the network between this browser and LiveKit`}
+        >
           <span className="muted">server</span>{" "}
           {serverMarks.map(([name, value]) => `${name.replace(/_ms$/, "")} ${ms(Math.round(value))}`).join(" · ")}
         </span>

@@ -27,6 +27,8 @@ export interface TurnPayload {
   user_text_truncated?: boolean;
   /** Server-side latency marks, when the worker sends them. */
   latency_ms?: Record<string, unknown>;
+  /** Where the worker's clock started: typed | end_of_speech | transcript. */
+  latency_from?: string;
 }
 
 /** `agent-handoff`: an intent handed the session to another type. */
@@ -80,6 +82,8 @@ export interface SessionView {
   /** How the session ended, once it has: kept on screen with everything it showed. */
   ended: string | null;
   transcript: TranscriptLine[];
+  /** Hand-offs as dividers in the transcript: before the line at `beforeLine`. */
+  transcriptMarkers: { beforeLine: number; handoff: HandoffPayload }[];
   timeline: TimelineItem[];
   exchanges: Exchange[];
   sessionId: string | null;
@@ -98,6 +102,7 @@ export const EMPTY_VIEW: SessionView = {
   agent: null,
   ended: null,
   transcript: [],
+  transcriptMarkers: [],
   timeline: [],
   exchanges: [],
   sessionId: null,

@@ -257,6 +257,7 @@ export class PlaygroundSession {
           ...v,
           sessionId: v.sessionId ?? handoff.session_id ?? null,
           timeline: [...v.timeline, { kind: "handoff", key: `handoff-${v.timeline.length}`, handoff }],
+          transcriptMarkers: [...v.transcriptMarkers, { beforeLine: v.transcript.length, handoff }],
         }));
         break;
       }
