@@ -5,8 +5,9 @@ works unchanged.
 """
 
 from functools import cached_property, lru_cache
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_configs.egress import EgressPolicy
@@ -46,6 +47,35 @@ class Settings(BaseSettings):
 
     openai_api_key: SecretStr | None = None
     deepgram_api_key: SecretStr | None = None
+
+    # Which model a `local` agent type really runs on: the worker sends its requests there, the
+    # admin API reports it (GET /api/v1/models/local), so both read the same variables.
+    model_profile: Literal["local", "cloud"] = Field(
+        default="local",
+        validation_alias=AliasChoices("SWITCHBOARD_MODEL_PROFILE", "model_profile"),
+        description="`cloud` runs agent types configured with `local` providers on OpenAI + "
+        "Deepgram instead, without editing any config.",
+    )
+    local_llm_url: str = Field(
+        default="http://127.0.0.1:8088/v1",
+        description="The OpenAI-compatible endpoint of every `local` LLM that names no base_url of its own.",
+    )
+    local_llm_model: str | None = Field(
+        default=None,
+        description="The model name sent to LOCAL_LLM_URL for every such `local` LLM (e.g. `llama3.2:3b` "
+        "on Ollama). Unset: each agent type's own `llm.model`.",
+    )
+    local_llm_embedded: bool = Field(
+        default=False,
+        description="LOCAL_LLM_URL is the embedded SmolLM2-135M (set by `make dev` when it starts it): "
+        "its replies prove the wiring, not quality.",
+    )
+    cloud_llm_model: str = "gpt-4o-mini"
+
+    @field_validator("local_llm_model", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     def check_safe_for_production(self) -> None:
         """Refuse LiveKit's dev keys unless SWITCHBOARD_DEV_MODE=true asks for them.

@@ -41,6 +41,13 @@ class Endpoints:
     livekit_api_secret: str
     local_llm_url: str | None = None
     started: list[str] = field(default_factory=list)
+    local_llm_model: str | None = None
+    """`LOCAL_LLM_MODEL`: the model every `local` agent type asks LOCAL_LLM_URL for."""
+
+    @property
+    def local_llm_embedded(self) -> bool:
+        """The LLM endpoint is the embedded SmolLM2-135M this stack started."""
+        return "local-llm" in self.started
 
     @property
     def uses_dev_keys(self) -> bool:
@@ -57,6 +64,10 @@ class Endpoints:
         }
         if self.local_llm_url:
             env["LOCAL_LLM_URL"] = self.local_llm_url
+        if self.local_llm_model:
+            env["LOCAL_LLM_MODEL"] = self.local_llm_model
+        if self.local_llm_embedded:  # the console says its replies are not meaningful
+            env["LOCAL_LLM_EMBEDDED"] = "true"
         if self.uses_dev_keys:
             env["SWITCHBOARD_DEV_MODE"] = "true"
         return env
@@ -155,11 +166,12 @@ class Devstack:
             livekit_url = self._start_livekit()
             api_key, api_secret = DEV_API_KEY, DEV_API_SECRET
             started.append("livekit-server")
-        llm_url = self.environ.get("LOCAL_LLM_URL")
+        llm_url = self.environ.get("LOCAL_LLM_URL")  # the user's own server: nothing to start
         if not llm_url and self.llm_port is not None and local_llm_installed():
             llm_url = self._start_llm(self.llm_port)
             started.append("local-llm")
-        return Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started)
+        llm_model = self.environ.get("LOCAL_LLM_MODEL") or None
+        return Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started, llm_model)
 
     def stop(self) -> None:
         """Last started, first stopped, one at a time: the worker finishes its sessions

@@ -1,11 +1,10 @@
-"""Worker settings: the shared ones (MONGO_URI, LIVEKIT_URL, ...) plus how this worker runs."""
+"""Worker settings: the shared ones (MONGO_URI, LIVEKIT_URL, the model profile and LOCAL_LLM_*,
+...) plus how this worker runs."""
 
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from agent_configs.settings import Settings
 
@@ -55,12 +54,6 @@ class WorkerSettings(Settings):
         description="Where job processes keep the last-known good configs and routing rules, to serve "
         "rooms that arrive while MongoDB is unreachable (0700, files 0600). Default: next to SPOOL_DIR.",
     )
-    model_profile: Literal["local", "cloud"] = Field(
-        default="local",
-        validation_alias=AliasChoices("SWITCHBOARD_MODEL_PROFILE", "model_profile"),
-        description="`cloud` runs agent types configured with `local` providers on OpenAI + "
-        "Deepgram instead, without editing any config.",
-    )
     session_heartbeat_s: float = Field(
         default=15.0, gt=0, description="How often a live session (and its capacity slot) says it is alive."
     )
@@ -73,8 +66,6 @@ class WorkerSettings(Settings):
         description="Rules are re-read as soon as any config or rules write moves the change stamp; "
         "this is only the longest they are kept without one (hand edits that bypass the stores).",
     )
-    local_llm_url: str = "http://127.0.0.1:8088/v1"
-    cloud_llm_model: str = "gpt-4o-mini"
     cloud_stt_model: str = "nova-3"
     cloud_tts_model: str = "aura-2-andromeda-en"
 

@@ -70,3 +70,20 @@ def test_cloud_profile_switches_local_types_without_editing_them(monkeypatch: py
     assert (endpoint.provider, endpoint.model, endpoint.base_url) == ("openai", "gpt-4o-mini", None)
     assert type(build_stt(STTSpec(model="tiny.en"), cloud)).__module__.startswith("livekit.plugins.deepgram")
     assert type(build_tts(TTSSpec(model="espeak-ng"), cloud)).__module__.startswith("livekit.plugins.deepgram")
+
+
+def test_local_llm_model_applies_to_every_local_type_on_the_operators_endpoint() -> None:
+    ollama = settings(local_llm_url="http://127.0.0.1:11434/v1", local_llm_model="llama3.2:3b")
+    spec = LLMSpec(
+        provider="local",
+        model="smollm2-135m-instruct",
+        fallback=[LLMSpec(provider="local", model="other", base_url="http://127.0.0.1:9999/v1")],
+    )
+    primary, own = chat_endpoints(spec, ollama)
+    assert (primary.model, primary.base_url) == ("llama3.2:3b", "http://127.0.0.1:11434/v1")
+    # a config that names its own server chose its model too
+    assert (own.model, own.base_url) == ("other", "http://127.0.0.1:9999/v1")
+    unset = settings(local_llm_model="")  # an empty variable is no model
+    assert chat_endpoints(LLMSpec(provider="local", model="smollm2-135m-instruct"), unset)[0].model == (
+        "smollm2-135m-instruct"
+    )

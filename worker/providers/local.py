@@ -17,10 +17,15 @@ from worker.settings import WorkerSettings
 
 @LLM_PROVIDERS.register("local")
 def local_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
+    """The operator's endpoint (`LOCAL_LLM_URL`), and its model (`LOCAL_LLM_MODEL`) for every
+    type: one variable moves every `local` type from the embedded SmolLM2-135M to the model an
+    Ollama, vLLM or llama.cpp server serves. A config that names its own `base_url` chose its
+    server and its model, so it keeps both."""
+    own_server = bool(spec.base_url)
     return ChatEndpoint(
         provider="local",
-        model=spec.model,
-        base_url=spec.base_url or settings.local_llm_url,
+        model=spec.model if own_server else settings.local_llm_model or spec.model,
+        base_url=spec.base_url if own_server else settings.local_llm_url,
         api_key="local",
         temperature=spec.temperature,
         max_tokens=spec.max_tokens,
