@@ -47,6 +47,7 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("GET", "/api/v1/events", "/api/v1/events", None, READ),
     ("GET", "/api/v1/dead-letters", "/api/v1/dead-letters", None, READ),
     ("GET", "/api/v1/me", "/api/v1/me", None, ANY),
+    ("GET", "/api/v1/models/local", "/api/v1/models/local", None, READ),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
