@@ -51,7 +51,7 @@ export function AgentStats({ agentId }: { agentId: string }) {
     <div className="agent-stats" data-testid="agent-stats" data-range={range}>
       <div className="stats-toolbar">
         <div>
-          <h2>Stats</h2>
+          <h2>{range === "all" ? "All time" : `The last ${RANGES.find((r) => r.id === range)?.label}`}</h2>
           <p className="hint">Sessions started and turns taken in the range; field charts count the turns whose fields were filled.</p>
         </div>
         <div className="actions">
