@@ -7,7 +7,7 @@ import { useEffect, useState } from "react";
 import { useMe } from "../session";
 import { AgentForm } from "./AgentForm";
 import { DraftProvider } from "./formControls";
-import { JsonEditor } from "./JsonEditor";
+import { LazyJsonEditor } from "./LazyJsonEditor";
 import { ProblemsProvider, ProblemSummary } from "./problems";
 import { agentDefinitionSchema, type EditorSchema } from "./schema";
 import type { AgentEditorState } from "./useAgentEditor";
@@ -87,7 +87,7 @@ export function AgentEditor({ editor }: { editor: AgentEditorState }) {
             {schemaError && <span className="field-error"> Schema not loaded ({schemaError}): editing without hints.</span>}
           </p>
           {editor.jsonInvalid && <p className="field-error">Not valid JSON yet: {editor.jsonInvalid}</p>}
-          <JsonEditor
+          <LazyJsonEditor
             value={editor.jsonText}
             onChange={editor.editJson}
             schema={schema}

@@ -1,7 +1,7 @@
 /** A stale save (412): who saved what since the draft's version, and the two ways on: take
  * theirs (reload, discarding the draft) or compare first. Never an automatic overwrite. */
 import { useState } from "react";
-import { definitionOf, prettyJson, type Definition } from "./definition";
+import { definitionOf, diffableJson, type Definition } from "./definition";
 import { DiffView } from "./DiffView";
 import { exactTime, ago } from "./format";
 import { describeEvent } from "./history";
@@ -55,7 +55,7 @@ export function ConflictPanel({
         </button>
       </div>
       {comparing && (
-        <DiffView before={prettyJson(definitionOf(current))} after={prettyJson(draft)} beforeLabel={`v${current.version} (saved)`} afterLabel="your draft" />
+        <DiffView before={diffableJson(definitionOf(current))} after={diffableJson(draft)} beforeLabel={`v${current.version} (saved)`} afterLabel="your draft" />
       )}
     </section>
   );

@@ -106,9 +106,7 @@ export function JsonEditor({ value, onChange, schema, problems = [], readOnly = 
       created.destroy();
       view.current = null;
     };
-    // The view is made once; the effects below keep it in step with the props.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, []); // the view is made once; the effects below keep it in step with the props
 
   useEffect(() => {
     const current = view.current;
@@ -127,8 +125,21 @@ export function JsonEditor({ value, onChange, schema, problems = [], readOnly = 
     });
   }, [readOnly]);
 
+  // New problems from the API: mark them, and bring the first one into view with the cursor
+  // on it (the editor renders only the lines in view, so an off-screen mark would go unseen).
   useEffect(() => {
-    view.current?.dispatch({ effects: setServerProblems.of(problems) });
+    const current = view.current;
+    if (!current) return;
+    const first = problems[0];
+    if (!first) {
+      current.dispatch({ effects: setServerProblems.of(problems) });
+      return;
+    }
+    const { from } = rangeOf(current.state, first.field);
+    current.dispatch({
+      effects: [setServerProblems.of(problems), EditorView.scrollIntoView(from, { y: "center" })],
+      selection: { anchor: from },
+    });
   }, [problems]);
 
   return <div className="json-editor" ref={host} />;

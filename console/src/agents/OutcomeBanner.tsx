@@ -11,21 +11,23 @@ export function OutcomeBanner({ editor }: { editor: AgentEditorState }) {
     case "saved":
       return (
         <p className="success banner" role="status" data-testid="save-ok" data-version={outcome.version}>
-          Saved as <strong>version {outcome.version}</strong>. The next session of this type uses it.
+          <span>
+            Saved as <strong>version {outcome.version}</strong>. The next session of this type uses it.
+          </span>
           <button type="button" className="ghost close" aria-label="Dismiss" onClick={editor.dismiss}>×</button>
         </p>
       );
     case "valid":
       return (
         <p className="success banner" role="status" data-testid="validate-ok">
-          The API accepts this definition (nothing saved yet).
+          <span>The API accepts this definition (nothing saved yet).</span>
           <button type="button" className="ghost close" aria-label="Dismiss" onClick={editor.dismiss}>×</button>
         </p>
       );
     case "error":
       return (
         <p className="error banner" role="alert" data-testid={outcome.during === "save" ? "save-error" : "action-error"} data-status={outcome.status}>
-          {outcome.message}
+          <span>{outcome.message}</span>
           <button type="button" className="ghost close" aria-label="Dismiss" onClick={editor.dismiss}>×</button>
         </p>
       );

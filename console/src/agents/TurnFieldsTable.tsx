@@ -174,6 +174,7 @@ function Constraints({
           id={`field-${at}.enum`}
           data-testid={`field-${at}.enum`}
           items={Array.isArray(field.enum) ? field.enum.map(String) : []}
+          multiline
           readOnly={readOnly}
           placeholder="low, medium, high"
           onChange={(values) => setValue("enum", values)}

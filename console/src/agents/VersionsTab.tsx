@@ -5,7 +5,7 @@ import { useCallback, useEffect, useState } from "react";
 import { get } from "../api";
 import type { AgentConfig, AgentStatus } from "../types";
 import type { Confirmation } from "./ConfirmDialog";
-import { prettyJson, versionContent } from "./definition";
+import { diffableJson, versionContent } from "./definition";
 import { DiffView } from "./DiffView";
 import { ago, exactTime } from "./format";
 import { agentEvents, describeEvent, eventsByVersion, type AuditEvent } from "./history";
@@ -104,8 +104,8 @@ export function VersionsTab({ editor, confirm }: { editor: AgentEditorState; con
                     )}
                   </td>
                   <td className="row-actions">
-                    <button type="button" className="link" onClick={() => { setFrom(v.version); setTo(currentVersion); }} disabled={current}>
-                      Diff with current
+                    <button type="button" className="link" title={`Compare v${v.version} with the current version`} onClick={() => { setFrom(v.version); setTo(currentVersion); }} disabled={current}>
+                      Diff
                     </button>
                     <button type="button" data-testid="rollback" disabled={current || editor.busy !== null} onClick={() => askRollback(v.version)}>
                       Roll back
@@ -168,7 +168,7 @@ function VersionDiff({ agentId, from, to }: { agentId: string; from: number; to:
   useEffect(() => {
     let live = true;
     Promise.all([fetchVersion(agentId, from), fetchVersion(agentId, to)]).then(
-      ([a, b]) => live && setTexts({ before: prettyJson(versionContent(a)), after: prettyJson(versionContent(b)), from, to }),
+      ([a, b]) => live && setTexts({ before: diffableJson(versionContent(a)), after: diffableJson(versionContent(b)), from, to }),
       (e: Error) => live && setError(e.message),
     );
     return () => {

@@ -69,6 +69,26 @@ export function pointerOf(path: string): string {
     .join("");
 }
 
+/** Pretty JSON for reading a diff: like prettyJson, but a string with line breaks (the
+ * instructions) is written as an indented block of its lines, so that a changed sentence is a
+ * changed line, not one 3,000-character line. For display only: it is not JSON. */
+export function diffableJson(value: unknown, indent = ""): string {
+  const inner = indent + "  ";
+  if (typeof value === "string" && value.includes("\n")) {
+    return "|\n" + value.replace(/\n$/, "").split("\n").map((line) => inner + line).join("\n");
+  }
+  if (Array.isArray(value)) {
+    if (!value.length) return "[]";
+    return "[\n" + value.map((v) => inner + diffableJson(v, inner)).join(",\n") + "\n" + indent + "]";
+  }
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value);
+    if (!entries.length) return "{}";
+    return "{\n" + entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${diffableJson(v, inner)}`).join(",\n") + "\n" + indent + "}";
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
 export function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -89,8 +89,7 @@ export function NumberField({
   const [text, setText] = useState(value == null ? "" : String(value));
   useEffect(() => {
     if (text === "" ? value != null : Number(text) !== value) setText(value == null ? "" : String(value));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [value]);
+  }, [value]); // only a change from elsewhere (JSON mode, a reload) rewrites the text
   function change(next: string) {
     setText(next);
     if (next.trim() === "") update(field.path, emptied(whenEmpty));
@@ -180,22 +179,25 @@ export function splitList(text: string): string[] {
 export function ListInput({
   items,
   onChange,
+  multiline,
   ...input
-}: { items: string[]; onChange: (items: string[]) => void; readOnly?: boolean; placeholder?: string; id?: string; "data-testid"?: string }) {
+}: {
+  items: string[];
+  onChange: (items: string[]) => void;
+  multiline?: boolean;
+  readOnly?: boolean;
+  placeholder?: string;
+  id?: string;
+  "data-testid"?: string;
+}) {
   const [text, setText] = useState(items.join(", "));
   useEffect(() => {
     if (splitList(text).join(",") !== items.join(",")) setText(items.join(", "));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [items.join(",")]);
-  return (
-    <input
-      {...input}
-      type="text"
-      value={text}
-      onChange={(e) => {
-        setText(e.target.value);
-        onChange(splitList(e.target.value));
-      }}
-    />
-  );
+  }, [items.join(",")]); // the items' content, not the array's identity
+  const change = (next: string) => {
+    setText(next);
+    onChange(splitList(next));
+  };
+  if (multiline) return <textarea {...input} rows={2} value={text} onChange={(e) => change(e.target.value)} />;
+  return <input {...input} type="text" value={text} onChange={(e) => change(e.target.value)} />;
 }

@@ -121,6 +121,7 @@ export function useAgentEditor(agentId: string) {
   const describeConflict = useCallback(
     async (baseVersion: number): Promise<Conflict> => {
       const current = await fetchCurrent();
+      setServer(current); // the header shows what the server has; the draft keeps its base
       const events = await agentEvents(agentId).catch(() => [] as AuditEvent[]);
       const changes = events.filter((e) => (e.version ?? 0) > baseVersion).sort((a, b) => (a.version ?? 0) - (b.version ?? 0));
       return { base: baseVersion, current, changes };
@@ -178,18 +179,22 @@ export function useAgentEditor(agentId: string) {
     }
   }, [draft, jsonInvalid, mode]);
 
-  /** After our own status change the definition is unchanged, so an unsaved draft moves onto
-   * the new version instead of meeting a 412 at its next save. */
+  /** After our own status change the definition is unchanged, so an unsaved draft that was
+   * based on the current version moves onto the new one instead of meeting a 412 at its next
+   * save. A draft already behind (a conflict shown) stays behind: moving it would hide that. */
   const adopt = useCallback(
     (loaded: Loaded, keepDraft: boolean) => {
-      if (keepDraft && dirty) {
+      const draftWasCurrent = base !== null && server !== null && base.config.version === server.config.version;
+      if (keepDraft && dirty && draftWasCurrent) {
         setServer(loaded);
         setBase(loaded);
+      } else if (keepDraft && dirty) {
+        setServer(loaded);
       } else {
         startFrom(loaded);
       }
     },
-    [dirty, startFrom],
+    [base, dirty, server, startFrom],
   );
 
   const lifecycle = useCallback(

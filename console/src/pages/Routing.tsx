@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, request, type FieldProblem } from "../api";
 import { useMe } from "../session";
-import { JsonEditor } from "../agents/JsonEditor";
+import { LazyJsonEditor } from "../agents/LazyJsonEditor";
 import { prettyJson } from "../agents/definition";
 import { ago, exactTime } from "../agents/format";
 import { routingRulesSchema, type EditorSchema } from "../agents/schema";
@@ -166,7 +166,7 @@ export function RoutingPage() {
               )}
             </div>
           )}
-          <JsonEditor value={text} onChange={setText} schema={schema} problems={problems} readOnly={readOnly} testId="rules-editor" label="Routing rules (JSON)" />
+          <LazyJsonEditor value={text} onChange={setText} schema={schema} problems={problems} readOnly={readOnly} testId="rules-editor" label="Routing rules (JSON)" />
         </section>
 
         <ResolvePreview chain={chain} metadata={metadata} onMetadata={setMetadata} onResolved={setResolution} />

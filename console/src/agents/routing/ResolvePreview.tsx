@@ -60,9 +60,7 @@ export function ResolvePreview({
       live = false;
       window.clearTimeout(timer);
     };
-    // `rulesKey` stands for `chain` (a new array on every keystroke, the same rules).
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [metadata, rulesKey]);
+  }, [metadata, rulesKey]); // `rulesKey` stands for `chain`: a new array per keystroke, often the same rules
 
   return (
     <section className="card preview">
