@@ -246,7 +246,7 @@ async def page(context: BrowserContext, request: pytest.FixtureRequest) -> Async
     opened = await context.new_page()
     console_messages: list[str] = []
     opened.on("console", lambda message: console_messages.append(f"{message.type}: {message.text}"))
-    opened.on("pageerror", lambda error: console_messages.append(f"pageerror: {error}"))
+    opened.on("pageerror", lambda error: console_messages.append(f"pageerror: {error.stack or error}"))
     yield opened
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed and not opened.is_closed():

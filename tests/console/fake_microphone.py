@@ -37,10 +37,11 @@ def silence(seconds: float) -> np.ndarray:
 
 
 async def write_microphone_wav(
-    path: Path, text: str = SPOKEN, *, silence_before_s: float = 1.0, silence_after_s: float = 3.0
+    path: Path, text: str = SPOKEN, *, silence_before_s: float = 1.0, silence_after_s: float = 5.0
 ) -> Path:
-    """`text` spoken, padded with silence: Chromium loops the file, so the pause after it is
-    the end of speech the agent's VAD waits for before it answers."""
+    """`text` spoken, padded with silence. Chromium loops the file: the pause after the words
+    is the end of speech the agent's VAD waits for, and long enough for a test to mute the
+    microphone once the words were transcribed, before they come round again."""
     samples, rate = await spoken_pcm(text)
     speech = resampled(samples, rate, CAPTURE_RATE)
     audio = np.concatenate([silence(silence_before_s), speech, silence(silence_after_s)])

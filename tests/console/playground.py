@@ -1,0 +1,75 @@
+"""What a user does in the playground, as steps the tests share. The tiny local model is slow
+on a shared 2-core machine: anything the model writes gets minutes, the console's own work
+seconds (UI_TIMEOUT_MS)."""
+
+import re
+
+from playwright.async_api import Locator, Page, expect
+
+AGENT_JOINS_MS = 90_000
+"""Dispatch, the job process, the session and the greeting: the worker tests wait as long."""
+MODEL_REPLIES_MS = 150_000
+"""A reply and its fields from SmolLM2 on 2 busy cores."""
+SUMMARY_MS = 150_000
+"""The worker finishes the turns (<= 30 s) and writes the summary (one more model call)."""
+WHOLE_MILLISECONDS = re.compile(r"^\d+$")
+
+
+def agent_lines(page: Page) -> Locator:
+    return page.locator('[data-testid="transcript-line"][data-role="agent"]')
+
+
+def user_lines(page: Page) -> Locator:
+    return page.locator('[data-testid="transcript-line"][data-role="user"]')
+
+
+async def pick_agent(page: Page, agent_id: str) -> None:
+    await expect(page.get_by_test_id("agent-select").locator(f'option[value="{agent_id}"]')).to_be_attached()
+    await page.get_by_test_id("agent-select").select_option(agent_id)
+
+
+async def join_by_text_and_get_greeted(page: Page, agent_id: str) -> Locator:
+    """Pick `agent_id`, join by text; the agent's first line (its greeting) once it is final."""
+    await pick_agent(page, agent_id)
+    await page.get_by_test_id("join-text").click()
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    greeting = agent_lines(page).first
+    await expect(greeting).to_have_attribute("data-final", "true", timeout=AGENT_JOINS_MS)
+    return greeting
+
+
+async def send(page: Page, text: str) -> None:
+    await page.get_by_test_id("chat-input").fill(text)
+    await page.get_by_test_id("chat-send").click()
+    await expect(user_lines(page).filter(has_text=text)).to_have_count(1)
+
+
+async def wait_for_reply(page: Page, replies_before: int) -> Locator:
+    """The agent's next final line after `replies_before` agent lines."""
+    reply = agent_lines(page).nth(replies_before)
+    await expect(reply).to_have_attribute("data-final", "true", timeout=MODEL_REPLIES_MS)
+    await expect(reply).not_to_have_text(re.compile(r"^\s*$"))
+    return reply
+
+
+async def expect_turn_with_fields(page: Page, required: list[str], index: int = 0) -> Locator:
+    """The turn's card, once its fields arrived: every field in `required`, and the latency the
+    user felt, as whole milliseconds."""
+    turn = page.locator(f'[data-testid="turn"][data-turn-index="{index}"]')
+    await expect(turn).to_be_visible(timeout=MODEL_REPLIES_MS)
+    await expect(turn).to_have_attribute("data-status", "ok")
+    for name in required:
+        await expect(turn.locator(f'[data-testid="turn-field"][data-field="{name}"]')).to_have_count(1)
+    latency = turn.get_by_test_id("turn-latency")
+    await expect(latency).to_have_attribute("data-first-ms", WHOLE_MILLISECONDS)
+    await expect(latency).to_have_attribute("data-fields-ms", WHOLE_MILLISECONDS)
+    return turn
+
+
+async def leave_and_expect_summary(page: Page) -> str:
+    """Leave: the worker ends the session and summarizes it; the page shows that summary."""
+    await page.get_by_test_id("leave").click()
+    summary = page.get_by_test_id("summary")
+    await expect(summary).to_have_text(re.compile(r"\w{3,}"), timeout=SUMMARY_MS)
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "disconnected")
+    return await summary.inner_text()
