@@ -1,5 +1,5 @@
 import { copyFileSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import { defineConfig, type Plugin } from "vite";
 import react from "@vitejs/plugin-react";
@@ -10,12 +10,16 @@ const require = createRequire(import.meta.url);
  * FastAPI's default page loads them from a CDN, and is blank offline. */
 function swaggerAssets(): Plugin {
   const files = ["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"];
+  let outDir = "dist";
   return {
     name: "switchboard-swagger-assets",
     apply: "build",
+    configResolved(config) {
+      outDir = resolve(config.root, config.build.outDir);
+    },
     closeBundle() {
       const source = dirname(require.resolve("swagger-ui-dist/package.json"));
-      const target = join(__dirname, "dist", "swagger");
+      const target = join(outDir, "swagger");
       mkdirSync(target, { recursive: true });
       for (const file of files) copyFileSync(join(source, file), join(target, file));
     },

@@ -12,12 +12,13 @@ export interface ModelSpec {
 
 export interface TurnField {
   name: string;
-  type: "string" | "integer" | "number" | "boolean" | "enum" | string;
-  description?: string;
-  values?: string[] | null;
-  minimum?: number | null;
-  maximum?: number | null;
-  [key: string]: unknown;
+  type: "string" | "int" | "number" | "bool" | "enum" | "list";
+  description: string;
+  required?: boolean;
+  enum?: string[] | null;
+  min?: number | null;
+  max?: number | null;
+  max_items?: number | null;
 }
 
 export interface AgentConfig {
