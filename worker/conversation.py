@@ -63,6 +63,9 @@ logger = logging.getLogger("switchboard.conversation")
 
 GOODBYE = "It looks like you've stepped away, so I'll end our conversation here. Goodbye!"
 HANDOFF_TOPIC = "agent-handoff"
+END_TOPIC = "switchboard.end"
+"""A data packet from the user on this topic ends the session (payload ignored, e.g. `{}`)."""
+USER_ENDED = "user_ended"
 FINISH_TURNS_TIMEOUT_S = 30.0
 SUMMARY_TIMEOUT_S = 30.0
 
@@ -149,6 +152,7 @@ class Conversation:
         self.session.on("user_state_changed", self._on_user_state)
         self.session.on("session_usage_updated", self._on_usage)
         self.session.on("close", self._on_close)
+        self.room.on("data_received", self._on_data)
         self._turn_task = asyncio.create_task(self._fill_turns_in_order(), name="switchboard.turns")
         if self.find_handoff is not None and self.routing.get("strategy") == "default":
             self.agent.handoff_check = self._maybe_hand_off
@@ -395,6 +399,33 @@ class Conversation:
             metrics.LLM_TOKENS.labels(usage.model, "completion").inc(max(completion, 0))
             self.usage.prompt_tokens += max(prompt, 0)
             self.usage.completion_tokens += max(completion, 0)
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        """`switchboard.end` from the user: end the session now, with the user still in the room.
+
+        A frontend that wants the summary cannot simply leave (nobody would be there to
+        receive it) nor wait for the idle timeout. This closes the session the way livekit
+        closes it on request: the reply being spoken or typed is finished first (`drain`;
+        there is no configured goodbye to add), then `on_session_end` finishes the turns still
+        filling, publishes `conversation-summary` to the room, and the agent leaves; the
+        session record says `end_reason: user_ended`. Only the participant the session talks
+        to may end it (packets sent with a server SDK have no participant and are ignored)."""
+        if packet.topic != END_TOPIC or not self._from_the_user(packet.participant):
+            return
+        if self.end_reason is not None:  # already ending (idle goodbye, a second click)
+            return
+        self.end_reason = USER_ENDED
+        self.log.info("the user ended the session")
+        self.session.shutdown(drain=True)
+
+    def _from_the_user(self, participant: rtc.RemoteParticipant | None) -> bool:
+        if participant is None or participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            return False
+        try:
+            linked = self.session.room_io.linked_participant
+        except RuntimeError:  # not started with a room: nobody to compare with
+            return True
+        return linked is None or linked.identity == participant.identity
 
     def _on_close(self, event: CloseEvent) -> None:
         if self.end_reason is None:
