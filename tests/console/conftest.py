@@ -293,10 +293,12 @@ async def log_in(page: Page, console_url: str, key: str, hash_route: str = "") -
 
 
 async def save_screenshot(page: Page, name: str) -> Path:
-    """test-artifacts/console/<name>.png, the whole page as a user would see it."""
+    """test-artifacts/console/<name>.png: the window as a user sees it, scrolled to the top
+    (a full-page capture would paint the sticky bars where the page was scrolled to)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=path, full_page=True)
+    await page.evaluate("window.scrollTo(0, 0)")
+    await page.screenshot(path=path, animations="disabled", caret="initial")
     return path
 
 
