@@ -10,9 +10,14 @@ import { Compartment, EditorState, StateEffect, StateField } from "@codemirror/s
 import { EditorView } from "@codemirror/view";
 import { linter, type Diagnostic } from "@codemirror/lint";
 import { getJsonPointers, jsonSchema, updateSchema } from "codemirror-json-schema";
+import { disableErrorLogging } from "best-effort-json-parser";
 import type { FieldProblem } from "../api";
 import { pointerOf } from "./definition";
 import type { EditorSchema } from "./schema";
+
+// codemirror-json-schema parses half-typed JSON with best-effort-json-parser, which logs a
+// console error for every keystroke that leaves the text incomplete; the linter reports it.
+disableErrorLogging();
 
 /** codemirror-json-schema's name for plain JSON (MODES.JSON, not exported by the package). */
 const JSON_MODE = "json4" as Parameters<typeof getJsonPointers>[1];
