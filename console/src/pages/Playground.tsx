@@ -135,7 +135,7 @@ export function Playground({ query }: { query: URLSearchParams }) {
           busy={busy}
           onJoin={join}
         />
-        <Conversation view={view} session={session} audioSink={audioSink} />
+        <Conversation view={view} session={session} audioSink={audioSink} canJoin={me.can.mint_tokens} />
         <div className="pg-side">
           <SummaryCard view={view} />
           <Timeline view={view} schemas={schemas} />

@@ -20,10 +20,11 @@ const CONNECTION: Record<string, string> = {
   connected: "Connected",
 };
 
-export function Conversation({ view, session, audioSink }: {
+export function Conversation({ view, session, audioSink, canJoin }: {
   view: SessionView;
   session: PlaygroundSession | null;
   audioSink: RefObject<HTMLDivElement | null>;
+  canJoin: boolean;
 }) {
   const live = view.connection === "connected" && !view.ended;
   const voice = view.modality === "voice";
@@ -79,7 +80,10 @@ export function Conversation({ view, session, audioSink }: {
         </div>
       )}
       <Notices view={view} />
-      <Transcript view={view} />
+      <Transcript
+        view={view}
+        emptyText={canJoin ? "Pick an agent type, or let the routing decide, and join by text or voice. The conversation appears here." : "This key's role cannot join sessions: preview the routing on the left, or log in with an admin key to talk to an agent."}
+      />
       <ChatInput enabled={live} onSend={(text) => session && void session.sendChat(text)} />
     </section>
   );

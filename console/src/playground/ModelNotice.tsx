@@ -18,6 +18,7 @@ export function ModelNotice({ config, pending }: { config: AgentConfig | null; p
       <div className="pg-model-line">
         <span className="muted">Replies from</span> <span className="chip neutral">{model.provider}</span>{" "}
         <code>{model.model}</code>
+        {model.baseUrl && <span className="muted"> at <code>{model.baseUrl}</code></span>}
         {model.fallbacks.length > 0 && <span className="muted"> · then {model.fallbacks.join(", ")}</span>}
       </div>
       {model.embedded && (

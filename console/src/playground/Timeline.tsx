@@ -11,6 +11,7 @@ export function Timeline({ view, schemas }: { view: SessionView; schemas: TurnSc
   const box = useRef<HTMLElement>(null);
   useEffect(() => followNewest(box.current), [view.timeline.length]);
   const voice = view.modality === "voice";
+  const handedOff = view.timeline.some((i) => i.kind === "handoff");
   return (
     <section className="card pg-timeline" aria-label="Turns" ref={box}>
       <div className="pg-column-head">
@@ -26,7 +27,7 @@ export function Timeline({ view, schemas }: { view: SessionView; schemas: TurnSc
         <div className="pg-timeline-items">
           {view.timeline.map((item) =>
             item.kind === "turn" ? (
-              <TurnCard key={item.key} turn={item.turn} latency={latencyOf(view.exchanges, item.turn.turn_index, voice)} schemas={schemas} voice={voice} />
+              <TurnCard key={item.key} turn={item.turn} latency={latencyOf(view.exchanges, item.turn.turn_index, voice)} schemas={schemas} voice={voice} showAgent={handedOff} />
             ) : (
               <HandoffMarker key={item.key} handoff={item.handoff} />
             ),

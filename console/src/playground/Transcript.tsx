@@ -9,7 +9,7 @@ export function followNewest(box: HTMLElement | null): void {
   if (box) box.scrollTop = box.scrollHeight;
 }
 
-export function Transcript({ view }: { view: SessionView }) {
+export function Transcript({ view, emptyText }: { view: SessionView; emptyText: string }) {
   const box = useRef<HTMLDivElement>(null);
   const last = view.transcript[view.transcript.length - 1];
   useEffect(() => followNewest(box.current), [view.transcript.length, last?.text, view.transcriptMarkers.length]);
@@ -21,7 +21,7 @@ export function Transcript({ view }: { view: SessionView }) {
     <div className="pg-transcript" data-testid="transcript" aria-live="polite" ref={box}>
       {view.transcript.length === 0 && (
         <p className="pg-placeholder pg-transcript-empty">
-          {view.connection === "connected" ? "The agent is joining; its greeting appears here." : "The conversation appears here."}
+          {view.connection === "connected" ? "The agent is joining; its greeting appears here." : emptyText}
         </p>
       )}
       {view.transcript.map((line, index) => (

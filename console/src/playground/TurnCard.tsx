@@ -10,7 +10,14 @@ const ERROR_KINDS: Record<string, string> = {
   llm_error: "the model answered with an error",
 };
 
-export function TurnCard({ turn, latency, schemas, voice }: { turn: TurnPayload; latency: TurnLatency | null; schemas: TurnSchemas; voice: boolean }) {
+export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
+  turn: TurnPayload;
+  latency: TurnLatency | null;
+  schemas: TurnSchemas;
+  voice: boolean;
+  /** After a hand-off the turns come from more than one type: each says which. */
+  showAgent: boolean;
+}) {
   const failed = turn.status === "failed";
   const schema = schemas(turn.agent_id);
   const names = orderedFieldNames(turn.fields ?? {}, schema.map((f) => f.name));
@@ -27,7 +34,7 @@ export function TurnCard({ turn, latency, schemas, voice }: { turn: TurnPayload;
           <span className="chip ok">ok</span>
         )}
         {turn.user_text_truncated && <span className="chip warn" title="Only the start of the message was read (max_user_message_chars)">message cut</span>}
-        {turn.agent_id && <span className="pg-turn-agent muted">{turn.agent_id}</span>}
+        {showAgent && turn.agent_id && <span className="pg-turn-agent muted">{turn.agent_id}</span>}
       </header>
       {failed && (
         <p className="pg-turn-failure">

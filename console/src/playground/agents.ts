@@ -41,6 +41,7 @@ export interface ModelDescription {
   provider: string;
   model: string;
   embedded: boolean;
+  baseUrl: string | null;
   fallbacks: string[];
 }
 
@@ -51,5 +52,6 @@ export function describeModel(llm: ModelSpec | null | undefined): ModelDescripti
   const fallbacks = Array.isArray(llm.fallback)
     ? (llm.fallback as ModelSpec[]).map((f) => `${f.provider}${f.model ? ` / ${f.model}` : ""}`)
     : [];
-  return { provider, model, embedded: provider === "local" && !llm.base_url, fallbacks };
+  const baseUrl = llm.base_url ? String(llm.base_url) : null;
+  return { provider, model, embedded: provider === "local" && !baseUrl, baseUrl, fallbacks };
 }

@@ -197,7 +197,12 @@ export class PlaygroundSession {
     const key = attributes[ATTR.segment] ?? reader.info.id;
     const role = identity === this.view.identity ? "user" : "agent";
     if (role === "user") {
-      const text = await reader.readAll();
+      let text: string;
+      try {
+        text = await reader.readAll();
+      } catch {
+        return; // the room went away mid-stream: an interim version lost, nothing else
+      }
       const final = (reader.info.attributes ?? {})[ATTR.final] === "true";
       this.update((v) => ({
         ...v,
