@@ -55,7 +55,7 @@ export function Conversation({ view, session, audioSink, canJoin }: {
           )}
         </div>
         {session && live && (
-          <button className="danger" data-testid="leave" onClick={() => void session.leave()} title="Leave the room: the worker ends the session, and its summary is shown here">
+          <button className="danger" data-testid="leave" onClick={() => void session.end()} title="End the session: the agent finishes, sends its summary and leaves">
             End session
           </button>
         )}

@@ -7,9 +7,11 @@
  * `conversation-summary`, `switchboard.waiting`; the agent participant's attributes
  * `lk.agent.state`, `switchboard.agent_id`, `switchboard.strategy`.
  *
- * How it ends: the worker ends a session on its idle timeout or when the user leaves. A user
- * who stays receives `conversation-summary` before the agent leaves; a user who leaves (the
- * Leave button) gets the summary read back from the session record (recordedSummary.ts). */
+ * How it ends: "End session" sends `switchboard.end` and stays in the room, so the worker
+ * publishes `conversation-summary` to us before its agent leaves (as on its idle timeout). If
+ * the agent does not leave within END_WAIT_MS, or there is no agent, the console leaves, and
+ * the summary is read back from the session record (recordedSummary.ts), where the worker
+ * always stores it. */
 import {
   ConnectionState as LkConnectionState,
   DisconnectReason,
@@ -47,7 +49,12 @@ export const TOPIC = {
   handoff: "agent-handoff",
   summary: "conversation-summary",
   waiting: "switchboard.waiting",
+  end: "switchboard.end",
 } as const;
+
+/** How long "End session" waits for the agent to finish the reply in progress, complete the
+ * turn fields, publish the summary and leave, before the console leaves by itself. */
+const END_WAIT_MS = 45_000;
 
 const ATTR = {
   state: "lk.agent.state",
@@ -76,6 +83,7 @@ export class PlaygroundSession {
   private readonly closing = new AbortController();
   private typedCount = 0;
   private leaving = false;
+  private ending = false;
 
   constructor(
     private readonly audioContext: AudioContext | null,
@@ -144,6 +152,26 @@ export class PlaygroundSession {
   async setMuted(muted: boolean): Promise<void> {
     await this.room.localParticipant.setMicrophoneEnabled(!muted);
     this.update((v) => ({ ...v, muted }));
+  }
+
+  /** Ask the agent to end the session while we stay: the summary then arrives over the room
+   * and participantLeft() finishes. Falls back to leave() without an agent or an answer. */
+  async end(): Promise<void> {
+    if (this.leaving || this.ending) return;
+    const agentHere = [...this.room.remoteParticipants.values()].some((p) => p.isAgent);
+    if (!agentHere) return this.leave();
+    this.ending = true;
+    this.update((v) => ({
+      ...v,
+      summary: v.summary.status === "none" ? { status: "waiting", note: "Asked the agent to end the session; waiting for its summary…" } : v.summary,
+    }));
+    try {
+      await this.room.localParticipant.publishData(new TextEncoder().encode("{}"), { reliable: true, topic: TOPIC.end });
+    } catch {
+      return this.leave();
+    }
+    await sleep(END_WAIT_MS);
+    if (!this.leaving) await this.leave();
   }
 
   /** Leave the room; the worker then ends the session and records its summary, which is read
