@@ -2,7 +2,9 @@
 on a shared 2-core machine: anything the model writes gets minutes, the console's own work
 seconds (UI_TIMEOUT_MS)."""
 
+import json
 import re
+from typing import Any
 
 from playwright.async_api import Locator, Page, expect
 
@@ -28,9 +30,12 @@ async def pick_agent(page: Page, agent_id: str) -> None:
     await page.get_by_test_id("agent-select").select_option(agent_id)
 
 
-async def join_by_text_and_get_greeted(page: Page, agent_id: str) -> Locator:
-    """Pick `agent_id`, join by text; the agent's first line (its greeting) once it is final."""
+async def join_by_text_and_get_greeted(page: Page, agent_id: str, metadata: dict[str, Any] | None = None) -> Locator:
+    """Pick `agent_id` (with room `metadata`), join by text; the agent's first line (its
+    greeting) once it is final."""
     await pick_agent(page, agent_id)
+    if metadata is not None:
+        await page.get_by_test_id("metadata-input").fill(json.dumps(metadata))
     await page.get_by_test_id("join-text").click()
     await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
     greeting = agent_lines(page).first
