@@ -71,10 +71,17 @@ async def expect_turn_with_fields(page: Page, required: list[str], index: int = 
     return turn
 
 
-async def leave_and_expect_summary(page: Page) -> str:
-    """Leave: the worker ends the session and summarizes it; the page shows that summary."""
+async def end_session(page: Page) -> None:
+    """End session: the agent finishes, summarizes and leaves, then the page leaves too."""
     await page.get_by_test_id("leave").click()
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute(
+        "data-state", "disconnected", timeout=SUMMARY_MS
+    )
+
+
+async def leave_and_expect_summary(page: Page) -> str:
+    """End the session; the page shows the summary the worker made of it."""
+    await end_session(page)
     summary = page.get_by_test_id("summary")
-    await expect(summary).to_have_text(re.compile(r"\w{3,}"), timeout=SUMMARY_MS)
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "disconnected")
+    await expect(summary).to_have_text(re.compile(r"\w{3,}"))
     return await summary.inner_text()

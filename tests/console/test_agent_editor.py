@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
 from tests.console.conftest import ConsoleKeys, agent_config, log_in, save_screenshot
-from tests.console.playground import join_by_text_and_get_greeted
+from tests.console.playground import end_session, join_by_text_and_get_greeted
 
 
 async def open_editor(page: Page) -> None:
@@ -49,8 +49,7 @@ async def test_a_greeting_saved_in_the_editor_is_what_the_next_session_says(
     await page.goto(console_url + "#/playground")
     spoken = await join_by_text_and_get_greeted(page, agent_id)
     await expect(spoken).to_contain_text(greeting)
-    await page.get_by_test_id("leave").click()
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "disconnected")
+    await end_session(page)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from tests.console.conftest import ConsoleKeys, Metrics, built_in_configs, log_i
 from tests.console.playground import (
     AGENT_JOINS_MS,
     MODEL_REPLIES_MS,
+    end_session,
     expect_turn_with_fields,
     pick_agent,
     user_lines,
@@ -72,5 +73,4 @@ async def test_a_spoken_question_is_transcribed_answered_aloud_and_its_turn_show
     latency = turn.get_by_test_id("turn-latency")
     metrics.record("voice: end of speech -> first reply audio (browser)", float(await latency.get_attribute("data-first-ms")))
     await save_screenshot(page, "playground-voice")
-    await page.get_by_test_id("leave").click()
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "disconnected")
+    await end_session(page)
