@@ -55,14 +55,14 @@ expect.set_options(timeout=UI_TIMEOUT_MS)
 # --- the stack ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def built_console() -> Path:
     if not (CONSOLE_DIST / "index.html").is_file():
         pytest.fail(f"the console is not built in {CONSOLE_DIST}: run `make console`")
     return CONSOLE_DIST
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def console_database(endpoints: Endpoints) -> AsyncIterator[AsyncDatabase]:
     """The four built-in agent types at version 1 and the default routing chain."""
     name = f"console_{uuid.uuid4().hex[:10]}"
@@ -85,7 +85,7 @@ class ConsoleKeys:
     viewer: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def keys(console_database: AsyncDatabase) -> ConsoleKeys:
     keyring = KeyRing(console_database)
     await keyring.ensure_indexes()
@@ -94,7 +94,7 @@ async def keys(console_database: AsyncDatabase) -> ConsoleKeys:
     return ConsoleKeys(admin=admin, viewer=viewer)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_worker(
     endpoints: Endpoints, console_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
@@ -126,7 +126,7 @@ def wait_for_api(process: subprocess.Popen[bytes], log_path: Path) -> str:
     raise AssertionError(f"the admin API did not start in {API_START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin_api_server(
     endpoints: Endpoints,
     console_database: AsyncDatabase,
@@ -168,12 +168,12 @@ def admin_api_server(
             process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_url(admin_api_server: AdminApiServer) -> str:
     return f"{admin_api_server.base_url}/console/"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def api(admin_api_server: AdminApiServer, keys: ConsoleKeys) -> AsyncIterator[httpx.AsyncClient]:
     """The admin API as a script sees it (admin key): what the console wrote, checked from outside."""
     headers = {"Authorization": f"Bearer {keys.admin}"}
@@ -196,7 +196,7 @@ def built_in_configs() -> dict[str, AgentConfig]:
 # --- the browser -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def microphone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return await write_microphone_wav(tmp_path_factory.mktemp("microphone") / "user.wav")
 
@@ -217,7 +217,7 @@ def chromium_args(microphone: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser(microphone_wav: Path) -> AsyncIterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does)")
@@ -314,7 +314,7 @@ class Metrics:
         print(f"[console metric] {name}: {value:.1f} {unit}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def metrics() -> Iterator[Metrics]:
     measured = Metrics()
     yield measured
@@ -323,7 +323,7 @@ def metrics() -> Iterator[Metrics]:
         (ARTIFACTS / "metrics.json").write_text(json.dumps(measured.values, indent=2) + "\n")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def fresh_artifacts() -> None:
     """Screenshots from an earlier run never pass for this run's."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
