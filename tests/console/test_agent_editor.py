@@ -116,4 +116,7 @@ async def test_a_viewer_cannot_save_and_the_console_says_the_api_refused(
     await expect(refused).to_have_attribute("data-status", "403")
     await expect(refused).to_contain_text(re.compile(r"admin", re.IGNORECASE))
     await save_screenshot(page, "agent-editor-viewer-refused")
+    await page.get_by_test_id("pause").click()
+    await expect(page.get_by_test_id("action-error")).to_contain_text(re.compile(r"admin", re.IGNORECASE))
+    await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "active")
     assert await agent_config(api, agent_id) == before
