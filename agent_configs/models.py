@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from agent_configs.secret_guard import reject_secret_value
+from agent_configs.tools import MAX_TOOLS, ToolSpec
 
 SYSTEM_RESPONSE = "system_response"
 
@@ -344,6 +345,8 @@ class AgentConfig(_Spec):
     summary: SummarySpec = Field(default_factory=SummarySpec)
     llm_unavailable: LLMUnavailableSpec = Field(default_factory=LLMUnavailableSpec)
     intents: list[IntentSpec] = Field(default_factory=list, max_length=20)
+    tools: list[ToolSpec] = Field(default_factory=list, max_length=MAX_TOOLS)
+    """What the agent can do besides talking (agent_configs/tools.py)."""
     tags: list[Slug] = Field(default_factory=list, max_length=50)
     version: int = Field(default=0, ge=0)
     created_at: datetime | None = None
