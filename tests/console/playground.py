@@ -43,6 +43,10 @@ async def join_by_text_and_get_greeted(page: Page, agent_id: str, metadata: dict
     return greeting
 
 
+async def expect_agent_state(page: Page, state: str, timeout_ms: float) -> None:
+    await expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", state, timeout=timeout_ms)
+
+
 async def send(page: Page, text: str) -> None:
     await page.get_by_test_id("chat-input").fill(text)
     await page.get_by_test_id("chat-send").click()

@@ -8,6 +8,7 @@ from playwright.async_api import Page, expect
 from tests.console.conftest import ConsoleKeys, Metrics, agent_config, built_in_configs, log_in, save_screenshot
 from tests.console.playground import (
     MODEL_REPLIES_MS,
+    expect_agent_state,
     expect_turn_with_fields,
     join_by_text_and_get_greeted,
     leave_and_expect_summary,
@@ -43,7 +44,7 @@ async def test_each_built_in_type_greets_replies_fills_its_turn_and_sums_up_by_t
     turn = await expect_turn_with_fields(page, required_fields(agent_id))
     first_ms = await turn.get_by_test_id("turn-latency").get_attribute("data-first-ms")
     metrics.record(f"text {agent_id}: message sent -> first reply text (browser)", float(first_ms))
-    await expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "listening", timeout=MODEL_REPLIES_MS)
+    await expect_agent_state(page, "listening", MODEL_REPLIES_MS)
     if agent_id == "support-agent-v1":
         await save_screenshot(page, "playground-mid-conversation")
 

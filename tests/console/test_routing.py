@@ -59,7 +59,8 @@ async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_write
     await page.get_by_test_id("rules-save").click()
     errors = page.get_by_test_id("rules-error")
     await expect(errors).to_contain_text("no-such-agent-v1")
-    await expect(errors.locator("[data-field]").first).to_have_attribute("data-field", re.compile(r"^chain\.\d+\.params"))
+    named_field = errors.locator("[data-field]").first
+    await expect(named_field).to_have_attribute("data-field", re.compile(r"^chain\.\d+\.params"))
     assert (await stored_rules(api))[0] == rules_restored
 
     await editor.fill(json.dumps({"chain": with_default(rules_restored["chain"], "onboarding-agent-v1")}, indent=2))
@@ -77,7 +78,8 @@ async def test_the_playground_previews_where_route_me_would_go(
 ) -> None:
     await log_in(page, console_url, keys.admin, "#/playground")
     await page.get_by_test_id("agent-select").select_option("")
-    await page.get_by_test_id("metadata-input").fill(json.dumps({"purpose": "interview", "user_id": "console-u-route"}))
+    metadata = {"purpose": "interview", "user_id": "console-u-route"}
+    await page.get_by_test_id("metadata-input").fill(json.dumps(metadata))
     await page.get_by_test_id("resolve-button").click()
     await expect(page.get_by_test_id("resolve-result")).to_have_attribute("data-agent-id", "pte-interview-agent-v1")
     await expect(page.get_by_test_id("resolve-trail")).to_contain_text("purpose")
