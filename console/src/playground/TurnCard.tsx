@@ -1,4 +1,7 @@
-/** One `agent-turn`: its structured fields, whether it failed, and how long the user waited. */
+/** One `agent-turn`: the tool calls that led to the reply, its structured fields, whether it
+ * failed, and how long the user waited. */
+import { ToolCallList } from "../components/ToolCallList";
+import { toolCallsOf } from "../components/toolCalls";
 import { SYSTEM_RESPONSE_FIELD, type TurnSchemas } from "./schemas";
 import { FieldValue } from "./FieldValue";
 import { SOURCE_EXPLAINED, type TurnLatency } from "./latency";
@@ -22,6 +25,7 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
   const schema = schemas(turn.agent_id);
   const names = orderedFieldNames(turn.fields ?? {}, schema.map((f) => f.name));
   const reply = turn.fields?.[SYSTEM_RESPONSE_FIELD];
+  const toolCalls = toolCallsOf(turn.tool_calls);
   return (
     <article className={`pg-turn${failed ? " failed" : ""}`} data-testid="turn" data-turn-index={turn.turn_index} data-status={failed ? "failed" : "ok"}>
       <header className="pg-turn-head">
@@ -34,6 +38,11 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
           <span className="chip ok">ok</span>
         )}
         {turn.user_text_truncated && <span className="chip warn" title="Only the start of the message was read (max_user_message_chars)">message cut</span>}
+        {toolCalls.length > 0 && (
+          <span className="chip neutral" title="Tools the model called before it replied">
+            {toolCalls.length} {toolCalls.length === 1 ? "tool call" : "tool calls"}
+          </span>
+        )}
         {showAgent && turn.agent_id && <span className="pg-turn-agent muted">{turn.agent_id}</span>}
       </header>
       {failed && (
@@ -43,6 +52,7 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
             : "The fields could not be filled for this reply (after one retry)."}
         </p>
       )}
+      <ToolCallList calls={toolCalls} />
       {names.length > 0 && (
         <dl className="pg-fields">
           {names.map((name) => {

@@ -1,6 +1,7 @@
 /** What the playground shows of one session: the view the room's events build up. Pure
  * data, no LiveKit objects, so it survives the room (the transcript, turns and summary stay on
  * screen after the session ends). */
+import type { ContextCarry, Escalation, ToolCall } from "../components/toolCalls";
 import type { Exchange } from "./latency";
 
 export type ConnectionState = "disconnected" | "connecting" | "connected";
@@ -29,17 +30,26 @@ export interface TurnPayload {
   latency_ms?: Record<string, unknown>;
   /** Where the worker's clock started: typed | end_of_speech | transcript. */
   latency_from?: string;
+  /** The tool calls that led to this reply, in order (empty when none). */
+  tool_calls?: ToolCall[];
 }
 
-/** `agent-handoff`: an intent handed the session to another type. */
+/** `agent-handoff`: the session went to another type, by a keyword intent (`strategy:
+ * "intent"`, with `match`) or by the model calling its transfer tool (`strategy:
+ * "transfer_to_agent"`, with its `reason` and what `context` carried over). */
 export interface HandoffPayload {
   session_id?: string;
   from_agent_id: string;
   to_agent_id: string;
   strategy?: string;
   match?: Record<string, unknown>;
+  reason?: string;
+  context?: ContextCarry;
   at?: string;
 }
+
+/** `agent-escalation`: the agent asked for a human (escalate_to_human), and what it does next. */
+export type EscalationPayload = Escalation;
 
 /** `switchboard.waiting`: the admin API re-dispatches a room no worker took. */
 export interface WaitingPayload {
@@ -51,7 +61,8 @@ export interface WaitingPayload {
 
 export type TimelineItem =
   | { kind: "turn"; key: string; turn: TurnPayload }
-  | { kind: "handoff"; key: string; handoff: HandoffPayload };
+  | { kind: "handoff"; key: string; handoff: HandoffPayload }
+  | { kind: "escalation"; key: string; escalation: EscalationPayload };
 
 export interface AgentPresence {
   identity: string;

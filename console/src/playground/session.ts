@@ -4,7 +4,7 @@
  * The protocol is the one README's "What the frontend gets" documents: `lk.chat` text in;
  * `lk.transcription` text streams out (the agent's words, and in a voice session the user's
  * own speech, sent with the user's identity); data topics `agent-turn`, `agent-handoff`,
- * `conversation-summary`, `switchboard.waiting`; the agent participant's attributes
+ * `agent-escalation`, `conversation-summary`, `switchboard.waiting`; the agent participant's attributes
  * `lk.agent.state`, `switchboard.agent_id`, `switchboard.strategy`.
  *
  * How it ends: "End session" sends `switchboard.end` and stays in the room, so the worker
@@ -34,6 +34,7 @@ import {
   upsertLine,
   type AgentPresence,
   type ConnectionState,
+  type EscalationPayload,
   type HandoffPayload,
   type Modality,
   type SessionView,
@@ -47,6 +48,7 @@ export const TOPIC = {
   transcription: "lk.transcription",
   turn: "agent-turn",
   handoff: "agent-handoff",
+  escalation: "agent-escalation",
   summary: "conversation-summary",
   waiting: "switchboard.waiting",
   end: "switchboard.end",
@@ -291,6 +293,15 @@ export class PlaygroundSession {
           sessionId: v.sessionId ?? handoff.session_id ?? null,
           timeline: [...v.timeline, { kind: "handoff", key: `handoff-${v.timeline.length}`, handoff }],
           transcriptMarkers: [...v.transcriptMarkers, { beforeLine: v.transcript.length, handoff }],
+        }));
+        break;
+      }
+      case TOPIC.escalation: {
+        const escalation = message as EscalationPayload;
+        this.update((v) => ({
+          ...v,
+          sessionId: v.sessionId ?? escalation.session_id ?? null,
+          timeline: [...v.timeline, { kind: "escalation", key: `escalation-${v.timeline.length}`, escalation }],
         }));
         break;
       }

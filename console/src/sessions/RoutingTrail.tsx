@@ -1,13 +1,30 @@
 /** How the session was routed: each strategy the chain consulted, what it proposed, what came
- * of it and why; then any hand-off to another agent type during the session. */
+ * of it and why; then any hand-off to another agent type during the session (a keyword intent,
+ * or the model's transfer tool with its reason and context), each escalation to a human, and
+ * an end the agent chose (end_session). */
 import "./sessions.css";
+import "../components/toolCalls.css";
+import { CONTEXT_EXPLAINED, THEN_EXPLAINED } from "../components/toolCalls";
 import { href } from "../router";
 import { formatDateTime, humanize } from "./format";
-import type { Handoff, SessionRouting } from "./types";
+import type { Handoff, SessionEscalation, SessionRouting } from "./types";
 
 const OUTCOME_CHIPS: Record<string, string> = { chosen: "chip ok", skipped: "chip warn", no_proposal: "chip neutral", error: "chip bad" };
 
-export function RoutingTrail({ routing, handoffs, refusal }: { routing: SessionRouting | null; handoffs: Handoff[]; refusal: string | null }) {
+export function RoutingTrail({
+  routing,
+  handoffs,
+  refusal,
+  escalations = [],
+  agentEnded = null,
+}: {
+  routing: SessionRouting | null;
+  handoffs: Handoff[];
+  refusal: string | null;
+  escalations?: SessionEscalation[] | null;
+  /** With `end_reason: agent_ended`: the reason the agent gave (`end_detail`), or "" for none. */
+  agentEnded?: string | null;
+}) {
   const trail = routing?.trail ?? [];
   return (
     <div data-testid="session-trail" className="trail">
@@ -53,17 +70,56 @@ export function RoutingTrail({ routing, handoffs, refusal }: { routing: SessionR
         <div className="handoffs">
           <h3>Hand-offs</h3>
           {handoffs.map((handoff, i) => (
-            <p key={i} className="handoff" data-testid="session-handoff">
-              <span className="mono">{handoff.from_agent_id}</span> → <a className="mono" href={href("agents", handoff.to_agent_id ?? "")}>{handoff.to_agent_id}</a>{" "}
-              <span className="hint">
-                by {handoff.strategy ?? "intent"}
-                {typeof handoff.match?.intent === "string" ? ` (intent ${handoff.match.intent})` : ""}
-                {handoff.at ? ` · ${formatDateTime(handoff.at)}` : ""}
-              </span>
+            <HandoffLine key={i} handoff={handoff} />
+          ))}
+        </div>
+      )}
+      {(escalations ?? []).length > 0 && (
+        <div className="escalations">
+          <h3>Escalations</h3>
+          {(escalations ?? []).map((escalation, i) => (
+            <p key={i} className="escalation" data-testid="escalation" data-agent-id={escalation.agent_id ?? undefined} data-then={escalation.then ?? "continue"}>
+              <span aria-hidden="true">⚑ </span>
+              <span className="mono">{escalation.agent_id ?? "the agent"}</span> asked for a human{" "}
+              <span className="chip warn" title={`Then the agent ${THEN_EXPLAINED[escalation.then ?? "continue"] ?? escalation.then}`}>then: {escalation.then ?? "continue"}</span>
+              {escalation.reason && <span className="marker-reason"> “{escalation.reason}”</span>}
+              {escalation.at && <span className="hint"> · {formatDateTime(escalation.at)}</span>}
             </p>
           ))}
         </div>
       )}
+      {agentEnded !== null && (
+        <p className="agent-ended" data-testid="session-agent-ended">
+          The agent ended the session (end_session){agentEnded ? <>: <span className="marker-reason">“{agentEnded}”</span></> : "."}
+        </p>
+      )}
     </div>
+  );
+}
+
+function HandoffLine({ handoff }: { handoff: Handoff }) {
+  const transfer = handoff.strategy === "transfer_to_agent";
+  const context = handoff.context ?? null;
+  return (
+    <p className="handoff" data-testid="session-handoff" data-strategy={handoff.strategy ?? "intent"} data-context={context ?? undefined}>
+      <span className="mono">{handoff.from_agent_id}</span> → <a className="mono" href={href("agents", handoff.to_agent_id ?? "")}>{handoff.to_agent_id}</a>{" "}
+      <span className="hint">
+        {transfer ? "transferred by the model" : `by ${handoff.strategy ?? "intent"}`}
+        {typeof handoff.match?.intent === "string" ? ` (intent ${handoff.match.intent})` : ""}
+        {handoff.at ? ` · ${formatDateTime(handoff.at)}` : ""}
+      </span>
+      {transfer && context && (
+        <>
+          {" "}
+          <span className="chip neutral" title={`The new agent type was given ${CONTEXT_EXPLAINED[context] ?? context}`}>context: {context}</span>
+        </>
+      )}
+      {handoff.reason && (
+        <>
+          <br />
+          <span className="marker-reason">“{handoff.reason}”</span>
+        </>
+      )}
+    </p>
   );
 }

@@ -1,6 +1,9 @@
-/** The structured turns of a session: what the user said, the filled fields (the reply itself,
- * `system_response`, is shown as the agent's words), the status, and the latency marks. */
+/** The structured turns of a session: what the user said, the tools the model called before
+ * answering, the filled fields (the reply itself, `system_response`, is shown as the agent's
+ * words), the status, and the latency marks. */
 import "./sessions.css";
+import { ToolCallList } from "../components/ToolCallList";
+import { toolCallsOf } from "../components/toolCalls";
 import { SYSTEM_RESPONSE } from "./constants";
 import { FieldValue } from "./FieldValue";
 import { formatDateTime, formatMs, humanize } from "./format";
@@ -24,12 +27,18 @@ function TurnCard({ turn, schema }: { turn: SessionTurn; schema: SchemaField[] }
   const fields = Object.entries(turn.fields ?? {}).filter(([name]) => name !== SYSTEM_RESPONSE);
   const reply = (turn.fields?.[SYSTEM_RESPONSE] as string | undefined) ?? turn.reply ?? null;
   const ordered = orderBySchema(fields, schema);
+  const toolCalls = toolCallsOf(turn.tool_calls);
   return (
     <li className={`turn-card status-${status}`} data-testid="session-turn" data-turn-index={turn.turn_index} data-status={status}>
       <header>
         <span className="turn-index">Turn {turn.turn_index + 1}</span>
         <TurnStatusChip status={turn.status} />
         {turn.attempts != null && turn.attempts > 1 && <span className="hint">{turn.attempts} attempts</span>}
+        {toolCalls.length > 0 && (
+          <span className="chip neutral" title="Tools the model called before it replied">
+            {toolCalls.length} {toolCalls.length === 1 ? "tool call" : "tool calls"}
+          </span>
+        )}
         <span className="hint turn-time">{formatDateTime(turn.created_at)}</span>
       </header>
       {turn.user_text && (
@@ -39,6 +48,12 @@ function TurnCard({ turn, schema }: { turn: SessionTurn; schema: SchemaField[] }
             <span className="chip warn" title={`The message had ${turn.user_text_original_chars ?? "more"} characters; the agent read the start`}>cut</span>
           )}
         </p>
+      )}
+      {toolCalls.length > 0 && (
+        <div className="turn-tools">
+          <span className="who tools">Tools</span>
+          <ToolCallList calls={toolCalls} />
+        </div>
       )}
       {reply && (
         <p className="turn-said">

@@ -1,6 +1,7 @@
 /** The admin API's session, turn, stats and event shapes, as the Sessions pages read them
  * (admin_api/session_records.py, admin_api/stats.py, admin_api/events.py). The worker may add
  * fields at any time: every record keeps an index signature so they pass through. */
+import type { ContextCarry, Escalation, ToolCall } from "../components/toolCalls";
 import type { TrailEntry } from "../types";
 
 export interface SessionUsage {
@@ -30,6 +31,8 @@ export interface SessionSummary {
   started_at: string | null;
   ended_at: string | null;
   end_reason: string | null;
+  /** With `end_reason: agent_ended`: the reason the agent's end_session tool gave. */
+  end_detail?: string | null;
   /** Why a refused session was refused. */
   reason: string | null;
   turn_count: number | null;
@@ -72,22 +75,32 @@ export interface SessionTurn {
   latency_ms?: TurnLatency | null;
   /** Where the latency clock started (worker/latency.py). */
   latency_from?: "typed" | "end_of_speech" | "transcript" | string | null;
+  /** The tool calls that led to the reply, in order (absent on turns recorded before tools). */
+  tool_calls?: ToolCall[] | null;
   [key: string]: unknown;
 }
 
+/** A hand-off during the session: `strategy` is `intent` (a keyword intent, `match` says which)
+ * or `transfer_to_agent` (the model's transfer tool, with its `reason` and `context`). */
 export interface Handoff {
   from_agent_id?: string;
   to_agent_id?: string;
   strategy?: string;
   match?: Record<string, unknown>;
+  reason?: string | null;
+  context?: ContextCarry | null;
   at?: string;
   [key: string]: unknown;
 }
+
+export type SessionEscalation = Escalation;
 
 export interface SessionDetail extends SessionSummary {
   transcript: TranscriptLine[];
   transcript_dropped?: number;
   handoffs: Handoff[];
+  /** Each time an agent asked for a human (escalate_to_human), oldest first. */
+  escalations?: SessionEscalation[] | null;
   turns: SessionTurn[];
 }
 
