@@ -24,7 +24,6 @@ from livekit.agents import (
     room_io,
     vad,
 )
-from livekit.agents.types import APIConnectOptions
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.plugins import silero
@@ -34,7 +33,7 @@ from worker import turn_stream
 from worker.providers import ChatEndpoint, build_llm, build_stt, build_tts, chat_endpoints
 from worker.settings import WorkerSettings
 from worker.turn_stream import StreamedReply
-from worker.turns import LOCAL_SAMPLING, Message, StreamedTurn
+from worker.turns import Message, StreamedTurn
 
 DEFAULT_VAD = VADSpec()
 RETRY_PAUSE_S = 1.0
@@ -74,10 +73,16 @@ def failure_kind(error: BaseException) -> ReplyFailureKind:
     return "llm_error"
 
 
-def _has_words(chunk: llm.ChatChunk | str) -> bool:
+def _has_text(chunk: llm.ChatChunk | str) -> bool:
     if isinstance(chunk, str):
         return bool(chunk)
-    return chunk.delta is not None and bool(chunk.delta.content or chunk.delta.tool_calls)
+    return chunk.delta is not None and bool(chunk.delta.content)
+
+
+def _has_output(chunk: llm.ChatChunk | str) -> bool:
+    """Words or tool calls: once either left `llm_node`, a failed attempt is not retried
+    (livekit may already be running the tools)."""
+    return _has_text(chunk) or (not isinstance(chunk, str) and chunk.delta is not None and bool(chunk.delta.tool_calls))
 
 
 @dataclass
@@ -86,6 +91,8 @@ class AgentModels:
     """As configured: the structured-turn retries and the summary call them directly."""
     llm: llm.LLM
     """For the replies; with fields filled alongside the reply, its token cap has room for them."""
+    fields_in_reply: bool
+    """The turn's fields come with the reply, from one constrained call (`fields_in_reply`)."""
     stt: Any | None
     tts: Any | None
     vad: vad.VAD | None
@@ -98,6 +105,19 @@ def is_voice(config: AgentConfig) -> bool:
 def fields_with_reply(config: AgentConfig) -> bool:
     """A schema of `system_response` alone has nothing to fill: its replies stay plain text."""
     return config.turn_schema.fill == TurnFill.WITH_REPLY and len(config.turn_schema.fields) > 1
+
+
+def fields_in_reply(config: AgentConfig, primary: ChatEndpoint) -> bool:
+    """Whether the reply request is the constrained one that also writes the fields.
+
+    Yes when the config fills its fields with the reply, unless it declares tools and its
+    primary model's server cannot call tools under a JSON schema
+    (`ChatEndpoint.supports_tools_with_schema`, False for llama.cpp): there the schema would
+    keep the model from ever calling a tool, so replies are plain text (tools work) and the
+    fields come from the extraction call after each reply, as with `fill: after_reply`."""
+    if not fields_with_reply(config):
+        return False
+    return not config.tools or primary.supports_tools_with_schema
 
 
 def for_frontend(config: AgentConfig, requested_modality: object) -> AgentConfig:
@@ -132,7 +152,8 @@ async def build_models(config: AgentConfig, settings: WorkerSettings, prewarmed_
     """Raises ProviderError (naming the field) when a provider or its key is missing."""
     endpoints = chat_endpoints(config.llm, settings)
     reply_endpoints = endpoints
-    if fields_with_reply(config):
+    with_fields = fields_in_reply(config, endpoints[0])
+    if with_fields:
         reply_endpoints = [
             replace(e, max_tokens=turn_stream.call_max_tokens(e.max_tokens, config.turn_schema)) for e in endpoints
         ]
@@ -141,6 +162,7 @@ async def build_models(config: AgentConfig, settings: WorkerSettings, prewarmed_
     return AgentModels(
         endpoints=endpoints,
         llm=build_llm(reply_endpoints),
+        fields_in_reply=with_fields,
         stt=build_stt(config.stt, settings) if voice and config.stt else None,
         tts=build_tts(config.tts, settings) if voice and config.tts else None,
         vad=chosen_vad,
@@ -223,6 +245,9 @@ def context_window(chat_ctx: llm.ChatContext, max_messages: int, max_chars: int)
 HandoffCheck = Callable[["ConfiguredAgent", str], Awaitable["ConfiguredAgent | None"]]
 """Asked with each user message before the agent replies; returns the agent to hand off to."""
 
+EnteredHook = Callable[["ConfiguredAgent"], Awaitable[None]]
+"""Called when livekit makes the agent the active one (worker/conversation.py sets it)."""
+
 
 class ConfiguredAgent(Agent):
     """One agent type in a room: its instructions and models, and its context window."""
@@ -236,7 +261,7 @@ class ConfiguredAgent(Agent):
         handoff_check: HandoffCheck | None = None,
         pending_user_input: llm.ChatMessage | None = None,
     ) -> None:
-        with_fields = fields_with_reply(config)
+        with_fields = models.fields_in_reply
         super().__init__(
             instructions=turn_stream.instructions(config.instructions, config.turn_schema)
             if with_fields
@@ -252,6 +277,7 @@ class ConfiguredAgent(Agent):
         self.remembered_messages = len(remembered)
         self.handoff_check = handoff_check
         self.pending_user_input = pending_user_input
+        self.on_entered: EnteredHook | None = None
         self.streamed_turn: asyncio.Future[StreamedTurn] | None = None
         """The latest reply with its fields, when they come with the reply; the conversation
         takes it. It resolves after the reply's words, once the fields are written too."""
@@ -264,17 +290,21 @@ class ConfiguredAgent(Agent):
         self._reply_request: dict[str, Any] | None = None
         if with_fields:
             primary = models.endpoints[0]
-            local = primary.provider == "local"
             self._reply_request = {
-                "response_format": turn_stream.response_format(config.turn_schema, primary.max_tokens, bounded=local),
-                **({"extra_body": LOCAL_SAMPLING} if local else {}),
+                "response_format": turn_stream.response_format(
+                    config.turn_schema, primary.max_tokens, bounded=primary.bounded_strings
+                ),
+                **({"extra_body": primary.extra_body} if primary.extra_body else {}),
             }
 
     async def on_enter(self) -> None:
-        """After a hand-off, answer the message that caused it. Stamped anew: livekit orders a
-        chat context by `created_at`, and the message is older than this agent's instructions
-        and history, so it would go first, before the system prompt (the local model then
-        refused the request: "Failed to initialize samplers")."""
+        """Tell the conversation this agent is now the one speaking, then, after an intent
+        hand-off, answer the message that caused it. Stamped anew: livekit orders a chat
+        context by `created_at`, and the message is older than this agent's instructions and
+        history, so it would go first, before the system prompt (the local model then refused
+        the request: "Failed to initialize samplers")."""
+        if self.on_entered is not None:
+            await self.on_entered(self)
         if self.pending_user_input is not None:
             message = self.pending_user_input.model_copy(update={"created_at": time.time()})
             self.session.generate_reply(user_input=message)
@@ -318,8 +348,8 @@ class ConfiguredAgent(Agent):
             said_something = False
             try:
                 async for chunk in self._reply(window, tools, model_settings):
-                    if not said_something and _has_words(chunk):
-                        said_something = True
+                    said_something = said_something or _has_output(chunk)
+                    if self.first_text_at is None and _has_text(chunk):
                         self.first_text_at = time.time()
                     yield chunk
                 return
@@ -345,8 +375,9 @@ class ConfiguredAgent(Agent):
     async def _reply(
         self, window: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
     ) -> AsyncIterable[llm.ChatChunk | str]:
-        """One attempt. With fields filled alongside the reply, only the reply's words are
-        passed on as they stream."""
+        """One attempt. With fields filled alongside the reply, only the reply's words (and
+        the tool calls, when the model calls tools instead of answering) are passed on as
+        they stream."""
         if self._reply_request is None:
             async for chunk in Agent.default.llm_node(self, window, tools, model_settings):
                 yield chunk
@@ -355,6 +386,7 @@ class ConfiguredAgent(Agent):
             self.models.llm.chat(
                 chat_ctx=window,
                 tools=tools,
+                tool_choice=model_settings.tool_choice,
                 conn_options=self.session.conn_options.llm_conn_options,
                 extra_kwargs=self._reply_request,
             )
@@ -362,11 +394,6 @@ class ConfiguredAgent(Agent):
         self.streamed_turn = reply.turn
         async for words in reply.words():
             yield words
-
-
-LOCAL_LLM_CONNECT = APIConnectOptions(timeout=60.0, max_retry=1)
-"""A local model on shared CPUs queues requests: livekit's default (10 s, 3 retries) timed
-queued replies out and re-queued them at the back until the reply was dropped."""
 
 
 DEFAULT_LLM_CONNECT = SessionConnectOptions().llm_conn_options
@@ -386,7 +413,7 @@ def new_session(config: AgentConfig, models: AgentModels) -> AgentSession:
     sessions have no turn detection at all, each `lk.chat` message is a turn.
     """
     detection = "vad" if is_voice(config) else "manual"
-    llm_options = LOCAL_LLM_CONNECT if models.endpoints[0].provider == "local" else DEFAULT_LLM_CONNECT
+    llm_options = models.endpoints[0].connect_options or DEFAULT_LLM_CONNECT
     return AgentSession(
         user_away_timeout=config.idle_timeout_s,
         turn_handling={"turn_detection": detection},

@@ -10,6 +10,13 @@ reply's string closes; the fields finish in the background.
 A reply cut short (interrupted, or JSON that does not parse) still reaches the user as far
 as it got; its fields are then filled by the separate extraction call (worker/turns.py), which
 counts as the retry.
+
+Tools: the same request carries the agent's tools, and the model either calls tools or writes
+the JSON (OpenAI decides per generation). A generation that calls tools has its tool-call
+chunks passed through untouched: livekit runs the tools, adds the calls and their results to
+the chat context and asks `llm_node` again, and that next generation is another constrained
+call. So a turn is: user message -> (tool calls -> results)* -> the reply and its fields, and
+the fields always come from the final generation, the one whose reply the user got.
 """
 
 import asyncio
@@ -125,10 +132,19 @@ class ReplyExtractor:
         return StreamedTurn(self._reply, {k: v for k, v in parsed.items() if k != SYSTEM_RESPONSE})
 
 
+def tool_calls_only(chunk: llm.ChatChunk) -> llm.ChatChunk:
+    """The chunk's tool calls, without any text: the JSON around the reply never reaches the user."""
+    assert chunk.delta is not None
+    return llm.ChatChunk(
+        id=chunk.id, delta=llm.ChoiceDelta(role="assistant", tool_calls=chunk.delta.tool_calls)
+    )
+
+
 class StreamedReply:
     """One constrained call, read in the background. `words()` yields the reply as it is
-    written and ends as soon as the reply's string closes, so the turn is over for the user
-    while the model is still filling the other fields; `turn` resolves when those are done.
+    written (and, as ChatChunks, any tool calls the model makes instead) and ends as soon as
+    the reply's string closes, so the turn is over for the user while the model is still
+    filling the other fields; `turn` resolves when those are done.
 
     If the words stop being read before the reply ended (the user interrupted), the call is
     cancelled; `turn` then holds what was said, without fields.
@@ -137,12 +153,12 @@ class StreamedReply:
     def __init__(self, stream: llm.LLMStream) -> None:
         self._stream = stream
         self._extractor = ReplyExtractor()
-        self._words: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        self._words: asyncio.Queue[str | llm.ChatChunk | BaseException | None] = asyncio.Queue()
         self._reply_ended = False
         self.turn: asyncio.Future[StreamedTurn] = asyncio.get_running_loop().create_future()
         self._reading = asyncio.create_task(self._read(), name="switchboard.streamed_reply")
 
-    async def words(self) -> AsyncIterator[str]:
+    async def words(self) -> AsyncIterator[str | llm.ChatChunk]:
         ended = False
         try:
             while (item := await self._words.get()) is not None:
@@ -158,7 +174,11 @@ class StreamedReply:
         try:
             async with self._stream as stream:
                 async for chunk in stream:
-                    content = chunk.delta.content if chunk.delta else None
+                    if chunk.delta is None:
+                        continue
+                    if chunk.delta.tool_calls:
+                        self._pass_tool_calls(chunk)
+                    content = chunk.delta.content
                     if not content:
                         continue
                     words = self._extractor.feed(content)
@@ -174,6 +194,13 @@ class StreamedReply:
             self._end_words(None)
             if not self.turn.done():
                 self.turn.set_result(self._extractor.finish())
+
+    def _pass_tool_calls(self, chunk: llm.ChatChunk) -> None:
+        if self._reply_ended:  # the user already has the reply: a late call would answer nothing
+            names = ", ".join(t.name for t in chunk.delta.tool_calls) if chunk.delta else ""
+            logger.warning("tool calls after the reply's string closed were dropped: %s", names)
+            return
+        self._words.put_nowait(tool_calls_only(chunk))
 
     def _end_words(self, last: BaseException | None) -> None:
         if not self._reply_ended:

@@ -20,6 +20,7 @@ from agent_configs.models import SYSTEM_RESPONSE, TurnSchema, describe_validatio
 from worker import metrics
 from worker.providers import ChatEndpoint
 from worker.providers.clients import openai_client
+from worker.providers.local import LOCAL_SAMPLING  # noqa: F401  (bench/llm_calls.py imports it from here)
 
 logger = logging.getLogger("switchboard.turns")
 
@@ -29,8 +30,6 @@ CONTEXT_MESSAGES = 8
 MAX_TEXT_CHARS = 240
 MAX_ITEM_CHARS = 80
 MAX_LIST_ITEMS = 8
-LOCAL_SAMPLING = {"repeat_penalty": 1.15}
-"""llama.cpp only: keeps a small model from looping inside a string."""
 RETRY_TEMPERATURE = 0.5  # the retry must not repeat the same deterministic mistake
 REQUEST_TIMEOUT_S = 30.0
 
@@ -83,7 +82,7 @@ class StructuredCaller:
     async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
         last_error: Exception | None = None
         for endpoint, client in zip(self.endpoints, self._clients, strict=True):
-            extra = {"extra_body": LOCAL_SAMPLING} if endpoint.provider == "local" else {}
+            extra = {"extra_body": endpoint.extra_body} if endpoint.extra_body else {}
             try:
                 response = await client.chat.completions.create(
                     model=endpoint.model, messages=messages, **options, **extra  # type: ignore[arg-type]

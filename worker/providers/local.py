@@ -4,6 +4,8 @@ The LLM is reached through the same OpenAI-compatible client as production; only
 endpoint differs. STT/TTS classes are imported lazily: the `local` extra is optional.
 """
 
+from livekit.agents.types import APIConnectOptions
+
 from agent_configs.models import LLMSpec, STTSpec, TTSSpec
 from worker.providers.registry import (
     LLM_PROVIDERS,
@@ -14,6 +16,12 @@ from worker.providers.registry import (
 )
 from worker.settings import WorkerSettings
 
+LOCAL_SAMPLING = {"repeat_penalty": 1.15}
+"""llama.cpp only: keeps a small model from looping inside a string."""
+LOCAL_LLM_CONNECT = APIConnectOptions(timeout=60.0, max_retry=1)
+"""A local model on shared CPUs queues requests: livekit's default (10 s, 3 retries) timed
+queued replies out and re-queued them at the back until the reply was dropped."""
+
 
 @LLM_PROVIDERS.register("local")
 def local_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
@@ -22,6 +30,11 @@ def local_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
     Ollama, vLLM or llama.cpp server serves. A config that names its own `base_url` chose its
     server and its model, so it keeps both."""
     own_server = bool(spec.base_url)
+    # `supports_tools_with_schema`: measured on the embedded llama.cpp server (xllamacpp,
+    # SmolLM2-135M): a request with `tools` and a JSON-schema `response_format` is accepted
+    # (200), but the schema's grammar constrains every token, so the answer is always the
+    # JSON and never a tool call, `tool_choice: "required"` included. An operator's server
+    # behind LOCAL_LLM_URL (Ollama, vLLM) is treated the same way (not measured).
     return ChatEndpoint(
         provider="local",
         model=spec.model if own_server else settings.local_llm_model or spec.model,
@@ -30,6 +43,10 @@ def local_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
         temperature=spec.temperature,
         max_tokens=spec.max_tokens,
         top_p=spec.top_p,
+        bounded_strings=True,
+        extra_body=LOCAL_SAMPLING,
+        connect_options=LOCAL_LLM_CONNECT,
+        supports_tools_with_schema=False,
     )
 
 

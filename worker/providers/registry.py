@@ -10,8 +10,10 @@ STT and TTS providers build livekit `stt.STT` / `tts.TTS` objects directly.
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from livekit.agents.types import APIConnectOptions
 
 from agent_configs.egress import Destination, EgressPolicy, EgressRefused
 from agent_configs.models import LLMSpec, STTSpec, TTSSpec
@@ -26,7 +28,11 @@ class ProviderError(Exception):
 
 @dataclass(frozen=True)
 class ChatEndpoint:
-    """Where and how to call one chat model. `api_key` is read from the env, never stored."""
+    """Where and how to call one chat model. `api_key` is read from the env, never stored.
+
+    The last four fields are what the provider knows about its server's quirks (set by its
+    factory, e.g. worker/providers/local.py): session and turn code read them and never ask
+    which provider it is. The defaults describe OpenAI's API."""
 
     provider: str
     model: str
@@ -35,6 +41,19 @@ class ChatEndpoint:
     temperature: float
     max_tokens: int | None
     top_p: float | None
+    bounded_strings: bool = False
+    """The server's JSON-schema decoding honours `minLength` / `maxLength` (llama.cpp's
+    grammar does): the constrained reply is then bounded so its JSON closes within the token
+    budget. OpenAI's strict mode refuses those keywords."""
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    """Sampling options outside the OpenAI API, sent with every constrained call."""
+    connect_options: APIConnectOptions | None = None
+    """How livekit calls it (timeout, retries); None: livekit's defaults."""
+    supports_tools_with_schema: bool = True
+    """A request may carry `tools` and a JSON-schema `response_format` together and the model
+    still chooses between calling a tool and writing the JSON (OpenAI). When False, a type
+    with tools gets plain-text replies and its fields from the extraction call, so that the
+    model can call its tools at all (worker/session.py `fields_in_reply`)."""
 
     def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
         return f"ChatEndpoint(provider={self.provider!r}, model={self.model!r}, base_url={self.base_url!r})"
