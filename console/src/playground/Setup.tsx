@@ -1,5 +1,6 @@
 /** The left column: which agent type (or "route me"), the room metadata, the routing preview,
  * the model notice and the join buttons. */
+import { useEffect, useRef } from "react";
 import type { AgentConfig, Resolution } from "../types";
 import { supportsVoice, type VersionEntry } from "./agents";
 import type { ParsedMetadata } from "./metadata";
@@ -37,8 +38,13 @@ export function Setup(props: SetupProps) {
   const { agents, agentId, metadata, target, busy } = props;
   const picked = agents?.find((a) => a.agent_id === agentId) ?? null;
   const voiceOk = supportsVoice(target);
+  const box = useRef<HTMLElement>(null);
+  // Joining scrolls this column to its join buttons; once in, show what the session runs on.
+  useEffect(() => {
+    if (busy && box.current) box.current.scrollTop = 0;
+  }, [busy]);
   return (
-    <section className="card pg-setup" aria-label="Session setup">
+    <section className="card pg-setup" aria-label="Session setup" ref={box}>
       <div className="pg-column-head">
         <h2>Setup</h2>
       </div>
