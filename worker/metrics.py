@@ -70,6 +70,19 @@ RECORDS_DEAD_LETTERED = Counter(
     ["kind"],
 )
 
+TOOL_CALLS = Counter(
+    "switchboard_tool_calls_total",
+    "Tool calls by the model, by tool name, kind (http, plugin, mcp, built-ins) and outcome "
+    "(ok, error, timeout, refused: the egress policy stopped it before anything was sent).",
+    ["tool", "kind", "outcome"],
+)
+TOOL_CALL_SECONDS = Histogram(
+    "switchboard_tool_call_seconds",
+    "Tool call duration, from the model's arguments to the result it reads (failures included).",
+    ["tool", "kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
 
 # -- ended job processes (main process) --------------------------------------------------
 
