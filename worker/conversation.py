@@ -5,6 +5,13 @@ Listens to the AgentSession, keeps the transcript, runs the structured-turn pipe
 type when an intent matches, says goodbye on idle timeout, and at the end publishes the
 summary and writes the session record. Every write goes through the buffered RecordWriter.
 
+It is also what the built-in tools act on (`SessionControls`, worker/tools/): `end_session`,
+`transfer` (the model hands the conversation to another type) and `escalate`. A turn is the
+user's message, the tool calls that led to the reply (drained from the session's
+ToolCallLog when the reply arrives) and the reply with its fields; a generation that called
+tools and also said something ("let me look that up") is kept in the transcript, and the
+turn waits for the reply that follows the tools' results.
+
 What it keeps is bounded by the agent type's config: a user message is cut to
 `max_user_message_chars` as it arrives (the turn record says so), and the transcript keeps the
 newest messages within `max_transcript_chars`, counting the ones it let go, so a session
@@ -35,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from livekit import rtc
 from livekit.agents import AgentSession, ConversationItemAddedEvent, llm
@@ -43,11 +50,13 @@ from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice.events import CloseEvent, SessionUsageUpdatedEvent, UserStateChangedEvent
 from livekit.agents.voice.room_io import TextInputEvent
 
+from agent_configs.egress import EgressPolicy
 from agent_configs.models import SYSTEM_RESPONSE, AgentConfig
 from worker import metrics
 from worker.latency import LatencyMarks, mark_received, turn_start
 from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
 from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, is_voice, user_message
+from worker.tools import ToolCallLog, ToolContext, build_tools
 from worker.turns import (
     SUMMARY_TOPIC,
     TURN_TOPIC,
@@ -63,6 +72,12 @@ logger = logging.getLogger("switchboard.conversation")
 
 GOODBYE = "It looks like you've stepped away, so I'll end our conversation here. Goodbye!"
 HANDOFF_TOPIC = "agent-handoff"
+ESCALATION_TOPIC = "agent-escalation"
+TRANSFER = "transfer_to_agent"
+AGENT_ENDED = "agent_ended"
+ESCALATED = "escalated"
+"""`end_reason` of a session an `escalate_to_human` tool with `then: end` ended."""
+HOLD_MESSAGE = "I've asked a colleague to take over. Please hold on, someone will be with you shortly."
 END_TOPIC = "switchboard.end"
 """A data packet from the user on this topic ends the session (payload ignored, e.g. `{}`)."""
 USER_ENDED = "user_ended"
@@ -79,6 +94,15 @@ SlotMover = Callable[[AgentConfig], Awaitable[bool]]
 """`await move(target)` -> whether the session now holds a capacity slot of the target type
 (False: the target is at `max_concurrent_sessions`, the session keeps its slot)."""
 
+TargetLoader = Callable[[str], Awaitable[AgentConfig]]
+"""`await load(agent_id)` -> the config of a transfer target, read the way routing reads one;
+raises TransferRefused when it cannot take a session (unknown, paused, refused by the egress
+policy, outside the pool)."""
+
+
+class TransferRefused(Exception):
+    """Why a transfer target cannot take the conversation, in words the model can pass on."""
+
 
 @dataclass(frozen=True)
 class _PendingTurn:
@@ -86,6 +110,8 @@ class _PendingTurn:
     the `agent-turn` payload) reads it."""
 
     index: int
+    agent: ConfiguredAgent
+    """The agent that replied: after a transfer the conversation's current one is another."""
     history: list[Message]
     reply: str
     user_text: str | None
@@ -94,6 +120,8 @@ class _PendingTurn:
     streamed: asyncio.Future[StreamedTurn] | None
     latency: LatencyMarks
     """When the user's message came and the reply's text, audio and fields followed."""
+    tool_calls: list[dict[str, Any]]
+    """The tool calls that led to the reply, as ToolCallRecord.as_dict()."""
 
     def latency_fields(self) -> dict[str, Any]:
         return {"latency_ms": self.latency.as_ms(), "latency_from": self.latency.origin}
@@ -115,12 +143,19 @@ class Conversation:
     build_agent: AgentFactory
     find_handoff: HandoffFinder | None = None
     move_slot: SlotMover | None = None
+    load_target: TargetLoader | None = None
+    egress: EgressPolicy | None = None
+    """What the agent's tools may reach (worker settings); None: the agent gets no tools."""
+    tool_log: ToolCallLog = field(default_factory=ToolCallLog)
     history: list[Message] = field(default_factory=list)
     """The newest messages within `max_transcript_chars` (see `_remember`)."""
     transcript_dropped: int = 0
     usage: Usage = field(default_factory=Usage)
     end_reason: str | None = None
+    end_detail: str | None = None
+    """Why the agent ended the session (`end_session`'s reason), with `end_reason: agent_ended`."""
     handoffs: list[dict[str, Any]] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)
     _turn_index: int = 0
     _history_chars: int = 0
     _awaiting_reply_to: str | None = None
@@ -154,8 +189,44 @@ class Conversation:
         self.session.on("close", self._on_close)
         self.room.on("data_received", self._on_data)
         self._turn_task = asyncio.create_task(self._fill_turns_in_order(), name="switchboard.turns")
+        self.agent.on_entered = self._entered
         if self.find_handoff is not None and self.routing.get("strategy") == "default":
             self.agent.handoff_check = self._maybe_hand_off
+
+    async def equip(self, agent: ConfiguredAgent) -> None:
+        """Give `agent` its config's tools, bound to this session (before it becomes active).
+        A tool that cannot be built (a plugin not installed, say) leaves the agent without
+        tools rather than the room without an agent; the log says why."""
+        if not agent.config.tools or self.egress is None:
+            return
+        context = ToolContext(
+            session_id=self.session_id,
+            agent_id=agent.config.agent_id,
+            user_id=self.user_id,
+            room=self.room.name,
+            egress=self.egress,
+            log=self.tool_log,
+            controls=self,
+            say=self._say_while_waiting,
+        )
+        try:
+            tools = await build_tools(agent.config, context)
+        except Exception:
+            self.log.exception("the tools of %s could not be built: it runs without them", agent.config.agent_id)
+            return
+        await agent.update_tools(tools)
+
+    async def _say_while_waiting(self, text: str) -> None:
+        """A tool's `waiting_message`: said at once (livekit lets a new speech start while a
+        tool runs, the reply's generation being done), not added to the model's context."""
+        with contextlib.suppress(RuntimeError):  # the session is closing
+            self.session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
+
+    async def _entered(self, agent: ConfiguredAgent) -> None:
+        """livekit made `agent` the active one: from now on the conversation's turns are its.
+        Switching here, not when a transfer is decided, keeps the old agent's last reply (its
+        answer to the transfer tool) on the old agent's turn."""
+        self.agent = agent
 
     def record_start(self, started_at: datetime, extra: dict[str, Any]) -> None:
         self.writer.submit(
@@ -211,6 +282,8 @@ class Conversation:
                     **self._transcript_fields(),
                     "summary": self._summary,
                     "handoffs": self.handoffs,
+                    "escalations": self.escalations,
+                    **({"end_detail": self.end_detail} if self.end_detail is not None else {}),
                     "usage": {
                         "prompt_tokens": self.usage.prompt_tokens,
                         "completion_tokens": self.usage.completion_tokens,
@@ -256,6 +329,10 @@ class Conversation:
         if not text:
             return
         self._remember(Message(item.role, text))  # type: ignore[arg-type]
+        if item.role == "assistant" and self._awaiting_reply_to is not None and self.agent.generation_called_tools:
+            # words said before tools run: the turn's reply is the one after their results
+            self._record_transcript()
+            return
         failure = None
         if item.role == "assistant":
             failure, self.agent.failed_reply = self.agent.failed_reply, None
@@ -274,12 +351,14 @@ class Conversation:
                 latency.first_audio_at = (item.metrics or {}).get("started_speaking_at")
             turn = _PendingTurn(
                 self._turn_index,
+                self.agent,
                 list(self.history),
                 text,
                 self._awaiting_reply_to,
                 self._awaiting_cut_from,
                 streamed,
                 latency,
+                [call.as_dict() for call in self.tool_log.drain()],
             )
             self._turn_index += 1
             self._awaiting_reply_to = None
@@ -302,13 +381,14 @@ class Conversation:
         holds), and reading an aborted session costs no query over `turns`."""
         self.writer.submit(Record(SESSIONS, self.session_id, self._transcript_fields()))
 
-    def _turn_identity(self, index: int) -> dict[str, Any]:
+    def _turn_identity(self, turn: _PendingTurn) -> dict[str, Any]:
+        config = turn.agent.config
         return {
             "session_id": self.session_id,
-            "agent_id": self.config.agent_id,
-            "schema_id": self.config.turn_schema.schema_id,
+            "agent_id": config.agent_id,
+            "schema_id": config.turn_schema.schema_id,
             "user_id": self.user_id,
-            "turn_index": index,
+            "turn_index": turn.index,
         }
 
     def _record_reply(self, turn: _PendingTurn) -> None:
@@ -326,11 +406,12 @@ class Conversation:
                 TURNS,
                 f"{self.session_id}:{turn.index}",
                 {
-                    **self._turn_identity(turn.index),
+                    **self._turn_identity(turn),
                     "user_text": turn.user_text,
                     "user_text_truncated": turn.user_text_cut_from is not None,
                     "user_text_original_chars": turn.user_text_cut_from,
                     "reply": turn.reply,
+                    "tool_calls": turn.tool_calls,
                     **turn.latency_fields(),
                     **outcome,
                     "created_at": _now(),
@@ -353,12 +434,13 @@ class Conversation:
                 "waited_s": round(failure.waited_s, 3),
             },
         )
-        metrics.LLM_ERRORS.labels(self.agent.models.endpoints[0].model).inc()
+        metrics.LLM_ERRORS.labels(turn.agent.models.endpoints[0].model).inc()
         payload = {
             "session_id": self.session_id,
-            "agent_id": self.config.agent_id,
+            "agent_id": turn.agent.config.agent_id,
             "turn_index": turn.index,
             "fields": {},
+            "tool_calls": turn.tool_calls,
             "status": "failed",
             "error_kind": failure.kind,
             **turn.latency_fields(),
@@ -453,8 +535,8 @@ class Conversation:
                 self._turns.task_done()
 
     async def _fill_one(self, turn: _PendingTurn) -> None:
-        config = self.config
-        caller = self._caller()
+        config = turn.agent.config
+        caller = self._caller(turn.agent)
         index = turn.index
         streamed = await turn.streamed if turn.streamed is not None else None
         filled = await TurnFiller(caller, config.turn_schema, config.name).fill(turn.history, turn.reply, streamed)
@@ -466,6 +548,7 @@ class Conversation:
             "agent_id": config.agent_id,
             "turn_index": index,
             "fields": filled.fields,
+            "tool_calls": turn.tool_calls,
             **turn.latency_fields(),
         }
         if filled.status == "failed":
@@ -479,7 +562,7 @@ class Conversation:
                 TURNS,
                 f"{self.session_id}:{index}",
                 {
-                    **self._turn_identity(index),
+                    **self._turn_identity(turn),
                     "fields": filled.fields,
                     "status": filled.status,
                     "error": filled.error,
@@ -490,12 +573,13 @@ class Conversation:
             )
         )
 
-    def _caller(self) -> StructuredCaller:
+    def _caller(self, agent: ConfiguredAgent | None = None) -> StructuredCaller:
         """One caller per agent type in this session (a hand-off brings its own models), reused
         by every structured turn and the summary; its HTTP clients are the process's shared ones."""
-        agent_id = self.config.agent_id
+        agent = agent or self.agent
+        agent_id = agent.config.agent_id
         if agent_id not in self._callers:
-            self._callers[agent_id] = StructuredCaller(self.agent.models.endpoints, usage=self.usage)
+            self._callers[agent_id] = StructuredCaller(agent.models.endpoints, usage=self.usage)
         return self._callers[agent_id]
 
     async def _drain_turns(self) -> None:
@@ -562,25 +646,163 @@ class Conversation:
                 target_config.max_concurrent_sessions,
             )
             return None
+        await self.equip(target)
+        target.on_entered = self._entered
+        self.agent = target  # at once: the message that matched is the target's to answer
+        await self._record_handoff(current.config, target_config, "intent", {"match": match})
+        self.log.info("handed off to %s on intent %s", target_config.agent_id, match.get("intent"))
+        return target
+
+    async def _record_handoff(
+        self, source: AgentConfig, target: AgentConfig, strategy: str, details: dict[str, Any]
+    ) -> None:
+        """One hand-off, whichever way it was decided: the session record's `handoffs`, the
+        agent participant's attributes, `agent-handoff` to the room, the routing metric."""
         handoff = {
-            "from_agent_id": current.config.agent_id,
-            "to_agent_id": target_config.agent_id,
-            "strategy": "intent",
-            "match": match,
+            "from_agent_id": source.agent_id,
+            "to_agent_id": target.agent_id,
+            "strategy": strategy,
+            **details,
             "at": _now(),
         }
         self.handoffs.append(handoff)
-        self.agent = target
         await self.room.local_participant.set_attributes(
-            {"switchboard.agent_id": target_config.agent_id, "switchboard.strategy": "intent"}
+            {"switchboard.agent_id": target.agent_id, "switchboard.strategy": strategy}
         )
         await self._publish(HANDOFF_TOPIC, {"session_id": self.session_id, **handoff, "at": handoff["at"].isoformat()})
-        self.writer.submit(
-            Record(SESSIONS, self.session_id, {"agent_id": target_config.agent_id, "handoffs": self.handoffs})
+        self.writer.submit(Record(SESSIONS, self.session_id, {"agent_id": target.agent_id, "handoffs": self.handoffs}))
+        metrics.ROUTING_DECISIONS.labels(target.agent_id, strategy).inc()
+
+    # -- what the built-in tools do (SessionControls, worker/tools/) ----------------------
+
+    async def end_session(self, reason: str, goodbye: str | None) -> str:
+        """The model ends the session: its reply to this tool's result is said, then the
+        configured `goodbye` (if any), then the session closes as a user's `switchboard.end`
+        does (summary published, `end_reason: agent_ended`, `end_detail`: the reason)."""
+        if self.end_reason is not None:
+            return "The session is already ending."
+        self.end_reason, self.end_detail = AGENT_ENDED, reason
+        self.log.info("the agent ends the session: %s", reason)
+        self._in_background(self._close_after_this_reply(goodbye), "switchboard.agent_end")
+        if goodbye:
+            return "The session ends now and the goodbye is said for you: add nothing more."
+        return "The session ends after this reply: say goodbye to the user in one short sentence."
+
+    async def transfer(self, target: str, reason: str, context: Literal["full", "summary", "none"]) -> str:
+        """The model hands the conversation to `target` (one of its tool's `targets`).
+
+        The target is read and checked the way routing does (`load_target`), then its agent
+        is built with the context the tool allows (`full`: the transcript; `summary`: a
+        summary of it added to the target's instructions; `none`: nothing), then a capacity
+        slot of the target is claimed (the current type's is given back). Any refusal is the
+        tool's result, and the current agent keeps the conversation. On success the current
+        agent answers the result (telling the user who takes over), then livekit switches
+        agents: the target greets when it starts afresh (`none`, with a greeting) and
+        otherwise continues the conversation with a reply of its own."""
+        source = self.agent.config
+        if target == source.agent_id:
+            return f"Transfer refused: the conversation is already with {target}."
+        if self.load_target is None:
+            return "Transfer refused: this session cannot transfer."
+        try:
+            target_config = await self.load_target(target)
+        except TransferRefused as exc:
+            self.log.info("no transfer to %s: %s", target, exc)
+            return f"Transfer refused: {target} cannot take the conversation ({exc}). Keep helping the user."
+        note = await self._handover_note(context)
+        try:
+            new_agent = await self.build_agent(target_config, list(self.history) if context == "full" else [])
+        except Exception as exc:
+            self.log.warning("no transfer to %s: %s", target, exc)
+            return f"Transfer refused: {target} is unavailable. Keep helping the user."
+        if note:
+            await new_agent.update_instructions(f"{new_agent.instructions}\n\n{note}")
+        if self.move_slot is not None and not await self.move_slot(target_config):
+            self.log.info("no transfer to %s: full (max_concurrent_sessions=%s)", target, target_config.max_concurrent_sessions)
+            return f"Transfer refused: {target} is fully booked right now. Keep helping the user."
+        await self.equip(new_agent)
+        new_agent.on_entered = self._entered_after_transfer(context)
+        await self._record_handoff(source, target_config, TRANSFER, {"reason": reason, "context": context})
+        self.log.info("transferred to %s (%s context): %s", target, context, reason)
+        self.session.update_agent(new_agent)
+        return (
+            f"Transferred: {target_config.name} takes over after your reply. Tell the user so in one "
+            "short sentence, and do not answer their question yourself."
         )
-        metrics.ROUTING_DECISIONS.labels(target_config.agent_id, "intent").inc()
-        self.log.info("handed off to %s on intent %s", target_config.agent_id, match.get("intent"))
-        return target
+
+    async def _handover_note(self, context: str) -> str | None:
+        if context != "summary":
+            return None
+        try:
+            summary = await asyncio.wait_for(
+                summarize(self._caller(), self.history, self.config.name), SUMMARY_TIMEOUT_S
+            )
+        except Exception as exc:  # the transfer goes on, without the note
+            self.log.warning("no summary for the transfer: %s", exc)
+            return None
+        return f"A colleague ({self.config.name}) handed this conversation to you. What happened so far: {summary}"
+
+    def _entered_after_transfer(self, context: str) -> Callable[[ConfiguredAgent], Awaitable[None]]:
+        async def entered(agent: ConfiguredAgent) -> None:
+            await self._entered(agent)
+            try:
+                if context == "none" and agent.config.greeting:
+                    self.session.say(agent.config.greeting, allow_interruptions=False)
+                else:
+                    self.session.generate_reply()
+            except RuntimeError:  # the session is closing
+                pass
+
+        return entered
+
+    async def escalate(self, reason: str, then: Literal["continue", "hold", "end"], message: str | None) -> str:
+        """Marks the session escalated (the record's `escalations`, an `agent-escalation` to
+        the room for the frontend or a backend to page a human), says `message` if given,
+        then: `continue` (the agent goes on), `hold` (the agent says so and stops answering:
+        messages are still recorded, nothing replies until the session ends; a human joins
+        through the frontend's own means) or `end` (the session ends, `end_reason: escalated`)."""
+        escalation = {"agent_id": self.config.agent_id, "reason": reason, "then": then, "at": _now()}
+        self.escalations.append(escalation)
+        self.writer.submit(Record(SESSIONS, self.session_id, {"escalations": self.escalations}))
+        self._record_event("session.escalated", escalation["at"], {"reason": reason, "then": then})
+        await self._publish(
+            ESCALATION_TOPIC, {"session_id": self.session_id, **escalation, "at": escalation["at"].isoformat()}
+        )
+        self.log.info("escalated to a human (%s): %s", then, reason)
+        if then == "end":
+            if self.end_reason is None:
+                self.end_reason, self.end_detail = ESCALATED, reason
+                self._in_background(self._close_after_this_reply(message), "switchboard.escalation_end")
+            return "A human colleague was notified and the session ends now: add nothing more."
+        if then == "hold":
+            self.agent.holding = True
+            with contextlib.suppress(RuntimeError):
+                self.session.say(message or HOLD_MESSAGE, allow_interruptions=False)
+            return "A human colleague was notified; the user was told to hold on."
+        if message:
+            with contextlib.suppress(RuntimeError):
+                self.session.say(message, allow_interruptions=False)
+        return "A human colleague was notified. Tell the user, then keep helping them meanwhile."
+
+    async def _close_after_this_reply(self, goodbye: str | None) -> None:
+        """Wait until the reply the tool is part of has been said (with every step after its
+        tools), then the goodbye, then close the session (its end runs as usual)."""
+        try:
+            current = self.session.current_speech
+            if current is not None:
+                await current.wait_for_playout()
+            if goodbye:
+                await self.session.say(goodbye, allow_interruptions=False).wait_for_playout()
+        except RuntimeError:  # the session is already closing
+            pass
+        finally:
+            self.session.shutdown(drain=True)
+
+    def _in_background(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _publish(self, topic: str, payload: dict[str, Any]) -> None:
         if not self.room.isconnected():

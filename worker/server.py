@@ -41,7 +41,7 @@ from agent_configs.routing.rules import RulesLoader, RulesStore
 from agent_configs.snapshot import CatalogSnapshot
 from agent_configs.store import ConfigStore
 from worker import metrics
-from worker.conversation import Conversation
+from worker.conversation import Conversation, TransferRefused
 from worker.memory import load_past_messages
 from worker.metadata import routing_context, trusted_user_id
 from worker.providers import ProviderError
@@ -188,59 +188,133 @@ async def on_request(request: JobRequest) -> None:
 
 
 async def entrypoint(ctx: JobContext) -> None:
+    """One room: route it (while the room connection is set up), refuse it cleanly if no
+    agent can serve it, or open the conversation, start the session and record its start."""
     started_at = datetime.now(UTC)
     session_id = f"sess_{uuid.uuid4().hex[:16]}"
-    # The room connection goes first: once it is under way (off this loop, in livekit's
-    # native client), dispatch and room metadata let us route and build the agent meanwhile,
-    # so our work hides behind LiveKit's.
+    services = await process_services()
+    routed = await _route_while_connecting(ctx, services, session_id)
+    ready = await _ready_or_refused(ctx, services, session_id, started_at, routed)
+    if ready is None:
+        return
+    running = await _open_conversation(ctx, services, session_id, routed, ready)
+    ctx.add_shutdown_callback(running.finish)
+    await _start_session(ctx, running.conversation, routed, ready)
+    _record_start(ctx, running, ready, started_at)
+    # Not before: the user should not wait on database chores of other sessions.
+    running.housekeeping = asyncio.create_task(_tidy_up_quietly(services))
+
+
+@dataclass
+class _Routed:
+    """What the room's metadata said and what routing made of it."""
+
+    context: RoutingContext
+    source: str | None
+    participant: rtc.RemoteParticipant | None
+    prepared: "Prepared | DatabaseUnavailable"
+
+
+@dataclass
+class _Ready:
+    """A room an agent can serve: the decision, its config, the capacity slot, the agent."""
+
+    decision: RoutingDecision
+    config: AgentConfig
+    slot: int | None
+    agent: ConfiguredAgent
+    offline: bool
+
+
+@dataclass
+class _RunningSession:
+    """A session in progress and what its end must stop, release and write."""
+
+    services: "ProcessServices"
+    conversation: Conversation
+    held: SessionSlot
+    ready: _Ready
+    heartbeat: "asyncio.Task[None]"
+    housekeeping: "asyncio.Task[None] | None" = None
+
+    async def finish(self, reason: str) -> None:
+        self.heartbeat.cancel()
+        if self.housekeeping is not None:
+            await self.housekeeping
+        try:
+            await self.conversation.finish(reason)
+        finally:
+            metrics.ACTIVE_SESSIONS.labels(self.ready.config.agent_id, self.ready.decision.strategy or "none").dec()
+            await self.held.release()
+            await self.services.writer.close()
+
+
+async def _route_while_connecting(ctx: JobContext, services: "ProcessServices", session_id: str) -> _Routed:
+    """The room connection goes first: once it is under way (off this loop, in livekit's
+    native client), dispatch and room metadata let us route and build the agent meanwhile,
+    so our work hides behind LiveKit's. Only when neither says anything (nor a pin) does
+    routing wait for the participant's metadata, after the connection."""
     connecting = asyncio.create_task(ctx.connect())
     await asyncio.sleep(0)
-    services = await process_services()
     vad = ctx.proc.userdata.get("vad")
     context, source = routing_context(ctx.job.metadata, ctx.job.room.metadata)
     pin = _job_pin(ctx.job.metadata)
     if pin is not None and source is None:
         source = "job"  # a pin alone says enough: no need to wait for the participant
-    participant = None
-    if source is not None:
-        preparing = asyncio.create_task(_prepare(services, context, session_id, vad, pin))
-        try:
-            await connecting
-        except BaseException:
-            await _abandon(services, preparing, session_id)
-            raise
-        prepared = await preparing
-    else:
+    if source is None:
         await connecting
         context, source, participant = await _read_metadata(ctx)
-        prepared = await _prepare(services, context, session_id, vad, None)
+        return _Routed(context, source, participant, await _prepare(services, context, session_id, vad, None))
+    preparing = asyncio.create_task(_prepare(services, context, session_id, vad, pin))
+    try:
+        await connecting
+    except BaseException:
+        await _abandon(services, preparing, session_id)
+        raise
+    return _Routed(context, source, None, await preparing)
+
+
+async def _ready_or_refused(
+    ctx: JobContext, services: "ProcessServices", session_id: str, started_at: datetime, routed: _Routed
+) -> _Ready | None:
+    """The routed agent, or None once the room was told why nobody serves it and the
+    refusal recorded (no database and no catalog, no type available, a provider error)."""
     log = logging.LoggerAdapter(logger, {"session_id": session_id, "room": ctx.room.name})
+    prepared = routed.prepared
     if isinstance(prepared, DatabaseUnavailable):
         log.error("refusing the room: the database is unreachable and this worker never read a catalog")
         await _refuse(ctx, services, session_id, None, started_at, "database unavailable", tell_user=NO_DATABASE_MESSAGE)
-        return
+        return None
     decision, config, slot, agent = prepared
     offline = services.configs.offline
     if offline:
         log.warning("database unreachable: serving from the last-known good catalog")
-
-    log.info("routed: %s (metadata from %s)", decision.summary(), source or "nowhere")
+    log.info("routed: %s (metadata from %s)", decision.summary(), routed.source or "nowhere")
     metrics.ROUTING_DECISIONS.labels(decision.agent_id or "none", decision.strategy or "none").inc()
-    if config is None or isinstance(agent, ProviderError):
+    if config is None or agent is None or isinstance(agent, ProviderError):
         if isinstance(agent, ProviderError):
             log.error("cannot run %s: %s", decision.agent_id, agent)
         reason = f"provider error: {agent}" if isinstance(agent, ProviderError) else "no agent type available"
         await _refuse(ctx, services, session_id, decision, started_at, reason)
-        return
-    assert agent is not None
+        return None
+    return _Ready(decision, config, slot, agent, offline)
 
-    session = new_session(config, agent.models)
+
+async def _open_conversation(
+    ctx: JobContext, services: "ProcessServices", session_id: str, routed: _Routed, ready: _Ready
+) -> _RunningSession:
+    """The AgentSession and the Conversation around it, the agent equipped with its tools,
+    the capacity slot held (hand-offs and transfers move it) and kept alive by a heartbeat."""
+    session = new_session(ready.config, ready.agent.models)
+    context = routed.context
+    vad = ctx.proc.userdata.get("vad")
+    held = SessionSlot(services.capacity, session_id, ready.config.agent_id, ready.slot)
     conversation = Conversation(
         session_id=session_id,
         room=ctx.room,
         session=session,
-        agent=agent,
-        routing=_decision_record(decision, source),
+        agent=ready.agent,
+        routing=_decision_record(ready.decision, routed.source),
         user_id=context.user_id,
         writer=services.writer,
         build_agent=lambda cfg, history: _build_agent(
@@ -248,51 +322,47 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
         find_handoff=lambda current, text: _find_handoff(services, current, text),
         move_slot=lambda target: held.move_to(target.agent_id, target.max_concurrent_sessions),
+        load_target=lambda agent_id: _load_transfer_target(services, agent_id),
+        egress=services.settings.egress,
     )
-    held = SessionSlot(services.capacity, session_id, config.agent_id, slot)  # a hand-off moves it
     conversation.attach()
+    await conversation.equip(ready.agent)
     _concluding[ctx.job.id] = conversation.conclude
     session.on("close", lambda _: ctx.shutdown("session closed"))
     heartbeat = asyncio.create_task(_heartbeat(services, held, session_id))
-    housekeeping: asyncio.Task[None] | None = None
+    return _RunningSession(services, conversation, held, ready, heartbeat)
 
-    async def finish(reason: str) -> None:
-        heartbeat.cancel()
-        if housekeeping is not None:
-            await housekeeping
-        try:
-            await conversation.finish(reason)
-        finally:
-            metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").dec()
-            await held.release()
-            await services.writer.close()
 
-    ctx.add_shutdown_callback(finish)
-    identity = participant.identity if participant else None
-    await session.start(
-        agent, room=ctx.room, room_options=room_options(config, identity, conversation.on_text_input)
+async def _start_session(ctx: JobContext, conversation: Conversation, routed: _Routed, ready: _Ready) -> None:
+    """Start the agent in the room, greet, and tell the frontend which type it talks to."""
+    config = ready.config
+    identity = routed.participant.identity if routed.participant else None
+    await conversation.session.start(
+        ready.agent, room=ctx.room, room_options=room_options(config, identity, conversation.on_text_input)
     )
     if config.greeting:
-        _greet(session, config.greeting)
-    attributes = {"switchboard.agent_id": config.agent_id, "switchboard.strategy": decision.strategy or ""}
-    if offline:  # the frontend may say so; the session is recorded as usual (spooled)
+        _greet(conversation.session, config.greeting)
+    attributes = {"switchboard.agent_id": config.agent_id, "switchboard.strategy": ready.decision.strategy or ""}
+    if ready.offline:  # the frontend may say so; the session is recorded as usual (spooled)
         attributes["switchboard.catalog"] = "last-known"
     await ctx.room.local_participant.set_attributes(attributes)
-    metrics.SESSIONS_STARTED.labels(config.agent_id, decision.strategy or "none").inc()
-    metrics.ACTIVE_SESSIONS.labels(config.agent_id, decision.strategy or "none").inc()
-    conversation.record_start(
+
+
+def _record_start(ctx: JobContext, running: _RunningSession, ready: _Ready, started_at: datetime) -> None:
+    config, strategy = ready.config, ready.decision.strategy or "none"
+    metrics.SESSIONS_STARTED.labels(config.agent_id, strategy).inc()
+    metrics.ACTIVE_SESSIONS.labels(config.agent_id, strategy).inc()
+    running.conversation.record_start(
         started_at,
         {
             "job_id": ctx.job.id,
             "worker_id": ctx.worker_id,
             "heartbeat_at": datetime.now(UTC),
             "modalities": list(config.modalities),
-            "memory_messages": agent.remembered_messages,
-            **({"catalog": "last-known"} if offline else {}),
+            "memory_messages": ready.agent.remembered_messages,
+            **({"catalog": "last-known"} if ready.offline else {}),
         },
     )
-    # Not before: the user should not wait on database chores of other sessions.
-    housekeeping = asyncio.create_task(_tidy_up_quietly(services))
 
 
 _concluding: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -484,6 +554,18 @@ async def _find_handoff(
     if match is None or match.agent_id == current_agent_id:
         return None
     return await services.configs.get(match.agent_id), asdict(match)
+
+
+async def _load_transfer_target(services: ProcessServices, agent_id: str) -> AgentConfig:
+    """A transfer target checked as routing checks a proposal (unknown, paused, archived,
+    refused by the egress policy, outside this pool); its capacity is claimed afterwards,
+    atomically, by moving the session's slot."""
+    settings = services.settings
+    availability = PoolAvailability(StoreAvailability(services.configs, egress=settings.egress), settings.pool)
+    reason = await availability.unavailable_reason(agent_id)
+    if reason is not None:
+        raise TransferRefused(reason)
+    return await services.configs.get(agent_id)
 
 
 async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: str) -> None:

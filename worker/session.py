@@ -79,10 +79,14 @@ def _has_text(chunk: llm.ChatChunk | str) -> bool:
     return chunk.delta is not None and bool(chunk.delta.content)
 
 
+def _has_tool_calls(chunk: llm.ChatChunk | str) -> bool:
+    return not isinstance(chunk, str) and chunk.delta is not None and bool(chunk.delta.tool_calls)
+
+
 def _has_output(chunk: llm.ChatChunk | str) -> bool:
     """Words or tool calls: once either left `llm_node`, a failed attempt is not retried
     (livekit may already be running the tools)."""
-    return _has_text(chunk) or (not isinstance(chunk, str) and chunk.delta is not None and bool(chunk.delta.tool_calls))
+    return _has_text(chunk) or _has_tool_calls(chunk)
 
 
 @dataclass
@@ -278,6 +282,11 @@ class ConfiguredAgent(Agent):
         self.handoff_check = handoff_check
         self.pending_user_input = pending_user_input
         self.on_entered: EnteredHook | None = None
+        self.holding = False
+        """Escalated with `then: hold`: the agent stops replying (messages are still recorded)."""
+        self.generation_called_tools = False
+        """The latest generation passed tool calls on: livekit runs them and asks again, so
+        what it said (if anything) is not yet the turn's reply."""
         self.streamed_turn: asyncio.Future[StreamedTurn] | None = None
         """The latest reply with its fields, when they come with the reply; the conversation
         takes it. It resolves after the reply's words, once the fields are written too."""
@@ -314,6 +323,8 @@ class ConfiguredAgent(Agent):
         """Cap the transcribed message (as typed ones are), then hand off before replying, so
         the user's message is answered by the right type."""
         cut_user_message(new_message, self.config.max_user_message_chars)
+        if self.holding:
+            raise StopResponse()
         if self.handoff_check is None:
             return
         target = await self.handoff_check(self, new_message.text_content or "")
@@ -337,6 +348,9 @@ class ConfiguredAgent(Agent):
         answered 0.1 s after it was sent, nothing restarted. The message is the reply as far as livekit is concerned: it
         is spoken in a voice session and typed on `lk.transcription` in every session, and it
         stays in the transcript the user saw."""
+        self.generation_called_tools = False
+        if self.holding:
+            return
         window = context_window(chat_ctx, self.config.max_context_messages, self.config.max_context_chars)
         policy = self.config.llm_unavailable
         loop = asyncio.get_running_loop()
@@ -349,6 +363,8 @@ class ConfiguredAgent(Agent):
             try:
                 async for chunk in self._reply(window, tools, model_settings):
                     said_something = said_something or _has_output(chunk)
+                    if _has_tool_calls(chunk):
+                        self.generation_called_tools = True
                     if self.first_text_at is None and _has_text(chunk):
                         self.first_text_at = time.time()
                     yield chunk
