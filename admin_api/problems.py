@@ -17,13 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent_configs.egress import ConfigEgressRefused, EgressRefused
 from agent_configs.errors import (
     AgentAlreadyExists,
     AgentNotFound,
+    ConfigProblem,
+    ConfigRefused,
     DatabaseUnavailable,
     VersionConflict,
 )
+from agent_configs.models import error_field
 from agent_configs.routing.errors import InvalidRoutingRules, RulesProblem, RulesVersionConflict
 
 logger = logging.getLogger("switchboard.admin_api")
@@ -110,11 +112,10 @@ def field_problems(errors: Iterable[Mapping[str, Any]], location: str = "body") 
     """Pydantic errors -> one FieldProblem each, without the submitted input."""
     problems = []
     for error in errors:
-        loc = [str(part) for part in error.get("loc", ())]
+        loc, message = error_field(error)
         where = location
         if loc and loc[0] in _LOCATIONS:
             where, loc = loc[0], loc[1:]
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         problems.append(FieldProblem(field=".".join(loc) or "(body)", message=message, location=where))
     return problems
 
@@ -131,7 +132,8 @@ def invalid_request(problems: Sequence[FieldProblem], detail: str | None = None)
     return ProblemError(422, "validation", "The request is not valid", summary, errors=problems)
 
 
-def egress_problems(problems: Iterable[EgressRefused]) -> list[FieldProblem]:
+def definition_problems(problems: Iterable[ConfigProblem]) -> list[FieldProblem]:
+    """What the store refused in a definition (egress, tools, transfer targets, plugins)."""
     return [FieldProblem(field=p.field, message=p.message) for p in problems]
 
 
@@ -161,7 +163,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VersionConflict, _on_version_conflict)  # type: ignore[arg-type]
     app.add_exception_handler(RulesVersionConflict, _on_version_conflict)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidRoutingRules, _on_invalid_rules)  # type: ignore[arg-type]
-    app.add_exception_handler(ConfigEgressRefused, _on_egress_refused)  # type: ignore[arg-type]
+    app.add_exception_handler(ConfigRefused, _on_config_refused)  # type: ignore[arg-type]
     app.add_exception_handler(DatabaseUnavailable, _on_database_down)
     app.add_exception_handler(ConnectionFailure, _on_database_down)
     app.add_exception_handler(PyMongoError, _on_database_error)  # type: ignore[arg-type]
@@ -218,8 +220,8 @@ async def _on_invalid_rules(request: Request, exc: InvalidRoutingRules) -> JSONR
     return await _on_problem(request, invalid_request(rules_problems(exc.problems), str(exc)))
 
 
-async def _on_egress_refused(request: Request, exc: ConfigEgressRefused) -> JSONResponse:
-    return await _on_problem(request, invalid_request(egress_problems(exc.problems)))
+async def _on_config_refused(request: Request, exc: ConfigRefused) -> JSONResponse:
+    return await _on_problem(request, invalid_request(definition_problems(exc.problems)))
 
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:

@@ -21,9 +21,11 @@ A secret goes only over https, except to loopback. Env vars starting with `LIVEK
 `MONGO_`, `ADMIN_` or `EGRESS_` are never sendable, whatever the policy says.
 
 The admin API and seeding check every write against the policy (`config_problems`, through
-`ConfigStore`); the worker checks again when it builds a model (`EgressPolicy.check`), so a
-config that slipped in by hand is refused there too. Tools and webhooks ask the same
-`check`, with their own URLs.
+`ConfigStore`, which refuses the write with `ConfigRefused`); the worker checks again when it
+builds a model or calls a tool (`EgressPolicy.check`), so a config that slipped in by hand is
+refused there too. A config's tools count like its providers: an `http` tool's or MCP
+server's URL is a destination without a secret, and each header taking `{"env": NAME}` sends
+that secret to the URL's host. Webhooks ask the same `check`, with their own URLs.
 """
 
 import ipaddress
@@ -36,6 +38,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_configs.models import AgentConfig, EnvVarName, LLMSpec, STTSpec, TTSSpec
+from agent_configs.tools import HeaderValue, HttpTool, McpTools
 
 NEVER_SENDABLE_PREFIXES = ("LIVEKIT_", "MONGO_", "ADMIN_", "EGRESS_")
 """The worker's own credentials (and the policy itself) are never a config's to send."""
@@ -54,14 +57,6 @@ class EgressRefused(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-class ConfigEgressRefused(ValueError):
-    """A config write refused by the egress policy; nothing was written."""
-
-    def __init__(self, problems: list[EgressRefused]) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -225,7 +220,8 @@ class EgressPolicy(BaseSettings):
         self.check(destination.url, destination.secret_env, field=f"{field}.base_url")
 
     def config_problems(self, config: AgentConfig) -> list[EgressRefused]:
-        """Every outbound call `config` would make that the policy refuses (empty: all allowed)."""
+        """Every outbound call `config` would make that the policy refuses (empty: all allowed):
+        its models' endpoints and keys, then its tools' URLs and header secrets."""
         specs: list[tuple[str, Kind, Any]] = [("llm", "llm", config.llm)]
         specs += [(f"llm.fallback.{i}", "llm", spec) for i, spec in enumerate(config.llm.fallback)]
         specs += [(name, name, getattr(config, name)) for name in ("stt", "tts") if getattr(config, name)]
@@ -236,6 +232,33 @@ class EgressPolicy(BaseSettings):
             except EgressRefused as exc:
                 problems.append(exc)
             problems.extend(self._unknown_provider_key(path, kind, spec))
+        for index, tool in enumerate(config.tools):
+            if isinstance(tool, HttpTool | McpTools):
+                problems.extend(self.tool_problems(tool.url, tool.headers, field=f"tools.{index}"))
+        return problems
+
+    def tool_problems(self, url: str, headers: dict[str, HeaderValue], *, field: str) -> list[EgressRefused]:
+        """A tool's URL (`{placeholders}` and all) as a keyless destination, and each header
+        from an env var as that secret going to the URL's host. `field` is the tool's path."""
+        try:
+            netloc = urlsplit(url).netloc
+        except ValueError:
+            netloc = ""  # `check` below names it as not a valid URL
+        if "{" in netloc:
+            # The model fills placeholders: one in the host would let it pick where requests go.
+            return [EgressRefused(f"{field}.url", "the host cannot come from a {placeholder}: write it out")]
+        problems = []
+        try:
+            self.check(url, field=f"{field}.url")
+        except EgressRefused as exc:
+            problems.append(exc)
+        for name, header in headers.items():
+            if header.env is None:
+                continue
+            try:
+                self.check(url, header.env, field=f"{field}.headers.{name}.env")
+            except EgressRefused as exc:
+                problems.append(exc)
         return problems
 
     def _unknown_provider_key(self, path: str, kind: Kind, spec: Any) -> list[EgressRefused]:
@@ -248,6 +271,8 @@ class EgressPolicy(BaseSettings):
         return []
 
     def refusal(self, config: AgentConfig) -> str | None:
-        """One line for a routing trail: why this config may not run here, or None."""
+        """One line for a routing trail: why this config may not run here, or None. Every
+        `config_problems` counts, so a stored config whose tool URL or header secret the policy
+        (since) refuses is unavailable for routing, as one with a refused model endpoint is."""
         problems = self.config_problems(config)
         return f"refused by the egress policy: {problems[0]}" if problems else None

@@ -1,5 +1,7 @@
 """Errors the config store raises: each says what happened in words an operator can act on."""
 
+from dataclasses import dataclass
+
 
 class ConfigStoreError(Exception):
     """Base class for everything `ConfigStore` raises on purpose."""
@@ -36,3 +38,25 @@ class DatabaseUnavailable(ConfigStoreError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"database unreachable: {detail}")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a definition: the dotted field path to blame and what is wrong."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class ConfigRefused(ConfigStoreError):
+    """A definition write (create, update, rollback) refused for what the model alone cannot
+    tell: the egress policy, transfer targets, installed plugins, the tool list as a whole.
+    Nothing was written; `problems` names every field to fix, not just the first."""
+
+    def __init__(self, agent_id: str, problems: list[ConfigProblem]) -> None:
+        self.agent_id = agent_id
+        self.problems = problems
+        super().__init__(f"agent '{agent_id}' refused: " + "; ".join(str(p) for p in problems))

@@ -5,6 +5,7 @@ Every string goes through the secret guard, unknown keys are refused (a typo suc
 and the pydantic model that each structured turn has to satisfy.
 """
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
@@ -22,7 +23,7 @@ from pydantic import (
 )
 
 from agent_configs.secret_guard import reject_secret_value
-from agent_configs.tools import MAX_TOOLS, ToolSpec
+from agent_configs.tools import MAX_TOOLS, ToolKind, ToolSpec
 
 SYSTEM_RESPONSE = "system_response"
 
@@ -385,11 +386,34 @@ class AgentConfig(_Spec):
         return self.model_dump(mode="json", exclude={"version", "created_at", "updated_at"})
 
 
+_TOOL_KINDS = frozenset(kind.value for kind in ToolKind)
+_NO_TOOL_KIND = ("union_tag_invalid", "union_tag_not_found")
+
+
+def error_field(error: Mapping[str, Any]) -> tuple[list[str], str]:
+    """One pydantic error as (field path parts, message) in the config's own terms.
+
+    The `tools` list is a union tagged by `kind`, and pydantic puts the tag into the location
+    (`tools.0.http.parameters`): the field is `tools.0.parameters`. A tool whose kind is
+    missing or unknown is its `kind` field's problem."""
+    parts = [str(part) for part in error.get("loc", ())]
+    path = [
+        part
+        for i, part in enumerate(parts)
+        if not (i >= 2 and parts[i - 2] == "tools" and parts[i - 1].isdigit() and part in _TOOL_KINDS)
+    ]
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") in _NO_TOOL_KIND:
+        path.append("kind")
+        if error.get("type") == "union_tag_not_found":
+            message = f"each tool needs a kind: one of {', '.join(sorted(_TOOL_KINDS))}"
+    return path, message
+
+
 def describe_validation_error(error: ValidationError) -> list[str]:
     """One line per problem, `field.path: what is wrong`, for CLIs and logs."""
     lines = []
     for problem in error.errors(include_url=False):
-        path = ".".join(str(part) for part in problem["loc"]) or "(config)"
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {message}")
+        path, message = error_field(problem)
+        lines.append(f"{'.'.join(path) or '(config)'}: {message}")
     return lines

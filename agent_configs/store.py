@@ -14,6 +14,7 @@ a committed version is never lost and never applied twice.
 """
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,13 +25,17 @@ from pymongo.errors import DuplicateKeyError
 
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import bson_now, database_errors
-from agent_configs.egress import ConfigEgressRefused, EgressPolicy, EgressRefused
+from agent_configs.egress import EgressPolicy
 from agent_configs.errors import (
     AgentAlreadyExists,
     AgentNotFound,
+    ConfigProblem,
+    ConfigRefused,
     VersionConflict,
 )
 from agent_configs.models import AgentConfig, AgentStatus
+from agent_configs.tool_plugins import plugin_problems
+from agent_configs.tools import tool_problems, transfer_targets
 
 CONFIGS = "agent_configs"
 VERSIONS = "agent_config_versions"
@@ -64,9 +69,11 @@ def _from_document(document: dict[str, Any]) -> AgentConfig:
 
 
 class ConfigStore:
-    """Every definition written (create, update, rollback) must pass the egress policy: the
-    operator's from the environment unless one is given. A status change writes no new
-    definition, so a config the policy has since narrowed can still be paused or archived."""
+    """Every definition written (create, update, rollback) must pass `definition_problems`:
+    the egress policy (the operator's from the environment unless one is given), the tool
+    list as a whole, installed plugins, transfer targets in this store. A status change
+    writes no new definition, so a config the policy has since narrowed (or whose transfer
+    target has since been archived) can still be paused or archived."""
 
     def __init__(self, database: AsyncDatabase, egress: EgressPolicy | None = None) -> None:
         self._db = database
@@ -75,17 +82,49 @@ class ConfigStore:
         self._stamp = ChangeStamp(database)
         self._egress = egress
 
-    def egress_problems(self, config: AgentConfig) -> list[EgressRefused]:
-        """What the egress policy refuses in `config` (empty: nothing), for dry runs too."""
+    async def definition_problems(
+        self, config: AgentConfig, *, assume_existing: Collection[str] = ()
+    ) -> list[ConfigProblem]:
+        """What keeps `config` from being written, each with its field path (empty: nothing);
+        for dry runs too. `assume_existing`: agent types to count as transfer targets although
+        not stored yet (a seeding dry run of a directory whose files refer to each other)."""
         if self._egress is None:
             self._egress = EgressPolicy()
-        return self._egress.config_problems(config)
+        problems = [ConfigProblem(*problem) for problem in tool_problems(config.tools, config.agent_id)]
+        problems += plugin_problems(config.tools)
+        problems += [ConfigProblem(p.field, p.message) for p in self._egress.config_problems(config)]
+        problems += await self._target_problems(config, assume_existing)
+        return problems
 
-    def _check_egress(self, config: AgentConfig) -> None:
-        """Raise ConfigEgressRefused listing every refused call; nothing is written then."""
-        problems = self.egress_problems(config)
+    async def _target_problems(
+        self, config: AgentConfig, assume_existing: Collection[str]
+    ) -> list[ConfigProblem]:
+        """A transfer target must be an agent type of this store that is not archived (a paused
+        one is fine: pausing is temporary). Checked when a definition is written only:
+        archiving a target later leaves the configs that name it as they are."""
+        # A transfer to itself is tool_problems' to report, once.
+        targets = [(f, t) for f, t in transfer_targets(config.tools) if t != config.agent_id]
+        wanted = sorted({t for _, t in targets} - set(assume_existing))
+        if not wanted:
+            return []
+        with database_errors():
+            cursor = self._configs.find({"agent_id": {"$in": wanted}}, {"agent_id": 1, "status": 1, "_id": 0})
+            statuses = {d["agent_id"]: d["status"] for d in await cursor.to_list(length=None)}
+        problems = []
+        for field, target in targets:
+            if target in assume_existing:
+                continue
+            if target not in statuses:
+                problems.append(ConfigProblem(field, f"no agent type '{target}'"))
+            elif statuses[target] == AgentStatus.ARCHIVED:
+                problems.append(ConfigProblem(field, f"agent type '{target}' is archived"))
+        return problems
+
+    async def _check_definition(self, config: AgentConfig) -> None:
+        """Raise ConfigRefused listing every problem; nothing is written then."""
+        problems = await self.definition_problems(config)
         if problems:
-            raise ConfigEgressRefused(problems)
+            raise ConfigRefused(config.agent_id, problems)
 
     async def ensure_indexes(self) -> None:
         with database_errors():
@@ -166,7 +205,7 @@ class ConfigStore:
     # -- writes ------------------------------------------------------------------------
 
     async def create(self, config: AgentConfig) -> AgentConfig:
-        self._check_egress(config)
+        await self._check_definition(config)
         now = bson_now()
         stored = config.model_copy(update={"version": 1, "created_at": now, "updated_at": now})
         write_id = await self._file_version(stored)
@@ -187,7 +226,7 @@ class ConfigStore:
 
     async def update(self, config: AgentConfig, expected_version: int) -> AgentConfig:
         """Replace an agent type's definition if nobody saved since `expected_version`."""
-        self._check_egress(config)
+        await self._check_definition(config)
         return await self._save_version(config, expected_version)
 
     async def _save_version(self, config: AgentConfig, expected_version: int) -> AgentConfig:
@@ -229,6 +268,8 @@ class ConfigStore:
 
         History is never rewritten: rolling back from v5 to v2 files v6 with v2's definition.
         The status is an operator decision (a paused agent stays paused), as with `--force` seeding.
+        The old definition is checked as a new write is (ConfigRefused), against today's policy
+        and store: a version whose transfer target has since been archived is not restored.
         """
         current = await self.get(agent_id)
         restored = await self.get_version(agent_id, to_version)

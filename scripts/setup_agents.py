@@ -5,8 +5,10 @@ the first time only: routing rules edited since are never overwritten.
 
     python scripts/setup_agents.py [--dir DIR] [--force] [--dry-run]
 
-Every file is validated before anything is written; an invalid file is reported with its
-field paths and skipped. Running it twice creates nothing the second time. `--force` saves a
+Every file is validated before anything is written (the model, then what the store checks:
+the egress policy, the tool list, transfer targets, installed plugins); an invalid file is
+reported with its field paths and skipped, the others are written. The examples that are not
+seeded by default (agent_configs/examples/) are seeded with `--dir agent_configs/examples`. Running it twice creates nothing the second time. `--force` saves a
 changed definition as a new version (the old one stays in the history); the agent's status
 (paused, archived) is an operator decision and is kept.
 
@@ -32,6 +34,7 @@ from agent_configs.models import AgentConfig
 from agent_configs.routing.rules import DEFAULT_RULES, RulesStore
 from agent_configs.settings import get_settings
 from agent_configs.store import ConfigStore
+from agent_configs.tools import transfer_targets
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2
 
@@ -81,12 +84,16 @@ def _same_definition(stored: AgentConfig, wanted: AgentConfig) -> bool:
     }
 
 
-async def _seed_one(store: ConfigStore, config: AgentConfig, force: bool, dry_run: bool) -> SeedLine:
+async def _seed_one(
+    store: ConfigStore, config: AgentConfig, force: bool, dry_run: bool, seeded: set[str]
+) -> SeedLine:
     def line(outcome: Outcome, detail: str = "") -> SeedLine:
         schema = config.turn_schema
         return SeedLine(config.agent_id, schema.schema_id, len(schema.fields), outcome, detail)
 
-    refused = store.egress_problems(config)  # before any write, so a dry run tells as well
+    # Before any write, so a dry run tells as well; in a dry run nothing was stored, so the
+    # types this run has seeded so far count as transfer targets.
+    refused = await store.definition_problems(config, assume_existing=seeded if dry_run else ())
     if refused:
         return line(Outcome.FAILED, "; ".join(str(problem) for problem in refused))
     try:
@@ -108,13 +115,20 @@ async def _seed_one(store: ConfigStore, config: AgentConfig, force: bool, dry_ru
 async def seed(
     store: ConfigStore, configs: list[AgentConfig], *, force: bool = False, dry_run: bool = False
 ) -> list[SeedLine]:
-    """Write valid configs; raises DatabaseUnavailable if the database cannot be reached."""
+    """Write valid configs; raises DatabaseUnavailable if the database cannot be reached.
+
+    Configs without transfer tools go first, so a file handing over to another file's type
+    finds it stored (the order among the rest is the files' own)."""
     if not dry_run:
         await store.ensure_indexes()
     lines = []
-    for config in configs:
+    seeded: set[str] = set()
+    for config in sorted(configs, key=lambda c: bool(transfer_targets(c.tools))):
         try:
-            lines.append(await _seed_one(store, config, force, dry_run))
+            line = await _seed_one(store, config, force, dry_run, seeded)
+            lines.append(line)
+            if line.outcome != Outcome.FAILED:
+                seeded.add(config.agent_id)
         except DatabaseUnavailable:
             raise
         except ConfigStoreError as exc:

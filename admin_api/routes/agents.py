@@ -19,7 +19,7 @@ from admin_api.deps import AdminKey, IfMatch, ReaderKey, Reads, RequiredIfMatch,
 from admin_api.events import EventType
 from admin_api.problems import (
     FieldProblem,
-    egress_problems,
+    definition_problems,
     etag_for,
     field_problems,
     invalid_request,
@@ -135,15 +135,17 @@ async def get_version(
 async def validate_agent(
     caller: ReaderKey, store: Store, definition: Annotated[dict[str, Any], Body()]
 ) -> ValidationReport:
-    """Check a config without saving it: every problem with its field path."""
+    """Check a config without saving it: every problem with its field path, the same ones a
+    create or update would answer 422 with (the model's, then the store's: egress policy,
+    tools, transfer targets, plugins)."""
     try:
         config = AgentConfig.model_validate({k: v for k, v in definition.items() if k not in STORE_OWNED})
     except ValidationError as exc:
         problems = field_problems(exc.errors(include_url=False, include_input=False))
         return ValidationReport(valid=False, errors=problems)
-    refused = store.egress_problems(config)
+    refused = await store.definition_problems(config)
     if refused:
-        return ValidationReport(valid=False, errors=egress_problems(refused))
+        return ValidationReport(valid=False, errors=definition_problems(refused))
     return ValidationReport(valid=True, config=config)
 
 
@@ -297,7 +299,9 @@ async def _change_status(
         if current.status == wanted:
             return current
         changed = True
-        return await changes.store.update(current.model_copy(update={"status": wanted}), current.version)
+        # Not `update`: a status change files no new definition, so it is not checked again
+        # (a type whose transfer target was archived since can still be paused or archived).
+        return await changes.store.set_status(agent_id, wanted, current.version)
 
     saved = await changes.save(agent_id, change())
     if changed:

@@ -3,8 +3,8 @@
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs.egress import ConfigEgressRefused, EgressPolicy, EgressRefused
-from agent_configs.errors import AgentNotFound
+from agent_configs.egress import EgressPolicy, EgressRefused
+from agent_configs.errors import AgentNotFound, ConfigRefused
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.store import ConfigStore
 from tests.factories import support_definition
@@ -115,7 +115,7 @@ async def test_the_store_writes_nothing_the_policy_refuses_but_still_lets_it_be_
 ) -> None:
     leaky = with_llm(provider="openai", base_url="https://api.openai.com/v1", api_key_env="TEAM_KEY")
     strict = ConfigStore(database, EgressPolicy())
-    with pytest.raises(ConfigEgressRefused) as refused:
+    with pytest.raises(ConfigRefused) as refused:
         await strict.create(leaky)
     assert [p.field for p in refused.value.problems] == ["llm.api_key_env"]
     with pytest.raises(AgentNotFound):
@@ -126,9 +126,9 @@ async def test_the_store_writes_nothing_the_policy_refuses_but_still_lets_it_be_
     await lenient.create(leaky)
     fixed = leaky.model_copy(update={"llm": leaky.llm.model_copy(update={"api_key_env": None})})
     await lenient.update(fixed, expected_version=1)
-    with pytest.raises(ConfigEgressRefused):
+    with pytest.raises(ConfigRefused):
         await strict.rollback(leaky.agent_id, to_version=1)
-    with pytest.raises(ConfigEgressRefused):
+    with pytest.raises(ConfigRefused):
         await strict.update(leaky, expected_version=2)
     paused = await strict.set_status(leaky.agent_id, AgentStatus.PAUSED)
     assert paused.version == 3 and paused.llm.api_key_env is None
