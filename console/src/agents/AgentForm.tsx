@@ -4,6 +4,7 @@ import type { ReactNode } from "react";
 import { getAt, type Json } from "./definition";
 import { CheckboxField, ListField, NumberField, SelectField, TextField, useDraft } from "./formControls";
 import { FieldErrors } from "./problems";
+import { ToolsEditor } from "./ToolsEditor";
 import { TurnFieldsTable } from "./TurnFieldsTable";
 
 /** What a speech model starts as when it is switched on: the local dev stack's models. */
@@ -68,6 +69,10 @@ export function AgentForm() {
           />
         </div>
         <TurnFieldsTable />
+      </Section>
+
+      <Section title="Tools" sub="What the agent can do besides talking: call an API, hand over to another type, escalate, end the session. Checked on save: hosts against the egress policy, targets that exist.">
+        <ToolsEditor />
       </Section>
 
       <div className="grid two">
