@@ -4,6 +4,12 @@ It answers at once with a fixed reply (no CPU model to wait for), can be stopped
 then closed: connection refused, exactly what the worker sees when the LLM server is
 stopped) and started again on the same port, and can hold a reply open after its
 `system_response` string has closed, so a turn's fields never arrive.
+
+Tool calls: a test plans them (`plan_tool_call`); each request that offers the next planned
+call's tool gets that call instead of a reply (streamed the way OpenAI streams tool calls,
+whether or not the request also asks for a JSON schema, as OpenAI does), and the requests
+after it, which carry the tool's result, get the reply. `requests` keeps every request body,
+so a test reads what the model was sent (messages, tools, tool results).
 """
 
 import asyncio
@@ -41,6 +47,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class PlannedToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+def offered_tools(body: dict[str, Any]) -> list[str]:
+    return [tool["function"]["name"] for tool in body.get("tools") or [] if tool.get("type") == "function"]
+
+
+def tool_results(body: dict[str, Any]) -> list[str]:
+    """The results the request carries back to the model (`role: tool` messages)."""
+    return [m.get("content") or "" for m in body.get("messages", []) if m.get("role") == "tool"]
+
+
 @dataclass
 class ScriptedLLM:
     reply: str = REPLY
@@ -48,6 +69,8 @@ class ScriptedLLM:
     """Streamed constrained replies: send the reply's string, then never the other fields."""
     port: int = field(default_factory=_free_port)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    planned_calls: list[PlannedToolCall] = field(default_factory=list)
+    _call_count: int = 0
     _runner: web.AppRunner | None = None
     _stalled: set[asyncio.Event] = field(default_factory=set)
 
@@ -62,6 +85,15 @@ class ScriptedLLM:
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
 
+    def plan_tool_call(self, name: str, **arguments: Any) -> None:
+        """The next request that offers tool `name` gets a call of it with `arguments`."""
+        self.planned_calls.append(PlannedToolCall(name, arguments))
+
+    def _next_call(self, body: dict[str, Any]) -> PlannedToolCall | None:
+        if self.planned_calls and self.planned_calls[0].name in offered_tools(body):
+            return self.planned_calls.pop(0)
+        return None
+
     async def stop(self) -> None:
         """Close the port and every open connection: from now on, connection refused."""
         for stalled in self._stalled:
@@ -73,6 +105,9 @@ class ScriptedLLM:
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        planned = self._next_call(body)
+        if planned is not None:
+            return await self._call_tool(request, body, planned)
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
         if schema is not None:
             values = example_of(schema)
@@ -108,6 +143,51 @@ class ScriptedLLM:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _call_tool(self, request: web.Request, body: dict[str, Any], planned: PlannedToolCall) -> web.StreamResponse:
+        self._call_count += 1
+        call_id = f"call_scripted_{self._call_count}"
+        arguments = json.dumps(planned.arguments)
+        if not body.get("stream"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": call_id, "type": "function", "function": {"name": planned.name, "arguments": arguments}}],
+            }
+            return web.json_response(
+                {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "scripted"),
+                    "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                }
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        first = {"index": 0, "id": call_id, "type": "function", "function": {"name": planned.name, "arguments": ""}}
+        await self._send_delta(response, body, {"role": "assistant", "content": None, "tool_calls": [first]}, None)
+        for start in range(0, len(arguments), 16):
+            piece = {"index": 0, "function": {"arguments": arguments[start : start + 16]}}
+            await self._send_delta(response, body, {"tool_calls": [piece]}, None)
+        await self._send_delta(response, body, {}, "tool_calls")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _send_delta(
+        response: web.StreamResponse, body: dict[str, Any], delta: dict[str, Any], finish_reason: str | None
+    ) -> None:
+        chunk = {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": body.get("model", "scripted"),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     @staticmethod
     async def _send(response: web.StreamResponse, body: dict[str, Any], content: str | None) -> None:
