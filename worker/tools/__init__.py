@@ -21,6 +21,7 @@ from agent_configs.models import AgentConfig
 from worker.tools.builtins import end_session_tool, escalate_to_human_tool, transfer_to_agent_tool
 from worker.tools.context import (
     SessionControls,
+    ToolBuildError,
     ToolCallLog,
     ToolCallRecord,
     ToolContext,
@@ -41,15 +42,6 @@ __all__ = [
 
 ToolBuilder = Callable[[Any, ToolContext, str], "llm.Tool | llm.Toolset"]
 """(spec, context, the spec's config path such as `tools.2`) -> a livekit tool or toolset."""
-
-
-class ToolBuildError(Exception):
-    """Tools of a config this worker cannot provide (a plugin not installed, an MCP server the
-    egress policy refuses): (field path, message) for each, like a config write's 422."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
-        self.problems = problems
 
 
 def _mcp_toolset(spec: Any, context: ToolContext, field: str) -> llm.Toolset:

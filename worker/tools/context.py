@@ -111,6 +111,15 @@ class ToolFailure(Exception):
         self.outcome = outcome
 
 
+class ToolBuildError(Exception):
+    """Tools of a config this worker cannot provide (a plugin not installed, an MCP server the
+    egress policy refuses): (field path, message) for each, like a config write's 422."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+        self.problems = problems
+
+
 def error_result(message: str) -> str:
     return json.dumps({"error": message}, ensure_ascii=False)
 

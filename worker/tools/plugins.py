@@ -43,7 +43,7 @@ from jsonschema.exceptions import SchemaError
 from livekit.agents import llm
 
 from agent_configs.tools import PluginTool
-from worker.tools.context import ToolContext, arguments_validator, as_result_text, cut, recorded_call
+from worker.tools.context import ToolBuildError, ToolContext, arguments_validator, as_result_text, cut, recorded_call
 
 ENTRY_POINT_GROUP = "switchboard.tools"
 KIND = "plugin"
@@ -148,12 +148,13 @@ def shape_problem(loaded: Any) -> str | None:
 def plugin_tool(
     spec: PluginTool, context: ToolContext, field: str, registry: "ToolPluginRegistry | None" = None
 ) -> llm.RawFunctionTool:
-    """Raises ToolPluginError (not installed, broken, options its constructor refuses)."""
+    """Raises ToolPluginError (not installed, broken) or ToolBuildError (options its
+    constructor refuses)."""
     plugin_class = (registry or default_registry()).get(spec.plugin)
     try:
         plugin = plugin_class(**spec.options)
     except TypeError as exc:
-        raise ToolPluginError(spec.plugin, f"refuses the options {sorted(spec.options)}: {exc}") from None
+        raise ToolBuildError([(f"{field}.options", f"plugin '{spec.plugin}' refuses them: {exc}")]) from None
     parameters = plugin_class.parameters
     validator = arguments_validator(parameters)
 
