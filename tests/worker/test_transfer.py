@@ -1,0 +1,167 @@
+"""The model hands the conversation over (`transfer_to_agent`) or ends it (`end_session`),
+end to end through the real LiveKit server, worker and FerretDB. The model is the scripted
+OpenAI-compatible endpoint (tests/worker/scripted_llm.py), which calls the tools a test
+plans and records every request, so a test reads what the new agent was sent."""
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from agent_configs.capacity import SLOTS
+from agent_configs.models import LLMSpec
+from agent_configs.store import ConfigStore
+from agent_configs.tools import EndSessionTool, TransferToAgentTool
+from devstack import Endpoints
+from devstack.frontend import RoomClient
+from tests.worker.conftest import RunningWorker, launched_workers, wait_for_session_end
+from tests.worker.scripted_llm import REPLY, ScriptedLLM
+
+pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+SOURCE = "support-agent-v1"
+TARGET = "sales-agent-v1"
+GOODBYE = "Thanks for calling, goodbye!"
+
+
+@pytest.fixture(scope="module")
+def worker(
+    endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningWorker]:
+    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-transfer") as (running,):
+        yield running
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedLLM]:
+    endpoint = ScriptedLLM()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()
+
+
+@contextlib.asynccontextmanager
+async def agents_changed(database: AsyncDatabase, changes: dict[str, dict[str, Any]]) -> AsyncIterator[None]:
+    """agent_id -> field changes, put back afterwards (the module's tests share the types)."""
+    store = ConfigStore(database)
+    before = {agent_id: await store.get(agent_id) for agent_id in changes}
+    for agent_id, update in changes.items():
+        await store.update(before[agent_id].model_copy(update=update), expected_version=before[agent_id].version)
+    try:
+        yield
+    finally:
+        for agent_id, update in changes.items():
+            current = await store.get(agent_id)
+            restored = current.model_copy(update={name: getattr(before[agent_id], name) for name in update})
+            await store.update(restored, expected_version=current.version)
+
+
+def scripted_openai(endpoint: ScriptedLLM) -> LLMSpec:
+    return LLMSpec(provider="openai", model="scripted", base_url=endpoint.url)
+
+
+def sent_by(endpoint: ScriptedLLM, instructions: str) -> list[dict[str, Any]]:
+    """The reply requests of the agent whose system prompt starts with `instructions`."""
+    return [
+        r for r in endpoint.requests
+        if r.get("stream") and (r["messages"][0].get("content") or "").startswith(instructions.strip()[:60])
+    ]
+
+
+def user_texts(request: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "user"]
+
+
+async def transferred(client: RoomClient) -> dict[str, Any]:
+    await client.wait_for(
+        lambda: client.agent_attributes().get("switchboard.agent_id") == TARGET, 60, "the target's attribute"
+    )
+    return await client.wait_for(lambda: client.data["agent-handoff"] and client.data["agent-handoff"][0], 30, "agent-handoff")
+
+
+async def test_a_transfer_with_the_full_context_hands_the_conversation_to_the_target_which_continues_it(
+    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
+) -> None:
+    store = ConfigStore(worker_database)
+    target_instructions = (await store.get(TARGET)).instructions
+    transfer = TransferToAgentTool(targets=[TARGET], context="full")
+    scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="wants a quote")
+    changes = {
+        SOURCE: {"llm": scripted_openai(scripted), "tools": [transfer]},
+        TARGET: {"llm": scripted_openai(scripted), "max_concurrent_sessions": 3},
+    }
+    async with agents_changed(worker_database, changes):
+        await client.join({"agent_id": SOURCE, "user_id": "u-transfer-full"})
+        await client.next_transcript(0)  # support's greeting
+        await client.say("I would like to buy the premium plan")
+        handoff = await transferred(client)
+        # support's answer to the tool's result, then sales continues with a reply of its own
+        assert await client.next_transcript(1) == REPLY
+        assert await client.next_transcript(2) == REPLY
+        record = await worker_database["sessions"].find_one({"room": client.room_name})
+        assert record is not None
+        slots = await worker_database[SLOTS].find({"session_id": record["session_id"]}).to_list(None)
+        assert [s["agent_id"] for s in slots] == [TARGET]  # claimed for the target, support's given back
+        await client.leave()
+        ended = await wait_for_session_end(worker_database, client.room_name)
+
+    assert {k: handoff[k] for k in ("from_agent_id", "to_agent_id", "strategy", "reason", "context")} == {
+        "from_agent_id": SOURCE, "to_agent_id": TARGET, "strategy": "transfer_to_agent",
+        "reason": "wants a quote", "context": "full",
+    }
+    [continued, *_] = sent_by(scripted, target_instructions)
+    assert "I would like to buy the premium plan" in user_texts(continued)  # the whole conversation came along
+    assert not any(t["function"]["name"] == "transfer_to_agent" for t in continued.get("tools") or [])
+    assert ended["agent_id"] == TARGET
+    [recorded] = ended["handoffs"]
+    assert (recorded["from_agent_id"], recorded["to_agent_id"], recorded["context"]) == (SOURCE, TARGET, "full")
+    turns = await worker_database["turns"].find({"session_id": ended["session_id"]}).sort("turn_index", 1).to_list(None)
+    assert turns[0]["agent_id"] == SOURCE  # the turn the transfer happened in is the source's
+    assert [c["name"] for c in turns[0]["tool_calls"]] == ["transfer_to_agent"]
+
+
+async def test_a_transfer_without_context_starts_the_target_afresh_with_its_greeting(
+    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
+) -> None:
+    store = ConfigStore(worker_database)
+    target = await store.get(TARGET)
+    scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="sales question")
+    changes = {
+        SOURCE: {"llm": scripted_openai(scripted), "tools": [TransferToAgentTool(targets=[TARGET], context="none")]},
+        TARGET: {"llm": scripted_openai(scripted)},
+    }
+    async with agents_changed(worker_database, changes):
+        await client.join({"agent_id": SOURCE, "user_id": "u-transfer-none"})
+        await client.next_transcript(0)
+        await client.say("My secret question about invoices")
+        await transferred(client)
+        assert await client.next_transcript(1) == REPLY  # support says who takes over
+        assert await client.next_transcript(2) == target.greeting
+        await client.say("What does premium cost?")
+        assert await client.next_transcript(3) == REPLY
+
+    [fresh, *_] = sent_by(scripted, target.instructions)
+    assert user_texts(fresh) == ["What does premium cost?"]  # nothing of the conversation before
+
+
+async def test_end_session_says_the_goodbye_ends_the_job_and_records_the_reason(
+    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
+) -> None:
+    scripted.plan_tool_call("end_session", reason="the user is done")
+    changes = {SOURCE: {"llm": scripted_openai(scripted), "tools": [EndSessionTool(goodbye=GOODBYE)]}}
+    async with agents_changed(worker_database, changes):
+        await client.join({"agent_id": SOURCE, "user_id": "u-end"})
+        await client.next_transcript(0)
+        await client.say("That's all, thanks")
+        assert await client.next_transcript(2) == GOODBYE
+        summary = await client.wait_for(
+            lambda: client.data["conversation-summary"], 60, "the summary, published before the agent leaves"
+        )
+        record = await wait_for_session_end(worker_database, client.room_name)
+    assert summary[0]["summary"]
+    assert (record["end_reason"], record["end_detail"]) == ("agent_ended", "the user is done")
+    assert [m["text"] for m in record["transcript"]][-1] == GOODBYE
