@@ -1,59 +1,46 @@
 """Routing decisions made by the very code the worker runs, for dry runs and token minting.
 
-The worker's router is `Router(RulesLoader(RulesStore), PoolAvailability(StoreAvailability(
-ConfigCache, CapacityGuard.in_use, EgressPolicy), WORKER_AGENT_TYPES))` (worker/server.py). The same
-Router, RulesLoader, StoreAvailability and ConfigCache from agent_configs are used here.
-The pool filter and the live capacity-slot count are the worker's own, from agent_configs.
+The worker's router is `Router(catalog, PoolAvailability(catalog.availability(
+CapacityGuard.in_use, EgressPolicy), WORKER_AGENT_TYPES))` (worker/server.py). The same
+Router and Catalog from agent_configs are used here, over this process's one catalog (the one
+GET /agents/{id} reads too). The pool filter and the live capacity-slot count are the
+worker's own, from agent_configs.
 """
 
 from collections.abc import Mapping
 from datetime import datetime
 
-from pymongo.asynchronous.database import AsyncDatabase
-
-from agent_configs.cache import ConfigCache
-from agent_configs.capacity import CapacityGuard
+from agent_configs.catalog import Catalog
 from agent_configs.egress import EgressPolicy
-from agent_configs.routing.availability import ConfigSource, PoolAvailability, StoreAvailability
+from agent_configs.routing.availability import ActiveSessionCounter, AvailabilityCheck, PoolAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.router import Router, RoutingDecision
-from agent_configs.routing.rules import RoutingRules, RulesLoader, RulesSource, RulesStore, StaticRules
-from agent_configs.store import ConfigStore
+from agent_configs.routing.rules import RoutingRules, RulesSource, StaticRules
 
 
 class Resolver:
-    """One shared router over the stored rules; throwaway routers for previews and pools.
+    """One shared router over the catalog; throwaway routers for previews and pools.
 
-    `pool_choice_configs` may be a cached config source: it only serves `route_for_token`
-    (which worker pool a token dispatches, and the type its audit event names), never a dry
-    run. `configs` is the version-checked cache dry runs read through (public so tests can
-    see that unknown agent ids do not pile up in it).
+    A dry run reads the change stamp first (`refresh(force=True)`, one small query), so it
+    always decides on current configs and rules. A token's route reads it at most every
+    ADMIN_API_CONFIG_CACHE_TTL_S, like GET /agents/{id}. `configs` and `rules` are the catalog
+    (public so routes can invalidate it after a write, and tests can see that unknown agent
+    ids do not pile up in it).
     """
 
     def __init__(
         self,
-        database: AsyncDatabase,
-        store: ConfigStore,
-        rules_store: RulesStore,
+        catalog: Catalog,
+        active_sessions: ActiveSessionCounter,
         *,
-        rules_ttl_s: float,
-        slot_stale_s: float,
         agent_names: Mapping[str, str],
         default_agent_name: str,
-        pool_choice_configs: ConfigSource | None = None,
         egress: EgressPolicy | None = None,
     ) -> None:
-        slots = CapacityGuard(database, stale_after_s=slot_stale_s).in_use
-        self.configs = ConfigCache(store)
+        self.configs = self.rules = catalog
         # The worker's availability includes its egress check: a dry run says so too.
-        self._availability = StoreAvailability(self.configs, slots, egress)
-        self.rules = RulesLoader(rules_store, ttl_s=rules_ttl_s)
-        self._router = Router(self.rules, self._availability)
-        self._pool_router = (
-            Router(self.rules, StoreAvailability(pool_choice_configs, slots, egress))
-            if pool_choice_configs is not None
-            else self._router
-        )
+        self._availability: AvailabilityCheck = catalog.availability(active_sessions, egress)
+        self._router = Router(catalog, self._availability)
         self._agent_names = dict(agent_names)
         self.default_agent_name = default_agent_name
 
@@ -67,6 +54,7 @@ class Resolver:
     ) -> RoutingDecision:
         """What a worker serving `pool` (empty: every type) decides for this metadata now."""
         context = RoutingContext.from_metadata(metadata)  # type: ignore[arg-type]
+        await self.configs.refresh(force=True)
         if rules is None and not pool and at is None:
             return await self._router.route(context)
         source: RulesSource = StaticRules(rules) if rules is not None else self.rules
@@ -80,12 +68,13 @@ class Resolver:
         """The type a room with this metadata gets, as far as the admin API can tell at mint time.
 
         Routed even with one pool (where the answer changes nothing in the token) because the
-        token.minted audit event names the routed type. It is a prediction, on configs up to
-        the read-cache TTL old and rules up to ROUTING_RULES_TTL_S old: the worker routes again
-        when the room arrives, and its session.started event says what the room really got.
-        With warm caches and known agent types it costs no database round trip.
+        token.minted audit event names the routed type. It is a prediction, on a catalog up to
+        ADMIN_API_CONFIG_CACHE_TTL_S old: the worker routes again when the room arrives, and
+        its session.started event says what the room really got. With a warm catalog and known
+        agent types it costs at most the stamp read.
         """
-        return await self._pool_router.route(RoutingContext.from_metadata(metadata))
+        await self.configs.refresh()
+        return await self._router.route(RoutingContext.from_metadata(metadata))
 
     def agent_name_for(self, agent_id: str | None) -> str:
         """The worker agent name (pool) that serves `agent_id`; AGENT_NAME when not mapped."""

@@ -14,13 +14,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from admin_api.auth import KeyRing
-from admin_api.config_reads import CachedConfigSource, ConfigReads
+from admin_api.config_reads import ConfigReads
 from admin_api.events import EventLog
 from admin_api.metrics import ApiMetrics
 from admin_api.ratelimit import TokenBuckets
 from admin_api.resolver import Resolver
 from admin_api.session_records import SESSIONS, TURNS, SessionRecords
 from admin_api.settings import AdminSettings
+from agent_configs.capacity import CapacityGuard
+from agent_configs.catalog import Catalog
+from agent_configs.changes import ChangeStamp
 from agent_configs.database import database_errors, open_client
 from agent_configs.errors import DatabaseUnavailable
 from agent_configs.routing.rules import RulesStore
@@ -36,6 +39,7 @@ class Services:
     client: AsyncMongoClient
     database: AsyncDatabase
     store: ConfigStore
+    catalog: Catalog
     config_reads: ConfigReads
     rules_store: RulesStore
     resolver: Resolver
@@ -54,17 +58,22 @@ class Services:
         client = open_client(settings.mongo_uri, settings.mongo_timeout_ms)
         database = client[settings.mongo_db]
         store = ConfigStore(database, settings.egress)
-        config_reads = ConfigReads(store, settings.admin_api_config_cache_ttl_s)
         rules_store = RulesStore(database)
-        resolver = Resolver(
-            database,
+        # One catalog for every read here: GET /agents/{id}, dry runs, token routes. Unknown
+        # ids are not remembered (a token's metadata names them), so they cost a query each.
+        catalog = Catalog(
             store,
             rules_store,
-            rules_ttl_s=settings.routing_rules_ttl_s,
-            slot_stale_s=settings.capacity_slot_stale_s,
+            ChangeStamp(database),
+            check_every_s=settings.admin_api_config_cache_ttl_s,
+            max_age_s=settings.routing_rules_ttl_s,
+            max_unknown=0,
+        )
+        resolver = Resolver(
+            catalog,
+            CapacityGuard(database, stale_after_s=settings.capacity_slot_stale_s).in_use,
             agent_names=settings.admin_api_agent_names,
             default_agent_name=settings.agent_name,
-            pool_choice_configs=CachedConfigSource(config_reads),
             egress=settings.egress,
         )
         return cls(
@@ -72,7 +81,8 @@ class Services:
             client=client,
             database=database,
             store=store,
-            config_reads=config_reads,
+            catalog=catalog,
+            config_reads=ConfigReads(catalog),
             rules_store=rules_store,
             resolver=resolver,
             keys=KeyRing(database, settings.admin_api_key_cache_ttl_s),

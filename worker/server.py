@@ -20,13 +20,13 @@ from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, Jo
 from livekit.plugins import silero
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs.cache import ConfigCache
 from agent_configs.capacity import CapacityGuard, SessionSlot
+from agent_configs.catalog import Catalog
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import open_client
 from agent_configs.errors import DatabaseUnavailable
 from agent_configs.models import AgentConfig, AgentStatus
-from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability, StoreAvailability
+from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.intents import match_intent
 from agent_configs.routing.pin import (
@@ -37,7 +37,7 @@ from agent_configs.routing.pin import (
     with_pin_skipped,
 )
 from agent_configs.routing.router import Router, RoutingDecision
-from agent_configs.routing.rules import RulesLoader, RulesStore
+from agent_configs.routing.rules import RulesStore
 from agent_configs.snapshot import CatalogSnapshot
 from agent_configs.store import ConfigStore
 from worker import metrics
@@ -66,13 +66,12 @@ CLAIM_ATTEMPTS = 3
 
 @dataclass
 class ProcessServices:
-    """Per job process: one database client, config cache, router and record writer."""
+    """Per job process: one database client, catalog, router and record writer."""
 
     settings: WorkerSettings
     database: AsyncDatabase
     store: ConfigStore
-    configs: ConfigCache
-    rules: RulesLoader
+    catalog: Catalog
     capacity: CapacityGuard
     router: Router
     writer: RecordWriter
@@ -91,25 +90,21 @@ async def process_services() -> ProcessServices:
         database = open_client(settings.mongo_uri, settings.mongo_timeout_ms)[settings.mongo_db]
         store = ConfigStore(database)
         snapshot = CatalogSnapshot(settings.catalog_dir)
-        configs = ConfigCache(
-            store, ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s, snapshot=snapshot
+        catalog = Catalog(
+            store, RulesStore(database), ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s, snapshot=snapshot
         )
         capacity = CapacityGuard(database, stale_after_s=settings.session_stale_after_s)
 
         async def active_sessions(agent_id: str) -> int:
             # Offline, sessions of a type cannot be counted across workers: a room served
             # beyond max_concurrent_sessions during an outage beats a room left without agent.
-            return 0 if configs.offline else await capacity.in_use(agent_id)
+            return 0 if catalog.offline else await capacity.in_use(agent_id)
 
-        availability = PoolAvailability(
-            StoreAvailability(configs, active_sessions=active_sessions, egress=settings.egress),
-            settings.pool,
-        )
-        rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s, snapshot=snapshot)
-        router = Router(rules, availability)
+        availability = PoolAvailability(catalog.availability(active_sessions, settings.egress), settings.pool)
+        router = Router(catalog, availability)
         writer = RecordWriter(database, settings.spool_dir)
         _services = ProcessServices(
-            settings, database, store, configs, rules, capacity, router, writer, snapshot=snapshot
+            settings, database, store, catalog, capacity, router, writer, snapshot=snapshot
         )
     return _services
 
@@ -286,7 +281,7 @@ async def _ready_or_refused(
         await _refuse(ctx, services, session_id, None, started_at, "database unavailable", tell_user=NO_DATABASE_MESSAGE)
         return None
     decision, config, slot, agent = prepared
-    offline = services.configs.offline
+    offline = services.catalog.offline
     if offline:
         log.warning("database unreachable: serving from the last-known good catalog")
     log.info("routed: %s (metadata from %s)", decision.summary(), routed.source or "nowhere")
@@ -474,11 +469,7 @@ async def _route_and_claim(
     A pin (job metadata only) is tried first; when it cannot be honoured (unknown, archived,
     no such version, outside the pool, refused by the egress policy, full), the room is
     routed as usual and the trail starts with the pin and why it was skipped."""
-    if await services.configs.refresh():
-        if services.configs.offline:
-            services.rules.use_snapshot()
-        else:
-            services.rules.invalidate()
+    await services.catalog.refresh()
     skipped_pin: str | None = None
     if pin is not None:
         pinned, skipped_pin = await _claim_pinned(services, context, session_id, pin)
@@ -490,9 +481,9 @@ async def _route_and_claim(
     for _ in range(CLAIM_ATTEMPTS):
         if decision.agent_id is None:
             return decision, None, None
-        config = await services.configs.get(decision.agent_id)
+        config = await services.catalog.get(decision.agent_id)
         limit = config.max_concurrent_sessions
-        if limit is None or services.configs.offline:
+        if limit is None or services.catalog.offline:
             return decision, config, None
         slot = await services.capacity.claim(config.agent_id, limit, session_id)
         if slot is not None:
@@ -509,14 +500,14 @@ async def _claim_pinned(
     version runs in them)."""
     settings = services.settings
     config, reason = await pinned_config(
-        pin, services.configs, services.store, pool=settings.pool, egress=settings.egress
+        pin, services.catalog, services.store, pool=settings.pool, egress=settings.egress
     )
     if config is None:
         return None, reason
-    rules_version = (await services.rules.current()).version
+    rules_version = (await services.catalog.current()).version
     decision = pinned_decision(pin, context, rules_version, datetime.now(UTC))
-    limit = (await services.configs.get(pin.agent_id)).max_concurrent_sessions
-    if limit is None or services.configs.offline:
+    limit = (await services.catalog.get(pin.agent_id)).max_concurrent_sessions
+    if limit is None or services.catalog.offline:
         return (decision, config, None), None
     slot = await services.capacity.claim(pin.agent_id, limit, session_id)
     if slot is None:
@@ -533,7 +524,7 @@ async def _build_agent(
 ) -> ConfiguredAgent:
     models = await build_models(config, services.settings, prewarmed_vad)
     remembered = list(history)
-    if not history and config.memory.enabled and user_id and not services.configs.offline:
+    if not history and config.memory.enabled and user_id and not services.catalog.offline:
         try:
             remembered = await load_past_messages(
                 services.database, config.agent_id, user_id, config.memory.max_past_turns
@@ -553,7 +544,7 @@ async def _find_handoff(
     match = match_intent(text, candidates)
     if match is None or match.agent_id == current_agent_id:
         return None
-    return await services.configs.get(match.agent_id), asdict(match)
+    return await services.catalog.get(match.agent_id), asdict(match)
 
 
 async def _load_transfer_target(services: ProcessServices, agent_id: str) -> AgentConfig:
@@ -561,11 +552,12 @@ async def _load_transfer_target(services: ProcessServices, agent_id: str) -> Age
     refused by the egress policy, outside this pool); its capacity is claimed afterwards,
     atomically, by moving the session's slot."""
     settings = services.settings
-    availability = PoolAvailability(StoreAvailability(services.configs, egress=settings.egress), settings.pool)
+    await services.catalog.refresh()  # mid-session: a pause since the room started applies
+    availability = PoolAvailability(services.catalog.availability(egress=settings.egress), settings.pool)
     reason = await availability.unavailable_reason(agent_id)
     if reason is not None:
         raise TransferRefused(reason)
-    return await services.configs.get(agent_id)
+    return await services.catalog.get(agent_id)
 
 
 async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: str) -> None:
@@ -651,7 +643,7 @@ async def _snapshot_catalog(services: ProcessServices) -> None:
     outage. One list query, at most every SNAPSHOT_EVERY_S per worker (the configs a job
     reads are written at every read anyway)."""
     snapshot = services.snapshot
-    if snapshot is None or services.configs.offline or not snapshot.due("all_active", SNAPSHOT_EVERY_S):
+    if snapshot is None or services.catalog.offline or not snapshot.due("all_active", SNAPSHOT_EVERY_S):
         return
     page = await services.store.list_agents(status=AgentStatus.ACTIVE, limit=200)
     for config in page.items:

@@ -22,7 +22,7 @@ class AvailabilityCheck(Protocol):
 
 
 class ConfigSource(Protocol):
-    """`ConfigStore`, or anything with its `get` (e.g. a cache in front of it)."""
+    """`ConfigStore`, or anything with its `get` (the worker's and admin API's `Catalog`)."""
 
     async def get(self, agent_id: str) -> AgentConfig:
         """Raises AgentNotFound for an unknown agent_id."""
@@ -47,7 +47,8 @@ async def reason_config_is_unavailable(
 
 
 class StoreAvailability:
-    """Reads each proposed agent type from the store, so a pause applies to the next room.
+    """Reads each proposed agent type from a config source (`Catalog.availability()` builds
+    one over the catalog), so a pause applies to the next room.
 
     Database errors propagate: "the database is down" must not read as "every agent paused".
     """
