@@ -484,6 +484,7 @@ function HeadersEditor({ path }: { path: string }) {
   };
   const setRow = (index: number, patch: Partial<HeaderRow>) => change(rows.map((r, i) => (i === index ? { ...r, ...patch } : r)));
   const names = rows.map((r) => r.name.trim());
+  const problems = useProblems(path, true);
   return (
     <div className="field headers-field">
       <span>Headers</span>
@@ -493,8 +494,9 @@ function HeadersEditor({ path }: { path: string }) {
             const name = row.name.trim();
             const at = `${path}.${name}`;
             const twice = name !== "" && names.indexOf(name) !== index;
+            const invalid = twice || (name !== "" && problems.some((p) => p.field === at || p.field.startsWith(at + ".")));
             return (
-              <div key={index} className="header-row" data-testid="header-row" data-header={name}>
+              <div key={index} className={`header-row${invalid ? " invalid" : ""}`} data-testid="header-row" data-header={name}>
                 <input className="mono" aria-label="Header name" data-testid="header-name" placeholder="Authorization" value={row.name} readOnly={readOnly} onChange={(e) => setRow(index, { name: e.target.value })} />
                 <select aria-label="Value from" data-testid="header-source" value={row.source} disabled={readOnly} onChange={(e) => setRow(index, { source: e.target.value as HeaderSource, value: "" })}>
                   {SOURCES.map((s) => (
