@@ -50,11 +50,21 @@ from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice.events import CloseEvent, SessionUsageUpdatedEvent, UserStateChangedEvent
 from livekit.agents.voice.room_io import TextInputEvent
 
+from agent_configs.cloudevents import (
+    LAST_SEQ,
+    EventType,
+    escalated_data,
+    handoff_data,
+    session_event,
+    session_report_data,
+    session_started_data,
+    turn_data,
+)
 from agent_configs.egress import EgressPolicy
 from agent_configs.models import SYSTEM_RESPONSE, AgentConfig
 from worker import metrics
 from worker.latency import LatencyMarks, mark_received, turn_start
-from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter
+from worker.records import EVENTS, SESSIONS, TURNS, Record, RecordWriter, outbox_record
 from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, is_voice, user_message
 from worker.tools import ToolCallLog, ToolContext, build_tools
 from worker.turns import (
@@ -167,6 +177,11 @@ class Conversation:
     _callers: dict[str, StructuredCaller] = field(default_factory=dict)
     _summary: str | None = None
     _concluded: bool = False
+    _started_at: datetime | None = None
+    _event_seq: int = 0
+    """The next outbox event's `seq` in this session (see agent_configs/cloudevents.py)."""
+    _turn_reports: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Each turn as `turn.completed` describes it, for the end-of-call report."""
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -247,6 +262,18 @@ class Conversation:
             )
         )
         self._record_event("session.started", started_at)
+        self._started_at = started_at
+        data = session_started_data(
+            session_id=self.session_id,
+            room=self.room.name,
+            agent_id=self.config.agent_id,
+            agent_version=self.config.version,
+            user_id=self.user_id,
+            started_at=started_at,
+            modalities=list(extra.get("modalities", self.config.modalities)),
+            routing=self.routing,
+        )
+        self._emit(EventType.SESSION_STARTED, "started", data, at=started_at)
 
     async def conclude(self) -> None:
         """The end of the session, while the room is still connected: the structured turns
@@ -292,7 +319,64 @@ class Conversation:
             )
         )
         self._record_event("session.ended", _now(), {"end_reason": reason, "turns": self._turn_index})
+        self._emit_report(reason)
         self.log.info("session ended (%s), %d turns", reason, self._turn_index)
+
+    def _emit(
+        self, kind: EventType, suffix: str, data: dict[str, Any], *, seq: int | None = None, at: datetime | None = None
+    ) -> None:
+        """One outbox event of this session, through the record writer: queued behind the
+        records it describes, spooled and replayed with them when MongoDB is away."""
+        if seq is None:
+            seq, self._event_seq = self._event_seq, self._event_seq + 1
+        event = session_event(kind, self.session_id, self.config.agent_id, suffix, seq, data, at)
+        self.writer.submit(outbox_record(event))
+
+    def _emit_report(self, end_reason: str) -> None:
+        """`session.ended`: the end-of-call report, from what this process kept."""
+        data = session_report_data(
+            session_id=self.session_id,
+            room=self.room.name,
+            agent_id=self.config.agent_id,
+            agent_version=self.config.version,
+            user_id=self.user_id,
+            started_at=self._started_at,
+            ended_at=_now(),
+            end_reason=end_reason,
+            end_detail=self.end_detail,
+            summary=self._summary,
+            transcript=self._transcript_fields()["transcript"],
+            transcript_dropped=self.transcript_dropped,
+            turns=[self._turn_reports[index] for index in sorted(self._turn_reports)],
+            usage={"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens},
+            routing=self.routing,
+            handoffs=self.handoffs,
+            escalations=self.escalations,
+        )
+        self._emit(EventType.SESSION_ENDED, "ended", data, seq=LAST_SEQ)
+
+    def _report_turn(self, turn: _PendingTurn, status: str, fields: dict[str, Any], **errors: str | None) -> dict[str, Any]:
+        """The turn as `turn.completed` (and the report's `turns`) describe it; kept for the report."""
+        config = turn.agent.config
+        report = turn_data(
+            session_id=self.session_id,
+            turn_index=turn.index,
+            agent_id=config.agent_id,
+            agent_version=config.version,
+            user_id=self.user_id,
+            user_text=turn.user_text,
+            user_text_truncated=turn.user_text_cut_from is not None,
+            reply=turn.reply,
+            status=status,
+            fields=fields,
+            tool_calls=turn.tool_calls,
+            latency_ms=turn.latency.as_ms(),
+            latency_from=turn.latency.origin,
+            error=errors.get("error"),
+            error_kind=errors.get("error_kind"),
+        )
+        self._turn_reports[turn.index] = report
+        return report
 
     def _transcript_fields(self) -> dict[str, Any]:
         return {
@@ -386,6 +470,7 @@ class Conversation:
         return {
             "session_id": self.session_id,
             "agent_id": config.agent_id,
+            "agent_version": config.version,
             "schema_id": config.turn_schema.schema_id,
             "user_id": self.user_id,
             "turn_index": turn.index,
@@ -397,6 +482,7 @@ class Conversation:
         the database with none of them. `_fill_one` completes the same record (same `_id`,
         an idempotent `$set`), so `status` goes from `replied` to `ok` or `failed`."""
         self._record_exchange(turn, {"fields": {SYSTEM_RESPONSE: turn.reply}, "status": "replied"})
+        self._report_turn(turn, "replied", {SYSTEM_RESPONSE: turn.reply})
 
     def _record_exchange(self, turn: _PendingTurn, outcome: dict[str, Any]) -> None:
         """A turn's record as the user lived it: what they said (and whether it was cut), what
@@ -435,6 +521,8 @@ class Conversation:
             },
         )
         metrics.LLM_ERRORS.labels(turn.agent.models.endpoints[0].model).inc()
+        report = self._report_turn(turn, "failed", {}, error=failure.error, error_kind=failure.kind)
+        self._emit(EventType.TURN_COMPLETED, f"turn:{turn.index}", report)
         payload = {
             "session_id": self.session_id,
             "agent_id": turn.agent.config.agent_id,
@@ -572,6 +660,8 @@ class Conversation:
                 },
             )
         )
+        report = self._report_turn(turn, filled.status, filled.fields, error=filled.error)
+        self._emit(EventType.TURN_COMPLETED, f"turn:{index}", report)
 
     def _caller(self, agent: ConfiguredAgent | None = None) -> StructuredCaller:
         """One caller per agent type in this session (a hand-off brings its own models), reused
@@ -622,6 +712,12 @@ class Conversation:
     async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
         """Only the first user message of a session routed by `default` is matched.
 
+        Kept beside `transfer_to_agent` as a cheap pre-filter: a keyword match costs no LLM
+        call and decides before the first reply, so a user whose first words say where they
+        belong is answered by the right type in that very turn, instead of one reply of the
+        wrong type telling them about a transfer (two model calls, then the target's own).
+        Types without `intents` never pay for it; anything subtler is the model's to decide.
+
         A hand-off is a session of the target type, so it needs one of the target's
         `max_concurrent_sessions` slots (and gives back the current type's). When the target
         is full, or its agent cannot be built, the current agent keeps the conversation and
@@ -671,6 +767,8 @@ class Conversation:
         )
         await self._publish(HANDOFF_TOPIC, {"session_id": self.session_id, **handoff, "at": handoff["at"].isoformat()})
         self.writer.submit(Record(SESSIONS, self.session_id, {"agent_id": target.agent_id, "handoffs": self.handoffs}))
+        number = len(self.handoffs) - 1
+        self._emit(EventType.SESSION_HANDOFF, f"handoff:{number}", handoff_data(session_id=self.session_id, handoff=handoff))
         metrics.ROUTING_DECISIONS.labels(target.agent_id, strategy).inc()
 
     # -- what the built-in tools do (SessionControls, worker/tools/) ----------------------
@@ -765,6 +863,9 @@ class Conversation:
         self.escalations.append(escalation)
         self.writer.submit(Record(SESSIONS, self.session_id, {"escalations": self.escalations}))
         self._record_event("session.escalated", escalation["at"], {"reason": reason, "then": then})
+        number = len(self.escalations) - 1
+        data = escalated_data(session_id=self.session_id, escalation=escalation)
+        self._emit(EventType.SESSION_ESCALATED, f"escalated:{number}", data)
         await self._publish(
             ESCALATION_TOPIC, {"session_id": self.session_id, **escalation, "at": escalation["at"].isoformat()}
         )
