@@ -323,13 +323,22 @@ class Conversation:
         self.log.info("session ended (%s), %d turns", reason, self._turn_index)
 
     def _emit(
-        self, kind: EventType, suffix: str, data: dict[str, Any], *, seq: int | None = None, at: datetime | None = None
+        self,
+        kind: EventType,
+        suffix: str,
+        data: dict[str, Any],
+        *,
+        seq: int | None = None,
+        at: datetime | None = None,
+        agent_id: str | None = None,
     ) -> None:
         """One outbox event of this session, through the record writer: queued behind the
-        records it describes, spooled and replayed with them when MongoDB is away."""
+        records it describes, spooled and replayed with them when MongoDB is away. The
+        event's `agent_id` (what subscriptions filter on) is the current agent's unless said."""
         if seq is None:
             seq, self._event_seq = self._event_seq, self._event_seq + 1
-        event = session_event(kind, self.session_id, self.config.agent_id, suffix, seq, data, at)
+        agent_id = agent_id or self.config.agent_id
+        event = session_event(kind, self.session_id, agent_id, suffix, seq, data, at)
         self.writer.submit(outbox_record(event))
 
     def _emit_report(self, end_reason: str) -> None:
@@ -522,7 +531,7 @@ class Conversation:
         )
         metrics.LLM_ERRORS.labels(turn.agent.models.endpoints[0].model).inc()
         report = self._report_turn(turn, "failed", {}, error=failure.error, error_kind=failure.kind)
-        self._emit(EventType.TURN_COMPLETED, f"turn:{turn.index}", report)
+        self._emit(EventType.TURN_COMPLETED, f"turn:{turn.index}", report, agent_id=report["agent_id"])
         payload = {
             "session_id": self.session_id,
             "agent_id": turn.agent.config.agent_id,
@@ -661,7 +670,7 @@ class Conversation:
             )
         )
         report = self._report_turn(turn, filled.status, filled.fields, error=filled.error)
-        self._emit(EventType.TURN_COMPLETED, f"turn:{index}", report)
+        self._emit(EventType.TURN_COMPLETED, f"turn:{index}", report, agent_id=config.agent_id)
 
     def _caller(self, agent: ConfiguredAgent | None = None) -> StructuredCaller:
         """One caller per agent type in this session (a hand-off brings its own models), reused
@@ -768,7 +777,8 @@ class Conversation:
         await self._publish(HANDOFF_TOPIC, {"session_id": self.session_id, **handoff, "at": handoff["at"].isoformat()})
         self.writer.submit(Record(SESSIONS, self.session_id, {"agent_id": target.agent_id, "handoffs": self.handoffs}))
         number = len(self.handoffs) - 1
-        self._emit(EventType.SESSION_HANDOFF, f"handoff:{number}", handoff_data(session_id=self.session_id, handoff=handoff))
+        data = handoff_data(session_id=self.session_id, handoff=handoff)
+        self._emit(EventType.SESSION_HANDOFF, f"handoff:{number}", data, agent_id=source.agent_id)
         metrics.ROUTING_DECISIONS.labels(target.agent_id, strategy).inc()
 
     # -- what the built-in tools do (SessionControls, worker/tools/) ----------------------

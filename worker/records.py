@@ -14,11 +14,14 @@ import pymongo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from agent_configs.cloudevents import LAST_SEQ, OUTBOX, EventType, session_event, session_report_data
 from agent_configs.database import open_client
 from agent_configs.writer import DEAD_LETTERS, NoLossWriter, Record, WriterObserver, ensure_dead_letter_indexes
 from worker import metrics
 
-__all__ = ["DEAD_LETTERS", "EVENTS", "RECORD_COLLECTIONS", "SESSIONS", "TURNS", "Record", "RecordWriter"]
+__all__ = [
+    "DEAD_LETTERS", "EVENTS", "OUTBOX", "RECORD_COLLECTIONS", "SESSIONS", "TURNS", "Record", "RecordWriter", "outbox_record",
+]
 
 logger = logging.getLogger("switchboard.records")
 
@@ -27,9 +30,18 @@ TURNS = "turns"
 EVENTS = "events"  # the audit trail the admin API shows; admin actions write there too
 MAINTENANCE = "worker_maintenance"
 STALE_SWEEP = "stale_sessions"
-RECORD_COLLECTIONS = frozenset({SESSIONS, TURNS, EVENTS})
+RECORD_COLLECTIONS = frozenset({SESSIONS, TURNS, EVENTS, OUTBOX})
 """What the worker's records (and their replay) may write: a spool line naming any other
-collection (`api_keys`, say) is quarantined, not written."""
+collection (`api_keys`, say) is quarantined, not written. `outbox` holds the CloudEvents the
+dispatcher delivers (agent_configs/cloudevents.py): written through the same queue, after the
+records they describe, so a session's events are spooled and replayed with its records."""
+
+
+def outbox_record(event: dict[str, Any]) -> Record:
+    """The writer's record of one outbox document (`new_event`): an upsert on the event id, so a
+    retried or replayed write leaves one event."""
+    fields = {key: value for key, value in event.items() if key != "_id"}
+    return Record(OUTBOX, event["_id"], fields)
 
 
 class _WorkerMetrics(WriterObserver):
@@ -77,7 +89,15 @@ async def ensure_record_indexes(database: AsyncDatabase) -> None:
     await database[SESSIONS].create_index([("status", 1), ("heartbeat_at", 1)])
     await database[SESSIONS].create_index([("room", 1)])
     await database[EVENTS].create_index([("at", -1)])
+    await ensure_outbox_indexes(database)
     await ensure_dead_letter_indexes(database)
+
+
+async def ensure_outbox_indexes(database: AsyncDatabase) -> None:
+    """The dispatcher's queries: events not yet fanned out, oldest first; a session's (or an
+    agent's) events in order. The admin API creates the same ones (a no-op when they exist)."""
+    await database[OUTBOX].create_index([("fanned_out", 1), ("created_at", 1)])
+    await database[OUTBOX].create_index([("ordering_key", 1), ("seq", 1)])
 
 
 async def ensure_record_indexes_at(mongo_uri: str, database_name: str, timeout_ms: int) -> None:
@@ -125,15 +145,83 @@ async def sweep_is_due(database: AsyncDatabase, every_s: float) -> bool:
 
 async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) -> int:
     """Sessions whose worker died (kill -9, node loss) stop heart-beating and never write
-    their end: mark them `aborted`, so no session is silently missing an outcome."""
+    their end: mark them `aborted`, so no session is silently missing an outcome, and put a
+    `session.aborted` event in the outbox for each.
+
+    The event goes first (an insert-only upsert on `<session_id>:aborted`, so two sweeps, or
+    one retried, leave one event and never reset its `fanned_out`), then the session is
+    marked: a sweep that dies in between leaves the session active, and the next sweep finds
+    it again. Its data is what the session record held at the last message, with its turns."""
     now = datetime.now(UTC)
-    result = await database[SESSIONS].update_many(
-        {"status": "active", "heartbeat_at": {"$lt": now - timedelta(seconds=stale_after_s)}},
-        {"$set": {"status": "aborted", "end_reason": "worker_lost", "ended_at": now}},
+    stale = {"status": "active", "heartbeat_at": {"$lt": now - timedelta(seconds=stale_after_s)}}
+    aborted = 0
+    async for session in database[SESSIONS].find(stale):
+        event = await _aborted_event(database, session, now)
+        fields = {key: value for key, value in event.items() if key != "_id"}
+        await database[OUTBOX].update_one({"_id": event["_id"]}, {"$setOnInsert": fields}, upsert=True)
+        result = await database[SESSIONS].update_one(
+            {"_id": session["_id"], **stale},
+            {"$set": {"status": "aborted", "end_reason": "worker_lost", "ended_at": now}},
+        )
+        aborted += result.modified_count
+    if aborted:
+        logger.warning("marked %d sessions of lost workers as aborted", aborted)
+    return aborted
+
+
+async def _aborted_event(database: AsyncDatabase, session: dict[str, Any], now: datetime) -> dict[str, Any]:
+    session_id = str(session["_id"])
+    turns = [
+        _turn_in_report(turn)
+        async for turn in database[TURNS].find({"session_id": session_id}).sort("turn_index", 1)
+    ]
+    data = session_report_data(
+        session_id=session_id,
+        room=session.get("room", ""),
+        agent_id=session.get("agent_id", ""),
+        agent_version=session.get("agent_version", 0),
+        user_id=session.get("user_id"),
+        started_at=_utc(session.get("started_at")),
+        ended_at=now,
+        end_reason="worker_lost",
+        end_detail=None,
+        summary=None,
+        transcript=session.get("transcript") or [],
+        transcript_dropped=session.get("transcript_dropped", 0),
+        turns=turns,
+        usage={"prompt_tokens": 0, "completion_tokens": 0},  # counted in the lost process only
+        routing=session.get("routing"),
+        handoffs=session.get("handoffs") or [],
+        escalations=session.get("escalations") or [],
     )
-    if result.modified_count:
-        logger.warning("marked %d sessions of lost workers as aborted", result.modified_count)
-    return result.modified_count
+    data["last_heartbeat_at"] = _utc(session.get("heartbeat_at"))
+    return session_event(EventType.SESSION_ABORTED, session_id, data["agent_id"] or None, "aborted", LAST_SEQ, data)
+
+
+def _turn_in_report(turn: dict[str, Any]) -> dict[str, Any]:
+    """A stored turn as the report lists it (the shape of `turn_data`)."""
+    return {
+        "session_id": turn.get("session_id"),
+        "turn_index": turn.get("turn_index"),
+        "agent_id": turn.get("agent_id"),
+        "agent_version": turn.get("agent_version"),
+        "user_id": turn.get("user_id"),
+        "user_text": turn.get("user_text"),
+        "user_text_truncated": bool(turn.get("user_text_truncated")),
+        "reply": turn.get("reply"),
+        "status": turn.get("status"),
+        "fields": turn.get("fields") or {},
+        "tool_calls": turn.get("tool_calls") or [],
+        "latency_ms": turn.get("latency_ms") or {},
+        "latency_from": turn.get("latency_from"),
+    }
+
+
+def _utc(at: Any) -> datetime | None:
+    """A datetime read back from MongoDB (naive, UTC) made aware; anything else None."""
+    if not isinstance(at, datetime):
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def replay_spool(database: AsyncDatabase, spool_dir: Path) -> int:
