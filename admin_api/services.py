@@ -17,6 +17,7 @@ from admin_api.auth import KeyRing
 from admin_api.config_reads import ConfigReads
 from admin_api.events import EventLog
 from admin_api.metrics import ApiMetrics
+from admin_api.outbox import AdminOutbox
 from admin_api.ratelimit import TokenBuckets
 from admin_api.resolver import Resolver
 from admin_api.session_records import SESSIONS, TURNS, SessionRecords
@@ -45,6 +46,7 @@ class Services:
     resolver: Resolver
     keys: KeyRing
     events: EventLog
+    outbox: AdminOutbox
     sessions: SessionRecords
     token_buckets: TokenBuckets
     metrics: ApiMetrics
@@ -87,6 +89,7 @@ class Services:
             resolver=resolver,
             keys=KeyRing(database, settings.admin_api_key_cache_ttl_s),
             events=EventLog(database),
+            outbox=AdminOutbox(database, settings.admin_api_spool_dir),
             sessions=SessionRecords(database),
             token_buckets=TokenBuckets(settings.admin_api_token_rate_per_s, settings.admin_api_token_burst),
             metrics=metrics,
@@ -101,6 +104,7 @@ class Services:
             await self.rules_store.ensure_indexes()
             await self.keys.ensure_indexes()
             await self.events.ensure_indexes()
+            await self.outbox.prepare()
             await self._ensure_record_indexes()
             await self._bootstrap_key()
             self.prepared = True
@@ -119,6 +123,8 @@ class Services:
             raise DatabaseUnavailable(f"no answer to ping within {PING_TIMEOUT_S:.0f}s") from None
 
     async def close(self) -> None:
+        """The outbox first: its queued events are written, or spooled, before the client goes."""
+        await self.outbox.close()
         await self.client.close()
 
     async def _ensure_record_indexes(self) -> None:

@@ -4,6 +4,7 @@ Every name is an environment variable (or a `.env` line); none of them holds a v
 response or a log line ever shows.
 """
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,6 +81,11 @@ class AdminSettings(Settings):
         default=5.0, gt=0, description="First wait between dispatch attempts for one room; doubled each time."
     )
     admin_api_redispatch_backoff_max_s: float = Field(default=60.0, gt=0, description="Longest wait between attempts.")
+    admin_api_spool_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "switchboard-admin-spool",
+        description="Where outbox events wait when MongoDB is unreachable at shutdown; written at the next "
+        "start. Not the worker's SPOOL_DIR: each replays only its own collections.",
+    )
 
     @property
     def cors_origins(self) -> list[str]:

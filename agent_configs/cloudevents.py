@@ -40,6 +40,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import uuid4
 
+from pymongo.asynchronous.database import AsyncDatabase
+
 OUTBOX = "outbox"
 DELIVERIES = "webhook_deliveries"
 SUBSCRIPTIONS = "webhook_subscriptions"
@@ -85,6 +87,13 @@ SESSION_EVENTS = frozenset(
         EventType.SESSION_ABORTED,
     }
 )
+
+
+async def ensure_outbox_indexes(database: AsyncDatabase) -> None:
+    """The dispatcher's queries: events not yet fanned out, oldest first; one ordering key's
+    events in order. The worker and the admin API both create them (a no-op when they exist)."""
+    await database[OUTBOX].create_index([("fanned_out", 1), ("created_at", 1)])
+    await database[OUTBOX].create_index([("ordering_key", 1), ("seq", 1)])
 
 
 def iso(at: datetime) -> str:

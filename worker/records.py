@@ -14,7 +14,14 @@ import pymongo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from agent_configs.cloudevents import LAST_SEQ, OUTBOX, EventType, session_event, session_report_data
+from agent_configs.cloudevents import (
+    LAST_SEQ,
+    OUTBOX,
+    EventType,
+    ensure_outbox_indexes,
+    session_event,
+    session_report_data,
+)
 from agent_configs.database import open_client
 from agent_configs.writer import DEAD_LETTERS, NoLossWriter, Record, WriterObserver, ensure_dead_letter_indexes
 from worker import metrics
@@ -91,13 +98,6 @@ async def ensure_record_indexes(database: AsyncDatabase) -> None:
     await database[EVENTS].create_index([("at", -1)])
     await ensure_outbox_indexes(database)
     await ensure_dead_letter_indexes(database)
-
-
-async def ensure_outbox_indexes(database: AsyncDatabase) -> None:
-    """The dispatcher's queries: events not yet fanned out, oldest first; a session's (or an
-    agent's) events in order. The admin API creates the same ones (a no-op when they exist)."""
-    await database[OUTBOX].create_index([("fanned_out", 1), ("created_at", 1)])
-    await database[OUTBOX].create_index([("ordering_key", 1), ("seq", 1)])
 
 
 async def ensure_record_indexes_at(mongo_uri: str, database_name: str, timeout_ms: int) -> None:

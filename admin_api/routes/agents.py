@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from admin_api.auth import ApiKey
 from admin_api.deps import AdminKey, IfMatch, ReaderKey, Reads, RequiredIfMatch, ServicesDep, Store
 from admin_api.events import EventType
+from agent_configs.cloudevents import EventType as OutboxType
 from admin_api.problems import (
     FieldProblem,
     definition_problems,
@@ -161,6 +162,7 @@ class AgentChanges:
         self.store = services.store
         self._reads = services.config_reads
         self._events = services.events
+        self._outbox = services.outbox
 
     async def save(self, agent_id: str, write: Awaitable[AgentConfig]) -> AgentConfig:
         try:
@@ -172,9 +174,12 @@ class AgentChanges:
         return saved
 
     async def audit(self, kind: EventType, saved: AgentConfig, details: dict[str, Any] | None = None) -> None:
+        """The committed change in the audit trail and, for webhooks, in the outbox."""
         await self._events.record(
             kind, self.actor, agent_id=saved.agent_id, version=saved.version, details=details
         )
+        restored = (details or {}).get("restored_version")
+        self._outbox.agent_changed(OutboxType(kind), saved, self.actor, restored_version=restored)
 
 
 async def agent_changes(caller: AdminKey, services: ServicesDep) -> AgentChanges:

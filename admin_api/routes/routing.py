@@ -106,6 +106,7 @@ async def replace_rules(
     saved = await services.rules_store.save(rules, expected)
     services.resolver.rules.invalidate()
     await events.record(EventType.ROUTING_UPDATED, caller.name, version=saved.version)
+    services.outbox.routing_updated(saved, caller.name)
     response.headers["ETag"] = etag_for(saved.version)
     return _stored(saved)
 
