@@ -85,7 +85,13 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
           {refused && (
             <section className="card">
               <h2>Routing</h2>
-              <RoutingTrail routing={session.routing} handoffs={session.handoffs} refusal={session.reason} />
+              <RoutingTrail
+                routing={session.routing}
+                handoffs={session.handoffs}
+                refusal={session.reason}
+                escalations={session.escalations}
+                agentEnded={session.end_reason === "agent_ended" ? session.end_detail ?? "" : null}
+              />
             </section>
           )}
           {!refused && (
@@ -111,7 +117,13 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
           {!refused && (
             <section className="card">
               <h2>Routing</h2>
-              <RoutingTrail routing={session.routing} handoffs={session.handoffs} refusal={session.reason} />
+              <RoutingTrail
+                routing={session.routing}
+                handoffs={session.handoffs}
+                refusal={session.reason}
+                escalations={session.escalations}
+                agentEnded={session.end_reason === "agent_ended" ? session.end_detail ?? "" : null}
+              />
             </section>
           )}
           {!refused && (
