@@ -56,6 +56,7 @@ function HandoffDivider({ handoff }: { handoff: HandoffPayload }) {
   return (
     <div className="pg-transcript-marker" role="separator">
       {handoff.from_agent_id} handed the conversation to <strong>{handoff.to_agent_id}</strong>
+      {handoff.reason ? `: ${handoff.reason}` : ""}
     </div>
   );
 }
