@@ -13,11 +13,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agent_configs.capacity import SLOTS
 from agent_configs.models import LLMSpec
 from agent_configs.store import ConfigStore
-from agent_configs.tools import EndSessionTool, TransferToAgentTool
+from agent_configs.tools import EndSessionTool, EscalateToHumanTool, TransferToAgentTool
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import RunningWorker, launched_workers, wait_for_session_end
+from tests.worker.test_faults import eventually
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
+from worker.conversation import HOLD_MESSAGE
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
@@ -70,6 +72,11 @@ def sent_by(endpoint: ScriptedLLM, instructions: str) -> list[dict[str, Any]]:
         r for r in endpoint.requests
         if r.get("stream") and (r["messages"][0].get("content") or "").startswith(instructions.strip()[:60])
     ]
+
+
+def replies_asked(endpoint: ScriptedLLM) -> list[dict[str, Any]]:
+    """Reply requests (streamed); the turns' extraction calls and the summary are not."""
+    return [r for r in endpoint.requests if r.get("stream")]
 
 
 def user_texts(request: dict[str, Any]) -> list[str]:
@@ -165,3 +172,36 @@ async def test_end_session_says_the_goodbye_ends_the_job_and_records_the_reason(
     assert summary[0]["summary"]
     assert (record["end_reason"], record["end_detail"]) == ("agent_ended", "the user is done")
     assert [m["text"] for m in record["transcript"]][-1] == GOODBYE
+
+
+async def test_an_escalation_on_hold_tells_the_room_and_the_agent_stops_answering(
+    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
+) -> None:
+    scripted.plan_tool_call("escalate_to_human", reason="asks for a person")
+    changes = {SOURCE: {"llm": scripted_openai(scripted), "tools": [EscalateToHumanTool(then="hold")]}}
+    async with agents_changed(worker_database, changes):
+        await client.join({"agent_id": SOURCE, "user_id": "u-escalate"})
+        await client.next_transcript(0)
+        await client.say("Let me talk to a human")
+        [escalation] = await client.wait_for(lambda: client.data["agent-escalation"], 30, "agent-escalation")
+        assert await client.next_transcript(1) == HOLD_MESSAGE
+        asked = len(replies_asked(scripted))
+        await client.say("Hello? Anyone there?")
+
+        async def answered_nothing() -> dict[str, Any] | None:
+            record = await worker_database["sessions"].find_one({"room": client.room_name})
+            texts = [m["text"] for m in (record or {}).get("transcript", [])]
+            return record if texts[-1:] == ["Hello? Anyone there?"] else None
+
+        # the message is recorded (the session record is rewritten with each message), and
+        # nothing answered it: no reply was asked of the model, nothing was typed back
+        await eventually(answered_nothing, 30, "the unanswered message in the session record")
+        assert len(replies_asked(scripted)) == asked and len(client.transcripts) == 2
+        record = await answered_nothing()
+
+    assert record is not None
+    assert {k: escalation[k] for k in ("agent_id", "reason", "then")} == {
+        "agent_id": SOURCE, "reason": "asks for a person", "then": "hold",
+    }
+    assert escalation["session_id"] == record["session_id"]
+    assert [(e["reason"], e["then"]) for e in record["escalations"]] == [("asks for a person", "hold")]
