@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         "devstack and the tests set it; without it the worker and the admin API refuse them.",
     )
 
+    webhook_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key the webhook signing secrets the admin API generates are stored under "
+        "(comma-separate several to rotate it: the first encrypts, all decrypt). The admin API and the "
+        "dispatcher need the same one; unset, only env-named secrets (secret_env) can be used.",
+    )
+
     openai_api_key: SecretStr | None = None
     deepgram_api_key: SecretStr | None = None
 

@@ -29,6 +29,9 @@ DEV_API_SECRET = DEV_LIVEKIT_API_SECRET
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
+# The Fernet key webhook secrets are encrypted under when the stack runs on LiveKit's dev keys
+# (`make dev`, the tests) and WEBHOOK_ENCRYPTION_KEY is not set: published like them, local only.
+DEV_WEBHOOK_ENCRYPTION_KEY = "c3dpdGNoYm9hcmQtZGV2c3RhY2std2ViaG9va3MtMDE="
 
 
 @dataclass
@@ -43,6 +46,9 @@ class Endpoints:
     started: list[str] = field(default_factory=list)
     local_llm_model: str | None = None
     """`LOCAL_LLM_MODEL`: the model every `local` agent type asks LOCAL_LLM_URL for."""
+    webhook_encryption_key: str | None = None
+    """The dev `WEBHOOK_ENCRYPTION_KEY` this stack hands its processes; None when the environment
+    has its own (they inherit it) or the stack is not on dev keys."""
 
     @property
     def local_llm_embedded(self) -> bool:
@@ -62,6 +68,8 @@ class Endpoints:
             "LIVEKIT_API_KEY": self.livekit_api_key,
             "LIVEKIT_API_SECRET": self.livekit_api_secret,
         }
+        if self.webhook_encryption_key:
+            env["WEBHOOK_ENCRYPTION_KEY"] = self.webhook_encryption_key
         if self.local_llm_url:
             env["LOCAL_LLM_URL"] = self.local_llm_url
         if self.local_llm_model:
@@ -171,7 +179,10 @@ class Devstack:
             llm_url = self._start_llm(self.llm_port)
             started.append("local-llm")
         llm_model = self.environ.get("LOCAL_LLM_MODEL") or None
-        return Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started, llm_model)
+        endpoints = Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started, llm_model)
+        if endpoints.uses_dev_keys and not self.environ.get("WEBHOOK_ENCRYPTION_KEY"):
+            endpoints.webhook_encryption_key = DEV_WEBHOOK_ENCRYPTION_KEY
+        return endpoints
 
     def stop(self) -> None:
         """Last started, first stopped, one at a time: the worker finishes its sessions
