@@ -13,7 +13,7 @@ from admin_api.settings import AdminSettings
 from agent_configs.files import load_config_file
 from agent_configs.models import AgentConfig
 from devstack import REPO_ROOT, Endpoints
-from tests.admin_api.conftest import Keys, admin_settings
+from tests.admin_api.conftest import Keys, admin_settings, running_app
 from tests.factories import support_definition
 
 AGENTS = "/api/v1/agents"
@@ -133,6 +133,28 @@ async def test_a_422_lists_every_problem_at_once(api: httpx.AsyncClient, keys: K
                 "location": "body",
             },
             {"field": "tools.1.targets.0", "message": "no agent type 'billing-agent'", "location": "body"},
+        ],
+    }
+
+
+async def test_the_readme_example_of_a_refused_create_is_what_the_api_answers(
+    endpoints: Endpoints, database_name: str, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's Tools section: the default policy, no sales-agent-v1 stored."""
+    monkeypatch.delenv("EGRESS_SECRETS", raising=False)
+    async with running_app(admin_settings(endpoints, database_name)) as (_, client):
+        response = await client.post(AGENTS, json=example_definition(), headers=keys.header("admin"))
+    header = "ORDERS_API_TOKEN is not a key configs may use (the operator lists them in EGRESS_SECRETS)"
+    assert response.status_code == 422
+    assert response.json() == {
+        "type": "urn:switchboard:problem:validation",
+        "title": "The request is not valid",
+        "status": 422,
+        "detail": f"tools.0.headers.Authorization.env: {header}; tools.1.targets.0: no agent type 'sales-agent-v1'",
+        "instance": AGENTS,
+        "errors": [
+            {"field": "tools.0.headers.Authorization.env", "message": header, "location": "body"},
+            {"field": "tools.1.targets.0", "message": "no agent type 'sales-agent-v1'", "location": "body"},
         ],
     }
 

@@ -288,11 +288,14 @@ def run_setup(endpoints: Endpoints, database_name: str, *args: str, **env: str) 
 async def test_the_example_is_seeded_from_its_directory_as_the_readme_says(
     endpoints: Endpoints, database_name: str, database: AsyncDatabase
 ) -> None:
+    policy = '{"OPENAI_API_KEY": ["api.openai.com"], "ORDERS_API_TOKEN": ["127.0.0.1:8099"]}'
+    before_sales = run_setup(endpoints, database_name, "--dir", "agent_configs/examples", EGRESS_SECRETS=policy)
+    assert before_sales.returncode == 1
+    assert "failed (tools.1.targets.0: no agent type 'sales-agent-v1')" in before_sales.stdout
     assert run_setup(endpoints, database_name).returncode == 0
     refused_run = run_setup(endpoints, database_name, "--dir", "agent_configs/examples")
     assert refused_run.returncode == 1
     assert "tools.0.headers.Authorization.env: ORDERS_API_TOKEN is not a key configs may use" in refused_run.stdout
-    policy = '{"OPENAI_API_KEY": ["api.openai.com"], "ORDERS_API_TOKEN": ["127.0.0.1:8099"]}'
     seeded = run_setup(endpoints, database_name, "--dir", "agent_configs/examples", EGRESS_SECRETS=policy)
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     assert "support-tools-example" in seeded.stdout and "created" in seeded.stdout
