@@ -22,11 +22,14 @@ the stamp holds), but only the `max_unknown` most recently asked: the ids come f
 metadata, which anyone who can start a room chooses, and an unbounded map of them grew to
 32 MB after 100k distinct unknown ids. Known ids need no bound: they are the stored configs.
 
-With a `CatalogSnapshot`, every config and rules version read is also written there, and
-when the database is unreachable the catalog serves the snapshot instead (`offline`): a room
-that arrives during an outage is served from the last-known good catalog rather than
-crashing on the change-stamp read. Offline, nothing reads the database: each read would cost
-the full MONGO_TIMEOUT_MS before failing again.
+With a `CatalogSnapshot`, every config and rules version read is also written there,
+labelled with the stamp it was read under. The worker's job processes live for one session,
+so each starts with an empty catalog: a file labelled with the stamp just read is current,
+and is used instead of a database read (a cold room: 4 round trips before, the stamp read
+alone when the snapshot matches). When the database is unreachable the catalog serves the
+snapshot whatever its label (`offline`): a room that arrives during an outage is served from
+the last-known good catalog rather than crashing on the change-stamp read. Offline, nothing
+reads the database: each read would cost the full MONGO_TIMEOUT_MS before failing again.
 """
 
 import asyncio
@@ -40,7 +43,7 @@ from pydantic import ValidationError
 from agent_configs.changes import ChangeStamp
 from agent_configs.egress import EgressPolicy
 from agent_configs.errors import AgentNotFound, DatabaseUnavailable
-from agent_configs.models import AgentConfig
+from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.routing.availability import ActiveSessionCounter, StoreAvailability
 from agent_configs.routing.errors import InvalidRoutingRules
 from agent_configs.routing.rules import RoutingRules, RulesStore
@@ -184,15 +187,23 @@ class Catalog:
             self._unknown.popitem(last=False)
 
     async def _current_config(self, agent_id: str) -> AgentConfig:
-        version = await self._store.current_version(agent_id)
         cached = self._configs.get(agent_id)
-        if cached is not None and cached.version == version:
-            return cached
-        config = await self._store.get(agent_id)
+        shared = self._shared_config(agent_id)
+        if shared is not None:
+            config = cached if cached is not None and cached.version == shared.version else shared
+        else:
+            version = await self._store.current_version(agent_id)
+            config = cached if cached is not None and cached.version == version else await self._store.get(agent_id)
+            if self._snapshot is not None:  # labelled with this stamp: current for other jobs too
+                self._snapshot.save_config(config, self._seen_stamp)
         self._configs[agent_id] = config
-        if self._snapshot is not None:
-            self._snapshot.save_config(config)
         return config
+
+    def _shared_config(self, agent_id: str) -> AgentConfig | None:
+        """The snapshot's copy if another job read it under the stamp this catalog just read."""
+        if self._snapshot is None or self._seen_stamp is None:
+            return None
+        return self._snapshot.current_config(agent_id, self._seen_stamp, self._max_age_s)
 
     def _config_from_snapshot(self, agent_id: str) -> AgentConfig:
         """A type this process never read is unknown offline: the chain moves on."""
@@ -222,6 +233,12 @@ class Catalog:
         return self._rules
 
     async def _reload_rules(self) -> None:
+        shared = self._shared_rules()
+        if shared is not None:
+            if not _same_saved_rules(shared, self._rules):
+                self._rules = shared
+            self._rules_checked = True
+            return
         try:
             fresh = await self._rules_store.current()
         except (DatabaseUnavailable, InvalidRoutingRules) as exc:
@@ -238,9 +255,14 @@ class Catalog:
             return
         if not _same_saved_rules(fresh, self._rules):
             self._rules = fresh
-            if self._snapshot is not None:
-                self._snapshot.save_rules(fresh.model_dump(mode="json"))
+        if self._snapshot is not None:  # labelled with this stamp: current for other jobs too
+            self._snapshot.save_rules(fresh.model_dump(mode="json"), self._seen_stamp)
         self._rules_checked = True
+
+    def _shared_rules(self) -> RoutingRules | None:
+        if self._snapshot is None or self._seen_stamp is None:
+            return None
+        return _parsed_rules(self._snapshot.current_rules(self._seen_stamp, self._max_age_s))
 
     def _offline_rules(self) -> RoutingRules:
         rules = self._snapshot_rules()
@@ -251,14 +273,32 @@ class Catalog:
         return self._rules
 
     def _snapshot_rules(self) -> RoutingRules | None:
-        document = self._snapshot.rules() if self._snapshot is not None else None
-        if document is None:
-            return None
-        try:
-            return RoutingRules.model_validate(document)
-        except ValidationError as exc:
-            logger.warning("routing rules snapshot unreadable: %s", exc)
-            return None
+        return _parsed_rules(self._snapshot.rules() if self._snapshot is not None else None)
+
+    # -- the snapshot for other processes -------------------------------------------------
+
+    async def snapshot_active(self, every_s: float) -> None:
+        """Every active agent type into the snapshot, not only those this process read: a
+        worker that served only support rooms can still route a sales room during an outage.
+        One list query, at most every `every_s` per worker (the snapshot says when any job
+        last did it); the configs a job reads are written at every read anyway."""
+        snapshot = self._snapshot
+        if snapshot is None or self.offline or not snapshot.due("all_active", every_s):
+            return
+        page = await self._store.list_agents(status=AgentStatus.ACTIVE, limit=200)
+        for config in page.items:  # read after the stamp: at least as new as it says
+            snapshot.save_config(config, self._seen_stamp)
+        snapshot.mark("all_active")
+
+
+def _parsed_rules(document: dict | None) -> RoutingRules | None:  # type: ignore[type-arg]
+    if document is None:
+        return None
+    try:
+        return RoutingRules.model_validate(document)
+    except ValidationError as exc:
+        logger.warning("routing rules snapshot unreadable: %s", exc)
+        return None
 
 
 def _same_saved_rules(fresh: RoutingRules, known: RoutingRules | None) -> bool:

@@ -75,7 +75,6 @@ class ProcessServices:
     capacity: CapacityGuard
     router: Router
     writer: RecordWriter
-    snapshot: CatalogSnapshot | None = None
 
 
 _services: ProcessServices | None = None
@@ -103,9 +102,7 @@ async def process_services() -> ProcessServices:
         availability = PoolAvailability(catalog.availability(active_sessions, settings.egress), settings.pool)
         router = Router(catalog, availability)
         writer = RecordWriter(database, settings.spool_dir)
-        _services = ProcessServices(
-            settings, database, store, catalog, capacity, router, writer, snapshot=snapshot
-        )
+        _services = ProcessServices(settings, database, store, catalog, capacity, router, writer)
     return _services
 
 
@@ -460,11 +457,12 @@ async def _route_and_claim(
 ) -> tuple[RoutingDecision, AgentConfig | None, int | None]:
     """Route, then claim a session slot if the type has a limit; a lost race re-routes.
 
-    One round trip (the change stamp) tells whether the cached rules and configs are current;
-    after it, the route and the config reads are in memory unless something was edited.
+    One round trip (the change stamp) tells whether the catalog's rules and configs are
+    current; after it, the route and the config reads are in memory (or in the snapshot
+    another job wrote under that stamp) unless something was edited.
 
-    With the database unreachable the cache goes offline (its snapshot) and so do the rules,
-    without another read that would wait out MONGO_TIMEOUT_MS; no slot is claimed then.
+    With the database unreachable the catalog goes offline (its snapshot), without another
+    read that would wait out MONGO_TIMEOUT_MS; no slot is claimed then.
 
     A pin (job metadata only) is tried first; when it cannot be honoured (unknown, archived,
     no such version, outside the pool, refused by the egress policy, full), the room is
@@ -626,7 +624,7 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
     sessions of lost workers."""
     stale_after_s = services.settings.session_stale_after_s
     try:
-        await _snapshot_catalog(services)
+        await services.catalog.snapshot_active(SNAPSHOT_EVERY_S)
         await replay_spool(services.database, services.settings.spool_dir)
         if await sweep_is_due(services.database, every_s=stale_after_s / 2):
             await abort_stale_sessions(services.database, stale_after_s)
@@ -634,21 +632,7 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
         logger.warning("housekeeping skipped: %s", exc)
 
 
-SNAPSHOT_EVERY_S = 30.0
-
-
-async def _snapshot_catalog(services: ProcessServices) -> None:
-    """Every active agent type into the catalog snapshot, not only those this worker routed
-    to: a worker that served only support rooms can still route a sales room during an
-    outage. One list query, at most every SNAPSHOT_EVERY_S per worker (the configs a job
-    reads are written at every read anyway)."""
-    snapshot = services.snapshot
-    if snapshot is None or services.catalog.offline or not snapshot.due("all_active", SNAPSHOT_EVERY_S):
-        return
-    page = await services.store.list_agents(status=AgentStatus.ACTIVE, limit=200)
-    for config in page.items:
-        snapshot.save_config(config)
-    snapshot.mark("all_active")
+SNAPSHOT_EVERY_S = 30.0  # how often a worker lists every active type into the catalog snapshot
 
 
 def _forget_ended_processes(server: AgentServer) -> None:

@@ -305,3 +305,37 @@ async def test_offline_a_room_is_routed_from_the_snapshot_another_process_wrote(
             await offline.get("support-agent-v1")
     finally:
         await client.close()
+
+
+# -- the snapshot shared by job processes ---------------------------------------------------
+
+
+async def test_a_fresh_process_reads_only_the_stamp_when_the_snapshot_was_read_under_it(
+    endpoints: Endpoints, database_name: str, tmp_path: Path
+) -> None:
+    commands = Commands()
+    client: AsyncMongoClient = AsyncMongoClient(endpoints.mongo_uri, tz_aware=True, event_listeners=[commands])
+    try:
+        database = client[database_name]
+        store = ConfigStore(database)
+        await seed_builtin_agents(store)
+
+        async def a_job_routes_a_sales_room() -> str:
+            catalog = catalog_on(database, snapshot=CatalogSnapshot(tmp_path / "catalog"))  # a new job process
+            await catalog.refresh()
+            decision = await Router(catalog, catalog.availability()).route(SALES_ROOM)
+            return (await catalog.get(decision.agent_id or "")).greeting
+
+        first = await a_job_routes_a_sales_room()
+        commands.seen.clear()
+        assert await a_job_routes_a_sales_room() == first
+        assert commands.seen == Counter({"find": 1}), "the stamp read alone"
+
+        sales = await store.get("sales-agent-v1")
+        await store.update(sales.model_copy(update={"greeting": "Edited"}), expected_version=sales.version)
+        commands.seen.clear()
+        assert await a_job_routes_a_sales_room() == "Edited", "the stamp moved: the snapshot is not trusted"
+        assert commands.seen["find"] > 1
+    finally:
+        await client.drop_database(database_name)
+        await client.close()

@@ -51,3 +51,26 @@ def test_an_unusable_directory_turns_the_snapshot_off_instead_of_failing(tmp_pat
     snapshot = CatalogSnapshot(tmp_path / "file" / "db")
     assert not snapshot.usable and not snapshot.seen_database
     snapshot.save_config(a_config())  # no error: a snapshot never fails a room
+
+
+def test_a_file_is_current_only_under_the_stamp_it_was_read_under_and_within_max_age(tmp_path: Path) -> None:
+    snapshot = CatalogSnapshot(tmp_path / "db")
+    config = a_config()
+    snapshot.save_config(config, stamp="s1")
+    snapshot.save_rules(DEFAULT_RULES.model_dump(mode="json"), stamp="s1")
+    assert snapshot.current_config(config.agent_id, "s1", max_age_s=30) == config
+    assert snapshot.current_rules("s1", max_age_s=30) == DEFAULT_RULES.model_dump(mode="json")
+    assert snapshot.current_config(config.agent_id, "s2", max_age_s=30) is None
+    assert snapshot.current_rules("s2", max_age_s=30) is None
+    assert snapshot.current_config(config.agent_id, "s1", max_age_s=0) is None  # a hand edit may hide
+    assert snapshot.config(config.agent_id) == config  # offline, whatever the label
+
+
+def test_a_file_written_before_labels_is_served_offline_only(tmp_path: Path) -> None:
+    snapshot = CatalogSnapshot(tmp_path / "db")
+    config = a_config()
+    snapshot.save_config(config)
+    (written,) = (tmp_path / "db" / "configs").glob("*.json")
+    written.write_text(config.model_dump_json())  # the bare document older workers wrote
+    assert snapshot.config(config.agent_id) == config
+    assert snapshot.current_config(config.agent_id, "s1", max_age_s=30) is None
