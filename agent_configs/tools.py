@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from agent_configs.secret_guard import reject_secret_value
 
@@ -90,9 +90,10 @@ class _ToolBase(_Spec):
 class HttpTool(_ToolBase):
     kind: Literal["http"] = "http"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    parameters: Parameters = Field(default_factory=lambda: dict(NO_PARAMETERS))
+    """Declared before `url`, so the url's check of its placeholders can read it."""
     url: Text = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
     """`{name}` placeholders take an argument (URL-encoded) or a session value."""
-    parameters: Parameters = Field(default_factory=lambda: dict(NO_PARAMETERS))
     headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=20)
     timeout_s: float = Field(default=5.0, gt=0.0, le=30.0)
     result_pointer: str | None = Field(default=None, pattern=r"^(/([^~/]|~[01])*)*$", max_length=512)
@@ -101,16 +102,21 @@ class HttpTool(_ToolBase):
     waiting_message: Text | None = Field(default=None, max_length=300)
     """Said (voice) or shown (text) while the request runs, e.g. "Let me look that up"."""
 
-    @model_validator(mode="after")
-    def _placeholders_are_known(self) -> "HttpTool":
-        properties = set((self.parameters.get("properties") or {}).keys())
-        for name in url_placeholders(self.url):
+    @field_validator("url")
+    @classmethod
+    def _placeholders_are_known(cls, url: str, info: ValidationInfo) -> str:
+        """A field validator, not a model one, so the problem is reported at `url`."""
+        parameters = info.data.get("parameters")
+        if parameters is None:
+            return url  # `parameters` is invalid and reported itself; nothing to compare with
+        properties = set((parameters.get("properties") or {}).keys())
+        for name in url_placeholders(url):
             if name not in properties and name not in SESSION_VALUES:
                 raise ValueError(
-                    f"url placeholder {{{name}}} is neither a parameter nor a session value "
+                    f"placeholder {{{name}}} is neither a parameter nor a session value "
                     f"({', '.join(SESSION_VALUES)})"
                 )
-        return self
+        return url
 
 
 def url_placeholders(url: str) -> list[str]:

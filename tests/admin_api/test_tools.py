@@ -50,6 +50,8 @@ REFUSED = {
     "schema": ([lookup(parameters={"type": "object", "properties": {"n": {"type": "int"}}})],
                "tools.0.parameters", "not a valid JSON Schema at properties/n/type"),
     "kind": ([{"kind": "shell", "name": "run"}], "tools.0.kind", "Input tag 'shell'"),
+    "placeholder": ([lookup(url="http://127.0.0.1:8099/orders/{order}")],
+                    "tools.0.url", "placeholder {order} is neither a parameter nor a session value"),
     "twice": ([lookup(), lookup()], "tools.1.name", "'lookup_order' is already the name of tools.0"),
     "self": ([transfer("support-agent-v1")], "tools.0.targets.0", "an agent type cannot transfer to itself"),
     "two_ends": ([{"kind": "end_session"}, {"kind": "end_session", "name": "hang_up"}],

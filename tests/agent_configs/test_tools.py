@@ -72,6 +72,14 @@ def test_a_tool_field_path_leaves_out_the_kind_pydantic_puts_in_it() -> None:
     assert line.startswith('tools.0.parameters: must be a JSON Schema of type "object"')
 
 
+def test_a_url_placeholder_that_is_no_parameter_is_the_urls_problem() -> None:
+    [line] = model_problems(lookup(url="https://orders.example/orders/{order}"))
+    assert line == (
+        "tools.0.url: placeholder {order} is neither a parameter nor a session value "
+        "(session_id, agent_id, user_id, room)"
+    )
+
+
 def test_an_unknown_or_missing_kind_is_the_kind_fields_problem() -> None:
     [unknown] = model_problems({"kind": "shell", "name": "rm"})
     assert unknown.startswith("tools.0.kind: Input tag 'shell'")
