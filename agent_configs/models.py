@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from agent_configs.secret_guard import reject_secret_value
+from agent_configs.templates import check_template
 from agent_configs.tools import MAX_TOOLS, ToolKind, ToolSpec
 
 SYSTEM_RESPONSE = "system_response"
@@ -325,8 +326,9 @@ class AgentConfig(_Spec):
     description: Text = Field(default="", max_length=2000)
     purposes: list[Slug] = Field(default_factory=list, max_length=20)
     status: AgentStatus = AgentStatus.ACTIVE
-    instructions: Text = Field(min_length=20, max_length=50_000)
-    greeting: Text | None = Field(default=None, max_length=2000)
+    instructions: Annotated[Text, AfterValidator(check_template)] = Field(min_length=20, max_length=50_000)
+    """May hold placeholders (`{{user_details.name}}`), filled at session start: agent_configs/templates.py."""
+    greeting: Annotated[Text | None, AfterValidator(check_template)] = Field(default=None, max_length=2000)
     modalities: list[Modality] = Field(default_factory=lambda: [Modality.VOICE, Modality.TEXT])
     llm: LLMSpec
     stt: STTSpec | None = None
