@@ -45,8 +45,12 @@ ToolBuilder = Callable[[Any, ToolContext, str], "llm.Tool | llm.Toolset"]
 
 
 def _mcp_toolset(spec: Any, context: ToolContext, field: str) -> llm.Toolset:
-    from worker.tools.mcp import mcp_toolset  # the `mcp` package is needed only by configs using it
-
+    """Imported on use: the `mcp` package (livekit-agents[mcp]) is needed only by configs
+    that name MCP servers."""
+    try:
+        from worker.tools.mcp import mcp_toolset
+    except ImportError as exc:
+        raise ToolBuildError([(f"{field}.kind", f"MCP servers need the `mcp` package in the worker: {exc}")]) from None
     return mcp_toolset(spec, context, field)
 
 
