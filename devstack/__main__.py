@@ -56,6 +56,8 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
         built = (CONSOLE_DIR / "index.html").is_file()
         table.add_row("Console", console_url, f"log in with `{key}`" if built else "not built: run `make console`")
         table.add_row("Admin API", f"http://127.0.0.1:{stack.admin_api_port}/docs", f"API key `{key}` (fresh database)")
+    if stack.dispatcher_port is not None:
+        table.add_row("Webhooks", f"http://127.0.0.1:{stack.dispatcher_port}/metrics", "dispatcher: outbox -> subscriptions")
     Console().print(table)
     if console_url:
         print(f"Open the console: {console_url}")
@@ -84,6 +86,7 @@ def up(
     seed: Annotated[bool, typer.Option(help="Seed the built-in agent types and routing rules.")] = True,
     worker: Annotated[bool, typer.Option(help="Run the Switchboard worker too.")] = True,
     admin_api: Annotated[bool, typer.Option(help="Run the admin API (uvicorn) too.")] = True,
+    dispatcher: Annotated[bool, typer.Option(help="Run the webhook dispatcher too.")] = True,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C."""
     run_dir = os.environ.get("DEVSTACK_RUN_DIR")
@@ -120,6 +123,11 @@ def up(
                     "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
                 }
                 stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT", 8000))
+            if dispatcher:
+                console.print("starting the webhook dispatcher...")
+                stack.start_dispatcher(
+                    endpoints, {"MONGO_DB": settings.mongo_db}, _port_from_env("DEVSTACK_DISPATCHER_PORT", 9102)
+                )
             _print_endpoints(endpoints, stack)
             console.print("Running. Ctrl-C stops everything.")
             stopping.wait()

@@ -140,6 +140,7 @@ class Devstack:
         self.worker_health_port: int | None = None
         self.worker_metrics_port: int | None = None
         self.admin_api_port: int | None = None
+        self.dispatcher_port: int | None = None
 
     def __enter__(self) -> Endpoints:
         try:
@@ -269,6 +270,15 @@ class Devstack:
         service = self._spawn("admin-api", [sys.executable, "-m", "admin_api"], api_env)
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
         self.admin_api_port = port
+
+    def start_dispatcher(self, endpoints: Endpoints, env: dict[str, str], preferred_port: int) -> None:
+        """`python -m dispatcher` (webhook delivery) against these services; ready once /readyz
+        answers (it has reached the database and made its lease index)."""
+        port = reserve_port(preferred_port, "dispatcher metrics", "DEVSTACK_DISPATCHER_PORT")
+        dispatcher_env = self.environ | endpoints.as_env() | env | {"DISPATCHER_METRICS_PORT": str(port)}
+        service = self._spawn("dispatcher", [sys.executable, "-m", "dispatcher"], dispatcher_env)
+        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
+        self.dispatcher_port = port
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"
