@@ -1,11 +1,13 @@
 """The worker's events in the outbox, from a real session by text on the real worker, LiveKit and
 FerretDB: `session.started`, `turn.completed` with its fields, and `session.ended` with the
-end-of-call report, in the documented CloudEvents shape; and with MongoDB stopped while the
-session ends, the `session.ended` event is in the outbox once it is back. The LLM is the
+end-of-call report, in the documented CloudEvents shape; with MongoDB stopped while the
+session ends, the `session.ended` event is in the outbox once it is back; the stale-session
+sweep's `session.aborted`. The LLM is the
 scripted endpoint (tests/worker/scripted_llm.py): instant, and its fields are predictable."""
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from tests.worker.conftest import launched_workers, wait_for_session_end
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 from tests.worker.test_database_down import OwnFerretDB, in_thread
 from tests.worker.test_faults import AGENT, agent_changed, eventually, new_client, through
+from worker.records import abort_stale_sessions
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
@@ -190,3 +193,38 @@ async def test_mongodb_stopped_while_a_session_ends_still_leaves_its_ended_event
     assert [t["user_text"] for t in report["turns"]] == ["Where do I invite my team?"]
     assert report["turns"][0]["status"] == "ok" and report["turns"][0]["fields"]["system_response"] == REPLY
     assert await own_database[OUTBOX].count_documents({"session_id": session_id}) == 3  # started, turn, ended
+
+
+# -- a session whose worker was lost ----------------------------------------------------------
+
+
+async def test_the_stale_session_sweep_puts_one_session_aborted_event_with_what_the_record_held(
+    worker_database: AsyncDatabase,
+) -> None:
+    session_id = f"sess_lost{datetime.now(UTC).timestamp():.0f}"
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    transcript = [{"role": "assistant", "text": "Hi!"}, {"role": "user", "text": "Hello"}, {"role": "assistant", "text": REPLY}]
+    await worker_database["sessions"].insert_one({
+        "_id": session_id, "session_id": session_id, "room": "lost-room", "agent_id": AGENT, "agent_version": 2,
+        "user_id": "u-lost", "status": "active", "started_at": long_ago, "heartbeat_at": long_ago,
+        "routing": {"agent_id": AGENT, "strategy": "purpose", "trail": []}, "transcript": transcript,
+        "transcript_dropped": 0, "turn_count": 1,
+    })
+    await worker_database["turns"].insert_one({
+        "_id": f"{session_id}:0", "session_id": session_id, "turn_index": 0, "agent_id": AGENT, "agent_version": 2,
+        "user_text": "Hello", "reply": REPLY, "status": "replied", "fields": {"system_response": REPLY},
+        "latency_ms": {"first_text": 120}, "latency_from": "typed",
+    })
+
+    assert await abort_stale_sessions(worker_database, 60) >= 1
+    assert await abort_stale_sessions(worker_database, 60) == 0  # swept once: no second event
+    aborted = await worker_database[OUTBOX].find({"session_id": session_id}).to_list(None)
+    assert [(d["_id"], d["type"], d["seq"], d["fanned_out"]) for d in aborted] == [
+        (f"{session_id}:aborted", "session.aborted", LAST_SEQ, False)
+    ]
+    report = aborted[0]["data"]
+    assert set(report) == REPORT_KEYS | {"last_heartbeat_at"}
+    assert (report["end_reason"], report["summary"], report["user_id"]) == ("worker_lost", None, "u-lost")
+    assert report["transcript"] == transcript
+    assert [(t["turn_index"], t["status"], t["fields"]) for t in report["turns"]] == [(0, "replied", {"system_response": REPLY})]
+    assert report["routing"]["strategy"] == "purpose"
