@@ -24,7 +24,7 @@ from admin_api.deps import mark_if_match_required
 from admin_api.metrics import ApiMetrics, MetricsMiddleware
 from admin_api.problems import FieldProblem, Problem, install_problem_handlers
 from admin_api.redispatch import RedispatchPolicy, Redispatcher
-from admin_api.routes import agents, dead_letters, events, health, me, models, routing, sessions, tokens
+from admin_api.routes import agents, dead_letters, events, health, me, models, routing, sessions, tokens, webhooks
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
 
@@ -74,6 +74,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         dead_letters.router,
         me.router,
         models.router,
+        webhooks.router,
         health.router,
     ):
         app.include_router(router)

@@ -21,6 +21,8 @@ from tests.factories import support_definition
 READ, WRITE, MINT = {"admin", "viewer"}, {"admin"}, {"admin", "token"}
 ANY = READ | WRITE | MINT
 SUPPORT = "/api/v1/agents/support-agent-v1"
+HOOK_ID = "sub_" + "0" * 24
+HOOK = f"/api/v1/webhooks/{HOOK_ID}"
 
 # (method, route template, concrete path, json body, roles allowed)
 MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
@@ -48,6 +50,22 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("GET", "/api/v1/dead-letters", "/api/v1/dead-letters", None, READ),
     ("GET", "/api/v1/me", "/api/v1/me", None, ANY),
     ("GET", "/api/v1/models/local", "/api/v1/models/local", None, READ),
+    ("GET", "/api/v1/webhooks", "/api/v1/webhooks", None, READ),
+    ("POST", "/api/v1/webhooks", "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hooks"}, WRITE),
+    ("GET", "/api/v1/webhooks/{subscription_id}", HOOK, None, READ),
+    ("PATCH", "/api/v1/webhooks/{subscription_id}", HOOK, {"status": "paused"}, WRITE),
+    ("DELETE", "/api/v1/webhooks/{subscription_id}", HOOK, None, WRITE),
+    ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret", f"{HOOK}/rotate-secret", {}, WRITE),
+    ("POST", "/api/v1/webhooks/{subscription_id}/test", f"{HOOK}/test", None, WRITE),
+    ("GET", "/api/v1/webhooks/{subscription_id}/deliveries", f"{HOOK}/deliveries", None, READ),
+    (
+        "POST",
+        "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver",
+        f"{HOOK}/deliveries/evt_0|{HOOK_ID}/redeliver",
+        None,
+        WRITE,
+    ),
+    ("POST", "/api/v1/webhooks/{subscription_id}/redeliver-failed", f"{HOOK}/redeliver-failed", None, WRITE),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
