@@ -299,3 +299,32 @@ def test_worker_and_admin_api_read_one_egress_policy_that_never_sends_livekit_ke
     for name in ("switchboard-admin-api", *(d["metadata"]["name"] for d in worker_deployments(overlay))):
         refs = [e["configMapRef"]["name"] for e in container_of(overlay, "Deployment", name)["envFrom"] if "configMapRef" in e]
         assert "switchboard-config" in refs, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dispatcher_runs_with_probes_metrics_a_grace_that_fits_and_only_its_secrets(overlay: str) -> None:
+    (dispatcher,) = [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"] == "switchboard-dispatcher"]
+    assert dispatcher["spec"]["replicas"] >= 1
+    pod = dispatcher["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["dispatcher"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DISPATCHER_METRICS_HOST"]["value"] == "0.0.0.0", "probes and scrapes come from outside the pod"
+    port = int(env["DISPATCHER_METRICS_PORT"]["value"])
+    assert {"name": "metrics", "containerPort": port} in container["ports"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    annotations = dispatcher["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
+    # SIGTERM: in-flight requests finish within the grace, then leases are released.
+    assert pod["terminationGracePeriodSeconds"] > int(env["DISPATCHER_SHUTDOWN_GRACE_S"]["value"])
+    from_secrets = {name for name, e in env.items() if "valueFrom" in e}
+    assert from_secrets == {"MONGO_URI", "WEBHOOK_ENCRYPTION_KEY"}
+    whole_secrets = [s["secretRef"] for s in container["envFrom"] if "secretRef" in s]
+    assert whole_secrets == [{"name": "switchboard-webhook-secrets", "optional": True}], "never the model keys"
+    assert "switchboard-config" in [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+    if overlay == "dev":
+        assert "WEBHOOK_ENCRYPTION_KEY" in secret_data(overlay, "switchboard-secrets")
+        mongodb = {p["metadata"]["name"]: p for p in of_kind(overlay, "NetworkPolicy")}["mongodb-ingress"]
+        allowed = [source["podSelector"]["matchLabels"] for source in mongodb["spec"]["ingress"][0]["from"]]
+        assert {"app.kubernetes.io/component": "dispatcher"} in allowed
