@@ -86,6 +86,7 @@ class Catalog:
         self._rules: RoutingRules | None = None
         self._rules_checked = False  # self._rules is current as of the last stamp read
         self._rules_lock = asyncio.Lock()
+        self._stamp_lock = asyncio.Lock()  # concurrent requests that find the stamp due read it once
         self._seen_stamp: str | None = None
         self._stamp_read_at = float("-inf")
         self._verified_at = float("-inf")  # when everything was last marked for re-checking
@@ -95,9 +96,18 @@ class Catalog:
     async def refresh(self, *, force: bool = False) -> bool:
         """Read the change stamp if it is due (or `force`); True when what is held may have
         changed since the last refresh (the stamp moved, max age passed, or offline)."""
-        now = self._clock()
-        if not force and now - self._stamp_read_at < self._check_every_s:
+        if not force and not self._stamp_due():
             return False
+        async with self._stamp_lock:
+            if not force and not self._stamp_due():  # another request just read it
+                return False
+            return await self._read_stamp()
+
+    def _stamp_due(self) -> bool:
+        return self._clock() - self._stamp_read_at >= self._check_every_s
+
+    async def _read_stamp(self) -> bool:
+        now = self._clock()
         try:
             stamp = await self._stamp.read()
         except DatabaseUnavailable:
