@@ -34,6 +34,15 @@ class RoutingContext:
     tenant: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    room: str | None = None
+    """The LiveKit room's name: set by the worker (or the caller of a dry run), never read
+    from metadata; a strategy asking another system (webhook) passes it on."""
+
+    @property
+    def modality(self) -> str | None:
+        """`voice` or `text` when the metadata asks for one (what the frontend speaks)."""
+        value = self.raw.get("modality")
+        return value if isinstance(value, str) and len(value) <= MAX_TEXT_FIELD_LENGTH else None
 
     @classmethod
     def from_metadata(cls, value: str | bytes | dict[str, Any] | None) -> "RoutingContext":

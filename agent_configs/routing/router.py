@@ -8,13 +8,14 @@ current version rejects, or raises, becomes an `error` entry in the trail and th
 goes on. Availability errors (the database is down) do propagate, see availability.py.
 """
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from agent_configs.routing.availability import AvailabilityCheck
 from agent_configs.routing.context import RoutingContext
@@ -22,6 +23,7 @@ from agent_configs.routing.errors import RoutingError
 from agent_configs.routing.registry import StrategyRegistry, default_registry
 from agent_configs.routing.rules import RoutingRules, RulesSource
 from agent_configs.routing.strategy import Proposal, RoutingStrategy
+from agent_configs.secret_guard import secret_kind
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,18 @@ class RoutingDecision(BaseModel):
     warnings: tuple[str, ...] = ()
     rules_version: int
     decided_at: datetime
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the chosen strategy handed over for the session's templates (`webhook`).",
+    )
+
+    @field_serializer("variables")
+    def _withhold_secrets(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """Variables are the operator's data and are stored with the session (`routing.variables`),
+        shown by the admin API and sent in `session.started`; a string that looks like a key or
+        token is not: it is replaced wherever the decision is serialized. The decision object
+        itself keeps every value, for the templates."""
+        return _withheld(variables)
 
     def summary(self) -> str:
         """One line for logs: `support-agent-v1 via purpose (explicit: no_proposal, ...)`."""
@@ -59,6 +73,17 @@ class RoutingDecision(BaseModel):
         )
         chosen = f"{self.agent_id} via {self.strategy}" if self.agent_id else "no agent available"
         return f"{chosen} [{steps}]"
+
+
+def _withheld(value: Any) -> Any:
+    if isinstance(value, str):
+        kind = secret_kind(value)
+        return value if kind is None else f"[withheld: looks like {kind}]"
+    if isinstance(value, dict):
+        return {key: _withheld(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_withheld(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -109,10 +134,10 @@ class Router:
         trail: list[TrailEntry] = []
         reasons: dict[str, str | None] = {}
         for link in self._chain_for(rules):
-            entry = await self._consult(link, context, now, reasons)
+            entry, variables = await self._consult(link, context, now, reasons)
             trail.append(entry)
             if entry.outcome == "chosen":
-                return self._decision(entry.agent_id, link.name, trail, context, rules, now)
+                return self._decision(entry.agent_id, link.name, trail, context, rules, now, variables)
         return self._decision(None, None, trail, context, rules, now)
 
     def _chain_for(self, rules: RoutingRules) -> tuple[ChainLink, ...]:
@@ -125,14 +150,18 @@ class Router:
 
     async def _consult(
         self, link: ChainLink, context: RoutingContext, now: datetime, reasons: dict[str, str | None]
-    ) -> TrailEntry:
-        def entry(outcome: Outcome, reason: str, agent_id: str | None = None) -> TrailEntry:
-            return TrailEntry(strategy=link.name, agent_id=agent_id, outcome=outcome, reason=reason)
+    ) -> tuple[TrailEntry, dict[str, Any]]:
+        """The trail entry, and the proposal's variables (empty unless it is chosen)."""
+
+        def entry(outcome: Outcome, reason: str, agent_id: str | None = None) -> tuple[TrailEntry, dict[str, Any]]:
+            return TrailEntry(strategy=link.name, agent_id=agent_id, outcome=outcome, reason=reason), {}
 
         if link.strategy is None:
             return entry("error", link.error or "")
         try:
             proposal = link.strategy.propose(context, now)
+            if inspect.isawaitable(proposal):  # a strategy that asks another system (webhook)
+                proposal = await proposal
         except Exception as exc:
             logger.exception("routing strategy %s raised", link.name)
             return entry("error", f"raised {exc!r}")
@@ -145,7 +174,8 @@ class Router:
         unavailable = reasons[proposal.agent_id]
         if unavailable is not None:
             return entry("skipped", unavailable, proposal.agent_id)
-        return entry("chosen", proposal.reason, proposal.agent_id)
+        chosen, _ = entry("chosen", proposal.reason, proposal.agent_id)
+        return chosen, dict(proposal.variables or {})
 
     @staticmethod
     def _decision(
@@ -155,6 +185,7 @@ class Router:
         context: RoutingContext,
         rules: RoutingRules,
         now: datetime,
+        variables: dict[str, Any] | None = None,
     ) -> RoutingDecision:
         return RoutingDecision(
             agent_id=agent_id,
@@ -163,4 +194,5 @@ class Router:
             warnings=context.warnings,
             rules_version=rules.version,
             decided_at=now,
+            variables=variables or {},
         )

@@ -1,4 +1,5 @@
-"""The built-in routing strategies: explicit, purpose, user_attributes, ab_split, time_window, default.
+"""The built-in routing strategies: explicit, purpose, user_attributes, ab_split, time_window, default,
+and webhook (agent_configs/routing/webhook.py: the one that asks another system).
 
 Each is a small class with a `Params` model (unknown keys refused, so a typo in the rules is
 an error, not a silently ignored setting) and a pure `propose`.
@@ -20,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from agent_configs.models import Slug, repeated
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.strategy import Proposal
+from agent_configs.routing.webhook import WebhookStrategy
 
 AgentId = Slug
 
@@ -436,5 +438,6 @@ BUILTIN_STRATEGIES: tuple[type, ...] = (
     UserAttributesStrategy,
     ABSplitStrategy,
     TimeWindowStrategy,
+    WebhookStrategy,
     DefaultStrategy,
 )

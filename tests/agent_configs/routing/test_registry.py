@@ -98,7 +98,7 @@ VIP_CHAIN = {
 
 def test_without_plugins_only_builtins_are_known() -> None:
     registry = StrategyRegistry.with_plugins()
-    assert registry.names() == ["ab_split", "default", "explicit", "purpose", "time_window", "user_attributes"]
+    assert registry.names() == ["ab_split", "default", "explicit", "purpose", "time_window", "user_attributes", "webhook"]
     assert registry.plugin_errors == {}
     with pytest.raises(UnknownStrategy, match="unknown routing strategy 'vip_desk'"):
         registry.get("vip_desk")

@@ -161,6 +161,7 @@ async def test_decision_serializes_to_json_and_back(seeded: ConfigStore) -> None
         "warnings": ["user_details: expected an object, got string; ignored"],
         "rules_version": 0,
         "decided_at": "2025-01-06T12:00:00Z",
+        "variables": {},
     }
     assert RoutingDecision.model_validate_json(decision.model_dump_json()) == decision
     assert decision.model_dump(mode="json") == as_json

@@ -28,9 +28,10 @@ def propose(strategy: RoutingStrategy, now: datetime = NOW, **metadata: Any) -> 
 
 
 def test_every_builtin_has_the_strategy_shape() -> None:
-    assert registry.names() == ["ab_split", "default", "explicit", "purpose", "time_window", "user_attributes"]
+    assert registry.names() == ["ab_split", "default", "explicit", "purpose", "time_window", "user_attributes", "webhook"]
     for name in registry.names():
-        assert isinstance(build(name, **default_params(name)), RoutingStrategy)
+        params = {"url": "http://127.0.0.1:1/route"} if name == "webhook" else default_params(name)
+        assert isinstance(build(name, **params), RoutingStrategy)
 
 
 # -- explicit ---------------------------------------------------------------------------
