@@ -42,10 +42,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from livekit.agents import llm
 
+from agent_configs.tool_plugins import ENTRY_POINT_GROUP
 from agent_configs.tools import PluginTool
 from worker.tools.context import ToolBuildError, ToolContext, arguments_validator, as_result_text, cut, recorded_call
 
-ENTRY_POINT_GROUP = "switchboard.tools"
 KIND = "plugin"
 PLUGIN_TIMEOUT_S = 30.0
 """The http tool's longest timeout: a plugin that hangs must not hold the turn for ever."""
