@@ -9,8 +9,9 @@ WEBHOOK_ENCRYPTION_KEY) or an env var the dispatcher reads (`secret_env`, which 
 policy must allow for the URL's host, as if it were sent there). GET never shows a secret: its
 kind, its first characters (`whsec_ab12`) or its env var's name.
 
-Writes take If-Match (PATCH requires it: 428 without, 412 when stale); every change bumps
-`version`, answered as the ETag. Nothing is written when a request is refused.
+PATCH requires If-Match (428 without, 412 when stale): it is the one write based on what was
+read. Every change bumps `version`, answered as the ETag; a rotation racing another change is
+refused as a 412 too. Nothing is written when a request is refused.
 
 DELETE removes the subscription; its deliveries stay as they are and the dispatcher dead-letters
 the pending ones when it reaches them ("the subscription was deleted"), without calling anyone.
@@ -30,7 +31,7 @@ from pydantic.json_schema import WithJsonSchema
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from admin_api.deps import AdminKey, IfMatch, ReaderKey, RequiredIfMatch, ServicesDep
+from admin_api.deps import AdminKey, ReaderKey, RequiredIfMatch, ServicesDep
 from admin_api.problems import (
     FieldProblem,
     ProblemError,
@@ -67,7 +68,6 @@ Status = Literal["enabled", "paused"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 READ_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
-WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 503)
 
 
 def _known_event_type(value: str) -> str:
@@ -474,29 +474,24 @@ def _refuse_secret_fields(body: dict[str, Any]) -> None:
 
 
 @router.delete(
-    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404, 412, 422, 503)
+    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404, 422, 503)
 )
-async def delete_subscription(
-    caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId, expected: IfMatch
-) -> Response:
+async def delete_subscription(caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId) -> Response:
     """Gone at once: nothing more is fanned out to it, and the dispatcher dead-letters its
     pending deliveries ("the subscription was deleted") without calling the URL."""
-    current = await _load(services, subscription_id, expected)
     with database_errors():
-        deleted = await _subscriptions(services).delete_one({"_id": subscription_id, "version": current["version"]})
+        deleted = await _subscriptions(services).delete_one({"_id": subscription_id})
     if deleted.deleted_count == 0:
-        fresh = await _load(services, subscription_id)
-        raise _conflict(subscription_id, current["version"], fresh["version"])
+        raise _not_found(subscription_id)
     logger.info("webhook subscription %s deleted by %s", subscription_id, caller.name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{subscription_id}/rotate-secret", responses=WRITE_PROBLEMS)
+@router.post("/{subscription_id}/rotate-secret", responses=problem_responses(400, 401, 403, 404, 413, 422, 503))
 async def rotate_secret(
     caller: AdminKey,
     services: ServicesDep,
     subscription_id: SubscriptionId,
-    expected: IfMatch,
     response: Response,
     body: RotateRequest | None = None,
 ) -> SubscriptionWithSecret:
@@ -504,7 +499,7 @@ async def rotate_secret(
     `grace_s` (deliveries carry both signatures meanwhile). A previous secret still in its
     grace is dropped: only the one being replaced is kept."""
     body = body or RotateRequest()
-    current = await _load(services, subscription_id, expected)
+    current = await _load(services, subscription_id)
     env = webhook_secrets.env_secret(body.secret_env) if body.secret_env else None
     _refuse_if_any(_destination_problems(services, current["url"], [("secret_env", env)]))
     stored_secret, plaintext = _new_secret(services, body.secret_env)

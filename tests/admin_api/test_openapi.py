@@ -21,6 +21,7 @@ REQUIRED_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         {"json": {"description": "patched"}, "headers": {"Content-Type": "application/merge-patch+json"}},
     ),
     ("put", "/api/v1/routing"): ("/api/v1/routing", {"json": {"chain": [{"strategy": "explicit"}]}}),
+    ("patch", "/api/v1/webhooks/{subscription_id}"): (f"/api/v1/webhooks/sub_{'0' * 24}", {"json": {"status": "paused"}}),
 }
 # Status changes and rollback name their target, so they take If-Match only when given.
 OPTIONAL_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {

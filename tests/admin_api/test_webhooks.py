@@ -133,7 +133,7 @@ async def test_rotation_keeps_the_previous_secret_valid_until_the_grace_ends(
     api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase, encryption_key: str
 ) -> None:
     created = await create(api, keys)
-    rotated = await api.post(f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 3600}, headers=admin(keys, 1))
+    rotated = await api.post(f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 3600}, headers=admin(keys))
     assert rotated.status_code == 200, rotated.text
     answer = rotated.json()
     assert answer["secret"].startswith("whsec_") and answer["secret"] != created["secret"]
@@ -152,9 +152,6 @@ async def test_rotation_keeps_the_previous_secret_valid_until_the_grace_ends(
     again = await api.post(f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 0}, headers=admin(keys))
     assert again.json()["previous_signing_secret"] is None
     assert (await stored(database, created["id"]))["previous_secret"] is None
-
-    stale = await api.post(f"{HOOKS}/{created['id']}/rotate-secret", json={}, headers=admin(keys, 1))
-    assert stale.status_code == 412 and stale.json()["current_version"] == 3
 
 
 async def test_without_the_encryption_key_a_secret_is_not_generated_and_nothing_is_written(
@@ -293,12 +290,12 @@ async def test_patch_needs_if_match_changes_filters_and_status_and_refuses_what_
 async def test_delete_removes_the_subscription(api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase) -> None:
     created = await create(api, keys)
     path = f"{HOOKS}/{created['id']}"
-    assert (await api.delete(path, headers=admin(keys, 7))).status_code == 412
-    deleted = await api.delete(path, headers=admin(keys, 1))
+    deleted = await api.delete(path, headers=admin(keys))
     assert deleted.status_code == 204 and deleted.content == b""
     missing = await api.get(path, headers=admin(keys))
     assert missing.status_code == 404 and missing.json()["type"] == "urn:switchboard:problem:webhook-not-found"
     assert await database[SUBSCRIPTIONS].count_documents({}) == 0
+    assert (await api.delete(path, headers=admin(keys))).status_code == 404
 
 
 # -- test event and deliveries ---------------------------------------------------------------
