@@ -9,12 +9,14 @@ import { AgentDetail } from "./pages/AgentDetail";
 import { RoutingPage } from "./pages/Routing";
 import { SessionList } from "./pages/SessionList";
 import { SessionDetail } from "./pages/SessionDetail";
+import { WebhooksPage } from "./pages/Webhooks";
 
 const SECTIONS = [
   { id: "playground", label: "Playground" },
   { id: "agents", label: "Agent types" },
   { id: "routing", label: "Routing" },
   { id: "sessions", label: "Sessions" },
+  { id: "webhooks", label: "Webhooks" },
 ] as const;
 
 export function App() {
@@ -88,6 +90,8 @@ function Page({ section, rest, query }: { section: string; rest: string[]; query
       return <RoutingPage />;
     case "sessions":
       return rest[0] ? <SessionDetail sessionId={rest[0]} /> : <SessionList query={query} />;
+    case "webhooks":
+      return <WebhooksPage subscriptionId={rest[0]} />;
     default:
       return <div className="empty">Nothing here. Pick a section above.</div>;
   }
