@@ -10,8 +10,8 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RulesStore
 from agent_configs.snapshot import CatalogSnapshot
 from agent_configs.store import ConfigStore
+from agent_configs.templates import render
 from worker import metrics
 from worker.conversation import Conversation, TransferRefused
 from worker.memory import load_past_messages
@@ -250,12 +251,14 @@ async def _route_while_connecting(ctx: JobContext, services: "ProcessServices", 
     await asyncio.sleep(0)
     vad = ctx.proc.userdata.get("vad")
     context, source = routing_context(ctx.job.metadata, ctx.job.room.metadata)
+    context = replace(context, room=ctx.job.room.name)  # the server's word, never the metadata's
     pin = _job_pin(ctx.job.metadata)
     if pin is not None and source is None:
         source = "job"  # a pin alone says enough: no need to wait for the participant
     if source is None:
         await connecting
         context, source, participant = await _read_metadata(ctx)
+        context = replace(context, room=ctx.job.room.name)
         return _Routed(context, source, participant, await _prepare(services, context, session_id, vad, None))
     preparing = asyncio.create_task(_prepare(services, context, session_id, vad, pin))
     try:
@@ -310,7 +313,12 @@ async def _open_conversation(
         user_id=context.user_id,
         writer=services.writer,
         build_agent=lambda cfg, history: _build_agent(
-            services, for_frontend(cfg, context.raw.get("modality")), vad, context.user_id, history
+            services,
+            for_frontend(cfg, context.raw.get("modality")),
+            vad,
+            context.user_id,
+            history,
+            _template_values(context, ready.decision, session_id),
         ),
         find_handoff=lambda current, text: _find_handoff(services, current, text),
         move_slot=lambda target: held.move_to(target.agent_id, target.max_concurrent_sessions),
@@ -332,8 +340,9 @@ async def _start_session(ctx: JobContext, conversation: Conversation, routed: _R
     await conversation.session.start(
         ready.agent, room=ctx.room, room_options=room_options(config, identity, conversation.on_text_input)
     )
-    if config.greeting:
-        _greet(conversation.session, config.greeting)
+    greeting = ready.agent.config.greeting  # rendered (its placeholders filled), see _build_agent
+    if greeting:
+        _greet(conversation.session, greeting)
     attributes = {"switchboard.agent_id": config.agent_id, "switchboard.strategy": ready.decision.strategy or ""}
     if ready.offline:  # the frontend may say so; the session is recorded as usual (spooled)
         attributes["switchboard.catalog"] = "last-known"
@@ -413,7 +422,9 @@ async def _prepare(
         return decision, None, None, None
     config = for_frontend(config, context.raw.get("modality"))
     try:
-        agent = await _build_agent(services, config, vad, context.user_id, [])
+        agent = await _build_agent(
+            services, config, vad, context.user_id, [], _template_values(context, decision, session_id)
+        )
     except ProviderError as exc:
         await _release(services, config, slot, session_id)
         return decision, config, None, exc
@@ -519,7 +530,10 @@ async def _build_agent(
     prewarmed_vad: Any,
     user_id: str | None,
     history: list[Message],
+    template_values: Mapping[str, Any],
 ) -> ConfiguredAgent:
+    """The agent of `config`, its instructions and greeting rendered with `template_values`."""
+    config = _personalized(config, template_values)
     models = await build_models(config, services.settings, prewarmed_vad)
     remembered = list(history)
     if not history and config.memory.enabled and user_id and not services.catalog.offline:
@@ -530,6 +544,26 @@ async def _build_agent(
         except Exception as exc:  # memory is a nicety: the session starts without it
             logger.warning("could not load memory for %s: %s", user_id, exc)
     return ConfiguredAgent(config, models, remembered)
+
+
+def _template_values(context: RoutingContext, decision: RoutingDecision, session_id: str) -> dict[str, Any]:
+    """What `{{...}}` placeholders in instructions and greeting may use (agent_configs/templates.py):
+    the room's metadata, the routing decision's variables (the webhook's), the session id."""
+    return {
+        "user_details": context.user_details,
+        "variables": decision.variables,
+        "user_id": context.user_id,
+        "purpose": context.purpose,
+        "tenant": context.tenant,
+        "session_id": session_id,
+    }
+
+
+def _personalized(config: AgentConfig, values: Mapping[str, Any]) -> AgentConfig:
+    """Rendered once, when the agent is built, so every later use (the greeting, a transfer
+    target's greeting, the instructions each reply sends) says the same."""
+    greeting = render(config.greeting, values) if config.greeting else config.greeting
+    return config.model_copy(update={"instructions": render(config.instructions, values), "greeting": greeting})
 
 
 async def _find_handoff(
