@@ -2,15 +2,17 @@
 
     .venv/bin/python -m bench.config_lookup [--rooms 2000] [--cold-rooms 40]
 
-For every room the worker parses the metadata, reads the change stamp (`ConfigCache.refresh`,
-invalidating the rules on a change), routes it (Router over RulesLoader, StoreAvailability
-over the ConfigCache) and then reads the chosen agent type's config through the ConfigCache
-(worker/server.py `_route_and_claim`). This bench builds exactly those objects on the real
-FerretDB and times metadata-in -> config-out:
+For every room the worker parses the metadata, reads the change stamp (`Catalog.refresh`),
+routes it (Router over the Catalog's rules and availability) and then reads the chosen agent
+type's config from the same Catalog (worker/server.py `_route_and_claim`). This bench builds
+exactly those objects on the real FerretDB and times metadata-in -> config-out:
 
-- warm: one client and the same caches for every room (the target: p95 <= 2 ms);
-- cold: a new client and empty caches per room. This is what every real session gets today,
-  because livekit-agents runs each job in a fresh process and the caches live in the process;
+- warm: one client and the same catalog for every room (the target: p95 <= 2 ms);
+- cold, no snapshot: a new client and an empty catalog per room, with nothing on disk: a
+  fresh job process (livekit-agents runs each job in one) on a worker that has never read
+  the catalog, or whose snapshot was read under an older stamp;
+- cold, snapshot: the same, with the worker's catalog snapshot (`CatalogSnapshot`) read
+  under the current stamp, which is what a real session gets while nothing is edited;
 - floor: the same chain with rules and configs already in memory (no database at all).
 
 The round trips per room are counted with pymongo command monitoring. The colleague's
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo import AsyncMongoClient, monitoring
 
-from agent_configs.cache import ConfigCache
+from agent_configs.catalog import Catalog
 from agent_configs.changes import ChangeStamp
 from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.models import AgentConfig
@@ -40,11 +42,10 @@ from agent_configs.routing import (
     MemoryAvailability,
     Router,
     RoutingContext,
-    RulesLoader,
     RulesStore,
     StaticRules,
-    StoreAvailability,
 )
+from agent_configs.snapshot import CatalogSnapshot
 from agent_configs.store import ConfigStore
 from bench.harness import (
     LoadWatch,
@@ -91,18 +92,18 @@ class CommandCounter(monitoring.CommandListener):
 LookupOne = Callable[[str], Awaitable[AgentConfig]]
 
 
-def worker_lookup(database) -> LookupOne:  # type: ignore[no-untyped-def]
+def worker_lookup(database, snapshot: CatalogSnapshot | None = None) -> LookupOne:  # type: ignore[no-untyped-def]
     """The worker's per-process objects; one call = one room's route + config read."""
-    configs = ConfigCache(ConfigStore(database), ChangeStamp(database), max_age_s=RULES_TTL_S)
-    rules = RulesLoader(RulesStore(database), ttl_s=RULES_TTL_S)
-    router = Router(rules, StoreAvailability(configs))
+    catalog = Catalog(
+        ConfigStore(database), RulesStore(database), ChangeStamp(database), max_age_s=RULES_TTL_S, snapshot=snapshot
+    )
+    router = Router(catalog, catalog.availability())
 
     async def lookup(metadata: str) -> AgentConfig:
-        if await configs.refresh():
-            rules.invalidate()
+        await catalog.refresh()
         decision = await router.route(RoutingContext.from_metadata(metadata))
         assert decision.agent_id is not None, decision.summary()
-        return await configs.get(decision.agent_id)
+        return await catalog.get(decision.agent_id)
 
     return lookup
 
@@ -131,22 +132,31 @@ async def timed(lookup: LookupOne, rooms: int, counter: CommandCounter) -> tuple
     return timings, (counter.total() - before) / rooms
 
 
-async def timed_cold(mongo_uri: str, name: str, rooms: int, counter: CommandCounter) -> tuple[list[float], float]:
-    """A new client and empty caches per room, as in a fresh job process."""
+async def timed_cold(
+    mongo_uri: str, name: str, rooms: int, counter: CommandCounter, snapshot: CatalogSnapshot | None
+) -> tuple[list[float], float]:
+    """A new client and an empty catalog per room, as in a fresh job process; with a snapshot,
+    every room kind is looked up once first, so the files carry the current stamp."""
+    async def one_room(metadata: str) -> None:
+        client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
+        try:
+            await worker_lookup(client[name], snapshot)(metadata)
+        finally:
+            await client.close()
+
+    if snapshot is not None:
+        for metadata in ROOMS:
+            await one_room(metadata)
     timings = []
     before = counter.total()
     for n in range(rooms):
         started = time.perf_counter()
-        client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
-        try:
-            await worker_lookup(client[name])(ROOMS[n % len(ROOMS)])
-            timings.append(time.perf_counter() - started)
-        finally:
-            await client.close()
+        await one_room(ROOMS[n % len(ROOMS)])
+        timings.append(time.perf_counter() - started)
     return timings, (counter.total() - before) / rooms
 
 
-async def run(mongo_uri: str, rooms: int, cold_rooms: int) -> dict[str, object]:
+async def run(mongo_uri: str, rooms: int, cold_rooms: int, snapshot_dir: Path) -> dict[str, object]:
     counter = CommandCounter()
     monitoring.register(counter)  # applies to clients created from now on
     client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
@@ -164,8 +174,13 @@ async def run(mongo_uri: str, rooms: int, cold_rooms: int) -> dict[str, object]:
         rules = await RulesStore(database).current()
 
         results: dict[str, tuple[list[float], float]] = {}
-        results["warm: worker objects (change stamp + ConfigCache)"] = await timed(worker_lookup(database), rooms, counter)
-        results["cold: new client + caches (fresh job process)"] = await timed_cold(mongo_uri, name, cold_rooms, counter)
+        results["warm: worker objects (change stamp + catalog)"] = await timed(worker_lookup(database), rooms, counter)
+        results["cold: new client + empty catalog, no snapshot"] = await timed_cold(
+            mongo_uri, name, cold_rooms, counter, None
+        )
+        results["cold: new client + empty catalog, current snapshot"] = await timed_cold(
+            mongo_uri, name, cold_rooms, counter, CatalogSnapshot(snapshot_dir / name)
+        )
         results["floor: rules + configs in memory"] = await timed(memory_lookup(stored, rules), rooms, counter)
         return {label: {"ms": summary([t * 1000 for t in ts]), "round_trips_per_room": trips}
                 for label, (ts, trips) in results.items()}
@@ -182,7 +197,7 @@ def main() -> None:
     info = machine_info()
     with LoadWatch() as load, tempfile.TemporaryDirectory() as run_dir, \
             Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints:
-        results = asyncio.run(run(endpoints.mongo_uri, args.rooms, args.cold_rooms))
+        results = asyncio.run(run(endpoints.mongo_uri, args.rooms, args.cold_rooms, Path(run_dir) / "catalog"))
     rows = [
         [label, fmt(r["ms"]["p50"]), fmt(r["ms"]["p95"]), fmt(r["ms"]["max"]), f"{r['round_trips_per_room']:.2f}",
          str(r["ms"]["n"])]
