@@ -73,6 +73,10 @@ class Resolution(BaseModel):
     warnings: list[str]
     rules_version: int
     decided_at: datetime
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the chosen strategy (webhook) hands the session's templates; secret-looking values withheld.",
+    )
     agent_name: str = Field(description="The worker agent name (pool) a token for this room dispatches.")
 
 
@@ -128,5 +132,6 @@ async def resolve(caller: ReaderKey, request: ResolveRequest, resolver: Resolver
         warnings=list(decision.warnings),
         rules_version=decision.rules_version,
         decided_at=decision.decided_at,
+        variables=decision.model_dump(mode="json", include={"variables"})["variables"],
         agent_name=resolver.agent_name_for(decision.agent_id),
     )
