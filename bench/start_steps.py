@@ -6,12 +6,14 @@
 Replays, in-process on the real FerretDB, the steps worker/server.py `entrypoint` takes before
 the greeting that do not need a room, in the same order, with the same objects:
 
-    process services (client, caches) -> change stamp (`ConfigCache.refresh`)
-    -> route (RulesLoader + StoreAvailability/ConfigCache) -> ConfigCache.get (`_route_and_claim`)
+    process services (client, catalog) -> change stamp (`Catalog.refresh`)
+    -> route (Router over the Catalog's rules and availability) -> Catalog.get (`_route_and_claim`)
     -> per-user memory query (`_build_agent`) -> build_models -> ConfiguredAgent + AgentSession
 
-`cold` = a new MongoDB client and empty caches, which is what every session gets: livekit
-runs each job in a fresh process. `warm` = the same objects reused. Each step reports wall
+`cold` = a new MongoDB client and an empty catalog over the worker's catalog snapshot on disk,
+which is what every session gets: livekit runs each job in a fresh process, and the snapshot
+(written by the first cold start, read under the same change stamp by the rest) is what it
+has from the jobs before. `warm` = the same objects reused. Each step reports wall
 time and its MongoDB round trips (pymongo command monitoring). The per-user memory query is
 also timed against a `turns` collection holding 1,000 and 5,000 other users' turns, with and without an
 index on (agent_id, user_id, created_at), because the worker creates none.
@@ -89,16 +91,13 @@ class Steps:
         return result
 
 
-async def _one_start(steps: Steps, mongo_uri: str, db_name: str, llm_url: str, reuse: dict[str, Any] | None) -> dict[str, Any]:
-    from agent_configs.cache import ConfigCache
+async def _one_start(
+    steps: Steps, mongo_uri: str, db_name: str, llm_url: str, snapshot_dir: Path, reuse: dict[str, Any] | None
+) -> dict[str, Any]:
+    from agent_configs.catalog import Catalog
     from agent_configs.changes import ChangeStamp
-    from agent_configs.routing import (
-        Router,
-        RoutingContext,
-        RulesLoader,
-        RulesStore,
-        StoreAvailability,
-    )
+    from agent_configs.routing import Router, RoutingContext, RulesStore
+    from agent_configs.snapshot import CatalogSnapshot
     from agent_configs.store import ConfigStore
     from worker.memory import load_past_messages
     from worker.session import ConfiguredAgent, build_models, new_session
@@ -110,18 +109,21 @@ async def _one_start(steps: Steps, mongo_uri: str, db_name: str, llm_url: str, r
             settings = WorkerSettings(mongo_uri=mongo_uri, mongo_db=db_name, local_llm_url=llm_url)
             client = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
             database = client[db_name]
-            configs = ConfigCache(ConfigStore(database), ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s)
-            rules = RulesLoader(RulesStore(database), ttl_s=settings.routing_rules_ttl_s)
-            router = Router(rules, StoreAvailability(configs))
-            return {"settings": settings, "client": client, "database": database, "configs": configs,
-                    "rules": rules, "router": router}
+            catalog = Catalog(
+                ConfigStore(database),
+                RulesStore(database),
+                ChangeStamp(database),
+                max_age_s=settings.routing_rules_ttl_s,
+                snapshot=CatalogSnapshot(snapshot_dir),
+            )
+            router = Router(catalog, catalog.availability())
+            return {"settings": settings, "client": client, "database": database, "catalog": catalog, "router": router}
 
-        reuse = await steps.time("process services (settings, client, caches)", services)
+        reuse = await steps.time("process services (settings, client, catalog)", services)
     context = RoutingContext.from_metadata(CONTEXT_METADATA)
-    if await steps.time("change stamp (ConfigCache.refresh)", reuse["configs"].refresh()):
-        reuse["rules"].invalidate()
-    decision = await steps.time("route (rules + availability: ConfigCache.get)", reuse["router"].route(context))
-    config = await steps.time("ConfigCache.get (_route_and_claim)", reuse["configs"].get(decision.agent_id))
+    await steps.time("change stamp (Catalog.refresh)", reuse["catalog"].refresh())
+    decision = await steps.time("route (rules + availability: Catalog)", reuse["router"].route(context))
+    config = await steps.time("Catalog.get (_route_and_claim)", reuse["catalog"].get(decision.agent_id))
     await steps.time(
         "per-user memory query (turns)",
         load_past_messages(reuse["database"], config.agent_id, context.user_id, config.memory.max_past_turns),
@@ -217,13 +219,15 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
     """Cold and warm step timings plus the memory-query scaling; also prints the tables."""
     _register()
     cold, warm = Steps(), Steps()
-    for _ in range(reps):
-        services = await _one_start(cold, mongo_uri, db_name, llm_url, None)
-        await services["client"].close()
-    reuse = await _one_start(Steps(), mongo_uri, db_name, llm_url, None)  # primes the caches
-    for _ in range(reps):
-        await _one_start(warm, mongo_uri, db_name, llm_url, reuse)
-    await reuse["client"].close()
+    with tempfile.TemporaryDirectory() as snapshots:  # the worker's catalog_dir, one per database
+        snapshot_dir = Path(snapshots) / db_name
+        for _ in range(reps):
+            services = await _one_start(cold, mongo_uri, db_name, llm_url, snapshot_dir, None)
+            await services["client"].close()
+        reuse = await _one_start(Steps(), mongo_uri, db_name, llm_url, snapshot_dir, None)  # primes the catalog
+        for _ in range(reps):
+            await _one_start(warm, mongo_uri, db_name, llm_url, snapshot_dir, reuse)
+        await reuse["client"].close()
     memory = await _memory_scaling(mongo_uri, db_name, max(5, reps // 2))
     housekeeping = await _housekeeping_scaling(mongo_uri, db_name, max(5, reps // 2))
 
