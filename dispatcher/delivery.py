@@ -204,7 +204,9 @@ class Deliverer:
         now = bson_now()
         try:
             self._policy.check(url, _secret_env(subscription), field="url")
-            secrets = webhook_secrets.signing_secrets(subscription, now, policy=self._policy)
+            secrets = webhook_secrets.signing_secrets(
+                subscription, now, key=self._settings.webhook_encryption_key, policy=self._policy
+            )
         except EgressRefused as exc:
             await self._fail(delivery, "egress", f"refused by the egress policy: {exc}", attempted=False)
             return

@@ -37,6 +37,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]]]] = [
     (DELIVERIES, [("status", 1), ("next_attempt_at", 1)]),
     (DELIVERIES, [("subscription_id", 1), ("ordering_key", 1), ("status", 1), ("seq", 1)]),
     (DELIVERIES, [("lease_owner", 1)]),
+    (DELIVERIES, [("subscription_id", 1), ("created_at", -1)]),  # the admin API's deliveries lists
 ]
 """What the loops query: due deliveries, a pair's earlier/later ones, this process's leases
 (the outbox's own indexes are `ensure_outbox_indexes`, shared with its writers)."""
