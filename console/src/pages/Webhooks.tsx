@@ -106,6 +106,7 @@ function WebhookList() {
 
   function created(saved: Subscription | SubscriptionWithSecret) {
     setCreating(false);
+    void load(); // the new row is there behind the secret dialog
     const withSecret = saved as SubscriptionWithSecret;
     if (withSecret.secret) setRevealed(withSecret);
     else navigate(href("webhooks", saved.id));
