@@ -4,7 +4,10 @@
 
 Uses MONGO_URI when set, otherwise starts the local devstack (FerretDB). Each scenario parses
 a room's metadata and routes it, over a mix of rooms that exercise every outcome: explicit,
-purpose, user attributes, the default, and a fallthrough past a paused agent type.
+purpose, user attributes, the default, and a fallthrough past a paused agent type. The
+catalog scenarios (agent_configs/catalog.py) refresh before each decision as its users do:
+the worker reads the change stamp for every room, the admin API at most once a second, and
+with `max_age_s=0` every refresh re-checks every config and re-reads the rules.
 Not part of the test suite.
 """
 
@@ -22,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymongo.asynchronous.database import AsyncDatabase  # noqa: E402
 
+from agent_configs.catalog import Catalog  # noqa: E402
+from agent_configs.changes import ChangeStamp  # noqa: E402
 from agent_configs.database import open_client  # noqa: E402
 from agent_configs.files import DEFAULTS_DIR, load_config_dir  # noqa: E402
 from agent_configs.models import AgentStatus  # noqa: E402
@@ -31,7 +36,6 @@ from agent_configs.routing import (  # noqa: E402
     MemoryAvailability,
     Router,
     RoutingContext,
-    RulesLoader,
     RulesSource,
     RulesStore,
     StaticRules,
@@ -66,6 +70,8 @@ def router_for(rules: RulesSource, availability: AvailabilityCheck) -> Callable[
     router = Router(rules, availability)
 
     async def route_one(metadata: str) -> object:
+        if isinstance(rules, Catalog):
+            await rules.refresh()
         decision = await router.route(RoutingContext.from_metadata(metadata))
         assert decision.agent_id is not None, decision.summary()
         return decision
@@ -90,11 +96,17 @@ async def scenarios(database: AsyncDatabase) -> dict[str, Callable[[str], Awaita
     store, rules_store = await seed(database)
     in_memory = MemoryAvailability((await store.list_agents(limit=200)).items)
     static = StaticRules(await rules_store.current())
+
+    def catalog_router(**options: float) -> Callable[[str], Awaitable[object]]:
+        catalog = Catalog(store, rules_store, ChangeStamp(database), **options)
+        return router_for(catalog, catalog.availability())
+
     return {
         "in-memory availability, fixed rules": router_for(static, in_memory),
         "ConfigStore availability, fixed rules": router_for(static, StoreAvailability(store)),
-        "ConfigStore availability, rules TTL 1 s": router_for(RulesLoader(rules_store, ttl_s=1.0), StoreAvailability(store)),
-        "ConfigStore availability, rules re-read": router_for(RulesLoader(rules_store, ttl_s=0.0), StoreAvailability(store)),
+        "catalog, stamp read every room (worker)": catalog_router(),
+        "catalog, stamp read <= 1/s (admin API)": catalog_router(check_every_s=1.0),
+        "catalog, everything re-read (max age 0)": catalog_router(max_age_s=0.0),
     }
 
 
@@ -132,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=5000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as run_dir, Devstack(DEFAULT_ROOT, run_dir=Path(run_dir)) as endpoints:
+    with tempfile.TemporaryDirectory() as run_dir, Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints:
         asyncio.run(run(endpoints.mongo_uri, args.decisions))
 
 
