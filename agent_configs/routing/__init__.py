@@ -1,8 +1,9 @@
 """How a room finds its agent type: metadata -> RoutingContext -> strategy chain -> decision.
 
-    context = RoutingContext.from_metadata(job_metadata)
-    router = Router(RulesLoader(RulesStore(db)), StoreAvailability(config_store, count_sessions))
-    decision = await router.route(context)        # decision.agent_id, decision.trail
+    catalog = Catalog(ConfigStore(db), RulesStore(db), ChangeStamp(db))   # agent_configs.catalog
+    router = Router(catalog, catalog.availability(count_sessions))
+    await catalog.refresh()                       # once per room: reads the change stamp
+    decision = await router.route(RoutingContext.from_metadata(job_metadata))  # .agent_id, .trail
 """
 
 from agent_configs.routing.availability import (
@@ -28,7 +29,6 @@ from agent_configs.routing.rules import (
     DEFAULT_RULES,
     ChainEntry,
     RoutingRules,
-    RulesLoader,
     RulesSource,
     RulesStore,
     StaticRules,
@@ -55,7 +55,6 @@ __all__ = [
     "RoutingError",
     "RoutingRules",
     "RoutingStrategy",
-    "RulesLoader",
     "RulesProblem",
     "RulesSource",
     "RulesStore",

@@ -1,6 +1,7 @@
 """The routing rules: which strategies run, in which order, with which params.
 
-They live in MongoDB (collection `routing_rules`), so an edit applies to the next room
+They live in MongoDB (collection `routing_rules`), and every save moves the change stamp
+that the catalog (agent_configs/catalog.py) reads, so an edit applies to the next room
 without a restart. Every save is a new document `{version, chain, updated_at}`, unique on
 `version`; the current rules are the highest version, and older ones stay as history.
 Claiming version N+1 through that unique index is the commit point of a save, because
@@ -12,15 +13,12 @@ and a user_attributes path such as `plan.tier` (or a custom strategy's params) m
 Without a stored document the built-in DEFAULT_RULES apply, as version 0.
 """
 
-import asyncio
 import json
-import logging
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo import DESCENDING
@@ -29,7 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import bson_now, database_errors
-from agent_configs.errors import AgentNotFound, DatabaseUnavailable
+from agent_configs.errors import AgentNotFound
 from agent_configs.routing.errors import (
     InvalidRoutingRules,
     RoutingError,
@@ -39,13 +37,6 @@ from agent_configs.routing.errors import (
 from agent_configs.routing.registry import StrategyRegistry, default_registry
 from agent_configs.routing.strategies import DEFAULT_PURPOSE_AGENTS
 from agent_configs.store import ROUTING_RULES, ConfigStore
-
-if TYPE_CHECKING:
-    from agent_configs.snapshot import CatalogSnapshot
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_CACHE_TTL_S = 1.0
 
 
 class ChainEntry(BaseModel):
@@ -263,10 +254,13 @@ class RulesStore:
         return stored
 
 
-# -- loading for routing ----------------------------------------------------------------
+# -- what the router reads --------------------------------------------------------------
 
 
 class RulesSource(Protocol):
+    """The rules for the next decision: `agent_configs.catalog.Catalog` (stored rules, as
+    current as the change stamp says) or `StaticRules`."""
+
     async def current(self) -> RoutingRules: ...
 
 
@@ -278,92 +272,3 @@ class StaticRules:
 
     async def current(self) -> RoutingRules:
         return self.rules
-
-
-class RulesLoader:
-    """The current rules for every room, re-read from MongoDB at most every `ttl_s` seconds.
-
-    While the stored version is unchanged the same RoutingRules object is returned, so the
-    router keeps its compiled chain. If a re-read fails, the last rules read are kept (and
-    the failure logged) rather than failing every room; with none read yet, the snapshot's
-    (the last rules any job of this worker read, `CatalogSnapshot`) are used, and without
-    those the error is raised. Every version read is written to the snapshot.
-    """
-
-    def __init__(
-        self,
-        store: RulesStore,
-        ttl_s: float = DEFAULT_CACHE_TTL_S,
-        clock: Callable[[], float] = time.monotonic,
-        snapshot: "CatalogSnapshot | None" = None,
-    ) -> None:
-        self._store = store
-        self._snapshot = snapshot
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._rules: RoutingRules | None = None
-        self._read_at = float("-inf")
-        self._lock = asyncio.Lock()
-
-    def invalidate(self) -> None:
-        """Make the next `current()` re-read the database (e.g. right after a save)."""
-        self._read_at = float("-inf")
-
-    def use_snapshot(self) -> bool:
-        """The database is known to be unreachable: take the snapshot's rules now, without a
-        read that would wait out MONGO_TIMEOUT_MS first. False without usable ones."""
-        rules = self._snapshot_rules()
-        if rules is None:
-            return False
-        if not _same_saved_rules(rules, self._rules):
-            self._rules = rules
-        self._read_at = self._clock()
-        return True
-
-    def _snapshot_rules(self) -> RoutingRules | None:
-        document = self._snapshot.rules() if self._snapshot is not None else None
-        if document is None:
-            return None
-        try:
-            return RoutingRules.model_validate(document)
-        except ValidationError as exc:
-            logger.warning("routing rules snapshot unreadable: %s", exc)
-            return None
-
-    async def current(self) -> RoutingRules:
-        if self._rules is not None and not self._expired():
-            return self._rules
-        async with self._lock:
-            if self._rules is None or self._expired():
-                await self._reload()
-        assert self._rules is not None
-        return self._rules
-
-    def _expired(self) -> bool:
-        return self._clock() - self._read_at >= self._ttl_s
-
-    async def _reload(self) -> None:
-        try:
-            fresh = await self._store.current()
-        except (DatabaseUnavailable, InvalidRoutingRules):
-            if self._rules is None:
-                self._rules = self._snapshot_rules()
-                if self._rules is None:
-                    raise
-                logger.warning("routing rules: re-read failed, serving the snapshot's version %s", self._rules.version)
-                self._read_at = self._clock()
-                return
-            logger.warning(
-                "routing rules: re-read failed, keeping version %s", self._rules.version, exc_info=True
-            )
-            self._read_at = self._clock()
-            return
-        if not _same_saved_rules(fresh, self._rules):
-            self._rules = fresh
-            if self._snapshot is not None:
-                self._snapshot.save_rules(fresh.model_dump(mode="json"))
-        self._read_at = self._clock()
-
-
-def _same_saved_rules(fresh: RoutingRules, known: RoutingRules | None) -> bool:
-    return known is not None and (fresh.version, fresh.updated_at) == (known.version, known.updated_at)

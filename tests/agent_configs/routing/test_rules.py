@@ -1,4 +1,8 @@
-"""Routing rules in MongoDB: defaults, saving with version checks, validation, live reloading."""
+"""Routing rules in MongoDB: defaults, saving with version checks, validation, reaching the router.
+
+How fresh the rules a room is routed on are (the change stamp, max age, a hand-broken
+document, an outage) is the catalog's: tests/agent_configs/test_catalog.py.
+"""
 
 import asyncio
 from typing import Any
@@ -6,25 +10,22 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs.database import open_client
-from agent_configs.errors import DatabaseUnavailable
+from agent_configs.catalog import Catalog
+from agent_configs.changes import ChangeStamp
 from agent_configs.routing import (
     DEFAULT_RULES,
     InvalidRoutingRules,
     MemoryAvailability,
     Router,
     RoutingContext,
-    RulesLoader,
     RulesStore,
     RulesVersionConflict,
     StaticRules,
-    StoreAvailability,
     check_agent_ids,
     validate_rules,
 )
 from agent_configs.routing.strategies import DEFAULT_PURPOSE_AGENTS
 from agent_configs.store import ROUTING_RULES, ConfigStore
-from devstack.services import reserve_port
 from tests.agent_configs.routing.helpers import seed_builtin_agents
 from tests.factories import support_config
 
@@ -157,72 +158,22 @@ async def test_referenced_agents_must_exist(store: ConfigStore) -> None:
     ]
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_loader_rereads_after_the_ttl_or_an_invalidate(rules_store: RulesStore) -> None:
-    clock = ManualClock()
-    loader = RulesLoader(rules_store, ttl_s=2.0, clock=clock)
-    assert await loader.current() is DEFAULT_RULES
-
-    saved = await rules_store.save(with_chain(PREMIUM_TO_SALES), expected_version=0)
-    clock.now += 1.0
-    assert (await loader.current()).version == 0, "within the TTL the cached rules are served"
-    clock.now += 1.0
-    assert await loader.current() == saved
-
-    unchanged = await loader.current()
-    clock.now += 5.0
-    assert await loader.current() is unchanged, "an unchanged version keeps the same object"
-
-    newer = await rules_store.save(DEFAULT_RULES, expected_version=1)
-    loader.invalidate()
-    assert await loader.current() == newer
-
-
-async def test_an_edit_reaches_the_router_without_restart(rules_store: RulesStore, store: ConfigStore) -> None:
+async def test_a_saved_edit_with_dotted_and_dollar_keys_reaches_the_router_without_restart(
+    rules_store: RulesStore, store: ConfigStore, database: AsyncDatabase
+) -> None:
+    """Params stored as JSON text (keys with "." and "$") route as saved, from the next refresh."""
     await seed_builtin_agents(store)
-    loader = RulesLoader(rules_store, ttl_s=60)
-    router = Router(loader, StoreAvailability(store))
+    catalog = Catalog(store, rules_store, ChangeStamp(database))
+    router = Router(catalog, catalog.availability())
     room = RoutingContext.from_metadata('{"user_details": {"plan": {"tier": "premium"}, "$score": 7}}')
+    await catalog.refresh()
     before = await router.route(room)
     assert (before.agent_id, before.rules_version) == ("support-agent-v1", 0)
 
     await rules_store.save(with_chain(PREMIUM_TO_SALES), expected_version=0)
-    loader.invalidate()
+    await catalog.refresh()
     after = await router.route(room)
     assert (after.agent_id, after.strategy, after.rules_version) == ("sales-agent-v1", "user_attributes", 1)
-
-
-async def test_unreachable_database_is_a_clear_error() -> None:
-    port = reserve_port(0, "nothing", "UNUSED")
-    client = open_client(f"mongodb://127.0.0.1:{port}/", timeout_ms=300)
-    try:
-        loader = RulesLoader(RulesStore(client["switchboard"]))
-        with pytest.raises(DatabaseUnavailable, match="database unreachable"):
-            await loader.current()
-    finally:
-        await client.close()
-
-
-async def test_a_hand_broken_document_keeps_the_last_good_rules(
-    rules_store: RulesStore, database: AsyncDatabase
-) -> None:
-    good = await rules_store.save(DEFAULT_RULES, expected_version=0)
-    loader = RulesLoader(rules_store)
-    assert await loader.current() == good
-
-    broken = {"version": 2, "updated_at": None, "chain": [{"strategy": "default", "enabled": True, "params_json": "{"}]}
-    await database[ROUTING_RULES].insert_one(broken)
-    loader.invalidate()
-    assert await loader.current() == good
-    with pytest.raises(InvalidRoutingRules, match="stored version 2 is unreadable"):
-        await RulesLoader(rules_store).current()
 
 
 async def test_by_default_a_frontend_can_name_only_the_four_built_in_agent_types() -> None:
