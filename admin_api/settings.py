@@ -52,8 +52,9 @@ class AdminSettings(Settings):
     admin_api_config_cache_ttl_s: float = Field(
         default=1.0,
         ge=0,
-        description="GET /agents/{id} is served from memory this long (writes here refresh it; "
-        "If-Match still guards every write). 0 = always read the database.",
+        description="The catalog (GET /agents/{id}, token routing) reads the change stamp at most every this "
+        "many seconds, and re-checks configs and rules only when it moved; writes through this process "
+        "apply at once, dry runs always read it, If-Match guards every write. 0 = read it per request.",
     )
     admin_api_console_dir: Path = Field(
         default=SOURCE_CONSOLE_DIR,
@@ -62,7 +63,10 @@ class AdminSettings(Settings):
     )
     admin_api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body.")
     routing_rules_ttl_s: float = Field(
-        default=2.0, ge=0.0, description="Routing rules cache, as the worker's."
+        default=2.0,
+        ge=0.0,
+        description="The catalog's max age, as the worker's: configs and rules are re-checked after it even "
+        "if the change stamp did not move (hand edits that bypass the stores).",
     )
     capacity_slot_stale_s: float = Field(
         default=90.0,
