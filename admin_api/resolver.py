@@ -71,10 +71,12 @@ class Resolver:
         token.minted audit event names the routed type. It is a prediction, on a catalog up to
         ADMIN_API_CONFIG_CACHE_TTL_S old: the worker routes again when the room arrives, and
         its session.started event says what the room really got. With a warm catalog and known
-        agent types it costs at most the stamp read.
+        agent types it costs at most the stamp read. A strategy that asks another system (the
+        `webhook`) is passed over: the worker asks it when the room arrives, and asking it here
+        too would call the operator's hook twice per room and hold the mint for its timeout.
         """
         await self.configs.refresh()
-        return await self._router.route(RoutingContext.from_metadata(metadata))
+        return await self._router.route(RoutingContext.from_metadata(metadata), ask_others=False)
 
     def agent_name_for(self, agent_id: str | None) -> str:
         """The worker agent name (pool) that serves `agent_id`; AGENT_NAME when not mapped."""

@@ -16,6 +16,9 @@ from agent_configs.egress import EgressPolicy
 # LiveKit's documented `--dev` keys: what a local livekit-server accepts, and public.
 DEV_LIVEKIT_API_KEY = "devkey"
 DEV_LIVEKIT_API_SECRET = "secret"
+DEV_WEBHOOK_ENCRYPTION_KEY = "c3dpdGNoYm9hcmQtZGV2c3RhY2std2ViaG9va3MtMDE="
+"""The Fernet key `make dev` encrypts webhook signing secrets with: published here, so refused
+outside dev mode like LiveKit's dev keys."""
 
 
 class UnsafeSettings(ValueError):
@@ -97,15 +100,21 @@ class Settings(BaseSettings):
             for name, is_dev in (
                 ("LIVEKIT_API_KEY", self.livekit_api_key == DEV_LIVEKIT_API_KEY),
                 ("LIVEKIT_API_SECRET", self.livekit_api_secret.get_secret_value() == DEV_LIVEKIT_API_SECRET),
+                (
+                    "WEBHOOK_ENCRYPTION_KEY",
+                    self.webhook_encryption_key is not None
+                    and DEV_WEBHOOK_ENCRYPTION_KEY in self.webhook_encryption_key.get_secret_value().split(","),
+                ),
             )
             if is_dev
         ]
         if dev_values:
             raise UnsafeSettings(
-                f"LiveKit's published dev keys are set ({', '.join(dev_values)}; "
+                f"published development keys are set ({', '.join(dev_values)}; LiveKit's "
                 f"{DEV_LIVEKIT_API_KEY}/{DEV_LIVEKIT_API_SECRET} are also the defaults when unset): "
-                "anyone can sign tokens with them. Set LIVEKIT_API_KEY and LIVEKIT_API_SECRET to "
-                "your LiveKit server's own, or SWITCHBOARD_DEV_MODE=true for a local development stack."
+                "anyone can sign tokens or read webhook secrets with them. Set your own "
+                "(LIVEKIT_API_KEY and LIVEKIT_API_SECRET to your LiveKit server's, WEBHOOK_ENCRYPTION_KEY "
+                "to a new Fernet key), or SWITCHBOARD_DEV_MODE=true for a local development stack."
             )
 
     @cached_property

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agent_configs.settings import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET
+from agent_configs.settings import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, DEV_WEBHOOK_ENCRYPTION_KEY
 from devstack.binaries import FERRETDB, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import PortInUse, ServiceFailed
 
@@ -29,9 +29,8 @@ DEV_API_SECRET = DEV_LIVEKIT_API_SECRET
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
-# The Fernet key webhook secrets are encrypted under when the stack runs on LiveKit's dev keys
-# (`make dev`, the tests) and WEBHOOK_ENCRYPTION_KEY is not set: published like them, local only.
-DEV_WEBHOOK_ENCRYPTION_KEY = "c3dpdGNoYm9hcmQtZGV2c3RhY2std2ViaG9va3MtMDE="
+# DEV_WEBHOOK_ENCRYPTION_KEY: the Fernet key webhook secrets are encrypted under when the stack
+# runs on LiveKit's dev keys (`make dev`, the tests) and WEBHOOK_ENCRYPTION_KEY is not set.
 
 
 @dataclass

@@ -28,6 +28,7 @@ from agent_configs.secret_guard import secret_kind
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["chosen", "skipped", "no_proposal", "error"]
+ASKED_BY_THE_WORKER_ONLY = "asks another system: consulted when the worker routes the room, not for this prediction"
 
 
 class TrailEntry(BaseModel):
@@ -128,12 +129,18 @@ class Router:
         self._clock = clock
         self._compiled: tuple[RoutingRules, tuple[ChainLink, ...]] | None = None
 
-    async def route(self, context: RoutingContext) -> RoutingDecision:
+    async def route(self, context: RoutingContext, *, ask_others: bool = True) -> RoutingDecision:
+        """`ask_others=False` passes over strategies that ask another system (their `propose`
+        is a coroutine: the webhook): for a prediction that must not call the operator's hook
+        a second time per room, or wait for it (the admin API's token mint)."""
         rules = await self._rules.current()
         now = self._clock()
         trail: list[TrailEntry] = []
         reasons: dict[str, str | None] = {}
         for link in self._chain_for(rules):
+            if not ask_others and link.strategy is not None and inspect.iscoroutinefunction(link.strategy.propose):
+                trail.append(TrailEntry(strategy=link.name, outcome="no_proposal", reason=ASKED_BY_THE_WORKER_ONLY))
+                continue
             entry, variables = await self._consult(link, context, now, reasons)
             trail.append(entry)
             if entry.outcome == "chosen":

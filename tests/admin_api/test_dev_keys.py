@@ -10,11 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pymongo.asynchronous.database import AsyncDatabase
 
 from admin_api.app import create_app
 from admin_api.settings import AdminSettings
-from agent_configs.settings import UnsafeSettings
+from agent_configs.settings import DEV_WEBHOOK_ENCRYPTION_KEY, UnsafeSettings
 from devstack import REPO_ROOT, Endpoints
 from devstack.services import reserve_port
 
@@ -48,6 +49,19 @@ def test_an_app_built_in_process_refuses_the_dev_livekit_secret_too(endpoints: E
         _env_file=None, mongo_uri=endpoints.mongo_uri, livekit_api_key="APIreal", livekit_api_secret="secret"
     )
     with pytest.raises(UnsafeSettings, match="LIVEKIT_API_SECRET"):
+        create_app(settings)
+
+
+def test_the_published_dev_webhook_encryption_key_is_refused_without_dev_mode(endpoints: Endpoints) -> None:
+    """make dev's Fernet key is in the source: secrets encrypted under it are anyone's."""
+    settings = AdminSettings(  # type: ignore[call-arg]
+        _env_file=None,
+        mongo_uri=endpoints.mongo_uri,
+        livekit_api_key="APIreal",
+        livekit_api_secret="a-real-secret",
+        webhook_encryption_key=f"{Fernet.generate_key().decode()},{DEV_WEBHOOK_ENCRYPTION_KEY}",
+    )
+    with pytest.raises(UnsafeSettings, match="WEBHOOK_ENCRYPTION_KEY"):
         create_app(settings)
 
 
