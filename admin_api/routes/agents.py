@@ -106,7 +106,8 @@ async def list_agents(
 async def get_agent(caller: ReaderKey, agent_id: AgentId, reads: Reads) -> Response:
     """The current config; its version is the ETag to send back as If-Match.
 
-    Served from a read cache of at most ADMIN_API_CONFIG_CACHE_TTL_S (see config_reads.py).
+    Served from the catalog, which reads the change stamp at most every
+    ADMIN_API_CONFIG_CACHE_TTL_S (config_reads.py, agent_configs/catalog.py).
     """
     cached = await reads.get(agent_id)
     return Response(

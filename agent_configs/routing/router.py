@@ -139,7 +139,9 @@ class Router:
         reasons: dict[str, str | None] = {}
         for link in self._chain_for(rules):
             if not ask_others and link.strategy is not None and inspect.iscoroutinefunction(link.strategy.propose):
-                trail.append(TrailEntry(strategy=link.name, outcome="no_proposal", reason=ASKED_BY_THE_WORKER_ONLY))
+                trail.append(
+                    TrailEntry(strategy=link.name, agent_id=None, outcome="no_proposal", reason=ASKED_BY_THE_WORKER_ONLY)
+                )
                 continue
             entry, variables = await self._consult(link, context, now, reasons)
             trail.append(entry)

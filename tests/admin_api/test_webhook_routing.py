@@ -53,3 +53,18 @@ async def test_resolve_explains_what_the_hook_chose_with_its_variables(
     assert (resolved["agent_id"], resolved["strategy"], resolved["variables"]) == ("sales-agent-v1", "webhook", {"plan": "gold"})
     assert resolved["trail"][0]["reason"] == "the hook picked sales-agent-v1 with 1 variable(s)"
     assert hook.requests[0].body["purpose"] == "support"
+
+
+async def test_minting_a_token_never_calls_the_hook_the_worker_asks_it_once_per_room(
+    api: httpx.AsyncClient, keys: Keys, hook: HookServer
+) -> None:
+    """The mint only predicts the pool; calling the hook here too would ask the operator's
+    service twice per room and hold the token for up to its timeout."""
+    saved = await api.put(RULES, json={"chain": chain(hook.url)}, headers=keys.header("admin") | {"If-Match": '"0"'})
+    assert saved.status_code == 200, saved.text
+    minted = await api.post("/api/v1/token", json={"metadata": {"purpose": "support"}}, headers=keys.header("admin"))
+    assert minted.status_code == 200, minted.text
+    assert hook.requests == []
+    events = await api.get("/api/v1/events", params={"type": "token.minted"}, headers=keys.header("viewer"))
+    details = events.json()["items"][0]
+    assert (details["agent_id"], details["details"]["routed_by"]) == ("support-agent-v1", "default")
