@@ -25,6 +25,7 @@ from agent_configs.store import ConfigStore
 from devstack import REPO_ROOT, Endpoints
 from devstack.frontend import RoomClient
 from scripts.setup_agents import seed
+from tests.worker.scripted_llm import ScriptedLLM
 
 REGISTER_TIMEOUT_S = 90.0
 
@@ -201,3 +202,15 @@ async def client(endpoints: Endpoints, worker: RunningWorker) -> AsyncIterator[R
         yield room_client
     finally:
         await room_client.leave()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedLLM]:
+    """A scripted OpenAI-compatible endpoint on loopback (tests/worker/scripted_llm.py), for
+    what the tiny local model cannot be relied on to do (tool calls, failures on cue)."""
+    endpoint = ScriptedLLM()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()

@@ -21,7 +21,7 @@ from agent_configs.models import LLMSpec, LLMUnavailableSpec
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import RunningWorker, launched_workers, wait_for_session_end
+from tests.worker.conftest import launched_workers, wait_for_session_end
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 from worker.records import abort_stale_sessions
 from worker.session import failure_kind
@@ -60,16 +60,6 @@ async def agent_changed(database: AsyncDatabase, **changes: object) -> AsyncIter
 
 def through(endpoint: ScriptedLLM, *fallbacks: LLMSpec) -> LLMSpec:
     return LLMSpec(provider="local", model="scripted", base_url=endpoint.url, fallback=list(fallbacks))
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedLLM]:
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
 
 
 def new_client(endpoints: Endpoints, agent_name: str) -> RoomClient:

@@ -5,7 +5,6 @@ The server here is the scripted endpoint, which records each request it gets: th
 real Ollama would have been asked for is in the request body.
 """
 
-from collections.abc import AsyncIterator
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,23 +19,13 @@ pytestmark = pytest.mark.usefixtures("text_only_agents")
 OLLAMA_MODEL = "llama3.2:3b"
 
 
-@pytest.fixture
-async def own_server() -> AsyncIterator[ScriptedLLM]:
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-
-
 async def test_every_request_of_a_local_type_names_the_operators_model(
     endpoints: Endpoints,
     worker_database: AsyncDatabase,
     tmp_path_factory: pytest.TempPathFactory,
-    own_server: ScriptedLLM,
+    scripted: ScriptedLLM,
 ) -> None:
-    env = {"LOCAL_LLM_URL": own_server.url, "LOCAL_LLM_MODEL": OLLAMA_MODEL}
+    env = {"LOCAL_LLM_URL": scripted.url, "LOCAL_LLM_MODEL": OLLAMA_MODEL}
     with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-own-llm", extra_env=env) as (
         worker,
     ):
@@ -51,5 +40,5 @@ async def test_every_request_of_a_local_type_names_the_operators_model(
         finally:
             await client.leave()
     assert record["summary"] == REPLY  # the closing summary went to the same server
-    models = [request["model"] for request in own_server.requests]
+    models = [request["model"] for request in scripted.requests]
     assert len(models) >= 2 and set(models) == {OLLAMA_MODEL}  # the reply (with its fields) and the summary

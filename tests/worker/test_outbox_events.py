@@ -38,16 +38,6 @@ REPORT_KEYS = {
 }
 
 
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedLLM]:
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-
-
 def agent_present(client: RoomClient) -> bool:
     return any(p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT for p in client.room.remote_participants.values())
 

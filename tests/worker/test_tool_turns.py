@@ -44,16 +44,6 @@ def worker(
 
 
 @pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedLLM]:
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-
-
-@pytest.fixture
 async def tool_server() -> AsyncIterator[ToolServer]:
     server = await ToolServer(slow_s=3.0).start()
     try:

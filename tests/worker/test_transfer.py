@@ -36,16 +36,6 @@ def worker(
         yield running
 
 
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedLLM]:
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-
-
 @contextlib.asynccontextmanager
 async def agents_changed(database: AsyncDatabase, changes: dict[str, dict[str, Any]]) -> AsyncIterator[None]:
     """agent_id -> field changes, put back afterwards (the module's tests share the types)."""
