@@ -234,8 +234,9 @@ def test_compose_file_wires_the_same_services() -> None:
     services = compose()["services"]
     assert {"mongodb", "livekit", "worker", "admin-api"} <= set(services)
     assert services["worker"]["command"] == ["worker", "start"]
+    assert services["dispatcher"]["command"] == ["dispatcher"]
     assert "livekit/livekit-server:v1.13.5" == services["livekit"]["image"]
-    for name in ("worker", "admin-api"):
+    for name in ("worker", "admin-api", "dispatcher"):
         assert "@mongodb:27017/" in services[name]["environment"]["MONGO_URI"]
         assert Path(services[name]["build"]["context"]) == Path(".")
 
@@ -266,7 +267,7 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
         for name, service in services.items()
         if "MONGO_URI" in service.get("environment", {})
     }
-    assert {"seed", "worker", "admin-api"} <= set(uris)
+    assert {"seed", "worker", "admin-api", "dispatcher"} <= set(uris)
     for name, uri in uris.items():
         user = mongodb["MONGO_INITDB_ROOT_USERNAME"]
         assert uri.startswith(f"mongodb://{user}:{required_password}") and "authSource=admin" in uri, name
@@ -328,3 +329,22 @@ def test_the_dispatcher_runs_with_probes_metrics_a_grace_that_fits_and_only_its_
         mongodb = {p["metadata"]["name"]: p for p in of_kind(overlay, "NetworkPolicy")}["mongodb-ingress"]
         allowed = [source["podSelector"]["matchLabels"] for source in mongodb["spec"]["ingress"][0]["from"]]
         assert {"app.kubernetes.io/component": "dispatcher"} in allowed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_admin_api_encrypts_webhook_secrets_under_the_key_the_dispatcher_decrypts_with(overlay: str) -> None:
+    def key_ref(name: str) -> dict[str, str]:
+        env = {e["name"]: e for e in container_of(overlay, "Deployment", name)["env"]}
+        return env["WEBHOOK_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
+
+    assert key_ref("switchboard-admin-api") == key_ref("switchboard-dispatcher")
+    if overlay == "dev":
+        ref = key_ref("switchboard-admin-api")
+        assert secret_data(overlay, ref["name"])[ref["key"]], "the generated Secret carries the key"
+
+
+def test_compose_admin_api_and_dispatcher_share_a_webhook_encryption_key_with_no_default() -> None:
+    services = compose()["services"]
+    keys = {name: services[name]["environment"]["WEBHOOK_ENCRYPTION_KEY"] for name in ("admin-api", "dispatcher")}
+    assert keys["admin-api"] == keys["dispatcher"]
+    assert keys["admin-api"].startswith("${WEBHOOK_ENCRYPTION_KEY:?"), "a default key is a published key"
