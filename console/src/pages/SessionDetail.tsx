@@ -62,6 +62,19 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
   const ownAgent = agent?.agent_id === session.agent_id ? agent : null;
   const schema = (ownAgent?.turn_schema?.fields ?? []) as unknown as SchemaField[];
   const refused = session.status === "refused";
+  // The main column for a refused session (it has nothing else), the side column otherwise.
+  const routingCard = (
+    <section className="card">
+      <h2>Routing</h2>
+      <RoutingTrail
+        routing={session.routing}
+        handoffs={session.handoffs}
+        refusal={session.reason}
+        escalations={session.escalations}
+        agentEnded={session.end_reason === "agent_ended" ? session.end_detail ?? "" : null}
+      />
+    </section>
+  );
   return (
     <div className="session-detail" data-testid="session-detail" data-session-id={session.session_id} data-status={session.status ?? ""}>
       <Header session={session} agent={ownAgent} now={loadedAt} />
@@ -82,18 +95,7 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
               </div>
             </section>
           )}
-          {refused && (
-            <section className="card">
-              <h2>Routing</h2>
-              <RoutingTrail
-                routing={session.routing}
-                handoffs={session.handoffs}
-                refusal={session.reason}
-                escalations={session.escalations}
-                agentEnded={session.end_reason === "agent_ended" ? session.end_detail ?? "" : null}
-              />
-            </section>
-          )}
+          {refused && routingCard}
           {!refused && (
             <section className="card">
               <div className="card-head">
@@ -114,18 +116,7 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
           )}
         </div>
         <aside className="session-side">
-          {!refused && (
-            <section className="card">
-              <h2>Routing</h2>
-              <RoutingTrail
-                routing={session.routing}
-                handoffs={session.handoffs}
-                refusal={session.reason}
-                escalations={session.escalations}
-                agentEnded={session.end_reason === "agent_ended" ? session.end_detail ?? "" : null}
-              />
-            </section>
-          )}
+          {!refused && routingCard}
           {!refused && (
             <section className="card">
               <h2>Latency</h2>
