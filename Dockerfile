@@ -28,6 +28,7 @@ COPY pyproject.toml README.md ./
 COPY agent_configs ./agent_configs
 COPY worker ./worker
 COPY admin_api ./admin_api
+COPY dispatcher ./dispatcher
 COPY scripts ./scripts
 COPY devstack ./devstack
 # The project alone: its dependencies and its build backend (setuptools) came from the lock.

@@ -2,6 +2,7 @@
 keeps the promises operators rely on: drain fits the grace period, probes, limits,
 non-root, no secret values in ConfigMaps, one agent name per worker pool."""
 
+import tomllib
 import base64
 import json
 import re
@@ -228,6 +229,16 @@ def test_dockerfile_runs_as_non_root_without_test_tools() -> None:
     assert "USER 10001" in runtime
     assert "[dev" not in dockerfile and "pytest" not in dockerfile
     assert "AS local" in dockerfile, "the offline model stack is an optional target"
+
+
+def test_the_image_copies_every_package_the_project_installs() -> None:
+    """`pip install .` in the image installs only what was copied in: a package left out
+    (the dispatcher once was) is missing from the image while every test here passes."""
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = [pattern.rstrip("*") for pattern in patterns]
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    missing = [name for name in packages if f"COPY {name} ./{name}" not in dockerfile]
+    assert missing == [], f"the Dockerfile does not copy {missing}"
 
 
 def test_compose_file_wires_the_same_services() -> None:
