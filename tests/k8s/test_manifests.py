@@ -2,11 +2,11 @@
 keeps the promises operators rely on: drain fits the grace period, probes, limits,
 non-root, no secret values in ConfigMaps, one agent name per worker pool."""
 
-import tomllib
 import base64
 import json
 import re
 import subprocess
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
