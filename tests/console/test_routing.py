@@ -40,6 +40,16 @@ async def preview(page: Page, metadata: dict[str, Any]) -> None:
     await page.get_by_test_id("preview-metadata").fill(json.dumps(metadata))
 
 
+async def replace_rules_text(page: Page, rules: dict[str, Any]) -> None:
+    """The whole document replaced the way a user pasting would: CodeMirror renders only the
+    lines in view, so `fill` (which selects the DOM's text) could leave the rest behind."""
+    editor = page.get_by_test_id("rules-editor")
+    await editor.click()
+    await page.keyboard.press("ControlOrMeta+a")
+    await page.keyboard.insert_text(json.dumps(rules))
+    await expect(page.get_by_test_id("rules-editor")).to_contain_text(json.dumps(rules)[:40])
+
+
 async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_writes_nothing(
     page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient, rules_restored: dict[str, Any]
 ) -> None:
@@ -53,9 +63,8 @@ async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_write
     )
     await save_screenshot(page, "routing")
 
-    editor = page.get_by_test_id("rules-editor")
     refused_chain = with_default(rules_restored["chain"], "no-such-agent-v1")
-    await editor.fill(json.dumps({"chain": refused_chain}, indent=2))
+    await replace_rules_text(page, {"chain": refused_chain})
     await page.get_by_test_id("rules-save").click()
     errors = page.get_by_test_id("rules-error")
     await expect(errors).to_contain_text("no-such-agent-v1")
@@ -63,7 +72,7 @@ async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_write
     await expect(named_field).to_have_attribute("data-field", re.compile(r"^chain\.\d+\.params"))
     assert (await stored_rules(api))[0] == rules_restored
 
-    await editor.fill(json.dumps({"chain": with_default(rules_restored["chain"], "onboarding-agent-v1")}, indent=2))
+    await replace_rules_text(page, {"chain": with_default(rules_restored["chain"], "onboarding-agent-v1")})
     await page.get_by_test_id("rules-save").click()
     await expect(page.get_by_test_id("rules-saved")).to_be_visible()
     saved, _ = await stored_rules(api)
