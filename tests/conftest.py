@@ -15,6 +15,15 @@ from agent_configs.store import ConfigStore
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Each phase's report on the test item (`item.report_call`), so a fixture can tell after
+    the test whether it failed and attach what the services logged (tests/worker, tests/console)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture(scope="session")
 def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     with Devstack(DEFAULT_ROOT, run_dir=tmp_path_factory.mktemp("devstack")) as running:

@@ -257,13 +257,6 @@ async def page(context: BrowserContext, request: pytest.FixtureRequest) -> Async
         print("--- browser console ---\n" + "\n".join(console_messages[-40:]))
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
 @pytest.fixture(autouse=True)
 def service_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     """A failed browser test also shows what the worker and the admin API logged."""

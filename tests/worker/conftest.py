@@ -176,13 +176,6 @@ async def wait_for_session_end(database: AsyncDatabase, room: str, timeout: floa
     raise AssertionError(f"no ended session record for room {room}")
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
 @pytest.fixture(autouse=True)
 def worker_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     """A failed end-to-end test shows what the worker logged, not just what the client saw."""
