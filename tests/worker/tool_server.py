@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback import serve
+
 
 @dataclass
 class Received:
@@ -39,11 +41,7 @@ class ToolServer:
     async def start(self) -> "ToolServer":
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app, self.host)
         return self
 
     async def stop(self) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback import serve
+
 
 @dataclass
 class HookRequest:
@@ -32,11 +34,7 @@ class HookServer:
     async def start(self) -> "HookServer":
         app = web.Application()
         app.router.add_post("/route", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.2)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

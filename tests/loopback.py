@@ -1,0 +1,13 @@
+"""Test servers on loopback: an aiohttp app on a free port, for the tests' own fake peers
+(tool servers, routing hooks)."""
+
+from aiohttp import web
+
+
+async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, int]:
+    """`app` listening on a free port of `host`; stop it with `await runner.cleanup()`.
+    A short shutdown timeout: a test's held request must not hold up its teardown."""
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
+    await runner.setup()
+    await web.TCPSite(runner, host, 0).start()
+    return runner, runner.addresses[0][1]
