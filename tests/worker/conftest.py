@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,3 +207,20 @@ async def scripted() -> AsyncIterator[ScriptedLLM]:
         yield endpoint
     finally:
         await endpoint.stop()
+
+
+async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object) -> None:
+    store = ConfigStore(database)
+    current = await store.get(agent_id)
+    await store.update(current.model_copy(update=changes), expected_version=current.version)
+
+
+@asynccontextmanager
+async def agent_changed(database: AsyncDatabase, agent_id: str, **changes: object) -> AsyncIterator[None]:
+    """A module's tests share the worker and its agent types: put them back afterwards."""
+    before = await ConfigStore(database).get(agent_id)
+    await update_agent(database, agent_id, **changes)
+    try:
+        yield
+    finally:
+        await update_agent(database, agent_id, **{name: getattr(before, name) for name in changes})

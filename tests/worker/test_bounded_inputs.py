@@ -23,26 +23,9 @@ from agent_configs.capacity import SLOTS, CapacityGuard
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import RunningWorker, wait_for_session_end
+from tests.worker.conftest import RunningWorker, agent_changed, wait_for_session_end
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
-
-
-async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object) -> None:
-    store = ConfigStore(database)
-    current = await store.get(agent_id)
-    await store.update(current.model_copy(update=changes), expected_version=current.version)
-
-
-@contextlib.asynccontextmanager
-async def agent_changed(database: AsyncDatabase, agent_id: str, **changes: object) -> AsyncIterator[None]:
-    """The other tests of this module share the worker and its agent types: put them back."""
-    before = await ConfigStore(database).get(agent_id)
-    await update_agent(database, agent_id, **changes)
-    try:
-        yield
-    finally:
-        await update_agent(database, agent_id, **{name: getattr(before, name) for name in changes})
 
 
 def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:

@@ -8,7 +8,6 @@ request); the last test uses the real local model, whose server cannot call tool
 JSON schema, so its fields come from the extraction call instead.
 """
 
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,11 +15,10 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.models import LLMSpec
-from agent_configs.store import ConfigStore
 from agent_configs.tools import EndSessionTool, HttpTool
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import RunningWorker, launched_workers
+from tests.worker.conftest import RunningWorker, agent_changed, launched_workers
 from tests.worker.scripted_llm import REPLY, ScriptedLLM, tool_results
 from tests.worker.tool_server import ToolServer
 
@@ -50,20 +48,6 @@ async def tool_server() -> AsyncIterator[ToolServer]:
         yield server
     finally:
         await server.stop()
-
-
-@contextlib.asynccontextmanager
-async def agent_changed(database: AsyncDatabase, agent_id: str, **changes: object) -> AsyncIterator[None]:
-    """The module's tests share the worker and its agent types: put them back."""
-    store = ConfigStore(database)
-    before = await store.get(agent_id)
-    await store.update(before.model_copy(update=changes), expected_version=before.version)
-    try:
-        yield
-    finally:
-        current = await store.get(agent_id)
-        restored = current.model_copy(update={name: getattr(before, name) for name in changes})
-        await store.update(restored, expected_version=current.version)
 
 
 def scripted_openai(endpoint: ScriptedLLM) -> LLMSpec:
