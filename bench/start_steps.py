@@ -203,7 +203,7 @@ async def _housekeeping_scaling(mongo_uri: str, db_name: str, reps: int) -> dict
         for size in OTHER_TURNS:
             await sessions.insert_many([
                 {"_id": f"{marker}:{n}", "session_id": f"{marker}:{n}", "agent_id": SUPPORT_AGENT,
-                 "status": "ended", "started_at": now - timedelta(seconds=n), "heartbeat_at": now - timedelta(seconds=n),
+                 "status": "ended", "started_at": now - timedelta(seconds=n),
                  "transcript": [{"role": "user", "text": "My login is not working"}] * 4, "bench_marker": marker}
                 for n in range(inserted, size)
             ])

@@ -37,6 +37,7 @@ TURNS = "turns"
 EVENTS = "events"  # the audit trail the admin API shows; admin actions write there too
 MAINTENANCE = "worker_maintenance"
 STALE_SWEEP = "stale_sessions"
+HEARTBEATS = "session_heartbeats"  # one document per live session, written by its heartbeat task only
 RECORD_COLLECTIONS = frozenset({SESSIONS, TURNS, EVENTS, OUTBOX})
 """What the worker's records (and their replay) may write: a spool line naming any other
 collection (`api_keys`, say) is quarantined, not written. `outbox` holds the CloudEvents the
@@ -93,7 +94,8 @@ async def ensure_record_indexes(database: AsyncDatabase) -> None:
     active sessions to sweep, the audit trail."""
     await database[TURNS].create_index([("session_id", 1), ("turn_index", 1)])
     await database[TURNS].create_index([("agent_id", 1), ("user_id", 1), ("created_at", -1)])
-    await database[SESSIONS].create_index([("status", 1), ("heartbeat_at", 1)])
+    await database[SESSIONS].create_index([("status", 1), ("started_at", 1)])
+    await database[HEARTBEATS].create_index([("beat_at", 1)])
     await database[SESSIONS].create_index([("room", 1)])
     await database[EVENTS].create_index([("at", -1)])
     await ensure_outbox_indexes(database)
@@ -111,20 +113,37 @@ async def ensure_record_indexes_at(mongo_uri: str, database_name: str, timeout_m
 
 
 async def write_heartbeat(database: AsyncDatabase, session_id: str, timeout_s: float) -> bool:
-    """Mark a session alive, directly and within `timeout_s`: not through the record queue,
-    where it waited behind every record a slow or absent database had piled up (and stopped
-    for good when the queue's task died), so other workers' sweeps marked live sessions
-    aborted. No upsert: a session whose start record is still queued gets its
-    `heartbeat_at` from that record. False (logged) when the database did not answer."""
+    """Mark a session alive, directly and within `timeout_s`, in its own document of
+    `session_heartbeats`, never in the session record.
+
+    Not through the record queue: there a beat waited behind every record a slow or absent
+    database had piled up, and other workers' sweeps marked live sessions aborted. Not in the
+    session record either: FerretDB v1 applies an update as read, change, write back, so a beat
+    racing the record's first upsert wrote back a document with nothing but `heartbeat_at`
+    (measured: 1 room in 30 under load lost its record), and one racing the end record could
+    have put `active` back. This document has one writer, the session's heartbeat task.
+    False (logged) when the database did not answer."""
     try:
         # pymongo's deadline, not asyncio.timeout: on Python 3.11 a task cancel that lands as an
         # asyncio.timeout expires turns into a TimeoutError, and the heartbeat task never ended
         with pymongo.timeout(timeout_s):
-            await database[SESSIONS].update_one({"_id": session_id}, {"$set": {"heartbeat_at": datetime.now(UTC)}})
+            await database[HEARTBEATS].update_one(
+                {"_id": session_id}, {"$set": {"beat_at": datetime.now(UTC)}}, upsert=True
+            )
         return True
     except PyMongoError as exc:
         logger.warning("heartbeat of %s not written: %s", session_id, type(exc).__name__)
         return False
+
+
+async def forget_heartbeat(database: AsyncDatabase, session_id: str) -> None:
+    """The session ended: its beat goes (a beat left behind, the database away, is removed by
+    the next sweep once it is stale)."""
+    try:
+        with pymongo.timeout(2.0):
+            await database[HEARTBEATS].delete_one({"_id": session_id})
+    except PyMongoError as exc:
+        logger.info("heartbeat of %s not removed (the sweep will): %s", session_id, type(exc).__name__)
 
 
 async def sweep_is_due(database: AsyncDatabase, every_s: float) -> bool:
@@ -148,28 +167,46 @@ async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) ->
     their end: mark them `aborted`, so no session is silently missing an outcome, and put a
     `session.aborted` event in the outbox for each.
 
+    Stale: active, started before the cutoff, and no beat since (none at all counts: a job
+    killed before its first beat, or a start record replayed from a dead worker's spool).
+    The candidates are the active sessions older than the cutoff (index status + started_at;
+    ended ones are never scanned), their beats read in one query.
+
     The event goes first (an insert-only upsert on `<session_id>:aborted`, so two sweeps, or
     one retried, leave one event and never reset its `fanned_out`), then the session is
     marked: a sweep that dies in between leaves the session active, and the next sweep finds
-    it again. Its data is what the session record held at the last message, with its turns."""
+    it again. Its data is what the session record held at the last message, with its turns.
+    Beats older than the cutoff are removed last: their sessions are ended or aborted now."""
     now = datetime.now(UTC)
-    stale = {"status": "active", "heartbeat_at": {"$lt": now - timedelta(seconds=stale_after_s)}}
+    cutoff = now - timedelta(seconds=stale_after_s)
+    old = {"status": "active", "started_at": {"$lt": cutoff}}
+    candidates = await database[SESSIONS].find(old).to_list(None)
+    beats = {
+        beat["_id"]: beat.get("beat_at")
+        async for beat in database[HEARTBEATS].find({"_id": {"$in": [s["_id"] for s in candidates]}})
+    } if candidates else {}
     aborted = 0
-    async for session in database[SESSIONS].find(stale):
-        event = await _aborted_event(database, session, now)
+    for session in candidates:
+        beat_at = _utc(beats.get(session["_id"]))
+        if beat_at is not None and beat_at >= cutoff:
+            continue
+        event = await _aborted_event(database, session, now, beat_at)
         fields = {key: value for key, value in event.items() if key != "_id"}
         await database[OUTBOX].update_one({"_id": event["_id"]}, {"$setOnInsert": fields}, upsert=True)
         result = await database[SESSIONS].update_one(
-            {"_id": session["_id"], **stale},
+            {"_id": session["_id"], "status": "active"},
             {"$set": {"status": "aborted", "end_reason": "worker_lost", "ended_at": now}},
         )
         aborted += result.modified_count
+    await database[HEARTBEATS].delete_many({"beat_at": {"$lt": cutoff}})
     if aborted:
         logger.warning("marked %d sessions of lost workers as aborted", aborted)
     return aborted
 
 
-async def _aborted_event(database: AsyncDatabase, session: dict[str, Any], now: datetime) -> dict[str, Any]:
+async def _aborted_event(
+    database: AsyncDatabase, session: dict[str, Any], now: datetime, last_beat_at: datetime | None
+) -> dict[str, Any]:
     session_id = str(session["_id"])
     turns = [
         _turn_in_report(turn)
@@ -194,7 +231,7 @@ async def _aborted_event(database: AsyncDatabase, session: dict[str, Any], now: 
         handoffs=session.get("handoffs") or [],
         escalations=session.get("escalations") or [],
     )
-    data["last_heartbeat_at"] = _utc(session.get("heartbeat_at"))
+    data["last_heartbeat_at"] = last_beat_at
     return session_event(EventType.SESSION_ABORTED, session_id, data["agent_id"] or None, "aborted", LAST_SEQ, data)
 
 

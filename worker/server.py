@@ -51,6 +51,7 @@ from worker.records import (
     Record,
     RecordWriter,
     abort_stale_sessions,
+    forget_heartbeat,
     replay_spool,
     sweep_is_due,
     write_heartbeat,
@@ -232,6 +233,7 @@ class _RunningSession:
 
     async def finish(self, reason: str) -> None:
         self.heartbeat.cancel()
+        await asyncio.gather(self.heartbeat, return_exceptions=True)  # no beat lands after its removal
         if self.housekeeping is not None:
             await self.housekeeping
         try:
@@ -240,6 +242,7 @@ class _RunningSession:
             metrics.ACTIVE_SESSIONS.labels(self.ready.config.agent_id, self.ready.decision.strategy or "none").dec()
             await self.held.release()
             await self.services.writer.close()
+            await forget_heartbeat(self.services.database, self.conversation.session_id)
 
 
 async def _route_while_connecting(ctx: JobContext, services: "ProcessServices", session_id: str) -> _Routed:
@@ -358,7 +361,6 @@ def _record_start(ctx: JobContext, running: _RunningSession, ready: _Ready, star
         {
             "job_id": ctx.job.id,
             "worker_id": ctx.worker_id,
-            "heartbeat_at": datetime.now(UTC),
             "modalities": list(config.modalities),
             "memory_messages": ready.agent.remembered_messages,
             **({"catalog": "last-known"} if ready.offline else {}),
@@ -594,15 +596,17 @@ async def _load_transfer_target(services: ProcessServices, agent_id: str) -> Age
 
 async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: str) -> None:
     """Tells other workers this session (and its capacity slot, wherever hand-offs moved it)
-    is alive; a beat takes at most one heartbeat interval, however long the record queue is."""
+    is alive; a beat takes at most one heartbeat interval, however long the record queue is.
+    The first beat goes at once: a session started before a sweep's cutoff with no beat at
+    all counts as lost."""
     while True:
-        await asyncio.sleep(services.settings.session_heartbeat_s)
         # Directly, not through the record queue: behind a backlog it arrived late or never.
         await write_heartbeat(services.database, session_id, timeout_s=services.settings.session_heartbeat_s)
         try:
             await held.heartbeat()
         except Exception as exc:
             logger.warning("slot heartbeat failed: %s", exc)
+        await asyncio.sleep(services.settings.session_heartbeat_s)
 
 
 async def _release(services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str) -> None:

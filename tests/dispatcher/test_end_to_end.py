@@ -92,7 +92,7 @@ async def a_stale_session(database: AsyncDatabase) -> str:
     long_ago = datetime.now(UTC) - timedelta(minutes=10)
     await database["sessions"].insert_one({
         "_id": session_id, "session_id": session_id, "room": "e2e-lost-room", "agent_id": AGENT, "agent_version": 1,
-        "user_id": "u-lost", "status": "active", "started_at": long_ago, "heartbeat_at": long_ago,
+        "user_id": "u-lost", "status": "active", "started_at": long_ago,
         "routing": {"agent_id": AGENT, "strategy": "purpose", "trail": []}, "transcript": [],
         "transcript_dropped": 0, "turn_count": 0,
     })

@@ -196,7 +196,7 @@ async def test_the_stale_session_sweep_puts_one_session_aborted_event_with_what_
     transcript = [{"role": "assistant", "text": "Hi!"}, {"role": "user", "text": "Hello"}, {"role": "assistant", "text": REPLY}]
     await worker_database["sessions"].insert_one({
         "_id": session_id, "session_id": session_id, "room": "lost-room", "agent_id": AGENT, "agent_version": 2,
-        "user_id": "u-lost", "status": "active", "started_at": long_ago, "heartbeat_at": long_ago,
+        "user_id": "u-lost", "status": "active", "started_at": long_ago,
         "routing": {"agent_id": AGENT, "strategy": "purpose", "trail": []}, "transcript": transcript,
         "transcript_dropped": 0, "turn_count": 1,
     })

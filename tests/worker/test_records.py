@@ -21,7 +21,7 @@ from agent_configs.writer import _claimed
 from devstack import DEFAULT_ROOT, Devstack
 from devstack.services import reserve_port
 from worker import metrics, server
-from worker.records import DEAD_LETTERS, SESSIONS, TURNS, Record, RecordWriter, replay_spool
+from worker.records import DEAD_LETTERS, HEARTBEATS, SESSIONS, TURNS, Record, RecordWriter, replay_spool
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("MONGO_URI")), reason="stops and restarts its own local FerretDB"
@@ -299,7 +299,6 @@ async def test_heartbeats_reach_the_database_while_the_record_queue_is_stuck(
     down = unreachable_database()
     stuck = RecordWriter(down["down"], tmp_path / "spool", retry_initial_s=0.05)
     stuck.submit(Record(TURNS, "waiting", {"turn_index": 0}))
-    await live[SESSIONS].insert_one({"_id": "beating", "status": "active", "heartbeat_at": None})
 
     class Slot:
         async def heartbeat(self) -> None:
@@ -311,8 +310,7 @@ async def test_heartbeats_reach_the_database_while_the_record_queue_is_stuck(
     beating = asyncio.create_task(server._heartbeat(services, Slot(), "beating"))  # type: ignore[arg-type]
 
     async def beaten() -> bool:
-        session = await live[SESSIONS].find_one({"_id": "beating"})
-        return session["heartbeat_at"] is not None
+        return await live[HEARTBEATS].find_one({"_id": "beating"}) is not None
 
     try:
         await wait_until(beaten, timeout=10)
@@ -321,6 +319,36 @@ async def test_heartbeats_reach_the_database_while_the_record_queue_is_stuck(
         await asyncio.gather(beating, return_exceptions=True)
         await stuck.close(deadline_s=0.1)
         await down.close()
+
+
+async def test_beats_never_cost_the_session_record_a_field(tmp_path: Path, live: AsyncDatabase) -> None:
+    """FerretDB v1 applies an update as read, change, write back: a beat that raced the start
+    record's upsert on the same document left it with nothing but the beat (1 room in 30 in
+    the scaling test). Beats now live in their own document; hammer both at once."""
+
+    class Slot:
+        async def heartbeat(self) -> None:
+            pass
+
+    services = SimpleNamespace(settings=SimpleNamespace(session_heartbeat_s=0.05), database=live)
+    writer = RecordWriter(live, tmp_path / "spool")
+    ids = [f"race-{n}" for n in range(20)]
+    beating = [asyncio.create_task(server._heartbeat(services, Slot(), i)) for i in ids]  # type: ignore[arg-type]
+    try:
+        for i in ids:
+            writer.submit(Record(SESSIONS, i, {"session_id": i, "room": f"room-{i}", "status": "active"}))
+            for turn in range(5):
+                writer.submit(Record(SESSIONS, i, {f"turn_{turn}": True}))
+        assert await writer.close(deadline_s=60) is None
+    finally:
+        for task in beating:
+            task.cancel()
+        await asyncio.gather(*beating, return_exceptions=True)
+    records = {d["_id"]: d async for d in live[SESSIONS].find({"_id": {"$in": ids}})}
+    expected = {"room", "status", *(f"turn_{turn}" for turn in range(5))}
+    incomplete = [i for i in ids if not expected <= set(records.get(i, {}))]
+    assert incomplete == [], "session records that lost fields to a heartbeat"
+    assert await live[HEARTBEATS].count_documents({"_id": {"$in": ids}}) == len(ids)
 
 
 def async_true(check):  # type: ignore[no-untyped-def]

@@ -65,8 +65,9 @@ async def test_rooms_spread_across_replicas_with_exactly_one_agent_each(
         await asyncio.sleep(2)  # a second agent, if any were dispatched, would have joined by now
         assert [agents_in(c) for c in clients] == [1] * ROOMS
         rooms = [c.room_name for c in clients]
-        records = await worker_database["sessions"].find({"room": {"$in": rooms}}).to_list(None)
-        assert sorted(r["room"] for r in records) == sorted(rooms), "one session record per room"
+        records = await _sessions_of_rooms(worker_database, rooms)
+        missing = set(rooms) - {r["room"] for r in records}
+        assert not missing and len(records) == ROOMS, f"one session record per room; without one: {missing}"
         per_worker = Counter(r["worker_id"] for r in records)
         print(f"sessions per worker: {dict(per_worker)}")
         assert set(per_worker) <= {registered_id(r) for r in replicas}
@@ -107,6 +108,19 @@ async def test_a_killed_worker_leaves_its_session_aborted_not_missing(
     )
     print(f"LiveKit re-dispatched the room of the killed worker: {bool(redispatched)}")
     await victim_client.leave()
+
+
+async def _sessions_of_rooms(database: AsyncDatabase, rooms: list[str], timeout: float = 30.0) -> list[dict]:  # type: ignore[type-arg]
+    """The rooms' session records once each room has one (or what there is at the deadline).
+    A start record goes through the worker's record queue after the agent has joined: with 30
+    rooms arriving on two cores it can land a few seconds after the agent's attribute."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        records = await database["sessions"].find({"room": {"$in": rooms}}).to_list(None)
+        if {r["room"] for r in records} >= set(rooms) or loop.time() > deadline:
+            return records
+        await asyncio.sleep(0.2)
 
 
 async def _session_of(database: AsyncDatabase, room: str) -> dict:  # type: ignore[type-arg]
