@@ -16,7 +16,9 @@ One document per event, never updated:
       "details":    object,    free-form extras, e.g. {"restored_version": 3} for a
                                rollback, {"end_reason": "...", "turns": 4} for session.ended;
                                token.minted: see admin_api/routes/tokens.py (never a
-                               metadata value)
+                               metadata value); webhook.*: {"subscription_id", "host"}
+                               and, for an update, "changed" (field names; never a URL
+                               path or query, never a secret)
     }
 
 The worker writes its two session events through its buffered record writer (an upsert on
@@ -58,6 +60,10 @@ class EventType(StrEnum):
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     TOKEN_MINTED = "token.minted"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
 

@@ -31,7 +31,9 @@ from pydantic.json_schema import WithJsonSchema
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from admin_api.auth import ApiKey
 from admin_api.deps import AdminKey, ReaderKey, RequiredIfMatch, ServicesDep
+from admin_api.events import EventType as AuditType
 from admin_api.problems import (
     FieldProblem,
     ProblemError,
@@ -347,6 +349,19 @@ def _normalized_types(event_types: list[str]) -> list[str]:
     return [ALL_EVENTS] if ALL_EVENTS in event_types else list(dict.fromkeys(event_types))
 
 
+async def _audit(
+    services: Services, kind: AuditType, caller: ApiKey, document: dict[str, Any], details: dict[str, Any] | None = None
+) -> None:
+    """Who changed where events go, in the audit trail: an endpoint added or redirected is how
+    conversations would leak. The host only (a URL's path or query may carry a token)."""
+    await services.events.record(
+        kind,
+        caller.name,
+        version=document.get("version"),
+        details={"subscription_id": document["_id"], "host": _host(document["url"]), **(details or {})},
+    )
+
+
 def _host(url: str) -> str:
     return urlsplit(url).hostname or "?"
 
@@ -401,6 +416,7 @@ async def create_subscription(
         "webhook subscription %s to %s created by %s (%s secret)",
         document["_id"], _host(body.url), caller.name, stored_secret["kind"],
     )
+    await _audit(services, AuditType.WEBHOOK_CREATED, caller, document, {"secret": stored_secret["kind"]})
     response.headers["Location"] = str(request.url_for("get_subscription", subscription_id=document["_id"]))
     response.headers["ETag"] = etag_for(1)
     return SubscriptionWithSecret(**_subscription(document).model_dump(), secret=plaintext)
@@ -453,6 +469,7 @@ async def update_subscription(
         _refuse_if_any(_destination_problems(services, changes["url"], secrets))
     saved = await _save(services, current, changes)
     logger.info("webhook subscription %s changed by %s: %s", subscription_id, caller.name, sorted(changes))
+    await _audit(services, AuditType.WEBHOOK_UPDATED, caller, saved, {"changed": sorted(changes)})
     response.headers["ETag"] = etag_for(saved["version"])
     return _subscription(saved, await _last_delivery(services, subscription_id))
 
@@ -480,10 +497,11 @@ async def delete_subscription(caller: AdminKey, services: ServicesDep, subscript
     """Gone at once: nothing more is fanned out to it, and the dispatcher dead-letters its
     pending deliveries ("the subscription was deleted") without calling the URL."""
     with database_errors():
-        deleted = await _subscriptions(services).delete_one({"_id": subscription_id})
-    if deleted.deleted_count == 0:
+        deleted = await _subscriptions(services).find_one_and_delete({"_id": subscription_id})
+    if deleted is None:
         raise _not_found(subscription_id)
     logger.info("webhook subscription %s deleted by %s", subscription_id, caller.name)
+    await _audit(services, AuditType.WEBHOOK_DELETED, caller, deleted)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -509,6 +527,7 @@ async def rotate_secret(
         "webhook subscription %s: secret rotated by %s (%s, previous valid %ds)",
         subscription_id, caller.name, stored_secret["kind"], body.grace_s,
     )
+    await _audit(services, AuditType.WEBHOOK_SECRET_ROTATED, caller, saved, {"grace_s": body.grace_s})
     response.headers["ETag"] = etag_for(saved["version"])
     last = await _last_delivery(services, subscription_id)
     return SubscriptionWithSecret(**_subscription(saved, last).model_dump(), secret=plaintext)

@@ -298,6 +298,29 @@ async def test_delete_removes_the_subscription(api: httpx.AsyncClient, keys: Key
     assert (await api.delete(path, headers=admin(keys))).status_code == 404
 
 
+async def test_every_change_of_where_events_go_is_in_the_audit_trail_with_the_host_only(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
+    created = await create(api, keys, url="http://127.0.0.1:9/hooks/tenant-7f3a")
+    path = f"{HOOKS}/{created['id']}"
+    moved = await api.patch(path, json={"url": "https://hooks.example.com/in", "status": "paused"}, headers=admin(keys, 1))
+    rotated = await api.post(f"{path}/rotate-secret", json={"grace_s": 60}, headers=admin(keys))
+    deleted = await api.delete(path, headers=admin(keys))
+    assert (moved.status_code, rotated.status_code, deleted.status_code) == (200, 200, 204)
+
+    answer = await api.get("/api/v1/events", params={"limit": 200}, headers=keys.header("viewer"))
+    trail = [e for e in answer.json()["items"] if e["details"].get("subscription_id") == created["id"]]
+    assert [(e["type"], e["details"]["host"], e["version"]) for e in reversed(trail)] == [
+        ("webhook.created", "127.0.0.1", 1),
+        ("webhook.updated", "hooks.example.com", 2),
+        ("webhook.secret_rotated", "hooks.example.com", 3),
+        ("webhook.deleted", "hooks.example.com", 3),
+    ]
+    assert {e["actor"] for e in trail} == {"test-admin"}
+    assert trail[-1]["details"]["secret"] == "generated" and trail[-2]["details"]["changed"] == ["status", "url"]
+    assert "tenant-7f3a" not in answer.text and created["secret"].removeprefix("whsec_")[:16] not in answer.text
+
+
 # -- test event and deliveries ---------------------------------------------------------------
 
 
