@@ -145,6 +145,54 @@ async def test_a_transfer_without_context_starts_the_target_afresh_with_its_gree
     assert user_texts(fresh) == ["What does premium cost?"]  # nothing of the conversation before
 
 
+async def test_a_transfer_with_a_summary_gives_the_target_a_note_of_the_conversation_not_the_transcript(
+    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
+) -> None:
+    target = await ConfigStore(worker_database).get(TARGET)
+    scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="wants a quote")
+    changes = {
+        SOURCE: {"llm": scripted_openai(scripted), "tools": [TransferToAgentTool(targets=[TARGET], context="summary")]},
+        TARGET: {"llm": scripted_openai(scripted)},
+    }
+    async with agents_changed(worker_database, changes):
+        await client.join({"agent_id": SOURCE, "user_id": "u-transfer-summary"})
+        await client.next_transcript(0)
+        await client.say("My order 4411 arrived broken and I want the premium plan instead")
+        handoff = await transferred(client)
+        assert await client.next_transcript(1) == REPLY  # support says who takes over
+        assert await client.next_transcript(2) == REPLY  # sales continues, with no greeting
+
+    assert handoff["context"] == "summary"
+    [note_asked, *_] = [
+        r for r in scripted.requests
+        if not r.get("stream") and r["messages"][0]["content"].startswith("You write short notes")
+    ]
+    assert "order 4411 arrived broken" in note_asked["messages"][1]["content"]  # the note is of this conversation
+    [continued, *_] = sent_by(scripted, target.instructions)
+    assert continued["messages"][0]["content"].endswith(f"What happened so far: {REPLY}")  # the model's note
+    assert not any("4411" in text for text in user_texts(continued))  # and not the transcript
+
+
+async def test_an_escalation_that_ends_says_its_message_and_ends_the_session_as_escalated(
+    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
+) -> None:
+    message = "A colleague will call you back within the hour."
+    scripted.plan_tool_call("escalate_to_human", reason="legal complaint")
+    changes = {SOURCE: {"llm": scripted_openai(scripted), "tools": [EscalateToHumanTool(then="end", message=message)]}}
+    async with agents_changed(worker_database, changes):
+        await client.join({"agent_id": SOURCE, "user_id": "u-escalate-end"})
+        await client.next_transcript(0)
+        await client.say("I want to file a legal complaint")
+        [escalation] = await client.wait_for(lambda: client.data["agent-escalation"], 30, "agent-escalation")
+        await client.wait_for(lambda: message in client.transcripts, 60, "the escalation's message")
+        record = await wait_for_session_end(worker_database, client.room_name)
+
+    assert escalation["then"] == "end"
+    assert (record["end_reason"], record["end_detail"]) == ("escalated", "legal complaint")
+    assert [(e["reason"], e["then"]) for e in record["escalations"]] == [("legal complaint", "end")]
+    assert [m["text"] for m in record["transcript"]][-1] == message
+
+
 async def test_end_session_says_the_goodbye_ends_the_job_and_records_the_reason(
     worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
 ) -> None:
