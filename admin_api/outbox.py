@@ -30,7 +30,7 @@ from agent_configs.cloudevents import (
 from agent_configs.database import database_errors
 from agent_configs.models import AgentConfig
 from agent_configs.routing.rules import RoutingRules
-from agent_configs.writer import NoLossWriter, Record
+from agent_configs.writer import NoLossWriter, Record, WriterObserver
 
 logger = logging.getLogger("switchboard.admin_api.outbox")
 
@@ -41,9 +41,9 @@ CLOSE_DEADLINE_S = 5.0
 class AdminOutbox:
     """`agent_changed` / `routing_updated` return at once; `close()` flushes or spools."""
 
-    def __init__(self, database: AsyncDatabase, spool_dir: Path) -> None:
+    def __init__(self, database: AsyncDatabase, spool_dir: Path, observer: WriterObserver | None = None) -> None:
         self._database = database
-        self._writer = NoLossWriter(database, spool_dir, collections={OUTBOX})
+        self._writer = NoLossWriter(database, spool_dir, collections={OUTBOX}, observer=observer)
 
     @property
     def backlog(self) -> int:

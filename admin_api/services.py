@@ -89,7 +89,7 @@ class Services:
             resolver=resolver,
             keys=KeyRing(database, settings.admin_api_key_cache_ttl_s),
             events=EventLog(database),
-            outbox=AdminOutbox(database, settings.admin_api_spool_dir),
+            outbox=AdminOutbox(database, settings.admin_api_spool_dir, metrics.outbox),
             sessions=SessionRecords(database),
             token_buckets=TokenBuckets(settings.admin_api_token_rate_per_s, settings.admin_api_token_burst),
             metrics=metrics,

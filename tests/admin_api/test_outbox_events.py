@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from admin_api.metrics import ApiMetrics
 from admin_api.outbox import AdminOutbox
 from admin_api.settings import AdminSettings
 from agent_configs.cloudevents import ADMIN_SOURCE, OUTBOX, EventType, cloudevent
@@ -119,7 +120,7 @@ async def test_no_event_carries_a_key_or_a_secret(api: httpx.AsyncClient, keys: 
     assert [p for d in documents for p in secret_looking_keys(d["data"])] == []
 
 
-async def test_events_queued_while_mongodb_is_down_are_spooled_at_shutdown_and_written_at_the_next_start(
+async def test_events_queued_while_mongodb_is_down_are_counted_spooled_at_shutdown_and_written_at_the_next_start(
     endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     del endpoints  # the devstack builds the FerretDB binary first
@@ -130,10 +131,18 @@ async def test_events_queued_while_mongodb_is_down_are_spooled_at_shutdown_and_w
     config = AgentConfig.model_validate(support_definition(agent_id="spooled-agent", name="Spooled"))
     try:
         await in_thread(ferretdb.stop)
-        outbox = AdminOutbox(database, tmp_path / "spool")
+        metrics = ApiMetrics()
+        outbox = AdminOutbox(database, tmp_path / "spool", metrics.outbox)
         outbox.agent_changed(EventType.AGENT_PAUSED, config, "ops")
+        deadline = time.monotonic() + 10
+        while not metrics.registry.get_sample_value("switchboard_admin_outbox_write_retries_total"):
+            assert time.monotonic() < deadline, "the writer never retried against the stopped database"
+            await asyncio.sleep(0.05)
+        assert metrics.registry.get_sample_value("switchboard_admin_outbox_backlog") == 1  # an operator sees it wait
         await outbox.close()  # the database is away: the event goes to the spool
         assert list((tmp_path / "spool").glob("records-*.jsonl"))
+        assert metrics.registry.get_sample_value("switchboard_admin_outbox_spooled_total") == 1
+        assert metrics.registry.get_sample_value("switchboard_admin_outbox_backlog") == 0
 
         await in_thread(ferretdb.start)
         restarted = AdminOutbox(database, tmp_path / "spool")
