@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from playwright.async_api import Page, expect
 
 from tests.console.conftest import ConsoleKeys, log_in, save_screenshot
+from tests.loopback import serve
 
 
 async def stored_rules(api: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
@@ -80,6 +82,52 @@ async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_write
     assert saved["chain"] == with_default(rules_restored["chain"], "onboarding-agent-v1")
     await preview(page, {"user_id": "console-u-routing-2"})
     await expect(result).to_have_attribute("data-agent-id", "onboarding-agent-v1")
+
+
+@pytest.fixture
+async def routing_hook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """The operator's routing service on loopback: it sends everyone to sales, with a plan."""
+    asked: list[dict[str, Any]] = []
+
+    async def route(request: web.Request) -> web.Response:
+        asked.append(await request.json())
+        return web.json_response({"agent_id": "sales-agent-v1", "variables": {"plan": "gold", "credit": 12}})
+
+    app = web.Application()
+    app.router.add_post("/tenant-7f3a/route", route)
+    runner, port = await serve(app)
+    try:
+        yield f"http://127.0.0.1:{port}/tenant-7f3a/route", asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_webhook_strategy_shows_where_it_asks_and_the_preview_shows_the_variables_it_answered(
+    page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient, rules_restored: dict[str, Any],
+    routing_hook: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, asked = routing_hook
+    hook = {"strategy": "webhook", "params": {"url": url, "timeout_s": 2, "headers": {"X-Tenant": {"value": "acme"}}}}
+    await log_in(page, console_url, keys.admin, "#/routing")
+    await expect(page.get_by_test_id("chain-entry")).to_have_count(len(rules_restored["chain"]))
+    await replace_rules_text(page, {"chain": [hook, *rules_restored["chain"]]})
+
+    card = page.locator('[data-testid="chain-entry"][data-strategy="webhook"]')
+    await expect(card.get_by_test_id("webhook-host")).to_have_text(url.split("/")[2])
+    await expect(card).to_contain_text("X-Tenant")
+    await expect(card).not_to_contain_text("tenant-7f3a")  # the host, not the path
+    await preview(page, {"purpose": "support", "user_id": "console-u-hook"})
+    await expect(page.get_by_test_id("preview-result")).to_have_attribute("data-agent-id", "sales-agent-v1")
+    await expect(page.locator('[data-testid="preview-step"][data-strategy="webhook"]')).to_have_attribute(
+        "data-outcome", "chosen"
+    )
+    variables = page.get_by_test_id("preview-variable")
+    await expect(variables).to_have_count(2)
+    await expect(page.locator('[data-testid="preview-variable"][data-name="plan"]')).to_contain_text("gold")
+    await expect(page.locator('[data-testid="preview-variable"][data-name="credit"]')).to_contain_text("12")
+    assert any(body.get("user_id") == "console-u-hook" for body in asked)  # the draft asked the real service
+    assert (await stored_rules(api))[0] == rules_restored  # a preview writes nothing
+    await save_screenshot(page, "routing-webhook")
 
 
 async def test_the_playground_previews_where_route_me_would_go(

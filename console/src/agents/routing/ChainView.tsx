@@ -14,7 +14,17 @@ const SUMMARIES: Record<string, string> = {
   ab_split: "Splits users by a stable hash of user_id.",
   time_window: "Business hours: the window the current time falls in.",
   default: "Always proposes the same type. Keep it last.",
+  webhook: "Asks your service which type to run (a POST of the routing context); its answer may add variables for the type's placeholders.",
 };
+
+function hostOf(url: Json | undefined): string {
+  if (typeof url !== "string") return "?";
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
 
 function Agent({ id }: { id: Json | undefined }) {
   if (typeof id !== "string") return <span className="muted">—</span>;
@@ -122,6 +132,21 @@ function ParamsView({ entry }: { entry: ChainEntry }) {
           <Agent id={params.agent_id} />
         </Row>
       );
+    case "webhook": {
+      const headers = params.headers && typeof params.headers === "object" && !Array.isArray(params.headers) ? Object.keys(params.headers) : [];
+      return (
+        <>
+          <Row label="asks">
+            <span className="mono" data-testid="webhook-host">{hostOf(params.url)}</span>
+          </Row>
+          <Row label="waits at most">{typeof params.timeout_s === "number" ? params.timeout_s : 1.5} s, then the next strategy</Row>
+          <Row label="sends">
+            routing context{params.include_user_details === true ? " with user_details" : ", without user_details"}
+            {headers.length > 0 && <span className="muted"> · headers {headers.join(", ")}</span>}
+          </Row>
+        </>
+      );
+    }
     default:
       return <pre className="params">{JSON.stringify(params, null, 2)}</pre>;
   }

@@ -123,6 +123,21 @@ function ResolutionView({ resolution }: { resolution: Resolution }) {
           </li>
         ))}
       </ol>
+      {Object.keys(resolution.variables ?? {}).length > 0 && (
+        <div className="preview-variables">
+          <span className="muted">Variables for the type's placeholders</span>
+          <table className="variables" data-testid="preview-variables">
+            <tbody>
+              {Object.entries(resolution.variables).map(([name, value]) => (
+                <tr key={name} data-testid="preview-variable" data-name={name}>
+                  <td className="mono">{`{{variables.${name}}}`}</td>
+                  <td className="mono">{typeof value === "string" ? value : JSON.stringify(value)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
       {resolution.warnings.map((w, i) => (
         <p key={i} className="notice">{w}</p>
       ))}

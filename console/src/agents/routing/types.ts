@@ -27,6 +27,9 @@ export interface Resolution {
   warnings: string[];
   rules_version: number;
   agent_name: string;
+  /** What the chosen strategy added for the type's {placeholders} (a webhook's answer); the
+   * API withholds values that look like secrets. */
+  variables: { [key: string]: Json };
 }
 
 export const OUTCOME_LABELS: Record<TrailStep["outcome"], string> = {
