@@ -5,11 +5,9 @@ the user is still in the room. The LLM is a scripted OpenAI-compatible endpoint 
 stopped endpoint refuses connections exactly as a stopped LLM server does."""
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,10 +16,9 @@ from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.models import LLMSpec, LLMUnavailableSpec
-from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import launched_workers, wait_for_session_end
+from tests.worker.conftest import agent_changed, launched_workers, wait_for_session_end
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 from worker.records import abort_stale_sessions
 from worker.session import failure_kind
@@ -42,20 +39,6 @@ async def eventually(condition: Any, timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.2)
-
-
-@contextlib.asynccontextmanager
-async def agent_changed(database: AsyncDatabase, **changes: object) -> AsyncIterator[None]:
-    """The module's tests share the worker and its agent types: put them back."""
-    store = ConfigStore(database)
-    before = await store.get(AGENT)
-    await store.update(before.model_copy(update=changes), expected_version=before.version)
-    try:
-        yield
-    finally:
-        current = await store.get(AGENT)
-        restored = current.model_copy(update={name: getattr(before, name) for name in changes})
-        await store.update(restored, expected_version=current.version)
 
 
 def through(endpoint: ScriptedLLM, *fallbacks: LLMSpec) -> LLMSpec:
@@ -86,7 +69,7 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
     # the worker is killed while both turns wait for their fields.
     scripted.stall_after_reply = True
     fast_heartbeats = {"SESSION_HEARTBEAT_S": "1", "SESSION_STALE_AFTER_S": "3"}
-    async with agent_changed(worker_database, llm=through(scripted)):
+    async with agent_changed(worker_database, AGENT, llm=through(scripted)):
         with launched_workers(
             endpoints, worker_database.name, tmp_path_factory, prefix="sb-kill", extra_env=fast_heartbeats
         ) as (victim,):
@@ -165,7 +148,7 @@ async def test_a_stopped_llm_gets_the_user_a_message_failed_turns_and_an_open_se
 ) -> None:
     after_s = 3.0
     policy = LLMUnavailableSpec(after_s=after_s, message=UNAVAILABLE)
-    async with agent_changed(worker_database, llm=through(scripted), llm_unavailable=policy):
+    async with agent_changed(worker_database, AGENT, llm=through(scripted), llm_unavailable=policy):
         await client.join({"purpose": "onboarding", "user_id": "u-llm-down"})
         await client.next_transcript(0)
         await client.say("Hello, I just signed up.")
@@ -216,7 +199,7 @@ async def test_the_fallback_model_answers_before_the_user_is_told_anything(
     primary = ScriptedLLM()  # never started: its port refuses connections
     fallback = LLMSpec(provider="local", model="scripted", base_url=scripted.url)
     llm = through(primary, fallback)
-    async with agent_changed(worker_database, llm=llm, llm_unavailable=LLMUnavailableSpec(after_s=3, message=UNAVAILABLE)):
+    async with agent_changed(worker_database, AGENT, llm=llm, llm_unavailable=LLMUnavailableSpec(after_s=3, message=UNAVAILABLE)):
         await client.join({"purpose": "onboarding", "user_id": "u-fallback-first"})
         await client.next_transcript(0)
         await client.say("Can you help me set up my account?")
@@ -229,7 +212,7 @@ async def test_the_fallback_model_answers_before_the_user_is_told_anything(
 async def test_a_user_who_stays_until_the_idle_timeout_receives_the_summary(
     client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
 ) -> None:
-    async with agent_changed(worker_database, llm=through(scripted), idle_timeout_s=5.0):
+    async with agent_changed(worker_database, AGENT, llm=through(scripted), idle_timeout_s=5.0):
         await client.join({"purpose": "onboarding", "user_id": "u-stays"})
         await client.next_transcript(0)
         await client.say("I want to create my first project.")
