@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin_api.redispatch import RedispatchMetrics
-from agent_configs.writer import WriterObserver
+from agent_configs.writer import CountingObserver
 
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -28,45 +28,25 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.redispatch = RedispatchMetrics(self.registry)
-        self.outbox = OutboxMetrics(self.registry)
+        self.outbox = outbox_metrics(self.registry)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class OutboxMetrics(WriterObserver):
+def outbox_metrics(registry: CollectorRegistry) -> CountingObserver:
     """The admin outbox's writer, counted as the worker counts its records: events that wait
     for MongoDB are webhooks not yet sent, so an operator alerts on the backlog."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._backlog = Gauge(
-            "switchboard_admin_outbox_backlog", "Admin events (agent, routing, webhook tests) waiting for MongoDB.",
-            registry=registry,
-        )
-        self._retries = Counter(
-            "switchboard_admin_outbox_write_retries_total", "Admin event writes retried because MongoDB failed.",
-            registry=registry,
-        )
-        self._spooled = Counter(
-            "switchboard_admin_outbox_spooled_total", "Admin events spooled to disk at shutdown, MongoDB unreachable.",
-            registry=registry,
-        )
-        self._dead_lettered = Counter(
-            "switchboard_admin_outbox_dead_lettered_total", "Admin events MongoDB cannot take, by why.", ["kind"],
-            registry=registry,
-        )
-
-    def backlog(self, records: int) -> None:
-        self._backlog.set(records)
-
-    def retried(self) -> None:
-        self._retries.inc()
-
-    def spooled(self, records: int) -> None:
-        self._spooled.inc(records)
-
-    def dead_lettered(self, kind: str) -> None:
-        self._dead_lettered.labels(kind).inc()
+    return CountingObserver(
+        Gauge("switchboard_admin_outbox_backlog", "Admin events (agent, routing, webhook tests) waiting for MongoDB.",
+              registry=registry),
+        Counter("switchboard_admin_outbox_write_retries_total", "Admin event writes retried because MongoDB failed.",
+                registry=registry),
+        Counter("switchboard_admin_outbox_spooled_total", "Admin events spooled to disk at shutdown, MongoDB unreachable.",
+                registry=registry),
+        Counter("switchboard_admin_outbox_dead_lettered_total", "Admin events MongoDB cannot take, by why.", ["kind"],
+                registry=registry),
+    )
 
 
 class MetricsMiddleware:

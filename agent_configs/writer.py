@@ -357,6 +357,27 @@ class WriterObserver:
     def dead_lettered(self, kind: str) -> None: ...
 
 
+class CountingObserver(WriterObserver):
+    """The hooks counted in four Prometheus metrics the caller owns (the worker's records and
+    the admin API's outbox each have their own names and registry): a gauge for the backlog,
+    counters for retries and spooled records, and one labelled by kind for dead letters."""
+
+    def __init__(self, backlog: Any, retries: Any, spooled: Any, dead_lettered: Any) -> None:
+        self._backlog, self._retries, self._spooled, self._dead_lettered = backlog, retries, spooled, dead_lettered
+
+    def backlog(self, records: int) -> None:
+        self._backlog.set(records)
+
+    def retried(self) -> None:
+        self._retries.inc()
+
+    def spooled(self, records: int) -> None:
+        self._spooled.inc(records)
+
+    def dead_lettered(self, kind: str) -> None:
+        self._dead_lettered.labels(kind).inc()
+
+
 class NoLossWriter:
     """`submit(Record(...))` returns at once; `close()` flushes within a deadline and spools the
     rest; `replay()` writes spooled records back. Only `collections` (and `dead_letters`) are

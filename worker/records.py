@@ -23,7 +23,7 @@ from agent_configs.cloudevents import (
     session_report_data,
 )
 from agent_configs.database import open_client
-from agent_configs.writer import DEAD_LETTERS, NoLossWriter, Record, WriterObserver, ensure_dead_letter_indexes
+from agent_configs.writer import DEAD_LETTERS, CountingObserver, NoLossWriter, Record, ensure_dead_letter_indexes
 from worker import metrics
 
 __all__ = [
@@ -52,20 +52,6 @@ def outbox_record(event: dict[str, Any]) -> Record:
     return Record(OUTBOX, event["_id"], fields)
 
 
-class _WorkerMetrics(WriterObserver):
-    def backlog(self, records: int) -> None:
-        metrics.RECORDS_BUFFERED.set(records)
-
-    def retried(self) -> None:
-        metrics.RECORD_WRITE_RETRIES.inc()
-
-    def spooled(self, records: int) -> None:
-        metrics.RECORDS_SPOOLED.inc(records)
-
-    def dead_lettered(self, kind: str) -> None:
-        metrics.RECORDS_DEAD_LETTERED.labels(kind).inc()
-
-
 class RecordWriter(NoLossWriter):
     """The worker's writer: sessions, turns and session events, counted in the worker's metrics."""
 
@@ -84,7 +70,10 @@ class RecordWriter(NoLossWriter):
             collections=RECORD_COLLECTIONS,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
-            observer=_WorkerMetrics(),
+            observer=CountingObserver(
+                metrics.RECORDS_BUFFERED, metrics.RECORD_WRITE_RETRIES, metrics.RECORDS_SPOOLED,
+                metrics.RECORDS_DEAD_LETTERED,
+            ),
             **options,
         )
 
