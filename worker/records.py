@@ -158,8 +158,9 @@ async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) ->
 
     Stale: active, started before the cutoff, and no beat since (none at all counts: a job
     killed before its first beat, or a start record replayed from a dead worker's spool).
-    The candidates are the active sessions older than the cutoff (index status + started_at;
-    ended ones are never scanned), their beats read in one query.
+    The candidates are the ids of the active sessions older than the cutoff (index status +
+    started_at; ended ones are never scanned, transcripts never read), their beats read in
+    one query; only a stale session's record is read whole.
 
     The event goes first (an insert-only upsert on `<session_id>:aborted`, so two sweeps, or
     one retried, leave one event and never reset its `fanned_out`), then the session is
@@ -169,15 +170,18 @@ async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) ->
     now = datetime.now(UTC)
     cutoff = now - timedelta(seconds=stale_after_s)
     old = {"status": "active", "started_at": {"$lt": cutoff}}
-    candidates = await database[SESSIONS].find(old).to_list(None)
-    beats = {
-        beat["_id"]: beat.get("beat_at")
-        async for beat in database[HEARTBEATS].find({"_id": {"$in": [s["_id"] for s in candidates]}})
-    } if candidates else {}
+    candidates = [s["_id"] for s in await database[SESSIONS].find(old, {"_id": 1}).to_list(None)]
+    beats: dict[Any, Any] = {}
+    if candidates:
+        async for beat in database[HEARTBEATS].find({"_id": {"$in": candidates}}):
+            beats[beat["_id"]] = beat.get("beat_at")
     aborted = 0
-    for session in candidates:
-        beat_at = _utc(beats.get(session["_id"]))
+    for session_id in candidates:
+        beat_at = _utc(beats.get(session_id))
         if beat_at is not None and beat_at >= cutoff:
+            continue
+        session = await database[SESSIONS].find_one({"_id": session_id, "status": "active"})
+        if session is None:  # it ended meanwhile
             continue
         event = await _aborted_event(database, session, now, beat_at)
         fields = {key: value for key, value in event.items() if key != "_id"}

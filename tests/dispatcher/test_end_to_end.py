@@ -27,7 +27,8 @@ from tests.factories import support_definition
 from tests.worker.conftest import (  # noqa: F401
     client, scripted, text_only_agents, wait_for_session_end, worker, worker_database,
 )
-from tests.worker.test_faults import AGENT, agent_changed, through
+from tests.worker.conftest import agent_changed
+from tests.worker.test_faults import AGENT, through
 from tests.worker.test_outbox_events import chat_then_end
 from worker.records import abort_stale_sessions
 
@@ -117,7 +118,7 @@ async def test_every_event_produced_by_the_worker_and_the_admin_api_reaches_a_ve
     receiver.secrets = {"/hook": [subscription["secret"]]}  # the one time the API shows it
     await start_dispatcher()
 
-    async with agent_changed(worker_database, llm=through(scripted)):
+    async with agent_changed(worker_database, AGENT, llm=through(scripted)):
         await chat_then_end(client, "u-e2e", "I just signed up, what now?")
         record = await wait_for_session_end(worker_database, client.room_name)
     session_id = record["session_id"]

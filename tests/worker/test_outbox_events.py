@@ -22,10 +22,10 @@ from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from scripts.setup_agents import seed
-from tests.worker.conftest import launched_workers, wait_for_session_end
+from tests.worker.conftest import agent_changed, launched_workers, wait_for_session_end
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 from tests.worker.test_database_down import OwnFerretDB, in_thread
-from tests.worker.test_faults import AGENT, agent_changed, eventually, new_client, through
+from tests.worker.test_faults import AGENT, eventually, new_client, through
 from worker.records import abort_stale_sessions
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
@@ -63,7 +63,7 @@ async def event(database: AsyncDatabase, event_id: str, timeout: float = 60.0) -
 async def test_a_text_session_puts_started_turn_and_ended_events_with_the_end_of_call_report_in_the_outbox(
     client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
 ) -> None:
-    async with agent_changed(worker_database, llm=through(scripted)):
+    async with agent_changed(worker_database, AGENT, llm=through(scripted)):
         await chat_then_end(client, "u-events", "I just signed up, what now?")
         record = await wait_for_session_end(worker_database, client.room_name)
         session_id = record["session_id"]
