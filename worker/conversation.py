@@ -420,8 +420,14 @@ class Conversation:
             return
         text = (item.text_content or "").strip()
         if not text:
-            return
-        self._remember(Message(item.role, text))  # type: ignore[arg-type]
+            if item.role == "assistant" and self._awaiting_reply_to is not None and not self.agent.generation_called_tools:
+                # The tiny local model can answer "\n" (its grammar allows any non-empty
+                # string): the user saw nothing, so the turn is stored failed, not dropped.
+                self.agent.failed_reply = ReplyFailure("empty_reply", "the model's reply was only whitespace", 1, 0.0)
+            else:
+                return
+        else:
+            self._remember(Message(item.role, text))  # type: ignore[arg-type]
         if item.role == "assistant" and self._awaiting_reply_to is not None and self.agent.generation_called_tools:
             # words said before tools run: the turn's reply is the one after their results
             self._record_transcript()

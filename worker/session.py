@@ -41,7 +41,7 @@ RETRY_PAUSE_S = 1.0
 
 logger = logging.getLogger("switchboard.session")
 
-ReplyFailureKind = Literal["llm_unavailable", "llm_timeout", "llm_error"]
+ReplyFailureKind = Literal["llm_unavailable", "llm_timeout", "llm_error", "empty_reply"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class ReplyFailure:
 
     kind: ReplyFailureKind
     """`llm_unavailable`: no model could be reached (connection refused, every fallback
-    down); `llm_timeout`: a model took too long; `llm_error`: a model answered with an error."""
+    down); `llm_timeout`: a model took too long; `llm_error`: a model answered with an error;
+    `empty_reply`: the model answered, with nothing but whitespace."""
     error: str
     attempts: int
     waited_s: float

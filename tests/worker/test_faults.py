@@ -193,6 +193,30 @@ async def test_a_stopped_llm_gets_the_user_a_message_failed_turns_and_an_open_se
     assert turns[1]["user_text"] == "Are you still there? (1)" and turns[1]["attempts"] >= 2
 
 
+async def test_a_blank_reply_is_a_failed_turn_in_the_room_and_the_record_not_a_dropped_one(
+    client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
+) -> None:
+    """The embedded model once answered "\n" (CI): the user saw nothing and the turn vanished."""
+    async with agent_changed(worker_database, AGENT, llm=through(scripted)):
+        await client.join({"purpose": "onboarding", "user_id": "u-blank"})
+        await client.next_transcript(0)
+        scripted.reply = "\n"
+        await client.say("Hello?")
+        [blank] = await client.wait_for(lambda: client.data.get("agent-turn"), 60, "the agent-turn payload")
+        assert (blank["status"], blank["error_kind"], blank["turn_index"]) == ("failed", "empty_reply", 0)
+        scripted.reply = REPLY
+        await client.say("Still there?")
+        await client.wait_for(lambda: REPLY in client.transcripts, 60, "the next reply")
+        await client.leave()
+        record = await wait_for_session_end(worker_database, client.room_name)
+
+    turns = await worker_database["turns"].find({"session_id": record["session_id"]}).sort("turn_index", 1).to_list(None)
+    assert [(t["status"], t.get("error_kind"), t["user_text"]) for t in turns] == [
+        ("failed", "empty_reply", "Hello?"),
+        ("ok", None, "Still there?"),
+    ]
+
+
 async def test_the_fallback_model_answers_before_the_user_is_told_anything(
     client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
 ) -> None:

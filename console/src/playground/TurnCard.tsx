@@ -11,6 +11,7 @@ const ERROR_KINDS: Record<string, string> = {
   llm_unavailable: "no model reachable",
   llm_timeout: "the model timed out",
   llm_error: "the model answered with an error",
+  empty_reply: "the model's reply was empty",
 };
 
 export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
@@ -49,7 +50,9 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
         <p className="pg-turn-failure">
           {turn.error_kind === "llm_unavailable" || turn.error_kind === "llm_timeout" || turn.error_kind === "llm_error"
             ? `No answer from the model (${ERROR_KINDS[turn.error_kind]}): the user was given the type's llm_unavailable message.`
-            : "The fields could not be filled for this reply (after one retry)."}
+            : turn.error_kind === "empty_reply"
+              ? "The model answered with nothing but whitespace: the user saw an empty reply."
+              : "The fields could not be filled for this reply (after one retry)."}
         </p>
       )}
       <ToolCallList calls={toolCalls} />
