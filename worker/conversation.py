@@ -521,9 +521,9 @@ class Conversation:
         )
 
     def _record_failed_reply(self, turn: _PendingTurn, failure: ReplyFailure) -> None:
-        """No model answered: the user got the `llm_unavailable` message. The turn is stored
-        `failed` with the error kind (no fields to fill: there was no answer), and the room
-        gets an `agent-turn` saying so."""
+        """No model answered (the user got the `llm_unavailable` message), or one answered
+        only whitespace (`empty_reply`). The turn is stored `failed` with the error kind (no
+        fields to fill: there was no answer), and the room gets an `agent-turn` saying so."""
         self._record_exchange(
             turn,
             {
