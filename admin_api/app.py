@@ -23,8 +23,19 @@ from admin_api.console import install_console
 from admin_api.deps import mark_if_match_required
 from admin_api.metrics import ApiMetrics, MetricsMiddleware
 from admin_api.problems import FieldProblem, Problem, install_problem_handlers
-from admin_api.redispatch import RedispatchPolicy, Redispatcher
-from admin_api.routes import agents, dead_letters, events, health, me, models, routing, sessions, tokens, webhooks
+from admin_api.redispatch import Redispatcher, RedispatchPolicy
+from admin_api.routes import (
+    agents,
+    dead_letters,
+    events,
+    health,
+    me,
+    models,
+    routing,
+    sessions,
+    tokens,
+    webhooks,
+)
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
 

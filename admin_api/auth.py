@@ -59,7 +59,9 @@ class Role(StrEnum):
 class Scope(StrEnum):
     TOKEN_ROOM = "token:room"  # POST /token may name `room`
     TOKEN_IDENTITY = "token:identity"  # POST /token may name `identity`
-    TOKEN_AGENT = "token:agent"  # POST /token may pin `agent` (any type, any version: the playground)
+    TOKEN_AGENT = (
+        "token:agent"  # POST /token may pin `agent` (any type, any version: the playground)
+    )
 
 
 SCOPED_ROLES = frozenset({Role.TOKEN})
@@ -68,7 +70,9 @@ SCOPED_ROLES = frozenset({Role.TOKEN})
 
 class KeyNameTaken(Exception):
     def __init__(self, name: str) -> None:
-        super().__init__(f"an active API key named '{name}' already exists; revoke it or pick another name")
+        super().__init__(
+            f"an active API key named '{name}' already exists; revoke it or pick another name"
+        )
 
 
 class KeyNotFound(Exception):
@@ -131,7 +135,10 @@ class KeyRing:
     """Creates, revokes and lists keys, and authenticates bearer tokens against them."""
 
     def __init__(
-        self, database: AsyncDatabase, cache_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        database: AsyncDatabase,
+        cache_ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = database[API_KEYS]
         self._cache_ttl_s = cache_ttl_s
@@ -225,7 +232,9 @@ class KeyRing:
     async def list_keys(self, include_revoked: bool = True) -> list[ApiKey]:
         query: dict[str, Any] = {} if include_revoked else {"revoked_at": None}
         with database_errors():
-            documents = await self._keys.find(query).sort("created_at", ASCENDING).to_list(length=None)
+            documents = (
+                await self._keys.find(query).sort("created_at", ASCENDING).to_list(length=None)
+            )
         return [ApiKey.from_document(d) for d in documents]
 
     async def bootstrap(self, token: str) -> ApiKey | None:

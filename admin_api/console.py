@@ -75,7 +75,9 @@ The API itself works meanwhile: <a href="/openapi.json">/openapi.json</a>.</p>
 """
 
 
-def content_security_policy(livekit_url: str | None, inline_script_hashes: Sequence[str] = ()) -> str:
+def content_security_policy(
+    livekit_url: str | None, inline_script_hashes: Sequence[str] = ()
+) -> str:
     """The CSP of the console's responses: everything from this origin, plus the LiveKit server
     its tokens name. /docs passes no LiveKit URL and the hash of its one inline script."""
     sources = {
@@ -105,12 +107,16 @@ def livekit_sources(livekit_url: str) -> list[str]:
     twins = {"ws": "http", "wss": "https", "http": "ws", "https": "wss"}
     parts = urlsplit(livekit_url)
     if parts.scheme not in twins or not parts.netloc:
-        logger.warning("LiveKit URL %r is not ws(s):// or http(s)://: the console cannot reach it", livekit_url)
+        logger.warning(
+            "LiveKit URL %r is not ws(s):// or http(s)://: the console cannot reach it", livekit_url
+        )
         return []
     hosts = [parts.netloc]
     if (parts.hostname or "").endswith((".livekit.cloud", ".livekit.run")):
         hosts.append("*." + ".".join((parts.hostname or "").split(".")[-2:]))
-    return [f"{scheme}://{host}" for host in hosts for scheme in (parts.scheme, twins[parts.scheme])]
+    return [
+        f"{scheme}://{host}" for host in hosts for scheme in (parts.scheme, twins[parts.scheme])
+    ]
 
 
 def security_headers(csp: str) -> dict[str, str]:
@@ -147,7 +153,9 @@ class ConsoleBuild:
             return None
         return full_path, stat_result
 
-    def response(self, found: tuple[str, os.stat_result], request: Request, headers: dict[str, str]) -> Response:
+    def response(
+        self, found: tuple[str, os.stat_result], request: Request, headers: dict[str, str]
+    ) -> Response:
         """The file, typed by its suffix; a 304 when the client's copy (ETag / date) is current."""
         full_path, stat_result = found
         response = FileResponse(
@@ -174,7 +182,9 @@ def install_console(app: FastAPI, settings: AdminSettings) -> None:
     docs_headers = security_headers(content_security_policy(None, inline_script_hashes(docs_page)))
 
     def not_built() -> Response:
-        return HTMLResponse(NOT_BUILT_PAGE, status_code=503, headers=headers | {"Cache-Control": "no-store"})
+        return HTMLResponse(
+            NOT_BUILT_PAGE, status_code=503, headers=headers | {"Cache-Control": "no-store"}
+        )
 
     # Plain functions: Starlette runs them in its thread pool, so the file lookups never
     # block the event loop.

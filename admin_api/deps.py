@@ -25,7 +25,9 @@ from admin_api.session_records import SessionRecords
 from admin_api.settings import AdminSettings
 from agent_configs.store import ConfigStore
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `python -m admin_api.keys create`.")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key from `python -m admin_api.keys create`."
+)
 
 
 async def get_services(request: Request) -> Services:
@@ -70,7 +72,11 @@ SettingsDep = Annotated[AdminSettings, Depends(get_settings)]
 
 def _unauthenticated(detail: str) -> ProblemError:
     return ProblemError(
-        401, "unauthenticated", "Authentication required", detail, headers={"WWW-Authenticate": "Bearer"}
+        401,
+        "unauthenticated",
+        "Authentication required",
+        detail,
+        headers={"WWW-Authenticate": "Bearer"},
     )
 
 
@@ -123,12 +129,16 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 async def optional_if_match(
-    if_match: Annotated[str | None, Header(description='ETag of the version you read, e.g. "3".')] = None,
+    if_match: Annotated[
+        str | None, Header(description='ETag of the version you read, e.g. "3".')
+    ] = None,
 ) -> int | None:
     return parse_if_match(if_match)
 
 
-REQUIRED_IF_MATCH_DESCRIPTION = 'Required (428 without it): the ETag of the version you read, e.g. "3".'
+REQUIRED_IF_MATCH_DESCRIPTION = (
+    'Required (428 without it): the ETag of the version you read, e.g. "3".'
+)
 
 
 async def required_if_match(

@@ -136,7 +136,9 @@ class EventLog:
         try:
             await self._events.insert_one(document)
         except PyMongoError as exc:
-            logger.error("audit event %s for %s by %s lost: %s", kind, agent_id, actor, type(exc).__name__)
+            logger.error(
+                "audit event %s for %s by %s lost: %s", kind, agent_id, actor, type(exc).__name__
+            )
 
     async def page(
         self,
@@ -162,8 +164,14 @@ class EventLog:
         }
         query = newest_first_query(base, "at", start, end, cursor)
         with database_errors():
-            found = self._events.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1)
+            found = (
+                self._events.find(query)
+                .sort([("at", DESCENDING), ("_id", DESCENDING)])
+                .limit(limit + 1)
+            )
             documents = await found.to_list(length=limit + 1)
         items = [Event.from_document(d) for d in documents[:limit]]
         more = len(documents) > limit
-        return EventPage(items=items, next_cursor=encode_cursor(items[-1].at, items[-1].id) if more else None)
+        return EventPage(
+            items=items, next_cursor=encode_cursor(items[-1].at, items[-1].id) if more else None
+        )

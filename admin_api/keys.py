@@ -35,7 +35,9 @@ console = Console(stderr=True)
 Name = Annotated[str, typer.Option(help="Who or what uses the key, e.g. `frontend`.")]
 Scopes = Annotated[
     list[Scope] | None,
-    typer.Option("--scope", help="Repeatable, token keys only: token:room, token:identity, token:agent."),
+    typer.Option(
+        "--scope", help="Repeatable, token keys only: token:room, token:identity, token:agent."
+    ),
 ]
 T = TypeVar("T")
 Action = Callable[[KeyRing, EventLog], Awaitable[T]]
@@ -69,7 +71,9 @@ def _run(action: Action[T]) -> T:
 
 @app.command()
 def create(
-    name: Name, role: Annotated[Role, typer.Option(help="admin, viewer or token")], scope: Scopes = None
+    name: Name,
+    role: Annotated[Role, typer.Option(help="admin, viewer or token")],
+    scope: Scopes = None,
 ) -> None:
     """Create a key and print it once."""
 

@@ -7,7 +7,14 @@ Each app has its own registry, so several apps in one process (tests) do not col
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from admin_api.redispatch import RedispatchMetrics
@@ -38,14 +45,27 @@ def outbox_metrics(registry: CollectorRegistry) -> CountingObserver:
     """The admin outbox's writer, counted as the worker counts its records: events that wait
     for MongoDB are webhooks not yet sent, so an operator alerts on the backlog."""
     return CountingObserver(
-        Gauge("switchboard_admin_outbox_backlog", "Admin events (agent, routing, webhook tests) waiting for MongoDB.",
-              registry=registry),
-        Counter("switchboard_admin_outbox_write_retries_total", "Admin event writes retried because MongoDB failed.",
-                registry=registry),
-        Counter("switchboard_admin_outbox_spooled_total", "Admin events spooled to disk at shutdown, MongoDB unreachable.",
-                registry=registry),
-        Counter("switchboard_admin_outbox_dead_lettered_total", "Admin events MongoDB cannot take, by why.", ["kind"],
-                registry=registry),
+        Gauge(
+            "switchboard_admin_outbox_backlog",
+            "Admin events (agent, routing, webhook tests) waiting for MongoDB.",
+            registry=registry,
+        ),
+        Counter(
+            "switchboard_admin_outbox_write_retries_total",
+            "Admin event writes retried because MongoDB failed.",
+            registry=registry,
+        ),
+        Counter(
+            "switchboard_admin_outbox_spooled_total",
+            "Admin events spooled to disk at shutdown, MongoDB unreachable.",
+            registry=registry,
+        ),
+        Counter(
+            "switchboard_admin_outbox_dead_lettered_total",
+            "Admin events MongoDB cannot take, by why.",
+            ["kind"],
+            registry=registry,
+        ),
     )
 
 

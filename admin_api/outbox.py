@@ -41,7 +41,9 @@ CLOSE_DEADLINE_S = 5.0
 class AdminOutbox:
     """`agent_changed` / `routing_updated` return at once; `close()` flushes or spools."""
 
-    def __init__(self, database: AsyncDatabase, spool_dir: Path, observer: WriterObserver | None = None) -> None:
+    def __init__(
+        self, database: AsyncDatabase, spool_dir: Path, observer: WriterObserver | None = None
+    ) -> None:
         self._database = database
         self._writer = NoLossWriter(database, spool_dir, collections={OUTBOX}, observer=observer)
 
@@ -64,7 +66,12 @@ class AdminOutbox:
         self._writer.submit(Record(OUTBOX, event["_id"], fields))
 
     def agent_changed(
-        self, kind: EventType, saved: AgentConfig, actor: str, *, restored_version: int | None = None
+        self,
+        kind: EventType,
+        saved: AgentConfig,
+        actor: str,
+        *,
+        restored_version: int | None = None,
     ) -> None:
         """After an agent type's write committed: `saved` is what it produced."""
         data = agent_data(

@@ -100,7 +100,9 @@ def problem_response(
         **extra,
     )
     body = problem.model_dump(mode="json", exclude_none=True)
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
 
 
 # -- field paths ----------------------------------------------------------------------------
@@ -108,7 +110,9 @@ def problem_response(
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
 
-def field_problems(errors: Iterable[Mapping[str, Any]], location: str = "body") -> list[FieldProblem]:
+def field_problems(
+    errors: Iterable[Mapping[str, Any]], location: str = "body"
+) -> list[FieldProblem]:
     """Pydantic errors -> one FieldProblem each, without the submitted input."""
     problems = []
     for error in errors:
@@ -116,7 +120,9 @@ def field_problems(errors: Iterable[Mapping[str, Any]], location: str = "body") 
         where = location
         if loc and loc[0] in _LOCATIONS:
             where, loc = loc[0], loc[1:]
-        problems.append(FieldProblem(field=".".join(loc) or "(body)", message=message, location=where))
+        problems.append(
+            FieldProblem(field=".".join(loc) or "(body)", message=message, location=where)
+        )
     return problems
 
 
@@ -141,7 +147,9 @@ def rules_problems(problems: Iterable[RulesProblem]) -> list[FieldProblem]:
     """`chain[2] (user_attributes) params.rules.0.when` as the dotted `chain.2.params.rules.0.when`."""
     converted = []
     for problem in problems:
-        path = f"chain.{problem.index}.{problem.field}" if problem.index is not None else problem.field
+        path = (
+            f"chain.{problem.index}.{problem.field}" if problem.index is not None else problem.field
+        )
         message = f"{problem.strategy}: {problem.message}" if problem.strategy else problem.message
         converted.append(FieldProblem(field=path, message=message))
     return converted
@@ -184,7 +192,9 @@ async def _on_problem(request: Request, exc: ProblemError) -> JSONResponse:
 
 
 async def _on_request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()]
+    errors = [
+        {k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()
+    ]
     return await _on_problem(request, invalid_request(field_problems(errors)))
 
 
@@ -204,7 +214,9 @@ async def _on_exists(request: Request, exc: AgentAlreadyExists) -> JSONResponse:
     return problem_response(request, 409, "agent-exists", "Agent type already exists", str(exc))
 
 
-async def _on_version_conflict(request: Request, exc: VersionConflict | RulesVersionConflict) -> JSONResponse:
+async def _on_version_conflict(
+    request: Request, exc: VersionConflict | RulesVersionConflict
+) -> JSONResponse:
     return problem_response(
         request,
         412,
@@ -226,7 +238,10 @@ async def _on_config_refused(request: Request, exc: ConfigRefused) -> JSONRespon
 
 async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
     logger.warning(
-        "database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__
+        "database unavailable during %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
     )
     return problem_response(
         request,

@@ -38,7 +38,9 @@ class TokenBuckets:
             if len(self._buckets) >= self._max_keys:
                 self._buckets.clear()  # keys are few; this only bounds memory against misuse
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated_at) * self.rate_per_s)
+        bucket.tokens = min(
+            float(self.burst), bucket.tokens + (now - bucket.updated_at) * self.rate_per_s
+        )
         bucket.updated_at = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0

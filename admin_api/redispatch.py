@@ -73,7 +73,8 @@ class RedispatchMetrics:
             registry=registry,
         )
         self.errors = Counter(
-            "switchboard_admin_redispatch_errors", "Sweeps or rooms that failed (LiveKit unreachable).",
+            "switchboard_admin_redispatch_errors",
+            "Sweeps or rooms that failed (LiveKit unreachable).",
             registry=registry,
         )
 
@@ -128,13 +129,19 @@ class Redispatcher:
         return dispatched
 
     async def _check(self, lk: api.LiveKitAPI, room: api.Room) -> str:
-        dispatches = [d for d in await lk.agent_dispatch.list_dispatch(room.name) if d.agent_name in self._agent_names]
+        dispatches = [
+            d
+            for d in await lk.agent_dispatch.list_dispatch(room.name)
+            if d.agent_name in self._agent_names
+        ]
         if not dispatches:
             return "fine"  # not a room of ours
         if any(d.state.jobs for d in dispatches):
             self._served.add(room.sid)
             return "fine"
-        participants = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
+        participants = (
+            await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
+        ).participants
         if any(p.kind == api.ParticipantInfo.Kind.AGENT for p in participants):
             self._served.add(room.sid)
             return "fine"
@@ -153,13 +160,18 @@ class Redispatcher:
         if not await self._claim(room, attempt):
             return "waiting"
         await lk.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(room=room.name, agent_name=newest.agent_name, metadata=newest.metadata)
+            api.CreateAgentDispatchRequest(
+                room=room.name, agent_name=newest.agent_name, metadata=newest.metadata
+            )
         )
         self._metrics.redispatched.labels(newest.agent_name).inc()
         next_in = self._policy.backoff(attempt + 1)
         logger.info(
             "room %s: user waited %.0fs with no agent, dispatched %s again (attempt %d)",
-            room.name, waited, newest.agent_name, attempt,
+            room.name,
+            waited,
+            newest.agent_name,
+            attempt,
         )
         await self._tell_waiting(lk, room.name, waited, attempt, next_in)
         return "dispatched"
@@ -174,10 +186,14 @@ class Redispatcher:
         except DuplicateKeyError:
             return False  # another admin API replica took this attempt
         except PyMongoError as exc:
-            logger.warning("room %s: attempt %d dispatched without a claim: %s", room.name, attempt, exc)
+            logger.warning(
+                "room %s: attempt %d dispatched without a claim: %s", room.name, attempt, exc
+            )
         return True
 
-    async def _tell_waiting(self, lk: api.LiveKitAPI, room: str, waited: float, attempt: int, next_in: float) -> None:
+    async def _tell_waiting(
+        self, lk: api.LiveKitAPI, room: str, waited: float, attempt: int, next_in: float
+    ) -> None:
         payload: dict[str, Any] = {
             "state": "waiting_for_agent",
             "waited_s": round(waited, 1),
@@ -187,7 +203,10 @@ class Redispatcher:
         try:
             await lk.room.send_data(
                 api.SendDataRequest(
-                    room=room, data=json.dumps(payload).encode(), kind=api.DataPacket.Kind.RELIABLE, topic=WAITING_TOPIC
+                    room=room,
+                    data=json.dumps(payload).encode(),
+                    kind=api.DataPacket.Kind.RELIABLE,
+                    topic=WAITING_TOPIC,
                 )
             )
         except Exception as exc:  # telling is a nicety; the dispatch went out

@@ -12,7 +12,11 @@ from datetime import datetime
 
 from agent_configs.catalog import Catalog
 from agent_configs.egress import EgressPolicy
-from agent_configs.routing.availability import ActiveSessionCounter, AvailabilityCheck, PoolAvailability
+from agent_configs.routing.availability import (
+    ActiveSessionCounter,
+    AvailabilityCheck,
+    PoolAvailability,
+)
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.router import Router, RoutingDecision
 from agent_configs.routing.rules import RoutingRules, RulesSource, StaticRules
@@ -60,7 +64,9 @@ class Resolver:
         source: RulesSource = StaticRules(rules) if rules is not None else self.rules
         availability = PoolAvailability(self._availability, pool) if pool else self._availability
         router = (
-            Router(source, availability) if at is None else Router(source, availability, clock=lambda: at)
+            Router(source, availability)
+            if at is None
+            else Router(source, availability, clock=lambda: at)
         )
         return await router.route(context)
 

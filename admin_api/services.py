@@ -56,7 +56,9 @@ class Services:
     @classmethod
     def open(cls, settings: AdminSettings, metrics: ApiMetrics) -> "Services":
         if not settings.mongo_uri:
-            raise RuntimeError("MONGO_URI is not set: start the local stack with `make dev` or set it")
+            raise RuntimeError(
+                "MONGO_URI is not set: start the local stack with `make dev` or set it"
+            )
         client = open_client(settings.mongo_uri, settings.mongo_timeout_ms)
         database = client[settings.mongo_db]
         store = ConfigStore(database, settings.egress)
@@ -91,7 +93,9 @@ class Services:
             events=EventLog(database),
             outbox=AdminOutbox(database, settings.admin_api_spool_dir, metrics.outbox),
             sessions=SessionRecords(database),
-            token_buckets=TokenBuckets(settings.admin_api_token_rate_per_s, settings.admin_api_token_burst),
+            token_buckets=TokenBuckets(
+                settings.admin_api_token_rate_per_s, settings.admin_api_token_burst
+            ),
             metrics=metrics,
         )
 

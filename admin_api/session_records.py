@@ -120,7 +120,9 @@ class SessionRecords:
         items = [SessionSummary.model_validate(_session_fields(d)) for d in documents[:limit]]
         more = len(documents) > limit
         last = documents[limit - 1] if more else None
-        next_cursor = encode_cursor(last["started_at"], str(last["_id"])) if last is not None else None
+        next_cursor = (
+            encode_cursor(last["started_at"], str(last["_id"])) if last is not None else None
+        )
         return SessionPage(items=items, next_cursor=next_cursor)
 
     async def detail(self, session_id: str) -> SessionDetail | None:

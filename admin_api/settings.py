@@ -19,7 +19,9 @@ SOURCE_CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console" / "dist"
 
 class AdminSettings(Settings):
     admin_api_host: str = Field(default="127.0.0.1", description="Interface uvicorn binds to.")
-    admin_api_port: int = Field(default=8000, ge=0, le=65535, description="Port uvicorn listens on.")
+    admin_api_port: int = Field(
+        default=8000, ge=0, le=65535, description="Port uvicorn listens on."
+    )
     admin_api_bootstrap_key: SecretStr | None = Field(
         default=None,
         description="When no API key exists yet, an admin key named `bootstrap` with this value "
@@ -41,13 +43,19 @@ class AdminSettings(Settings):
     admin_api_public_livekit_url: str | None = Field(
         default=None, description="LiveKit URL handed to frontends; default LIVEKIT_URL."
     )
-    admin_api_token_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="Room token lifetime.")
+    admin_api_token_ttl_s: int = Field(
+        default=3600, ge=60, le=86_400, description="Room token lifetime."
+    )
     admin_api_token_rate_per_s: float = Field(
         default=10.0, gt=0, description="POST /token refill rate per API key (token bucket)."
     )
-    admin_api_token_burst: int = Field(default=30, ge=1, description="POST /token burst per API key.")
+    admin_api_token_burst: int = Field(
+        default=30, ge=1, description="POST /token burst per API key."
+    )
     admin_api_key_cache_ttl_s: float = Field(
-        default=5.0, ge=0, description="How long API keys are cached; a revocation applies after it."
+        default=5.0,
+        ge=0,
+        description="How long API keys are cached; a revocation applies after it.",
     )
     admin_api_config_cache_ttl_s: float = Field(
         default=1.0,
@@ -61,7 +69,9 @@ class AdminSettings(Settings):
         description="The web console's build (index.html, assets/, swagger/), served at /console/ "
         "and behind /docs. Default: the source tree's console/dist, which `make console` builds.",
     )
-    admin_api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Largest request body.")
+    admin_api_max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body."
+    )
     routing_rules_ttl_s: float = Field(
         default=2.0,
         ge=0.0,
@@ -80,11 +90,17 @@ class AdminSettings(Settings):
         description="A room whose user has waited this long with no agent (LiveKit dropped its "
         "dispatch: every worker full, draining or restarting) is dispatched again; 0 = off.",
     )
-    admin_api_redispatch_interval_s: float = Field(default=2.0, gt=0, description="Between re-dispatch sweeps.")
-    admin_api_redispatch_backoff_s: float = Field(
-        default=5.0, gt=0, description="First wait between dispatch attempts for one room; doubled each time."
+    admin_api_redispatch_interval_s: float = Field(
+        default=2.0, gt=0, description="Between re-dispatch sweeps."
     )
-    admin_api_redispatch_backoff_max_s: float = Field(default=60.0, gt=0, description="Longest wait between attempts.")
+    admin_api_redispatch_backoff_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="First wait between dispatch attempts for one room; doubled each time.",
+    )
+    admin_api_redispatch_backoff_max_s: float = Field(
+        default=60.0, gt=0, description="Longest wait between attempts."
+    )
     admin_api_spool_dir: Path = Field(
         default_factory=lambda: Path(tempfile.gettempdir()) / "switchboard-admin-spool",
         description="Where outbox events wait when MongoDB is unreachable at shutdown; written at the next "
@@ -93,7 +109,9 @@ class AdminSettings(Settings):
 
     @property
     def cors_origins(self) -> list[str]:
-        return [origin.strip() for origin in self.admin_api_cors_origins.split(",") if origin.strip()]
+        return [
+            origin.strip() for origin in self.admin_api_cors_origins.split(",") if origin.strip()
+        ]
 
     @property
     def frontend_livekit_url(self) -> str:

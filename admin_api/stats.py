@@ -95,7 +95,10 @@ async def agent_stats(
         start=start,
         end=end,
         sessions=SessionStats(
-            total=sum(by_status.values()), by_status=by_status, ended=ended, average_duration_s=average
+            total=sum(by_status.values()),
+            by_status=by_status,
+            ended=ended,
+            average_duration_s=average,
         ),
         turns=TurnStats(total=sum(turns_by_status.values()), by_status=turns_by_status),
         fields=fields,
@@ -111,12 +114,16 @@ def _window(field: str, start: datetime | None, end: datetime | None) -> dict[st
     return {field: bounds} if bounds else {}
 
 
-async def _aggregate(collection: AsyncCollection, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _aggregate(
+    collection: AsyncCollection, pipeline: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     cursor = await collection.aggregate(pipeline)
     return await cursor.to_list(length=None)
 
 
-async def _counts_by(collection: AsyncCollection, match: dict[str, Any], path: str) -> dict[str, int]:
+async def _counts_by(
+    collection: AsyncCollection, match: dict[str, Any], path: str
+) -> dict[str, int]:
     """How many documents have each value at `path` (a missing value counts as "null")."""
     rows = await _aggregate(
         collection, [{"$match": match}, {"$group": {"_id": f"${path}", "n": {"$sum": 1}}}]
@@ -144,17 +151,23 @@ async def _field_stats(
         numeric = match | {path: {"$type": "number"}}
         count = await _count(turns, numeric)
         mean = await _sum_of(turns, numeric, path) / count if count else None
-        return NumericStats(type="int" if kind == FieldType.INT else "number", mean=mean, count=count)
+        return NumericStats(
+            type="int" if kind == FieldType.INT else "number", mean=mean, count=count
+        )
     counts = await _counts_by(turns, match, path)
     given = sum(n for value, n in counts.items() if value != "null")
     if kind == FieldType.ENUM:
         return DistributionStats(counts=counts, count=given)
     true_count = counts.get("true", 0)
     decided = true_count + counts.get("false", 0)
-    return BoolStats(counts=counts, count=given, true_rate=true_count / decided if decided else None)
+    return BoolStats(
+        counts=counts, count=given, true_rate=true_count / decided if decided else None
+    )
 
 
-async def _average_duration(sessions: AsyncCollection, match: dict[str, Any]) -> tuple[int, float | None]:
+async def _average_duration(
+    sessions: AsyncCollection, match: dict[str, Any]
+) -> tuple[int, float | None]:
     """Ended sessions and their mean length, from the two timestamps (no date math in FerretDB)."""
     query = match | {"ended_at": {"$exists": True}}
     found = sessions.find(query, {"started_at": 1, "ended_at": 1, "_id": 0})

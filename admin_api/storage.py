@@ -34,7 +34,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def newest_first_query(
-    base: dict[str, Any], time_field: str, start: datetime | None, end: datetime | None, cursor: str | None
+    base: dict[str, Any],
+    time_field: str,
+    start: datetime | None,
+    end: datetime | None,
+    cursor: str | None,
 ) -> dict[str, Any]:
     """`base` limited to [start, end) and to items after `cursor` in newest-first order."""
     clauses: list[dict[str, Any]] = [base] if base else []
@@ -47,7 +51,9 @@ def newest_first_query(
         clauses.append({time_field: window})
     if cursor is not None:
         at, record_id = decode_cursor(cursor)
-        clauses.append({"$or": [{time_field: {"$lt": at}}, {time_field: at, "_id": {"$lt": record_id}}]})
+        clauses.append(
+            {"$or": [{time_field: {"$lt": at}}, {time_field: at, "_id": {"$lt": record_id}}]}
+        )
     if not clauses:
         return {}
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -58,7 +64,9 @@ _NUMBER = re.compile(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?")
 
 def _iso_text_only(value: object) -> object:
     """Pydantic would read a bare number as seconds since 1970; the API documents ISO 8601."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
         raise ValueError("use an ISO 8601 date-time, e.g. 2025-01-31T09:00:00Z")
     return value
 

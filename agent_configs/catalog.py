@@ -82,11 +82,15 @@ class Catalog:
         self.offline = False  # serving the snapshot: the database was unreachable at refresh
         self._configs: dict[str, AgentConfig] = {}  # every config read, checked or not
         self._checked: dict[str, AgentConfig] = {}  # current as of the last stamp read
-        self._unknown: OrderedDict[str, None] = OrderedDict()  # absent as of the last stamp read; LRU
+        self._unknown: OrderedDict[str, None] = (
+            OrderedDict()
+        )  # absent as of the last stamp read; LRU
         self._rules: RoutingRules | None = None
         self._rules_checked = False  # self._rules is current as of the last stamp read
         self._rules_lock = asyncio.Lock()
-        self._stamp_lock = asyncio.Lock()  # concurrent requests that find the stamp due read it once
+        self._stamp_lock = (
+            asyncio.Lock()
+        )  # concurrent requests that find the stamp due read it once
         self._seen_stamp: str | None = None
         self._stamp_read_at = float("-inf")
         self._verified_at = float("-inf")  # when everything was last marked for re-checking
@@ -171,13 +175,17 @@ class Catalog:
         except DatabaseUnavailable:
             if self._snapshot is None or self._snapshot.config(agent_id) is None:
                 raise
-            logger.warning("database unreachable: %s served from the last-known good config", agent_id)
+            logger.warning(
+                "database unreachable: %s served from the last-known good config", agent_id
+            )
             return self._config_from_snapshot(agent_id)
         self._checked[agent_id] = config
         return config
 
     def availability(
-        self, active_sessions: ActiveSessionCounter | None = None, egress: EgressPolicy | None = None
+        self,
+        active_sessions: ActiveSessionCounter | None = None,
+        egress: EgressPolicy | None = None,
     ) -> StoreAvailability:
         """What the router asks before accepting a proposal, answered from this catalog."""
         return StoreAvailability(self, active_sessions, egress)
@@ -203,7 +211,11 @@ class Catalog:
             config = cached if cached is not None and cached.version == shared.version else shared
         else:
             version = await self._store.current_version(agent_id)
-            config = cached if cached is not None and cached.version == version else await self._store.get(agent_id)
+            config = (
+                cached
+                if cached is not None and cached.version == version
+                else await self._store.get(agent_id)
+            )
             if self._snapshot is not None:  # labelled with this stamp: current for other jobs too
                 self._snapshot.save_config(config, self._seen_stamp)
         self._configs[agent_id] = config
@@ -217,7 +229,9 @@ class Catalog:
 
     def _config_from_snapshot(self, agent_id: str) -> AgentConfig:
         """A type this process never read is unknown offline: the chain moves on."""
-        config = self._configs.get(agent_id) or (self._snapshot.config(agent_id) if self._snapshot else None)
+        config = self._configs.get(agent_id) or (
+            self._snapshot.config(agent_id) if self._snapshot else None
+        )
         if config is None:
             raise AgentNotFound(agent_id)
         return config
@@ -256,12 +270,19 @@ class Catalog:
             # An unreachable database is tried again at the next call.
             self._rules_checked = isinstance(exc, InvalidRoutingRules)
             if self._rules is not None:
-                logger.warning("routing rules: re-read failed, keeping version %s", self._rules.version, exc_info=True)
+                logger.warning(
+                    "routing rules: re-read failed, keeping version %s",
+                    self._rules.version,
+                    exc_info=True,
+                )
                 return
             self._rules = self._snapshot_rules()
             if self._rules is None:
                 raise
-            logger.warning("routing rules: re-read failed, serving the snapshot's version %s", self._rules.version)
+            logger.warning(
+                "routing rules: re-read failed, serving the snapshot's version %s",
+                self._rules.version,
+            )
             return
         if not _same_saved_rules(fresh, self._rules):
             self._rules = fresh
@@ -312,4 +333,7 @@ def _parsed_rules(document: dict | None) -> RoutingRules | None:  # type: ignore
 
 
 def _same_saved_rules(fresh: RoutingRules, known: RoutingRules | None) -> bool:
-    return known is not None and (fresh.version, fresh.updated_at) == (known.version, known.updated_at)
+    return known is not None and (fresh.version, fresh.updated_at) == (
+        known.version,
+        known.updated_at,
+    )

@@ -41,4 +41,6 @@ class ChangeStamp:
             except DuplicateKeyError:  # two first writers upserted at once: the document exists now
                 await self._changes.update_one({"_id": STAMP_ID}, update)
         except PyMongoError as exc:
-            logger.warning("change stamp not moved (workers see the edit within their cache max age): %s", exc)
+            logger.warning(
+                "change stamp not moved (workers see the edit within their cache max age): %s", exc
+            )

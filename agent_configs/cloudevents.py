@@ -184,7 +184,12 @@ def session_event_id(session_id: str, suffix: str) -> str:
 
 
 def session_event(
-    type: EventType, session_id: str, agent_id: str | None, suffix: str, seq: int, data: dict[str, Any],
+    type: EventType,
+    session_id: str,
+    agent_id: str | None,
+    suffix: str,
+    seq: int,
+    data: dict[str, Any],
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """A worker event of one session: subject and ordering key are the session id."""
@@ -215,15 +220,15 @@ def session_started_data(
 ) -> dict[str, Any]:
     """`session.started`: which agent type (and version) took the room, and why.
 
-        {"session_id": "sess_0a1b2c3d4e5f6a7b", "room": "support-7f3a", "agent_id": "support-agent-v1",
-         "agent_version": 3, "user_id": "u-42", "started_at": "2025-06-01T12:00:00.000Z",
-         "modalities": ["text"],
-         "routing": {"agent_id": "support-agent-v1", "strategy": "purpose", "rules_version": 2,
-                     "decided_at": "2025-06-01T11:59:59.870Z", "warnings": [], "metadata_source": "job",
-                     "trail": [{"strategy": "explicit", "agent_id": null, "outcome": "no_proposal",
-                                "reason": "no agent_id in metadata"},
-                               {"strategy": "purpose", "agent_id": "support-agent-v1",
-                                "outcome": "chosen", "reason": "purpose 'support'"}]}}
+    {"session_id": "sess_0a1b2c3d4e5f6a7b", "room": "support-7f3a", "agent_id": "support-agent-v1",
+     "agent_version": 3, "user_id": "u-42", "started_at": "2025-06-01T12:00:00.000Z",
+     "modalities": ["text"],
+     "routing": {"agent_id": "support-agent-v1", "strategy": "purpose", "rules_version": 2,
+                 "decided_at": "2025-06-01T11:59:59.870Z", "warnings": [], "metadata_source": "job",
+                 "trail": [{"strategy": "explicit", "agent_id": null, "outcome": "no_proposal",
+                            "reason": "no agent_id in metadata"},
+                           {"strategy": "purpose", "agent_id": "support-agent-v1",
+                            "outcome": "chosen", "reason": "purpose 'support'"}]}}
     """
     return {
         "session_id": session_id,
@@ -426,7 +431,13 @@ def agent_data(
         {"agent_id": "support-agent-v1", "name": "Support", "version": 4, "status": "paused",
          "actor": "ops-console"}
     """
-    data: dict[str, Any] = {"agent_id": agent_id, "name": name, "version": version, "status": status, "actor": actor}
+    data: dict[str, Any] = {
+        "agent_id": agent_id,
+        "name": name,
+        "version": version,
+        "status": status,
+        "actor": actor,
+    }
     if restored_version is not None:
         data["restored_version"] = restored_version
     return data
@@ -442,7 +453,12 @@ def routing_data(*, rules_version: int, strategies: list[str], actor: str) -> di
 
 
 def admin_event(
-    type: EventType, subject: str, data: dict[str, Any], *, agent_id: str | None = None, at: datetime | None = None
+    type: EventType,
+    subject: str,
+    data: dict[str, Any],
+    *,
+    agent_id: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     """An admin API event: ordered per agent (`agent:<id>`) or in the routing stream, by the
     write's time in ms."""

@@ -85,8 +85,12 @@ _PROVIDERS: dict[tuple[Kind, str], ProviderDefaults] = {
     ("llm", "local"): ProviderDefaults(None, None),
     ("stt", "local"): ProviderDefaults(None, None),
     ("tts", "local"): ProviderDefaults(None, None),
-    ("stt", "deepgram"): ProviderDefaults("https://api.deepgram.com", "DEEPGRAM_API_KEY", base_url_used=False),
-    ("tts", "deepgram"): ProviderDefaults("https://api.deepgram.com", "DEEPGRAM_API_KEY", base_url_used=False),
+    ("stt", "deepgram"): ProviderDefaults(
+        "https://api.deepgram.com", "DEEPGRAM_API_KEY", base_url_used=False
+    ),
+    ("tts", "deepgram"): ProviderDefaults(
+        "https://api.deepgram.com", "DEEPGRAM_API_KEY", base_url_used=False
+    ),
 }
 
 
@@ -146,14 +150,18 @@ def _host_pattern(value: str) -> str:
     if not pattern:
         raise ValueError("an empty host")
     if "/" in pattern or "@" in pattern:
-        raise ValueError(f"'{value}' is not a host (no scheme, path or credentials: e.g. api.openai.com)")
+        raise ValueError(
+            f"'{value}' is not a host (no scheme, path or credentials: e.g. api.openai.com)"
+        )
     return pattern
 
 
 class EgressPolicy(BaseSettings):
     """The operator's policy (`EGRESS_SECRETS`, `EGRESS_HOSTS`). Construct it once per process."""
 
-    model_config = SettingsConfigDict(env_prefix="EGRESS_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EGRESS_", env_file=".env", extra="ignore", frozen=True
+    )
 
     secrets: dict[EnvVarName, list[str]] = Field(
         default_factory=lambda: {name: list(hosts) for name, hosts in DEFAULT_SECRETS.items()},
@@ -194,17 +202,23 @@ class EgressPolicy(BaseSettings):
             self._check_secret(secret_env, parts.scheme, host, port, field)
         if not any(_host_matches(p, host, port) for p in self.reachable_hosts()):
             raise EgressRefused(
-                field, f"host '{host}' is not allowed by the egress policy (EGRESS_HOSTS / EGRESS_SECRETS)"
+                field,
+                f"host '{host}' is not allowed by the egress policy (EGRESS_HOSTS / EGRESS_SECRETS)",
             )
 
     def _check_secret(self, secret_env: str, scheme: str, host: str, port: int, field: str) -> None:
-        secret_field = field.rsplit(".", 1)[0] + ".api_key_env" if field.endswith(".base_url") else field
+        secret_field = (
+            field.rsplit(".", 1)[0] + ".api_key_env" if field.endswith(".base_url") else field
+        )
         if secret_env.upper().startswith(NEVER_SENDABLE_PREFIXES):
-            raise EgressRefused(secret_field, f"{secret_env} is a Switchboard credential and is never sent anywhere")
+            raise EgressRefused(
+                secret_field, f"{secret_env} is a Switchboard credential and is never sent anywhere"
+            )
         allowed = self.secrets.get(secret_env)
         if allowed is None:
             raise EgressRefused(
-                secret_field, f"{secret_env} is not a key configs may use (the operator lists them in EGRESS_SECRETS)"
+                secret_field,
+                f"{secret_env} is not a key configs may use (the operator lists them in EGRESS_SECRETS)",
             )
         if not any(_host_matches(p, host, port) for p in allowed):
             raise EgressRefused(
@@ -224,7 +238,9 @@ class EgressPolicy(BaseSettings):
         its models' endpoints and keys, then its tools' URLs and header secrets."""
         specs: list[tuple[str, Kind, Any]] = [("llm", "llm", config.llm)]
         specs += [(f"llm.fallback.{i}", "llm", spec) for i, spec in enumerate(config.llm.fallback)]
-        specs += [(name, name, getattr(config, name)) for name in ("stt", "tts") if getattr(config, name)]
+        specs += [
+            (name, name, getattr(config, name)) for name in ("stt", "tts") if getattr(config, name)
+        ]
         problems = []
         for path, kind, spec in specs:
             try:
@@ -237,7 +253,9 @@ class EgressPolicy(BaseSettings):
                 problems.extend(self.tool_problems(tool.url, tool.headers, field=f"tools.{index}"))
         return problems
 
-    def tool_problems(self, url: str, headers: dict[str, HeaderValue], *, field: str) -> list[EgressRefused]:
+    def tool_problems(
+        self, url: str, headers: dict[str, HeaderValue], *, field: str
+    ) -> list[EgressRefused]:
         """A tool's URL (`{placeholders}` and all) as a keyless destination, and each header
         from an env var as that secret going to the URL's host. `field` is the tool's path."""
         try:
@@ -246,7 +264,11 @@ class EgressPolicy(BaseSettings):
             netloc = ""  # `check` below names it as not a valid URL
         if "{" in netloc:
             # The model fills placeholders: one in the host would let it pick where requests go.
-            return [EgressRefused(f"{field}.url", "the host cannot come from a {placeholder}: write it out")]
+            return [
+                EgressRefused(
+                    f"{field}.url", "the host cannot come from a {placeholder}: write it out"
+                )
+            ]
         problems = []
         try:
             self.check(url, field=f"{field}.url")

@@ -57,7 +57,10 @@ def load_config_dir(directory: Path) -> tuple[list[AgentConfig], list[ConfigFile
         elif loaded.agent_id in seen:
             errors.append(
                 ConfigFileError(
-                    path, [f"agent_id: '{loaded.agent_id}' is also defined in {seen[loaded.agent_id].name}"]
+                    path,
+                    [
+                        f"agent_id: '{loaded.agent_id}' is also defined in {seen[loaded.agent_id].name}"
+                    ],
                 )
             )
         else:

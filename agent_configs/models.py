@@ -92,7 +92,9 @@ class LLMSpec(_Spec):
     @classmethod
     def _fallbacks_are_flat(cls, fallback: list["LLMSpec"]) -> list["LLMSpec"]:
         if any(spec.fallback for spec in fallback):
-            raise ValueError("a fallback model cannot have fallbacks of its own; list them all here")
+            raise ValueError(
+                "a fallback model cannot have fallbacks of its own; list them all here"
+            )
         return fallback
 
 
@@ -326,9 +328,13 @@ class AgentConfig(_Spec):
     description: Text = Field(default="", max_length=2000)
     purposes: list[Slug] = Field(default_factory=list, max_length=20)
     status: AgentStatus = AgentStatus.ACTIVE
-    instructions: Annotated[Text, AfterValidator(check_template)] = Field(min_length=20, max_length=50_000)
+    instructions: Annotated[Text, AfterValidator(check_template)] = Field(
+        min_length=20, max_length=50_000
+    )
     """May hold placeholders (`{{user_details.name}}`), filled at session start: agent_configs/templates.py."""
-    greeting: Annotated[Text | None, AfterValidator(check_template)] = Field(default=None, max_length=2000)
+    greeting: Annotated[Text | None, AfterValidator(check_template)] = Field(
+        default=None, max_length=2000
+    )
     modalities: list[Modality] = Field(default_factory=lambda: [Modality.VOICE, Modality.TEXT])
     llm: LLMSpec
     stt: STTSpec | None = None
@@ -402,7 +408,9 @@ def error_field(error: Mapping[str, Any]) -> tuple[list[str], str]:
     path = [
         part
         for i, part in enumerate(parts)
-        if not (i >= 2 and parts[i - 2] == "tools" and parts[i - 1].isdigit() and part in _TOOL_KINDS)
+        if not (
+            i >= 2 and parts[i - 2] == "tools" and parts[i - 1].isdigit() and part in _TOOL_KINDS
+        )
     ]
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") in _NO_TOOL_KIND:

@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent_configs.egress import EgressPolicy
 
-
 # LiveKit's documented `--dev` keys: what a local livekit-server accepts, and public.
 DEV_LIVEKIT_API_KEY = "devkey"
 DEV_LIVEKIT_API_SECRET = "secret"
@@ -32,7 +31,9 @@ class Settings(BaseSettings):
         default=None,
         description="MongoDB connection string. Unset: the local devstack starts FerretDB.",
     )
-    mongo_db: str = Field(default="switchboard", description="Database holding configs and sessions.")
+    mongo_db: str = Field(
+        default="switchboard", description="Database holding configs and sessions."
+    )
     mongo_timeout_ms: int = Field(
         default=3000, ge=100, description="How long to wait for the database before giving up."
     )
@@ -99,11 +100,15 @@ class Settings(BaseSettings):
             name
             for name, is_dev in (
                 ("LIVEKIT_API_KEY", self.livekit_api_key == DEV_LIVEKIT_API_KEY),
-                ("LIVEKIT_API_SECRET", self.livekit_api_secret.get_secret_value() == DEV_LIVEKIT_API_SECRET),
+                (
+                    "LIVEKIT_API_SECRET",
+                    self.livekit_api_secret.get_secret_value() == DEV_LIVEKIT_API_SECRET,
+                ),
                 (
                     "WEBHOOK_ENCRYPTION_KEY",
                     self.webhook_encryption_key is not None
-                    and DEV_WEBHOOK_ENCRYPTION_KEY in self.webhook_encryption_key.get_secret_value().split(","),
+                    and DEV_WEBHOOK_ENCRYPTION_KEY
+                    in self.webhook_encryption_key.get_secret_value().split(","),
                 ),
             )
             if is_dev

@@ -60,7 +60,10 @@ class CatalogSnapshot:
 
     def save_config(self, config: AgentConfig, stamp: str | None = None) -> None:
         """`stamp`: the change stamp read before `config` was (its data is at least that new)."""
-        self._write(self._config_path(config.agent_id), _labelled("config", config.model_dump(mode="json"), stamp))
+        self._write(
+            self._config_path(config.agent_id),
+            _labelled("config", config.model_dump(mode="json"), stamp),
+        )
 
     def save_rules(self, rules_document: dict, stamp: str | None = None) -> None:  # type: ignore[type-arg]
         self._write(self._dir / RULES_FILE, _labelled("rules", rules_document, stamp))
@@ -147,7 +150,9 @@ class CatalogSnapshot:
         try:
             info = path.lstat()
             if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-                logger.warning("catalog snapshot: %s ignored (not a private file of this user)", path.name)
+                logger.warning(
+                    "catalog snapshot: %s ignored (not a private file of this user)", path.name
+                )
                 return None
             with path.open() as file:
                 document = json.load(file)

@@ -57,8 +57,6 @@ class VersionInfo:
     saved_at: datetime
 
 
-
-
 def _to_document(config: AgentConfig) -> dict[str, Any]:
     return config.model_dump(mode="python")
 
@@ -90,9 +88,13 @@ class ConfigStore:
         not stored yet (a seeding dry run of a directory whose files refer to each other)."""
         if self._egress is None:
             self._egress = EgressPolicy()
-        problems = [ConfigProblem(*problem) for problem in tool_problems(config.tools, config.agent_id)]
+        problems = [
+            ConfigProblem(*problem) for problem in tool_problems(config.tools, config.agent_id)
+        ]
         problems += plugin_problems(config.tools)
-        problems += [ConfigProblem(p.field, p.message) for p in self._egress.config_problems(config)]
+        problems += [
+            ConfigProblem(p.field, p.message) for p in self._egress.config_problems(config)
+        ]
         problems += await self._target_problems(config, assume_existing)
         return problems
 
@@ -108,7 +110,9 @@ class ConfigStore:
         if not wanted:
             return []
         with database_errors():
-            cursor = self._configs.find({"agent_id": {"$in": wanted}}, {"agent_id": 1, "status": 1, "_id": 0})
+            cursor = self._configs.find(
+                {"agent_id": {"$in": wanted}}, {"agent_id": 1, "status": 1, "_id": 0}
+            )
             statuses = {d["agent_id"]: d["status"] for d in await cursor.to_list(length=None)}
         problems = []
         for field, target in targets:
@@ -150,7 +154,9 @@ class ConfigStore:
     async def current_version(self, agent_id: str) -> int:
         """Just the version number: a cheap way to tell whether a cached copy is current."""
         with database_errors():
-            document = await self._configs.find_one({"agent_id": agent_id}, {"version": 1, "_id": 0})
+            document = await self._configs.find_one(
+                {"agent_id": agent_id}, {"version": 1, "_id": 0}
+            )
         if document is None:
             raise AgentNotFound(agent_id)
         return int(document["version"])
@@ -191,7 +197,9 @@ class ConfigStore:
         if not documents:
             raise AgentNotFound(agent_id)
         return [
-            VersionInfo(version=d["version"], status=AgentStatus(d["status"]), saved_at=d["saved_at"])
+            VersionInfo(
+                version=d["version"], status=AgentStatus(d["status"]), saved_at=d["saved_at"]
+            )
             for d in documents
         ]
 
@@ -263,7 +271,9 @@ class ConfigStore:
     async def archive(self, agent_id: str, expected_version: int | None = None) -> AgentConfig:
         return await self.set_status(agent_id, AgentStatus.ARCHIVED, expected_version)
 
-    async def rollback(self, agent_id: str, to_version: int, expected_version: int | None = None) -> AgentConfig:
+    async def rollback(
+        self, agent_id: str, to_version: int, expected_version: int | None = None
+    ) -> AgentConfig:
         """Save the definition of `to_version` as a new version; the status stays as it is now.
 
         History is never rewritten: rolling back from v5 to v2 files v6 with v2's definition.
@@ -290,7 +300,9 @@ class ConfigStore:
     async def _roll_forward(self, agent_id: str) -> AgentConfig:
         """Make the current document the newest filed version (after a writer died midway)."""
         with database_errors():
-            newest = await self._versions.find_one({"agent_id": agent_id}, sort=[("version", DESCENDING)])
+            newest = await self._versions.find_one(
+                {"agent_id": agent_id}, sort=[("version", DESCENDING)]
+            )
             current = await self._configs.find_one({"agent_id": agent_id})
         if newest is None:
             raise AgentNotFound(agent_id)

@@ -68,7 +68,9 @@ def check_template(text: str | None) -> str | None:
     unknown = unknown_roots(text)
     if unknown:
         shown = ", ".join(f"{{{{{path}}}}}" for path in unknown)
-        raise ValueError(f"unknown placeholder {shown}: a placeholder starts with one of {', '.join(ROOTS)}")
+        raise ValueError(
+            f"unknown placeholder {shown}: a placeholder starts with one of {', '.join(ROOTS)}"
+        )
     return text
 
 
@@ -89,7 +91,9 @@ def render(text: str, values: Mapping[str, Any]) -> str:
 
 def _placeholder(match: re.Match[str]) -> Placeholder:
     default = match.group("default")
-    return Placeholder(tuple(match.group("path").split(".")), _unquoted(default) if default else None)
+    return Placeholder(
+        tuple(match.group("path").split(".")), _unquoted(default) if default else None
+    )
 
 
 def _unquoted(literal: str) -> str:

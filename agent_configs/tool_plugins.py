@@ -27,14 +27,17 @@ def installed_tool_plugins(group: str = ENTRY_POINT_GROUP) -> set[str]:
 
 def plugin_problems(tools: Sequence[Any], group: str = ENTRY_POINT_GROUP) -> list[ConfigProblem]:
     """`tools.N.plugin` for each plugin tool naming an entry point that is not installed."""
-    wanted = [(index, tool.plugin) for index, tool in enumerate(tools) if isinstance(tool, PluginTool)]
+    wanted = [
+        (index, tool.plugin) for index, tool in enumerate(tools) if isinstance(tool, PluginTool)
+    ]
     if not wanted:
         return []  # reading every distribution's metadata costs a few ms: only when needed
     installed = installed_tool_plugins(group)
     known = ", ".join(sorted(installed)) or "none"
     return [
         ConfigProblem(
-            f"tools.{index}.plugin", f"no tool '{name}' is installed in the {group} entry points (installed: {known})"
+            f"tools.{index}.plugin",
+            f"no tool '{name}' is installed in the {group} entry points (installed: {known})",
         )
         for index, name in wanted
         if name not in installed

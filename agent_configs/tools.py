@@ -21,13 +21,23 @@ from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent_configs.secret_guard import reject_secret_value
 
 Text = Annotated[str, AfterValidator(reject_secret_value)]
 ToolName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
-TargetSlug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")]
+TargetSlug = Annotated[
+    str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+]
 EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")]
 HeaderName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$")]
 
@@ -96,7 +106,9 @@ class HttpTool(_ToolBase):
     """`{name}` placeholders take an argument (URL-encoded) or a session value."""
     headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=20)
     timeout_s: float = Field(default=5.0, gt=0.0, le=30.0)
-    result_pointer: str | None = Field(default=None, pattern=r"^(/([^~/]|~[01])*)*$", max_length=512)
+    result_pointer: str | None = Field(
+        default=None, pattern=r"^(/([^~/]|~[01])*)*$", max_length=512
+    )
     """RFC 6901 JSON pointer into the response: only that part goes back to the model."""
     max_result_chars: int = Field(default=2000, ge=50, le=20_000)
     waiting_message: Text | None = Field(default=None, max_length=300)
@@ -131,7 +143,9 @@ class EndSessionTool(_ToolBase):
     kind: Literal["end_session"] = "end_session"
     name: ToolName = "end_session"
     description: Text = Field(
-        default="End the conversation when the user is done or says goodbye.", min_length=1, max_length=1000
+        default="End the conversation when the user is done or says goodbye.",
+        min_length=1,
+        max_length=1000,
     )
     goodbye: Text | None = Field(default=None, max_length=500)
     """Said before the session ends; without it the model's own last words are the goodbye."""
@@ -173,9 +187,9 @@ class PluginTool(_ToolBase):
     """The entry-point name in the `switchboard.tools` group."""
     description: Text | None = Field(default=None, max_length=1000)  # type: ignore[assignment]
     """Overrides the plugin's own description, when given."""
-    options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Text | int | float | bool] = Field(
-        default_factory=dict, max_length=50
-    )
+    options: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], Text | int | float | bool
+    ] = Field(default_factory=dict, max_length=50)
 
 
 class McpTools(_Spec):
@@ -196,7 +210,6 @@ ToolSpec = Annotated[
 ]
 
 
-
 def tool_problems(tools: list[Any], agent_id: str) -> list[tuple[str, str]]:
     """(field path, message) for what the list as a whole gets wrong: a name used twice, more
     than one transfer or escalation tool, a transfer to the type itself."""
@@ -204,18 +217,30 @@ def tool_problems(tools: list[Any], agent_id: str) -> list[tuple[str, str]]:
     seen: dict[str, int] = {}
     for index, tool in enumerate(tools):
         if tool.name in seen:
-            problems.append((f"tools.{index}.name", f"'{tool.name}' is already the name of tools.{seen[tool.name]}"))
+            problems.append(
+                (
+                    f"tools.{index}.name",
+                    f"'{tool.name}' is already the name of tools.{seen[tool.name]}",
+                )
+            )
         seen.setdefault(tool.name, index)
         if isinstance(tool, TransferToAgentTool):
             for t, target in enumerate(tool.targets):
                 if target == agent_id:
-                    problems.append((f"tools.{index}.targets.{t}", "an agent type cannot transfer to itself"))
+                    problems.append(
+                        (f"tools.{index}.targets.{t}", "an agent type cannot transfer to itself")
+                    )
             if len(set(tool.targets)) != len(tool.targets):
                 problems.append((f"tools.{index}.targets", "each target may be listed once"))
     for kind in (ToolKind.TRANSFER_TO_AGENT, ToolKind.ESCALATE_TO_HUMAN, ToolKind.END_SESSION):
         indexes = [i for i, tool in enumerate(tools) if tool.kind == kind]
         for extra in indexes[1:]:
-            problems.append((f"tools.{extra}.kind", f"one {kind} tool per agent type (tools.{indexes[0]} is one)"))
+            problems.append(
+                (
+                    f"tools.{extra}.kind",
+                    f"one {kind} tool per agent type (tools.{indexes[0]} is one)",
+                )
+            )
     return problems
 
 

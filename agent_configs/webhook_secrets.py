@@ -109,14 +109,20 @@ def decrypt(ciphertext: str, *, key: Key = None) -> str:
 
 def generated_secret(secret: str, *, key: Key = None) -> dict[str, Any]:
     """The stored form of a generated secret (ciphertext and the shown prefix only)."""
-    return {"kind": GENERATED, "ciphertext": encrypt(secret, key=key), "prefix": shown_prefix(secret)}
+    return {
+        "kind": GENERATED,
+        "ciphertext": encrypt(secret, key=key),
+        "prefix": shown_prefix(secret),
+    }
 
 
 def env_secret(env: str) -> dict[str, Any]:
     return {"kind": ENV, "env": env}
 
 
-def check_env_secret(url: str, env: str, *, policy: EgressPolicy, field: str = "secret_env") -> None:
+def check_env_secret(
+    url: str, env: str, *, policy: EgressPolicy, field: str = "secret_env"
+) -> None:
     """Raise EgressRefused (naming `field`) unless the policy lets `env`'s value go to `url`'s host."""
     policy.check(url, env, field=field)
 
@@ -146,7 +152,9 @@ def signing_secrets(
     found = [_plaintext(subscription["secret"], subscription["url"], key, policy, environ)]
     previous = subscription.get("previous_secret")
     if previous and _aware(previous["valid_until"]) > _aware(now):
-        found.append(_plaintext(previous, subscription["url"], key, policy, environ, field="previous_secret"))
+        found.append(
+            _plaintext(previous, subscription["url"], key, policy, environ, field="previous_secret")
+        )
     return found
 
 
@@ -177,7 +185,9 @@ def _check_format(name: str, value: str) -> None:
     try:
         base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
     except (ValueError, binascii.Error):
-        raise SecretUnavailable(f"{name} does not hold a signing secret (whsec_ + base64)") from None
+        raise SecretUnavailable(
+            f"{name} does not hold a signing secret (whsec_ + base64)"
+        ) from None
 
 
 def _aware(at: datetime) -> datetime:

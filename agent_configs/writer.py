@@ -68,7 +68,6 @@ from pymongo.errors import (
     ExecutionTimeout,
     InvalidOperation,
     OperationFailure,
-    PyMongoError,
     WTimeoutError,
 )
 
@@ -119,7 +118,10 @@ def storable(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
     connection ("NaN is not supported"), so it looks like an outage. Unknown types are left
     alone: encoding them fails and the record is dead-lettered, visibly."""
     changes = [0]
-    clean = {(_clean_str(k, changes) if isinstance(k, str) else k): _value(v, 1, changes, False) for k, v in fields.items()}
+    clean = {
+        (_clean_str(k, changes) if isinstance(k, str) else k): _value(v, 1, changes, False)
+        for k, v in fields.items()
+    }
     return clean, changes[0]
 
 
@@ -222,9 +224,13 @@ class Failure:
 
 def classify(exc: BaseException) -> FailureKind:
     """What a failed `update_one` means for the record (see the module docstring)."""
-    if isinstance(exc, DocumentTooLarge | bson.errors.InvalidDocument | OverflowError | UnicodeError):
+    if isinstance(
+        exc, DocumentTooLarge | bson.errors.InvalidDocument | OverflowError | UnicodeError
+    ):
         return FailureKind.UNENCODABLE
-    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | InvalidOperation | TimeoutError):
+    if isinstance(
+        exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | InvalidOperation | TimeoutError
+    ):
         return FailureKind.TRANSIENT
     if isinstance(exc, DuplicateKeyError):  # two upserts of one _id raced: the retry updates
         return FailureKind.TRANSIENT
@@ -363,7 +369,12 @@ class CountingObserver(WriterObserver):
     counters for retries and spooled records, and one labelled by kind for dead letters."""
 
     def __init__(self, backlog: Any, retries: Any, spooled: Any, dead_lettered: Any) -> None:
-        self._backlog, self._retries, self._spooled, self._dead_lettered = backlog, retries, spooled, dead_lettered
+        self._backlog, self._retries, self._spooled, self._dead_lettered = (
+            backlog,
+            retries,
+            spooled,
+            dead_lettered,
+        )
 
     def backlog(self, records: int) -> None:
         self._backlog.set(records)
@@ -510,7 +521,11 @@ class NoLossWriter:
         wait = self._delay if failure.kind is FailureKind.TRANSIENT else self._retry_initial_s
         logger.warning(
             "record %s/%s not written (%s %s), retrying in %.1fs",
-            record.collection, record.record_id, failure.kind, failure.error, wait,
+            record.collection,
+            record.record_id,
+            failure.kind,
+            failure.error,
+            wait,
         )
         await asyncio.sleep(wait)
         if failure.kind is FailureKind.TRANSIENT:
@@ -554,7 +569,9 @@ class NoLossWriter:
         if changed:
             logger.warning(
                 "record %s/%s: %d value(s) MongoDB cannot store were made storable",
-                record.collection, record.record_id, changed,
+                record.collection,
+                record.record_id,
+                changed,
             )
         if size > self._max_document_bytes:
             detail = f"{size} bytes of BSON, more than the {self._max_document_bytes} a document may hold"
@@ -570,12 +587,22 @@ class NoLossWriter:
     # -- dead letters
 
     async def _dead_letter(
-        self, record: Record, failure: Failure, attempts: int, *, letter_id: str | None = None, source: str = "writer"
+        self,
+        record: Record,
+        failure: Failure,
+        attempts: int,
+        *,
+        letter_id: str | None = None,
+        source: str = "writer",
     ) -> None:
         """The whole record to a 0600 file first, then its description into the queue."""
         self._observer.dead_lettered(str(failure.kind))
         if record.collection == self._dead_letters:  # its record is already on disk
-            logger.error("dead letter %s not stored in MongoDB (%s): see its file", record.record_id, failure.detail)
+            logger.error(
+                "dead letter %s not stored in MongoDB (%s): see its file",
+                record.record_id,
+                failure.detail,
+            )
             return
         letter_id = letter_id or f"dl_{uuid.uuid4().hex}"
         at = dt.datetime.now(dt.UTC)
@@ -614,7 +641,12 @@ class NoLossWriter:
         self._enqueue(Record(self._dead_letters, letter_id, letter))
         logger.error(
             "record %s/%s dead-lettered as %s after %d tries (%s: %s); whole record in %s",
-            record.collection, record.record_id, letter_id, attempts, failure.error, failure.detail,
+            record.collection,
+            record.record_id,
+            letter_id,
+            attempts,
+            failure.error,
+            failure.detail,
             file_name or "MongoDB only",
         )
 
@@ -634,7 +666,8 @@ class NoLossWriter:
                 lines.append(record.to_json() + "\n")
             except Exception:  # its JSON fails: keep it as text in a dead-letter file instead
                 lines.append(
-                    Record(record.collection, record.record_id, _reprs(record.fields)).to_json() + "\n"
+                    Record(record.collection, record.record_id, _reprs(record.fields)).to_json()
+                    + "\n"
                 )
         stem = f"records-{uuid.uuid4().hex}"
         temporary = directory / f"{stem}.partial-{os.getpid()}"
@@ -643,7 +676,9 @@ class NoLossWriter:
             _write_private(temporary, "".join(lines))
             os.replace(temporary, path)  # a reader never sees half a file
         except OSError as exc:
-            logger.critical("%d records could not be spooled to %s: %s", len(records), directory, exc)
+            logger.critical(
+                "%d records could not be spooled to %s: %s", len(records), directory, exc
+            )
             return None
         self._observer.spooled(len(records))
         logger.error("MongoDB unreachable at exit: %d records spooled to %s", len(records), path)
@@ -714,14 +749,22 @@ class NoLossWriter:
                 if failure.kind is FailureKind.TRANSIENT and not await self._database_answers():
                     claimed.rename(original)  # the database is away: the next start tries again
                     return None
-                limit = self._rejected_tries if failure.kind is FailureKind.REJECTED else self._probe_after
+                limit = (
+                    self._rejected_tries
+                    if failure.kind is FailureKind.REJECTED
+                    else self._probe_after
+                )
                 if tries >= limit:
                     break
                 await asyncio.sleep(self._retry_initial_s)
                 failure, tries = await self._attempt(record), tries + 1
             if failure is not None:
-                letter_id = "dl_" + hashlib.sha256(f"{original.name}:{number}".encode()).hexdigest()[:32]
-                await self._dead_letter(record, failure, tries, letter_id=letter_id, source="replay")
+                letter_id = (
+                    "dl_" + hashlib.sha256(f"{original.name}:{number}".encode()).hexdigest()[:32]
+                )
+                await self._dead_letter(
+                    record, failure, tries, letter_id=letter_id, source="replay"
+                )
             else:
                 written += 1
         if problem is None and not bad:
@@ -729,8 +772,10 @@ class NoLossWriter:
             return written
         quarantined = claimed.with_name(f"quarantine-{original.name}")
         claimed.rename(quarantined)
-        reason = problem or f"{len(bad)} line(s) are not records of {sorted(self._collections)}: " + "; ".join(
-            f"line {number}: {why}" for number, why, _ in bad[:5]
+        reason = (
+            problem
+            or f"{len(bad)} line(s) are not records of {sorted(self._collections)}: "
+            + "; ".join(f"line {number}: {why}" for number, why, _ in bad[:5])
         )
         preview = bad[0][2].decode("utf-8", "replace") if bad else ""
         letter_id = "dl_" + hashlib.sha256(f"quarantine:{original.name}".encode()).hexdigest()[:32]
@@ -755,7 +800,9 @@ class NoLossWriter:
                 },
             )
         )
-        logger.error("spool file %s quarantined as %s: %s", original.name, quarantined.name, reason[:300])
+        logger.error(
+            "spool file %s quarantined as %s: %s", original.name, quarantined.name, reason[:300]
+        )
         return written
 
     def _parse_line(self, raw: bytes) -> tuple[Record | None, str]:
@@ -765,7 +812,11 @@ class NoLossWriter:
             return None, f"not JSON ({type(exc).__name__})"
         if not isinstance(data, dict):
             return None, "not an object"
-        collection, record_id, fields = data.get("collection"), data.get("record_id"), data.get("fields")
+        collection, record_id, fields = (
+            data.get("collection"),
+            data.get("record_id"),
+            data.get("fields"),
+        )
         if collection not in self._collections:
             return None, f"collection {str(collection)[:64]!r} is not one this writer writes"
         if not isinstance(record_id, str) or not isinstance(fields, dict):
@@ -793,7 +844,9 @@ def _recover_orphans(directory: Path) -> None:
                 age = now - os.lstat(path).st_ctime
             except OSError:
                 continue
-            owner_alive = _pid_alive(pid) and not (pid == os.getpid() and suffix.startswith("replaying-"))
+            owner_alive = _pid_alive(pid) and not (
+                pid == os.getpid() and suffix.startswith("replaying-")
+            )
             if owner_alive and age < ORPHAN_AFTER_S:
                 continue
         elif suffix == "partial":  # written before the pid was in the name
@@ -813,6 +866,8 @@ def _recover_orphans(directory: Path) -> None:
             logger.error("spool file %s not recovered: %s", name, exc)
 
 
-async def ensure_dead_letter_indexes(database: AsyncDatabase, collection: str = DEAD_LETTERS) -> None:
+async def ensure_dead_letter_indexes(
+    database: AsyncDatabase, collection: str = DEAD_LETTERS
+) -> None:
     """The admin API lists dead letters newest first."""
     await database[collection].create_index([("at", -1), ("_id", -1)])

@@ -51,7 +51,13 @@ from devstack.services import reserve_port  # noqa: E402
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 CONFIG_PATH = "/api/v1/agents/support-agent-v1"
 TOKEN_BODY = json.dumps(
-    {"metadata": {"purpose": "support", "user_id": "bench-user", "user_details": {"tier": "premium"}}}
+    {
+        "metadata": {
+            "purpose": "support",
+            "user_id": "bench-user",
+            "user_details": {"tier": "premium"},
+        }
+    }
 ).encode()
 WARMUP_REQUESTS = 300
 now = time.perf_counter  # not loop.time(): uvloop's clock has millisecond resolution
@@ -122,7 +128,9 @@ async def warm_up(port: int, request: bytes) -> None:
     connection.close()
 
 
-async def open_loop(port: int, request: bytes, rate: float, seconds: float, connections: int = 64) -> Result:
+async def open_loop(
+    port: int, request: bytes, rate: float, seconds: float, connections: int = 64
+) -> Result:
     """Requests at fixed intervals on a pool of connections; latency from the scheduled time."""
     await warm_up(port, request)
     idle: asyncio.Queue[Connection] = asyncio.Queue()
@@ -186,7 +194,9 @@ async def closed_loop(port: int, request: bytes, concurrency: int, seconds: floa
 
 
 @contextmanager
-def admin_api_server(endpoints: Endpoints, database: str, extra_env: dict[str, str]) -> Iterator[int]:
+def admin_api_server(
+    endpoints: Endpoints, database: str, extra_env: dict[str, str]
+) -> Iterator[int]:
     port = reserve_port(0, "admin API", "ADMIN_API_PORT")
     env = (
         os.environ
@@ -234,7 +244,11 @@ def wait_until_ready(port: int, process: subprocess.Popen[bytes], timeout_s: flo
 def seed(endpoints: Endpoints, database: str) -> None:
     env = os.environ | endpoints.as_env() | {"MONGO_DB": database}
     subprocess.run(
-        [sys.executable, "scripts/setup_agents.py"], cwd=REPO_ROOT, env=env, check=True, capture_output=True
+        [sys.executable, "scripts/setup_agents.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -272,7 +286,16 @@ async def measure_all(endpoints: Endpoints, args: argparse.Namespace) -> None:
     table = Table(
         title=f"Admin API on loopback (1 uvicorn process; {server_stack()}; {os.cpu_count()} CPUs shared)"
     )
-    for column in ("scenario", "requests", "errors", "per s", "p50 ms", "p99 ms", "max ms", "target"):
+    for column in (
+        "scenario",
+        "requests",
+        "errors",
+        "per s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "target",
+    ):
         table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
     try:
         with admin_api_server(endpoints, database, {}) as port:
@@ -280,7 +303,9 @@ async def measure_all(endpoints: Endpoints, args: argparse.Namespace) -> None:
                 port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", args.rate, args.seconds
             )
             row(table, f"GET /healthz, {args.rate:g}/s (harness floor)", baseline, "info", True)
-            reads = await open_loop(port, request_bytes("GET", CONFIG_PATH), args.rate, args.seconds)
+            reads = await open_loop(
+                port, request_bytes("GET", CONFIG_PATH), args.rate, args.seconds
+            )
             row(
                 table,
                 f"GET config, {args.rate:g}/s open loop",
@@ -289,9 +314,18 @@ async def measure_all(endpoints: Endpoints, args: argparse.Namespace) -> None:
                 reads.percentile_ms(0.99) <= 5,
             )
             mints = await closed_loop(
-                port, request_bytes("POST", "/api/v1/token", TOKEN_BODY), args.concurrency, args.seconds
+                port,
+                request_bytes("POST", "/api/v1/token", TOKEN_BODY),
+                args.concurrency,
+                args.seconds,
             )
-            row(table, f"POST /token x{args.concurrency}", mints, ">= 1000/s", mints.per_second >= 1000)
+            row(
+                table,
+                f"POST /token x{args.concurrency}",
+                mints,
+                ">= 1000/s",
+                mints.per_second >= 1000,
+            )
         uncached = {"ADMIN_API_CONFIG_CACHE_TTL_S": "0"}
         with admin_api_server(endpoints, database, uncached) as port:
             direct = await open_loop(
@@ -301,7 +335,10 @@ async def measure_all(endpoints: Endpoints, args: argparse.Namespace) -> None:
         pools = {"ADMIN_API_AGENT_NAMES": json.dumps({"sales-agent-v1": "switchboard-sales"})}
         with admin_api_server(endpoints, database, pools) as port:
             routed = await closed_loop(
-                port, request_bytes("POST", "/api/v1/token", TOKEN_BODY), args.concurrency, args.seconds
+                port,
+                request_bytes("POST", "/api/v1/token", TOKEN_BODY),
+                args.concurrency,
+                args.seconds,
             )
             row(table, f"POST /token x{args.concurrency}, pools", routed, "info", True)
     finally:
@@ -310,23 +347,34 @@ async def measure_all(endpoints: Endpoints, args: argparse.Namespace) -> None:
         client.close()
     console.print(table)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    console.print(f"load average after the run (1, 5, 15 min): {load}; other work on the machine skews p99.")
+    console.print(
+        f"load average after the run (1, 5, 15 min): {load}; other work on the machine skews p99."
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=500.0, help="config reads per second (open loop)")
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="config reads per second (open loop)"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measurement")
     parser.add_argument(
-        "--uncached-rate", type=float, default=200.0, help="config reads per second with the read cache off"
+        "--uncached-rate",
+        type=float,
+        default=200.0,
+        help="config reads per second with the read cache off",
     )
-    parser.add_argument("--concurrency", type=int, default=16, help="connections for the token mints")
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="connections for the token mints"
+    )
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as run_dir,
         Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints,
     ):
-        run = uvloop.run if uvloop is not None else asyncio.run  # a cheaper client loop when present
+        run = (
+            uvloop.run if uvloop is not None else asyncio.run
+        )  # a cheaper client loop when present
         run(measure_all(endpoints, args))
 
 

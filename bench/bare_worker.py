@@ -29,8 +29,12 @@ from livekit.plugins import openai
 
 logger = logging.getLogger("bench.bare_worker")
 
-GREETING = os.environ.get("BARE_GREETING", "Hi, you're through to support. What can I help you with today?")
-INSTRUCTIONS = os.environ.get("BARE_INSTRUCTIONS", "You are a helpful support agent. Keep replies short.")
+GREETING = os.environ.get(
+    "BARE_GREETING", "Hi, you're through to support. What can I help you with today?"
+)
+INSTRUCTIONS = os.environ.get(
+    "BARE_INSTRUCTIONS", "You are a helpful support agent. Keep replies short."
+)
 MODEL = os.environ.get("BARE_LLM_MODEL", "smollm2-135m-instruct")
 TEMPERATURE = float(os.environ.get("BARE_TEMPERATURE", "0.4"))
 MAX_TOKENS = int(os.environ.get("BARE_MAX_TOKENS", "256"))
@@ -55,7 +59,9 @@ async def entrypoint(ctx: JobContext) -> None:
     # with 3 retries times queued replies out and re-queues them until they are dropped.
     session = AgentSession(
         turn_handling={"turn_detection": "manual"},
-        conn_options=SessionConnectOptions(llm_conn_options=APIConnectOptions(timeout=60.0, max_retry=1)),
+        conn_options=SessionConnectOptions(
+            llm_conn_options=APIConnectOptions(timeout=60.0, max_retry=1)
+        ),
     )
     session.on("close", lambda _: ctx.shutdown("session closed"))
     agent = Agent(
@@ -91,6 +97,6 @@ if __name__ == "__main__":
     from livekit.agents import cli
 
     # Job processes import the entrypoint by module name: run the server from `bench.bare_worker`.
-    from bench import bare_worker  # noqa: PLW0406
+    from bench import bare_worker
 
     cli.run_app(bare_worker.create_server())

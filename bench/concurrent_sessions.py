@@ -98,8 +98,11 @@ async def one_session(
         except TimeoutError:
             pass
         await asyncio.sleep(delay_s)
-    metadata: dict[str, Any] = {"purpose": "support", "user_id": f"bench-c{size}-{kind}-{index}",
-                                "user_details": {"tier": "free"}}
+    metadata: dict[str, Any] = {
+        "purpose": "support",
+        "user_id": f"bench-c{size}-{kind}-{index}",
+        "user_details": {"tier": "free"},
+    }
     if kind == SAME_WORK:
         metadata["agent_id"] = SAME_WORK_AGENT
     client = stack.client(PHASE_WORKER[kind], metadata, identity=f"bench-user-{index}")
@@ -111,15 +114,23 @@ async def one_session(
             lead.set()
         assert client.join_started_at is not None
         result["greeting_s"] = greeting.done_at - client.join_started_at
-        for message in (FIRST_MESSAGES[index % len(FIRST_MESSAGES)], SECOND_MESSAGES[index % len(SECOND_MESSAGES)]):
+        for message in (
+            FIRST_MESSAGES[index % len(FIRST_MESSAGES)],
+            SECOND_MESSAGES[index % len(SECOND_MESSAGES)],
+        ):
             first_byte, whole = await client.chat(message, REPLY_TIMEOUT_S)
-            result["replies"].append({"first_byte_s": first_byte, "whole_s": whole,
-                                      "chars": len(client.transcripts[-1].text)})
+            result["replies"].append(
+                {
+                    "first_byte_s": first_byte,
+                    "whole_s": whole,
+                    "chars": len(client.transcripts[-1].text),
+                }
+            )
         result["ok"] = True
     except asyncio.CancelledError:
         result["error"] = "cancelled at the phase deadline"
         raise
-    except Exception as exc:  # noqa: BLE001 - a failed session is a data point, not a crash
+    except Exception as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         if index == 0:
@@ -129,7 +140,9 @@ async def one_session(
     return result
 
 
-async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, phase_timeout_s: float) -> dict[str, Any]:
+async def run_phase(
+    stack: BenchStack, kind: str, size: int, stagger_s: float, phase_timeout_s: float
+) -> dict[str, Any]:
     worker = stack.workers[PHASE_WORKER[kind]]
     quiet_before = await asyncio.to_thread(stack.wait_quiet, QUIET_TIMEOUT_S, 2.0)
     baseline_samples = []
@@ -145,13 +158,18 @@ async def run_phase(stack: BenchStack, kind: str, size: int, stagger_s: float, p
     cpu_before = CpuSnapshot.take()
     started = time.time()
     lead = asyncio.Event()
-    tasks = [asyncio.create_task(one_session(stack, kind, size, i, i * stagger_s, lead)) for i in range(size)]
+    tasks = [
+        asyncio.create_task(one_session(stack, kind, size, i, i * stagger_s, lead))
+        for i in range(size)
+    ]
     done, pending = await asyncio.wait(tasks, timeout=phase_timeout_s)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     sessions = [t.result() for t in done if not t.cancelled() and t.exception() is None]
-    sessions += [{"index": -1, "ok": False, "error": "cancelled at the phase deadline", "replies": []}] * len(pending)
+    sessions += [
+        {"index": -1, "ok": False, "error": "cancelled at the phase deadline", "replies": []}
+    ] * len(pending)
     clients_done = time.time()
     quiet_after = await asyncio.to_thread(stack.wait_quiet, QUIET_TIMEOUT_S, 0.5)
     drained = time.time()
@@ -215,26 +233,57 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
     for p in phases:
         m = p["memory"]
         tokens = p["llm_tokens"]
-        rows.append([
-            f"{p['kind']} x{p['size']}", f"{p['ok']}/{p['size']}", fmt(p["wall_s"], digits=1), fmt(p["drain_s"], digits=1),
-            fmt(p["sessions_per_min"], digits=1), fmt(p["reply_ms"]["p50"], digits=0), fmt(p["reply_ms"]["p95"], digits=0),
-            fmt(p["reply_first_byte_ms"]["p50"], digits=0), fmt(p["greeting_ms"]["p50"], digits=0),
-            fmt(p["greeting_ms"]["p95"], digits=0),
-            f"{tokens.get('prompt_tokens_total', 0):.0f}/{tokens.get('tokens_predicted_total', 0):.0f}",
-            f"{p['llm_requests'] / p['size']:.1f}", fmt(p["worker_cpu_s_per_session"], digits=2),
-            fmt(m["per_session_rss_mb"], digits=1), fmt(m["per_session_pss_mb"], digits=1),
-            str(m["peak_processes"]), fmt(p["cores_used_by_others"], digits=2),
-        ])
+        rows.append(
+            [
+                f"{p['kind']} x{p['size']}",
+                f"{p['ok']}/{p['size']}",
+                fmt(p["wall_s"], digits=1),
+                fmt(p["drain_s"], digits=1),
+                fmt(p["sessions_per_min"], digits=1),
+                fmt(p["reply_ms"]["p50"], digits=0),
+                fmt(p["reply_ms"]["p95"], digits=0),
+                fmt(p["reply_first_byte_ms"]["p50"], digits=0),
+                fmt(p["greeting_ms"]["p50"], digits=0),
+                fmt(p["greeting_ms"]["p95"], digits=0),
+                f"{tokens.get('prompt_tokens_total', 0):.0f}/{tokens.get('tokens_predicted_total', 0):.0f}",
+                f"{p['llm_requests'] / p['size']:.1f}",
+                fmt(p["worker_cpu_s_per_session"], digits=2),
+                fmt(m["per_session_rss_mb"], digits=1),
+                fmt(m["per_session_pss_mb"], digits=1),
+                str(m["peak_processes"]),
+                fmt(p["cores_used_by_others"], digits=2),
+            ]
+        )
     print_table(
         "concurrent text sessions (greeting + 2 replies each); ms unless noted",
-        ["phase", "ok", "wall s", "drain s", "sess/min", "reply p50", "reply p95", "1st byte p50",
-         "greet p50", "greet p95", "LLM tok in/out", "LLM req/sess", "CPU s/sess", "MB/sess RSS", "MB/sess PSS",
-         "procs", "others' cores"],
+        [
+            "phase",
+            "ok",
+            "wall s",
+            "drain s",
+            "sess/min",
+            "reply p50",
+            "reply p95",
+            "1st byte p50",
+            "greet p50",
+            "greet p95",
+            "LLM tok in/out",
+            "LLM req/sess",
+            "CPU s/sess",
+            "MB/sess RSS",
+            "MB/sess PSS",
+            "procs",
+            "others' cores",
+        ],
         rows,
     )
     ratios: dict[str, Any] = {}
     ratio_rows = []
-    pairs = [(size, kind) for size in sorted({p["size"] for p in phases}) for kind in ("switchboard", SAME_WORK)]
+    pairs = [
+        (size, kind)
+        for size in sorted({p["size"] for p in phases})
+        for kind in ("switchboard", SAME_WORK)
+    ]
     for size, kind in pairs:
         sb = next((p for p in phases if p["size"] == size and p["kind"] == kind), None)
         bare = next((p for p in phases if p["size"] == size and p["kind"] == "bare"), None)
@@ -246,23 +295,59 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
             "reply_p50": ratio(sb["reply_ms"]["p50"], bare["reply_ms"]["p50"]),
             "reply_p95": ratio(sb["reply_ms"]["p95"], bare["reply_ms"]["p95"]),
             "greeting_p50": ratio(sb["greeting_ms"]["p50"], bare["greeting_ms"]["p50"]),
-            "memory_rss": ratio(sb["memory"]["per_session_rss_mb"], bare["memory"]["per_session_rss_mb"]),
-            "memory_pss": ratio(sb["memory"]["per_session_pss_mb"], bare["memory"]["per_session_pss_mb"]),
-            "llm_prompt_tokens": ratio(sb["llm_tokens"].get("prompt_tokens_total"), bare["llm_tokens"].get("prompt_tokens_total")),
-            "llm_generated_tokens": ratio(sb["llm_tokens"].get("tokens_predicted_total"),
-                                          bare["llm_tokens"].get("tokens_predicted_total")),
+            "memory_rss": ratio(
+                sb["memory"]["per_session_rss_mb"], bare["memory"]["per_session_rss_mb"]
+            ),
+            "memory_pss": ratio(
+                sb["memory"]["per_session_pss_mb"], bare["memory"]["per_session_pss_mb"]
+            ),
+            "llm_prompt_tokens": ratio(
+                sb["llm_tokens"].get("prompt_tokens_total"),
+                bare["llm_tokens"].get("prompt_tokens_total"),
+            ),
+            "llm_generated_tokens": ratio(
+                sb["llm_tokens"].get("tokens_predicted_total"),
+                bare["llm_tokens"].get("tokens_predicted_total"),
+            ),
             "llm_requests": ratio(sb["llm_requests"], bare["llm_requests"]),
             "worker_cpu": ratio(sb["worker_cpu_s_per_session"], bare["worker_cpu_s_per_session"]),
         }
         ratios[f"{size} {kind}"] = r
-        ratio_rows.append([f"{size} {kind}"] + [fmt(r[k], "x", 2) for k in
-                                         ("throughput", "success_rate", "reply_p50", "reply_p95", "greeting_p50",
-                                          "memory_rss", "memory_pss", "llm_prompt_tokens", "llm_generated_tokens",
-                                          "llm_requests", "worker_cpu")])
+        ratio_rows.append(
+            [f"{size} {kind}"]
+            + [
+                fmt(r[k], "x", 2)
+                for k in (
+                    "throughput",
+                    "success_rate",
+                    "reply_p50",
+                    "reply_p95",
+                    "greeting_p50",
+                    "memory_rss",
+                    "memory_pss",
+                    "llm_prompt_tokens",
+                    "llm_generated_tokens",
+                    "llm_requests",
+                    "worker_cpu",
+                )
+            ]
+        )
     print_table(
         "Switchboard / bare (targets: throughput >= 0.95x, memory <= 1.10x)",
-        ["sessions, system", "throughput", "success", "reply p50", "reply p95", "greet p50", "mem RSS", "mem PSS",
-         "LLM tok in", "LLM tok out", "LLM req", "worker CPU"],
+        [
+            "sessions, system",
+            "throughput",
+            "success",
+            "reply p50",
+            "reply p95",
+            "greet p50",
+            "mem RSS",
+            "mem PSS",
+            "LLM tok in",
+            "LLM tok out",
+            "LLM req",
+            "worker CPU",
+        ],
         ratio_rows,
     )
     idle_rows = []
@@ -274,24 +359,36 @@ def print_report(phases: list[dict[str, Any]]) -> dict[str, Any]:
         for process in phase["memory"]["idle_processes"]:
             by_role.setdefault(process["role"], []).append(process["pss_mb"])
         for role, values in sorted(by_role.items()):
-            idle_rows.append([kind, role, str(len(values)), fmt(statistics.median(values), digits=1)])
-    print_table("idle worker tree before the first phase (PSS MB per process)", ["worker", "role", "n", "PSS p50"],
-                idle_rows)
+            idle_rows.append(
+                [kind, role, str(len(values)), fmt(statistics.median(values), digits=1)]
+            )
+    print_table(
+        "idle worker tree before the first phase (PSS MB per process)",
+        ["worker", "role", "n", "PSS p50"],
+        idle_rows,
+    )
     for p in phases:
         if p["errors"]:
             print(f"  {p['kind']} x{p['size']} failures: {p['errors']}")
     return ratios
 
 
-async def run(stack: BenchStack, sizes: list[int], stagger_s: float, phase_timeout_s: float) -> list[dict[str, Any]]:
+async def run(
+    stack: BenchStack, sizes: list[int], stagger_s: float, phase_timeout_s: float
+) -> list[dict[str, Any]]:
     phases = []
     for n, size in enumerate(sizes):
-        order = ("switchboard", "bare", SAME_WORK) if n % 2 == 0 else (SAME_WORK, "bare", "switchboard")
+        order = (
+            ("switchboard", "bare", SAME_WORK) if n % 2 == 0 else (SAME_WORK, "bare", "switchboard")
+        )
         for kind in order:
             print(f"phase: {kind} x{size} ...", flush=True)
             phase = await run_phase(stack, kind, size, stagger_s, phase_timeout_s)
-            print(f"  {phase['ok']}/{size} ok in {phase['wall_s']:.1f}s (drained {phase['drain_s']:.1f}s), "
-                  f"reply p50 {fmt(phase['reply_ms']['p50'], digits=0)} ms", flush=True)
+            print(
+                f"  {phase['ok']}/{size} ok in {phase['wall_s']:.1f}s (drained {phase['drain_s']:.1f}s), "
+                f"reply p50 {fmt(phase['reply_ms']['p50'], digits=0)} ms",
+                flush=True,
+            )
             phases.append(phase)
     return phases
 
@@ -303,27 +400,44 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="sampling for both systems")
     parser.add_argument("--stagger-ms", type=float, default=20.0, help="gap between session starts")
     parser.add_argument("--phase-timeout", type=float, default=240.0, help="hard cap per phase (s)")
-    parser.add_argument("--no-llm-calls", action="store_true", help="skip timing single LLM calls first")
+    parser.add_argument(
+        "--no-llm-calls", action="store_true", help="skip timing single LLM calls first"
+    )
     args = parser.parse_args()
     info = machine_info()
     started = time.monotonic()
     overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens}
-    with LoadWatch() as load, BenchStack(max_sessions=max(args.sizes) + 16, llm_overrides=overrides) as stack:
+    with (
+        LoadWatch() as load,
+        BenchStack(max_sessions=max(args.sizes) + 16, llm_overrides=overrides) as stack,
+    ):
         print(f"stack up in {time.monotonic() - started:.1f}s; run dir {stack.run_dir}", flush=True)
         assert stack.endpoints and stack.endpoints.local_llm_url
         llm_calls = None
         if not args.no_llm_calls:
             from bench.llm_calls import measure
 
-            llm_calls = asyncio.run(measure(stack.endpoints.mongo_uri, stack.database_name, stack.endpoints.local_llm_url))
+            llm_calls = asyncio.run(
+                measure(
+                    stack.endpoints.mongo_uri, stack.database_name, stack.endpoints.local_llm_url
+                )
+            )
         phases = asyncio.run(run(stack, args.sizes, args.stagger_ms / 1000, args.phase_timeout))
     ratios = print_report(phases)
     loads = load.report()
     print("\n" + load.describe(info["cpus"]) + f"; total {time.monotonic() - started:.0f}s")
-    path = write_results("concurrent_sessions", {
-        "machine": info, "load": loads, "args": vars(args), "ratios": ratios, "llm_calls": llm_calls, "phases": phases,
-        "wall_s": time.monotonic() - started,
-    })
+    path = write_results(
+        "concurrent_sessions",
+        {
+            "machine": info,
+            "load": loads,
+            "args": vars(args),
+            "ratios": ratios,
+            "llm_calls": llm_calls,
+            "phases": phases,
+            "wall_s": time.monotonic() - started,
+        },
+    )
     print(f"results: {path}")
 
 

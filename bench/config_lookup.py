@@ -95,7 +95,11 @@ LookupOne = Callable[[str], Awaitable[AgentConfig]]
 def worker_lookup(database, snapshot: CatalogSnapshot | None = None) -> LookupOne:  # type: ignore[no-untyped-def]
     """The worker's per-process objects; one call = one room's route + config read."""
     catalog = Catalog(
-        ConfigStore(database), RulesStore(database), ChangeStamp(database), max_age_s=RULES_TTL_S, snapshot=snapshot
+        ConfigStore(database),
+        RulesStore(database),
+        ChangeStamp(database),
+        max_age_s=RULES_TTL_S,
+        snapshot=snapshot,
     )
     router = Router(catalog, catalog.availability())
 
@@ -120,7 +124,9 @@ def memory_lookup(configs: list[AgentConfig], rules) -> LookupOne:  # type: igno
     return lookup
 
 
-async def timed(lookup: LookupOne, rooms: int, counter: CommandCounter) -> tuple[list[float], float]:
+async def timed(
+    lookup: LookupOne, rooms: int, counter: CommandCounter
+) -> tuple[list[float], float]:
     for n in range(WARMUP):
         await lookup(ROOMS[n % len(ROOMS)])
     before = counter.total()
@@ -137,6 +143,7 @@ async def timed_cold(
 ) -> tuple[list[float], float]:
     """A new client and an empty catalog per room, as in a fresh job process; with a snapshot,
     every room kind is looked up once first, so the files carry the current stamp."""
+
     async def one_room(metadata: str) -> None:
         client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
         try:
@@ -174,16 +181,22 @@ async def run(mongo_uri: str, rooms: int, cold_rooms: int, snapshot_dir: Path) -
         rules = await RulesStore(database).current()
 
         results: dict[str, tuple[list[float], float]] = {}
-        results["warm: worker objects (change stamp + catalog)"] = await timed(worker_lookup(database), rooms, counter)
+        results["warm: worker objects (change stamp + catalog)"] = await timed(
+            worker_lookup(database), rooms, counter
+        )
         results["cold: new client + empty catalog, no snapshot"] = await timed_cold(
             mongo_uri, name, cold_rooms, counter, None
         )
         results["cold: new client + empty catalog, current snapshot"] = await timed_cold(
             mongo_uri, name, cold_rooms, counter, CatalogSnapshot(snapshot_dir / name)
         )
-        results["floor: rules + configs in memory"] = await timed(memory_lookup(stored, rules), rooms, counter)
-        return {label: {"ms": summary([t * 1000 for t in ts]), "round_trips_per_room": trips}
-                for label, (ts, trips) in results.items()}
+        results["floor: rules + configs in memory"] = await timed(
+            memory_lookup(stored, rules), rooms, counter
+        )
+        return {
+            label: {"ms": summary([t * 1000 for t in ts]), "round_trips_per_room": trips}
+            for label, (ts, trips) in results.items()
+        }
     finally:
         await client.drop_database(name)
         await client.close()
@@ -195,12 +208,23 @@ def main() -> None:
     parser.add_argument("--cold-rooms", type=int, default=40)
     args = parser.parse_args()
     info = machine_info()
-    with LoadWatch() as load, tempfile.TemporaryDirectory() as run_dir, \
-            Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints:
-        results = asyncio.run(run(endpoints.mongo_uri, args.rooms, args.cold_rooms, Path(run_dir) / "catalog"))
+    with (
+        LoadWatch() as load,
+        tempfile.TemporaryDirectory() as run_dir,
+        Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints,
+    ):
+        results = asyncio.run(
+            run(endpoints.mongo_uri, args.rooms, args.cold_rooms, Path(run_dir) / "catalog")
+        )
     rows = [
-        [label, fmt(r["ms"]["p50"]), fmt(r["ms"]["p95"]), fmt(r["ms"]["max"]), f"{r['round_trips_per_room']:.2f}",
-         str(r["ms"]["n"])]
+        [
+            label,
+            fmt(r["ms"]["p50"]),
+            fmt(r["ms"]["p95"]),
+            fmt(r["ms"]["max"]),
+            f"{r['round_trips_per_room']:.2f}",
+            str(r["ms"]["n"]),
+        ]
         for label, r in results.items()
     ]
     print_table(
@@ -209,9 +233,14 @@ def main() -> None:
         rows,
     )
     warm = next(iter(results.values()))
-    print(f"\ntarget: warm p95 <= 2 ms -> {fmt(warm['ms']['p95'])} ms "
-          f"({'met' if warm['ms']['p95'] is not None and warm['ms']['p95'] <= 2 else 'NOT met'})")
-    path = write_results("config_lookup", {"machine": info, "load": load.report(), "args": vars(args), "results": results})
+    print(
+        f"\ntarget: warm p95 <= 2 ms -> {fmt(warm['ms']['p95'])} ms "
+        f"({'met' if warm['ms']['p95'] is not None and warm['ms']['p95'] <= 2 else 'NOT met'})"
+    )
+    path = write_results(
+        "config_lookup",
+        {"machine": info, "load": load.report(), "args": vars(args), "results": results},
+    )
     print(f"results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 

@@ -93,12 +93,20 @@ def fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
     print(f"\n{title}")
     print(line)
     print("-" * len(line))
     for row in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
 
 
 def machine_info() -> dict[str, Any]:
@@ -131,19 +139,34 @@ def code_fingerprint() -> dict[str, Any]:
             digest.update(path.read_bytes())
     try:
         dirty = subprocess.run(
-            ["git", "status", "--short", "--", "worker", "agent_configs"], cwd=REPO_ROOT,
-            capture_output=True, text=True, timeout=5, check=False,
+            ["git", "status", "--short", "--", "worker", "agent_configs"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError):
         dirty = []
-    return {"sha256": digest.hexdigest()[:16], "changed_vs_head": [line.strip() for line in dirty if line.strip()]}
+    return {
+        "sha256": digest.hexdigest()[:16],
+        "changed_vs_head": [line.strip() for line in dirty if line.strip()],
+    }
 
 
 def _git_head() -> str | None:
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -176,7 +199,14 @@ class CpuSnapshot:
         ticks = os.sysconf("SC_CLK_TCK")
         try:
             values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-            busy = (values[0] + values[1] + values[2] + values[5] + values[6] + (values[7] if len(values) > 7 else 0)) / ticks
+            busy = (
+                values[0]
+                + values[1]
+                + values[2]
+                + values[5]
+                + values[6]
+                + (values[7] if len(values) > 7 else 0)
+            ) / ticks
         except (OSError, ValueError, IndexError):
             busy = 0.0
         ours = 0
@@ -223,17 +253,22 @@ class LoadWatch:
 
     def report(self) -> dict[str, float | None]:
         end = getattr(self, "cpu_end", None) or CpuSnapshot.take()
-        return {"load1_min": min(self.samples, default=None), "load1_max": max(self.samples, default=None),
-                "load1_mean": statistics.fmean(self.samples) if self.samples else None,
-                "cores_used_by_bench": self.cpu_start.ours_cores(end),
-                "cores_used_by_others": self.cpu_start.others_cores(end)}
+        return {
+            "load1_min": min(self.samples, default=None),
+            "load1_max": max(self.samples, default=None),
+            "load1_mean": statistics.fmean(self.samples) if self.samples else None,
+            "cores_used_by_bench": self.cpu_start.ours_cores(end),
+            "cores_used_by_others": self.cpu_start.others_cores(end),
+        }
 
     def describe(self, cpus: int) -> str:
         r = self.report()
-        return (f"load average (1 min) {fmt(r['load1_min'], digits=2)}..{fmt(r['load1_max'], digits=2)} "
-                f"(mean {fmt(r['load1_mean'], digits=2)}) on {cpus} CPUs; CPU used by this bench's processes "
-                f"{fmt(r['cores_used_by_bench'], digits=2)} cores, by other processes on the machine "
-                f"{fmt(r['cores_used_by_others'], digits=2)} cores (averages over the run)")
+        return (
+            f"load average (1 min) {fmt(r['load1_min'], digits=2)}..{fmt(r['load1_max'], digits=2)} "
+            f"(mean {fmt(r['load1_mean'], digits=2)}) on {cpus} CPUs; CPU used by this bench's processes "
+            f"{fmt(r['cores_used_by_bench'], digits=2)} cores, by other processes on the machine "
+            f"{fmt(r['cores_used_by_others'], digits=2)} cores (averages over the run)"
+        )
 
 
 # -- process memory ----------------------------------------------------------------------
@@ -339,13 +374,20 @@ def process_roles(pid: int) -> list[dict[str, Any]]:
     parent_of = {}
     for child in children:
         try:
-            parent_of[child] = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent_of[child] = int(
+                Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
         except (OSError, ValueError, IndexError):
             continue
     rows = []
     for child in [pid, *children]:
         try:
-            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            command = (
+                Path(f"/proc/{child}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
         if child == pid:
@@ -404,7 +446,11 @@ class MemorySampler:
         samples = [m for _, m in self.samples[name]]
         if not samples:
             return None
-        return TreeMemory(max(m.rss for m in samples), max(m.pss for m in samples), max(m.processes for m in samples))
+        return TreeMemory(
+            max(m.rss for m in samples),
+            max(m.pss for m in samples),
+            max(m.processes for m in samples),
+        )
 
 
 # -- workers -----------------------------------------------------------------------------
@@ -420,7 +466,9 @@ class WorkerProcess:
 
     def active_jobs(self) -> int | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/worker", timeout=2) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/worker", timeout=2
+            ) as response:
                 return int(json.loads(response.read()).get("active_jobs", 0))
         except (OSError, ValueError):
             return None
@@ -437,7 +485,11 @@ class WorkerProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         noise = ("InsecureKeyLengthWarning", "_jws.encode")
-        kept = [line for line in self.log_path.read_text(errors="replace").splitlines() if not any(n in line for n in noise)]
+        kept = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if not any(n in line for n in noise)
+        ]
         return "\n".join(line[:400] for line in kept[-lines:])
 
     def stop(self) -> None:
@@ -447,16 +499,25 @@ class WorkerProcess:
         try:
             self.process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: started with start_new_session
+            os.killpg(
+                self.process.pid, signal.SIGKILL
+            )  # its own session: started with start_new_session
             self.process.wait(10)
 
 
-def _start_worker(kind: str, command: list[str], env: dict[str, str], log_path: Path, agent_name: str) -> WorkerProcess:
+def _start_worker(
+    kind: str, command: list[str], env: dict[str, str], log_path: Path, agent_name: str
+) -> WorkerProcess:
     port = reserve_port(0, f"{kind} worker health", "UNUSED")
     env = env | {"WORKER_HTTP_PORT": str(port)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     return WorkerProcess(kind, agent_name, process, log_path, port)
@@ -468,12 +529,18 @@ def _wait_registered(worker: WorkerProcess) -> None:
         if "registered worker" in worker.log_path.read_text(errors="replace"):
             return
         if worker.process.poll() is not None:
-            raise RuntimeError(f"{worker.kind} worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+            raise RuntimeError(
+                f"{worker.kind} worker exited with {worker.process.returncode}:\n{worker.log_tail()}"
+            )
         time.sleep(0.2)
-    raise RuntimeError(f"{worker.kind} worker did not register in {REGISTER_TIMEOUT_S:.0f}s:\n{worker.log_tail()}")
+    raise RuntimeError(
+        f"{worker.kind} worker did not register in {REGISTER_TIMEOUT_S:.0f}s:\n{worker.log_tail()}"
+    )
 
 
-async def seed_database(mongo_uri: str, database_name: str, llm_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+async def seed_database(
+    mongo_uri: str, database_name: str, llm_overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Built-in agent types + routing rules, as `make seed`; then text-only, as the tests do,
     with `llm_overrides` (e.g. temperature, max_tokens) applied to every type's LLM.
 
@@ -494,18 +561,32 @@ async def seed_database(mongo_uri: str, database_name: str, llm_overrides: dict[
         await seed(store, configs)
         await seed_routing_rules(database)
         for config in (await store.list_agents()).items:
-            changes: dict[str, Any] = {"modalities": ["text"], "stt": None, "tts": None, "vad": None}
+            changes: dict[str, Any] = {
+                "modalities": ["text"],
+                "stt": None,
+                "tts": None,
+                "vad": None,
+            }
             if llm_overrides:
                 changes["llm"] = config.llm.model_copy(update=llm_overrides)
             text_only = config.model_copy(update=changes)
             await store.update(text_only, expected_version=config.version)
         support = await store.get(SUPPORT_AGENT)
-        reply_only = support.turn_schema.model_copy(update={"schema_id": "support_reply_only", "fields": []})
-        await store.create(support.model_copy(update={
-            "agent_id": SAME_WORK_AGENT, "purposes": [], "intents": [], "turn_schema": reply_only,
-            "summary": support.summary.model_copy(update={"enabled": False}),
-            "memory": support.memory.model_copy(update={"enabled": False}),
-        }))
+        reply_only = support.turn_schema.model_copy(
+            update={"schema_id": "support_reply_only", "fields": []}
+        )
+        await store.create(
+            support.model_copy(
+                update={
+                    "agent_id": SAME_WORK_AGENT,
+                    "purposes": [],
+                    "intents": [],
+                    "turn_schema": reply_only,
+                    "summary": support.summary.model_copy(update={"enabled": False}),
+                    "memory": support.memory.model_copy(update={"enabled": False}),
+                }
+            )
+        )
         return {
             "greeting": support.greeting,
             "instructions": support.instructions,
@@ -533,7 +614,9 @@ class BenchStack:
 
     max_sessions: int = 32
     llm_overrides: dict[str, Any] = field(default_factory=dict)
-    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchboard-bench-")))
+    run_dir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+    )
     endpoints: Endpoints | None = None
     database_name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
     support: dict[str, Any] = field(default_factory=dict)
@@ -556,14 +639,19 @@ class BenchStack:
         self.endpoints = self._devstack.start()
         if not self.endpoints.local_llm_url:
             raise RuntimeError("the local model stack is not installed: run `make test` once")
-        self.support = asyncio.run(seed_database(self.endpoints.mongo_uri, self.database_name, self.llm_overrides))
-        common = os.environ | self.endpoints.as_env() | {"WORKER_MAX_SESSIONS": str(self.max_sessions)}
+        self.support = asyncio.run(
+            seed_database(self.endpoints.mongo_uri, self.database_name, self.llm_overrides)
+        )
+        common = (
+            os.environ | self.endpoints.as_env() | {"WORKER_MAX_SESSIONS": str(self.max_sessions)}
+        )
         tag = uuid.uuid4().hex[:6]
         sb_name, bare_name = f"bench-sb-{tag}", f"bench-bare-{tag}"
         self.workers["switchboard"] = _start_worker(
             "switchboard",
             [sys.executable, "-m", "worker", "start"],
-            common | {
+            common
+            | {
                 "MONGO_DB": self.database_name,
                 "AGENT_NAME": sb_name,
                 "PROMETHEUS_PORT": str(reserve_port(0, "metrics", "UNUSED")),
@@ -576,7 +664,8 @@ class BenchStack:
         self.workers["bare"] = _start_worker(
             "bare",
             [sys.executable, "-m", "bench.bare_worker", "start"],
-            common | {
+            common
+            | {
                 "AGENT_NAME": bare_name,
                 "BARE_GREETING": self.support["greeting"] or "Hello!",
                 "BARE_INSTRUCTIONS": self.support["instructions"],
@@ -596,7 +685,7 @@ class BenchStack:
         if self.endpoints is not None:
             try:
                 asyncio.run(drop_database(self.endpoints.mongo_uri, self.database_name))
-            except Exception as exc:  # noqa: BLE001 - the devstack's data dir is temporary anyway
+            except Exception as exc:
                 print(f"(could not drop {self.database_name}: {exc})", file=sys.stderr)
         if self._devstack is not None:
             self._devstack.stop()
@@ -626,8 +715,13 @@ class BenchStack:
         try:
             with urllib.request.urlopen(f"{root}/metrics", timeout=2) as response:
                 for line in response.read().decode().splitlines():
-                    if line.startswith(("llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total",
-                                        "llamacpp:n_decode_total")):
+                    if line.startswith(
+                        (
+                            "llamacpp:prompt_tokens_total",
+                            "llamacpp:tokens_predicted_total",
+                            "llamacpp:n_decode_total",
+                        )
+                    ):
                         name, value = line.split()[:2]
                         counters[name.removeprefix("llamacpp:")] = float(value)
         except (OSError, ValueError):
@@ -656,9 +750,16 @@ class BenchStack:
                 time.sleep(settle_s)
                 return {"quiet_after_s": round(time.monotonic() - started, 2), "timed_out": False}
             time.sleep(0.25)
-        return {"quiet_after_s": round(time.monotonic() - started, 2), "timed_out": True, "jobs": jobs, "llm_busy": busy}
+        return {
+            "quiet_after_s": round(time.monotonic() - started, 2),
+            "timed_out": True,
+            "jobs": jobs,
+            "llm_busy": busy,
+        }
 
-    def client(self, kind: str, metadata: dict[str, Any], identity: str = "bench-user") -> TimedClient:
+    def client(
+        self, kind: str, metadata: dict[str, Any], identity: str = "bench-user"
+    ) -> TimedClient:
         assert self.endpoints
         return TimedClient(self.endpoints, self.workers[kind].agent_name, metadata, identity)
 
@@ -677,7 +778,9 @@ class TimedClient:
     """One participant in one fresh room that explicitly dispatches `agent_name`, as a
     frontend does (metadata on the participant and in the dispatch); timestamps everything."""
 
-    def __init__(self, endpoints: Endpoints, agent_name: str, metadata: dict[str, Any], identity: str) -> None:
+    def __init__(
+        self, endpoints: Endpoints, agent_name: str, metadata: dict[str, Any], identity: str
+    ) -> None:
         self.endpoints = endpoints
         self.agent_name = agent_name
         self.metadata = json.dumps(metadata)
@@ -712,7 +815,10 @@ class TimedClient:
             self._on_participant(participant)
 
     def _on_participant(self, participant: rtc.RemoteParticipant) -> None:
-        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and self.agent_joined_at is None:
+        if (
+            participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            and self.agent_joined_at is None
+        ):
             self.agent_joined_at = time.time()
             self._changed.set()
 
@@ -753,6 +859,5 @@ class TimedClient:
     async def leave(self) -> None:
         try:
             await asyncio.wait_for(self.room.disconnect(), 10)
-        except Exception as exc:  # noqa: BLE001 - leaving must never fail a measurement
+        except Exception as exc:
             print(f"(leaving {self.room_name} failed: {exc!r})", file=sys.stderr)
-

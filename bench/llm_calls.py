@@ -48,13 +48,20 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
     finally:
         await client.close()
     endpoint = chat_endpoints(config.llm, WorkerSettings(local_llm_url=llm_url))[0]
-    openai = AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=120)
+    openai = AsyncOpenAI(
+        base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=120
+    )
 
     calls: dict[str, list[dict[str, float]]] = {
-        "reply": [], "reply + fields": [], "structured turn": [], "summary": []
+        "reply": [],
+        "reply + fields": [],
+        "structured turn": [],
+        "summary": [],
     }
 
-    async def streamed_call(kind: str, instructions: str, max_tokens: int | None, **extra: Any) -> str:
+    async def streamed_call(
+        kind: str, instructions: str, max_tokens: int | None, **extra: Any
+    ) -> str:
         started = time.perf_counter()
         first = words_end = None
         chunks: list[str] = []
@@ -84,13 +91,15 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
             if chunk.usage is not None:
                 usage = chunk.usage
         ended = time.perf_counter()
-        calls[kind].append({
-            "ms": (ended - started) * 1000,
-            "first_token_ms": ((first or ended) - started) * 1000,
-            "words_ms": ((words_end or ended) - started) * 1000,
-            "prompt_tokens": usage.prompt_tokens if usage else 0,
-            "completion_tokens": usage.completion_tokens if usage else 0,
-        })
+        calls[kind].append(
+            {
+                "ms": (ended - started) * 1000,
+                "first_token_ms": ((first or ended) - started) * 1000,
+                "words_ms": ((words_end or ended) - started) * 1000,
+                "prompt_tokens": usage.prompt_tokens if usage else 0,
+                "completion_tokens": usage.completion_tokens if usage else 0,
+            }
+        )
         return "".join(chunks)
 
     reply_text = ""
@@ -101,28 +110,45 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
             "reply + fields",
             turn_stream.instructions(config.instructions, config.turn_schema),
             turn_stream.call_max_tokens(endpoint.max_tokens, config.turn_schema),
-            response_format=turn_stream.response_format(config.turn_schema, endpoint.max_tokens, bounded=True),
+            response_format=turn_stream.response_format(
+                config.turn_schema, endpoint.max_tokens, bounded=True
+            ),
             extra_body=LOCAL_SAMPLING,
         )
     await openai.close()
 
-    history = [Message("assistant", config.greeting or ""), Message("user", USER_TEXT), Message("assistant", reply_text)]
+    history = [
+        Message("assistant", config.greeting or ""),
+        Message("user", USER_TEXT),
+        Message("assistant", reply_text),
+    ]
     for _ in range(reps):
         used = Usage()
-        filler = TurnFiller(StructuredCaller([endpoint], usage=used), config.turn_schema, config.name)
+        filler = TurnFiller(
+            StructuredCaller([endpoint], usage=used), config.turn_schema, config.name
+        )
         started = time.perf_counter()
         filled = await filler.fill(history, reply_text)
-        calls["structured turn"].append({
-            "ms": (time.perf_counter() - started) * 1000, "prompt_tokens": used.prompt_tokens,
-            "completion_tokens": used.completion_tokens, "attempts": filled.attempts,
-            "ok": 1.0 if filled.status == "ok" else 0.0,
-        })
+        calls["structured turn"].append(
+            {
+                "ms": (time.perf_counter() - started) * 1000,
+                "prompt_tokens": used.prompt_tokens,
+                "completion_tokens": used.completion_tokens,
+                "attempts": filled.attempts,
+                "ok": 1.0 if filled.status == "ok" else 0.0,
+            }
+        )
     for _ in range(reps):
         used = Usage()
         started = time.perf_counter()
         await summarize(StructuredCaller([endpoint], usage=used), history, config.name)
-        calls["summary"].append({"ms": (time.perf_counter() - started) * 1000, "prompt_tokens": used.prompt_tokens,
-                                 "completion_tokens": used.completion_tokens})
+        calls["summary"].append(
+            {
+                "ms": (time.perf_counter() - started) * 1000,
+                "prompt_tokens": used.prompt_tokens,
+                "completion_tokens": used.completion_tokens,
+            }
+        )
 
     # StructuredCaller opens an AsyncOpenAI client per call and never closes it (as the worker
     # does per turn); collect them while the loop still runs, so their close can finish.
@@ -137,12 +163,29 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
         prompt = summary([s["prompt_tokens"] for s in samples])["p50"]
         completion = summary([s["completion_tokens"] for s in samples])["p50"]
         attempts = summary([s.get("attempts", 1.0) for s in samples])["mean"]
-        result[kind] = {"ms": ms, "words_ms": words, "prompt_tokens_p50": prompt,
-                        "completion_tokens_p50": completion, "attempts_mean": attempts, "samples": samples}
-        rows.append([kind, fmt(words["p50"], digits=0), fmt(ms["p50"], digits=0), fmt(ms["max"], digits=0),
-                     fmt(prompt, digits=0), fmt(completion, digits=0), fmt(attempts, digits=1)])
+        result[kind] = {
+            "ms": ms,
+            "words_ms": words,
+            "prompt_tokens_p50": prompt,
+            "completion_tokens_p50": completion,
+            "attempts_mean": attempts,
+            "samples": samples,
+        }
+        rows.append(
+            [
+                kind,
+                fmt(words["p50"], digits=0),
+                fmt(ms["p50"], digits=0),
+                fmt(ms["max"], digits=0),
+                fmt(prompt, digits=0),
+                fmt(completion, digits=0),
+                fmt(attempts, digits=1),
+            ]
+        )
     reply_ms = result["reply"]["ms"]["p50"] or 1.0
-    per_session = 2 * (result["reply + fields"]["ms"]["p50"] or 0) + (result["summary"]["ms"]["p50"] or 0)
+    per_session = 2 * (result["reply + fields"]["ms"]["p50"] or 0) + (
+        result["summary"]["ms"]["p50"] or 0
+    )
     result["llm_ms_per_session"] = {"bare": 2 * reply_ms, "switchboard": per_session}
     print_table(
         f"one LLM call alone on the idle local LLM (ms; {reps} each; max_tokens {endpoint.max_tokens}, "
@@ -150,9 +193,11 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
         ["call", "words p50", "p50", "max", "prompt tok", "gen tok", "attempts"],
         rows,
     )
-    print(f"LLM time per session (greeting + 2 replies), calls alone: bare {2 * reply_ms:.0f} ms, "
-          f"Switchboard {per_session:.0f} ms (2 replies with fields + summary; the structured-turn "
-          f"call only runs as a retry) = {per_session / (2 * reply_ms):.1f}x")
+    print(
+        f"LLM time per session (greeting + 2 replies), calls alone: bare {2 * reply_ms:.0f} ms, "
+        f"Switchboard {per_session:.0f} ms (2 replies with fields + summary; the structured-turn "
+        f"call only runs as a retry) = {per_session / (2 * reply_ms):.1f}x"
+    )
     return result
 
 
@@ -166,8 +211,13 @@ def main() -> None:
     from devstack import DEFAULT_ROOT, Devstack
 
     info = machine_info()
-    with tempfile.TemporaryDirectory() as run_dir, Devstack(DEFAULT_ROOT, run_dir=Path(run_dir)) as endpoints:
-        assert endpoints.local_llm_url, "the local model stack is not installed: run `make test` once"
+    with (
+        tempfile.TemporaryDirectory() as run_dir,
+        Devstack(DEFAULT_ROOT, run_dir=Path(run_dir)) as endpoints,
+    ):
+        assert endpoints.local_llm_url, (
+            "the local model stack is not installed: run `make test` once"
+        )
         name = f"bench_llm_{uuid.uuid4().hex[:8]}"
         overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens}
         asyncio.run(seed_database(endpoints.mongo_uri, name, overrides))

@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pymongo.asynchronous.database import AsyncDatabase  # noqa: E402
+from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs.catalog import Catalog  # noqa: E402
-from agent_configs.changes import ChangeStamp  # noqa: E402
-from agent_configs.database import open_client  # noqa: E402
-from agent_configs.files import DEFAULTS_DIR, load_config_dir  # noqa: E402
-from agent_configs.models import AgentStatus  # noqa: E402
-from agent_configs.routing import (  # noqa: E402
+from agent_configs.catalog import Catalog
+from agent_configs.changes import ChangeStamp
+from agent_configs.database import open_client
+from agent_configs.files import DEFAULTS_DIR, load_config_dir
+from agent_configs.models import AgentStatus
+from agent_configs.routing import (
     DEFAULT_RULES,
     AvailabilityCheck,
     MemoryAvailability,
@@ -41,8 +41,8 @@ from agent_configs.routing import (  # noqa: E402
     StaticRules,
     StoreAvailability,
 )
-from agent_configs.store import ConfigStore  # noqa: E402
-from devstack import DEFAULT_ROOT, Devstack  # noqa: E402
+from agent_configs.store import ConfigStore
+from devstack import DEFAULT_ROOT, Devstack
 
 ROOMS = [
     '{"agent_id": "sales-agent-v1", "user_id": "u-1"}',
@@ -66,7 +66,9 @@ async def measure(route_one: Callable[[str], Awaitable[object]], decisions: int)
     return timings
 
 
-def router_for(rules: RulesSource, availability: AvailabilityCheck) -> Callable[[str], Awaitable[object]]:
+def router_for(
+    rules: RulesSource, availability: AvailabilityCheck
+) -> Callable[[str], Awaitable[object]]:
     router = Router(rules, availability)
 
     async def route_one(metadata: str) -> object:
@@ -144,7 +146,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=5000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as run_dir, Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints:
+    with (
+        tempfile.TemporaryDirectory() as run_dir,
+        Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints,
+    ):
         asyncio.run(run(endpoints.mongo_uri, args.decisions))
 
 

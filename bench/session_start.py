@@ -116,12 +116,19 @@ def livekit_log_times(log_path: Path) -> dict[str, dict[str, float]]:
 
 def process_init_times(worker: WorkerProcess) -> list[float]:
     """`process initialized` elapsed times: a job process's start-up and prewarm."""
-    return [float(e["elapsed_time"]) for e in worker.log_events()
-            if e.get("message") == "process initialized" and "elapsed_time" in e]
+    return [
+        float(e["elapsed_time"])
+        for e in worker.log_events()
+        if e.get("message") == "process initialized" and "elapsed_time" in e
+    ]
 
 
 async def one_start(stack: BenchStack, kind: str, index: int) -> dict[str, Any]:
-    metadata = {"purpose": "support", "user_id": f"bench-start-{kind}-{index}", "user_details": {"tier": "free"}}
+    metadata = {
+        "purpose": "support",
+        "user_id": f"bench-start-{kind}-{index}",
+        "user_details": {"tier": "free"},
+    }
     client = stack.client(kind, metadata)
     sample: dict[str, Any] = {"kind": kind, "index": index, "room": client.room_name, "ok": False}
     try:
@@ -138,7 +145,7 @@ async def one_start(stack: BenchStack, kind: str, index: int) -> dict[str, Any]:
             greeting_done_s=greeting.done_at - start,
             greeting=greeting.text,
         )
-    except (TimeoutError, AssertionError, Exception) as exc:  # noqa: BLE001 - a failed sample is data
+    except (TimeoutError, AssertionError, Exception) as exc:
         sample["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         await client.leave()
@@ -168,7 +175,9 @@ def attach_stages(samples: list[dict[str, Any]], stack: BenchStack) -> None:
         sample["stages_s"] = stages
 
 
-async def run_sessions(stack: BenchStack, sessions: int, settle_s: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def run_sessions(
+    stack: BenchStack, sessions: int, settle_s: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     quiet_log = []
     for kind in KINDS:  # warm-up: first job, first LLM client, first DB connection of each worker
         await one_start(stack, kind, -1)
@@ -181,7 +190,11 @@ async def run_sessions(stack: BenchStack, sessions: int, settle_s: float) -> tup
             samples.append(sample)
             quiet = await asyncio.to_thread(stack.wait_quiet, 60.0, settle_s)
             quiet_log.append(quiet)
-            state = f"{sample['greeting_done_s'] * 1000:7.0f} ms" if sample["ok"] else f"FAILED {sample.get('error')}"
+            state = (
+                f"{sample['greeting_done_s'] * 1000:7.0f} ms"
+                if sample["ok"]
+                else f"FAILED {sample.get('error')}"
+            )
             print(f"  [{index + 1:2d}/{sessions}] {kind:<12} {state}", flush=True)
     return samples, quiet_log
 
@@ -196,17 +209,28 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
     }
     table_rows, headline = [], {}
     for label, key in metrics.items():
-        stats = {kind: summary([s[key] * 1000 for s in by_kind[kind] if s.get(key) is not None]) for kind in KINDS}
+        stats = {
+            kind: summary([s[key] * 1000 for s in by_kind[kind] if s.get(key) is not None])
+            for kind in KINDS
+        }
         r50 = ratio(stats["switchboard"]["p50"], stats["bare"]["p50"])
         r95 = ratio(stats["switchboard"]["p95"], stats["bare"]["p95"])
         headline[label] = {"ms": stats, "ratio_p50": r50, "ratio_p95": r95}
-        table_rows.append([
-            label,
-            fmt(stats["switchboard"]["p50"], digits=0), fmt(stats["switchboard"]["p95"], digits=0),
-            fmt(stats["bare"]["p50"], digits=0), fmt(stats["bare"]["p95"], digits=0),
-            fmt(r50, "x", 2), fmt(r95, "x", 2),
-        ])
-    ok = {kind: f"{len(by_kind[kind])}/{sum(1 for s in samples if s['kind'] == kind)}" for kind in KINDS}
+        table_rows.append(
+            [
+                label,
+                fmt(stats["switchboard"]["p50"], digits=0),
+                fmt(stats["switchboard"]["p95"], digits=0),
+                fmt(stats["bare"]["p50"], digits=0),
+                fmt(stats["bare"]["p95"], digits=0),
+                fmt(r50, "x", 2),
+                fmt(r95, "x", 2),
+            ]
+        )
+    ok = {
+        kind: f"{len(by_kind[kind])}/{sum(1 for s in samples if s['kind'] == kind)}"
+        for kind in KINDS
+    }
     print_table(
         f"session start, ms from room.connect (ok: switchboard {ok['switchboard']}, bare {ok['bare']})",
         ["measure", "sb p50", "sb p95", "bare p50", "bare p95", "ratio p50", "ratio p95"],
@@ -217,15 +241,28 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
     for label, _ in STAGES:
         medians = {}
         for kind in KINDS:
-            values = [s["stages_s"][label] * 1000 for s in by_kind[kind] if label in s.get("stages_s", {})]
+            values = [
+                s["stages_s"][label] * 1000 for s in by_kind[kind] if label in s.get("stages_s", {})
+            ]
             medians[kind] = statistics.median(values) if values else None
         stages[label] = medians
         if any(v is not None for v in medians.values()):
-            delta = (medians["switchboard"] - medians["bare"]) if None not in medians.values() else None
-            stage_rows.append([label, fmt(medians["switchboard"], digits=0), fmt(medians["bare"], digits=0),
-                               fmt(delta, digits=0)])
-    print_table("where the time goes: median ms from room.connect, by stage",
-                ["stage", "switchboard", "bare", "delta"], stage_rows)
+            delta = (
+                (medians["switchboard"] - medians["bare"]) if None not in medians.values() else None
+            )
+            stage_rows.append(
+                [
+                    label,
+                    fmt(medians["switchboard"], digits=0),
+                    fmt(medians["bare"], digits=0),
+                    fmt(delta, digits=0),
+                ]
+            )
+    print_table(
+        "where the time goes: median ms from room.connect, by stage",
+        ["stage", "switchboard", "bare", "delta"],
+        stage_rows,
+    )
 
     inits = {kind: process_init_times(stack.workers[kind]) for kind in KINDS}
     init_stats = {kind: summary([v * 1000 for v in values]) for kind, values in inits.items()}
@@ -233,7 +270,10 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
         "job process start-up ('process initialized' elapsed, incl. prewarm; off the critical path "
         "while the idle pool has a process ready)",
         ["worker", "p50 ms", "p95 ms", "processes"],
-        [[kind, fmt(s["p50"], digits=0), fmt(s["p95"], digits=0), str(s["n"])] for kind, s in init_stats.items()],
+        [
+            [kind, fmt(s["p50"], digits=0), fmt(s["p95"], digits=0), str(s["n"])]
+            for kind, s in init_stats.items()
+        ],
     )
     return {"headline": headline, "stages_median_ms": stages, "process_init_ms": init_stats}
 
@@ -241,7 +281,9 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20, help="measured sessions per worker")
-    parser.add_argument("--settle", type=float, default=1.5, help="seconds of quiet between sessions")
+    parser.add_argument(
+        "--settle", type=float, default=1.5, help="seconds of quiet between sessions"
+    )
     parser.add_argument("--no-steps", action="store_true", help="skip the in-process step profile")
     args = parser.parse_args()
     info = machine_info()
@@ -256,16 +298,31 @@ def main() -> None:
         if not args.no_steps:
             from bench.start_steps import profile
 
-            steps = asyncio.run(profile(stack.endpoints.mongo_uri, stack.database_name, stack.endpoints.local_llm_url))
+            steps = asyncio.run(
+                profile(
+                    stack.endpoints.mongo_uri, stack.database_name, stack.endpoints.local_llm_url
+                )
+            )
     headline = result["headline"]["greeting complete (session start)"]
-    print(f"\ntarget: session start <= 1.05x bare -> p50 {fmt(headline['ratio_p50'], 'x', 2)}, "
-          f"p95 {fmt(headline['ratio_p95'], 'x', 2)}")
+    print(
+        f"\ntarget: session start <= 1.05x bare -> p50 {fmt(headline['ratio_p50'], 'x', 2)}, "
+        f"p95 {fmt(headline['ratio_p95'], 'x', 2)}"
+    )
     loads = load.report()
     print(load.describe(info["cpus"]) + f"; total {time.monotonic() - started:.0f}s")
-    path = write_results("session_start", {
-        "machine": info, "load": loads, "args": vars(args), "result": result, "start_steps": steps,
-        "samples": samples, "quiet_waits": quiet, "wall_s": time.monotonic() - started,
-    })
+    path = write_results(
+        "session_start",
+        {
+            "machine": info,
+            "load": loads,
+            "args": vars(args),
+            "result": result,
+            "start_steps": steps,
+            "samples": samples,
+            "quiet_waits": quiet,
+            "wall_s": time.monotonic() - started,
+        },
+    )
     print(f"results: {path}")
 
 

@@ -42,7 +42,9 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, monitoring
 
 from bench.harness import SUPPORT_AGENT, fmt, print_table, summary
 
-CONTEXT_METADATA = '{"purpose": "support", "user_id": "bench-steps-user", "user_details": {"tier": "free"}}'
+CONTEXT_METADATA = (
+    '{"purpose": "support", "user_id": "bench-steps-user", "user_details": {"tier": "free"}}'
+)
 OTHER_TURNS = (1000, 5000)
 
 
@@ -92,7 +94,12 @@ class Steps:
 
 
 async def _one_start(
-    steps: Steps, mongo_uri: str, db_name: str, llm_url: str, snapshot_dir: Path, reuse: dict[str, Any] | None
+    steps: Steps,
+    mongo_uri: str,
+    db_name: str,
+    llm_url: str,
+    snapshot_dir: Path,
+    reuse: dict[str, Any] | None,
 ) -> dict[str, Any]:
     from agent_configs.catalog import Catalog
     from agent_configs.changes import ChangeStamp
@@ -105,6 +112,7 @@ async def _one_start(
     from worker.turns import StructuredCaller
 
     if reuse is None:
+
         def services() -> dict[str, Any]:
             settings = WorkerSettings(mongo_uri=mongo_uri, mongo_db=db_name, local_llm_url=llm_url)
             client = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
@@ -117,23 +125,39 @@ async def _one_start(
                 snapshot=CatalogSnapshot(snapshot_dir),
             )
             router = Router(catalog, catalog.availability())
-            return {"settings": settings, "client": client, "database": database, "catalog": catalog, "router": router}
+            return {
+                "settings": settings,
+                "client": client,
+                "database": database,
+                "catalog": catalog,
+                "router": router,
+            }
 
         reuse = await steps.time("process services (settings, client, catalog)", services)
     context = RoutingContext.from_metadata(CONTEXT_METADATA)
     await steps.time("change stamp (Catalog.refresh)", reuse["catalog"].refresh())
-    decision = await steps.time("route (rules + availability: Catalog)", reuse["router"].route(context))
-    config = await steps.time("Catalog.get (_route_and_claim)", reuse["catalog"].get(decision.agent_id))
+    decision = await steps.time(
+        "route (rules + availability: Catalog)", reuse["router"].route(context)
+    )
+    config = await steps.time(
+        "Catalog.get (_route_and_claim)", reuse["catalog"].get(decision.agent_id)
+    )
     await steps.time(
         "per-user memory query (turns)",
-        load_past_messages(reuse["database"], config.agent_id, context.user_id, config.memory.max_past_turns),
+        load_past_messages(
+            reuse["database"], config.agent_id, context.user_id, config.memory.max_past_turns
+        ),
     )
-    models = await steps.time("build_models (openai.LLM)", build_models(config, reuse["settings"], None))
-    await steps.time(
-        "ConfiguredAgent + AgentSession", lambda: (ConfiguredAgent(config, models, []), new_session(config, models))
+    models = await steps.time(
+        "build_models (openai.LLM)", build_models(config, reuse["settings"], None)
     )
     await steps.time(
-        "(per reply, after greeting) StructuredCaller (shared clients)", lambda: StructuredCaller(models.endpoints)
+        "ConfiguredAgent + AgentSession",
+        lambda: (ConfiguredAgent(config, models, []), new_session(config, models)),
+    )
+    await steps.time(
+        "(per reply, after greeting) StructuredCaller (shared clients)",
+        lambda: StructuredCaller(models.endpoints),
     )
     return reuse
 
@@ -147,6 +171,7 @@ async def _memory_scaling(mongo_uri: str, db_name: str, reps: int) -> dict[str, 
     marker = f"bench-steps-{uuid.uuid4().hex[:6]}"
     results: dict[str, Any] = {}
     try:
+
         async def measure(label: str) -> None:
             timings = []
             for _ in range(reps):
@@ -160,15 +185,25 @@ async def _memory_scaling(mongo_uri: str, db_name: str, reps: int) -> dict[str, 
         now = datetime.now(UTC)
         inserted = 0
         for size in OTHER_TURNS:
-            await turns.insert_many([
-                {"_id": f"{marker}:{n}", "agent_id": SUPPORT_AGENT, "user_id": f"{marker}-u{n % 500}",
-                 "user_text": "My login is not working", "fields": {"system_response": "Let us reset your password."},
-                 "created_at": now - timedelta(seconds=n), "bench_marker": marker}
-                for n in range(inserted, size)
-            ])
+            await turns.insert_many(
+                [
+                    {
+                        "_id": f"{marker}:{n}",
+                        "agent_id": SUPPORT_AGENT,
+                        "user_id": f"{marker}-u{n % 500}",
+                        "user_text": "My login is not working",
+                        "fields": {"system_response": "Let us reset your password."},
+                        "created_at": now - timedelta(seconds=n),
+                        "bench_marker": marker,
+                    }
+                    for n in range(inserted, size)
+                ]
+            )
             inserted = size
             await measure(f"+{size} other users' turns, no index")
-        index = await turns.create_index([("agent_id", ASCENDING), ("user_id", ASCENDING), ("created_at", DESCENDING)])
+        index = await turns.create_index(
+            [("agent_id", ASCENDING), ("user_id", ASCENDING), ("created_at", DESCENDING)]
+        )
         await measure(f"+{inserted} other users' turns, index (agent_id, user_id, created_at)")
         await turns.drop_index(index)
         await turns.delete_many({"bench_marker": marker})
@@ -189,6 +224,7 @@ async def _housekeeping_scaling(mongo_uri: str, db_name: str, reps: int) -> dict
     marker = f"bench-steps-{uuid.uuid4().hex[:6]}"
     results: dict[str, Any] = {}
     try:
+
         async def measure(label: str) -> None:
             timings = []
             for _ in range(reps):
@@ -201,12 +237,20 @@ async def _housekeeping_scaling(mongo_uri: str, db_name: str, reps: int) -> dict
         now = datetime.now(UTC)
         inserted = 0
         for size in OTHER_TURNS:
-            await sessions.insert_many([
-                {"_id": f"{marker}:{n}", "session_id": f"{marker}:{n}", "agent_id": SUPPORT_AGENT,
-                 "status": "ended", "started_at": now - timedelta(seconds=n),
-                 "transcript": [{"role": "user", "text": "My login is not working"}] * 4, "bench_marker": marker}
-                for n in range(inserted, size)
-            ])
+            await sessions.insert_many(
+                [
+                    {
+                        "_id": f"{marker}:{n}",
+                        "session_id": f"{marker}:{n}",
+                        "agent_id": SUPPORT_AGENT,
+                        "status": "ended",
+                        "started_at": now - timedelta(seconds=n),
+                        "transcript": [{"role": "user", "text": "My login is not working"}] * 4,
+                        "bench_marker": marker,
+                    }
+                    for n in range(inserted, size)
+                ]
+            )
             inserted = size
             await measure(f"+{size} ended sessions")
         await sessions.delete_many({"bench_marker": marker})
@@ -224,7 +268,9 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
         for _ in range(reps):
             services = await _one_start(cold, mongo_uri, db_name, llm_url, snapshot_dir, None)
             await services["client"].close()
-        reuse = await _one_start(Steps(), mongo_uri, db_name, llm_url, snapshot_dir, None)  # primes the catalog
+        reuse = await _one_start(
+            Steps(), mongo_uri, db_name, llm_url, snapshot_dir, None
+        )  # primes the catalog
         for _ in range(reps):
             await _one_start(warm, mongo_uri, db_name, llm_url, snapshot_dir, reuse)
         await reuse["client"].close()
@@ -238,10 +284,26 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
         if not name.startswith("(per reply"):
             total_cold += c50
             total_warm += w50
-        rows.append([name, fmt(c50, digits=2), fmt(percentile95(cold.ms[name]), digits=2),
-                     f"{statistics.median(cold.trips[name]):.0f}", fmt(w50, digits=2) if name in warm.ms else "-",
-                     f"{statistics.median(warm.trips[name]):.0f}" if name in warm.ms else "-"])
-    rows.append(["sum of medians (start steps)", fmt(total_cold, digits=2), "", "", fmt(total_warm, digits=2), ""])
+        rows.append(
+            [
+                name,
+                fmt(c50, digits=2),
+                fmt(percentile95(cold.ms[name]), digits=2),
+                f"{statistics.median(cold.trips[name]):.0f}",
+                fmt(w50, digits=2) if name in warm.ms else "-",
+                f"{statistics.median(warm.trips[name]):.0f}" if name in warm.ms else "-",
+            ]
+        )
+    rows.append(
+        [
+            "sum of medians (start steps)",
+            fmt(total_cold, digits=2),
+            "",
+            "",
+            fmt(total_warm, digits=2),
+            "",
+        ]
+    )
     print_table(
         f"Switchboard entrypoint steps before the greeting, in-process (ms, {reps} reps; no room needed)",
         ["step", "cold p50", "cold p95", "cold trips", "warm p50", "warm trips"],
@@ -256,12 +318,21 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
         print_table(
             "job-start housekeeping (abort_stale_sessions, in a task beside the connect) vs sessions collection (ms)",
             ["sessions collection", "p50", "p95"],
-            [[label, fmt(s["p50"], digits=2), fmt(s["p95"], digits=2)] for label, s in housekeeping.items()],
+            [
+                [label, fmt(s["p50"], digits=2), fmt(s["p95"], digits=2)]
+                for label, s in housekeeping.items()
+            ],
         )
     return {
         "housekeeping": housekeeping,
-        "cold": {n: {"ms": summary(v), "round_trips": statistics.median(cold.trips[n])} for n, v in cold.ms.items()},
-        "warm": {n: {"ms": summary(v), "round_trips": statistics.median(warm.trips[n])} for n, v in warm.ms.items()},
+        "cold": {
+            n: {"ms": summary(v), "round_trips": statistics.median(cold.trips[n])}
+            for n, v in cold.ms.items()
+        },
+        "warm": {
+            n: {"ms": summary(v), "round_trips": statistics.median(warm.trips[n])}
+            for n, v in warm.ms.items()
+        },
         "memory_query": memory,
         "commands_seen": sorted({name for name, _, _ in _log.events}),
     }
@@ -279,8 +350,10 @@ def main() -> None:
     from devstack import DEFAULT_ROOT, Devstack
 
     info = machine_info()
-    with tempfile.TemporaryDirectory() as run_dir, \
-            Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints:
+    with (
+        tempfile.TemporaryDirectory() as run_dir,
+        Devstack(DEFAULT_ROOT, run_dir=Path(run_dir), llm_port=None) as endpoints,
+    ):
         name = f"bench_steps_{uuid.uuid4().hex[:8]}"
         asyncio.run(seed_database(endpoints.mongo_uri, name))
         result = asyncio.run(profile(endpoints.mongo_uri, name, "http://127.0.0.1:9/v1", args.reps))

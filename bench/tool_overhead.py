@@ -43,7 +43,10 @@ def serve(delay_s: float, ports: Any) -> None:
     async def order(request: web.Request) -> web.Response:
         started = time.perf_counter()
         await asyncio.sleep(delay_s)
-        body = {"order": {"id": request.match_info["order_id"], "status": "shipped"}, "query": dict(request.query)}
+        body = {
+            "order": {"id": request.match_info["order_id"], "status": "shipped"},
+            "query": dict(request.query),
+        }
         handler_ms = (time.perf_counter() - started) * 1000
         return web.json_response(body, headers={SERVER_TIME_HEADER: f"{handler_ms:.4f}"})
 
@@ -76,8 +79,8 @@ async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
     from livekit.agents.llm import utils as llm_utils
 
     from agent_configs.egress import EgressPolicy
-    from agent_configs.models import AgentConfig
     from agent_configs.files import DEFAULTS_DIR, load_config_file
+    from agent_configs.models import AgentConfig
     from worker.tools import ToolCallLog, ToolContext, build_tools
     from worker.tools import http as http_tools
 
@@ -85,18 +88,33 @@ async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
     support = load_config_file(DEFAULTS_DIR / "support.yaml")
     assert isinstance(support, AgentConfig)
     spec = {
-        "kind": "http", "name": "lookup_order", "description": "Look up an order.",
+        "kind": "http",
+        "name": "lookup_order",
+        "description": "Look up an order.",
         "url": url + "/orders/{order_id}?session={session_id}",
-        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}, "verbose": {"type": "boolean"}},
-                       "required": ["order_id"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "verbose": {"type": "boolean"}},
+            "required": ["order_id"],
+        },
         "headers": {"Authorization": {"env": "BENCH_ORDERS_TOKEN"}},
         "result_pointer": "/order",
     }
     config = AgentConfig.model_validate(support.definition() | {"tools": [spec]})
-    policy = EgressPolicy(_env_file=None, secrets={"BENCH_ORDERS_TOKEN": ["127.0.0.1"]}, hosts=["loopback"])  # type: ignore[call-arg]
+    policy = EgressPolicy(
+        _env_file=None, secrets={"BENCH_ORDERS_TOKEN": ["127.0.0.1"]}, hosts=["loopback"]
+    )  # type: ignore[call-arg]
     log = ToolCallLog()
-    context = ToolContext(session_id="bench", agent_id=config.agent_id, user_id=None, room="bench",
-                          egress=policy, log=log, controls=None, say=None)  # type: ignore[arg-type]
+    context = ToolContext(
+        session_id="bench",
+        agent_id=config.agent_id,
+        user_id=None,
+        room="bench",
+        egress=policy,
+        log=log,
+        controls=None,
+        say=None,
+    )  # type: ignore[arg-type]
     (tool,) = await build_tools(config, context)
     assert isinstance(tool, llm.RawFunctionTool)
 
@@ -116,12 +134,20 @@ async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
 
     async def bare_call(n: int) -> float:
         started = time.perf_counter()
-        response = await bare_client.get(f"{url}/orders/{n}", params={"session": "bench", "verbose": "true"},
-                                         headers={"Authorization": "bench-token"})
+        response = await bare_client.get(
+            f"{url}/orders/{n}",
+            params={"session": "bench", "verbose": "true"},
+            headers={"Authorization": "bench-token"},
+        )
         json.loads(response.content)
         return (time.perf_counter() - started) * 1000
 
-    overhead: dict[str, list[float]] = {"tool": [], "bare": [], "tool_minus_bare": [], "server_ms": []}
+    overhead: dict[str, list[float]] = {
+        "tool": [],
+        "bare": [],
+        "tool_minus_bare": [],
+        "server_ms": [],
+    }
     try:
         for n in range(warmup + calls):
             if n % 2:  # alternate which goes first, so neither always follows the other
@@ -134,7 +160,9 @@ async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
                 continue
             overhead["tool"].append(tool_ms - tool_server_ms)
             overhead["bare"].append(bare_ms - bare_server_ms)
-            overhead["tool_minus_bare"].append((tool_ms - tool_server_ms) - (bare_ms - bare_server_ms))
+            overhead["tool_minus_bare"].append(
+                (tool_ms - tool_server_ms) - (bare_ms - bare_server_ms)
+            )
             overhead["server_ms"].append(tool_server_ms)
         records = log.drain()
         assert len(records) == warmup + calls and all(r.ok for r in records)
@@ -163,23 +191,46 @@ def main() -> None:
         server.join(timeout=5)
 
     rows = []
-    for name, label in (("tool", "tool call - server time"), ("bare", "bare httpx - server time"),
-                        ("tool_minus_bare", "tool - bare (our layer)"), ("server_ms", "server handler time")):
+    for name, label in (
+        ("tool", "tool call - server time"),
+        ("bare", "bare httpx - server time"),
+        ("tool_minus_bare", "tool - bare (our layer)"),
+        ("server_ms", "server handler time"),
+    ):
         values = overhead[name]
-        rows.append([label, f"{percentile(values, 0.5):.2f}", f"{percentile(values, 0.95):.2f}", f"{max(values):.2f}"])
-    print_table(f"http tool overhead, {args.calls} calls, server delay {args.delay_ms:g} ms (ms)",
-                ["what", "p50", "p95", "max"], rows)
+        rows.append(
+            [
+                label,
+                f"{percentile(values, 0.5):.2f}",
+                f"{percentile(values, 0.95):.2f}",
+                f"{max(values):.2f}",
+            ]
+        )
+    print_table(
+        f"http tool overhead, {args.calls} calls, server delay {args.delay_ms:g} ms (ms)",
+        ["what", "p50", "p95", "max"],
+        rows,
+    )
     tool_p95 = percentile(overhead["tool"], 0.95) or 0.0
     bare_p95 = percentile(overhead["bare"], 0.95) or 0.0
     added = tool_p95 - bare_p95
-    print(f"\np95: the tool adds {added:.2f} ms to the round trip a bare client sees: "
-          f"{'within' if added <= BUDGET_MS else 'OVER'} the {BUDGET_MS:g} ms budget (issue #12)")
-    print(f"p95 over the server handler's own time: {tool_p95:.2f} ms, of which a bare httpx request "
-          f"already takes {bare_p95:.2f} ms (loopback, HTTP parsing on both sides, scheduling)")
-    path = write_results("tool_overhead", {
-        "machine": machine_info(), "calls": args.calls, "delay_ms": args.delay_ms,
-        "overhead_ms": {name: summary(values) for name, values in overhead.items()},
-    })
+    print(
+        f"\np95: the tool adds {added:.2f} ms to the round trip a bare client sees: "
+        f"{'within' if added <= BUDGET_MS else 'OVER'} the {BUDGET_MS:g} ms budget (issue #12)"
+    )
+    print(
+        f"p95 over the server handler's own time: {tool_p95:.2f} ms, of which a bare httpx request "
+        f"already takes {bare_p95:.2f} ms (loopback, HTTP parsing on both sides, scheduling)"
+    )
+    path = write_results(
+        "tool_overhead",
+        {
+            "machine": machine_info(),
+            "calls": args.calls,
+            "delay_ms": args.delay_ms,
+            "overhead_ms": {name: summary(values) for name, values in overhead.items()},
+        },
+    )
     print(f"results: {path}")
 
 

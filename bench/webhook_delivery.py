@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +57,12 @@ class Receiver:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/hook", self._handle, methods=["POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
-        threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True).start()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        )
+        threading.Thread(
+            target=lambda: asyncio.run(self.server.serve(sockets=[sock])), daemon=True
+        ).start()
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
@@ -74,8 +77,16 @@ class Receiver:
 
 
 def ended_event(session_id: str) -> dict:
-    data = {"session_id": session_id, "agent_id": "support-agent-v1", "summary": "bench", "turn_count": 3,
-            "transcript": [{"role": "user", "text": "hello " * 20}, {"role": "assistant", "text": "hi " * 40}]}
+    data = {
+        "session_id": session_id,
+        "agent_id": "support-agent-v1",
+        "summary": "bench",
+        "turn_count": 3,
+        "transcript": [
+            {"role": "user", "text": "hello " * 20},
+            {"role": "assistant", "text": "hi " * 40},
+        ],
+    }
     return cloudevents.session_event(
         EventType.SESSION_ENDED, session_id, "support-agent-v1", "ended", cloudevents.LAST_SEQ, data
     )
@@ -88,18 +99,37 @@ async def run(rate_per_min: float, events: int, mongo_uri: str, key: str, workdi
     client = open_client(mongo_uri)
     database = client[database_name]
     now = bson_now()
-    await database[SUBSCRIPTIONS].insert_one({
-        "_id": f"sub_{uuid.uuid4().hex[:24]}", "url": f"http://127.0.0.1:{receiver.port}/hook",
-        "description": "bench", "event_types": ["*"], "agent_ids": None, "status": "enabled",
-        "secret": webhook_secrets.generated_secret(secret, key=key), "previous_secret": None,
-        "created_at": now, "updated_at": now, "version": 1,
-    })
+    await database[SUBSCRIPTIONS].insert_one(
+        {
+            "_id": f"sub_{uuid.uuid4().hex[:24]}",
+            "url": f"http://127.0.0.1:{receiver.port}/hook",
+            "description": "bench",
+            "event_types": ["*"],
+            "agent_ids": None,
+            "status": "enabled",
+            "secret": webhook_secrets.generated_secret(secret, key=key),
+            "previous_secret": None,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+    )
     log_path = workdir / "dispatcher.log"
-    env = os.environ | {"MONGO_URI": mongo_uri, "MONGO_DB": database_name, "WEBHOOK_ENCRYPTION_KEY": key,
-                        "DISPATCHER_METRICS_PORT": "0"}
+    env = os.environ | {
+        "MONGO_URI": mongo_uri,
+        "MONGO_DB": database_name,
+        "WEBHOOK_ENCRYPTION_KEY": key,
+        "DISPATCHER_METRICS_PORT": "0",
+    }
     with log_path.open("wb") as log:
-        dispatcher = subprocess.Popen([sys.executable, "-m", "dispatcher"], cwd=REPO_ROOT, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        dispatcher = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while "started" not in log_path.read_text(errors="replace"):
@@ -117,10 +147,15 @@ async def run(rate_per_min: float, events: int, mongo_uri: str, key: str, workdi
         deadline = time.monotonic() + 60
         while len(receiver.arrived) < events and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        latencies = [(receiver.arrived[i] - created[i]) * 1000 for i in created if i in receiver.arrived]
+        latencies = [
+            (receiver.arrived[i] - created[i]) * 1000 for i in created if i in receiver.arrived
+        ]
         return {
-            "rate_per_min": rate_per_min, "events": events, "delivered": len(latencies),
-            "rejected_signatures": receiver.rejected, "latency_ms": summary(latencies),
+            "rate_per_min": rate_per_min,
+            "events": events,
+            "delivered": len(latencies),
+            "rejected_signatures": receiver.rejected,
+            "latency_ms": summary(latencies),
             "dispatcher": "defaults (DISPATCHER_POLL_INTERVAL_S=0.25)",
         }
     finally:
@@ -135,7 +170,9 @@ async def run(rate_per_min: float, events: int, mongo_uri: str, key: str, workdi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rate", type=float, default=100.0, help="session.ended events per minute")
     parser.add_argument("--events", type=int, default=100, help="how many events in all")
     args = parser.parse_args()
@@ -146,9 +183,13 @@ def main() -> None:
         result = asyncio.run(run(args.rate, args.events, endpoints.mongo_uri, key, workdir))
     result["at"] = datetime.now(UTC).isoformat()
     latency = result["latency_ms"]
-    print(f"{result['delivered']}/{result['events']} delivered at {args.rate:g}/min, "
-          f"{result['rejected_signatures']} bad signatures")
-    print(f"session end -> receiver: p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms, max {latency['max']:.0f} ms")
+    print(
+        f"{result['delivered']}/{result['events']} delivered at {args.rate:g}/min, "
+        f"{result['rejected_signatures']} bad signatures"
+    )
+    print(
+        f"session end -> receiver: p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms, max {latency['max']:.0f} ms"
+    )
     print(f"results: {write_results('webhook_delivery', result)}")
 
 

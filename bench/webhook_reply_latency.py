@@ -42,8 +42,16 @@ from agent_configs.models import LLMSpec  # noqa: E402
 from agent_configs.routing.rules import RulesStore  # noqa: E402
 from agent_configs.store import ConfigStore  # noqa: E402
 from bench.harness import (  # noqa: E402
-    SUPPORT_AGENT, TimedClient, _start_worker, _wait_registered, fmt, print_table, ratio, seed_database,
-    summary, write_results,
+    SUPPORT_AGENT,
+    TimedClient,
+    _start_worker,
+    _wait_registered,
+    fmt,
+    print_table,
+    ratio,
+    seed_database,
+    summary,
+    write_results,
 )
 from devstack import DEFAULT_ROOT, Devstack, Endpoints  # noqa: E402
 from tests.worker.scripted_llm import ScriptedLLM  # noqa: E402
@@ -78,7 +86,9 @@ class HangingReceiver:
             self._server.close()
 
 
-async def prepare_database(mongo_uri: str, database_name: str, llm_url: str, key: str, hook_url: str) -> None:
+async def prepare_database(
+    mongo_uri: str, database_name: str, llm_url: str, key: str, hook_url: str
+) -> None:
     """Built-in types on the scripted model, the unsubscribed copy, and the hanging subscription."""
     await seed_database(mongo_uri, database_name)
     client = open_client(mongo_uri)
@@ -87,17 +97,32 @@ async def prepare_database(mongo_uri: str, database_name: str, llm_url: str, key
         store = ConfigStore(database)
         scripted = LLMSpec(provider="local", model="scripted", base_url=llm_url)
         for config in (await store.list_agents()).items:
-            await store.update(config.model_copy(update={"llm": scripted}), expected_version=config.version)
+            await store.update(
+                config.model_copy(update={"llm": scripted}), expected_version=config.version
+            )
         support = await store.get(SUPPORT_AGENT)
-        await store.create(support.model_copy(update={"agent_id": UNSUBSCRIBED_AGENT, "purposes": [], "intents": []}))
+        await store.create(
+            support.model_copy(
+                update={"agent_id": UNSUBSCRIBED_AGENT, "purposes": [], "intents": []}
+            )
+        )
         await allow_explicitly(RulesStore(database), UNSUBSCRIBED_AGENT)
         now = bson_now()
-        await database[SUBSCRIPTIONS].insert_one({
-            "_id": f"sub_{uuid.uuid4().hex[:24]}", "url": hook_url, "description": "hangs",
-            "event_types": ["*"], "agent_ids": [SUPPORT_AGENT], "status": "enabled",
-            "secret": webhook_secrets.generated_secret(webhook_secrets.generate(), key=key),
-            "previous_secret": None, "created_at": now, "updated_at": now, "version": 1,
-        })
+        await database[SUBSCRIPTIONS].insert_one(
+            {
+                "_id": f"sub_{uuid.uuid4().hex[:24]}",
+                "url": hook_url,
+                "description": "hangs",
+                "event_types": ["*"],
+                "agent_ids": [SUPPORT_AGENT],
+                "status": "enabled",
+                "secret": webhook_secrets.generated_secret(webhook_secrets.generate(), key=key),
+                "previous_secret": None,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+        )
     finally:
         await client.close()
 
@@ -109,14 +134,23 @@ async def allow_explicitly(rules: RulesStore, agent_id: str) -> None:
     for entry in current.chain:
         if entry.strategy == "explicit":
             allowed = [*entry.params.get("allowed_agent_ids", []), agent_id]
-            entry = entry.model_copy(update={"params": entry.params | {"allowed_agent_ids": allowed}})
+            entry = entry.model_copy(
+                update={"params": entry.params | {"allowed_agent_ids": allowed}}
+            )
         chain.append(entry)
     await rules.save(current.model_copy(update={"chain": chain}), expected_version=current.version)
 
 
-async def one_session(endpoints: Endpoints, agent_name: str, agent_id: str, replies: int) -> tuple[list[float], list[float]]:
+async def one_session(
+    endpoints: Endpoints, agent_name: str, agent_id: str, replies: int
+) -> tuple[list[float], list[float]]:
     """(first-byte seconds, whole-reply seconds) of each reply in one session."""
-    client = TimedClient(endpoints, agent_name, {"agent_id": agent_id, "user_id": f"u-{uuid.uuid4().hex[:6]}"}, "bench-user")
+    client = TimedClient(
+        endpoints,
+        agent_name,
+        {"agent_id": agent_id, "user_id": f"u-{uuid.uuid4().hex[:6]}"},
+        "bench-user",
+    )
     first, whole = [], []
     try:
         await client.join()
@@ -125,7 +159,9 @@ async def one_session(endpoints: Endpoints, agent_name: str, agent_id: str, repl
             to_first, to_end = await client.chat(text, 60)
             first.append(to_first)
             whole.append(to_end)
-        await client.room.local_participant.publish_data(json.dumps({}), reliable=True, topic="switchboard.end")
+        await client.room.local_participant.publish_data(
+            json.dumps({}), reliable=True, topic="switchboard.end"
+        )
     finally:
         await client.leave()
     return first, whole
@@ -138,19 +174,37 @@ async def run(endpoints: Endpoints, workdir: Path, sessions: int, replies: int) 
     llm = ScriptedLLM()
     await llm.start()
     database_name = f"bench_hook_latency_{uuid.uuid4().hex[:8]}"
-    await prepare_database(endpoints.mongo_uri, database_name, llm.url, key,
-                           f"http://127.0.0.1:{receiver.port}/hook")
+    await prepare_database(
+        endpoints.mongo_uri, database_name, llm.url, key, f"http://127.0.0.1:{receiver.port}/hook"
+    )
     agent_name = f"bench-hook-{uuid.uuid4().hex[:6]}"
-    common = os.environ | endpoints.as_env() | {"MONGO_DB": database_name, "WEBHOOK_ENCRYPTION_KEY": key}
-    worker = _start_worker("switchboard", [sys.executable, "-m", "worker", "start"], common | {
-        "AGENT_NAME": agent_name, "PROMETHEUS_PORT": "0", "WORKER_MAX_SESSIONS": "32",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), "SPOOL_DIR": str(workdir / "spool"),
-    }, workdir / "worker.log", agent_name)
+    common = (
+        os.environ | endpoints.as_env() | {"MONGO_DB": database_name, "WEBHOOK_ENCRYPTION_KEY": key}
+    )
+    worker = _start_worker(
+        "switchboard",
+        [sys.executable, "-m", "worker", "start"],
+        common
+        | {
+            "AGENT_NAME": agent_name,
+            "PROMETHEUS_PORT": "0",
+            "WORKER_MAX_SESSIONS": "32",
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+            "SPOOL_DIR": str(workdir / "spool"),
+        },
+        workdir / "worker.log",
+        agent_name,
+    )
     dispatcher_log = workdir / "dispatcher.log"
     with dispatcher_log.open("wb") as log:
-        dispatcher = subprocess.Popen([sys.executable, "-m", "dispatcher"], cwd=REPO_ROOT,
-                                      env=common | {"DISPATCHER_METRICS_PORT": "0"},
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        dispatcher = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher"],
+            cwd=REPO_ROOT,
+            env=common | {"DISPATCHER_METRICS_PORT": "0"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     client = open_client(endpoints.mongo_uri)
     try:
         await asyncio.to_thread(_wait_registered, worker)
@@ -173,17 +227,24 @@ async def run(endpoints: Endpoints, workdir: Path, sessions: int, replies: int) 
         }
         hung, unsubscribed = (arms["hanging receiver"], arms["no subscription"])
         result = {
-            "sessions_per_arm": sessions, "replies_per_session": replies, "model": "scripted (instant)",
+            "sessions_per_arm": sessions,
+            "replies_per_session": replies,
+            "model": "scripted (instant)",
             "first_text_ms": {arm: summary(values) for arm, values in first.items()},
             "whole_reply_ms": {arm: summary(values) for arm, values in whole.items()},
             "sessions_recorded": sessions_by_agent,
             "receiver_connections_held": receiver.connections,
-            "deliveries_pending_at_end": pending, "deliveries_attempted": attempted,
+            "deliveries_pending_at_end": pending,
+            "deliveries_attempted": attempted,
             "dispatcher": "defaults (DISPATCHER_TIMEOUT_S=10)",
         }
-        result["p95_ratio_first_text"] = ratio(result["first_text_ms"]["hanging receiver"]["p95"],
-                                               result["first_text_ms"]["no subscription"]["p95"])
-        assert sessions_by_agent[hung] == sessions_by_agent[unsubscribed] == sessions, sessions_by_agent
+        result["p95_ratio_first_text"] = ratio(
+            result["first_text_ms"]["hanging receiver"]["p95"],
+            result["first_text_ms"]["no subscription"]["p95"],
+        )
+        assert sessions_by_agent[hung] == sessions_by_agent[unsubscribed] == sessions, (
+            sessions_by_agent
+        )
         return result
     finally:
         dispatcher.send_signal(signal.SIGTERM)
@@ -199,9 +260,17 @@ async def run(endpoints: Endpoints, workdir: Path, sessions: int, replies: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=10, help="sessions per arm")
-    parser.add_argument("--replies", type=int, default=3, choices=range(1, len(MESSAGES) + 1), help="replies per session")
+    parser.add_argument(
+        "--replies",
+        type=int,
+        default=3,
+        choices=range(1, len(MESSAGES) + 1),
+        help="replies per session",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-hook-latency-"))
     print(f"logs in {workdir}")
@@ -213,13 +282,26 @@ def main() -> None:
     rows = []
     for arm in ("hanging receiver", "no subscription"):
         f, w = result["first_text_ms"][arm], result["whole_reply_ms"][arm]
-        rows.append([arm, str(f["n"]), fmt(f["p50"], " ms", 0), fmt(f["p95"], " ms", 0),
-                     fmt(w["p50"], " ms", 0), fmt(w["p95"], " ms", 0)])
-    print_table("reply latency (send on lk.chat -> reply)",
-                ["arm", "replies", "first p50", "first p95", "whole p50", "whole p95"], rows)
-    print(f"p95 first-text ratio hanging/none: {fmt(result['p95_ratio_first_text'], '', 2)}; "
-          f"receiver held {result['receiver_connections_held']} connections, "
-          f"{result['deliveries_pending_at_end']} deliveries still pending (retrying) at the end")
+        rows.append(
+            [
+                arm,
+                str(f["n"]),
+                fmt(f["p50"], " ms", 0),
+                fmt(f["p95"], " ms", 0),
+                fmt(w["p50"], " ms", 0),
+                fmt(w["p95"], " ms", 0),
+            ]
+        )
+    print_table(
+        "reply latency (send on lk.chat -> reply)",
+        ["arm", "replies", "first p50", "first p95", "whole p50", "whole p95"],
+        rows,
+    )
+    print(
+        f"p95 first-text ratio hanging/none: {fmt(result['p95_ratio_first_text'], '', 2)}; "
+        f"receiver held {result['receiver_connections_held']} connections, "
+        f"{result['deliveries_pending_at_end']} deliveries still pending (retrying) at the end"
+    )
     print(f"results: {write_results('webhook_reply_latency', result)}")
 
 

@@ -18,7 +18,9 @@ from devstack.chat import chat
 from devstack.errors import DevstackError
 from scripts.setup_agents import redact_uri, run_seed
 
-DEV_ADMIN_KEY = "dev-admin-key"  # `make dev` only: the admin API's bootstrap key on a fresh database
+DEV_ADMIN_KEY = (
+    "dev-admin-key"  # `make dev` only: the admin API's bootstrap key on a fresh database
+)
 # The console's build the admin API serves: `make dev` builds it first (make console).
 CONSOLE_DIR = Path(os.environ.get("ADMIN_API_CONSOLE_DIR", REPO_ROOT / "console" / "dist"))
 
@@ -39,31 +41,59 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
     table.add_column("service")
     table.add_column("listening on", no_wrap=True)  # URLs whole, to copy; the notes wrap
     table.add_column("")
-    mongo_note = "started (FerretDB, SQLite)" if "ferretdb" in endpoints.started else "from MONGO_URI"
+    mongo_note = (
+        "started (FerretDB, SQLite)" if "ferretdb" in endpoints.started else "from MONGO_URI"
+    )
     table.add_row("MongoDB wire", redact_uri(endpoints.mongo_uri), mongo_note)
-    livekit_note = "started (dev mode)" if "livekit-server" in endpoints.started else "from LIVEKIT_URL"
+    livekit_note = (
+        "started (dev mode)" if "livekit-server" in endpoints.started else "from LIVEKIT_URL"
+    )
     table.add_row("LiveKit", endpoints.livekit_url, livekit_note)
     if endpoints.local_llm_url:
-        llm_note = "started (SmolLM2-135M)" if "local-llm" in endpoints.started else "from LOCAL_LLM_URL"
+        llm_note = (
+            "started (SmolLM2-135M)" if "local-llm" in endpoints.started else "from LOCAL_LLM_URL"
+        )
         table.add_row("Local LLM", endpoints.local_llm_url, llm_note)
     if stack.worker_health_port is not None:
-        table.add_row("Worker", f"http://127.0.0.1:{stack.worker_health_port}/", "health; agent name `switchboard`")
-        table.add_row("Metrics", f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", "Prometheus")
+        table.add_row(
+            "Worker",
+            f"http://127.0.0.1:{stack.worker_health_port}/",
+            "health; agent name `switchboard`",
+        )
+        table.add_row(
+            "Metrics", f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", "Prometheus"
+        )
     console_url = None
     if stack.admin_api_port is not None:
         key = os.environ.get("ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY)
         console_url = f"http://127.0.0.1:{stack.admin_api_port}/console/"
         built = (CONSOLE_DIR / "index.html").is_file()
-        table.add_row("Console", console_url, f"log in with `{key}`" if built else "not built: run `make console`")
-        table.add_row("Admin API", f"http://127.0.0.1:{stack.admin_api_port}/docs", f"API key `{key}` (fresh database)")
+        table.add_row(
+            "Console",
+            console_url,
+            f"log in with `{key}`" if built else "not built: run `make console`",
+        )
+        table.add_row(
+            "Admin API",
+            f"http://127.0.0.1:{stack.admin_api_port}/docs",
+            f"API key `{key}` (fresh database)",
+        )
     if stack.dispatcher_port is not None:
-        table.add_row("Webhooks", f"http://127.0.0.1:{stack.dispatcher_port}/metrics", "dispatcher: outbox -> subscriptions")
+        table.add_row(
+            "Webhooks",
+            f"http://127.0.0.1:{stack.dispatcher_port}/metrics",
+            "dispatcher: outbox -> subscriptions",
+        )
     Console().print(table)
     if console_url:
         print(f"Open the console: {console_url}")
     print("In another shell:")
     for name, value in endpoints.as_env().items():
-        shown = "***" if name == "LIVEKIT_API_SECRET" and "livekit-server" not in endpoints.started else value
+        shown = (
+            "***"
+            if name == "LIVEKIT_API_SECRET" and "livekit-server" not in endpoints.started
+            else value
+        )
         print(f"  export {name}={redact_uri(shown)}")
     if stack.worker_health_port is not None:
         print("Talk to an agent:  .venv/bin/python -m devstack chat --purpose support")
@@ -71,7 +101,9 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
 
 @app.command()
 def build(
-    tools: Annotated[bool, typer.Option(help="Also build kustomize (for the manifest tests).")] = False,
+    tools: Annotated[
+        bool, typer.Option(help="Also build kustomize (for the manifest tests).")
+    ] = False,
 ) -> None:
     """Build the Go services (cached: a no-op when up to date)."""
     try:
@@ -83,7 +115,9 @@ def build(
 
 @app.command()
 def up(
-    seed: Annotated[bool, typer.Option(help="Seed the built-in agent types and routing rules.")] = True,
+    seed: Annotated[
+        bool, typer.Option(help="Seed the built-in agent types and routing rules.")
+    ] = True,
     worker: Annotated[bool, typer.Option(help="Run the Switchboard worker too.")] = True,
     admin_api: Annotated[bool, typer.Option(help="Run the admin API (uvicorn) too.")] = True,
     dispatcher: Annotated[bool, typer.Option(help="Run the webhook dispatcher too.")] = True,
@@ -119,14 +153,20 @@ def up(
                 console.print("starting the admin API...")
                 api_env = {
                     "MONGO_DB": settings.mongo_db,
-                    "ADMIN_API_BOOTSTRAP_KEY": os.environ.get("ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY),
+                    "ADMIN_API_BOOTSTRAP_KEY": os.environ.get(
+                        "ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY
+                    ),
                     "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
                 }
-                stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT", 8000))
+                stack.start_admin_api(
+                    endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT", 8000)
+                )
             if dispatcher:
                 console.print("starting the webhook dispatcher...")
                 stack.start_dispatcher(
-                    endpoints, {"MONGO_DB": settings.mongo_db}, _port_from_env("DEVSTACK_DISPATCHER_PORT", 9102)
+                    endpoints,
+                    {"MONGO_DB": settings.mongo_db},
+                    _port_from_env("DEVSTACK_DISPATCHER_PORT", 9102),
                 )
             _print_endpoints(endpoints, stack)
             console.print("Running. Ctrl-C stops everything.")
@@ -141,10 +181,14 @@ def up(
 
 @app.command("chat")
 def chat_command(
-    purpose: Annotated[str | None, typer.Option(help="e.g. support, sales, onboarding, interview")] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="e.g. support, sales, onboarding, interview")
+    ] = None,
     agent_id: Annotated[str | None, typer.Option(help="Ask for one agent type explicitly.")] = None,
     user_id: Annotated[str, typer.Option(help="Who you are (memory is per user).")] = "dev-user",
-    details: Annotated[str, typer.Option(help='user_details as JSON, e.g. \'{"tier": "premium"}\'')] = "{}",
+    details: Annotated[
+        str, typer.Option(help='user_details as JSON, e.g. \'{"tier": "premium"}\'')
+    ] = "{}",
 ) -> None:
     """Chat with an agent in a new room, through the running worker."""
     settings = get_settings()
@@ -158,8 +202,15 @@ def chat_command(
     url = settings.livekit_url or "ws://127.0.0.1:7880"
     agent_name = os.environ.get("AGENT_NAME", "switchboard")
     try:
-        asyncio.run(chat(url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value(),
-                         agent_name, metadata))
+        asyncio.run(
+            chat(
+                url,
+                settings.livekit_api_key,
+                settings.livekit_api_secret.get_secret_value(),
+                agent_name,
+                metadata,
+            )
+        )
     except KeyboardInterrupt:
         pass
 

@@ -52,9 +52,14 @@ class GoBinary:
 LIVEKIT_SERVER = GoBinary(
     name="livekit-server", package="github.com/livekit/livekit-server/cmd/server", version="v1.13.5"
 )
-FERRETDB = GoBinary(name="ferretdb", package="switchboard/devstack/ferretdb", source_dir=FERRETDB_SOURCE)
+FERRETDB = GoBinary(
+    name="ferretdb", package="switchboard/devstack/ferretdb", source_dir=FERRETDB_SOURCE
+)
 KUSTOMIZE = GoBinary(
-    name="kustomize", package="sigs.k8s.io/kustomize/kustomize/v5", version="v5.7.1", produces="kustomize"
+    name="kustomize",
+    package="sigs.k8s.io/kustomize/kustomize/v5",
+    version="v5.7.1",
+    produces="kustomize",
 )
 """For the manifest tests; v5.7.1 is the newest release that builds with Go 1.26."""
 
@@ -128,6 +133,8 @@ def _show_progress(
     next_beat = started + HEARTBEAT_S
     while process.poll() is None:
         if time.monotonic() >= next_beat:
-            console.print(f"  still building {name} ({time.monotonic() - started:.0f}s): {last_line[0]}")
+            console.print(
+                f"  still building {name} ({time.monotonic() - started:.0f}s): {last_line[0]}"
+            )
             next_beat += HEARTBEAT_S
         time.sleep(0.2)

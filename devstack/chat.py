@@ -18,22 +18,30 @@ REPLY_WAIT_S = 120.0
 
 
 def _show_new(client: RoomClient, shown: dict[str, int]) -> None:
-    for text in client.transcripts[shown["text"]:]:
+    for text in client.transcripts[shown["text"] :]:
         console.print(f"[bold cyan]agent:[/bold cyan] {text}", highlight=False)
     shown["text"] = len(client.transcripts)
     turns = client.data.get("agent-turn", [])
-    for turn in turns[shown["turns"]:]:
+    for turn in turns[shown["turns"] :]:
         fields = {k: v for k, v in turn["fields"].items() if k != "system_response"}
-        console.print(f"[dim]  turn {turn['turn_index']}: {json.dumps(fields)}[/dim]", highlight=False)
+        console.print(
+            f"[dim]  turn {turn['turn_index']}: {json.dumps(fields)}[/dim]", highlight=False
+        )
     shown["turns"] = len(turns)
 
 
-async def chat(url: str, api_key: str, api_secret: str, agent_name: str, metadata: dict[str, Any]) -> None:
+async def chat(
+    url: str, api_key: str, api_secret: str, agent_name: str, metadata: dict[str, Any]
+) -> None:
     client = RoomClient(url, api_key, api_secret, agent_name)
     await client.join(metadata)
-    console.print(f"joined {client.room_name} with {json.dumps(metadata)}; waiting for the agent...")
+    console.print(
+        f"joined {client.room_name} with {json.dumps(metadata)}; waiting for the agent..."
+    )
     agent_id, strategy = await client.routed_agent()
-    console.print(f"[green]routed to {agent_id} by {strategy}[/green]. Type a message; Ctrl-D to leave.")
+    console.print(
+        f"[green]routed to {agent_id} by {strategy}[/green]. Type a message; Ctrl-D to leave."
+    )
     shown = {"text": 0, "turns": 0}
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -52,7 +60,9 @@ async def chat(url: str, api_key: str, api_secret: str, agent_name: str, metadat
                 await client.say(line.strip())
                 said += 1
         # Piped input ends at once: wait for the answer to the last message before leaving.
-        await client.wait_for(lambda: len(client.transcripts) > said, REPLY_WAIT_S, "the last reply")
+        await client.wait_for(
+            lambda: len(client.transcripts) > said, REPLY_WAIT_S, "the last reply"
+        )
         _show_new(client, shown)
     except AssertionError:
         _show_new(client, shown)

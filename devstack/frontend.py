@@ -33,10 +33,19 @@ class RoomClient:
         self._microphone: rtc.AudioSource | None = None
 
     def token(
-        self, metadata: str | None, identity: str, *, in_dispatch: bool = True, may_update_own_metadata: bool = False
+        self,
+        metadata: str | None,
+        identity: str,
+        *,
+        in_dispatch: bool = True,
+        may_update_own_metadata: bool = False,
     ) -> str:
-        dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=(metadata or "") if in_dispatch else "")
-        grants = api.VideoGrants(room_join=True, room=self.room_name, can_update_own_metadata=may_update_own_metadata)
+        dispatch = api.RoomAgentDispatch(
+            agent_name=self.agent_name, metadata=(metadata or "") if in_dispatch else ""
+        )
+        grants = api.VideoGrants(
+            room_join=True, room=self.room_name, can_update_own_metadata=may_update_own_metadata
+        )
         token = (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(identity)
@@ -65,7 +74,9 @@ class RoomClient:
         self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
         self.room.on("participant_connected", lambda *_: self._changed.set())
         self.room.on("track_subscribed", self._on_track)
-        token = self.token(text, identity, in_dispatch=in_dispatch, may_update_own_metadata=may_update_own_metadata)
+        token = self.token(
+            text, identity, in_dispatch=in_dispatch, may_update_own_metadata=may_update_own_metadata
+        )
         await self.room.connect(self.url, token)
 
     def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
@@ -95,7 +106,9 @@ class RoomClient:
         """RMS of each 10 ms frame the agent sends: proof its voice is audible, not silence."""
         async for event in rtc.AudioStream(track):
             samples = np.frombuffer(bytes(event.frame.data), dtype=np.int16).astype(np.float32)
-            self.agent_audio_rms.append(float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0)
+            self.agent_audio_rms.append(
+                float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+            )
             if len(self.agent_audio_rms) % 50 == 0:
                 self._changed.set()
 
@@ -110,7 +123,9 @@ class RoomClient:
         chunk = sample_rate // 100  # 10 ms
         audio = np.frombuffer(pcm, dtype=np.int16)
         silence = np.zeros(int(sample_rate * trailing_silence_s), dtype=np.int16)
-        for samples in np.array_split(np.concatenate([audio, silence]), max(1, (audio.size + silence.size) // chunk)):
+        for samples in np.array_split(
+            np.concatenate([audio, silence]), max(1, (audio.size + silence.size) // chunk)
+        ):
             frame = rtc.AudioFrame(samples.tobytes(), sample_rate, 1, samples.size)
             await self._microphone.capture_frame(frame)
 
@@ -150,7 +165,9 @@ class RoomClient:
         await self.room.local_participant.send_text(text, topic="lk.chat")
 
     async def next_transcript(self, after: int, timeout: float = 120.0) -> str:
-        await self.wait_for(lambda: len(self.transcripts) > after, timeout, f"transcript #{after + 1}")
+        await self.wait_for(
+            lambda: len(self.transcripts) > after, timeout, f"transcript #{after + 1}"
+        )
         return self.transcripts[after]
 
     async def leave(self) -> None:

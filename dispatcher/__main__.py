@@ -11,7 +11,9 @@ from dispatcher.settings import DispatcherSettings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = DispatcherSettings()
     except ValidationError as exc:  # one line per bad variable, not a traceback

@@ -120,7 +120,9 @@ class Deliverer:
             .sort([("next_attempt_at", 1), ("seq", 1)])
             .to_list(free * 4)
         )
-        pairs = list(dict.fromkeys(pair_of(c) for c in candidates if pair_of(c) not in self._in_flight))
+        pairs = list(
+            dict.fromkeys(pair_of(c) for c in candidates if pair_of(c) not in self._in_flight)
+        )
         started = 0
         for pair in pairs:
             if started >= free:
@@ -151,8 +153,13 @@ class Deliverer:
         now = bson_now()
         if head["next_attempt_at"] > now:
             await self._db[DELIVERIES].update_many(
-                {"subscription_id": subscription_id, "ordering_key": ordering_key, "status": "pending",
-                 "seq": {"$gt": head["seq"]}, "next_attempt_at": {"$lt": head["next_attempt_at"]}},
+                {
+                    "subscription_id": subscription_id,
+                    "ordering_key": ordering_key,
+                    "status": "pending",
+                    "seq": {"$gt": head["seq"]},
+                    "next_attempt_at": {"$lt": head["next_attempt_at"]},
+                },
                 {"$set": {"next_attempt_at": head["next_attempt_at"]}},
             )
             return None
@@ -177,7 +184,9 @@ class Deliverer:
         except Exception:
             # The database went away mid-way, most likely: the lease runs out and the delivery
             # is taken again (at least once), so nothing is lost by giving up on it here.
-            logger.exception("delivery %s interrupted; it is retried when its lease ends", delivery["_id"])
+            logger.exception(
+                "delivery %s interrupted; it is retried when its lease ends", delivery["_id"]
+            )
         finally:
             with contextlib.suppress(Exception):  # else it runs out by itself
                 await self._leases.release(lease)
@@ -187,7 +196,9 @@ class Deliverer:
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         subscription = await self._db[SUBSCRIPTIONS].find_one({"_id": delivery["subscription_id"]})
         if subscription is None:
-            await self._fail(delivery, "subscription_gone", "the subscription was deleted", attempted=False)
+            await self._fail(
+                delivery, "subscription_gone", "the subscription was deleted", attempted=False
+            )
             return
         targeted = delivery.get("targeted", False)
         if subscription.get("status") != "enabled" and not targeted:
@@ -198,7 +209,9 @@ class Deliverer:
             return
         event = await self._db[OUTBOX].find_one({"_id": delivery["event_id"]})
         if event is None:
-            await self._fail(delivery, "event_gone", "the event is no longer in the outbox", attempted=False)
+            await self._fail(
+                delivery, "event_gone", "the event is no longer in the outbox", attempted=False
+            )
             return
         url = subscription["url"]
         now = bson_now()
@@ -208,10 +221,16 @@ class Deliverer:
                 subscription, now, key=self._settings.webhook_encryption_key, policy=self._policy
             )
         except EgressRefused as exc:
-            await self._fail(delivery, "egress", f"refused by the egress policy: {exc}", attempted=False)
+            await self._fail(
+                delivery, "egress", f"refused by the egress policy: {exc}", attempted=False
+            )
             return
-        except webhook_secrets.SecretUnavailable as exc:  # a key or env var missing: the operator can fix it
-            await self._retry(delivery, Attempt(False, None, f"no signing secret: {_describe(exc)}", 0))
+        except (
+            webhook_secrets.SecretUnavailable
+        ) as exc:  # a key or env var missing: the operator can fix it
+            await self._retry(
+                delivery, Attempt(False, None, f"no signing secret: {_describe(exc)}", 0)
+            )
             return
         if not secrets:
             await self._retry(delivery, Attempt(False, None, "no signing secret", 0))
@@ -221,13 +240,17 @@ class Deliverer:
         if left <= 0:
             await self._release(delivery["_id"])
             return
-        attempt = await self._post(url, event, secrets, min(self._settings.dispatcher_timeout_s, left))
+        attempt = await self._post(
+            url, event, secrets, min(self._settings.dispatcher_timeout_s, left)
+        )
         if attempt.delivered:
             await self._delivered(delivery, attempt)
         else:
             await self._retry(delivery, attempt)
 
-    async def _post(self, url: str, event: dict[str, Any], secrets: list[str], timeout_s: float) -> Attempt:
+    async def _post(
+        self, url: str, event: dict[str, Any], secrets: list[str], timeout_s: float
+    ) -> Attempt:
         body = body_of(event)
         headers = headers_of(event["_id"], body, secrets, bson_now())
         started = time.perf_counter()
@@ -235,12 +258,18 @@ class Deliverer:
             # httpx's timeouts bound each phase (a receiver dripping bytes resets the read
             # timeout); the whole request is bounded here.
             async with asyncio.timeout(timeout_s):
-                response = await self._client.post(url, content=body, headers=headers, timeout=timeout_s)
+                response = await self._client.post(
+                    url, content=body, headers=headers, timeout=timeout_s
+                )
         except (httpx.HTTPError, TimeoutError) as exc:
             elapsed = time.perf_counter() - started
             metrics.ATTEMPTS.labels("network").inc()
             metrics.DELIVERY_SECONDS.labels("network").observe(elapsed)
-            error = f"timed out after {timeout_s:.1f}s" if isinstance(exc, TimeoutError | httpx.TimeoutException) else _describe(exc)
+            error = (
+                f"timed out after {timeout_s:.1f}s"
+                if isinstance(exc, TimeoutError | httpx.TimeoutException)
+                else _describe(exc)
+            )
             return Attempt(False, None, error, round(elapsed * 1000))
         elapsed = time.perf_counter() - started
         ok = 200 <= response.status_code < 300
@@ -260,11 +289,18 @@ class Deliverer:
         now = bson_now()
         await self._db[DELIVERIES].update_one(
             {"_id": delivery["_id"], "status": "pending"},
-            {"$set": {
-                "status": "delivered", "delivered_at": now, "attempts": delivery["attempts"] + 1,
-                "last_status": attempt.status, "last_response_ms": attempt.elapsed_ms, "last_error": None,
-                "lease_owner": None, "lease_until": None,
-            }},
+            {
+                "$set": {
+                    "status": "delivered",
+                    "delivered_at": now,
+                    "attempts": delivery["attempts"] + 1,
+                    "last_status": attempt.status,
+                    "last_response_ms": attempt.elapsed_ms,
+                    "last_error": None,
+                    "lease_owner": None,
+                    "lease_until": None,
+                }
+            },
         )
         metrics.DELIVERED.labels(delivery.get("event_type") or "unknown").inc()
         created = delivery.get("event_created_at") or delivery.get("created_at")
@@ -278,24 +314,48 @@ class Deliverer:
         retrying_since = delivery.get("retrying_since") if delivery["attempts"] > 0 else None
         retrying_since = retrying_since or now
         settings = self._settings
-        outcome = {"attempts": attempts, "last_status": attempt.status, "last_error": _bounded(attempt.error),
-                   "last_response_ms": attempt.elapsed_ms if attempt.status is not None else None,
-                   "retrying_since": retrying_since}
+        outcome = {
+            "attempts": attempts,
+            "last_status": attempt.status,
+            "last_error": _bounded(attempt.error),
+            "last_response_ms": attempt.elapsed_ms if attempt.status is not None else None,
+            "retrying_since": retrying_since,
+        }
         if attempts >= settings.dispatcher_max_attempts:
-            await self._fail(delivery, "attempts", attempt.error or "failed", attempted=True, outcome=outcome)
+            await self._fail(
+                delivery, "attempts", attempt.error or "failed", attempted=True, outcome=outcome
+            )
             return
         if (now - retrying_since).total_seconds() >= settings.dispatcher_max_age_s:
-            await self._fail(delivery, "age", attempt.error or "failed", attempted=True, outcome=outcome)
+            await self._fail(
+                delivery, "age", attempt.error or "failed", attempted=True, outcome=outcome
+            )
             return
-        wait = retry_delay(attempts, settings.dispatcher_backoff_initial_s, settings.dispatcher_backoff_max_s, self._rng)
-        await self._release(delivery["_id"], next_attempt_at=now + timedelta(seconds=wait), **outcome)
+        wait = retry_delay(
+            attempts,
+            settings.dispatcher_backoff_initial_s,
+            settings.dispatcher_backoff_max_s,
+            self._rng,
+        )
+        await self._release(
+            delivery["_id"], next_attempt_at=now + timedelta(seconds=wait), **outcome
+        )
         await self._park_successors(delivery, now + timedelta(seconds=wait))
         logger.info(
-            "delivery %s attempt %d failed (%s); next in %.1fs", delivery["_id"], attempts, attempt.error, wait
+            "delivery %s attempt %d failed (%s); next in %.1fs",
+            delivery["_id"],
+            attempts,
+            attempt.error,
+            wait,
         )
 
     async def _fail(
-        self, delivery: dict[str, Any], reason: str, error: str, *, attempted: bool,
+        self,
+        delivery: dict[str, Any],
+        reason: str,
+        error: str,
+        *,
+        attempted: bool,
         outcome: dict[str, Any] | None = None,
     ) -> None:
         fields = outcome or {}
@@ -311,8 +371,13 @@ class Deliverer:
         """The pair's later deliveries wait for this one's retry: none is looked at before."""
         subscription_id, ordering_key = pair_of(delivery)
         await self._db[DELIVERIES].update_many(
-            {"subscription_id": subscription_id, "ordering_key": ordering_key, "status": "pending",
-             "seq": {"$gt": delivery["seq"]}, "next_attempt_at": {"$lt": until}},
+            {
+                "subscription_id": subscription_id,
+                "ordering_key": ordering_key,
+                "status": "pending",
+                "seq": {"$gt": delivery["seq"]},
+                "next_attempt_at": {"$lt": until},
+            },
             {"$set": {"next_attempt_at": until}},
         )
 
@@ -320,12 +385,20 @@ class Deliverer:
         """The pair's next delivery was parked behind this one: make it due now."""
         subscription_id, ordering_key = pair_of(delivery)
         successor = await self._db[DELIVERIES].find_one(
-            {"subscription_id": subscription_id, "ordering_key": ordering_key, "status": "pending",
-             "seq": {"$gt": delivery["seq"]}},
+            {
+                "subscription_id": subscription_id,
+                "ordering_key": ordering_key,
+                "status": "pending",
+                "seq": {"$gt": delivery["seq"]},
+            },
             sort=[("seq", 1)],
         )
         now = bson_now()
-        if successor is not None and successor["attempts"] == 0 and successor["next_attempt_at"] > now:
+        if (
+            successor is not None
+            and successor["attempts"] == 0
+            and successor["next_attempt_at"] > now
+        ):
             await self._db[DELIVERIES].update_one(
                 {"_id": successor["_id"], "next_attempt_at": successor["next_attempt_at"]},
                 {"$set": {"next_attempt_at": now}},

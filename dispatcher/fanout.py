@@ -35,7 +35,9 @@ def matches(subscription: dict[str, Any], event: dict[str, Any]) -> bool:
     return agent_ids is None or event.get("agent_id") in agent_ids
 
 
-def recipients(event: dict[str, Any], subscriptions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def recipients(
+    event: dict[str, Any], subscriptions: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Who gets `event`: the one subscription it targets (`target_subscription_id`, e.g. "send
     test event": asked for explicitly, so whatever its filters), else every matching one."""
     target = event.get("target_subscription_id")
@@ -87,7 +89,9 @@ async def fan_out_once(database: AsyncDatabase, batch: int) -> int:
 async def _insert_once(database: AsyncDatabase, delivery: dict[str, Any]) -> int:
     _id = delivery_id(delivery["event_id"], delivery["subscription_id"])
     try:
-        result = await database[DELIVERIES].update_one({"_id": _id}, {"$setOnInsert": delivery}, upsert=True)
+        result = await database[DELIVERIES].update_one(
+            {"_id": _id}, {"$setOnInsert": delivery}, upsert=True
+        )
     except DuplicateKeyError:  # another replica's upsert of the same delivery won the race
         return 0
     return 1 if result.upserted_id is not None else 0

@@ -27,12 +27,16 @@ class Health:
     def ready(self) -> bool:
         """Talking to the database lately and not shutting down."""
         ok_at = self.database_ok_at
-        return not self.stopping and ok_at is not None and time.monotonic() - ok_at < self.stale_after_s
+        return (
+            not self.stopping
+            and ok_at is not None
+            and time.monotonic() - ok_at < self.stale_after_s
+        )
 
 
 def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._answer(200, generate_latest(), CONTENT_TYPE_LATEST)
             elif self.path == "/healthz":
@@ -44,14 +48,16 @@ def serve(health: Health, host: str, port: int) -> ThreadingHTTPServer:
             else:
                 self._answer(404, b"not found\n")
 
-        def _answer(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+        def _answer(
+            self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - probes every few seconds
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer((host, port), Handler)

@@ -55,7 +55,13 @@ class PairLeases:
             lease = Lease(secrets.token_hex(12), key, now + timedelta(seconds=self._lease_s))
             try:
                 await self._collection.insert_one(
-                    {"_id": lease.id, "pair": key, "owner": self._owner, "until": lease.until, "taken_at": now}
+                    {
+                        "_id": lease.id,
+                        "pair": key,
+                        "owner": self._owner,
+                        "until": lease.until,
+                        "taken_at": now,
+                    }
                 )
                 return lease
             except DuplicateKeyError:

@@ -14,7 +14,9 @@ USER_AGENT = "Switchboard-Webhooks/1"
 
 def body_of(event: dict[str, Any]) -> bytes:
     """The structured CloudEvent of an outbox document, as the bytes that are signed and sent."""
-    return json.dumps(cloudevent(event), ensure_ascii=False, separators=(",", ":"), default=_json_default).encode()
+    return json.dumps(
+        cloudevent(event), ensure_ascii=False, separators=(",", ":"), default=_json_default
+    ).encode()
 
 
 def headers_of(event_id: str, body: bytes, secrets: list[str], now: datetime) -> dict[str, str]:

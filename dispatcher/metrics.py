@@ -15,7 +15,8 @@ OLDEST_PENDING_AGE = Gauge(
     "Age of the oldest event still waiting for a delivery (whole database: use max across replicas).",
 )
 DELIVERED = Counter(
-    "switchboard_webhook_delivered_total", "Deliveries the receiver answered with a 2xx, by event type.",
+    "switchboard_webhook_delivered_total",
+    "Deliveries the receiver answered with a 2xx, by event type.",
     ["event_type"],
 )
 FAILED = Counter(
@@ -38,5 +39,20 @@ DELIVERY_SECONDS = Histogram(
 EVENT_TO_DELIVERY_SECONDS = Histogram(
     "switchboard_webhook_event_to_delivery_seconds",
     "From the event's outbox write to the receiver's 2xx, retries included.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0),
+    buckets=(
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+        15.0,
+        60.0,
+        300.0,
+        1800.0,
+        3600.0,
+        21600.0,
+        86400.0,
+    ),
 )

@@ -64,7 +64,9 @@ class Dispatcher:
         self._settings = settings
         self._db = database if database is not None else open_database(settings)
         self.owner = owner_id()
-        stale_after = max(60.0, 3 * (settings.dispatcher_timeout_s + settings.dispatcher_poll_interval_s))
+        stale_after = max(
+            60.0, 3 * (settings.dispatcher_timeout_s + settings.dispatcher_poll_interval_s)
+        )
         self.health = Health(stale_after)
         self._stopping = asyncio.Event()
 
@@ -74,7 +76,9 @@ class Dispatcher:
 
     async def run(self) -> None:
         settings = self._settings
-        http = serve(self.health, settings.dispatcher_metrics_host, settings.dispatcher_metrics_port)
+        http = serve(
+            self.health, settings.dispatcher_metrics_host, settings.dispatcher_metrics_port
+        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
@@ -86,16 +90,22 @@ class Dispatcher:
         )
         deliverer = Deliverer(self._db, settings, settings.egress, self.owner, client)
         logger.info(
-            "dispatcher %s started (metrics on %s:%d)", self.owner,
-            settings.dispatcher_metrics_host, http.server_address[1],
+            "dispatcher %s started (metrics on %s:%d)",
+            self.owner,
+            settings.dispatcher_metrics_host,
+            http.server_address[1],
         )
         try:
             while await self._guarded(lambda: ensure_indexes(self._db), once=True) is None:
                 if self._stopping.is_set():
                     return
-                await asyncio.sleep(1.0)  # no leases without their unique index: wait for the database
+                await asyncio.sleep(
+                    1.0
+                )  # no leases without their unique index: wait for the database
             loops = [
-                asyncio.create_task(self._forever(lambda: self._fan_out(deliverer)), name="fan-out"),
+                asyncio.create_task(
+                    self._forever(lambda: self._fan_out(deliverer)), name="fan-out"
+                ),
                 asyncio.create_task(self._forever(lambda: self._take(deliverer)), name="delivery"),
                 asyncio.create_task(self._forever(self._refresh_gauges), name="gauges"),
             ]
@@ -104,7 +114,9 @@ class Dispatcher:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
-            await self._guarded(lambda: deliverer.finish(settings.dispatcher_shutdown_grace_s), once=True)
+            await self._guarded(
+                lambda: deliverer.finish(settings.dispatcher_shutdown_grace_s), once=True
+            )
         finally:
             await client.aclose()
             http.shutdown()
@@ -132,11 +144,15 @@ class Dispatcher:
         metrics.PENDING.set(pending + unfanned)
         oldest: list[datetime] = []
         delivery = await self._db[DELIVERIES].find_one(
-            {"status": "pending"}, {"event_created_at": 1, "created_at": 1}, sort=[("created_at", 1)]
+            {"status": "pending"},
+            {"event_created_at": 1, "created_at": 1},
+            sort=[("created_at", 1)],
         )
         if delivery is not None:
             oldest.append(delivery.get("event_created_at") or delivery["created_at"])
-        event = await self._db[OUTBOX].find_one({"fanned_out": False}, {"created_at": 1}, sort=[("created_at", 1)])
+        event = await self._db[OUTBOX].find_one(
+            {"fanned_out": False}, {"created_at": 1}, sort=[("created_at", 1)]
+        )
         if event is not None and event.get("created_at") is not None:
             oldest.append(event["created_at"])
         age = (bson_now() - min(oldest)).total_seconds() if oldest else 0.0
@@ -158,13 +174,16 @@ class Dispatcher:
             if wait:
                 await asyncio.sleep(wait)
 
-    async def _guarded(self, step: Callable[[], Awaitable[float | None]], *, once: bool = False) -> float | None:
+    async def _guarded(
+        self, step: Callable[[], Awaitable[float | None]], *, once: bool = False
+    ) -> float | None:
         try:
             result = await step()
         except PyMongoError as exc:
-            logger.warning("database unavailable (%s)%s", str(exc).split(",")[0], "" if once else "; retrying")
+            logger.warning(
+                "database unavailable (%s)%s", str(exc).split(",")[0], "" if once else "; retrying"
+            )
             self.health.database_ok_at = None
             return None
         self.health.database_ok_at = time.monotonic()
         return 0.0 if result is None else result
-

@@ -105,7 +105,9 @@ async def _seed_one(
     if _same_definition(existing, config):
         return line(Outcome.EXISTED, f"version {existing.version}, unchanged")
     if not force:
-        return line(Outcome.EXISTED, f"version {existing.version}, differs from file: --force to update")
+        return line(
+            Outcome.EXISTED, f"version {existing.version}, differs from file: --force to update"
+        )
     if not dry_run:
         wanted = config.model_copy(update={"status": existing.status})
         await store.update(wanted, expected_version=existing.version)
@@ -134,7 +136,9 @@ async def seed(
         except ConfigStoreError as exc:
             schema = config.turn_schema
             lines.append(
-                SeedLine(config.agent_id, schema.schema_id, len(schema.fields), Outcome.FAILED, str(exc))
+                SeedLine(
+                    config.agent_id, schema.schema_id, len(schema.fields), Outcome.FAILED, str(exc)
+                )
             )
     return lines
 
@@ -223,8 +227,10 @@ def main(
     if not directory.is_dir():
         console.print(f"[red]error:[/red] --dir {directory} is not a directory")
         raise typer.Exit(EXIT_FAILED)
-    console.print(f"Seeding agent types from {directory} into {redact_uri(settings.mongo_uri)}"
-                  f" (database {settings.mongo_db})")
+    console.print(
+        f"Seeding agent types from {directory} into {redact_uri(settings.mongo_uri)}"
+        f" (database {settings.mongo_db})"
+    )
     code = asyncio.run(
         run_seed(
             settings.mongo_uri,

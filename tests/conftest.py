@@ -16,7 +16,9 @@ from devstack import DEFAULT_ROOT, Devstack, Endpoints
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
     """Each phase's report on the test item (`item.report_call`), so a fixture can tell after
     the test whether it failed and attach what the services logged (tests/worker, tests/console)."""
     report = yield

@@ -114,17 +114,23 @@ def test_every_direct_dependency_has_an_upper_bound() -> None:
         if requirement.name not in UNBOUNDED_ON_PURPOSE
         and not any(spec.operator in bounded_operators for spec in requirement.specifier)
     ]
-    assert unbounded == [], "add an upper major bound (e.g. pymongo>=4.13,<5) to: " + ", ".join(unbounded)
+    assert unbounded == [], "add an upper major bound (e.g. pymongo>=4.13,<5) to: " + ", ".join(
+        unbounded
+    )
 
 
 def test_every_third_party_module_our_code_imports_comes_from_a_declared_dependency() -> None:
-    names = {canonicalize_name(r.name) for requirements in declared().values() for r in requirements}
+    names = {
+        canonicalize_name(r.name) for requirements in declared().values() for r in requirements
+    }
     undeclared = {
         module: (sorted(files), sorted(providers_of(module)) or ["nothing installed"])
         for module, files in sorted(third_party_imports().items())
         if not providers_of(module) & names
     }
-    assert undeclared == {}, f"imported but not declared in pyproject.toml (module: files, providers): {undeclared}"
+    assert undeclared == {}, (
+        f"imported but not declared in pyproject.toml (module: files, providers): {undeclared}"
+    )
 
 
 def test_the_locks_pin_every_declared_dependency_with_hashes() -> None:
@@ -137,8 +143,12 @@ def test_the_locks_pin_every_declared_dependency_with_hashes() -> None:
             if pinned is None:
                 problems.append(f"{lock_name}: {requirement.name} is not pinned")
             elif not requirement.specifier.contains(pinned[0], prereleases=True):
-                problems.append(f"{lock_name}: {requirement.name}=={pinned[0]} is outside {requirement}")
-        problems += [f"{lock_name}: {name} has no hash" for name, (_, hashes) in pins.items() if not hashes]
+                problems.append(
+                    f"{lock_name}: {requirement.name}=={pinned[0]} is outside {requirement}"
+                )
+        problems += [
+            f"{lock_name}: {name} has no hash" for name, (_, hashes) in pins.items() if not hashes
+        ]
     assert problems == [], "run `make lock`: " + "; ".join(problems)
 
 
@@ -167,7 +177,9 @@ def test_make_and_the_dockerfile_install_only_from_the_hashed_locks() -> None:
     for file in ("Makefile", "Dockerfile"):
         text = (REPO_ROOT / file).read_text().replace("\\\n", " ")
         for command in re.findall(r"\bpip install\s[^\n&;]*", text):
-            from_lock = "--require-hashes" in command and re.search(r"-r requirements/\w+\.txt", command)
+            from_lock = "--require-hashes" in command and re.search(
+                r"-r requirements/\w+\.txt", command
+            )
             project_only = "--no-deps" in command and command.split()[-1] == "."
             if not (from_lock or project_only):
                 offending.append(f"{file}: {command.strip()}")

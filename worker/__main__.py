@@ -20,9 +20,11 @@ def _refuse_unsafe_settings() -> None:
 
 def _prepare_metrics_dir() -> None:
     """prometheus_client picks multiprocess mode at import: the directory must exist first."""
-    directory = Path(os.environ.setdefault(
-        "PROMETHEUS_MULTIPROC_DIR", str(get_worker_settings().prometheus_multiproc_dir)
-    ))
+    directory = Path(
+        os.environ.setdefault(
+            "PROMETHEUS_MULTIPROC_DIR", str(get_worker_settings().prometheus_multiproc_dir)
+        )
+    )
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):  # samples of processes from an earlier run
         stale.unlink()
@@ -35,7 +37,11 @@ def _ensure_indexes_once() -> None:
 
     settings = get_worker_settings()
     if settings.mongo_uri:
-        asyncio.run(ensure_record_indexes_at(settings.mongo_uri, settings.mongo_db, settings.mongo_timeout_ms))
+        asyncio.run(
+            ensure_record_indexes_at(
+                settings.mongo_uri, settings.mongo_db, settings.mongo_timeout_ms
+            )
+        )
 
 
 if __name__ == "__main__":

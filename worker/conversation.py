@@ -87,7 +87,9 @@ TRANSFER = "transfer_to_agent"
 AGENT_ENDED = "agent_ended"
 ESCALATED = "escalated"
 """`end_reason` of a session an `escalate_to_human` tool with `then: end` ended."""
-HOLD_MESSAGE = "I've asked a colleague to take over. Please hold on, someone will be with you shortly."
+HOLD_MESSAGE = (
+    "I've asked a colleague to take over. Please hold on, someone will be with you shortly."
+)
 END_TOPIC = "switchboard.end"
 """A data packet from the user on this topic ends the session (payload ignored, e.g. `{}`)."""
 USER_ENDED = "user_ended"
@@ -191,7 +193,12 @@ class Conversation:
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
         return logging.LoggerAdapter(
-            logger, {"session_id": self.session_id, "room": self.room.name, "agent_id": self.config.agent_id}
+            logger,
+            {
+                "session_id": self.session_id,
+                "room": self.room.name,
+                "agent_id": self.config.agent_id,
+            },
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -227,7 +234,9 @@ class Conversation:
         try:
             tools = await build_tools(agent.config, context)
         except Exception:
-            self.log.exception("the tools of %s could not be built: it runs without them", agent.config.agent_id)
+            self.log.exception(
+                "the tools of %s could not be built: it runs without them", agent.config.agent_id
+            )
             return
         await agent.update_tools(tools)
 
@@ -290,7 +299,11 @@ class Conversation:
         await self._drain_turns()
         self._summary = await self._summary_text()
         if self._summary and self.room.isconnected() and self.room.remote_participants:
-            payload = {"session_id": self.session_id, "agent_id": self.config.agent_id, "summary": self._summary}
+            payload = {
+                "session_id": self.session_id,
+                "agent_id": self.config.agent_id,
+                "summary": self._summary,
+            }
             await self._publish(SUMMARY_TOPIC, payload)
 
     async def finish(self, shutdown_reason: str) -> None:
@@ -318,7 +331,9 @@ class Conversation:
                 },
             )
         )
-        self._record_event("session.ended", _now(), {"end_reason": reason, "turns": self._turn_index})
+        self._record_event(
+            "session.ended", _now(), {"end_reason": reason, "turns": self._turn_index}
+        )
         self._emit_report(reason)
         self.log.info("session ended (%s), %d turns", reason, self._turn_index)
 
@@ -357,14 +372,19 @@ class Conversation:
             transcript=self._transcript_fields()["transcript"],
             transcript_dropped=self.transcript_dropped,
             turns=[self._turn_reports[index] for index in sorted(self._turn_reports)],
-            usage={"prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens},
+            usage={
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
             routing=self.routing,
             handoffs=self.handoffs,
             escalations=self.escalations,
         )
         self._emit(EventType.SESSION_ENDED, "ended", data, seq=LAST_SEQ)
 
-    def _report_turn(self, turn: _PendingTurn, status: str, fields: dict[str, Any], **errors: str | None) -> dict[str, Any]:
+    def _report_turn(
+        self, turn: _PendingTurn, status: str, fields: dict[str, Any], **errors: str | None
+    ) -> dict[str, Any]:
         """The turn as `turn.completed` (and the report's `turns`) describe it; kept for the report."""
         config = turn.agent.config
         report = turn_data(
@@ -420,15 +440,25 @@ class Conversation:
             return
         text = (item.text_content or "").strip()
         if not text:
-            if item.role == "assistant" and self._awaiting_reply_to is not None and not self.agent.generation_called_tools:
+            if (
+                item.role == "assistant"
+                and self._awaiting_reply_to is not None
+                and not self.agent.generation_called_tools
+            ):
                 # The tiny local model can answer "\n" (its grammar allows any non-empty
                 # string): the user saw nothing, so the turn is stored failed, not dropped.
-                self.agent.failed_reply = ReplyFailure("empty_reply", "the model's reply was only whitespace", 1, 0.0)
+                self.agent.failed_reply = ReplyFailure(
+                    "empty_reply", "the model's reply was only whitespace", 1, 0.0
+                )
             else:
                 return
         else:
             self._remember(Message(item.role, text))  # type: ignore[arg-type]
-        if item.role == "assistant" and self._awaiting_reply_to is not None and self.agent.generation_called_tools:
+        if (
+            item.role == "assistant"
+            and self._awaiting_reply_to is not None
+            and self.agent.generation_called_tools
+        ):
             # words said before tools run: the turn's reply is the one after their results
             self._record_transcript()
             return
@@ -537,7 +567,9 @@ class Conversation:
         )
         metrics.LLM_ERRORS.labels(turn.agent.models.endpoints[0].model).inc()
         report = self._report_turn(turn, "failed", {}, error=failure.error, error_kind=failure.kind)
-        self._emit(EventType.TURN_COMPLETED, f"turn:{turn.index}", report, agent_id=report["agent_id"])
+        self._emit(
+            EventType.TURN_COMPLETED, f"turn:{turn.index}", report, agent_id=report["agent_id"]
+        )
         payload = {
             "session_id": self.session_id,
             "agent_id": turn.agent.config.agent_id,
@@ -548,7 +580,9 @@ class Conversation:
             "error_kind": failure.kind,
             **turn.latency_fields(),
         }
-        task = asyncio.create_task(self._publish(TURN_TOPIC, payload), name="switchboard.failed_turn")
+        task = asyncio.create_task(
+            self._publish(TURN_TOPIC, payload), name="switchboard.failed_turn"
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -642,7 +676,9 @@ class Conversation:
         caller = self._caller(turn.agent)
         index = turn.index
         streamed = await turn.streamed if turn.streamed is not None else None
-        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(turn.history, turn.reply, streamed)
+        filled = await TurnFiller(caller, config.turn_schema, config.name).fill(
+            turn.history, turn.reply, streamed
+        )
         turn.latency.fields_done()
         if filled.status == "failed":
             metrics.TURN_EXTRACTION_FAILURES.labels(config.agent_id).inc()
@@ -700,7 +736,9 @@ class Conversation:
             return None
         caller = self._caller()
         try:
-            return await asyncio.wait_for(summarize(caller, self.history, self.config.name), SUMMARY_TIMEOUT_S)
+            return await asyncio.wait_for(
+                summarize(caller, self.history, self.config.name), SUMMARY_TIMEOUT_S
+            )
         except Exception as exc:  # the record is written even without a summary
             self.log.warning("summary failed: %s", exc)
             return None
@@ -716,7 +754,9 @@ class Conversation:
         if check is not None:
             target = await check(self.agent, event.text[:cap])
             if target is not None:
-                target.pending_user_input = mark_received(user_message(event.text, cap), received_at)
+                target.pending_user_input = mark_received(
+                    user_message(event.text, cap), received_at
+                )
                 session.update_agent(target)
                 return
         with contextlib.suppress(RuntimeError):  # the greeting is not interruptible: reply after it
@@ -724,7 +764,9 @@ class Conversation:
         # made now, not before the awaits: livekit places a message by its `created_at`
         session.generate_reply(user_input=mark_received(user_message(event.text, cap), received_at))
 
-    async def _maybe_hand_off(self, current: ConfiguredAgent, user_text: str) -> ConfiguredAgent | None:
+    async def _maybe_hand_off(
+        self, current: ConfiguredAgent, user_text: str
+    ) -> ConfiguredAgent | None:
         """Only the first user message of a session routed by `default` is matched.
 
         Kept beside `transfer_to_agent` as a cheap pre-filter: a keyword match costs no LLM
@@ -747,7 +789,9 @@ class Conversation:
         try:
             target = await self.build_agent(target_config, list(self.history))
         except Exception as exc:
-            self.log.warning("no hand-off to %s on intent %s: %s", target_config.agent_id, intent, exc)
+            self.log.warning(
+                "no hand-off to %s on intent %s: %s", target_config.agent_id, intent, exc
+            )
             return None
         if self.move_slot is not None and not await self.move_slot(target_config):
             self.log.info(
@@ -780,8 +824,15 @@ class Conversation:
         await self.room.local_participant.set_attributes(
             {"switchboard.agent_id": target.agent_id, "switchboard.strategy": strategy}
         )
-        await self._publish(HANDOFF_TOPIC, {"session_id": self.session_id, **handoff, "at": handoff["at"].isoformat()})
-        self.writer.submit(Record(SESSIONS, self.session_id, {"agent_id": target.agent_id, "handoffs": self.handoffs}))
+        await self._publish(
+            HANDOFF_TOPIC,
+            {"session_id": self.session_id, **handoff, "at": handoff["at"].isoformat()},
+        )
+        self.writer.submit(
+            Record(
+                SESSIONS, self.session_id, {"agent_id": target.agent_id, "handoffs": self.handoffs}
+            )
+        )
         number = len(self.handoffs) - 1
         data = handoff_data(session_id=self.session_id, handoff=handoff)
         self._emit(EventType.SESSION_HANDOFF, f"handoff:{number}", data, agent_id=source.agent_id)
@@ -802,7 +853,9 @@ class Conversation:
             return "The session ends now and the goodbye is said for you: add nothing more."
         return "The session ends after this reply: say goodbye to the user in one short sentence."
 
-    async def transfer(self, target: str, reason: str, context: Literal["full", "summary", "none"]) -> str:
+    async def transfer(
+        self, target: str, reason: str, context: Literal["full", "summary", "none"]
+    ) -> str:
         """The model hands the conversation to `target` (one of its tool's `targets`).
 
         The target is read and checked the way routing does (`load_target`), then its agent
@@ -825,18 +878,26 @@ class Conversation:
             return f"Transfer refused: {target} cannot take the conversation ({exc}). Keep helping the user."
         note = await self._handover_note(context)
         try:
-            new_agent = await self.build_agent(target_config, list(self.history) if context == "full" else [])
+            new_agent = await self.build_agent(
+                target_config, list(self.history) if context == "full" else []
+            )
         except Exception as exc:
             self.log.warning("no transfer to %s: %s", target, exc)
             return f"Transfer refused: {target} is unavailable. Keep helping the user."
         if note:
             await new_agent.update_instructions(f"{new_agent.instructions}\n\n{note}")
         if self.move_slot is not None and not await self.move_slot(target_config):
-            self.log.info("no transfer to %s: full (max_concurrent_sessions=%s)", target, target_config.max_concurrent_sessions)
+            self.log.info(
+                "no transfer to %s: full (max_concurrent_sessions=%s)",
+                target,
+                target_config.max_concurrent_sessions,
+            )
             return f"Transfer refused: {target} is fully booked right now. Keep helping the user."
         await self.equip(new_agent)
         new_agent.on_entered = self._entered_after_transfer(context)
-        await self._record_handoff(source, target_config, TRANSFER, {"reason": reason, "context": context})
+        await self._record_handoff(
+            source, target_config, TRANSFER, {"reason": reason, "context": context}
+        )
         self.log.info("transferred to %s (%s context): %s", target, context, reason)
         self.session.update_agent(new_agent)
         return (
@@ -869,13 +930,20 @@ class Conversation:
 
         return entered
 
-    async def escalate(self, reason: str, then: Literal["continue", "hold", "end"], message: str | None) -> str:
+    async def escalate(
+        self, reason: str, then: Literal["continue", "hold", "end"], message: str | None
+    ) -> str:
         """Marks the session escalated (the record's `escalations`, an `agent-escalation` to
         the room for the frontend or a backend to page a human), says `message` if given,
         then: `continue` (the agent goes on), `hold` (the agent says so and stops answering:
         messages are still recorded, nothing replies until the session ends; a human joins
         through the frontend's own means) or `end` (the session ends, `end_reason: escalated`)."""
-        escalation = {"agent_id": self.config.agent_id, "reason": reason, "then": then, "at": _now()}
+        escalation = {
+            "agent_id": self.config.agent_id,
+            "reason": reason,
+            "then": then,
+            "at": _now(),
+        }
         self.escalations.append(escalation)
         self.writer.submit(Record(SESSIONS, self.session_id, {"escalations": self.escalations}))
         self._record_event("session.escalated", escalation["at"], {"reason": reason, "then": then})
@@ -883,13 +951,16 @@ class Conversation:
         data = escalated_data(session_id=self.session_id, escalation=escalation)
         self._emit(EventType.SESSION_ESCALATED, f"escalated:{number}", data)
         await self._publish(
-            ESCALATION_TOPIC, {"session_id": self.session_id, **escalation, "at": escalation["at"].isoformat()}
+            ESCALATION_TOPIC,
+            {"session_id": self.session_id, **escalation, "at": escalation["at"].isoformat()},
         )
         self.log.info("escalated to a human (%s): %s", then, reason)
         if then == "end":
             if self.end_reason is None:
                 self.end_reason, self.end_detail = ESCALATED, reason
-                self._in_background(self._close_after_this_reply(message), "switchboard.escalation_end")
+                self._in_background(
+                    self._close_after_this_reply(message), "switchboard.escalation_end"
+                )
             return "A human colleague was notified and the session ends now: add nothing more."
         if then == "hold":
             self.agent.holding = True

@@ -71,7 +71,13 @@ class LatencyMarks:
     def as_ms(self) -> dict[str, int]:
         """Milliseconds from the start, for the marks taken so far (never negative: the start
         of a spoken turn is livekit's clock reading, the others ours)."""
-        marks = {"first_text": self.first_text_at, "first_audio": self.first_audio_at, "fields": self.fields_at}
+        marks = {
+            "first_text": self.first_text_at,
+            "first_audio": self.first_audio_at,
+            "fields": self.fields_at,
+        }
         return {
-            name: max(0, round((at - self.started_at) * 1000)) for name, at in marks.items() if at is not None
+            name: max(0, round((at - self.started_at) * 1000))
+            for name, at in marks.items()
+            if at is not None
         }

@@ -13,7 +13,10 @@ async def load_past_messages(
     """Oldest first, as the conversation happened; each turn gives a user and an agent line."""
     cursor = (
         database[TURNS]
-        .find({"agent_id": agent_id, "user_id": user_id}, {"user_text": 1, "fields.system_response": 1})
+        .find(
+            {"agent_id": agent_id, "user_id": user_id},
+            {"user_text": 1, "fields.system_response": 1},
+        )
         .sort("created_at", DESCENDING)
         .limit(max_turns)
     )

@@ -39,7 +39,9 @@ def _attributes_payload(attributes: Mapping[str, str]) -> tuple[dict[str, Any], 
     size = len(details.encode("utf-8", errors="replace"))
     if size > MAX_METADATA_BYTES:
         del payload["user_details"]
-        return payload, [f"user_details: {size} bytes is over the {MAX_METADATA_BYTES}-byte limit; ignored"]
+        return payload, [
+            f"user_details: {size} bytes is over the {MAX_METADATA_BYTES}-byte limit; ignored"
+        ]
     try:
         payload["user_details"] = json.loads(details)
     except RecursionError:
@@ -92,4 +94,6 @@ def trusted_user_id(
         return context
     if participant is not None and not participant.permissions.can_update_metadata:
         return context
-    return replace(context, user_id=None, warnings=(*context.warnings, f"{source}: {UNTRUSTED_USER_ID}"))
+    return replace(
+        context, user_id=None, warnings=(*context.warnings, f"{source}: {UNTRUSTED_USER_ID}")
+    )

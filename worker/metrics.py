@@ -38,9 +38,7 @@ ROUTING_DECISIONS = Counter(
     "Routing decisions, by chosen agent and winning strategy ('none' when nothing was available).",
     ["agent_id", "strategy"],
 )
-LLM_TOKENS = Counter(
-    "switchboard_llm_tokens_total", "LLM tokens used.", ["model", "kind"]
-)
+LLM_TOKENS = Counter("switchboard_llm_tokens_total", "LLM tokens used.", ["model", "kind"])
 LLM_TTFT = Histogram(
     "switchboard_llm_time_to_first_token_seconds",
     "Time from request to the first LLM token.",
@@ -140,7 +138,10 @@ def forget_process(pid: int, directory: str | os.PathLike[str] | None = None) ->
 def _fold_into_archive(ended: Path, archive: Path, how: str) -> None:
     merged: dict[str, tuple[float, float]] = {}
     if archive.exists():
-        merged = {key: (value, ts) for key, value, ts, _ in MmapedDict.read_all_values_from_file(str(archive))}
+        merged = {
+            key: (value, ts)
+            for key, value, ts, _ in MmapedDict.read_all_values_from_file(str(archive))
+        }
     for key, value, ts, _ in MmapedDict.read_all_values_from_file(str(ended)):
         if key not in merged:
             merged[key] = (value, ts)

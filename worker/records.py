@@ -23,11 +23,25 @@ from agent_configs.cloudevents import (
     session_report_data,
 )
 from agent_configs.database import open_client
-from agent_configs.writer import DEAD_LETTERS, CountingObserver, NoLossWriter, Record, ensure_dead_letter_indexes
+from agent_configs.writer import (
+    DEAD_LETTERS,
+    CountingObserver,
+    NoLossWriter,
+    Record,
+    ensure_dead_letter_indexes,
+)
 from worker import metrics
 
 __all__ = [
-    "DEAD_LETTERS", "EVENTS", "OUTBOX", "RECORD_COLLECTIONS", "SESSIONS", "TURNS", "Record", "RecordWriter", "outbox_record",
+    "DEAD_LETTERS",
+    "EVENTS",
+    "OUTBOX",
+    "RECORD_COLLECTIONS",
+    "SESSIONS",
+    "TURNS",
+    "Record",
+    "RecordWriter",
+    "outbox_record",
 ]
 
 logger = logging.getLogger("switchboard.records")
@@ -37,7 +51,9 @@ TURNS = "turns"
 EVENTS = "events"  # the audit trail the admin API shows; admin actions write there too
 MAINTENANCE = "worker_maintenance"
 STALE_SWEEP = "stale_sessions"
-HEARTBEATS = "session_heartbeats"  # one document per live session, written by its heartbeat task only
+HEARTBEATS = (
+    "session_heartbeats"  # one document per live session, written by its heartbeat task only
+)
 RECORD_COLLECTIONS = frozenset({SESSIONS, TURNS, EVENTS, OUTBOX})
 """What the worker's records (and their replay) may write: a spool line naming any other
 collection (`api_keys`, say) is quarantined, not written. `outbox` holds the CloudEvents the
@@ -71,7 +87,9 @@ class RecordWriter(NoLossWriter):
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
             observer=CountingObserver(
-                metrics.RECORDS_BUFFERED, metrics.RECORD_WRITE_RETRIES, metrics.RECORDS_SPOOLED,
+                metrics.RECORDS_BUFFERED,
+                metrics.RECORD_WRITE_RETRIES,
+                metrics.RECORDS_SPOOLED,
                 metrics.RECORDS_DEAD_LETTERED,
             ),
             **options,
@@ -132,7 +150,9 @@ async def forget_heartbeat(database: AsyncDatabase, session_id: str) -> None:
         with pymongo.timeout(2.0):
             await database[HEARTBEATS].delete_one({"_id": session_id})
     except PyMongoError as exc:
-        logger.info("heartbeat of %s not removed (the sweep will): %s", session_id, type(exc).__name__)
+        logger.info(
+            "heartbeat of %s not removed (the sweep will): %s", session_id, type(exc).__name__
+        )
 
 
 async def sweep_is_due(database: AsyncDatabase, every_s: float) -> bool:
@@ -185,7 +205,9 @@ async def abort_stale_sessions(database: AsyncDatabase, stale_after_s: float) ->
             continue
         event = await _aborted_event(database, session, now, beat_at)
         fields = {key: value for key, value in event.items() if key != "_id"}
-        await database[OUTBOX].update_one({"_id": event["_id"]}, {"$setOnInsert": fields}, upsert=True)
+        await database[OUTBOX].update_one(
+            {"_id": event["_id"]}, {"$setOnInsert": fields}, upsert=True
+        )
         result = await database[SESSIONS].update_one(
             {"_id": session["_id"], "status": "active"},
             {"$set": {"status": "aborted", "end_reason": "worker_lost", "ended_at": now}},
@@ -225,7 +247,9 @@ async def _aborted_event(
         escalations=session.get("escalations") or [],
     )
     data["last_heartbeat_at"] = last_beat_at
-    return session_event(EventType.SESSION_ABORTED, session_id, data["agent_id"] or None, "aborted", LAST_SEQ, data)
+    return session_event(
+        EventType.SESSION_ABORTED, session_id, data["agent_id"] or None, "aborted", LAST_SEQ, data
+    )
 
 
 def _turn_in_report(turn: dict[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,11 @@ async def process_services() -> ProcessServices:
         store = ConfigStore(database)
         snapshot = CatalogSnapshot(settings.catalog_dir)
         catalog = Catalog(
-            store, RulesStore(database), ChangeStamp(database), max_age_s=settings.routing_rules_ttl_s, snapshot=snapshot
+            store,
+            RulesStore(database),
+            ChangeStamp(database),
+            max_age_s=settings.routing_rules_ttl_s,
+            snapshot=snapshot,
         )
         capacity = CapacityGuard(database, stale_after_s=settings.session_stale_after_s)
 
@@ -101,7 +105,9 @@ async def process_services() -> ProcessServices:
             # beyond max_concurrent_sessions during an outage beats a room left without agent.
             return 0 if catalog.offline else await capacity.in_use(agent_id)
 
-        availability = PoolAvailability(catalog.availability(active_sessions, settings.egress), settings.pool)
+        availability = PoolAvailability(
+            catalog.availability(active_sessions, settings.egress), settings.pool
+        )
         router = Router(catalog, availability)
         writer = RecordWriter(database, settings.spool_dir)
         _services = ProcessServices(settings, database, store, catalog, capacity, router, writer)
@@ -233,19 +239,25 @@ class _RunningSession:
 
     async def finish(self, reason: str) -> None:
         self.heartbeat.cancel()
-        await asyncio.gather(self.heartbeat, return_exceptions=True)  # no beat lands after its removal
+        await asyncio.gather(
+            self.heartbeat, return_exceptions=True
+        )  # no beat lands after its removal
         if self.housekeeping is not None:
             await self.housekeeping
         try:
             await self.conversation.finish(reason)
         finally:
-            metrics.ACTIVE_SESSIONS.labels(self.ready.config.agent_id, self.ready.decision.strategy or "none").dec()
+            metrics.ACTIVE_SESSIONS.labels(
+                self.ready.config.agent_id, self.ready.decision.strategy or "none"
+            ).dec()
             await self.held.release()
             await self.services.writer.close()
             await forget_heartbeat(self.services.database, self.conversation.session_id)
 
 
-async def _route_while_connecting(ctx: JobContext, services: "ProcessServices", session_id: str) -> _Routed:
+async def _route_while_connecting(
+    ctx: JobContext, services: "ProcessServices", session_id: str
+) -> _Routed:
     """The room connection goes first: once it is under way (off this loop, in livekit's
     native client), dispatch and room metadata let us route and build the agent meanwhile,
     so our work hides behind LiveKit's. Only when neither says anything (nor a pin) does
@@ -262,7 +274,9 @@ async def _route_while_connecting(ctx: JobContext, services: "ProcessServices", 
         await connecting
         context, source, participant = await _read_metadata(ctx)
         context = replace(context, room=ctx.job.room.name)
-        return _Routed(context, source, participant, await _prepare(services, context, session_id, vad, None))
+        return _Routed(
+            context, source, participant, await _prepare(services, context, session_id, vad, None)
+        )
     preparing = asyncio.create_task(_prepare(services, context, session_id, vad, pin))
     try:
         await connecting
@@ -273,15 +287,29 @@ async def _route_while_connecting(ctx: JobContext, services: "ProcessServices", 
 
 
 async def _ready_or_refused(
-    ctx: JobContext, services: "ProcessServices", session_id: str, started_at: datetime, routed: _Routed
+    ctx: JobContext,
+    services: "ProcessServices",
+    session_id: str,
+    started_at: datetime,
+    routed: _Routed,
 ) -> _Ready | None:
     """The routed agent, or None once the room was told why nobody serves it and the
     refusal recorded (no database and no catalog, no type available, a provider error)."""
     log = logging.LoggerAdapter(logger, {"session_id": session_id, "room": ctx.room.name})
     prepared = routed.prepared
     if isinstance(prepared, DatabaseUnavailable):
-        log.error("refusing the room: the database is unreachable and this worker never read a catalog")
-        await _refuse(ctx, services, session_id, None, started_at, "database unavailable", tell_user=NO_DATABASE_MESSAGE)
+        log.error(
+            "refusing the room: the database is unreachable and this worker never read a catalog"
+        )
+        await _refuse(
+            ctx,
+            services,
+            session_id,
+            None,
+            started_at,
+            "database unavailable",
+            tell_user=NO_DATABASE_MESSAGE,
+        )
         return None
     decision, config, slot, agent = prepared
     offline = services.catalog.offline
@@ -292,7 +320,11 @@ async def _ready_or_refused(
     if config is None or agent is None or isinstance(agent, ProviderError):
         if isinstance(agent, ProviderError):
             log.error("cannot run %s: %s", decision.agent_id, agent)
-        reason = f"provider error: {agent}" if isinstance(agent, ProviderError) else "no agent type available"
+        reason = (
+            f"provider error: {agent}"
+            if isinstance(agent, ProviderError)
+            else "no agent type available"
+        )
         await _refuse(ctx, services, session_id, decision, started_at, reason)
         return None
     return _Ready(decision, config, slot, agent, offline)
@@ -336,23 +368,32 @@ async def _open_conversation(
     return _RunningSession(services, conversation, held, ready, heartbeat)
 
 
-async def _start_session(ctx: JobContext, conversation: Conversation, routed: _Routed, ready: _Ready) -> None:
+async def _start_session(
+    ctx: JobContext, conversation: Conversation, routed: _Routed, ready: _Ready
+) -> None:
     """Start the agent in the room, greet, and tell the frontend which type it talks to."""
     config = ready.config
     identity = routed.participant.identity if routed.participant else None
     await conversation.session.start(
-        ready.agent, room=ctx.room, room_options=room_options(config, identity, conversation.on_text_input)
+        ready.agent,
+        room=ctx.room,
+        room_options=room_options(config, identity, conversation.on_text_input),
     )
     greeting = ready.agent.config.greeting  # rendered (its placeholders filled), see _build_agent
     if greeting:
         _greet(conversation.session, greeting)
-    attributes = {"switchboard.agent_id": config.agent_id, "switchboard.strategy": ready.decision.strategy or ""}
+    attributes = {
+        "switchboard.agent_id": config.agent_id,
+        "switchboard.strategy": ready.decision.strategy or "",
+    }
     if ready.offline:  # the frontend may say so; the session is recorded as usual (spooled)
         attributes["switchboard.catalog"] = "last-known"
     await ctx.room.local_participant.set_attributes(attributes)
 
 
-def _record_start(ctx: JobContext, running: _RunningSession, ready: _Ready, started_at: datetime) -> None:
+def _record_start(
+    ctx: JobContext, running: _RunningSession, ready: _Ready, started_at: datetime
+) -> None:
     config, strategy = ready.config, ready.decision.strategy or "none"
     metrics.SESSIONS_STARTED.labels(config.agent_id, strategy).inc()
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, strategy).inc()
@@ -391,7 +432,9 @@ def _greet(session: AgentSession, greeting: str) -> None:
         logger.info("session closed before the greeting")
 
 
-Prepared = tuple[RoutingDecision, AgentConfig | None, int | None, ConfiguredAgent | ProviderError | None]
+Prepared = tuple[
+    RoutingDecision, AgentConfig | None, int | None, ConfiguredAgent | ProviderError | None
+]
 NO_DATABASE_MESSAGE = (
     "Sorry, no agent can take this conversation right now: the service cannot reach its "
     "database. Please try again in a few minutes."
@@ -408,7 +451,11 @@ def _job_pin(job_metadata: str | None) -> AgentPin | None:
 
 
 async def _prepare(
-    services: ProcessServices, context: RoutingContext, session_id: str, vad: Any, pin: AgentPin | None
+    services: ProcessServices,
+    context: RoutingContext,
+    session_id: str,
+    vad: Any,
+    pin: AgentPin | None,
 ) -> Prepared | DatabaseUnavailable:
     """Route, claim capacity, build the agent. A provider problem (missing key) releases the
     slot and comes back as the error, so the job can tell the room and end cleanly.
@@ -425,7 +472,12 @@ async def _prepare(
     config = for_frontend(config, context.raw.get("modality"))
     try:
         agent = await _build_agent(
-            services, config, vad, context.user_id, [], _template_values(context, decision, session_id)
+            services,
+            config,
+            vad,
+            context.user_id,
+            [],
+            _template_values(context, decision, session_id),
         )
     except ProviderError as exc:
         await _release(services, config, slot, session_id)
@@ -434,7 +486,9 @@ async def _prepare(
 
 
 async def _abandon(
-    services: ProcessServices, preparing: "asyncio.Task[Prepared | DatabaseUnavailable]", session_id: str
+    services: ProcessServices,
+    preparing: "asyncio.Task[Prepared | DatabaseUnavailable]",
+    session_id: str,
 ) -> None:
     """The room connection failed: give back the capacity slot the preparation claimed."""
     try:
@@ -548,7 +602,9 @@ async def _build_agent(
     return ConfiguredAgent(config, models, remembered)
 
 
-def _template_values(context: RoutingContext, decision: RoutingDecision, session_id: str) -> dict[str, Any]:
+def _template_values(
+    context: RoutingContext, decision: RoutingDecision, session_id: str
+) -> dict[str, Any]:
     """What `{{...}}` placeholders in instructions and greeting may use (agent_configs/templates.py):
     the room's metadata, the routing decision's variables (the webhook's), the session id."""
     return {
@@ -565,7 +621,9 @@ def _personalized(config: AgentConfig, values: Mapping[str, Any]) -> AgentConfig
     """Rendered once, when the agent is built, so every later use (the greeting, a transfer
     target's greeting, the instructions each reply sends) says the same."""
     greeting = render(config.greeting, values) if config.greeting else config.greeting
-    return config.model_copy(update={"instructions": render(config.instructions, values), "greeting": greeting})
+    return config.model_copy(
+        update={"instructions": render(config.instructions, values), "greeting": greeting}
+    )
 
 
 async def _find_handoff(
@@ -573,7 +631,9 @@ async def _find_handoff(
 ) -> tuple[AgentConfig, dict[str, Any]] | None:
     page = await services.store.list_agents(status=AgentStatus.ACTIVE, limit=200)
     candidates = [
-        c for c in page.items if c.intents and (not services.settings.pool or c.agent_id in services.settings.pool)
+        c
+        for c in page.items
+        if c.intents and (not services.settings.pool or c.agent_id in services.settings.pool)
     ]
     match = match_intent(text, candidates)
     if match is None or match.agent_id == current_agent_id:
@@ -587,7 +647,9 @@ async def _load_transfer_target(services: ProcessServices, agent_id: str) -> Age
     atomically, by moving the session's slot."""
     settings = services.settings
     await services.catalog.refresh()  # mid-session: a pause since the room started applies
-    availability = PoolAvailability(services.catalog.availability(egress=settings.egress), settings.pool)
+    availability = PoolAvailability(
+        services.catalog.availability(egress=settings.egress), settings.pool
+    )
     reason = await availability.unavailable_reason(agent_id)
     if reason is not None:
         raise TransferRefused(reason)
@@ -601,7 +663,9 @@ async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: s
     all counts as lost."""
     while True:
         # Directly, not through the record queue: behind a backlog it arrived late or never.
-        await write_heartbeat(services.database, session_id, timeout_s=services.settings.session_heartbeat_s)
+        await write_heartbeat(
+            services.database, session_id, timeout_s=services.settings.session_heartbeat_s
+        )
         try:
             await held.heartbeat()
         except Exception as exc:
@@ -609,7 +673,9 @@ async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: s
         await asyncio.sleep(services.settings.session_heartbeat_s)
 
 
-async def _release(services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str) -> None:
+async def _release(
+    services: ProcessServices, config: AgentConfig, slot: int | None, session_id: str
+) -> None:
     if slot is None:
         return
     try:
@@ -646,7 +712,11 @@ async def _refuse(
         except Exception as exc:  # the user may have left already
             logger.info("could not tell the room why it was refused: %s", exc)
     services.writer.submit(
-        Record(SESSIONS, session_id, {**payload, "room": ctx.room.name, "status": "refused", "started_at": started_at})
+        Record(
+            SESSIONS,
+            session_id,
+            {**payload, "room": ctx.room.name, "status": "refused", "started_at": started_at},
+        )
     )
     await _tidy_up_quietly(services)
     await services.writer.close()
@@ -724,13 +794,20 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
         # Imported once in livekit's forkserver: job processes share these modules' memory
         # copy-on-write instead of each importing them (~28 MB per process). The last three
         # are what the first streamed LLM reply would otherwise import in every job.
-        preload_modules=["worker.server", "openai.lib.streaming.chat", "anyio._backends._asyncio", "jiter"],
+        preload_modules=[
+            "worker.server",
+            "openai.lib.streaming.chat",
+            "anyio._backends._asyncio",
+            "jiter",
+        ],
     )
     server.setup_fnc = prewarm
     _admission.server = server
     server.on("worker_started", lambda: _forget_ended_processes(server))
     server.rtc_session(
-        entrypoint, agent_name=settings.agent_name, on_request=on_request, on_session_end=on_session_end
+        entrypoint,
+        agent_name=settings.agent_name,
+        on_request=on_request,
+        on_session_end=on_session_end,
     )
     return server
-

@@ -153,14 +153,17 @@ async def voice_activity_detector(config: AgentConfig, prewarmed: vad.VAD | None
     return await asyncio.to_thread(load_vad, spec)
 
 
-async def build_models(config: AgentConfig, settings: WorkerSettings, prewarmed_vad: vad.VAD | None) -> AgentModels:
+async def build_models(
+    config: AgentConfig, settings: WorkerSettings, prewarmed_vad: vad.VAD | None
+) -> AgentModels:
     """Raises ProviderError (naming the field) when a provider or its key is missing."""
     endpoints = chat_endpoints(config.llm, settings)
     reply_endpoints = endpoints
     with_fields = fields_in_reply(config, endpoints[0])
     if with_fields:
         reply_endpoints = [
-            replace(e, max_tokens=turn_stream.call_max_tokens(e.max_tokens, config.turn_schema)) for e in endpoints
+            replace(e, max_tokens=turn_stream.call_max_tokens(e.max_tokens, config.turn_schema))
+            for e in endpoints
         ]
     voice = is_voice(config)
     chosen_vad = await voice_activity_detector(config, prewarmed_vad)
@@ -196,7 +199,9 @@ def user_message(text: str, max_chars: int) -> llm.ChatMessage:
     """
     if len(text) <= max_chars:
         return llm.ChatMessage(role="user", content=[text])
-    return llm.ChatMessage(role="user", content=[text[:max_chars]], extra={TRUNCATED_FROM: len(text)})
+    return llm.ChatMessage(
+        role="user", content=[text[:max_chars]], extra={TRUNCATED_FROM: len(text)}
+    )
 
 
 def cut_user_message(message: llm.ChatMessage, max_chars: int) -> None:
@@ -320,7 +325,9 @@ class ConfiguredAgent(Agent):
             self.session.generate_reply(user_input=message)
             self.pending_user_input = None
 
-    async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
         """Cap the transcribed message (as typed ones are), then hand off before replying, so
         the user's message is answered by the right type."""
         cut_user_message(new_message, self.config.max_user_message_chars)
@@ -352,7 +359,9 @@ class ConfiguredAgent(Agent):
         self.generation_called_tools = False
         if self.holding:
             return
-        window = context_window(chat_ctx, self.config.max_context_messages, self.config.max_context_chars)
+        window = context_window(
+            chat_ctx, self.config.max_context_messages, self.config.max_context_chars
+        )
         policy = self.config.llm_unavailable
         loop = asyncio.get_running_loop()
         asked_at = loop.time()
@@ -376,14 +385,24 @@ class ConfiguredAgent(Agent):
                 error = exc
             waited = loop.time() - asked_at
             if waited < policy.after_s:
-                logger.warning("reply attempt %d failed (%s), retrying: %s", attempts, failure_kind(error), error)
+                logger.warning(
+                    "reply attempt %d failed (%s), retrying: %s",
+                    attempts,
+                    failure_kind(error),
+                    error,
+                )
                 await asyncio.sleep(min(RETRY_PAUSE_S, policy.after_s - waited))
                 continue
             self.streamed_turn = None
-            self.failed_reply = ReplyFailure(failure_kind(error), f"{type(error).__name__}: {error}", attempts, waited)
+            self.failed_reply = ReplyFailure(
+                failure_kind(error), f"{type(error).__name__}: {error}", attempts, waited
+            )
             logger.error(
                 "no model answered after %d attempts in %.1fs (%s): %s",
-                attempts, waited, self.failed_reply.kind, error,
+                attempts,
+                waited,
+                self.failed_reply.kind,
+                error,
             )
             self.first_text_at = time.time()
             yield policy.message
@@ -447,7 +466,11 @@ def room_options(
 ) -> room_io.RoomOptions:
     """Text always flows (`lk.chat` in, `lk.transcription` out); audio only for voice types."""
     voice = is_voice(config)
-    options: dict[str, Any] = {"audio_input": voice, "audio_output": voice, "close_on_disconnect": True}
+    options: dict[str, Any] = {
+        "audio_input": voice,
+        "audio_output": voice,
+        "close_on_disconnect": True,
+    }
     if text_input_cb is not None:
         options["text_input"] = room_io.TextInputOptions(text_input_cb=text_input_cb)
     if participant_identity:

@@ -4,6 +4,7 @@
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+
 from pydantic import Field
 
 from agent_configs.settings import Settings
@@ -19,7 +20,9 @@ class WorkerSettings(Settings):
         description="Comma-separated agent_ids this worker pool serves; empty = all of them.",
     )
     worker_max_sessions: int = Field(
-        default=8, ge=1, description="Sessions this worker serves at once: it takes exactly this many rooms."
+        default=8,
+        ge=1,
+        description="Sessions this worker serves at once: it takes exactly this many rooms.",
     )
     worker_target_load: float = Field(
         default=0.7,
@@ -55,10 +58,14 @@ class WorkerSettings(Settings):
         "rooms that arrive while MongoDB is unreachable (0700, files 0600). Default: next to SPOOL_DIR.",
     )
     session_heartbeat_s: float = Field(
-        default=15.0, gt=0, description="How often a live session (and its capacity slot) says it is alive."
+        default=15.0,
+        gt=0,
+        description="How often a live session (and its capacity slot) says it is alive.",
     )
     session_stale_after_s: float = Field(
-        default=60.0, gt=0, description="A session silent this long lost its worker: marked aborted."
+        default=60.0,
+        gt=0,
+        description="A session silent this long lost its worker: marked aborted.",
     )
     routing_rules_ttl_s: float = Field(
         default=30.0,
@@ -72,7 +79,9 @@ class WorkerSettings(Settings):
     @property
     def catalog_dir(self) -> Path:
         """One directory per database: two databases on one host never share a catalog."""
-        base = self.catalog_snapshot_dir or self.spool_dir.with_name(f"{self.spool_dir.name}-catalog")
+        base = self.catalog_snapshot_dir or self.spool_dir.with_name(
+            f"{self.spool_dir.name}-catalog"
+        )
         return base / self.mongo_db
 
     @property

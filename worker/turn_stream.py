@@ -51,7 +51,9 @@ def fields_token_budget(schema: TurnSchema) -> int:
         if "maxLength" in spec:
             budget += spec["maxLength"] // CHARS_PER_TOKEN
         if "maxItems" in spec:
-            budget += spec["maxItems"] * (spec["items"]["maxLength"] // CHARS_PER_TOKEN + SHORT_VALUE_TOKENS)
+            budget += spec["maxItems"] * (
+                spec["items"]["maxLength"] // CHARS_PER_TOKEN + SHORT_VALUE_TOKENS
+            )
     return budget
 
 
@@ -186,7 +188,9 @@ class StreamedReply:
                         self._words.put_nowait(words)
                     if self._extractor.reply_done:
                         self._end_words(None)
-        except Exception as exc:  # before the reply ended it is the reply's error, the session's to handle
+        except (
+            Exception
+        ) as exc:  # before the reply ended it is the reply's error, the session's to handle
             if self._reply_ended:
                 logger.warning("the reply's fields were cut off: %s", exc)
             self._end_words(exc)

@@ -77,7 +77,9 @@ class StructuredCaller:
     usage: Usage = field(default_factory=Usage)
 
     def __post_init__(self) -> None:
-        self._clients = [openai_client(e).with_options(timeout=REQUEST_TIMEOUT_S) for e in self.endpoints]
+        self._clients = [
+            openai_client(e).with_options(timeout=REQUEST_TIMEOUT_S) for e in self.endpoints
+        ]
 
     async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
         last_error: Exception | None = None
@@ -85,7 +87,10 @@ class StructuredCaller:
             extra = {"extra_body": endpoint.extra_body} if endpoint.extra_body else {}
             try:
                 response = await client.chat.completions.create(
-                    model=endpoint.model, messages=messages, **options, **extra  # type: ignore[arg-type]
+                    model=endpoint.model,
+                    messages=messages,
+                    **options,
+                    **extra,  # type: ignore[arg-type]
                 )
             except APIError as exc:
                 metrics.LLM_ERRORS.labels(endpoint.model).inc()
@@ -93,7 +98,9 @@ class StructuredCaller:
                 continue
             self.usage.add(response.usage)
             if response.usage is not None:
-                metrics.LLM_TOKENS.labels(endpoint.model, "prompt").inc(response.usage.prompt_tokens or 0)
+                metrics.LLM_TOKENS.labels(endpoint.model, "prompt").inc(
+                    response.usage.prompt_tokens or 0
+                )
                 metrics.LLM_TOKENS.labels(endpoint.model, "completion").inc(
                     response.usage.completion_tokens or 0
                 )
@@ -144,7 +151,11 @@ class TurnFiller:
         self._agent_name = agent_name
         self._response_format = {
             "type": "json_schema",
-            "json_schema": {"name": schema.schema_id, "schema": fields_schema(schema), "strict": True},
+            "json_schema": {
+                "name": schema.schema_id,
+                "schema": fields_schema(schema),
+                "strict": True,
+            },
         }
 
     def _prompt(self, history: list[Message], reply: str) -> list[dict[str, str]]:
@@ -159,7 +170,9 @@ class TurnFiller:
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    async def fill(self, history: list[Message], reply: str, streamed: StreamedTurn | None = None) -> FilledTurn:
+    async def fill(
+        self, history: list[Message], reply: str, streamed: StreamedTurn | None = None
+    ) -> FilledTurn:
         """`streamed`: the fields that came with the reply itself. When they belong to this
         reply and validate, no call is made; otherwise they were attempt 1 and the call is the retry."""
         if self._schema.field_names == [SYSTEM_RESPONSE]:
@@ -197,7 +210,9 @@ class TurnFiller:
                 error = f"{type(exc).__name__}: {exc}"
             logger.warning("turn extraction attempt %d failed: %s", attempt, error)
         safe = {k: v for k, v in parsed.items() if k in self._schema.field_names}
-        return FilledTurn(fields={**safe, SYSTEM_RESPONSE: reply}, status="failed", attempts=2, error=error)
+        return FilledTurn(
+            fields={**safe, SYSTEM_RESPONSE: reply}, status="failed", attempts=2, error=error
+        )
 
 
 async def summarize(caller: StructuredCaller, history: list[Message], agent_name: str) -> str:

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field, ValidationError
 from admin_api.auth import ApiKey
 from admin_api.deps import AdminKey, IfMatch, ReaderKey, Reads, RequiredIfMatch, ServicesDep, Store
 from admin_api.events import EventType
-from agent_configs.cloudevents import EventType as OutboxType
 from admin_api.problems import (
     FieldProblem,
     definition_problems,
@@ -29,13 +28,16 @@ from admin_api.problems import (
 )
 from admin_api.routes import API_V1
 from admin_api.services import Services
+from agent_configs.cloudevents import EventType as OutboxType
 from agent_configs.errors import AgentNotFound, VersionConflict
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.store import MAX_PAGE_SIZE
 
 router = APIRouter(prefix=f"{API_V1}/agents", tags=["agents"])
 
-AgentId = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")]
+AgentId = Annotated[
+    str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+]
 STORE_OWNED = ("version", "created_at", "updated_at")
 READ_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
 WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 428, 503)
@@ -67,7 +69,9 @@ class RollbackRequest(BaseModel):
 class ValidationReport(BaseModel):
     valid: bool
     errors: list[FieldProblem] = Field(default_factory=list)
-    config: AgentConfig | None = Field(default=None, description="The normalized config, when valid.")
+    config: AgentConfig | None = Field(
+        default=None, description="The normalized config, when valid."
+    )
 
 
 def _with_etag(response: Response, config: AgentConfig) -> AgentConfig:
@@ -80,7 +84,9 @@ def _with_etag(response: Response, config: AgentConfig) -> AgentConfig:
 
 StatusFilter = Annotated[AgentStatus | None, Query(alias="status")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-Cursor = Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=64, description="`next_cursor` of the previous page.")
+]
 Filter = Annotated[str | None, Query(max_length=64)]
 
 
@@ -98,7 +104,9 @@ async def list_agents(
     """Agent types ordered by agent_id, filtered by status, purpose and tag.
 
     Also served at `/agents/list` (deprecated), because existing clients call it."""
-    page = await store.list_agents(status=status_filter, purpose=purpose, tag=tag, limit=limit, after=cursor)
+    page = await store.list_agents(
+        status=status_filter, purpose=purpose, tag=tag, limit=limit, after=cursor
+    )
     return AgentPage(items=page.items, next_cursor=page.next_cursor)
 
 
@@ -111,7 +119,9 @@ async def get_agent(caller: ReaderKey, agent_id: AgentId, reads: Reads) -> Respo
     """
     cached = await reads.get(agent_id)
     return Response(
-        cached.body, media_type="application/json", headers={"ETag": etag_for(cached.config.version)}
+        cached.body,
+        media_type="application/json",
+        headers={"ETag": etag_for(cached.config.version)},
     )
 
 
@@ -119,13 +129,18 @@ async def get_agent(caller: ReaderKey, agent_id: AgentId, reads: Reads) -> Respo
 async def list_versions(caller: ReaderKey, agent_id: AgentId, store: Store) -> VersionList:
     """Every saved version, newest first."""
     versions = await store.versions(agent_id)
-    items = [VersionEntry(version=v.version, status=v.status, saved_at=v.saved_at) for v in versions]
+    items = [
+        VersionEntry(version=v.version, status=v.status, saved_at=v.saved_at) for v in versions
+    ]
     return VersionList(agent_id=agent_id, items=items)
 
 
 @router.get("/{agent_id}/versions/{version}", responses=READ_PROBLEMS)
 async def get_version(
-    caller: ReaderKey, agent_id: AgentId, version: Annotated[int, Path(ge=1, le=10**9)], store: Store
+    caller: ReaderKey,
+    agent_id: AgentId,
+    version: Annotated[int, Path(ge=1, le=10**9)],
+    store: Store,
 ) -> AgentConfig:
     return await store.get_version(agent_id, version)
 
@@ -141,7 +156,9 @@ async def validate_agent(
     create or update would answer 422 with (the model's, then the store's: egress policy,
     tools, transfer targets, plugins)."""
     try:
-        config = AgentConfig.model_validate({k: v for k, v in definition.items() if k not in STORE_OWNED})
+        config = AgentConfig.model_validate(
+            {k: v for k, v in definition.items() if k not in STORE_OWNED}
+        )
     except ValidationError as exc:
         problems = field_problems(exc.errors(include_url=False, include_input=False))
         return ValidationReport(valid=False, errors=problems)
@@ -174,7 +191,9 @@ class AgentChanges:
         self._reads.remember(saved)
         return saved
 
-    async def audit(self, kind: EventType, saved: AgentConfig, details: dict[str, Any] | None = None) -> None:
+    async def audit(
+        self, kind: EventType, saved: AgentConfig, details: dict[str, Any] | None = None
+    ) -> None:
         """The committed change in the audit trail and, for webhooks, in the outbox."""
         await self._events.record(
             kind, self.actor, agent_id=saved.agent_id, version=saved.version, details=details
@@ -191,7 +210,9 @@ Changes = Annotated[AgentChanges, Depends(agent_changes)]
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(400, 401, 403, 409, 413, 422, 503)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 401, 403, 409, 413, 422, 503),
 )
 async def create_agent(
     changes: Changes, config: AgentConfig, request: Request, response: Response
@@ -205,7 +226,11 @@ async def create_agent(
 
 @router.put("/{agent_id}", responses=WRITE_PROBLEMS)
 async def replace_agent(
-    changes: Changes, agent_id: AgentId, expected: RequiredIfMatch, config: AgentConfig, response: Response
+    changes: Changes,
+    agent_id: AgentId,
+    expected: RequiredIfMatch,
+    config: AgentConfig,
+    response: Response,
 ) -> AgentConfig:
     """Replace the whole definition. The status stays as it is (see pause / resume)."""
     if config.agent_id != agent_id:
@@ -215,7 +240,9 @@ async def replace_agent(
     async def replace() -> AgentConfig:
         current = await changes.store.get(agent_id)
         _status_unchanged(config, current, "status" in config.model_fields_set)
-        return await changes.store.update(config.model_copy(update={"status": current.status}), expected)
+        return await changes.store.update(
+            config.model_copy(update={"status": current.status}), expected
+        )
 
     saved = await changes.save(agent_id, replace())
     await changes.audit(EventType.AGENT_UPDATED, saved)
@@ -254,7 +281,9 @@ async def archive_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
     """Archive (kept with its history; the router skips it). `resume` brings it back."""
-    return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.ARCHIVED, expected))
+    return _with_etag(
+        response, await _change_status(changes, agent_id, AgentStatus.ARCHIVED, expected)
+    )
 
 
 @router.post("/{agent_id}/pause", responses=STATUS_PROBLEMS)
@@ -262,19 +291,27 @@ async def pause_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
     """The router skips a paused type from the next room on ("paused" in the trail)."""
-    return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.PAUSED, expected))
+    return _with_etag(
+        response, await _change_status(changes, agent_id, AgentStatus.PAUSED, expected)
+    )
 
 
 @router.post("/{agent_id}/resume", responses=STATUS_PROBLEMS)
 async def resume_agent(
     changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
-    return _with_etag(response, await _change_status(changes, agent_id, AgentStatus.ACTIVE, expected))
+    return _with_etag(
+        response, await _change_status(changes, agent_id, AgentStatus.ACTIVE, expected)
+    )
 
 
 @router.post("/{agent_id}/rollback", responses=STATUS_PROBLEMS)
 async def rollback_agent(
-    changes: Changes, agent_id: AgentId, expected: IfMatch, body: RollbackRequest, response: Response
+    changes: Changes,
+    agent_id: AgentId,
+    expected: IfMatch,
+    body: RollbackRequest,
+    response: Response,
 ) -> AgentConfig:
     """Make an earlier version's definition current again, as a new version."""
     saved = await changes.save(agent_id, changes.store.rollback(agent_id, body.version, expected))

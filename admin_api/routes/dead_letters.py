@@ -55,7 +55,9 @@ class DeadLetterPage(BaseModel):
 async def list_dead_letters(
     caller: ReaderKey,
     services: ServicesDep,
-    collection: Annotated[str | None, Query(description="e.g. turns, sessions, events", max_length=64)] = None,
+    collection: Annotated[
+        str | None, Query(description="e.g. turns, sessions, events", max_length=64)
+    ] = None,
     record_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     start: Annotated[IsoDatetime | None, Query(alias="from")] = None,
     end: Annotated[IsoDatetime | None, Query(alias="to")] = None,
@@ -64,14 +66,24 @@ async def list_dead_letters(
 ) -> DeadLetterPage:
     """What the writers could not store, and where the whole record is kept."""
     start, end = time_range(start, end)
-    base = {name: value for name, value in (("collection", collection), ("record_id", record_id)) if value}
+    base = {
+        name: value
+        for name, value in (("collection", collection), ("record_id", record_id))
+        if value
+    }
     try:
         query = newest_first_query(base, "at", start, end, cursor)
     except InvalidCursor as exc:
         raise cursor_problem(exc) from None
     with database_errors():
         found = services.database[DEAD_LETTERS].find(query, {"record_json": 0})
-        documents = await found.sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1).to_list(limit + 1)
+        documents = (
+            await found.sort([("at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit + 1)
+            .to_list(limit + 1)
+        )
     items = [DeadLetter.from_document(d) for d in documents[:limit]]
     more = len(documents) > limit
-    return DeadLetterPage(items=items, next_cursor=encode_cursor(items[-1].at, items[-1].id) if more else None)
+    return DeadLetterPage(
+        items=items, next_cursor=encode_cursor(items[-1].at, items[-1].id) if more else None
+    )

@@ -25,7 +25,9 @@ async def list_events(
     ] = None,
     agent_id: Filter = None,
     session_id: Filter = None,
-    actor: Annotated[str | None, Query(description="An API key name, or `worker`.", max_length=128)] = None,
+    actor: Annotated[
+        str | None, Query(description="An API key name, or `worker`.", max_length=128)
+    ] = None,
     start: Annotated[IsoDatetime | None, Query(alias="from")] = None,
     end: Annotated[IsoDatetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -34,7 +34,10 @@ async def readyz(services: ServicesDep) -> Health:
     "/metrics",
     response_class=Response,
     responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text",
+        }
     },
 )
 async def metrics(services: ServicesDep) -> Response:

@@ -22,8 +22,12 @@ OPENAI_URL = "https://api.openai.com/v1"
 
 
 class LocalModel(BaseModel):
-    profile: str = Field(description="`local`, or `cloud` (local types run on OpenAI: `url` and `model` say so).")
-    url: str = Field(description="Where a `local` agent type without its own `llm.base_url` sends its requests.")
+    profile: str = Field(
+        description="`local`, or `cloud` (local types run on OpenAI: `url` and `model` say so)."
+    )
+    url: str = Field(
+        description="Where a `local` agent type without its own `llm.base_url` sends its requests."
+    )
     model: str | None = Field(
         description="The model name sent there for every such type; null: each type's own `llm.model`."
     )
@@ -37,7 +41,9 @@ class LocalModel(BaseModel):
 async def local_model(caller: ReaderKey, settings: SettingsDep) -> LocalModel:
     """The model behind every `local` agent type that names no `base_url` of its own."""
     if settings.model_profile == "cloud":
-        return LocalModel(profile="cloud", url=OPENAI_URL, model=settings.cloud_llm_model, embedded=False)
+        return LocalModel(
+            profile="cloud", url=OPENAI_URL, model=settings.cloud_llm_model, embedded=False
+        )
     return LocalModel(
         profile="local",
         url=settings.local_llm_url,

@@ -12,7 +12,15 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from admin_api.deps import AdminKey, Events, ReaderKey, RequiredIfMatch, ResolverDep, ServicesDep, Store
+from admin_api.deps import (
+    AdminKey,
+    Events,
+    ReaderKey,
+    RequiredIfMatch,
+    ResolverDep,
+    ServicesDep,
+    Store,
+)
 from admin_api.events import EventType
 from admin_api.problems import etag_for, invalid_request, problem_responses, rules_problems
 from admin_api.routes import API_V1
@@ -57,7 +65,9 @@ class ResolveRequest(BaseModel):
         default=None, description="Preview these rules instead of the stored ones."
     )
     pool: list[Slug] | None = Field(
-        default=None, max_length=200, description="Decide as a worker with WORKER_AGENT_TYPES=these would."
+        default=None,
+        max_length=200,
+        description="Decide as a worker with WORKER_AGENT_TYPES=these would.",
     )
     at: IsoDatetime | None = Field(
         default=None, description="Decide as at this time (time_window); default now."
@@ -65,7 +75,9 @@ class ResolveRequest(BaseModel):
 
 
 class Resolution(BaseModel):
-    agent_id: str | None = Field(description="None when no strategy proposed an available agent type.")
+    agent_id: str | None = Field(
+        description="None when no strategy proposed an available agent type."
+    )
     strategy: str | None
     trail: list[TrailEntry] = Field(
         description="Every strategy consulted, in order: proposal, outcome, reason."
@@ -77,7 +89,9 @@ class Resolution(BaseModel):
         default_factory=dict,
         description="What the chosen strategy (webhook) hands the session's templates; secret-looking values withheld.",
     )
-    agent_name: str = Field(description="The worker agent name (pool) a token for this room dispatches.")
+    agent_name: str = Field(
+        description="The worker agent name (pool) a token for this room dispatches."
+    )
 
 
 def _stored(rules: RoutingRules) -> StoredRules:

@@ -15,16 +15,22 @@ from admin_api.storage import InvalidCursor, IsoDatetime
 
 router = APIRouter(prefix=API_V1, tags=["sessions"])
 
-Since = Annotated[IsoDatetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")]
+Since = Annotated[
+    IsoDatetime | None, Query(alias="from", description="Inclusive start (ISO 8601).")
+]
 Until = Annotated[IsoDatetime | None, Query(alias="to", description="Exclusive end (ISO 8601).")]
 Filter = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
-def time_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+def time_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
     """Both bounds in UTC (a time without offset means UTC, as in MongoDB), `from` before `to`."""
     start, end = _as_utc(start), _as_utc(end)
     if start is not None and end is not None and start >= end:
-        raise invalid_request([FieldProblem(field="to", message="must be after `from`", location="query")])
+        raise invalid_request(
+            [FieldProblem(field="to", message="must be after `from`", location="query")]
+        )
     return start, end
 
 
@@ -44,7 +50,9 @@ async def list_sessions(
     sessions: Sessions,
     agent_id: Filter = None,
     user_id: Filter = None,
-    status: Annotated[str | None, Query(description="active, ended or refused", max_length=32)] = None,
+    status: Annotated[
+        str | None, Query(description="active, ended or refused", max_length=32)
+    ] = None,
     start: Since = None,
     end: Until = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -68,12 +76,16 @@ async def list_sessions(
 
 @router.get("/sessions/{session_id}", responses=problem_responses(401, 403, 404, 422, 503))
 async def get_session(
-    caller: ReaderKey, session_id: Annotated[str, Path(min_length=1, max_length=256)], sessions: Sessions
+    caller: ReaderKey,
+    session_id: Annotated[str, Path(min_length=1, max_length=256)],
+    sessions: Sessions,
 ) -> SessionDetail:
     """Routing decision, transcript, the structured turns in order, summary and usage."""
     detail = await sessions.detail(session_id)
     if detail is None:
-        raise ProblemError(404, "session-not-found", "Session not found", f"no session '{session_id}'")
+        raise ProblemError(
+            404, "session-not-found", "Session not found", f"no session '{session_id}'"
+        )
     return detail
 
 

@@ -48,9 +48,9 @@ from admin_api.problems import FieldProblem, ProblemError, invalid_request, prob
 from admin_api.routes import API_V1
 from agent_configs.errors import AgentNotFound
 from agent_configs.models import AgentStatus, Slug
+from agent_configs.routing.context import MAX_METADATA_BYTES, MAX_TEXT_FIELD_LENGTH
 from agent_configs.routing.pin import PIN_KEY, PINNED, AgentPin
 from agent_configs.store import ConfigStore
-from agent_configs.routing.context import MAX_METADATA_BYTES, MAX_TEXT_FIELD_LENGTH
 
 router = APIRouter(prefix=API_V1, tags=["tokens"])
 
@@ -76,9 +76,13 @@ class AgentPinRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: Slug = Field(description="An agent type that exists and is not archived (paused is fine).")
+    agent_id: Slug = Field(
+        description="An agent type that exists and is not archived (paused is fine)."
+    )
     version: int | None = Field(
-        default=None, ge=1, description="One of the type's stored versions; the current one if absent."
+        default=None,
+        ge=1,
+        description="One of the type's stored versions; the current one if absent.",
     )
 
 
@@ -99,7 +103,9 @@ class TokenRequest(BaseModel):
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="Generated if absent. Naming it needs the `token:identity` scope (403 without).",
     )
-    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     metadata: RoomMetadata | None = Field(
         default=None,
         description=f"At most {MAX_METADATA_BYTES} bytes as JSON. The key `{PIN_KEY}` is reserved (422).",
@@ -152,14 +158,18 @@ def check_scopes(caller: ApiKey, request: TokenRequest) -> None:
     ]
     if problems:
         detail = f"the key '{caller.name}' may not name: " + ", ".join(p.field for p in problems)
-        raise ProblemError(403, "scope-required", "Not allowed for this API key", detail, errors=problems)
+        raise ProblemError(
+            403, "scope-required", "Not allowed for this API key", detail, errors=problems
+        )
 
 
 def refuse_reserved_metadata(metadata: RoomMetadata | None) -> None:
     """The pin's key is the token endpoint's to write: a caller's metadata carrying it is
     refused rather than passed on, or any token-role key could pin a room without the scope."""
     if metadata is not None and PIN_KEY in (metadata.model_extra or {}):
-        message = "is reserved for the agent pin; send `agent` instead (needs the token:agent scope)"
+        message = (
+            "is reserved for the agent pin; send `agent` instead (needs the token:agent scope)"
+        )
         raise invalid_request([FieldProblem(field=f"metadata.{PIN_KEY}", message=message)])
 
 
@@ -172,7 +182,9 @@ async def checked_pin(store: ConfigStore, requested: AgentPinRequest | None) -> 
     try:
         current = await store.get(requested.agent_id)
     except AgentNotFound:
-        raise invalid_request([FieldProblem(field="agent.agent_id", message="no agent type has this id")]) from None
+        raise invalid_request(
+            [FieldProblem(field="agent.agent_id", message="no agent type has this id")]
+        ) from None
     if current.status == AgentStatus.ARCHIVED:
         message = "is archived; restore it (set its status to paused or active) to try it"
         raise invalid_request([FieldProblem(field="agent.agent_id", message=message)])
@@ -190,7 +202,9 @@ def metadata_shape(metadata: RoomMetadata | None) -> dict[str, Any]:
     """What the audit may say about the metadata: which known fields are set, how many others."""
     if metadata is None:
         return {"metadata_fields": [], "other_metadata_keys": 0}
-    known = sorted(name for name in RoomMetadata.model_fields if getattr(metadata, name) is not None)
+    known = sorted(
+        name for name in RoomMetadata.model_fields if getattr(metadata, name) is not None
+    )
     return {"metadata_fields": known, "other_metadata_keys": len(metadata.model_extra or {})}
 
 
@@ -231,7 +245,9 @@ async def mint_token(
         .with_ttl(ttl)
         .with_grants(grants)
         .with_room_config(
-            api.RoomConfiguration(agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=dispatch_metadata)])
+            api.RoomConfiguration(
+                agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=dispatch_metadata)]
+            )
         )
     )
     if request.name:

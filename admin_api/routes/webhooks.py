@@ -64,7 +64,9 @@ MAX_PAGE = 200
 
 SubscriptionId = Annotated[str, Path(pattern=r"^sub_[0-9a-f]{24}$")]
 DeliveryId = Annotated[str, Path(min_length=1, max_length=300)]
-Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Status = Literal["enabled", "paused"]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
@@ -97,7 +99,9 @@ class SubscriptionCreate(BaseModel):
     url: HttpUrl
     description: Annotated[Text, Field(max_length=500)] = ""
     event_types: EventTypes = Field(default_factory=lambda: [ALL_EVENTS])
-    agent_ids: AgentIds | None = Field(default=None, description="Only these agent types' events; null = all.")
+    agent_ids: AgentIds | None = Field(
+        default=None, description="Only these agent types' events; null = all."
+    )
     status: Status = "enabled"
     secret_env: EnvVarName | None = Field(
         default=None,
@@ -130,7 +134,8 @@ class RotateRequest(BaseModel):
         description="How long the current secret stays valid too (both signatures are sent); 0 = not at all.",
     )
     secret_env: EnvVarName | None = Field(
-        default=None, description="Switch to this env var's value instead of a new generated secret."
+        default=None,
+        description="Switch to this env var's value instead of a new generated secret.",
     )
 
 
@@ -140,7 +145,9 @@ class SigningSecret(BaseModel):
     kind: Literal["generated", "env"]
     prefix: str | None = None
     env: str | None = None
-    valid_until: datetime | None = Field(default=None, description="Previous secret only: end of its grace.")
+    valid_until: datetime | None = Field(
+        default=None, description="Previous secret only: end of its grace."
+    )
 
 
 class LastDelivery(BaseModel):
@@ -212,7 +219,10 @@ class RedeliverCount(BaseModel):
 
 def _signing(stored: dict[str, Any]) -> SigningSecret:
     return SigningSecret(
-        kind=stored["kind"], prefix=stored.get("prefix"), env=stored.get("env"), valid_until=stored.get("valid_until")
+        kind=stored["kind"],
+        prefix=stored.get("prefix"),
+        env=stored.get("env"),
+        valid_until=stored.get("valid_until"),
     )
 
 
@@ -253,7 +263,10 @@ def _deliveries(services: Services) -> AsyncCollection:
 
 def _not_found(subscription_id: str) -> ProblemError:
     return ProblemError(
-        404, "webhook-not-found", "Webhook subscription not found", f"no subscription '{subscription_id}'"
+        404,
+        "webhook-not-found",
+        "Webhook subscription not found",
+        f"no subscription '{subscription_id}'",
     )
 
 
@@ -269,7 +282,9 @@ def _conflict(subscription_id: str, expected: int, current: int) -> ProblemError
     )
 
 
-async def _load(services: Services, subscription_id: str, expected: int | None = None) -> dict[str, Any]:
+async def _load(
+    services: Services, subscription_id: str, expected: int | None = None
+) -> dict[str, Any]:
     with database_errors():
         document = await _subscriptions(services).find_one({"_id": subscription_id})
     if document is None:
@@ -279,7 +294,9 @@ async def _load(services: Services, subscription_id: str, expected: int | None =
     return document
 
 
-async def _save(services: Services, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+async def _save(
+    services: Services, current: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
     """Apply `changes` only if nobody saved since `current` was read (412 otherwise)."""
     with database_errors():
         saved = await _subscriptions(services).find_one_and_update(
@@ -296,7 +313,8 @@ async def _save(services: Services, current: dict[str, Any], changes: dict[str, 
 async def _last_delivery(services: Services, subscription_id: str) -> dict[str, Any] | None:
     with database_errors():
         return await _deliveries(services).find_one(
-            {"subscription_id": subscription_id}, sort=[("created_at", DESCENDING), ("_id", DESCENDING)]
+            {"subscription_id": subscription_id},
+            sort=[("created_at", DESCENDING), ("_id", DESCENDING)],
         )
 
 
@@ -338,7 +356,10 @@ def _new_secret(services: Services, secret_env: str | None) -> tuple[dict[str, A
         webhook_secrets.check_key(key)
     except webhook_secrets.SecretUnavailable as exc:
         raise ProblemError(
-            503, "webhook-encryption-key-missing", "Webhook secrets cannot be generated here", str(exc)
+            503,
+            "webhook-encryption-key-missing",
+            "Webhook secrets cannot be generated here",
+            str(exc),
         ) from None
     plaintext = webhook_secrets.generate()
     return webhook_secrets.generated_secret(plaintext, key=key), plaintext
@@ -350,7 +371,11 @@ def _normalized_types(event_types: list[str]) -> list[str]:
 
 
 async def _audit(
-    services: Services, kind: AuditType, caller: ApiKey, document: dict[str, Any], details: dict[str, Any] | None = None
+    services: Services,
+    kind: AuditType,
+    caller: ApiKey,
+    document: dict[str, Any],
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Who changed where events go, in the audit trail: an endpoint added or redirected is how
     conversations would leak. The host only (a URL's path or query may carry a token)."""
@@ -358,7 +383,11 @@ async def _audit(
         kind,
         caller.name,
         version=document.get("version"),
-        details={"subscription_id": document["_id"], "host": _host(document["url"]), **(details or {})},
+        details={
+            "subscription_id": document["_id"],
+            "host": _host(document["url"]),
+            **(details or {}),
+        },
     )
 
 
@@ -379,18 +408,30 @@ async def list_subscriptions(
     except InvalidCursor as exc:
         raise cursor_problem(exc) from None
     with database_errors():
-        found = _subscriptions(services).find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        found = (
+            _subscriptions(services)
+            .find(query)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        )
         documents = await found.limit(limit + 1).to_list(limit + 1)
     items = [_subscription(d, await _last_delivery(services, d["_id"])) for d in documents[:limit]]
     more = len(documents) > limit
-    return SubscriptionPage(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+    return SubscriptionPage(
+        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    )
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=problem_responses(400, 401, 403, 413, 422, 503)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
 )
 async def create_subscription(
-    caller: AdminKey, services: ServicesDep, body: SubscriptionCreate, request: Request, response: Response
+    caller: AdminKey,
+    services: ServicesDep,
+    body: SubscriptionCreate,
+    request: Request,
+    response: Response,
 ) -> SubscriptionWithSecret:
     """A new subscription; the generated secret is in this answer only (store it now)."""
     env = webhook_secrets.env_secret(body.secret_env) if body.secret_env else None
@@ -414,10 +455,17 @@ async def create_subscription(
         await _subscriptions(services).insert_one(document)
     logger.info(
         "webhook subscription %s to %s created by %s (%s secret)",
-        document["_id"], _host(body.url), caller.name, stored_secret["kind"],
+        document["_id"],
+        _host(body.url),
+        caller.name,
+        stored_secret["kind"],
     )
-    await _audit(services, AuditType.WEBHOOK_CREATED, caller, document, {"secret": stored_secret["kind"]})
-    response.headers["Location"] = str(request.url_for("get_subscription", subscription_id=document["_id"]))
+    await _audit(
+        services, AuditType.WEBHOOK_CREATED, caller, document, {"secret": stored_secret["kind"]}
+    )
+    response.headers["Location"] = str(
+        request.url_for("get_subscription", subscription_id=document["_id"])
+    )
     response.headers["ETag"] = etag_for(1)
     return SubscriptionWithSecret(**_subscription(document).model_dump(), secret=plaintext)
 
@@ -465,17 +513,30 @@ async def update_subscription(
         changes["event_types"] = _normalized_types(changes["event_types"])
     current = await _load(services, subscription_id, expected)
     if "url" in changes:
-        secrets = [("secret_env", current["secret"]), ("previous_secret_env", current.get("previous_secret"))]
+        secrets = [
+            ("secret_env", current["secret"]),
+            ("previous_secret_env", current.get("previous_secret")),
+        ]
         _refuse_if_any(_destination_problems(services, changes["url"], secrets))
     saved = await _save(services, current, changes)
-    logger.info("webhook subscription %s changed by %s: %s", subscription_id, caller.name, sorted(changes))
+    logger.info(
+        "webhook subscription %s changed by %s: %s", subscription_id, caller.name, sorted(changes)
+    )
     await _audit(services, AuditType.WEBHOOK_UPDATED, caller, saved, {"changed": sorted(changes)})
     response.headers["ETag"] = etag_for(saved["version"])
     return _subscription(saved, await _last_delivery(services, subscription_id))
 
 
 def _refuse_secret_fields(body: dict[str, Any]) -> None:
-    owned = ("secret", "secret_env", "previous_secret", "signing_secret", "id", "version", "created_at")
+    owned = (
+        "secret",
+        "secret_env",
+        "previous_secret",
+        "signing_secret",
+        "id",
+        "version",
+        "created_at",
+    )
     problems = [
         FieldProblem(
             field=name,
@@ -491,9 +552,13 @@ def _refuse_secret_fields(body: dict[str, Any]) -> None:
 
 
 @router.delete(
-    "/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404, 422, 503)
+    "/{subscription_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422, 503),
 )
-async def delete_subscription(caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId) -> Response:
+async def delete_subscription(
+    caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId
+) -> Response:
     """Gone at once: nothing more is fanned out to it, and the dispatcher dead-letters its
     pending deliveries ("the subscription was deleted") without calling the URL."""
     with database_errors():
@@ -505,7 +570,10 @@ async def delete_subscription(caller: AdminKey, services: ServicesDep, subscript
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{subscription_id}/rotate-secret", responses=problem_responses(400, 401, 403, 404, 413, 422, 503))
+@router.post(
+    "/{subscription_id}/rotate-secret",
+    responses=problem_responses(400, 401, 403, 404, 413, 422, 503),
+)
 async def rotate_secret(
     caller: AdminKey,
     services: ServicesDep,
@@ -521,13 +589,20 @@ async def rotate_secret(
     env = webhook_secrets.env_secret(body.secret_env) if body.secret_env else None
     _refuse_if_any(_destination_problems(services, current["url"], [("secret_env", env)]))
     stored_secret, plaintext = _new_secret(services, body.secret_env)
-    rotation = webhook_secrets.with_rotation(current, stored_secret, timedelta(seconds=body.grace_s), bson_now())
+    rotation = webhook_secrets.with_rotation(
+        current, stored_secret, timedelta(seconds=body.grace_s), bson_now()
+    )
     saved = await _save(services, current, rotation)
     logger.info(
         "webhook subscription %s: secret rotated by %s (%s, previous valid %ds)",
-        subscription_id, caller.name, stored_secret["kind"], body.grace_s,
+        subscription_id,
+        caller.name,
+        stored_secret["kind"],
+        body.grace_s,
     )
-    await _audit(services, AuditType.WEBHOOK_SECRET_ROTATED, caller, saved, {"grace_s": body.grace_s})
+    await _audit(
+        services, AuditType.WEBHOOK_SECRET_ROTATED, caller, saved, {"grace_s": body.grace_s}
+    )
     response.headers["ETag"] = etag_for(saved["version"])
     last = await _last_delivery(services, subscription_id)
     return SubscriptionWithSecret(**_subscription(saved, last).model_dump(), secret=plaintext)
@@ -538,7 +613,9 @@ async def rotate_secret(
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(401, 403, 404, 422, 503),
 )
-async def send_test_event(caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId) -> TestEventAccepted:
+async def send_test_event(
+    caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId
+) -> TestEventAccepted:
     """Queue a `webhook.test` event for this subscription only (whatever its filters, even
     paused); its delivery shows in .../deliveries like any other."""
     await _load(services, subscription_id)
@@ -559,7 +636,9 @@ async def send_test_event(caller: AdminKey, services: ServicesDep, subscription_
     )
     event["target_subscription_id"] = subscription_id
     services.outbox.emit(event)
-    logger.info("webhook test event %s for %s queued by %s", event["_id"], subscription_id, caller.name)
+    logger.info(
+        "webhook test event %s for %s queued by %s", event["_id"], subscription_id, caller.name
+    )
     return TestEventAccepted(event_id=event["_id"], subscription_id=subscription_id)
 
 
@@ -586,11 +665,17 @@ async def list_deliveries(
     except InvalidCursor as exc:
         raise cursor_problem(exc) from None
     with database_errors():
-        found = _deliveries(services).find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        found = (
+            _deliveries(services)
+            .find(query)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        )
         documents = await found.limit(limit + 1).to_list(limit + 1)
     items = [_delivery(d) for d in documents[:limit]]
     more = len(documents) > limit
-    return DeliveryPage(items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more else None)
+    return DeliveryPage(
+        items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    )
 
 
 def _again(now: datetime) -> dict[str, Any]:
@@ -605,37 +690,63 @@ def _again(now: datetime) -> dict[str, Any]:
     }
 
 
-@router.post("/{subscription_id}/deliveries/{delivery_id}/redeliver", responses=problem_responses(401, 403, 404, 409, 422, 503))
+@router.post(
+    "/{subscription_id}/deliveries/{delivery_id}/redeliver",
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
 async def redeliver(
-    caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId, delivery_id: DeliveryId
+    caller: AdminKey,
+    services: ServicesDep,
+    subscription_id: SubscriptionId,
+    delivery_id: DeliveryId,
 ) -> Delivery:
     """Send a failed (or delivered) delivery again, from attempt 0. 409 while it is pending."""
     await _load(services, subscription_id)
     with database_errors():
         saved = await _deliveries(services).find_one_and_update(
-            {"_id": delivery_id, "subscription_id": subscription_id, "status": {"$in": ["failed", "delivered"]}},
+            {
+                "_id": delivery_id,
+                "subscription_id": subscription_id,
+                "status": {"$in": ["failed", "delivered"]},
+            },
             {"$set": _again(bson_now())},
             return_document=ReturnDocument.AFTER,
         )
         if saved is None:
-            exists = await _deliveries(services).find_one({"_id": delivery_id, "subscription_id": subscription_id})
+            exists = await _deliveries(services).find_one(
+                {"_id": delivery_id, "subscription_id": subscription_id}
+            )
     if saved is None:
         if exists is None:
             raise ProblemError(
-                404, "delivery-not-found", "Delivery not found", f"no delivery '{delivery_id}' of '{subscription_id}'"
+                404,
+                "delivery-not-found",
+                "Delivery not found",
+                f"no delivery '{delivery_id}' of '{subscription_id}'",
             )
-        raise ProblemError(409, "delivery-pending", "The delivery is still pending", "it is sent (again) as it is")
+        raise ProblemError(
+            409, "delivery-pending", "The delivery is still pending", "it is sent (again) as it is"
+        )
     logger.info("delivery %s made pending again by %s", delivery_id, caller.name)
     return _delivery(saved)
 
 
-@router.post("/{subscription_id}/redeliver-failed", responses=problem_responses(401, 403, 404, 422, 503))
-async def redeliver_failed(caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId) -> RedeliverCount:
+@router.post(
+    "/{subscription_id}/redeliver-failed", responses=problem_responses(401, 403, 404, 422, 503)
+)
+async def redeliver_failed(
+    caller: AdminKey, services: ServicesDep, subscription_id: SubscriptionId
+) -> RedeliverCount:
     """Every failed (dead-lettered) delivery of this subscription, pending again from attempt 0."""
     await _load(services, subscription_id)
     with database_errors():
         result = await _deliveries(services).update_many(
             {"subscription_id": subscription_id, "status": "failed"}, {"$set": _again(bson_now())}
         )
-    logger.info("%d failed deliveries of %s made pending again by %s", result.modified_count, subscription_id, caller.name)
+    logger.info(
+        "%d failed deliveries of %s made pending again by %s",
+        result.modified_count,
+        subscription_id,
+        caller.name,
+    )
     return RedeliverCount(redelivered=result.modified_count)

@@ -1,9 +1,9 @@
 """How a room finds its agent type: metadata -> RoutingContext -> strategy chain -> decision.
 
-    catalog = Catalog(ConfigStore(db), RulesStore(db), ChangeStamp(db))   # agent_configs.catalog
-    router = Router(catalog, catalog.availability(count_sessions))
-    await catalog.refresh()                       # once per room: reads the change stamp
-    decision = await router.route(RoutingContext.from_metadata(job_metadata))  # .agent_id, .trail
+catalog = Catalog(ConfigStore(db), RulesStore(db), ChangeStamp(db))   # agent_configs.catalog
+router = Router(catalog, catalog.availability(count_sessions))
+await catalog.refresh()                       # once per room: reads the change stamp
+decision = await router.route(RoutingContext.from_metadata(job_metadata))  # .agent_id, .trail
 """
 
 from agent_configs.routing.availability import (

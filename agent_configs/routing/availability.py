@@ -30,7 +30,9 @@ class ConfigSource(Protocol):
 
 
 async def reason_config_is_unavailable(
-    config: AgentConfig, active_sessions: ActiveSessionCounter | None, egress: EgressPolicy | None = None
+    config: AgentConfig,
+    active_sessions: ActiveSessionCounter | None,
+    egress: EgressPolicy | None = None,
 ) -> str | None:
     """With `egress`, a config the policy refuses (written by hand, or stored before the
     operator narrowed the policy) is unavailable: the chain goes on to the next proposal."""

@@ -42,10 +42,14 @@ class AgentPin:
     """None: the current version."""
 
     def as_metadata(self) -> dict[str, Any]:
-        return {"agent_id": self.agent_id} | ({"version": self.version} if self.version is not None else {})
+        return {"agent_id": self.agent_id} | (
+            {"version": self.version} if self.version is not None else {}
+        )
 
     def describe(self) -> str:
-        return f"{self.agent_id} " + (f"version {self.version}" if self.version is not None else "current version")
+        return f"{self.agent_id} " + (
+            f"version {self.version}" if self.version is not None else "current version"
+        )
 
 
 def pin_from_job_metadata(context: RoutingContext) -> tuple[AgentPin | None, str | None]:
@@ -58,7 +62,9 @@ def pin_from_job_metadata(context: RoutingContext) -> tuple[AgentPin | None, str
     agent_id, version = value.get("agent_id"), value.get("version")
     if not isinstance(agent_id, str) or not agent_id:
         return None, f"{PIN_KEY}.agent_id: expected an agent id; ignored"
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
         return None, f"{PIN_KEY}.version: expected a version number >= 1; ignored"
     return AgentPin(agent_id, version), None
 
@@ -104,8 +110,12 @@ async def pinned_config(
     return config, None
 
 
-def pinned_decision(pin: AgentPin, context: RoutingContext, rules_version: int, now: datetime) -> RoutingDecision:
-    entry = TrailEntry(strategy=PINNED, agent_id=pin.agent_id, outcome="chosen", reason=f"pinned: {pin.describe()}")
+def pinned_decision(
+    pin: AgentPin, context: RoutingContext, rules_version: int, now: datetime
+) -> RoutingDecision:
+    entry = TrailEntry(
+        strategy=PINNED, agent_id=pin.agent_id, outcome="chosen", reason=f"pinned: {pin.describe()}"
+    )
     return RoutingDecision(
         agent_id=pin.agent_id,
         strategy=PINNED,
@@ -119,6 +129,9 @@ def pinned_decision(pin: AgentPin, context: RoutingContext, rules_version: int, 
 def with_pin_skipped(decision: RoutingDecision, pin: AgentPin, reason: str) -> RoutingDecision:
     """A routed decision whose trail starts with the pin it could not honour, and why."""
     entry = TrailEntry(
-        strategy=PINNED, agent_id=pin.agent_id, outcome="skipped", reason=f"{pin.describe()}: {reason}"
+        strategy=PINNED,
+        agent_id=pin.agent_id,
+        outcome="skipped",
+        reason=f"{pin.describe()}: {reason}",
     )
     return decision.model_copy(update={"trail": (entry, *decision.trail)})

@@ -28,7 +28,9 @@ from agent_configs.secret_guard import secret_kind
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["chosen", "skipped", "no_proposal", "error"]
-ASKED_BY_THE_WORKER_ONLY = "asks another system: consulted when the worker routes the room, not for this prediction"
+ASKED_BY_THE_WORKER_ONLY = (
+    "asks another system: consulted when the worker routes the room, not for this prediction"
+)
 
 
 class TrailEntry(BaseModel):
@@ -69,7 +71,8 @@ class RoutingDecision(BaseModel):
     def summary(self) -> str:
         """One line for logs: `support-agent-v1 via purpose (explicit: no_proposal, ...)`."""
         steps = ", ".join(
-            f"{e.strategy}: {e.outcome}" + (f" {e.agent_id} ({e.reason})" if e.outcome == "skipped" else "")
+            f"{e.strategy}: {e.outcome}"
+            + (f" {e.agent_id} ({e.reason})" if e.outcome == "skipped" else "")
             for e in self.trail
         )
         chosen = f"{self.agent_id} via {self.strategy}" if self.agent_id else "no agent available"
@@ -97,7 +100,9 @@ class ChainLink:
 
 
 def compile_chain(rules: RoutingRules, registry: StrategyRegistry) -> tuple[ChainLink, ...]:
-    return tuple(_link(entry.strategy, entry.params, registry) for entry in rules.chain if entry.enabled)
+    return tuple(
+        _link(entry.strategy, entry.params, registry) for entry in rules.chain if entry.enabled
+    )
 
 
 def _link(name: str, params: dict[str, object], registry: StrategyRegistry) -> ChainLink:
@@ -138,15 +143,26 @@ class Router:
         trail: list[TrailEntry] = []
         reasons: dict[str, str | None] = {}
         for link in self._chain_for(rules):
-            if not ask_others and link.strategy is not None and inspect.iscoroutinefunction(link.strategy.propose):
+            if (
+                not ask_others
+                and link.strategy is not None
+                and inspect.iscoroutinefunction(link.strategy.propose)
+            ):
                 trail.append(
-                    TrailEntry(strategy=link.name, agent_id=None, outcome="no_proposal", reason=ASKED_BY_THE_WORKER_ONLY)
+                    TrailEntry(
+                        strategy=link.name,
+                        agent_id=None,
+                        outcome="no_proposal",
+                        reason=ASKED_BY_THE_WORKER_ONLY,
+                    )
                 )
                 continue
             entry, variables = await self._consult(link, context, now, reasons)
             trail.append(entry)
             if entry.outcome == "chosen":
-                return self._decision(entry.agent_id, link.name, trail, context, rules, now, variables)
+                return self._decision(
+                    entry.agent_id, link.name, trail, context, rules, now, variables
+                )
         return self._decision(None, None, trail, context, rules, now)
 
     def _chain_for(self, rules: RoutingRules) -> tuple[ChainLink, ...]:
@@ -154,16 +170,26 @@ class Router:
             self._compiled = (rules, compile_chain(rules, self._registry))
             for link in self._compiled[1]:
                 if link.error:
-                    logger.error("routing rules v%s: %s cannot run: %s", rules.version, link.name, link.error)
+                    logger.error(
+                        "routing rules v%s: %s cannot run: %s", rules.version, link.name, link.error
+                    )
         return self._compiled[1]
 
     async def _consult(
-        self, link: ChainLink, context: RoutingContext, now: datetime, reasons: dict[str, str | None]
+        self,
+        link: ChainLink,
+        context: RoutingContext,
+        now: datetime,
+        reasons: dict[str, str | None],
     ) -> tuple[TrailEntry, dict[str, Any]]:
         """The trail entry, and the proposal's variables (empty unless it is chosen)."""
 
-        def entry(outcome: Outcome, reason: str, agent_id: str | None = None) -> tuple[TrailEntry, dict[str, Any]]:
-            return TrailEntry(strategy=link.name, agent_id=agent_id, outcome=outcome, reason=reason), {}
+        def entry(
+            outcome: Outcome, reason: str, agent_id: str | None = None
+        ) -> tuple[TrailEntry, dict[str, Any]]:
+            return TrailEntry(
+                strategy=link.name, agent_id=agent_id, outcome=outcome, reason=reason
+            ), {}
 
         if link.strategy is None:
             return entry("error", link.error or "")
@@ -179,7 +205,9 @@ class Router:
         if proposal.agent_id is None:
             return entry("no_proposal", proposal.reason)
         if proposal.agent_id not in reasons:
-            reasons[proposal.agent_id] = await self._availability.unavailable_reason(proposal.agent_id)
+            reasons[proposal.agent_id] = await self._availability.unavailable_reason(
+                proposal.agent_id
+            )
         unavailable = reasons[proposal.agent_id]
         if unavailable is not None:
             return entry("skipped", unavailable, proposal.agent_id)

@@ -65,7 +65,10 @@ DEFAULT_RULES = RoutingRules(
     chain=[
         # A frontend may name only these types: an agent type added later (an internal one,
         # a draft) cannot be forced by a client that learns its id, until it is listed here.
-        ChainEntry(strategy="explicit", params={"allowed_agent_ids": sorted(DEFAULT_PURPOSE_AGENTS.values())}),
+        ChainEntry(
+            strategy="explicit",
+            params={"allowed_agent_ids": sorted(DEFAULT_PURPOSE_AGENTS.values())},
+        ),
         ChainEntry(strategy="purpose", params={"agents": dict(DEFAULT_PURPOSE_AGENTS)}),
         ChainEntry(
             strategy="user_attributes",
@@ -98,7 +101,11 @@ def validate_rules(
     registry = registry or default_registry()
     if not isinstance(rules, RoutingRules):
         rules = _parse_document(rules)
-    problems = [p for index, entry in enumerate(rules.chain) for p in _entry_problems(index, entry, registry)]
+    problems = [
+        p
+        for index, entry in enumerate(rules.chain)
+        for p in _entry_problems(index, entry, registry)
+    ]
     if problems:
         raise InvalidRoutingRules(problems)
     return rules
@@ -108,7 +115,9 @@ def _parse_document(data: Mapping[str, Any]) -> RoutingRules:
     try:
         return RoutingRules.model_validate(dict(data))
     except ValidationError as exc:
-        raise InvalidRoutingRules([_structural_problem(error, data) for error in exc.errors()]) from exc
+        raise InvalidRoutingRules(
+            [_structural_problem(error, data) for error in exc.errors()]
+        ) from exc
 
 
 def _structural_problem(error: Any, data: Mapping[str, Any]) -> RulesProblem:
@@ -116,7 +125,9 @@ def _structural_problem(error: Any, data: Mapping[str, Any]) -> RulesProblem:
     message = error["msg"].removeprefix("Value error, ")
     if len(loc) >= 2 and loc[0] == "chain" and isinstance(loc[1], int):
         index = loc[1]
-        return RulesProblem(_dotted(loc[2:]) or "(entry)", message, index, _strategy_named_at(data, index))
+        return RulesProblem(
+            _dotted(loc[2:]) or "(entry)", message, index, _strategy_named_at(data, index)
+        )
     return RulesProblem(_dotted(loc) or "(rules)", message)
 
 
@@ -128,7 +139,9 @@ def _strategy_named_at(data: Mapping[str, Any], index: int) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _entry_problems(index: int, entry: ChainEntry, registry: StrategyRegistry) -> list[RulesProblem]:
+def _entry_problems(
+    index: int, entry: ChainEntry, registry: StrategyRegistry
+) -> list[RulesProblem]:
     try:
         registry.build(entry.strategy, entry.params)
     except RoutingError as exc:
@@ -185,11 +198,13 @@ async def _agent_exists(store: ConfigStore, agent_id: str) -> bool:
 # -- storage ----------------------------------------------------------------------------
 
 
-
-
 def _to_document(rules: RoutingRules) -> dict[str, Any]:
     chain = [
-        {"strategy": e.strategy, "enabled": e.enabled, "params_json": json.dumps(e.params, sort_keys=True)}
+        {
+            "strategy": e.strategy,
+            "enabled": e.enabled,
+            "params_json": json.dumps(e.params, sort_keys=True),
+        }
         for e in rules.chain
     ]
     return {"version": rules.version, "updated_at": rules.updated_at, "chain": chain}
@@ -198,10 +213,14 @@ def _to_document(rules: RoutingRules) -> dict[str, Any]:
 def _from_document(document: Mapping[str, Any]) -> RoutingRules:
     try:
         chain = [
-            ChainEntry(strategy=e["strategy"], enabled=e["enabled"], params=json.loads(e["params_json"]))
+            ChainEntry(
+                strategy=e["strategy"], enabled=e["enabled"], params=json.loads(e["params_json"])
+            )
             for e in document["chain"]
         ]
-        return RoutingRules(chain=chain, version=document["version"], updated_at=document["updated_at"])
+        return RoutingRules(
+            chain=chain, version=document["version"], updated_at=document["updated_at"]
+        )
     except (KeyError, TypeError, ValueError) as exc:
         version = document.get("version", "?")
         problem = RulesProblem("(document)", f"stored version {version} is unreadable: {exc!r}")
@@ -233,7 +252,9 @@ class RulesStore:
             document = await self._rules.find_one({"version": version})
         return None if document is None else _from_document(document)
 
-    async def save(self, rules: RoutingRules | Mapping[str, Any], expected_version: int) -> RoutingRules:
+    async def save(
+        self, rules: RoutingRules | Mapping[str, Any], expected_version: int
+    ) -> RoutingRules:
         """Save as version `expected_version + 1`, if nobody saved since `expected_version`.
 
         Raises InvalidRoutingRules (nothing written) or RulesVersionConflict.
@@ -244,7 +265,9 @@ class RulesStore:
         current = await self.current()
         if current.version != expected_version:
             raise RulesVersionConflict(expected_version, current.version)
-        stored = valid.model_copy(update={"version": expected_version + 1, "updated_at": bson_now()})
+        stored = valid.model_copy(
+            update={"version": expected_version + 1, "updated_at": bson_now()}
+        )
         try:
             with database_errors():
                 await self._rules.insert_one(_to_document(stored) | {"write_id": uuid.uuid4().hex})

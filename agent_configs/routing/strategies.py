@@ -309,7 +309,9 @@ class ABSplitStrategy:
                 break
             point -= variant.weight
         share = f"weight {variant.weight:g} of {total:g}"
-        return Proposal(variant.agent_id, f"user bucket {bucket:.4f} falls in {variant.agent_id} ({share})")
+        return Proposal(
+            variant.agent_id, f"user bucket {bucket:.4f} falls in {variant.agent_id} ({share})"
+        )
 
     def agent_ids(self) -> frozenset[str]:
         return frozenset(v.agent_id for v in self.params.variants)
@@ -341,7 +343,9 @@ class TimeWindow(StrategyParams):
 
     days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
     start: Annotated[str, AfterValidator(_clock_time)]
-    end: Annotated[str, AfterValidator(_end_time)] = Field(description="HH:MM, or 24:00 for midnight")
+    end: Annotated[str, AfterValidator(_end_time)] = Field(
+        description="HH:MM, or 24:00 for midnight"
+    )
     timezone: str = "UTC"
     agent_id: AgentId
 
@@ -368,7 +372,9 @@ class TimeWindow(StrategyParams):
         start, end = _minutes(self.start), _minutes(self.end)
         if start < end:
             return day in self.days and start <= minute < end
-        return (day in self.days and minute >= start) or (previous_day in self.days and minute < end)
+        return (day in self.days and minute >= start) or (
+            previous_day in self.days and minute < end
+        )
 
     def __str__(self) -> str:
         return f"{','.join(self.days)} {self.start}-{self.end} {self.timezone}"

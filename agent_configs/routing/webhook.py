@@ -34,7 +34,15 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from agent_configs.egress import EgressPolicy, EgressRefused
 from agent_configs.models import Slug
@@ -49,13 +57,23 @@ MAX_TIMEOUT_S = 5.0
 MAX_VARIABLES_BYTES = 8 * 1024
 MAX_ANSWER_BYTES = 64 * 1024
 """An answer is read up to this size: an endless body must not hold the room (or memory)."""
-ROUTING_CONTEXT_FIELDS = ("purpose", "agent_id", "user_id", "user_details", "tenant", "modality", "room")
+ROUTING_CONTEXT_FIELDS = (
+    "purpose",
+    "agent_id",
+    "user_id",
+    "user_details",
+    "tenant",
+    "modality",
+    "room",
+)
 
 
 class WebhookParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(min_length=1, max_length=2048, description="Where the routing context is POSTed.")
+    url: str = Field(
+        min_length=1, max_length=2048, description="Where the routing context is POSTed."
+    )
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S)
     headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=dict,
@@ -78,11 +96,15 @@ class WebhookParams(BaseModel):
 
     @field_validator("headers")
     @classmethod
-    def _header_secrets_allowed(cls, headers: dict[str, HeaderValue], info: ValidationInfo) -> dict[str, HeaderValue]:
+    def _header_secrets_allowed(
+        cls, headers: dict[str, HeaderValue], info: ValidationInfo
+    ) -> dict[str, HeaderValue]:
         url = info.data.get("url")
         for name, header in headers.items():
             if header.session is not None:
-                raise ValueError(f"{name}: a webhook header takes `env` or `value` (no session exists yet)")
+                raise ValueError(
+                    f"{name}: a webhook header takes `env` or `value` (no session exists yet)"
+                )
             if header.env is not None and url is not None:
                 try:
                     EgressPolicy().check(url, header.env, field=name)
@@ -112,11 +134,15 @@ class WebhookStrategy:
         timeout = self.params.timeout_s
         try:
             async with asyncio.timeout(timeout):
-                status, body = await _post(self.params.url, routing_payload(context, self.params), headers, timeout)
+                status, body = await _post(
+                    self.params.url, routing_payload(context, self.params), headers, timeout
+                )
         except TimeoutError:
             return Proposal.nothing(f"timed out after {timeout:g}s")
         except httpx.HTTPError as exc:
-            return Proposal.nothing(f"cannot reach the hook: {type(exc).__name__}: {exc}".rstrip(": "))
+            return Proposal.nothing(
+                f"cannot reach the hook: {type(exc).__name__}: {exc}".rstrip(": ")
+            )
         except BadAnswer as exc:
             return Proposal.nothing(f"answer: {exc}")
         if not 200 <= status < 300:
@@ -197,17 +223,25 @@ def _is_slug(value: object) -> bool:
     return True
 
 
-async def _post(url: str, payload: Mapping[str, Any], headers: dict[str, str], timeout_s: float) -> tuple[int, bytes]:
-    async with _client().stream("POST", url, json=payload, headers=headers, timeout=timeout_s) as response:
+async def _post(
+    url: str, payload: Mapping[str, Any], headers: dict[str, str], timeout_s: float
+) -> tuple[int, bytes]:
+    async with _client().stream(
+        "POST", url, json=payload, headers=headers, timeout=timeout_s
+    ) as response:
         body = bytearray()
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > MAX_ANSWER_BYTES:
-                raise BadAnswer(f"longer than {MAX_ANSWER_BYTES} bytes (HTTP {response.status_code})")
+                raise BadAnswer(
+                    f"longer than {MAX_ANSWER_BYTES} bytes (HTTP {response.status_code})"
+                )
         return response.status_code, bytes(body)
 
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _client() -> httpx.AsyncClient:

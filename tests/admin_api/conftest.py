@@ -66,7 +66,10 @@ async def make_keys(database: AsyncDatabase) -> Keys:
     tokens = {role: (await keyring.create(f"test-{role}", role))[1] for role in Role}
     _, scoped = await keyring.create("test-token-scoped", Role.TOKEN, scopes=tuple(Scope))
     return Keys(
-        admin=tokens[Role.ADMIN], viewer=tokens[Role.VIEWER], token=tokens[Role.TOKEN], token_scoped=scoped
+        admin=tokens[Role.ADMIN],
+        viewer=tokens[Role.VIEWER],
+        token=tokens[Role.TOKEN],
+        token_scoped=scoped,
     )
 
 

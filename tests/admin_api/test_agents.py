@@ -75,7 +75,9 @@ async def test_list_filters_paginates_and_keeps_the_list_alias(
     viewer = keys.header("viewer")
     first = (await api.get(AGENTS, params={"limit": 3}, headers=viewer)).json()
     assert len(first["items"]) == 3 and first["next_cursor"]
-    rest = (await api.get(AGENTS, params={"limit": 3, "cursor": first["next_cursor"]}, headers=viewer)).json()
+    rest = (
+        await api.get(AGENTS, params={"limit": 3, "cursor": first["next_cursor"]}, headers=viewer)
+    ).json()
     ids = [a["agent_id"] for a in first["items"] + rest["items"]]
     assert ids == sorted(ids) and len(ids) == 4 and rest["next_cursor"] is None
 
@@ -109,19 +111,28 @@ async def test_put_needs_if_match_and_a_stale_one_is_412_with_the_current_versio
     assert stale.json()["current_version"] == 2 and stale.headers["etag"] == '"2"'
 
     weak = await api.put(
-        f"{AGENTS}/billing-agent", json=new_agent(), headers=keys.header("admin") | {"If-Match": 'W/"2"'}
+        f"{AGENTS}/billing-agent",
+        json=new_agent(),
+        headers=keys.header("admin") | {"If-Match": 'W/"2"'},
     )
     assert weak.status_code == 200 and weak.json()["version"] == 3
 
-    garbage = await api.put(f"{AGENTS}/billing-agent", json=new_agent(), headers=if_match(keys, "abc"))
+    garbage = await api.put(
+        f"{AGENTS}/billing-agent", json=new_agent(), headers=if_match(keys, "abc")
+    )
     assert garbage.status_code == 422 and garbage.json()["errors"][0]["field"] == "If-Match"
 
 
-async def test_concurrent_writers_on_one_version_exactly_one_wins(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_concurrent_writers_on_one_version_exactly_one_wins(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     await create(api, keys, new_agent())
     edits = [new_agent(greeting=f"Writer {n} was here.") for n in range(5)]
     responses = await asyncio.gather(
-        *(api.put(f"{AGENTS}/billing-agent", json=edit, headers=if_match(keys, 1)) for edit in edits)
+        *(
+            api.put(f"{AGENTS}/billing-agent", json=edit, headers=if_match(keys, 1))
+            for edit in edits
+        )
     )
     codes = sorted(r.status_code for r in responses)
     assert codes == [200, 412, 412, 412, 412], [r.text for r in responses]
@@ -133,7 +144,9 @@ async def test_concurrent_writers_on_one_version_exactly_one_wins(api: httpx.Asy
 
 async def test_put_checks_agent_id_and_keeps_the_status(api: httpx.AsyncClient, keys: Keys) -> None:
     await create(api, keys, new_agent())
-    other = await api.put(f"{AGENTS}/billing-agent", json=new_agent("other-agent"), headers=if_match(keys, 1))
+    other = await api.put(
+        f"{AGENTS}/billing-agent", json=new_agent("other-agent"), headers=if_match(keys, 1)
+    )
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "agent_id"
 
     await api.post(f"{AGENTS}/billing-agent/pause", headers=keys.header("admin"))
@@ -148,13 +161,17 @@ async def test_put_checks_agent_id_and_keeps_the_status(api: httpx.AsyncClient, 
     assert explicit.status_code == 422 and explicit.json()["errors"][0]["field"] == "status"
 
 
-async def test_patch_merges_validates_and_refuses_store_fields(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_patch_merges_validates_and_refuses_store_fields(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     await create(api, keys, new_agent(greeting="Hello."))
     path = f"{AGENTS}/billing-agent"
     merge = {"Content-Type": "application/merge-patch+json"}
 
     patched = await api.patch(
-        path, json={"llm": {"temperature": 0.2}, "greeting": None}, headers=if_match(keys, 1) | merge
+        path,
+        json={"llm": {"temperature": 0.2}, "greeting": None},
+        headers=if_match(keys, 1) | merge,
     )
     assert patched.status_code == 200, patched.text
     body = patched.json()
@@ -167,10 +184,14 @@ async def test_patch_merges_validates_and_refuses_store_fields(api: httpx.AsyncC
     assert owned.status_code == 422 and owned.json()["errors"][0]["field"] == "version"
     stale = await api.patch(path, json={"name": "X"}, headers=if_match(keys, 1))
     assert stale.status_code == 412 and stale.json()["current_version"] == 2
-    assert (await api.patch(path, json={"name": "X"}, headers=keys.header("admin"))).status_code == 428
+    assert (
+        await api.patch(path, json={"name": "X"}, headers=keys.header("admin"))
+    ).status_code == 428
 
 
-async def test_versions_and_rollback(api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase) -> None:
+async def test_versions_and_rollback(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
     await create(api, keys, new_agent(greeting="First greeting."))
     path = f"{AGENTS}/billing-agent"
     await api.put(path, json=new_agent(greeting="Second greeting."), headers=if_match(keys, 1))
@@ -187,7 +208,11 @@ async def test_versions_and_rollback(api: httpx.AsyncClient, keys: Keys, databas
     rolled = await api.post(f"{path}/rollback", json={"version": 1}, headers=if_match(keys, 3))
     assert rolled.status_code == 200, rolled.text
     body = rolled.json()
-    assert body["version"] == 4 and body["greeting"] == "First greeting." and body["status"] == "paused"
+    assert (
+        body["version"] == 4
+        and body["greeting"] == "First greeting."
+        and body["status"] == "paused"
+    )
     assert (await ConfigStore(database).get("billing-agent")).greeting == "First greeting."
 
     missing = await api.post(f"{path}/rollback", json={"version": 99}, headers=keys.header("admin"))
@@ -195,21 +220,27 @@ async def test_versions_and_rollback(api: httpx.AsyncClient, keys: Keys, databas
     assert (await api.get(f"{path}/versions/99", headers=keys.header("viewer"))).status_code == 404
 
 
-async def test_pause_resume_archive_are_idempotent_and_audited(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_pause_resume_archive_are_idempotent_and_audited(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     await create(api, keys, new_agent())
     path = f"{AGENTS}/billing-agent"
     admin = keys.header("admin")
     assert (await api.post(f"{path}/pause", headers=admin)).json()["status"] == "paused"
     again = await api.post(f"{path}/pause", headers=admin)
     assert again.json()["version"] == 2  # nothing changed, no new version
-    assert (await api.post(f"{path}/resume", headers=if_match(keys, 2))).json()["status"] == "active"
+    assert (await api.post(f"{path}/resume", headers=if_match(keys, 2))).json()[
+        "status"
+    ] == "active"
     stale = await api.delete(path, headers=if_match(keys, 2))
     assert stale.status_code == 412
     archived = await api.delete(path, headers=admin)
     assert archived.status_code == 200 and archived.json()["status"] == "archived"
     assert (await api.get(path, headers=admin)).json()["status"] == "archived"
 
-    events = (await api.get("/api/v1/events", params={"agent_id": "billing-agent"}, headers=admin)).json()
+    events = (
+        await api.get("/api/v1/events", params={"agent_id": "billing-agent"}, headers=admin)
+    ).json()
     kinds = [(e["type"], e["version"], e["actor"]) for e in events["items"]]
     assert kinds == [
         ("agent.archived", 4, "test-admin"),

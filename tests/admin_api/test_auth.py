@@ -44,7 +44,13 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("GET", "/api/v1/sessions/{session_id}", "/api/v1/sessions/sess_none", None, READ),
     ("GET", "/api/v1/routing", "/api/v1/routing", None, READ),
     ("PUT", "/api/v1/routing", "/api/v1/routing", {"chain": [{"strategy": "explicit"}]}, WRITE),
-    ("POST", "/api/v1/routing/resolve", "/api/v1/routing/resolve", {"metadata": {"purpose": "sales"}}, READ),
+    (
+        "POST",
+        "/api/v1/routing/resolve",
+        "/api/v1/routing/resolve",
+        {"metadata": {"purpose": "sales"}},
+        READ,
+    ),
     ("POST", "/api/v1/token", "/api/v1/token", {"metadata": {"purpose": "sales"}}, MINT),
     ("GET", "/api/v1/events", "/api/v1/events", None, READ),
     ("GET", "/api/v1/dead-letters", "/api/v1/dead-letters", None, READ),
@@ -55,7 +61,13 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("GET", "/api/v1/webhooks/{subscription_id}", HOOK, None, READ),
     ("PATCH", "/api/v1/webhooks/{subscription_id}", HOOK, {"status": "paused"}, WRITE),
     ("DELETE", "/api/v1/webhooks/{subscription_id}", HOOK, None, WRITE),
-    ("POST", "/api/v1/webhooks/{subscription_id}/rotate-secret", f"{HOOK}/rotate-secret", {}, WRITE),
+    (
+        "POST",
+        "/api/v1/webhooks/{subscription_id}/rotate-secret",
+        f"{HOOK}/rotate-secret",
+        {},
+        WRITE,
+    ),
     ("POST", "/api/v1/webhooks/{subscription_id}/test", f"{HOOK}/test", None, WRITE),
     ("GET", "/api/v1/webhooks/{subscription_id}/deliveries", f"{HOOK}/deliveries", None, READ),
     (
@@ -65,7 +77,13 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
         None,
         WRITE,
     ),
-    ("POST", "/api/v1/webhooks/{subscription_id}/redeliver-failed", f"{HOOK}/redeliver-failed", None, WRITE),
+    (
+        "POST",
+        "/api/v1/webhooks/{subscription_id}/redeliver-failed",
+        f"{HOOK}/redeliver-failed",
+        None,
+        WRITE,
+    ),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 
@@ -126,7 +144,9 @@ async def test_me_names_the_key_and_what_its_role_may_do(
     assert answered.json() == {"name": f"test-{who}", "role": who, "scopes": [], "can": can}
 
 
-async def test_me_lists_a_token_keys_scopes_and_never_its_secret(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_me_lists_a_token_keys_scopes_and_never_its_secret(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     answered = await api.get("/api/v1/me", headers=keys.header("token_scoped"))
     assert answered.json()["scopes"] == sorted(str(scope) for scope in Scope)
     assert keys.token_scoped not in answered.text
@@ -154,7 +174,9 @@ async def test_a_revoked_key_is_refused_and_its_name_can_be_reused(
     await keyring.revoke("test-viewer")
     assert (await api.get("/api/v1/agents", headers=keys.header("viewer"))).status_code == 401
     _, fresh = await keyring.create("test-viewer", Role.VIEWER)
-    assert (await api.get("/api/v1/agents", headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
+    assert (
+        await api.get("/api/v1/agents", headers={"Authorization": f"Bearer {fresh}"})
+    ).status_code == 200
     names = [(k.name, k.active) for k in await keyring.list_keys()]
     assert names.count(("test-viewer", True)) == 1 and ("test-viewer", False) in names
 
@@ -162,7 +184,9 @@ async def test_a_revoked_key_is_refused_and_its_name_can_be_reused(
 async def test_bootstrap_key_only_when_no_key_exists(
     endpoints: Endpoints, database_name: str, database: AsyncDatabase
 ) -> None:
-    settings = admin_settings(endpoints, database_name, admin_api_bootstrap_key="dev-bootstrap-key-0123")
+    settings = admin_settings(
+        endpoints, database_name, admin_api_bootstrap_key="dev-bootstrap-key-0123"
+    )
     async with running_app(settings) as (_, api):
         bootstrap = {"Authorization": "Bearer dev-bootstrap-key-0123"}
         assert (await api.get("/api/v1/agents", headers=bootstrap)).status_code == 200
@@ -172,7 +196,9 @@ async def test_bootstrap_key_only_when_no_key_exists(
     assert [k.name for k in await KeyRing(database).list_keys()] == ["bootstrap"]
 
 
-def run_cli(endpoints: Endpoints, database_name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    endpoints: Endpoints, database_name: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = os.environ | {
         "MONGO_URI": endpoints.mongo_uri,
         "MONGO_DB": database_name,
@@ -215,7 +241,15 @@ async def test_keys_cli_grants_scopes_to_token_keys_only(
     endpoints: Endpoints, database_name: str, api: httpx.AsyncClient
 ) -> None:
     created = run_cli(
-        endpoints, database_name, "create", "--name", "backend", "--role", "token", "--scope", "token:room"
+        endpoints,
+        database_name,
+        "create",
+        "--name",
+        "backend",
+        "--role",
+        "token",
+        "--scope",
+        "token:room",
     )
     assert created.returncode == 0, created.stderr
     header = {"Authorization": f"Bearer {created.stdout.strip()}"}
@@ -227,10 +261,20 @@ async def test_keys_cli_grants_scopes_to_token_keys_only(
     listed = run_cli(endpoints, database_name, "list")
     assert listed.returncode == 0 and "token:room" in listed.stdout
     viewer = run_cli(
-        endpoints, database_name, "create", "--name", "v", "--role", "viewer", "--scope", "token:room"
+        endpoints,
+        database_name,
+        "create",
+        "--name",
+        "v",
+        "--role",
+        "viewer",
+        "--scope",
+        "token:room",
     )
     assert viewer.returncode == 1 and "scopes are for token keys only" in viewer.stderr
-    unknown = run_cli(endpoints, database_name, "create", "--name", "u", "--role", "token", "--scope", "root")
+    unknown = run_cli(
+        endpoints, database_name, "create", "--name", "u", "--role", "token", "--scope", "root"
+    )
     assert unknown.returncode == 2
 
 

@@ -25,7 +25,9 @@ SECURITY_HEADERS = {
 @pytest.fixture(scope="module", autouse=True)
 def console_build() -> Path:
     if not (SOURCE_CONSOLE_DIR / "index.html").is_file():
-        pytest.fail(f"no console build in {SOURCE_CONSOLE_DIR}: run `make console` (make test does it first)")
+        pytest.fail(
+            f"no console build in {SOURCE_CONSOLE_DIR}: run `make console` (make test does it first)"
+        )
     return SOURCE_CONSOLE_DIR
 
 
@@ -64,13 +66,17 @@ async def test_the_console_page_is_revalidated_each_time_and_confined_by_its_pol
 async def test_the_policy_names_the_public_livekit_url_in_both_schemes(
     endpoints: Endpoints, database_name: str
 ) -> None:
-    settings = admin_settings(endpoints, database_name, admin_api_public_livekit_url="wss://lk.example.com/")
+    settings = admin_settings(
+        endpoints, database_name, admin_api_public_livekit_url="wss://lk.example.com/"
+    )
     async with running_app(settings) as (_, api):
         policy = csp_directives(await api.get(CONSOLE_PATH))
     assert policy["connect-src"] == ["'self'", "wss://lk.example.com", "https://lk.example.com"]
 
 
-async def test_a_page_path_of_the_app_gets_the_index_and_a_missing_file_a_404(api: httpx.AsyncClient) -> None:
+async def test_a_page_path_of_the_app_gets_the_index_and_a_missing_file_a_404(
+    api: httpx.AsyncClient,
+) -> None:
     index = (await api.get(CONSOLE_PATH)).text
     for path in ("agents", "sessions/sess_1", "playground/"):
         answered = await api.get(CONSOLE_PATH + path)
@@ -143,7 +149,9 @@ async def test_a_symlink_out_of_the_build_is_not_followed(
 async def test_without_a_build_the_console_and_docs_say_how_to_build_it(
     endpoints: Endpoints, database_name: str, tmp_path: Path
 ) -> None:
-    settings = admin_settings(endpoints, database_name, admin_api_console_dir=tmp_path / "not-built")
+    settings = admin_settings(
+        endpoints, database_name, admin_api_console_dir=tmp_path / "not-built"
+    )
     async with running_app(settings) as (_, api):
         for path in ("/console/", "/console/agents", "/console/assets/index-abc.js", "/docs"):
             answered = await api.get(path)
@@ -160,7 +168,9 @@ async def test_docs_load_only_files_of_this_origin(api: httpx.AsyncClient) -> No
     docs = await api.get("/docs")
     assert docs.status_code == 200
     assert "SwaggerUIBundle" in docs.text
-    assert re.findall(r"https?://", docs.text) == [], "a URL to another host: /docs would be blank offline"
+    assert re.findall(r"https?://", docs.text) == [], (
+        "a URL to another host: /docs would be blank offline"
+    )
     assert SECURITY_HEADERS.items() <= docs.headers.items()
     references = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
     assert len(references) == 3, references  # the bundle, its CSS, the favicon
@@ -169,10 +179,16 @@ async def test_docs_load_only_files_of_this_origin(api: httpx.AsyncClient) -> No
         assert (await api.get(reference)).status_code == 200, reference
     # The one inline script (it starts Swagger UI) runs by its hash; nothing else inline may.
     script_src = csp_directives(docs)["script-src"]
-    assert script_src[0] == "'self'" and len(script_src) == 2 and script_src[1].startswith("'sha256-")
+    assert (
+        script_src[0] == "'self'" and len(script_src) == 2 and script_src[1].startswith("'sha256-")
+    )
 
 
 async def test_redoc_is_off_and_no_console_route_is_in_the_schema(api: httpx.AsyncClient) -> None:
     assert (await api.get("/redoc")).status_code == 404
     paths = (await api.get("/openapi.json")).json()["paths"]
-    assert [path for path in paths if not path.startswith("/api/")] == ["/healthz", "/readyz", "/metrics"]
+    assert [path for path in paths if not path.startswith("/api/")] == [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ]

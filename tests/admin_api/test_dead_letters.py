@@ -37,4 +37,6 @@ async def test_dead_letters_need_a_reader_key(api: httpx.AsyncClient, keys: Keys
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"].startswith("application/problem+json")
     assert (await api.get(DEAD, headers=keys.header("token"))).status_code == 403
-    assert (await api.get(DEAD, params={"cursor": "nonsense"}, headers=keys.header("admin"))).status_code == 422
+    assert (
+        await api.get(DEAD, params={"cursor": "nonsense"}, headers=keys.header("admin"))
+    ).status_code == 422

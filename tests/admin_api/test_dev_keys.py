@@ -21,12 +21,16 @@ from devstack.services import reserve_port
 
 
 def api_env(endpoints: Endpoints, database_name: str, port: int) -> dict[str, str]:
-    return os.environ | endpoints.as_env() | {
-        "MONGO_DB": database_name,
-        "ADMIN_API_PORT": str(port),
-        "LIVEKIT_API_KEY": "devkey",
-        "LIVEKIT_API_SECRET": "secret",
-    }
+    return (
+        os.environ
+        | endpoints.as_env()
+        | {
+            "MONGO_DB": database_name,
+            "ADMIN_API_PORT": str(port),
+            "LIVEKIT_API_KEY": "devkey",
+            "LIVEKIT_API_SECRET": "secret",
+        }
+    )
 
 
 def test_the_admin_api_refuses_to_start_on_the_dev_livekit_keys_without_dev_mode(
@@ -36,23 +40,35 @@ def test_the_admin_api_refuses_to_start_on_the_dev_livekit_keys_without_dev_mode
     env.pop("SWITCHBOARD_DEV_MODE", None)  # what a production deployment sets: nothing
     # Refused before uvicorn binds, so it exits by itself; the timeout only bounds a bug.
     finished = subprocess.run(
-        [sys.executable, "-m", "admin_api"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "admin_api"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert finished.returncode != 0
-    assert "LIVEKIT_API_KEY" in finished.stderr and "SWITCHBOARD_DEV_MODE=true" in finished.stderr, finished.stderr
+    assert (
+        "LIVEKIT_API_KEY" in finished.stderr and "SWITCHBOARD_DEV_MODE=true" in finished.stderr
+    ), finished.stderr
     assert "Traceback" not in finished.stderr, "a refusal is one clear line, not a crash"
 
 
 def test_an_app_built_in_process_refuses_the_dev_livekit_secret_too(endpoints: Endpoints) -> None:
     """`uvicorn --factory admin_api.app:create_app` and embedding apps go through create_app."""
     settings = AdminSettings(  # type: ignore[call-arg]
-        _env_file=None, mongo_uri=endpoints.mongo_uri, livekit_api_key="APIreal", livekit_api_secret="secret"
+        _env_file=None,
+        mongo_uri=endpoints.mongo_uri,
+        livekit_api_key="APIreal",
+        livekit_api_secret="secret",
     )
     with pytest.raises(UnsafeSettings, match="LIVEKIT_API_SECRET"):
         create_app(settings)
 
 
-def test_the_published_dev_webhook_encryption_key_is_refused_without_dev_mode(endpoints: Endpoints) -> None:
+def test_the_published_dev_webhook_encryption_key_is_refused_without_dev_mode(
+    endpoints: Endpoints,
+) -> None:
     """make dev's Fernet key is in the source: secrets encrypted under it are anyone's."""
     settings = AdminSettings(  # type: ignore[call-arg]
         _env_file=None,
@@ -73,14 +89,20 @@ def test_with_dev_mode_asked_for_the_admin_api_serves_on_the_dev_livekit_keys(
     log_path = tmp_path / "admin-api.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "admin_api"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "admin_api"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60
         status = None
         while status != 200 and time.monotonic() < deadline and process.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/readyz", timeout=2
+                ) as response:
                     status = response.status
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)  # not listening yet: poll again
@@ -93,7 +115,10 @@ def test_with_dev_mode_asked_for_the_admin_api_serves_on_the_dev_livekit_keys(
 
 def test_an_app_with_its_own_livekit_keys_needs_no_dev_mode(endpoints: Endpoints) -> None:
     settings = AdminSettings(  # type: ignore[call-arg]
-        _env_file=None, mongo_uri=endpoints.mongo_uri, livekit_api_key="APIreal", livekit_api_secret="a-real-secret"
+        _env_file=None,
+        mongo_uri=endpoints.mongo_uri,
+        livekit_api_key="APIreal",
+        livekit_api_secret="a-real-secret",
     )
     assert settings.switchboard_dev_mode is False
     create_app(settings)  # no UnsafeSettings

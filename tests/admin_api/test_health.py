@@ -16,9 +16,13 @@ async def test_healthz_and_readyz(api: httpx.AsyncClient) -> None:
     assert (await api.get("/readyz")).json() == {"status": "ready"}
 
 
-async def test_metrics_histogram_by_route_template_and_status(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_metrics_histogram_by_route_template_and_status(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     await api.get("/api/v1/agents/support-agent-v1", headers=keys.header("viewer"))  # 404
-    await api.get("/api/v1/agents/sales-agent-v1", headers=keys.header("viewer"))  # 404, same template
+    await api.get(
+        "/api/v1/agents/sales-agent-v1", headers=keys.header("viewer")
+    )  # 404, same template
     await api.get("/api/v1/agents", headers=keys.header("viewer"))
     await api.get("/api/v1/agents")  # 401
     await api.get("/no/such/path")
@@ -60,13 +64,20 @@ async def test_database_outage_is_503_with_retry_after_and_never_a_hang(
 async def test_cors_allows_configured_origins_only(
     endpoints: Endpoints, database_name: str, keys: Keys
 ) -> None:
-    settings = admin_settings(endpoints, database_name, admin_api_cors_origins="https://app.example.com")
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    settings = admin_settings(
+        endpoints, database_name, admin_api_cors_origins="https://app.example.com"
+    )
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization",
+    }
     async with running_app(settings) as (_, api):
         allowed = await api.options(
             "/api/v1/token", headers=preflight | {"Origin": "https://app.example.com"}
         )
-        refused = await api.options("/api/v1/token", headers=preflight | {"Origin": "https://evil.example"})
+        refused = await api.options(
+            "/api/v1/token", headers=preflight | {"Origin": "https://evil.example"}
+        )
         simple = await api.get(
             "/api/v1/agents", headers=keys.header("viewer") | {"Origin": "https://app.example.com"}
         )
@@ -79,7 +90,9 @@ async def test_cors_allows_configured_origins_only(
 
 async def test_unknown_paths_and_methods_are_problems(api: httpx.AsyncClient, keys: Keys) -> None:
     missing = await api.get("/api/v1/nothing")
-    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert (
+        missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    )
     wrong = await api.patch("/api/v1/routing", headers=keys.header("admin"))
     assert wrong.status_code == 405 and wrong.json()["status"] == 405
 

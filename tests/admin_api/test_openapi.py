@@ -18,16 +18,28 @@ REQUIRED_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         "/api/v1/agents/{agent_id}",
     ): (
         SUPPORT,
-        {"json": {"description": "patched"}, "headers": {"Content-Type": "application/merge-patch+json"}},
+        {
+            "json": {"description": "patched"},
+            "headers": {"Content-Type": "application/merge-patch+json"},
+        },
     ),
-    ("put", "/api/v1/routing"): ("/api/v1/routing", {"json": {"chain": [{"strategy": "explicit"}]}}),
-    ("patch", "/api/v1/webhooks/{subscription_id}"): (f"/api/v1/webhooks/sub_{'0' * 24}", {"json": {"status": "paused"}}),
+    ("put", "/api/v1/routing"): (
+        "/api/v1/routing",
+        {"json": {"chain": [{"strategy": "explicit"}]}},
+    ),
+    ("patch", "/api/v1/webhooks/{subscription_id}"): (
+        f"/api/v1/webhooks/sub_{'0' * 24}",
+        {"json": {"status": "paused"}},
+    ),
 }
 # Status changes and rollback name their target, so they take If-Match only when given.
 OPTIONAL_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("post", "/api/v1/agents/{agent_id}/pause"): (f"{SUPPORT}/pause", {}),
     ("post", "/api/v1/agents/{agent_id}/resume"): (f"{SUPPORT}/resume", {}),
-    ("post", "/api/v1/agents/{agent_id}/rollback"): (f"{SUPPORT}/rollback", {"json": {"version": 1}}),
+    ("post", "/api/v1/agents/{agent_id}/rollback"): (
+        f"{SUPPORT}/rollback",
+        {"json": {"version": 1}},
+    ),
     ("delete", "/api/v1/agents/{agent_id}"): (SUPPORT, {}),
 }
 
@@ -48,7 +60,9 @@ async def test_if_match_is_required_in_the_spec_exactly_where_a_write_without_it
     spec = (await api.get("/openapi.json")).json()
     parameters = if_match_parameters(spec)
     assert set(parameters) == set(REQUIRED_IF_MATCH) | set(OPTIONAL_IF_MATCH)
-    required = {operation for operation, parameter in parameters.items() if parameter.get("required")}
+    required = {
+        operation for operation, parameter in parameters.items() if parameter.get("required")
+    }
     assert required == set(REQUIRED_IF_MATCH)
     for method, path in parameters:  # a 428 is documented where, and only where, it can happen
         assert ("428" in spec["paths"][path][method]["responses"]) == ((method, path) in required)

@@ -25,7 +25,16 @@ from tests.worker.test_database_down import OwnFerretDB, in_thread
 
 AGENTS = "/api/v1/agents"
 RULES = "/api/v1/routing"
-CLOUDEVENT_KEYS = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
+CLOUDEVENT_KEYS = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "data",
+}
 SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "authorization")
 
 
@@ -34,7 +43,9 @@ def settings(endpoints: Endpoints, database_name: str, tmp_path: Path) -> AdminS
     return admin_settings(endpoints, database_name, admin_api_spool_dir=tmp_path / "spool")
 
 
-async def outbox_events(database: AsyncDatabase, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+async def outbox_events(
+    database: AsyncDatabase, count: int, timeout: float = 10.0
+) -> list[dict[str, Any]]:
     """The outbox once it holds `count` events (written by the API's writer, off the request)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -65,22 +76,34 @@ async def test_each_lifecycle_and_routing_write_puts_one_documented_cloudevent_i
     path = f"{AGENTS}/billing-agent"
     admin = keys.header("admin")
     assert (await api.post(AGENTS, json=definition, headers=admin)).status_code == 201
-    patched = await api.patch(path, json={"greeting": "Hello from billing"}, headers=if_match(keys, 1))
+    patched = await api.patch(
+        path, json={"greeting": "Hello from billing"}, headers=if_match(keys, 1)
+    )
     assert patched.status_code == 200, patched.text
     assert (await api.post(f"{path}/pause", headers=admin)).status_code == 200
-    assert (await api.post(f"{path}/pause", headers=admin)).status_code == 200  # no change: no event
+    assert (
+        await api.post(f"{path}/pause", headers=admin)
+    ).status_code == 200  # no change: no event
     assert (await api.post(f"{path}/resume", headers=admin)).status_code == 200
     rolled = await api.post(f"{path}/rollback", json={"version": 1}, headers=admin)
     assert rolled.status_code == 200, rolled.text
     assert (await api.delete(path, headers=admin)).status_code == 200
-    chain = [{"strategy": "explicit"}, {"strategy": "default", "params": {"agent_id": "billing-agent"}, "enabled": True}]
+    chain = [
+        {"strategy": "explicit"},
+        {"strategy": "default", "params": {"agent_id": "billing-agent"}, "enabled": True},
+    ]
     saved = await api.put(RULES, json={"chain": chain}, headers=if_match(keys, 0))
     assert saved.status_code == 200, saved.text
 
     documents = await outbox_events(database, 7)
     assert [d["type"] for d in documents] == [
-        "agent.created", "agent.updated", "agent.paused", "agent.resumed", "agent.rolled_back",
-        "agent.archived", "routing.updated",
+        "agent.created",
+        "agent.updated",
+        "agent.paused",
+        "agent.resumed",
+        "agent.rolled_back",
+        "agent.archived",
+        "routing.updated",
     ]
     for document in documents:
         event = cloudevent(document)
@@ -96,18 +119,37 @@ async def test_each_lifecycle_and_routing_write_puts_one_documented_cloudevent_i
     assert {d["ordering_key"] for d in agent_events} == {"agent:billing-agent"}
     assert [d["seq"] for d in agent_events] == sorted(d["seq"] for d in agent_events)
     assert [(d["data"]["version"], d["data"]["status"]) for d in agent_events] == [
-        (1, "active"), (2, "active"), (3, "paused"), (4, "active"), (5, "active"), (6, "archived"),
+        (1, "active"),
+        (2, "active"),
+        (3, "paused"),
+        (4, "active"),
+        (5, "active"),
+        (6, "archived"),
     ]
     assert agent_events[0]["data"] == {
-        "agent_id": "billing-agent", "name": "Billing", "version": 1, "status": "active", "actor": "test-admin",
+        "agent_id": "billing-agent",
+        "name": "Billing",
+        "version": 1,
+        "status": "active",
+        "actor": "test-admin",
     }
     assert agent_events[4]["data"]["restored_version"] == 1
     routing = documents[6]
-    assert routing["subject"] == "routing" and routing["ordering_key"] == "routing" and routing["agent_id"] is None
-    assert routing["data"] == {"rules_version": 1, "strategies": ["explicit", "default"], "actor": "test-admin"}
+    assert (
+        routing["subject"] == "routing"
+        and routing["ordering_key"] == "routing"
+        and routing["agent_id"] is None
+    )
+    assert routing["data"] == {
+        "rules_version": 1,
+        "strategies": ["explicit", "default"],
+        "actor": "test-admin",
+    }
 
 
-async def test_no_event_carries_a_key_or_a_secret(api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase) -> None:
+async def test_no_event_carries_a_key_or_a_secret(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
     definition = support_definition(agent_id="keyed-agent", name="Keyed", purposes=["keyed"])
     admin = keys.header("admin")
     assert (await api.post(AGENTS, json=definition, headers=admin)).status_code == 201
@@ -128,7 +170,9 @@ async def test_events_queued_while_mongodb_is_down_are_counted_spooled_at_shutdo
     await in_thread(ferretdb.start)
     client = open_client(ferretdb.uri, 1000)
     database = client["admin_outbox"]
-    config = AgentConfig.model_validate(support_definition(agent_id="spooled-agent", name="Spooled"))
+    config = AgentConfig.model_validate(
+        support_definition(agent_id="spooled-agent", name="Spooled")
+    )
     try:
         await in_thread(ferretdb.stop)
         metrics = ApiMetrics()
@@ -136,9 +180,13 @@ async def test_events_queued_while_mongodb_is_down_are_counted_spooled_at_shutdo
         outbox.agent_changed(EventType.AGENT_PAUSED, config, "ops")
         deadline = time.monotonic() + 10
         while not metrics.registry.get_sample_value("switchboard_admin_outbox_write_retries_total"):
-            assert time.monotonic() < deadline, "the writer never retried against the stopped database"
+            assert time.monotonic() < deadline, (
+                "the writer never retried against the stopped database"
+            )
             await asyncio.sleep(0.05)
-        assert metrics.registry.get_sample_value("switchboard_admin_outbox_backlog") == 1  # an operator sees it wait
+        assert (
+            metrics.registry.get_sample_value("switchboard_admin_outbox_backlog") == 1
+        )  # an operator sees it wait
         await outbox.close()  # the database is away: the event goes to the spool
         assert list((tmp_path / "spool").glob("records-*.jsonl"))
         assert metrics.registry.get_sample_value("switchboard_admin_outbox_spooled_total") == 1

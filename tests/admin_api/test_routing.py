@@ -39,8 +39,12 @@ async def resolve(api: httpx.AsyncClient, keys: Keys, **body: Any) -> dict[str, 
 async def worker_router_decision(database: AsyncDatabase, metadata: Any) -> dict[str, Any]:
     """What the worker's router decides: the same classes, built the way worker/server.py does."""
     rules = await RulesStore(database).current()
-    availability = StoreAvailability(ConfigStore(database), CapacityGuard(database, stale_after_s=90.0).in_use)
-    decision = await Router(StaticRules(rules), availability).route(RoutingContext.from_metadata(metadata))
+    availability = StoreAvailability(
+        ConfigStore(database), CapacityGuard(database, stale_after_s=90.0).in_use
+    )
+    decision = await Router(StaticRules(rules), availability).route(
+        RoutingContext.from_metadata(metadata)
+    )
     return decision.model_dump(mode="json", exclude={"decided_at"})
 
 
@@ -59,7 +63,9 @@ async def test_default_rules_read_and_replace(api: httpx.AsyncClient, keys: Keys
     assert (await api.get(RULES, headers=keys.header("viewer"))).json()["chain"] == chain
 
     events = (
-        await api.get("/api/v1/events", params={"type": "routing.updated"}, headers=keys.header("admin"))
+        await api.get(
+            "/api/v1/events", params={"type": "routing.updated"}, headers=keys.header("admin")
+        )
     ).json()
     assert [e["version"] for e in events["items"]] == [2, 1]
 
@@ -99,7 +105,10 @@ async def test_invalid_rules_are_422_with_field_paths_and_nothing_is_saved(
     chain = default_chain()
     change(chain)
     response = await api.put(RULES, json={"chain": chain}, headers=if_match(keys, 0))
-    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    assert (
+        response.status_code == 422
+        and response.headers["content-type"] == "application/problem+json"
+    )
     errors = response.json()["errors"]
     assert any(e["field"].startswith(field) and words in e["message"] for e in errors), errors
     assert (await api.get(RULES, headers=keys.header("viewer"))).json()["version"] == 0
@@ -155,7 +164,9 @@ async def test_a_full_type_is_skipped_like_the_worker_does(
     api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
 ) -> None:
     merge = keys.header("admin") | {"If-Match": '"1"'}
-    await api.patch("/api/v1/agents/sales-agent-v1", json={"max_concurrent_sessions": 1}, headers=merge)
+    await api.patch(
+        "/api/v1/agents/sales-agent-v1", json={"max_concurrent_sessions": 1}, headers=merge
+    )
     slot = {
         "agent_id": "sales-agent-v1",
         "slot": 0,
@@ -165,11 +176,14 @@ async def test_a_full_type_is_skipped_like_the_worker_does(
     await database["session_slots"].insert_one(slot)
     decision = await resolve(api, keys, metadata={"purpose": "sales"})
     assert (
-        decision["trail"][1]["reason"] == "full: 1/1 sessions" and decision["agent_id"] == "support-agent-v1"
+        decision["trail"][1]["reason"] == "full: 1/1 sessions"
+        and decision["agent_id"] == "support-agent-v1"
     )
 
     stale = datetime.now(UTC) - timedelta(seconds=300)  # a killed worker's slot no longer counts
-    await database["session_slots"].update_one({"session_id": "sess_x"}, {"$set": {"heartbeat_at": stale}})
+    await database["session_slots"].update_one(
+        {"session_id": "sess_x"}, {"$set": {"heartbeat_at": stale}}
+    )
     assert (await resolve(api, keys, metadata={"purpose": "sales"}))["agent_id"] == "sales-agent-v1"
 
 
@@ -184,7 +198,9 @@ async def test_resolve_for_a_worker_pool(api: httpx.AsyncClient, keys: Keys) -> 
     assert decision["agent_id"] == "support-agent-v1"
 
 
-async def test_resolve_previews_unsaved_rules_at_a_given_time(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_resolve_previews_unsaved_rules_at_a_given_time(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     window = {
         "days": ["mon"],
         "start": "09:00",
@@ -202,7 +218,9 @@ async def test_resolve_previews_unsaved_rules_at_a_given_time(api: httpx.AsyncCl
     assert (await api.get(RULES, headers=keys.header("viewer"))).json()["version"] == 0
 
     invalid = {
-        "chain": [{"strategy": "time_window", "params": {"windows": [window | {"timezone": "Mars/Base"}]}}]
+        "chain": [
+            {"strategy": "time_window", "params": {"windows": [window | {"timezone": "Mars/Base"}]}}
+        ]
     }
     response = await api.post(RESOLVE, json={"rules": invalid}, headers=keys.header("viewer"))
     assert response.status_code == 422 and "Mars/Base" in response.text
@@ -213,8 +231,14 @@ async def test_resolve_sees_a_saved_change_at_once_despite_the_rules_cache(
 ) -> None:
     settings = admin_settings(endpoints, database_name, routing_rules_ttl_s=600.0)
     async with running_app(settings) as (_, api):
-        assert (await resolve(api, keys, metadata={"purpose": "sales"}))["agent_id"] == "sales-agent-v1"
+        assert (await resolve(api, keys, metadata={"purpose": "sales"}))[
+            "agent_id"
+        ] == "sales-agent-v1"
         chain = default_chain()
         chain[1]["params"]["agents"]["sales"] = "onboarding-agent-v1"
-        assert (await api.put(RULES, json={"chain": chain}, headers=if_match(keys, 0))).status_code == 200
-        assert (await resolve(api, keys, metadata={"purpose": "sales"}))["agent_id"] == "onboarding-agent-v1"
+        assert (
+            await api.put(RULES, json={"chain": chain}, headers=if_match(keys, 0))
+        ).status_code == 200
+        assert (await resolve(api, keys, metadata={"purpose": "sales"}))[
+            "agent_id"
+        ] == "onboarding-agent-v1"

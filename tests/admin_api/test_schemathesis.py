@@ -69,13 +69,21 @@ def served_api(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -
         }
     )
     seeded = subprocess.run(
-        [sys.executable, "scripts/setup_agents.py"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=120
+        [sys.executable, "scripts/setup_agents.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert seeded.returncode == 0, seeded.stderr
     log_path = tmp_path_factory.mktemp("admin-api") / "uvicorn.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "admin_api"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "admin_api"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:

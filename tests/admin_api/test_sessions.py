@@ -17,7 +17,12 @@ pytestmark = pytest.mark.usefixtures("seeded")
 
 
 def session(
-    session_id: str, agent_id: str | None, user_id: str, start_s: int, length_s: int | None, **extra: Any
+    session_id: str,
+    agent_id: str | None,
+    user_id: str,
+    start_s: int,
+    length_s: int | None,
+    **extra: Any,
 ) -> dict[str, Any]:
     started = T0 + timedelta(seconds=start_s)
     document: dict[str, Any] = {
@@ -117,29 +122,44 @@ async def test_sessions_newest_first_with_filters(api: httpx.AsyncClient, keys: 
     listed = await get(api, keys, SESSIONS)
     assert [s["session_id"] for s in listed["items"]] == ["s5", "s4", "s3", "s2", "s1"]
     assert (
-        "transcript" not in listed["items"][0] and listed["items"][0]["reason"] == "no agent type available"
+        "transcript" not in listed["items"][0]
+        and listed["items"][0]["reason"] == "no agent type available"
     )
 
     assert [
-        s["session_id"] for s in (await get(api, keys, SESSIONS, agent_id="support-agent-v1"))["items"]
+        s["session_id"]
+        for s in (await get(api, keys, SESSIONS, agent_id="support-agent-v1"))["items"]
     ] == [
         "s3",
         "s2",
         "s1",
     ]
-    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, user_id="u-1"))["items"]] == ["s4", "s1"]
-    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, status="active"))["items"]] == ["s3"]
+    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, user_id="u-1"))["items"]] == [
+        "s4",
+        "s1",
+    ]
+    assert [
+        s["session_id"] for s in (await get(api, keys, SESSIONS, status="active"))["items"]
+    ] == ["s3"]
     window = {
         "from": (T0 + timedelta(seconds=10)).isoformat(),
         "to": (T0 + timedelta(seconds=30)).isoformat(),
     }
-    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, **window))["items"]] == ["s3", "s2"]
+    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, **window))["items"]] == [
+        "s3",
+        "s2",
+    ]
     naive = {"from": "2025-03-03T09:00:10", "to": "2025-03-03T09:00:30"}
-    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, **naive))["items"]] == ["s3", "s2"]
+    assert [s["session_id"] for s in (await get(api, keys, SESSIONS, **naive))["items"]] == [
+        "s3",
+        "s2",
+    ]
 
 
 @pytest.mark.usefixtures("records")
-async def test_sessions_cursor_pages_through_everything_once(api: httpx.AsyncClient, keys: Keys) -> None:
+async def test_sessions_cursor_pages_through_everything_once(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
     seen: list[str] = []
     cursor = None
     while True:
@@ -171,7 +191,9 @@ async def test_session_detail_joins_its_turns_in_order(api: httpx.AsyncClient, k
     assert detail["usage"] == {"prompt_tokens": 120, "completion_tokens": 30}
     assert detail["job_id"] == "job-s1"  # fields the API does not name still come through
     missing = await api.get(f"{SESSIONS}/nope", headers=keys.header("viewer"))
-    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert (
+        missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    )
 
 
 @pytest.mark.usefixtures("records")
@@ -190,7 +212,9 @@ async def test_agent_stats_are_computed_by_ferretdb(api: httpx.AsyncClient, keys
         "count": 3,
     }
     escalation = stats["fields"]["escalation_needed"]
-    assert escalation["counts"] == {"true": 1, "false": 2} and escalation["true_rate"] == pytest.approx(1 / 3)
+    assert escalation["counts"] == {"true": 1, "false": 2} and escalation[
+        "true_rate"
+    ] == pytest.approx(1 / 3)
     assert stats["fields"]["issue_resolved"]["counts"] == {"null": 3}
     assert "system_response" not in stats["fields"]
 
@@ -229,17 +253,21 @@ async def test_events_show_admin_actions_and_worker_sessions(
         ("agent.paused", "test-admin"),
     ]
     assert (
-        everything["items"][0]["session_id"] == "sess_1" and everything["items"][0]["id"] == "sess_1:started"
+        everything["items"][0]["session_id"] == "sess_1"
+        and everything["items"][0]["id"] == "sess_1:started"
     )
     assert everything["items"][1]["version"] == 2
-    assert [e["type"] for e in (await get(api, keys, "/api/v1/events", actor="worker"))["items"]] == [
-        "session.started"
-    ]
+    assert [
+        e["type"] for e in (await get(api, keys, "/api/v1/events", actor="worker"))["items"]
+    ] == ["session.started"]
     assert (await get(api, keys, "/api/v1/events", agent_id="sales-agent-v1"))["items"][0][
         "type"
     ] == "agent.paused"
 
     first = await get(api, keys, "/api/v1/events", limit=1)
     second = await get(api, keys, "/api/v1/events", limit=1, cursor=first["next_cursor"])
-    assert [first["items"][0]["type"], second["items"][0]["type"]] == ["session.started", "agent.paused"]
+    assert [first["items"][0]["type"], second["items"][0]["type"]] == [
+        "session.started",
+        "agent.paused",
+    ]
     assert second["next_cursor"] is None

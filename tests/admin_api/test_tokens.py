@@ -9,7 +9,6 @@ import jwt
 import pytest
 from livekit import api as livekit_api
 from livekit import rtc
-from fastapi import FastAPI
 from livekit.api.access_token import Claims
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -38,7 +37,12 @@ async def mint(
 async def test_token_carries_metadata_grant_and_explicit_dispatch(
     api: httpx.AsyncClient, keys: Keys, endpoints: Endpoints
 ) -> None:
-    metadata = {"purpose": "support", "user_id": "u-1", "user_details": {"tier": "premium"}, "locale": "de"}
+    metadata = {
+        "purpose": "support",
+        "user_id": "u-1",
+        "user_details": {"tier": "premium"},
+        "locale": "de",
+    }
     minted = await mint(
         api,
         keys,
@@ -80,10 +84,14 @@ async def test_pools_dispatch_the_agent_name_of_the_routed_type(
         sales = await mint(api, keys, {"metadata": {"purpose": "sales"}})
         support = await mint(api, keys, {"metadata": {"purpose": "support"}})
         resolved = await api.post(
-            "/api/v1/routing/resolve", json={"metadata": {"purpose": "sales"}}, headers=keys.header("viewer")
+            "/api/v1/routing/resolve",
+            json={"metadata": {"purpose": "sales"}},
+            headers=keys.header("viewer"),
         )
     assert sales["agent_name"] == "switchboard-sales" == resolved.json()["agent_name"]
-    assert claims_of(endpoints, sales["token"]).room_config.agents[0].agent_name == "switchboard-sales"
+    assert (
+        claims_of(endpoints, sales["token"]).room_config.agents[0].agent_name == "switchboard-sales"
+    )
     assert support["agent_name"] == "switchboard"
 
 
@@ -112,7 +120,10 @@ async def test_huge_bodies_are_413_before_parsing(api: httpx.AsyncClient, keys: 
     response = await api.post(
         TOKEN, content=body, headers=keys.header("token") | {"Content-Type": "application/json"}
     )
-    assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
+    assert (
+        response.status_code == 413
+        and response.headers["content-type"] == "application/problem+json"
+    )
 
     async def chunks() -> Any:  # no Content-Length: counted as it arrives
         for _ in range(40):
@@ -127,7 +138,10 @@ async def test_rate_limit_per_key(endpoints: Endpoints, database_name: str, keys
         endpoints, database_name, admin_api_token_rate_per_s=0.2, admin_api_token_burst=2
     )
     async with running_app(settings) as (_, api):
-        codes = [(await api.post(TOKEN, json={}, headers=keys.header("token"))).status_code for _ in range(3)]
+        codes = [
+            (await api.post(TOKEN, json={}, headers=keys.header("token"))).status_code
+            for _ in range(3)
+        ]
         limited = await api.post(TOKEN, json={}, headers=keys.header("token"))
         other_key = await api.post(TOKEN, json={}, headers=keys.header("admin"))
     assert codes == [200, 200, 429]
@@ -138,7 +152,9 @@ async def test_rate_limit_per_key(endpoints: Endpoints, database_name: str, keys
 
 async def test_a_real_client_joins_with_the_token(api: httpx.AsyncClient, keys: Keys) -> None:
     metadata = {"purpose": "support", "user_id": "u-join"}
-    minted = await mint(api, keys, {"identity": "joiner", "metadata": metadata}, role="token_scoped")
+    minted = await mint(
+        api, keys, {"identity": "joiner", "metadata": metadata}, role="token_scoped"
+    )
     room = rtc.Room()
     try:
         await room.connect(minted["server_url"], minted["token"])
@@ -173,13 +189,19 @@ async def test_a_key_without_the_scope_may_not_name_the_room_or_identity(
 async def test_each_scope_allows_naming_only_its_own_field(
     api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
 ) -> None:
-    _, room_only = await KeyRing(database).create("room-namer", Role.TOKEN, scopes=[Scope.TOKEN_ROOM])
+    _, room_only = await KeyRing(database).create(
+        "room-namer", Role.TOKEN, scopes=[Scope.TOKEN_ROOM]
+    )
     header = {"Authorization": f"Bearer {room_only}"}
     named = await api.post(TOKEN, json={"room": "support-desk-7"}, headers=header)
     assert named.status_code == 200 and named.json()["room"] == "support-desk-7"
     assert named.json()["identity"].startswith("user-")
-    refused = await api.post(TOKEN, json={"room": "support-desk-7", "identity": "bob"}, headers=header)
-    assert refused.status_code == 403 and [e["field"] for e in refused.json()["errors"]] == ["identity"]
+    refused = await api.post(
+        TOKEN, json={"room": "support-desk-7", "identity": "bob"}, headers=header
+    )
+    assert refused.status_code == 403 and [e["field"] for e in refused.json()["errors"]] == [
+        "identity"
+    ]
 
     admin = await mint(api, keys, {"room": "ops-room", "identity": "operator"}, role="admin")
     assert (admin["room"], admin["identity"]) == ("ops-room", "operator")
@@ -216,7 +238,9 @@ async def test_every_minted_token_is_an_audit_event_without_metadata_values(
         "campaign": secret_values[3],
     }
     pools = {"sales-agent-v1": "switchboard-sales"}
-    async with running_app(admin_settings(endpoints, database_name, admin_api_agent_names=pools)) as (_, api):
+    async with running_app(
+        admin_settings(endpoints, database_name, admin_api_agent_names=pools)
+    ) as (_, api):
         minted = await mint(api, keys, {"metadata": metadata})
         plain = await mint(api, keys, {"metadata": {"agent_id": "support-agent-v1"}})
         listed = await api.get(
@@ -241,7 +265,9 @@ async def test_every_minted_token_is_an_audit_event_without_metadata_values(
     text = json.dumps(stored, default=str)
     for value in secret_values:
         assert value not in text
-    assert "campaign" not in text  # an extra key's name is the caller's free text: counted, not named
+    assert (
+        "campaign" not in text
+    )  # an extra key's name is the caller's free text: counted, not named
 
 
 async def test_a_token_whose_audit_event_cannot_be_stored_is_not_handed_out(
@@ -264,15 +290,22 @@ async def test_many_unknown_agent_ids_do_not_grow_the_resolver_caches(
     )
     # Explicit without an allowlist, so every unknown id reaches the availability check (and
     # the caches behind it) instead of being turned away by the strategy.
-    chain = [{"strategy": "explicit"}, {"strategy": "default", "params": {"agent_id": "support-agent-v1"}}]
+    chain = [
+        {"strategy": "explicit"},
+        {"strategy": "default", "params": {"agent_id": "support-agent-v1"}},
+    ]
     async with running_app(settings) as (app, api):
         saved = await api.put(
-            "/api/v1/routing", json={"chain": chain}, headers=keys.header("admin") | {"If-Match": '"0"'}
+            "/api/v1/routing",
+            json={"chain": chain},
+            headers=keys.header("admin") | {"If-Match": '"0"'},
         )
         assert saved.status_code == 200, saved.text
         for n in range(150):
             body = {"metadata": {"agent_id": f"no-such-agent-{n}"}}
-            resolved = await api.post("/api/v1/routing/resolve", json=body, headers=keys.header("viewer"))
+            resolved = await api.post(
+                "/api/v1/routing/resolve", json=body, headers=keys.header("viewer")
+            )
             assert resolved.status_code == 200 and resolved.json()["agent_id"] == "support-agent-v1"
             minted = await api.post(TOKEN, json=body, headers=keys.header("token"))
             assert minted.status_code == 200, minted.text
@@ -290,7 +323,9 @@ async def test_a_pin_goes_into_the_dispatch_only_and_the_audit_event_records_it(
 ) -> None:
     store = ConfigStore(database)
     sales = await store.get("sales-agent-v1")
-    await store.update(sales.model_copy(update={"greeting": "Version two here."}), expected_version=sales.version)
+    await store.update(
+        sales.model_copy(update={"greeting": "Version two here."}), expected_version=sales.version
+    )
     metadata = {"purpose": "support", "user_id": "u-pin"}
     body = {"metadata": metadata, "agent": {"agent_id": "sales-agent-v1", "version": 1}}
     minted = await mint(api, keys, body, role="token_scoped")
@@ -305,7 +340,10 @@ async def test_a_pin_goes_into_the_dispatch_only_and_the_audit_event_records_it(
         "switchboard_pin": {"agent_id": "onboarding-agent-v1"}
     }
 
-    events = {e["room"]: e for e in await database["events"].find({"type": "token.minted"}).to_list(length=None)}
+    events = {
+        e["room"]: e
+        for e in await database["events"].find({"type": "token.minted"}).to_list(length=None)
+    }
     pinned = events[minted["room"]]
     assert pinned["agent_id"] == "sales-agent-v1" and pinned["details"]["routed_by"] == "pinned"
     assert pinned["details"]["pinned"] == {"agent_id": "sales-agent-v1", "version": 1}
@@ -323,16 +361,22 @@ async def test_a_paused_type_may_be_pinned_and_an_archived_one_may_not(
         TOKEN, json={"agent": {"agent_id": "onboarding-agent-v1"}}, headers=keys.header("admin")
     )
     assert response.status_code == 422, response.text
-    assert [(e["field"], "archived" in e["message"]) for e in response.json()["errors"]] == [("agent.agent_id", True)]
+    assert [(e["field"], "archived" in e["message"]) for e in response.json()["errors"]] == [
+        ("agent.agent_id", True)
+    ]
 
 
-async def test_a_key_without_the_agent_scope_may_not_pin(api: httpx.AsyncClient, keys: Keys, seeded: None) -> None:
+async def test_a_key_without_the_agent_scope_may_not_pin(
+    api: httpx.AsyncClient, keys: Keys, seeded: None
+) -> None:
     body = {"agent": {"agent_id": "sales-agent-v1"}}
     response = await api.post(TOKEN, json=body, headers=keys.header("token"))
     assert response.status_code == 403, response.text
     problem = response.json()
     assert problem["type"] == "urn:switchboard:problem:scope-required"
-    assert [e["field"] for e in problem["errors"]] == ["agent"] and "token:agent" in problem["errors"][0]["message"]
+    assert [e["field"] for e in problem["errors"]] == ["agent"] and "token:agent" in problem[
+        "errors"
+    ][0]["message"]
     viewer = await api.post(TOKEN, json=body, headers=keys.header("viewer"))
     assert viewer.status_code == 403  # viewers mint no tokens at all
 
@@ -341,7 +385,9 @@ async def test_a_key_without_the_agent_scope_may_not_pin(api: httpx.AsyncClient,
 async def test_metadata_may_not_carry_the_reserved_pin_key(
     api: httpx.AsyncClient, keys: Keys, role: str, seeded: None
 ) -> None:
-    smuggled = {"metadata": {"purpose": "support", "switchboard_pin": {"agent_id": "sales-agent-v1"}}}
+    smuggled = {
+        "metadata": {"purpose": "support", "switchboard_pin": {"agent_id": "sales-agent-v1"}}
+    }
     response = await api.post(TOKEN, json=smuggled, headers=keys.header(role))
     assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == ["metadata.switchboard_pin"]
@@ -352,7 +398,11 @@ async def test_metadata_may_not_carry_the_reserved_pin_key(
     [
         ({"agent_id": "no-such-agent"}, "agent.agent_id", "no agent type"),
         ({"agent_id": "sales-agent-v1", "version": 9}, "agent.version", "no version 9"),
-        ({"agent_id": "sales-agent-v1", "version": 0}, "agent.version", "greater than or equal to 1"),
+        (
+            {"agent_id": "sales-agent-v1", "version": 0},
+            "agent.version",
+            "greater than or equal to 1",
+        ),
         ({"agent_id": "Sales Agent"}, "agent.agent_id", ""),
         ({"agent_id": "sales-agent-v1", "extra": 1}, "agent.extra", ""),
     ],

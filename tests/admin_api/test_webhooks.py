@@ -26,7 +26,9 @@ HOOKS = "/api/v1/webhooks"
 RECEIVER = "http://127.0.0.1:9/hooks"  # loopback: allowed by the default policy, never called here
 SIGNING_ENV = "RECEIVER_SIGNING_SECRET"
 POLICY_ENV = {
-    "EGRESS_SECRETS": json.dumps({SIGNING_ENV: ["hooks.example.com", "loopback"], "OPENAI_API_KEY": ["api.openai.com"]}),
+    "EGRESS_SECRETS": json.dumps(
+        {SIGNING_ENV: ["hooks.example.com", "loopback"], "OPENAI_API_KEY": ["api.openai.com"]}
+    ),
     "EGRESS_HOSTS": json.dumps(["loopback", "hooks.example.com"]),
 }
 
@@ -38,12 +40,19 @@ def encryption_key() -> str:
 
 @pytest.fixture
 def settings(
-    endpoints: Endpoints, database_name: str, tmp_path: Path, encryption_key: str, monkeypatch: pytest.MonkeyPatch
+    endpoints: Endpoints,
+    database_name: str,
+    tmp_path: Path,
+    encryption_key: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AdminSettings:
     for name, value in POLICY_ENV.items():
         monkeypatch.setenv(name, value)
     return admin_settings(
-        endpoints, database_name, webhook_encryption_key=encryption_key, admin_api_spool_dir=tmp_path / "spool"
+        endpoints,
+        database_name,
+        webhook_encryption_key=encryption_key,
+        admin_api_spool_dir=tmp_path / "spool",
     )
 
 
@@ -64,7 +73,9 @@ async def stored(database: AsyncDatabase, subscription_id: str) -> dict[str, Any
     return document
 
 
-async def outbox_event(database: AsyncDatabase, event_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+async def outbox_event(
+    database: AsyncDatabase, event_id: str, timeout_s: float = 10.0
+) -> dict[str, Any]:
     """The event once the API's outbox writer (off the request) has written it."""
     deadline = time.monotonic() + timeout_s
     while (document := await database[OUTBOX].find_one({"_id": event_id})) is None:
@@ -77,11 +88,24 @@ def a_delivery(subscription_id: str, n: int, status: str, **fields: Any) -> dict
     """A delivery as the dispatcher leaves it (contract: webhook_deliveries)."""
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10 - n)
     return {
-        "_id": f"evt_{n:032x}|{subscription_id}", "event_id": f"evt_{n:032x}", "subscription_id": subscription_id,
-        "event_type": "session.ended", "ordering_key": "sess_x", "seq": n, "status": status, "attempts": 15,
-        "next_attempt_at": at, "lease_owner": None, "lease_until": None, "last_error": "HTTP 503",
-        "last_status": 503, "last_response_ms": 41, "delivered_at": None, "created_at": at,
-        "retrying_since": at, **fields,
+        "_id": f"evt_{n:032x}|{subscription_id}",
+        "event_id": f"evt_{n:032x}",
+        "subscription_id": subscription_id,
+        "event_type": "session.ended",
+        "ordering_key": "sess_x",
+        "seq": n,
+        "status": status,
+        "attempts": 15,
+        "next_attempt_at": at,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": "HTTP 503",
+        "last_status": 503,
+        "last_response_ms": 41,
+        "delivered_at": None,
+        "created_at": at,
+        "retrying_since": at,
+        **fields,
     }
 
 
@@ -91,20 +115,35 @@ def a_delivery(subscription_id: str, n: int, status: str, **fields: Any) -> dict
 async def test_a_generated_secret_is_shown_once_and_stored_only_as_ciphertext(
     api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase, encryption_key: str
 ) -> None:
-    created = await create(api, keys, description="CRM", event_types=["session.ended", "agent.paused"])
+    created = await create(
+        api, keys, description="CRM", event_types=["session.ended", "agent.paused"]
+    )
     secret = created["secret"]
     assert secret.startswith("whsec_") and len(webhook_secrets.SECRET_PREFIX) + 44 == len(secret)
-    assert created["signing_secret"] == {"kind": "generated", "prefix": secret[:10], "env": None, "valid_until": None}
+    assert created["signing_secret"] == {
+        "kind": "generated",
+        "prefix": secret[:10],
+        "env": None,
+        "valid_until": None,
+    }
     assert created["event_types"] == ["session.ended", "agent.paused"] and created["version"] == 1
 
     document = await stored(database, created["id"])
     body = secret.removeprefix("whsec_")
-    assert secret not in repr(document) and body not in repr(document) and body[:20] not in repr(document)
+    assert (
+        secret not in repr(document)
+        and body not in repr(document)
+        and body[:20] not in repr(document)
+    )
     assert set(document["secret"]) == {"kind", "ciphertext", "prefix"}
     assert webhook_secrets.decrypt(document["secret"]["ciphertext"], key=encryption_key) == secret
-    assert webhook_secrets.signing_secrets(document, datetime.now(UTC), key=encryption_key) == [secret]
+    assert webhook_secrets.signing_secrets(document, datetime.now(UTC), key=encryption_key) == [
+        secret
+    ]
     with pytest.raises(webhook_secrets.SecretUnavailable, match="does not decrypt"):
-        webhook_secrets.decrypt(document["secret"]["ciphertext"], key=Fernet.generate_key().decode())
+        webhook_secrets.decrypt(
+            document["secret"]["ciphertext"], key=Fernet.generate_key().decode()
+        )
 
     fetched = await api.get(f"{HOOKS}/{created['id']}", headers=keys.header("viewer"))
     listed = await api.get(HOOKS, headers=keys.header("viewer"))
@@ -133,7 +172,9 @@ async def test_rotation_keeps_the_previous_secret_valid_until_the_grace_ends(
     api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase, encryption_key: str
 ) -> None:
     created = await create(api, keys)
-    rotated = await api.post(f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 3600}, headers=admin(keys))
+    rotated = await api.post(
+        f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 3600}, headers=admin(keys)
+    )
     assert rotated.status_code == 200, rotated.text
     answer = rotated.json()
     assert answer["secret"].startswith("whsec_") and answer["secret"] != created["secret"]
@@ -146,10 +187,14 @@ async def test_rotation_keeps_the_previous_secret_valid_until_the_grace_ends(
     assert timedelta(seconds=3590) < valid_until - now <= timedelta(seconds=3600)
     both = webhook_secrets.signing_secrets(document, now, key=encryption_key)
     assert both == [answer["secret"], created["secret"]]
-    after = webhook_secrets.signing_secrets(document, valid_until + timedelta(seconds=1), key=encryption_key)
+    after = webhook_secrets.signing_secrets(
+        document, valid_until + timedelta(seconds=1), key=encryption_key
+    )
     assert after == [answer["secret"]]
 
-    again = await api.post(f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 0}, headers=admin(keys))
+    again = await api.post(
+        f"{HOOKS}/{created['id']}/rotate-secret", json={"grace_s": 0}, headers=admin(keys)
+    )
     assert again.json()["previous_signing_secret"] is None
     assert (await stored(database, created["id"]))["previous_secret"] is None
 
@@ -171,7 +216,12 @@ async def test_an_env_named_secret_must_be_one_the_egress_policy_lets_go_to_the_
 ) -> None:
     created = await create(api, keys, url="https://hooks.example.com/in", secret_env=SIGNING_ENV)
     assert created["secret"] is None
-    assert created["signing_secret"] == {"kind": "env", "prefix": None, "env": SIGNING_ENV, "valid_until": None}
+    assert created["signing_secret"] == {
+        "kind": "env",
+        "prefix": None,
+        "env": SIGNING_ENV,
+        "valid_until": None,
+    }
     document = await stored(database, created["id"])
     policy = EgressPolicy(secrets={SIGNING_ENV: ["hooks.example.com"]}, hosts=[])
     signing = webhook_secrets.generate()
@@ -189,7 +239,9 @@ async def test_an_env_named_secret_must_be_one_the_egress_policy_lets_go_to_the_
         ("LIVEKIT_API_SECRET", "never sent anywhere"),
         ("SOMETHING_ELSE", "EGRESS_SECRETS"),
     ):
-        refused = await api.post(HOOKS, json={"url": RECEIVER, "secret_env": name}, headers=admin(keys))
+        refused = await api.post(
+            HOOKS, json={"url": RECEIVER, "secret_env": name}, headers=admin(keys)
+        )
         assert refused.status_code == 422, refused.text
         [problem] = refused.json()["errors"]
         assert problem["field"] == "secret_env" and message in problem["message"]
@@ -213,13 +265,19 @@ async def test_an_unknown_event_type_is_a_422_at_its_index_and_nothing_is_writte
     api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
 ) -> None:
     refused = await api.post(
-        HOOKS, json={"url": RECEIVER, "event_types": ["session.ended", "message.processed"]}, headers=admin(keys)
+        HOOKS,
+        json={"url": RECEIVER, "event_types": ["session.ended", "message.processed"]},
+        headers=admin(keys),
     )
     assert refused.status_code == 422
     [problem] = refused.json()["errors"]
     assert problem["field"] == "event_types.1" and "turn.completed" in problem["message"]
-    unknown_field = await api.post(HOOKS, json={"url": RECEIVER, "secret": "whsec_mine"}, headers=admin(keys))
-    assert unknown_field.status_code == 422 and unknown_field.json()["errors"][0]["field"] == "secret"
+    unknown_field = await api.post(
+        HOOKS, json={"url": RECEIVER, "secret": "whsec_mine"}, headers=admin(keys)
+    )
+    assert (
+        unknown_field.status_code == 422 and unknown_field.json()["errors"][0]["field"] == "secret"
+    )
     assert "whsec_mine" not in unknown_field.text
     assert await database[SUBSCRIPTIONS].count_documents({}) == 0
 
@@ -256,16 +314,26 @@ async def test_patch_needs_if_match_changes_filters_and_status_and_refuses_what_
 ) -> None:
     created = await create(api, keys)
     path = f"{HOOKS}/{created['id']}"
-    assert (await api.patch(path, json={"status": "paused"}, headers=admin(keys))).status_code == 428
+    assert (
+        await api.patch(path, json={"status": "paused"}, headers=admin(keys))
+    ).status_code == 428
 
     paused = await api.patch(
-        path, json={"status": "paused", "agent_ids": ["support-agent-v1"], "event_types": ["*", "turn.completed"]},
+        path,
+        json={
+            "status": "paused",
+            "agent_ids": ["support-agent-v1"],
+            "event_types": ["*", "turn.completed"],
+        },
         headers=admin(keys, 1),
     )
     assert paused.status_code == 200, paused.text
     assert paused.headers["etag"] == '"2"'
     assert {k: paused.json()[k] for k in ("status", "agent_ids", "event_types", "version")} == {
-        "status": "paused", "agent_ids": ["support-agent-v1"], "event_types": ["*"], "version": 2
+        "status": "paused",
+        "agent_ids": ["support-agent-v1"],
+        "event_types": ["*"],
+        "version": 2,
     }
     stale = await api.patch(path, json={"status": "enabled"}, headers=admin(keys, 1))
     assert stale.status_code == 412 and stale.json()["current_version"] == 2
@@ -283,17 +351,24 @@ async def test_patch_needs_if_match_changes_filters_and_status_and_refuses_what_
     document = await stored(database, created["id"])
     assert (document["version"], document["url"], document["status"]) == (2, RECEIVER, "paused")
 
-    all_agents = await api.patch(path, json={"agent_ids": None, "status": "enabled"}, headers=admin(keys, 2))
+    all_agents = await api.patch(
+        path, json={"agent_ids": None, "status": "enabled"}, headers=admin(keys, 2)
+    )
     assert all_agents.json()["agent_ids"] is None and all_agents.json()["status"] == "enabled"
 
 
-async def test_delete_removes_the_subscription(api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase) -> None:
+async def test_delete_removes_the_subscription(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
     created = await create(api, keys)
     path = f"{HOOKS}/{created['id']}"
     deleted = await api.delete(path, headers=admin(keys))
     assert deleted.status_code == 204 and deleted.content == b""
     missing = await api.get(path, headers=admin(keys))
-    assert missing.status_code == 404 and missing.json()["type"] == "urn:switchboard:problem:webhook-not-found"
+    assert (
+        missing.status_code == 404
+        and missing.json()["type"] == "urn:switchboard:problem:webhook-not-found"
+    )
     assert await database[SUBSCRIPTIONS].count_documents({}) == 0
     assert (await api.delete(path, headers=admin(keys))).status_code == 404
 
@@ -303,13 +378,19 @@ async def test_every_change_of_where_events_go_is_in_the_audit_trail_with_the_ho
 ) -> None:
     created = await create(api, keys, url="http://127.0.0.1:9/hooks/tenant-7f3a")
     path = f"{HOOKS}/{created['id']}"
-    moved = await api.patch(path, json={"url": "https://hooks.example.com/in", "status": "paused"}, headers=admin(keys, 1))
+    moved = await api.patch(
+        path,
+        json={"url": "https://hooks.example.com/in", "status": "paused"},
+        headers=admin(keys, 1),
+    )
     rotated = await api.post(f"{path}/rotate-secret", json={"grace_s": 60}, headers=admin(keys))
     deleted = await api.delete(path, headers=admin(keys))
     assert (moved.status_code, rotated.status_code, deleted.status_code) == (200, 200, 204)
 
     answer = await api.get("/api/v1/events", params={"limit": 200}, headers=keys.header("viewer"))
-    trail = [e for e in answer.json()["items"] if e["details"].get("subscription_id") == created["id"]]
+    trail = [
+        e for e in answer.json()["items"] if e["details"].get("subscription_id") == created["id"]
+    ]
     assert [(e["type"], e["details"]["host"], e["version"]) for e in reversed(trail)] == [
         ("webhook.created", "127.0.0.1", 1),
         ("webhook.updated", "hooks.example.com", 2),
@@ -317,8 +398,14 @@ async def test_every_change_of_where_events_go_is_in_the_audit_trail_with_the_ho
         ("webhook.deleted", "hooks.example.com", 3),
     ]
     assert {e["actor"] for e in trail} == {"test-admin"}
-    assert trail[-1]["details"]["secret"] == "generated" and trail[-2]["details"]["changed"] == ["status", "url"]
-    assert "tenant-7f3a" not in answer.text and created["secret"].removeprefix("whsec_")[:16] not in answer.text
+    assert trail[-1]["details"]["secret"] == "generated" and trail[-2]["details"]["changed"] == [
+        "status",
+        "url",
+    ]
+    assert (
+        "tenant-7f3a" not in answer.text
+        and created["secret"].removeprefix("whsec_")[:16] not in answer.text
+    )
 
 
 # -- test event and deliveries ---------------------------------------------------------------
@@ -350,24 +437,47 @@ async def test_deliveries_are_listed_newest_first_and_failed_ones_redelivered(
     await database[DELIVERIES].insert_many(
         [
             a_delivery(sub, 1, "failed"),
-            a_delivery(sub, 2, "delivered", attempts=1, last_error=None, last_status=204, delivered_at=datetime.now(UTC)),
+            a_delivery(
+                sub,
+                2,
+                "delivered",
+                attempts=1,
+                last_error=None,
+                last_status=204,
+                delivered_at=datetime.now(UTC),
+            ),
             a_delivery(sub, 3, "failed"),
             a_delivery(sub, 4, "pending", attempts=2),
             a_delivery(other, 5, "failed"),
         ]
     )
-    first = await api.get(f"{HOOKS}/{sub}/deliveries", params={"limit": 3}, headers=keys.header("viewer"))
+    first = await api.get(
+        f"{HOOKS}/{sub}/deliveries", params={"limit": 3}, headers=keys.header("viewer")
+    )
     assert first.status_code == 200, first.text
     page = first.json()
     assert [d["event_id"][-1] for d in page["items"]] == ["4", "3", "2"]
-    assert {k: page["items"][1][k] for k in ("status", "attempts", "last_error", "last_status", "last_response_ms")} == {
-        "status": "failed", "attempts": 15, "last_error": "HTTP 503", "last_status": 503, "last_response_ms": 41
+    assert {
+        k: page["items"][1][k]
+        for k in ("status", "attempts", "last_error", "last_status", "last_response_ms")
+    } == {
+        "status": "failed",
+        "attempts": 15,
+        "last_error": "HTTP 503",
+        "last_status": 503,
+        "last_response_ms": 41,
     }
     rest = await api.get(
-        f"{HOOKS}/{sub}/deliveries", params={"limit": 3, "cursor": page["next_cursor"]}, headers=admin(keys)
+        f"{HOOKS}/{sub}/deliveries",
+        params={"limit": 3, "cursor": page["next_cursor"]},
+        headers=admin(keys),
     )
-    assert [d["event_id"][-1] for d in rest.json()["items"]] == ["1"] and rest.json()["next_cursor"] is None
-    failed = await api.get(f"{HOOKS}/{sub}/deliveries", params={"status": "failed"}, headers=admin(keys))
+    assert [d["event_id"][-1] for d in rest.json()["items"]] == ["1"] and rest.json()[
+        "next_cursor"
+    ] is None
+    failed = await api.get(
+        f"{HOOKS}/{sub}/deliveries", params={"status": "failed"}, headers=admin(keys)
+    )
     assert [d["event_id"][-1] for d in failed.json()["items"]] == ["3", "1"]
     listed = (await api.get(f"{HOOKS}/{sub}", headers=admin(keys))).json()
     assert listed["last_delivery"]["status"] == "pending"
@@ -381,11 +491,16 @@ async def test_deliveries_are_listed_newest_first_and_failed_ones_redelivered(
     assert abs(document["next_attempt_at"] - datetime.now(UTC)) < timedelta(seconds=10)
     pending = await api.post(f"{HOOKS}/{sub}/deliveries/{one}/redeliver", headers=admin(keys))
     assert pending.status_code == 409
-    foreign = await api.post(f"{HOOKS}/{sub}/deliveries/evt_{5:032x}|{other}/redeliver", headers=admin(keys))
+    foreign = await api.post(
+        f"{HOOKS}/{sub}/deliveries/evt_{5:032x}|{other}/redeliver", headers=admin(keys)
+    )
     assert foreign.status_code == 404
 
     everything = await api.post(f"{HOOKS}/{sub}/redeliver-failed", headers=admin(keys))
     assert everything.status_code == 200 and everything.json() == {"redelivered": 1}
-    statuses = {d["_id"][:36]: d["status"] async for d in database[DELIVERIES].find({"subscription_id": sub})}
+    statuses = {
+        d["_id"][:36]: d["status"]
+        async for d in database[DELIVERIES].find({"subscription_id": sub})
+    }
     assert sorted(statuses.values()) == ["delivered", "pending", "pending", "pending"]
     assert (await database[DELIVERIES].find_one({"subscription_id": other}))["status"] == "failed"

@@ -57,10 +57,14 @@ async def frontend() -> AsyncIterator[list[MintedTokenClient]]:
 
 
 async def join_with_minted_token(
-    worker_api: tuple[httpx.AsyncClient, Keys], frontend: list[MintedTokenClient], metadata: dict[str, Any]
+    worker_api: tuple[httpx.AsyncClient, Keys],
+    frontend: list[MintedTokenClient],
+    metadata: dict[str, Any],
 ) -> MintedTokenClient:
     api, keys = worker_api
-    minted = await api.post("/api/v1/token", json={"metadata": metadata}, headers=keys.header("token"))
+    minted = await api.post(
+        "/api/v1/token", json={"metadata": metadata}, headers=keys.header("token")
+    )
     assert minted.status_code == 200, minted.text
     client = MintedTokenClient(minted.json())
     frontend.append(client)
@@ -68,7 +72,9 @@ async def join_with_minted_token(
     return client
 
 
-async def resolved(worker_api: tuple[httpx.AsyncClient, Keys], metadata: dict[str, Any]) -> dict[str, Any]:
+async def resolved(
+    worker_api: tuple[httpx.AsyncClient, Keys], metadata: dict[str, Any]
+) -> dict[str, Any]:
     api, keys = worker_api
     response = await api.post(
         "/api/v1/routing/resolve", json={"metadata": metadata}, headers=keys.header("viewer")
@@ -85,7 +91,9 @@ async def resolved(worker_api: tuple[httpx.AsyncClient, Keys], metadata: dict[st
     ],
 )
 async def test_a_minted_token_joins_and_gets_the_resolved_agent(
-    worker_api: tuple[httpx.AsyncClient, Keys], frontend: list[MintedTokenClient], metadata: dict[str, Any]
+    worker_api: tuple[httpx.AsyncClient, Keys],
+    frontend: list[MintedTokenClient],
+    metadata: dict[str, Any],
 ) -> None:
     expected = await resolved(worker_api, metadata)
     client = await join_with_minted_token(worker_api, frontend, metadata)
@@ -97,7 +105,9 @@ async def test_a_pause_through_the_api_reroutes_the_next_room(
 ) -> None:
     api, keys = worker_api
     metadata = {"purpose": "interview", "user_id": "api-u-3"}
-    paused = await api.post("/api/v1/agents/pte-interview-agent-v1/pause", headers=keys.header("admin"))
+    paused = await api.post(
+        "/api/v1/agents/pte-interview-agent-v1/pause", headers=keys.header("admin")
+    )
     assert paused.status_code == 200
     try:
         expected = await resolved(worker_api, metadata)
@@ -116,7 +126,9 @@ async def test_the_recorded_session_is_served_with_its_turns_and_events(
     worker_database: AsyncDatabase,
 ) -> None:
     api, keys = worker_api
-    client = await join_with_minted_token(worker_api, frontend, {"purpose": "support", "user_id": "api-u-4"})
+    client = await join_with_minted_token(
+        worker_api, frontend, {"purpose": "support", "user_id": "api-u-4"}
+    )
     assert await client.routed_agent() == ("support-agent-v1", "purpose")
     await client.next_transcript(0)  # the greeting
     await client.say("My password reset link does not arrive, can you help?")
@@ -127,7 +139,9 @@ async def test_the_recorded_session_is_served_with_its_turns_and_events(
     session_id = record["session_id"]
 
     viewer = keys.header("viewer")
-    listed = (await api.get("/api/v1/sessions", params={"user_id": "api-u-4"}, headers=viewer)).json()
+    listed = (
+        await api.get("/api/v1/sessions", params={"user_id": "api-u-4"}, headers=viewer)
+    ).json()
     assert [s["session_id"] for s in listed["items"]] == [session_id]
     detail = (await api.get(f"/api/v1/sessions/{session_id}", headers=viewer)).json()
     assert detail["agent_id"] == "support-agent-v1" and detail["routing"]["strategy"] == "purpose"
@@ -135,7 +149,9 @@ async def test_the_recorded_session_is_served_with_its_turns_and_events(
     assert detail["turns"][0]["user_text"].startswith("My password")
     assert any(line["role"] == "user" for line in detail["transcript"])
 
-    events = (await api.get("/api/v1/events", params={"session_id": session_id}, headers=viewer)).json()
+    events = (
+        await api.get("/api/v1/events", params={"session_id": session_id}, headers=viewer)
+    ).json()
     assert {(e["type"], e["actor"]) for e in events["items"]} == {
         ("session.started", "worker"),
         ("session.ended", "worker"),

@@ -12,7 +12,10 @@ async def test_two_workers_never_exceed_the_limit(database: AsyncDatabase) -> No
     worker_a, worker_b = CapacityGuard(database), CapacityGuard(database)
     await worker_a.ensure_indexes()
     claims = await asyncio.gather(
-        *(guard.claim("sales-agent-v1", 3, f"s{n}") for n, guard in enumerate([worker_a, worker_b] * 4))
+        *(
+            guard.claim("sales-agent-v1", 3, f"s{n}")
+            for n, guard in enumerate([worker_a, worker_b] * 4)
+        )
     )
     assert sorted(c for c in claims if c is not None) == [0, 1, 2]
     assert claims.count(None) == 5
@@ -28,7 +31,9 @@ async def test_a_released_slot_is_free_again(database: AsyncDatabase) -> None:
     assert await guard.claim("support-agent-v1", 1, "second") == 0
 
 
-async def test_a_slot_of_a_killed_worker_is_taken_over_after_its_heartbeat_stops(database: AsyncDatabase) -> None:
+async def test_a_slot_of_a_killed_worker_is_taken_over_after_its_heartbeat_stops(
+    database: AsyncDatabase,
+) -> None:
     guard = CapacityGuard(database, stale_after_s=60)
     await guard.ensure_indexes()
     await guard.claim("support-agent-v1", 1, "killed")
@@ -42,7 +47,9 @@ async def test_a_session_slot_moves_to_a_type_with_room_and_stays_when_the_type_
     database: AsyncDatabase,
 ) -> None:
     guard = CapacityGuard(database)
-    held = SessionSlot(guard, "sess-1", "support-agent-v1", await guard.claim("support-agent-v1", 2, "sess-1"))
+    held = SessionSlot(
+        guard, "sess-1", "support-agent-v1", await guard.claim("support-agent-v1", 2, "sess-1")
+    )
     assert await guard.claim("sales-agent-v1", 1, "sess-other") == 0
 
     assert await held.move_to("sales-agent-v1", 1) is False  # full: nothing changed

@@ -62,7 +62,9 @@ def catalog_on(database: AsyncDatabase, **options: object) -> Catalog:
 # -- configs ------------------------------------------------------------------------------
 
 
-async def test_edit_through_the_store_reaches_the_next_refresh(store: ConfigStore, database: AsyncDatabase) -> None:
+async def test_edit_through_the_store_reaches_the_next_refresh(
+    store: ConfigStore, database: AsyncDatabase
+) -> None:
     created = await store.create(support_config())
     catalog = catalog_on(database)
     await catalog.refresh()
@@ -77,7 +79,9 @@ async def test_edit_through_the_store_reaches_the_next_refresh(store: ConfigStor
     assert (await catalog.get("support-agent-v1")).status == AgentStatus.PAUSED
 
 
-async def test_rules_saves_and_new_agents_move_the_stamp(store: ConfigStore, database: AsyncDatabase) -> None:
+async def test_rules_saves_and_new_agents_move_the_stamp(
+    store: ConfigStore, database: AsyncDatabase
+) -> None:
     catalog = catalog_on(database)
     await catalog.refresh()
     with pytest.raises(AgentNotFound):
@@ -97,11 +101,15 @@ async def test_a_warm_room_is_one_small_query_whatever_the_chain_looked_at(
     endpoints: Endpoints, database_name: str
 ) -> None:
     commands = Commands()
-    client: AsyncMongoClient = AsyncMongoClient(endpoints.mongo_uri, tz_aware=True, event_listeners=[commands])
+    client: AsyncMongoClient = AsyncMongoClient(
+        endpoints.mongo_uri, tz_aware=True, event_listeners=[commands]
+    )
     try:
         database = client[database_name]
         await seed_builtin_agents(ConfigStore(database))
-        await ConfigStore(database).set_status("sales-agent-v1", AgentStatus.PAUSED)  # the chain goes on
+        await ConfigStore(database).set_status(
+            "sales-agent-v1", AgentStatus.PAUSED
+        )  # the chain goes on
         catalog = catalog_on(database)
         router = Router(catalog, catalog.availability())
         await catalog.refresh()
@@ -146,7 +154,9 @@ async def test_unknown_agent_ids_are_remembered_only_up_to_max_unknown(
     endpoints: Endpoints, database_name: str
 ) -> None:
     commands = Commands()
-    client: AsyncMongoClient = AsyncMongoClient(endpoints.mongo_uri, tz_aware=True, event_listeners=[commands])
+    client: AsyncMongoClient = AsyncMongoClient(
+        endpoints.mongo_uri, tz_aware=True, event_listeners=[commands]
+    )
     try:
         database = client[database_name]
         await ConfigStore(database).create(support_config())
@@ -172,7 +182,9 @@ async def test_unknown_agent_ids_are_remembered_only_up_to_max_unknown(
         await client.close()
 
 
-async def test_with_max_unknown_zero_unknown_agent_ids_are_not_kept(store: ConfigStore, database: AsyncDatabase) -> None:
+async def test_with_max_unknown_zero_unknown_agent_ids_are_not_kept(
+    store: ConfigStore, database: AsyncDatabase
+) -> None:
     await store.create(support_config())
     catalog = catalog_on(database, max_unknown=0)
     await catalog.refresh()
@@ -198,7 +210,9 @@ async def test_the_stamp_is_read_at_most_every_check_interval_unless_forced_or_i
     await store.update(created, expected_version=1)  # another replica writes version 2
     clock.now = 0.5
     assert await catalog.refresh() is False
-    assert (await catalog.get("support-agent-v1")).version == 1, "within the interval: the documented staleness"
+    assert (await catalog.get("support-agent-v1")).version == 1, (
+        "within the interval: the documented staleness"
+    )
     assert await catalog.refresh(force=True) is True
     assert (await catalog.get("support-agent-v1")).version == 2
 
@@ -218,7 +232,9 @@ async def test_a_write_of_this_process_is_served_at_once_and_a_conflict_rechecks
     await catalog.refresh()
     await catalog.get("support-agent-v1")
 
-    catalog.remember(await store.update(created.model_copy(update={"greeting": "Mine"}), expected_version=1))
+    catalog.remember(
+        await store.update(created.model_copy(update={"greeting": "Mine"}), expected_version=1)
+    )
     assert (await catalog.get("support-agent-v1")).greeting == "Mine"
 
     await store.update(created.model_copy(update={"greeting": "Theirs"}), expected_version=2)
@@ -260,7 +276,11 @@ async def test_a_hand_broken_rules_document_keeps_the_last_good_rules(
     await catalog.refresh()
     assert await catalog.current() == good
 
-    broken = {"version": 2, "updated_at": None, "chain": [{"strategy": "default", "enabled": True, "params_json": "{"}]}
+    broken = {
+        "version": 2,
+        "updated_at": None,
+        "chain": [{"strategy": "default", "enabled": True, "params_json": "{"}],
+    }
     await database[ROUTING_RULES].insert_one(broken)  # by hand: the stamp does not move
     await store.create(support_config())  # ... until this write: the rules are read again
     assert await catalog.refresh() is True
@@ -278,7 +298,9 @@ async def test_an_unreachable_database_without_a_snapshot_is_a_clear_error(tmp_p
     port = reserve_port(0, "nothing", "UNUSED")
     client = open_client(f"mongodb://127.0.0.1:{port}/", timeout_ms=300)
     try:
-        catalog = catalog_on(client["switchboard"], snapshot=CatalogSnapshot(tmp_path / "never-used"))
+        catalog = catalog_on(
+            client["switchboard"], snapshot=CatalogSnapshot(tmp_path / "never-used")
+        )
         with pytest.raises(DatabaseUnavailable, match="database unreachable"):
             await catalog.refresh()
     finally:
@@ -291,7 +313,9 @@ async def test_offline_a_room_is_routed_from_the_snapshot_another_process_wrote(
     await seed_builtin_agents(store)
     online = catalog_on(database, snapshot=CatalogSnapshot(tmp_path / "catalog"))
     await online.refresh()
-    assert (await Router(online, online.availability()).route(SALES_ROOM)).agent_id == "sales-agent-v1"
+    assert (
+        await Router(online, online.availability()).route(SALES_ROOM)
+    ).agent_id == "sales-agent-v1"
 
     port = reserve_port(0, "nothing", "UNUSED")
     client = open_client(f"mongodb://127.0.0.1:{port}/", timeout_ms=300)
@@ -314,14 +338,18 @@ async def test_a_fresh_process_reads_only_the_stamp_when_the_snapshot_was_read_u
     endpoints: Endpoints, database_name: str, tmp_path: Path
 ) -> None:
     commands = Commands()
-    client: AsyncMongoClient = AsyncMongoClient(endpoints.mongo_uri, tz_aware=True, event_listeners=[commands])
+    client: AsyncMongoClient = AsyncMongoClient(
+        endpoints.mongo_uri, tz_aware=True, event_listeners=[commands]
+    )
     try:
         database = client[database_name]
         store = ConfigStore(database)
         await seed_builtin_agents(store)
 
         async def a_job_routes_a_sales_room() -> str:
-            catalog = catalog_on(database, snapshot=CatalogSnapshot(tmp_path / "catalog"))  # a new job process
+            catalog = catalog_on(
+                database, snapshot=CatalogSnapshot(tmp_path / "catalog")
+            )  # a new job process
             await catalog.refresh()
             decision = await Router(catalog, catalog.availability()).route(SALES_ROOM)
             return (await catalog.get(decision.agent_id or "")).greeting
@@ -332,9 +360,13 @@ async def test_a_fresh_process_reads_only_the_stamp_when_the_snapshot_was_read_u
         assert commands.seen == Counter({"find": 1}), "the stamp read alone"
 
         sales = await store.get("sales-agent-v1")
-        await store.update(sales.model_copy(update={"greeting": "Edited"}), expected_version=sales.version)
+        await store.update(
+            sales.model_copy(update={"greeting": "Edited"}), expected_version=sales.version
+        )
         commands.seen.clear()
-        assert await a_job_routes_a_sales_room() == "Edited", "the stamp moved: the snapshot is not trusted"
+        assert await a_job_routes_a_sales_room() == "Edited", (
+            "the stamp moved: the snapshot is not trusted"
+        )
         assert commands.seen["find"] > 1
     finally:
         await client.drop_database(database_name)

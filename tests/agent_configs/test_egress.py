@@ -18,7 +18,9 @@ def problems(config: AgentConfig, policy: EgressPolicy | None = None) -> dict[st
     return {p.field: p.message for p in (policy or EgressPolicy()).config_problems(config)}
 
 
-@pytest.mark.parametrize("secret", ["LIVEKIT_API_SECRET", "MONGO_URI", "ADMIN_API_BOOTSTRAP_KEY", "EGRESS_SECRETS"])
+@pytest.mark.parametrize(
+    "secret", ["LIVEKIT_API_SECRET", "MONGO_URI", "ADMIN_API_BOOTSTRAP_KEY", "EGRESS_SECRETS"]
+)
 def test_worker_credentials_are_never_sendable_even_when_the_policy_lists_them(secret: str) -> None:
     policy = EgressPolicy(secrets={secret: ["attacker.example"]}, hosts=["attacker.example"])
     config = with_llm(provider="openai", base_url="https://attacker.example/v1", api_key_env=secret)
@@ -27,12 +29,16 @@ def test_worker_credentials_are_never_sendable_even_when_the_policy_lists_them(s
 
 
 def test_the_reported_leak_is_refused_naming_the_key_field() -> None:
-    config = with_llm(provider="openai", base_url="http://attacker/v1", api_key_env="LIVEKIT_API_SECRET")
+    config = with_llm(
+        provider="openai", base_url="http://attacker/v1", api_key_env="LIVEKIT_API_SECRET"
+    )
     assert set(problems(config)) == {"llm.api_key_env"}
 
 
 def test_an_allowed_key_may_only_go_to_its_own_hosts() -> None:
-    config = with_llm(provider="openai", base_url="https://evil.example/v1", api_key_env="OPENAI_API_KEY")
+    config = with_llm(
+        provider="openai", base_url="https://evil.example/v1", api_key_env="OPENAI_API_KEY"
+    )
     assert problems(config) == {
         "llm.base_url": "OPENAI_API_KEY may only be sent to api.openai.com, not to 'evil.example'"
     }
@@ -50,7 +56,11 @@ def test_the_operator_can_allow_a_team_key_for_a_host() -> None:
 
 def test_the_default_policy_allows_openai_deepgram_and_the_local_stack() -> None:
     definition = support_definition()
-    definition["llm"] = {"provider": "openai", "model": "gpt-4o-mini", "fallback": [{"provider": "local", "model": "m"}]}
+    definition["llm"] = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "fallback": [{"provider": "local", "model": "m"}],
+    }
     definition["stt"] = {"provider": "deepgram", "model": "nova-3"}
     definition["tts"] = {"provider": "local", "model": "espeak"}
     definition["modalities"] = ["voice", "text"]
@@ -59,7 +69,9 @@ def test_the_default_policy_allows_openai_deepgram_and_the_local_stack() -> None
 
 def test_a_secret_is_never_sent_unencrypted_to_a_remote_host() -> None:
     policy = EgressPolicy(secrets={"OPENAI_API_KEY": ["api.openai.com"]})
-    config = with_llm(provider="openai", base_url="http://api.openai.com/v1", api_key_env="OPENAI_API_KEY")
+    config = with_llm(
+        provider="openai", base_url="http://api.openai.com/v1", api_key_env="OPENAI_API_KEY"
+    )
     assert "unencrypted" in problems(config, policy)["llm.base_url"]
 
 
@@ -68,14 +80,26 @@ def test_a_keyless_self_hosted_server_must_be_on_an_allowed_host() -> None:
     assert "169.254.169.254" in problems(internal)["llm.base_url"]
     assert problems(with_llm(provider="openai", base_url="http://127.0.0.1:11434/v1")) == {}
     ollama = EgressPolicy(hosts=["ollama.internal:11434"])
-    assert problems(with_llm(provider="openai", base_url="http://ollama.internal:11434/v1"), ollama) == {}
-    assert "llm.base_url" in problems(with_llm(provider="openai", base_url="http://ollama.internal:8080/v1"), ollama)
+    assert (
+        problems(with_llm(provider="openai", base_url="http://ollama.internal:11434/v1"), ollama)
+        == {}
+    )
+    assert "llm.base_url" in problems(
+        with_llm(provider="openai", base_url="http://ollama.internal:8080/v1"), ollama
+    )
 
 
 def test_fallback_models_are_checked_under_their_own_path() -> None:
     config = with_llm(
         provider="local",
-        fallback=[{"provider": "openai", "model": "x", "base_url": "https://x.example/v1", "api_key_env": "MONGO_PASSWORD"}],
+        fallback=[
+            {
+                "provider": "openai",
+                "model": "x",
+                "base_url": "https://x.example/v1",
+                "api_key_env": "MONGO_PASSWORD",
+            }
+        ],
     )
     assert set(problems(config)) == {"llm.fallback.0.api_key_env"}
 
@@ -113,7 +137,9 @@ def test_a_policy_entry_that_is_not_a_host_is_a_clear_startup_error() -> None:
 async def test_the_store_writes_nothing_the_policy_refuses_but_still_lets_it_be_paused(
     database: AsyncDatabase,
 ) -> None:
-    leaky = with_llm(provider="openai", base_url="https://api.openai.com/v1", api_key_env="TEAM_KEY")
+    leaky = with_llm(
+        provider="openai", base_url="https://api.openai.com/v1", api_key_env="TEAM_KEY"
+    )
     strict = ConfigStore(database, EgressPolicy())
     with pytest.raises(ConfigRefused) as refused:
         await strict.create(leaky)

@@ -35,7 +35,9 @@ def test_builtin_agent_types_match_the_product_brief() -> None:
     support_fields = by_id["support-agent-v1"].turn_schema.fields
     category = next(f for f in support_fields if f.name == "issue_category")
     assert category.enum == ["technical", "billing", "account", "feature_request", "other"]
-    score = next(f for f in by_id["sales-agent-v1"].turn_schema.fields if f.name == "qualification_score")
+    score = next(
+        f for f in by_id["sales-agent-v1"].turn_schema.fields if f.name == "qualification_score"
+    )
     assert (score.min, score.max) == (0, 100)
     for config in configs:
         assert config.turn_schema.field_names[0] == SYSTEM_RESPONSE
@@ -43,7 +45,9 @@ def test_builtin_agent_types_match_the_product_brief() -> None:
 
 
 def test_errors_name_the_field_path() -> None:
-    assert any(p.startswith("llm.temperature:") for p in problems(llm={"model": "m", "temperature": 5}))
+    assert any(
+        p.startswith("llm.temperature:") for p in problems(llm={"model": "m", "temperature": 5})
+    )
     assert any(
         p.startswith("llm.temprature:") and "Extra inputs" in p
         for p in problems(llm={"model": "m", "temprature": 0.2})
@@ -57,10 +61,16 @@ def test_turn_field_constraints_must_fit_their_type() -> None:
         return problems(turn_schema={"schema_id": "t_v1", "fields": [field]})
 
     enum_without_values = schema_problems({"name": "mood", "type": "enum", "description": "d"})
-    assert any("turn_schema.fields.0" in p and "needs `enum` values" in p for p in enum_without_values)
-    inverted = schema_problems({"name": "score", "type": "int", "min": 10, "max": 1, "description": "d"})
+    assert any(
+        "turn_schema.fields.0" in p and "needs `enum` values" in p for p in enum_without_values
+    )
+    inverted = schema_problems(
+        {"name": "score", "type": "int", "min": 10, "max": 1, "description": "d"}
+    )
     assert any("greater than `max`" in p for p in inverted)
-    bounds_on_text = schema_problems({"name": "note", "type": "string", "min": 1, "description": "d"})
+    bounds_on_text = schema_problems(
+        {"name": "note", "type": "string", "min": 1, "description": "d"}
+    )
     assert any("only apply to int and number" in p for p in bounds_on_text)
     not_text = schema_problems({"name": "system_response", "type": "bool", "description": "d"})
     assert any("must be a required string" in p for p in not_text)
@@ -75,7 +85,11 @@ def test_voice_agents_need_speech_providers() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "kind"),
     [
-        ("instructions", "Use the key sk-proj-4fT9xQ2mLr8ZpV7kW3nB to call the API. " * 2, "OpenAI"),
+        (
+            "instructions",
+            "Use the key sk-proj-4fT9xQ2mLr8ZpV7kW3nB to call the API. " * 2,
+            "OpenAI",
+        ),
         ("greeting", "Hello! internal token ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z", "GitHub"),
         ("description", "deepgram 3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a", "opaque token"),
     ],
@@ -86,18 +100,27 @@ def test_secret_values_are_rejected_where_they_appear(field: str, value: str, ki
 
 
 def test_secret_in_nested_spec_is_rejected_with_its_path() -> None:
-    in_url = problems(llm={"model": "m", "base_url": "https://llm.example.com/v1?api_key=abcdef123456"})
+    in_url = problems(
+        llm={"model": "m", "base_url": "https://llm.example.com/v1?api_key=abcdef123456"}
+    )
     assert any(p.startswith("llm.base_url:") for p in in_url)
     in_options = problems(tts={"model": "aura", "options": {"api_key": "value"}})
     assert any(p.startswith("tts.options:") and "would hold a secret" in p for p in in_options)
-    fallback = problems(llm={"model": "m", "fallback": [{"model": "sk-live-0123456789abcdefABCDEF"}]})
+    fallback = problems(
+        llm={"model": "m", "fallback": [{"model": "sk-live-0123456789abcdefABCDEF"}]}
+    )
     assert any(p.startswith("llm.fallback.0.model:") for p in fallback)
 
 
 def test_key_names_are_fine_and_prose_is_not_a_secret() -> None:
-    config = support_config(llm={"provider": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"})
+    config = support_config(
+        llm={"provider": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"}
+    )
     assert config.llm.api_key_env == "OPENAI_API_KEY"
-    assert any(p.startswith("llm.api_key_env:") for p in problems(llm={"model": "m", "api_key_env": "sk-x"}))
+    assert any(
+        p.startswith("llm.api_key_env:")
+        for p in problems(llm={"model": "m", "api_key_env": "sk-x"})
+    )
     assert secret_kind("Escalate billing disputes over 500 dollars to a human agent.") is None
     assert secret_kind("support-agent-v1 uses schema support_turn_v1") is None
 
@@ -105,7 +128,9 @@ def test_key_names_are_fine_and_prose_is_not_a_secret() -> None:
 def test_system_response_is_added_to_every_schema() -> None:
     schema = TurnSchema(
         schema_id="mood_v1",
-        fields=[{"name": "mood", "type": "enum", "enum": ["calm", "upset"], "description": "Mood."}],
+        fields=[
+            {"name": "mood", "type": "enum", "enum": ["calm", "upset"], "description": "Mood."}
+        ],
     )
     assert schema.field_names == [SYSTEM_RESPONSE, "mood"]
 
@@ -133,7 +158,11 @@ def test_turn_json_schema_and_model_agree() -> None:
         schema.validate_turn(bad_score)
     assert describe_validation_error(caught.value)[0].startswith("qualification_score:")
 
-    for broken in (good | {"sales_stage": "haggling"}, good | {"surprise": 1}, {"system_response": "hi"}):
+    for broken in (
+        good | {"sales_stage": "haggling"},
+        good | {"surprise": 1},
+        {"system_response": "hi"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema.json_schema())
         with pytest.raises(ValidationError):
@@ -157,12 +186,18 @@ def test_optional_turn_fields_accept_null() -> None:
 
 def test_input_and_context_limits_have_defaults_and_bounds() -> None:
     config = AgentConfig.model_validate(support_definition())
-    assert (config.max_user_message_chars, config.max_context_chars, config.max_transcript_chars) == (
+    assert (
+        config.max_user_message_chars,
+        config.max_context_chars,
+        config.max_transcript_chars,
+    ) == (
         4_000,
         24_000,
         200_000,
     )
-    assert any(p.startswith("max_user_message_chars:") for p in problems(max_user_message_chars=10**6))
+    assert any(
+        p.startswith("max_user_message_chars:") for p in problems(max_user_message_chars=10**6)
+    )
     assert any(p.startswith("max_context_chars:") for p in problems(max_context_chars=10))
     assert any(p.startswith("max_transcript_chars:") for p in problems(max_transcript_chars=10**8))
 
@@ -176,7 +211,15 @@ def test_the_message_being_answered_must_fit_the_context_and_the_transcript() ->
 
 def test_the_llm_unavailable_message_has_a_default_and_a_bounded_wait() -> None:
     config = AgentConfig.model_validate(support_definition())
-    assert config.llm_unavailable.after_s == 8.0 and config.llm_unavailable.message.startswith("Sorry")
-    assert any(p.startswith("llm_unavailable.after_s:") for p in problems(llm_unavailable={"after_s": 0.1}))
-    assert any(p.startswith("llm_unavailable.message:") for p in problems(llm_unavailable={"message": ""}))
-    assert any(p.startswith("llm_unavailable.afer_s:") for p in problems(llm_unavailable={"afer_s": 3}))
+    assert config.llm_unavailable.after_s == 8.0 and config.llm_unavailable.message.startswith(
+        "Sorry"
+    )
+    assert any(
+        p.startswith("llm_unavailable.after_s:") for p in problems(llm_unavailable={"after_s": 0.1})
+    )
+    assert any(
+        p.startswith("llm_unavailable.message:") for p in problems(llm_unavailable={"message": ""})
+    )
+    assert any(
+        p.startswith("llm_unavailable.afer_s:") for p in problems(llm_unavailable={"afer_s": 3})
+    )

@@ -25,7 +25,11 @@ def test_a_saved_config_and_rules_come_back_from_private_files(tmp_path: Path) -
     assert snapshot.config(config.agent_id) == config
     assert snapshot.config("no-such-agent") is None
     assert snapshot.rules() == DEFAULT_RULES.model_dump(mode="json")
-    for path in [tmp_path / "catalog", tmp_path / "catalog" / "db", *(tmp_path / "catalog").rglob("*")]:
+    for path in [
+        tmp_path / "catalog",
+        tmp_path / "catalog" / "db",
+        *(tmp_path / "catalog").rglob("*"),
+    ]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
 
@@ -53,7 +57,9 @@ def test_an_unusable_directory_turns_the_snapshot_off_instead_of_failing(tmp_pat
     snapshot.save_config(a_config())  # no error: a snapshot never fails a room
 
 
-def test_a_file_is_current_only_under_the_stamp_it_was_read_under_and_within_max_age(tmp_path: Path) -> None:
+def test_a_file_is_current_only_under_the_stamp_it_was_read_under_and_within_max_age(
+    tmp_path: Path,
+) -> None:
     snapshot = CatalogSnapshot(tmp_path / "db")
     config = a_config()
     snapshot.save_config(config, stamp="s1")
@@ -62,7 +68,9 @@ def test_a_file_is_current_only_under_the_stamp_it_was_read_under_and_within_max
     assert snapshot.current_rules("s1", max_age_s=30) == DEFAULT_RULES.model_dump(mode="json")
     assert snapshot.current_config(config.agent_id, "s2", max_age_s=30) is None
     assert snapshot.current_rules("s2", max_age_s=30) is None
-    assert snapshot.current_config(config.agent_id, "s1", max_age_s=0) is None  # a hand edit may hide
+    assert (
+        snapshot.current_config(config.agent_id, "s1", max_age_s=0) is None
+    )  # a hand edit may hide
     assert snapshot.config(config.agent_id) == config  # offline, whatever the label
 
 

@@ -52,7 +52,10 @@ async def test_stale_write_is_a_conflict_and_changes_nothing(store: ConfigStore)
 async def test_concurrent_writers_from_one_version_one_wins(store: ConfigStore) -> None:
     await store.create(support_config())
     results = await asyncio.gather(
-        *(store.update(support_config(greeting=f"Writer {n}."), expected_version=1) for n in range(5)),
+        *(
+            store.update(support_config(greeting=f"Writer {n}."), expected_version=1)
+            for n in range(5)
+        ),
         return_exceptions=True,
     )
     winners = [r for r in results if not isinstance(r, Exception)]
@@ -134,7 +137,10 @@ async def test_list_filters_and_pages(store: ConfigStore) -> None:
 
     active_support = await store.list_agents(status="active", purpose="support")
     assert [c.agent_id for c in active_support.items] == ["agent-0", "agent-2"]
-    assert [c.agent_id for c in (await store.list_agents(tag="beta")).items] == ["agent-0", "agent-1"]
+    assert [c.agent_id for c in (await store.list_agents(tag="beta")).items] == [
+        "agent-0",
+        "agent-1",
+    ]
 
 
 async def test_missing_agent_is_not_found(store: ConfigStore) -> None:

@@ -8,7 +8,12 @@ from agent_configs.models import AgentConfig
 from agent_configs.templates import check_template, render, unknown_roots
 
 VALUES = {
-    "user_details": {"name": "Ada", "plan": {"tier": "gold", "seats": 3}, "tags": ["a", "b"], "vip": True},
+    "user_details": {
+        "name": "Ada",
+        "plan": {"tier": "gold", "seats": 3},
+        "tags": ["a", "b"],
+        "vip": True,
+    },
     "variables": {"plan": "gold", "balance": 12.5, "empty": "", "nothing": None},
     "user_id": "u-42",
     "purpose": "support",
@@ -43,13 +48,16 @@ def test_a_declared_default_replaces_a_missing_null_or_empty_value_only() -> Non
 def test_nothing_in_a_placeholder_runs_code() -> None:
     assert render("[{{__import__}}]", VALUES) == "[]"
     assert render("[{{user_details.__class__}}][{{variables.plan.__len__}}]", VALUES) == "[][]"
-    assert render("[{{ __import__('os').system('id') }}]", VALUES) == "[{{ __import__('os').system('id') }}]"
+    assert (
+        render("[{{ __import__('os').system('id') }}]", VALUES)
+        == "[{{ __import__('os').system('id') }}]"
+    )
     assert render("[{{ 7 * 7 }}]", VALUES) == "[{{ 7 * 7 }}]"
 
 
 def test_braces_that_are_not_a_placeholder_stay_as_written() -> None:
     assert render("a {{user_details.name and more", VALUES) == "a {{user_details.name and more"
-    assert render("json: {\"a\": {\"b\": 1}}", VALUES) == 'json: {"a": {"b": 1}}'
+    assert render('json: {"a": {"b": 1}}', VALUES) == 'json: {"a": {"b": 1}}'
     assert render("{{user_details.name}} }} {{", VALUES) == "Ada }} {{"
 
 
@@ -59,7 +67,10 @@ def test_values_are_not_rendered_again() -> None:
 
 
 def test_unknown_roots_are_listed_once_each() -> None:
-    assert unknown_roots("{{foo.bar}} {{user_details.x}} {{foo.bar}} {{__import__}}") == ["foo.bar", "__import__"]
+    assert unknown_roots("{{foo.bar}} {{user_details.x}} {{foo.bar}} {{__import__}}") == [
+        "foo.bar",
+        "__import__",
+    ]
     assert check_template("Hi {{user_details.name}}") == "Hi {{user_details.name}}"
     with pytest.raises(ValueError, match=r"unknown placeholder \{\{foo.bar\}\}"):
         check_template("Hi {{foo.bar}}")
@@ -75,5 +86,7 @@ def test_a_config_with_an_unknown_placeholder_root_is_refused_at_its_field() -> 
             AgentConfig.model_validate(bad)
         assert [e["loc"] for e in caught.value.errors()] == [(field,)]
         assert "{{customer.name}}" in caught.value.errors()[0]["msg"]
-    good = definition | {"greeting": 'Hi {{user_details.name}}, you are on {{variables.plan | default: "basic"}}'}
+    good = definition | {
+        "greeting": 'Hi {{user_details.name}}, you are on {{variables.plan | default: "basic"}}'
+    }
     assert AgentConfig.model_validate(good).greeting is not None

@@ -84,7 +84,9 @@ def test_an_unknown_or_missing_kind_is_the_kind_fields_problem() -> None:
     [unknown] = model_problems({"kind": "shell", "name": "rm"})
     assert unknown.startswith("tools.0.kind: Input tag 'shell'")
     [missing] = model_problems({"name": "x"})
-    assert missing.startswith("tools.0.kind: each tool needs a kind: one of end_session, escalate_to_human, http")
+    assert missing.startswith(
+        "tools.0.kind: each tool needs a kind: one of end_session, escalate_to_human, http"
+    )
 
 
 # -- the egress policy for tools ------------------------------------------------------------
@@ -106,7 +108,9 @@ def test_a_header_secret_may_go_only_where_the_policy_sends_that_secret() -> Non
             "ORDERS_TOKEN is not a key configs may use (the operator lists them in EGRESS_SECRETS)"
         )
     }
-    elsewhere = EgressPolicy(secrets={"ORDERS_TOKEN": ["billing.example"]}, hosts=["orders.example"])
+    elsewhere = EgressPolicy(
+        secrets={"ORDERS_TOKEN": ["billing.example"]}, hosts=["orders.example"]
+    )
     assert fields(elsewhere.config_problems(config)) == {
         "tools.0.headers.Authorization.env": "ORDERS_TOKEN may only be sent to billing.example, not to 'orders.example'"
     }
@@ -116,20 +120,33 @@ def test_a_header_secret_may_go_only_where_the_policy_sends_that_secret() -> Non
 def test_a_worker_credential_never_goes_in_a_tool_header() -> None:
     config = with_tools(lookup(headers={"X-Key": {"env": "LIVEKIT_API_SECRET"}}))
     policy = EgressPolicy(secrets={"LIVEKIT_API_SECRET": ["orders.example"]})
-    assert "never sent anywhere" in fields(policy.config_problems(config))["tools.0.headers.X-Key.env"]
+    assert (
+        "never sent anywhere" in fields(policy.config_problems(config))["tools.0.headers.X-Key.env"]
+    )
 
 
 def test_a_header_secret_needs_https_except_on_loopback() -> None:
-    plain = with_tools(lookup(url="http://orders.example/orders/{order_id}", headers={"A": {"env": "ORDERS_TOKEN"}}))
+    plain = with_tools(
+        lookup(
+            url="http://orders.example/orders/{order_id}", headers={"A": {"env": "ORDERS_TOKEN"}}
+        )
+    )
     policy = EgressPolicy(secrets={"ORDERS_TOKEN": ["orders.example", "127.0.0.1:8099"]})
     assert "unencrypted" in fields(policy.config_problems(plain))["tools.0.headers.A.env"]
-    local = with_tools(lookup(url="http://127.0.0.1:8099/orders/{order_id}", headers={"A": {"env": "ORDERS_TOKEN"}}))
+    local = with_tools(
+        lookup(
+            url="http://127.0.0.1:8099/orders/{order_id}", headers={"A": {"env": "ORDERS_TOKEN"}}
+        )
+    )
     assert policy.config_problems(local) == []
 
 
 def test_session_values_and_constants_in_headers_are_not_secrets() -> None:
     headers = {"X-Session": {"session": "session_id"}, "Accept": {"value": "application/json"}}
-    assert EgressPolicy(hosts=["orders.example"]).config_problems(with_tools(lookup(headers=headers))) == []
+    assert (
+        EgressPolicy(hosts=["orders.example"]).config_problems(with_tools(lookup(headers=headers)))
+        == []
+    )
 
 
 def test_the_model_can_never_choose_a_tools_host() -> None:
@@ -141,7 +158,12 @@ def test_the_model_can_never_choose_a_tools_host() -> None:
 
 
 def test_an_mcp_server_is_checked_like_an_http_tool() -> None:
-    mcp = {"kind": "mcp", "name": "crm", "url": "https://mcp.crm.example/mcp", "headers": {"Authorization": {"env": "CRM_TOKEN"}}}
+    mcp = {
+        "kind": "mcp",
+        "name": "crm",
+        "url": "https://mcp.crm.example/mcp",
+        "headers": {"Authorization": {"env": "CRM_TOKEN"}},
+    }
     refused = fields(EgressPolicy().config_problems(with_tools(mcp)))
     assert set(refused) == {"tools.0.url", "tools.0.headers.Authorization.env"}
 
@@ -150,7 +172,9 @@ def test_the_example_passes_a_policy_allowing_its_token_and_the_default_names_th
     config = example()
     assert [tool.kind for tool in config.tools] == ["http", "transfer_to_agent", "end_session"]
     assert ORDERS_POLICY.config_problems(config) == []
-    assert list(fields(EgressPolicy().config_problems(config))) == ["tools.0.headers.Authorization.env"]
+    assert list(fields(EgressPolicy().config_problems(config))) == [
+        "tools.0.headers.Authorization.env"
+    ]
 
 
 def test_routing_treats_a_refused_tool_like_a_refused_model() -> None:
@@ -194,11 +218,16 @@ async def test_the_tool_list_as_a_whole_is_checked_on_create(seeded_store: Confi
     }
 
 
-async def test_a_transfer_target_must_be_a_stored_type_that_is_not_archived(seeded_store: ConfigStore) -> None:
+async def test_a_transfer_target_must_be_a_stored_type_that_is_not_archived(
+    seeded_store: ConfigStore,
+) -> None:
     await seeded_store.archive("pte-interview-agent-v1")
     await seeded_store.set_status("onboarding-agent-v1", AgentStatus.PAUSED)
     config = with_tools(
-        transfer("sales-agent-v1", "billing-agent", "pte-interview-agent-v1", "onboarding-agent-v1"), agent_id="desk"
+        transfer(
+            "sales-agent-v1", "billing-agent", "pte-interview-agent-v1", "onboarding-agent-v1"
+        ),
+        agent_id="desk",
     )
     assert await refused(seeded_store, config) == {
         "tools.0.targets.1": "no agent type 'billing-agent'",
@@ -206,20 +235,28 @@ async def test_a_transfer_target_must_be_a_stored_type_that_is_not_archived(seed
     }
 
 
-async def test_an_update_with_a_missing_target_keeps_the_current_version(seeded_store: ConfigStore) -> None:
+async def test_an_update_with_a_missing_target_keeps_the_current_version(
+    seeded_store: ConfigStore,
+) -> None:
     with pytest.raises(ConfigRefused) as caught:
         await seeded_store.update(with_tools(transfer("billing-agent")), expected_version=1)
-    assert caught.value.problems == [ConfigProblem("tools.0.targets.0", "no agent type 'billing-agent'")]
+    assert caught.value.problems == [
+        ConfigProblem("tools.0.targets.0", "no agent type 'billing-agent'")
+    ]
     assert (await seeded_store.get("support-agent-v1")).version == 1
 
 
-async def test_rollback_to_a_version_whose_target_was_archived_since_is_refused(seeded_store: ConfigStore) -> None:
+async def test_rollback_to_a_version_whose_target_was_archived_since_is_refused(
+    seeded_store: ConfigStore,
+) -> None:
     await seeded_store.update(with_tools(transfer("sales-agent-v1")), expected_version=1)
     await seeded_store.update(with_tools(), expected_version=2)
     await seeded_store.archive("sales-agent-v1")
     with pytest.raises(ConfigRefused) as caught:
         await seeded_store.rollback("support-agent-v1", to_version=2)
-    assert fields(caught.value.problems) == {"tools.0.targets.0": "agent type 'sales-agent-v1' is archived"}
+    assert fields(caught.value.problems) == {
+        "tools.0.targets.0": "agent type 'sales-agent-v1' is archived"
+    }
     assert (await seeded_store.get("support-agent-v1")).version == 3
     # A status change files no definition: it is not refused for the archived target.
     await seeded_store.update(with_tools(transfer("onboarding-agent-v1")), expected_version=3)
@@ -231,15 +268,21 @@ async def test_rollback_to_a_version_whose_target_was_archived_since_is_refused(
 async def test_a_plugin_must_be_installed_in_the_tools_entry_points(
     seeded_store: ConfigStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = with_tools({"kind": "plugin", "name": "find_customer", "plugin": "crm_lookup"}, agent_id="crm-desk")
+    config = with_tools(
+        {"kind": "plugin", "name": "find_customer", "plugin": "crm_lookup"}, agent_id="crm-desk"
+    )
     assert await refused(seeded_store, config) == {
         "tools.0.plugin": f"no tool 'crm_lookup' is installed in the {ENTRY_POINT_GROUP} entry points (installed: none)"
     }
     dist_info = tmp_path / "switchboard_crm_tools-0.1.0.dist-info"
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: switchboard-crm-tools\nVersion: 0.1.0\n")
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: switchboard-crm-tools\nVersion: 0.1.0\n"
+    )
     # The module does not exist: a write names the entry point, it never imports the plugin.
-    (dist_info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ncrm_lookup = crm_tools_absent:Lookup\n")
+    (dist_info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\ncrm_lookup = crm_tools_absent:Lookup\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     created = await seeded_store.create(config)
     assert created.version == 1 and created.tools[0].kind == "plugin"
@@ -257,7 +300,9 @@ async def test_a_valid_tool_config_round_trips(seeded_store: ConfigStore) -> Non
 # -- seeding --------------------------------------------------------------------------------
 
 
-async def test_seeding_reports_a_config_with_tool_problems_and_writes_the_others(database: AsyncDatabase) -> None:
+async def test_seeding_reports_a_config_with_tool_problems_and_writes_the_others(
+    database: AsyncDatabase,
+) -> None:
     store = ConfigStore(database, ORDERS_POLICY)
     defaults, _ = load_config_dir(DEFAULTS_DIR)
     broken = with_tools(transfer("billing-agent"), agent_id="broken-desk")
@@ -280,9 +325,17 @@ async def test_a_dry_run_counts_the_types_it_would_seed_as_targets(database: Asy
         await store.get("support-tools-example")
 
 
-def run_setup(endpoints: Endpoints, database_name: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("EGRESS_")}
-    environment |= {"MONGO_URI": endpoints.mongo_uri, "MONGO_DB": database_name, "COLUMNS": "200"} | env
+def run_setup(
+    endpoints: Endpoints, database_name: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("EGRESS_")
+    }
+    environment |= {
+        "MONGO_URI": endpoints.mongo_uri,
+        "MONGO_DB": database_name,
+        "COLUMNS": "200",
+    } | env
     return subprocess.run(
         [sys.executable, "scripts/setup_agents.py", *args],
         env=environment,
@@ -297,14 +350,21 @@ async def test_the_example_is_seeded_from_its_directory_as_the_readme_says(
     endpoints: Endpoints, database_name: str, database: AsyncDatabase
 ) -> None:
     policy = '{"OPENAI_API_KEY": ["api.openai.com"], "ORDERS_API_TOKEN": ["127.0.0.1:8099"]}'
-    before_sales = run_setup(endpoints, database_name, "--dir", "agent_configs/examples", EGRESS_SECRETS=policy)
+    before_sales = run_setup(
+        endpoints, database_name, "--dir", "agent_configs/examples", EGRESS_SECRETS=policy
+    )
     assert before_sales.returncode == 1
     assert "failed (tools.1.targets.0: no agent type 'sales-agent-v1')" in before_sales.stdout
     assert run_setup(endpoints, database_name).returncode == 0
     refused_run = run_setup(endpoints, database_name, "--dir", "agent_configs/examples")
     assert refused_run.returncode == 1
-    assert "tools.0.headers.Authorization.env: ORDERS_API_TOKEN is not a key configs may use" in refused_run.stdout
-    seeded = run_setup(endpoints, database_name, "--dir", "agent_configs/examples", EGRESS_SECRETS=policy)
+    assert (
+        "tools.0.headers.Authorization.env: ORDERS_API_TOKEN is not a key configs may use"
+        in refused_run.stdout
+    )
+    seeded = run_setup(
+        endpoints, database_name, "--dir", "agent_configs/examples", EGRESS_SECRETS=policy
+    )
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     assert "support-tools-example" in seeded.stdout and "created" in seeded.stdout
     stored = await ConfigStore(database, ORDERS_POLICY).get("support-tools-example")

@@ -57,7 +57,9 @@ def test_taken_port_is_a_clear_error_and_nothing_is_left_running(tmp_path: Path)
     assert not accepts_tcp(mongo_port), "FerretDB left running after the failed start"
 
 
-def test_missing_go_says_what_to_install_or_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_go_says_what_to_install_or_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     never_built = GoBinary(name="never-built", package="example.com/never", version="v0.0.1")
     with pytest.raises(GoToolchainMissing) as caught:
@@ -115,7 +117,9 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
                 break
         output = "".join(lines)
         assert "Created: 4   Already existed: 0" in output, output
-        livekit_url = next(l.split("=", 1)[1].strip() for l in lines if "export LIVEKIT_URL=" in l)
+        livekit_url = next(
+            ln.split("=", 1)[1].strip() for ln in lines if "export LIVEKIT_URL=" in ln
+        )
         port = int(livekit_url.rsplit(":", 1)[1])
         assert accepts_tcp(port)
         assert "Routing rules: created" in output and "Talk to an agent" in output
@@ -149,7 +153,6 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
     assert process.returncode == 0, rest
     assert "stopped." in rest
     assert not accepts_tcp(port), "LiveKit server still running after Ctrl-C"
-
 
 
 def test_reserve_port_zero_picks_a_free_port() -> None:

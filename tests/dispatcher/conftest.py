@@ -69,10 +69,15 @@ class RunningDispatcher:
 
     def metric(self, name: str) -> float:
         """Sum of one metric's samples from /metrics."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as response:
             text = response.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name) and not line.startswith("#") and (line[len(name)] in " {"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#") and (line[len(name)] in " {")
+        )
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -95,18 +100,27 @@ async def start_dispatcher(
 
     async def start(**env: str) -> RunningDispatcher:
         log_path = tmp_path / f"dispatcher-{len(started)}.log"
-        full_env = os.environ | {
-            "MONGO_URI": endpoints.mongo_uri,
-            "MONGO_DB": database_name,
-            "MONGO_TIMEOUT_MS": "2000",
-            "DISPATCHER_METRICS_PORT": "0",
-            "WEBHOOK_ENCRYPTION_KEY": encryption_key,
-            "EGRESS_SECRETS": f'{{"{SECRET_ENV}": ["loopback"]}}',
-        } | FAST | env
+        full_env = (
+            os.environ
+            | {
+                "MONGO_URI": endpoints.mongo_uri,
+                "MONGO_DB": database_name,
+                "MONGO_TIMEOUT_MS": "2000",
+                "DISPATCHER_METRICS_PORT": "0",
+                "WEBHOOK_ENCRYPTION_KEY": encryption_key,
+                "EGRESS_SECRETS": f'{{"{SECRET_ENV}": ["loopback"]}}',
+            }
+            | FAST
+            | env
+        )
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "dispatcher"], cwd=REPO_ROOT, env=full_env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "dispatcher"],
+                cwd=REPO_ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         running = RunningDispatcher(process, log_path)
         started.append(running)
@@ -122,11 +136,15 @@ async def start_dispatcher(
 
 def _ready(running: RunningDispatcher) -> bool:
     if running.process.poll() is not None:
-        raise AssertionError(f"the dispatcher exited with {running.process.returncode}:\n{running.log_tail()}")
+        raise AssertionError(
+            f"the dispatcher exited with {running.process.returncode}:\n{running.log_tail()}"
+        )
     if "metrics on" not in running.log_path.read_text(errors="replace"):
         return False
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/readyz", timeout=1) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{running.metrics_port}/readyz", timeout=1
+        ) as response:
             return response.status == 200
     except OSError:
         return False
@@ -176,31 +194,71 @@ async def add_subscription(
         stored = webhook_secrets.generated_secret(secret)
     previous = None
     if previous_secret is not None:
-        previous = webhook_secrets.generated_secret(previous_secret) | {"valid_until": now + timedelta(hours=1)}
+        previous = webhook_secrets.generated_secret(previous_secret) | {
+            "valid_until": now + timedelta(hours=1)
+        }
     subscription = {
-        "_id": f"sub_{uuid.uuid4().hex[:24]}", "url": url, "description": "test receiver",
-        "event_types": event_types or ["*"], "agent_ids": agent_ids, "status": status,
-        "secret": stored, "previous_secret": previous, "created_at": now, "updated_at": now, "version": 1,
+        "_id": f"sub_{uuid.uuid4().hex[:24]}",
+        "url": url,
+        "description": "test receiver",
+        "event_types": event_types or ["*"],
+        "agent_ids": agent_ids,
+        "status": status,
+        "secret": stored,
+        "previous_secret": previous,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
     }
     await database[SUBSCRIPTIONS].insert_one(subscription)
     return subscription
 
 
-def session_events(session_id: str, turns: int, agent_id: str = "support-agent-v1") -> list[dict[str, Any]]:
+def session_events(
+    session_id: str, turns: int, agent_id: str = "support-agent-v1"
+) -> list[dict[str, Any]]:
     """started (seq 0), `turns` turn.completed (seq 1..), ended (LAST_SEQ), as the worker writes them."""
-    events = [cloudevents.session_event(
-        EventType.SESSION_STARTED, session_id, agent_id, "started", 0,
-        {"session_id": session_id, "agent_id": agent_id, "routing": {"strategy": "explicit"}},
-    )]
+    events = [
+        cloudevents.session_event(
+            EventType.SESSION_STARTED,
+            session_id,
+            agent_id,
+            "started",
+            0,
+            {"session_id": session_id, "agent_id": agent_id, "routing": {"strategy": "explicit"}},
+        )
+    ]
     for n in range(turns):
-        events.append(cloudevents.session_event(
-            EventType.TURN_COMPLETED, session_id, agent_id, f"turn:{n}", n + 1,
-            {"session_id": session_id, "turn_index": n, "reply": f"reply {n}", "fields": {"n": n}},
-        ))
-    events.append(cloudevents.session_event(
-        EventType.SESSION_ENDED, session_id, agent_id, "ended", cloudevents.LAST_SEQ,
-        {"session_id": session_id, "agent_id": agent_id, "summary": "done", "turn_count": turns},
-    ))
+        events.append(
+            cloudevents.session_event(
+                EventType.TURN_COMPLETED,
+                session_id,
+                agent_id,
+                f"turn:{n}",
+                n + 1,
+                {
+                    "session_id": session_id,
+                    "turn_index": n,
+                    "reply": f"reply {n}",
+                    "fields": {"n": n},
+                },
+            )
+        )
+    events.append(
+        cloudevents.session_event(
+            EventType.SESSION_ENDED,
+            session_id,
+            agent_id,
+            "ended",
+            cloudevents.LAST_SEQ,
+            {
+                "session_id": session_id,
+                "agent_id": agent_id,
+                "summary": "done",
+                "turn_count": turns,
+            },
+        )
+    )
     return events
 
 
@@ -215,6 +273,9 @@ async def deliveries(database: AsyncDatabase, **query: Any) -> list[dict[str, An
 
 def all_done(database: AsyncDatabase, count: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        return await database[DELIVERIES].count_documents({"status": {"$in": ["delivered", "failed"]}}) >= count
+        return (
+            await database[DELIVERIES].count_documents({"status": {"$in": ["delivered", "failed"]}})
+            >= count
+        )
 
     return check

@@ -57,7 +57,9 @@ class Receiver:
 
     def accepted(self, path: str | None = None) -> list[Received]:
         with self._lock:
-            return [r for r in self.requests if r.status == 200 and (path is None or r.path == path)]
+            return [
+                r for r in self.requests if r.status == 200 and (path is None or r.path == path)
+            ]
 
     def all(self) -> list[Received]:
         with self._lock:
@@ -130,8 +132,12 @@ class Receiver:
         headers = {k.lower(): v for k, v in request.headers.items()}
         path = request.url.path
         record = Received(
-            path=path, webhook_id=headers.get("webhook-id", ""), headers=headers,
-            body=_json(raw), verified=_verifies(raw, headers, self.secrets.get(path, [])), started=time.monotonic(),
+            path=path,
+            webhook_id=headers.get("webhook-id", ""),
+            headers=headers,
+            body=_json(raw),
+            verified=_verifies(raw, headers, self.secrets.get(path, [])),
+            started=time.monotonic(),
         )
         with self._lock:
             self.requests.append(record)

@@ -21,10 +21,21 @@ from tests.dispatcher.conftest import (
 )
 from tests.dispatcher.receiver import Receiver
 
-CLOUDEVENT_KEYS = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
+CLOUDEVENT_KEYS = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "data",
+}
 
 
-def seqs_in_arrival_order(receiver: Receiver, path: str, by_id: dict[str, dict]) -> dict[str, list[int]]:
+def seqs_in_arrival_order(
+    receiver: Receiver, path: str, by_id: dict[str, dict]
+) -> dict[str, list[int]]:
     """Per session, the seq of each event in the order the receiver first accepted it."""
     order: dict[str, list[int]] = defaultdict(list)
     seen: set[str] = set()
@@ -40,21 +51,43 @@ async def test_each_event_arrives_once_signed_in_the_documented_shape_at_the_sub
     database: AsyncDatabase, receiver: Receiver, start_dispatcher: Start, monkeypatch
 ) -> None:
     secret, old_secret, filtered_secret = new_secret(), new_secret(), new_secret()
-    receiver.secrets = {"/all": [secret], "/old-secret-only": [old_secret], "/filtered": [filtered_secret]}
+    receiver.secrets = {
+        "/all": [secret],
+        "/old-secret-only": [old_secret],
+        "/filtered": [filtered_secret],
+    }
     receiver.start()
     everything = await add_subscription(database, receiver.url("/all"), secret=secret)
     # Rotated an hour ago: a receiver still holding the old secret verifies during the grace.
-    rotated = await add_subscription(database, receiver.url("/old-secret-only"), secret=new_secret(),
-                                     previous_secret=old_secret)
-    filtered = await add_subscription(database, receiver.url("/filtered"), secret=filtered_secret,
-                                      event_types=["session.ended"], agent_ids=["support-agent-v1"])
+    rotated = await add_subscription(
+        database, receiver.url("/old-secret-only"), secret=new_secret(), previous_secret=old_secret
+    )
+    filtered = await add_subscription(
+        database,
+        receiver.url("/filtered"),
+        secret=filtered_secret,
+        event_types=["session.ended"],
+        agent_ids=["support-agent-v1"],
+    )
     await add_subscription(database, receiver.url("/paused"), secret=new_secret(), status="paused")
     support = session_events("sess_support", turns=1)
     sales = session_events("sess_sales", turns=0, agent_id="sales-agent-v1")
-    admin = [cloudevents.admin_event(EventType.AGENT_CREATED, "support-agent-v1",
-                                     {"agent_id": "support-agent-v1", "version": 1}, agent_id="support-agent-v1")]
-    test_event = cloudevents.new_event(EventType.WEBHOOK_TEST, cloudevents.ADMIN_SOURCE, filtered["_id"],
-                                       {"message": "test"}, ordering_key=f"test:{filtered['_id']}", seq=0)
+    admin = [
+        cloudevents.admin_event(
+            EventType.AGENT_CREATED,
+            "support-agent-v1",
+            {"agent_id": "support-agent-v1", "version": 1},
+            agent_id="support-agent-v1",
+        )
+    ]
+    test_event = cloudevents.new_event(
+        EventType.WEBHOOK_TEST,
+        cloudevents.ADMIN_SOURCE,
+        filtered["_id"],
+        {"message": "test"},
+        ordering_key=f"test:{filtered['_id']}",
+        seq=0,
+    )
     test_event["target_subscription_id"] = filtered["_id"]
     events = support + sales + admin
     await write_outbox(database, events + [test_event])
@@ -77,15 +110,25 @@ async def test_each_event_arrives_once_signed_in_the_documented_shape_at_the_sub
         assert request.headers["webhook-id"] == request.body["id"]
         assert int(request.headers["webhook-timestamp"]) > 0
         assert set(request.body) == CLOUDEVENT_KEYS
-        assert request.body == json.loads(json.dumps(cloudevents.cloudevent(by_id[request.body["id"]])))
-    (rotated_request,) = [r for r in receiver.accepted("/old-secret-only") if r.webhook_id == "sess_support:ended"]
-    assert len(rotated_request.headers["webhook-signature"].split(" ")) == 2, "current and previous signatures"
+        assert request.body == json.loads(
+            json.dumps(cloudevents.cloudevent(by_id[request.body["id"]]))
+        )
+    (rotated_request,) = [
+        r for r in receiver.accepted("/old-secret-only") if r.webhook_id == "sess_support:ended"
+    ]
+    assert len(rotated_request.headers["webhook-signature"].split(" ")) == 2, (
+        "current and previous signatures"
+    )
 
     done = await deliveries(database)
     assert {d["status"] for d in done} == {"delivered"}
     assert {d["attempts"] for d in done} == {1} and {d["last_status"] for d in done} == {200}
     assert all(isinstance(d["last_response_ms"], int) and d["delivered_at"] for d in done)
-    assert {d["subscription_id"] for d in done} == {everything["_id"], rotated["_id"], filtered["_id"]}
+    assert {d["subscription_id"] for d in done} == {
+        everything["_id"],
+        rotated["_id"],
+        filtered["_id"],
+    }
     assert await database[OUTBOX].count_documents({"fanned_out": False}) == 0
 
 
@@ -102,17 +145,25 @@ async def test_a_receiver_down_then_up_gets_everything_in_order_per_session(
 
     async def refused_twice() -> bool:
         heads = await deliveries(database, seq=0)
-        return len(heads) == 3 and all(d["attempts"] >= 2 and "Connect" in (d["last_error"] or "") for d in heads)
+        return len(heads) == 3 and all(
+            d["attempts"] >= 2 and "Connect" in (d["last_error"] or "") for d in heads
+        )
 
     await until(refused_twice, "each session's first event refused twice")
     receiver.answer = 503
     receiver.start()
     await until(lambda: len(receiver.all()) >= 3, "503s answered")
     receiver.answer = 200
-    await until(all_done(database, len(events)), "everything delivered once the receiver is back", timeout=60)
+    await until(
+        all_done(database, len(events)),
+        "everything delivered once the receiver is back",
+        timeout=60,
+    )
 
     done = await deliveries(database)
-    assert {d["status"] for d in done} == {"delivered"}, [d["last_error"] for d in done if d["status"] != "delivered"]
+    assert {d["status"] for d in done} == {"delivered"}, [
+        d["last_error"] for d in done if d["status"] != "delivered"
+    ]
     by_id = {e["_id"]: e for e in events}
     order = seqs_in_arrival_order(receiver, "/hook", by_id)
     assert set(order) == {"sess_0", "sess_1", "sess_2"}
@@ -139,7 +190,9 @@ async def test_a_dispatcher_killed_mid_delivery_loses_nothing_and_never_overlaps
     assert held.hung_up
     receiver.release()
     await start_dispatcher()
-    await until(all_done(database, len(events)), "everything delivered by the second dispatcher", timeout=60)
+    await until(
+        all_done(database, len(events)), "everything delivered by the second dispatcher", timeout=60
+    )
 
     assert receiver.overlaps() == [], "never two requests for one webhook-id at once"
     assert {d["status"] for d in await deliveries(database)} == {"delivered"}
@@ -168,7 +221,9 @@ async def test_two_dispatchers_deliver_fifty_events_each_once_never_concurrently
     await until(all_done(database, 50), "fifty deliveries", timeout=90)
 
     assert receiver.overlaps() == []
-    assert sorted(r.webhook_id for r in receiver.accepted()) == sorted(e["_id"] for e in events), "each once"
+    assert sorted(r.webhook_id for r in receiver.accepted()) == sorted(e["_id"] for e in events), (
+        "each once"
+    )
     assert len(receiver.all()) == 50
     by_id = {e["_id"]: e for e in events}
     for seqs in seqs_in_arrival_order(receiver, "/hook", by_id).values():
@@ -193,7 +248,8 @@ async def test_a_url_the_egress_policy_refuses_at_send_time_is_never_called(
         # The policy changed since the subscriptions were written: only the first port now,
         # and the env-named secret may no longer go there.
         dispatcher = await start_dispatcher(
-            EGRESS_HOSTS=f'["127.0.0.1:{receiver.port}"]', EGRESS_SECRETS="{}",
+            EGRESS_HOSTS=f'["127.0.0.1:{receiver.port}"]',
+            EGRESS_SECRETS="{}",
         )
         await until(all_done(database, 3 * len(events)), "every delivery settled")
 
@@ -201,8 +257,12 @@ async def test_a_url_the_egress_policy_refuses_at_send_time_is_never_called(
         for subscription in (refused, with_env_secret):
             failed = await deliveries(database, subscription_id=subscription["_id"])
             assert {d["status"] for d in failed} == {"failed"}
-            assert all("egress policy" in d["last_error"] and d["attempts"] == 0 for d in failed), failed
-        assert {d["status"] for d in await deliveries(database, subscription_id=allowed["_id"])} == {"delivered"}
+            assert all("egress policy" in d["last_error"] and d["attempts"] == 0 for d in failed), (
+                failed
+            )
+        assert {
+            d["status"] for d in await deliveries(database, subscription_id=allowed["_id"])
+        } == {"delivered"}
         assert dispatcher.metric("switchboard_webhook_failed_total") == 2 * len(events)
     finally:
         elsewhere.stop()
@@ -227,5 +287,7 @@ async def test_sigterm_lets_a_request_in_flight_finish_then_releases_what_it_hol
     assert held.status == 200 and not held.hung_up
     done = await database[DELIVERIES].find_one({"event_id": held.webhook_id})
     assert done["status"] == "delivered"
-    assert await database[DELIVERIES].count_documents({"lease_owner": {"$ne": None}}) == 0, "no lease left held"
+    assert await database[DELIVERIES].count_documents({"lease_owner": {"$ne": None}}) == 0, (
+        "no lease left held"
+    )
     assert len(receiver.accepted()) == 1, "nothing taken after SIGTERM"

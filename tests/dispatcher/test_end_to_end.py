@@ -25,9 +25,14 @@ from tests.factories import support_definition
 
 # The real worker and its module-scoped database, as the worker tests use them.
 from tests.worker.conftest import (  # noqa: F401
-    client, scripted, text_only_agents, wait_for_session_end, worker, worker_database,
+    agent_changed,
+    client,
+    scripted,
+    text_only_agents,
+    wait_for_session_end,
+    worker,
+    worker_database,
 )
-from tests.worker.conftest import agent_changed
 from tests.worker.test_faults import AGENT, through
 from tests.worker.test_outbox_events import chat_then_end
 from worker.records import abort_stale_sessions
@@ -36,26 +41,50 @@ pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 HOOKS = "/api/v1/webhooks"
 AGENTS = "/api/v1/agents"
-CLOUDEVENT_KEYS = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
+CLOUDEVENT_KEYS = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "data",
+}
 PRODUCED_TYPES = {
-    "session.started", "turn.completed", "session.ended", "session.aborted",
-    "agent.created", "agent.updated", "agent.paused", "agent.resumed", "agent.rolled_back", "agent.archived",
-    "routing.updated", "webhook.test",
+    "session.started",
+    "turn.completed",
+    "session.ended",
+    "session.aborted",
+    "agent.created",
+    "agent.updated",
+    "agent.paused",
+    "agent.resumed",
+    "agent.rolled_back",
+    "agent.archived",
+    "routing.updated",
+    "webhook.test",
 }
 
 
 @pytest.fixture
-def database_name(worker_database: AsyncDatabase) -> str:  # noqa: F811
+def database_name(worker_database: AsyncDatabase) -> str:
     """The dispatcher and the admin API work on the worker's database: one deployment."""
     return worker_database.name
 
 
 @pytest.fixture
 async def api(
-    endpoints: Endpoints, worker_database: AsyncDatabase, encryption_key: str, tmp_path: Path  # noqa: F811
+    endpoints: Endpoints,
+    worker_database: AsyncDatabase,
+    encryption_key: str,
+    tmp_path: Path,
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = admin_settings(
-        endpoints, worker_database.name, webhook_encryption_key=encryption_key, admin_api_spool_dir=tmp_path / "spool"
+        endpoints,
+        worker_database.name,
+        webhook_encryption_key=encryption_key,
+        admin_api_spool_dir=tmp_path / "spool",
     )
     async with running_app(settings) as (_, client_):
         yield client_
@@ -79,11 +108,15 @@ async def lifecycle_through_the_api(api: httpx.AsyncClient, keys: Keys) -> None:
         await api.post(f"{path}/rollback", json={"version": 1}, headers=admin),
         await api.delete(path, headers=admin),
     ]
-    assert [a.status_code for a in answers] == [201, 200, 200, 200, 200, 200], [a.text for a in answers]
+    assert [a.status_code for a in answers] == [201, 200, 200, 200, 200, 200], [
+        a.text for a in answers
+    ]
     current = await api.get("/api/v1/routing", headers=admin)
     assert current.status_code == 200, current.text
     rules = current.json()
-    saved = await api.put("/api/v1/routing", json={"chain": rules["chain"]}, headers=if_match(keys, rules["version"]))
+    saved = await api.put(
+        "/api/v1/routing", json={"chain": rules["chain"]}, headers=if_match(keys, rules["version"])
+    )
     assert saved.status_code == 200, saved.text
 
 
@@ -91,28 +124,41 @@ async def a_stale_session(database: AsyncDatabase) -> str:
     """A session whose worker was lost ten minutes ago, for the sweep's `session.aborted`."""
     session_id = f"sess_e2elost{datetime.now(UTC).timestamp():.0f}"
     long_ago = datetime.now(UTC) - timedelta(minutes=10)
-    await database["sessions"].insert_one({
-        "_id": session_id, "session_id": session_id, "room": "e2e-lost-room", "agent_id": AGENT, "agent_version": 1,
-        "user_id": "u-lost", "status": "active", "started_at": long_ago,
-        "routing": {"agent_id": AGENT, "strategy": "purpose", "trail": []}, "transcript": [],
-        "transcript_dropped": 0, "turn_count": 0,
-    })
+    await database["sessions"].insert_one(
+        {
+            "_id": session_id,
+            "session_id": session_id,
+            "room": "e2e-lost-room",
+            "agent_id": AGENT,
+            "agent_version": 1,
+            "user_id": "u-lost",
+            "status": "active",
+            "started_at": long_ago,
+            "routing": {"agent_id": AGENT, "strategy": "purpose", "trail": []},
+            "transcript": [],
+            "transcript_dropped": 0,
+            "turn_count": 0,
+        }
+    )
     assert await abort_stale_sessions(database, 60) >= 1
     return session_id
 
 
 async def test_every_event_produced_by_the_worker_and_the_admin_api_reaches_a_verifying_receiver_once_in_order(
-    client: RoomClient,  # noqa: F811
-    worker_database: AsyncDatabase,  # noqa: F811
-    scripted,  # noqa: F811
+    client: RoomClient,
+    worker_database: AsyncDatabase,
+    scripted,
     api: httpx.AsyncClient,
     receiver: Receiver,
     start_dispatcher: Start,
 ) -> None:
     receiver.start()
     keys = await make_keys(worker_database)
-    created = await api.post(HOOKS, json={"url": receiver.url("/hook"), "description": "e2e"},
-                             headers=keys.header("admin"))
+    created = await api.post(
+        HOOKS,
+        json={"url": receiver.url("/hook"), "description": "e2e"},
+        headers=keys.header("admin"),
+    )
     assert created.status_code == 201, created.text
     subscription = created.json()
     receiver.secrets = {"/hook": [subscription["secret"]]}  # the one time the API shows it
@@ -133,7 +179,11 @@ async def test_every_event_produced_by_the_worker_and_the_admin_api_reaches_a_ve
 
     documents = await until(outbox_complete, "every event type in the outbox", timeout=60)
     by_id = {d["_id"]: d for d in documents}
-    await until(lambda: {r.webhook_id for r in receiver.all()} >= set(by_id), "every event at the receiver", 60)
+    await until(
+        lambda: {r.webhook_id for r in receiver.all()} >= set(by_id),
+        "every event at the receiver",
+        60,
+    )
 
     received = receiver.all()
     assert [r.webhook_id for r in received if not r.verified] == [], "every signature verifies"
@@ -151,13 +201,22 @@ async def test_every_event_produced_by_the_worker_and_the_admin_api_reaches_a_ve
     assert session_types == ["session.started", "turn.completed", "session.ended"]
     ended = next(r.body for r in received if r.webhook_id == f"{session_id}:ended")
     assert (ended["subject"], ended["data"]["end_reason"], ended["data"]["summary"]) == (
-        session_id, "user_ended", record["summary"],
+        session_id,
+        "user_ended",
+        record["summary"],
     )
     assert [t["user_text"] for t in ended["data"]["turns"]] == ["I just signed up, what now?"]
-    assert [by_id[i]["type"] for i in ids if by_id[i]["ordering_key"] == lost_id] == ["session.aborted"]
+    assert [by_id[i]["type"] for i in ids if by_id[i]["ordering_key"] == lost_id] == [
+        "session.aborted"
+    ]
     agent_types = [by_id[i]["type"] for i in ids if by_id[i]["ordering_key"] == "agent:e2e-agent"]
     assert agent_types == [
-        "agent.created", "agent.updated", "agent.paused", "agent.resumed", "agent.rolled_back", "agent.archived",
+        "agent.created",
+        "agent.updated",
+        "agent.paused",
+        "agent.resumed",
+        "agent.rolled_back",
+        "agent.archived",
     ]
     (test_event,) = [r.body for r in received if r.body["type"] == "webhook.test"]
     assert test_event["subject"] == subscription["id"]

@@ -46,7 +46,9 @@ async def test_fanning_out_an_event_again_makes_no_second_delivery(database: Asy
     await database[OUTBOX].update_many({}, {"$set": {"fanned_out": False}})  # as after a crash
     await database[DELIVERIES].update_many({}, {"$set": {"status": "delivered"}})
     assert await fan_out_once(database, 100) == 0
-    assert {d["status"] for d in await deliveries(database)} == {"delivered"}, "nothing reset either"
+    assert {d["status"] for d in await deliveries(database)} == {"delivered"}, (
+        "nothing reset either"
+    )
     assert await database[OUTBOX].count_documents({"fanned_out": True}) == 3
 
 

@@ -34,7 +34,10 @@ def build(overlay: str) -> tuple[dict[str, Any], ...]:
     assert kustomize.exists(), "run `make test` (or `python -m devstack build --tools`) first"
     output = subprocess.run(
         [str(kustomize), "build", str(K8S / "overlays" / overlay)],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     return tuple(doc for doc in yaml.safe_load_all(output) if doc)
 
@@ -48,12 +51,18 @@ def workloads(overlay: str) -> list[dict[str, Any]]:
 
 
 def config(overlay: str) -> dict[str, str]:
-    (config_map,) = [c for c in of_kind(overlay, "ConfigMap") if c["metadata"]["name"] == "switchboard-config"]
+    (config_map,) = [
+        c for c in of_kind(overlay, "ConfigMap") if c["metadata"]["name"] == "switchboard-config"
+    ]
     return config_map["data"]
 
 
 def worker_deployments(overlay: str) -> list[dict[str, Any]]:
-    return [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"].startswith("switchboard-worker")]
+    return [
+        d
+        for d in of_kind(overlay, "Deployment")
+        if d["metadata"]["name"].startswith("switchboard-worker")
+    ]
 
 
 def container_of(overlay: str, kind: str, name: str) -> dict[str, Any]:
@@ -67,7 +76,9 @@ def secret_data(overlay: str, name: str) -> dict[str, str]:
 
 
 def looks_secret(env_name: str) -> bool:
-    return env_name not in NOT_SECRET_NAMES and any(word in env_name.upper() for word in SECRET_NAMES)
+    return env_name not in NOT_SECRET_NAMES and any(
+        word in env_name.upper() for word in SECRET_NAMES
+    )
 
 
 @cache
@@ -125,7 +136,10 @@ def test_workers_drain_within_their_grace_period(overlay: str) -> None:
         assert worker["spec"]["minReadySeconds"] >= 10, "time to register before old pods drain"
         assert worker["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         annotations = worker["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "9100"
+        assert (
+            annotations["prometheus.io/scrape"] == "true"
+            and annotations["prometheus.io/port"] == "9100"
+        )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -155,7 +169,9 @@ def test_production_uses_external_database_and_secret() -> None:
         container = worker["spec"]["template"]["spec"]["containers"][0]
         assert {"secretRef": {"name": "switchboard-secrets"}} in container["envFrom"]
     admin_env = container_of("production", "Deployment", "switchboard-admin-api")["env"]
-    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in admin_env if "valueFrom" in e} == {"switchboard-secrets"}
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in admin_env if "valueFrom" in e} == {
+        "switchboard-secrets"
+    }
 
 
 def test_dev_overlay_mongodb_requires_authentication_with_the_credentials_in_mongo_uri() -> None:
@@ -167,7 +183,9 @@ def test_dev_overlay_mongodb_requires_authentication_with_the_credentials_in_mon
     assert all(root.values()), "an empty root user or password turns authentication off"
     uri = secret_data("dev", "switchboard-secrets")["MONGO_URI"]
     credentials = f"{root['MONGO_INITDB_ROOT_USERNAME']}:{root['MONGO_INITDB_ROOT_PASSWORD']}@"
-    assert uri.startswith(f"mongodb://{credentials}mongodb:27017/") and "authSource=admin" in uri, uri
+    assert uri.startswith(f"mongodb://{credentials}mongodb:27017/") and "authSource=admin" in uri, (
+        uri
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -176,8 +194,14 @@ def test_the_admin_api_container_gets_only_the_secrets_it_uses(overlay: str) -> 
     assert not [source for source in container.get("envFrom", []) if "secretRef" in source], (
         "a whole Secret hands the admin API the model keys too"
     )
-    from_secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "valueFrom" in e}
-    assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(from_secrets), "what it needs to run"
+    from_secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "valueFrom" in e
+    }
+    assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(from_secrets), (
+        "what it needs to run"
+    )
     unused = sorted(name for name in from_secrets if not admin_api_reads(name))
     assert unused == [], f"secrets the admin API never reads: {unused}"
 
@@ -185,15 +209,22 @@ def test_the_admin_api_container_gets_only_the_secrets_it_uses(overlay: str) -> 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_dev_mode_is_set_exactly_where_the_livekit_dev_keys_are(overlay: str) -> None:
     secrets = {s["metadata"]["name"]: s for s in of_kind(overlay, "Secret")}
-    dev_keys = "switchboard-secrets" in secrets and secret_data(overlay, "switchboard-secrets").get(
-        "LIVEKIT_API_SECRET"
-    ) == "secret"
+    dev_keys = (
+        "switchboard-secrets" in secrets
+        and secret_data(overlay, "switchboard-secrets").get("LIVEKIT_API_SECRET") == "secret"
+    )
     assert (config(overlay).get("SWITCHBOARD_DEV_MODE") == "true") == dev_keys
 
 
 def test_dev_runs_everything_in_cluster_on_single_replicas() -> None:
     names = {d["metadata"]["name"] for d in workloads("dev")}
-    assert {"mongodb", "livekit-server", "local-llm", "switchboard-worker", "switchboard-admin-api"} <= names
+    assert {
+        "mongodb",
+        "livekit-server",
+        "local-llm",
+        "switchboard-worker",
+        "switchboard-admin-api",
+    } <= names
     assert all(w["spec"]["replicas"] == 1 for w in workloads("dev"))
     assert config("dev")["SWITCHBOARD_MODEL_PROFILE"] == "local"
 
@@ -210,10 +241,15 @@ def test_pools_have_their_own_agent_names_and_the_token_endpoint_knows_them() ->
         "WORKER_AGENT_TYPES": "support-agent-v1",
     }
     assert env_of(pools["switchboard-worker-sales"])["AGENT_NAME"] == "switchboard-sales"
-    selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in pools.values()]
+    selectors = [
+        tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in pools.values()
+    ]
     assert len(set(selectors)) == len(selectors), "pool selectors must not overlap"
     dispatch = json.loads(config("pools")["ADMIN_API_AGENT_NAMES"])
-    assert dispatch == {"support-agent-v1": "switchboard-support", "sales-agent-v1": "switchboard-sales"}
+    assert dispatch == {
+        "support-agent-v1": "switchboard-support",
+        "sales-agent-v1": "switchboard-sales",
+    }
 
 
 def test_admin_api_accepts_traffic_only_from_frontend_namespaces() -> None:
@@ -234,7 +270,9 @@ def test_dockerfile_runs_as_non_root_without_test_tools() -> None:
 def test_the_image_copies_every_package_the_project_installs() -> None:
     """`pip install .` in the image installs only what was copied in: a package left out
     (the dispatcher once was) is missing from the image while every test here passes."""
-    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
     packages = [pattern.rstrip("*") for pattern in patterns]
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     missing = [name for name in packages if f"COPY {name} ./{name}" not in dockerfile]
@@ -271,7 +309,9 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
     services = compose()["services"]
     mongodb = services["mongodb"]["environment"]
     required_password = "${MONGO_PASSWORD:?"
-    assert mongodb["MONGO_INITDB_ROOT_PASSWORD"].startswith(required_password), "no default password"
+    assert mongodb["MONGO_INITDB_ROOT_PASSWORD"].startswith(required_password), (
+        "no default password"
+    )
     assert mongodb["MONGO_INITDB_ROOT_USERNAME"]
     uris = {
         name: service["environment"]["MONGO_URI"]
@@ -281,7 +321,9 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
     assert {"seed", "worker", "admin-api", "dispatcher"} <= set(uris)
     for name, uri in uris.items():
         user = mongodb["MONGO_INITDB_ROOT_USERNAME"]
-        assert uri.startswith(f"mongodb://{user}:{required_password}") and "authSource=admin" in uri, name
+        assert (
+            uri.startswith(f"mongodb://{user}:{required_password}") and "authSource=admin" in uri
+        ), name
 
 
 def test_compose_admin_api_gets_only_the_secrets_it_uses() -> None:
@@ -289,9 +331,9 @@ def test_compose_admin_api_gets_only_the_secrets_it_uses() -> None:
     secrets = [name for name in environment if looks_secret(name)]
     assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(secrets)
     assert [name for name in secrets if not admin_api_reads(name)] == []
-    assert not str(environment.get("ADMIN_API_BOOTSTRAP_KEY", "")).startswith("${ADMIN_API_BOOTSTRAP_KEY:-"), (
-        "a default admin key is a known admin key"
-    )
+    assert not str(environment.get("ADMIN_API_BOOTSTRAP_KEY", "")).startswith(
+        "${ADMIN_API_BOOTSTRAP_KEY:-"
+    ), "a default admin key is a known admin key"
 
 
 def test_compose_sets_dev_mode_exactly_where_it_uses_the_livekit_dev_keys() -> None:
@@ -301,49 +343,79 @@ def test_compose_sets_dev_mode_exactly_where_it_uses_the_livekit_dev_keys() -> N
         assert (environment.get("SWITCHBOARD_DEV_MODE") == "true") == dev_keys, name
 
 
-
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_worker_and_admin_api_read_one_egress_policy_that_never_sends_livekit_keys(overlay: str) -> None:
+def test_worker_and_admin_api_read_one_egress_policy_that_never_sends_livekit_keys(
+    overlay: str,
+) -> None:
     data = config(overlay)
-    policy = EgressPolicy(secrets=json.loads(data["EGRESS_SECRETS"]), hosts=json.loads(data["EGRESS_HOSTS"]))
+    policy = EgressPolicy(
+        secrets=json.loads(data["EGRESS_SECRETS"]), hosts=json.loads(data["EGRESS_HOSTS"])
+    )
     policy.check("https://api.openai.com/v1", "OPENAI_API_KEY", field="llm.base_url")
     assert not any(name.startswith(("LIVEKIT_", "MONGO_", "ADMIN_")) for name in policy.secrets)
-    for name in ("switchboard-admin-api", *(d["metadata"]["name"] for d in worker_deployments(overlay))):
-        refs = [e["configMapRef"]["name"] for e in container_of(overlay, "Deployment", name)["envFrom"] if "configMapRef" in e]
+    for name in (
+        "switchboard-admin-api",
+        *(d["metadata"]["name"] for d in worker_deployments(overlay)),
+    ):
+        refs = [
+            e["configMapRef"]["name"]
+            for e in container_of(overlay, "Deployment", name)["envFrom"]
+            if "configMapRef" in e
+        ]
         assert "switchboard-config" in refs, name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_dispatcher_runs_with_probes_metrics_a_grace_that_fits_and_only_its_secrets(overlay: str) -> None:
-    (dispatcher,) = [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"] == "switchboard-dispatcher"]
+def test_the_dispatcher_runs_with_probes_metrics_a_grace_that_fits_and_only_its_secrets(
+    overlay: str,
+) -> None:
+    (dispatcher,) = [
+        d
+        for d in of_kind(overlay, "Deployment")
+        if d["metadata"]["name"] == "switchboard-dispatcher"
+    ]
     assert dispatcher["spec"]["replicas"] >= 1
     pod = dispatcher["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"] == ["dispatcher"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["DISPATCHER_METRICS_HOST"]["value"] == "0.0.0.0", "probes and scrapes come from outside the pod"
+    assert env["DISPATCHER_METRICS_HOST"]["value"] == "0.0.0.0", (
+        "probes and scrapes come from outside the pod"
+    )
     port = int(env["DISPATCHER_METRICS_PORT"]["value"])
     assert {"name": "metrics", "containerPort": port} in container["ports"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     annotations = dispatcher["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/scrape"] == "true" and annotations[
+        "prometheus.io/port"
+    ] == str(port)
     # SIGTERM: in-flight requests finish within the grace, then leases are released.
     assert pod["terminationGracePeriodSeconds"] > int(env["DISPATCHER_SHUTDOWN_GRACE_S"]["value"])
     from_secrets = {name for name, e in env.items() if "valueFrom" in e}
     assert from_secrets == {"MONGO_URI", "WEBHOOK_ENCRYPTION_KEY"}
     whole_secrets = [s["secretRef"] for s in container["envFrom"] if "secretRef" in s]
-    assert whole_secrets == [{"name": "switchboard-webhook-secrets", "optional": True}], "never the model keys"
-    assert "switchboard-config" in [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+    assert whole_secrets == [{"name": "switchboard-webhook-secrets", "optional": True}], (
+        "never the model keys"
+    )
+    assert "switchboard-config" in [
+        s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s
+    ]
     if overlay == "dev":
         assert "WEBHOOK_ENCRYPTION_KEY" in secret_data(overlay, "switchboard-secrets")
-        mongodb = {p["metadata"]["name"]: p for p in of_kind(overlay, "NetworkPolicy")}["mongodb-ingress"]
-        allowed = [source["podSelector"]["matchLabels"] for source in mongodb["spec"]["ingress"][0]["from"]]
+        mongodb = {p["metadata"]["name"]: p for p in of_kind(overlay, "NetworkPolicy")}[
+            "mongodb-ingress"
+        ]
+        allowed = [
+            source["podSelector"]["matchLabels"] for source in mongodb["spec"]["ingress"][0]["from"]
+        ]
         assert {"app.kubernetes.io/component": "dispatcher"} in allowed
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_admin_api_encrypts_webhook_secrets_under_the_key_the_dispatcher_decrypts_with(overlay: str) -> None:
+def test_the_admin_api_encrypts_webhook_secrets_under_the_key_the_dispatcher_decrypts_with(
+    overlay: str,
+) -> None:
     def key_ref(name: str) -> dict[str, str]:
         env = {e["name"]: e for e in container_of(overlay, "Deployment", name)["env"]}
         return env["WEBHOOK_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
@@ -356,6 +428,11 @@ def test_the_admin_api_encrypts_webhook_secrets_under_the_key_the_dispatcher_dec
 
 def test_compose_admin_api_and_dispatcher_share_a_webhook_encryption_key_with_no_default() -> None:
     services = compose()["services"]
-    keys = {name: services[name]["environment"]["WEBHOOK_ENCRYPTION_KEY"] for name in ("admin-api", "dispatcher")}
+    keys = {
+        name: services[name]["environment"]["WEBHOOK_ENCRYPTION_KEY"]
+        for name in ("admin-api", "dispatcher")
+    }
     assert keys["admin-api"] == keys["dispatcher"]
-    assert keys["admin-api"].startswith("${WEBHOOK_ENCRYPTION_KEY:?"), "a default key is a published key"
+    assert keys["admin-api"].startswith("${WEBHOOK_ENCRYPTION_KEY:?"), (
+        "a default key is a published key"
+    )

@@ -42,30 +42,42 @@ class RunningWorker:
     def metrics_port(self) -> int:
         """Chosen by the worker itself (PROMETHEUS_PORT=0): a port picked for it beforehand
         can be taken by another process before the worker binds it."""
-        match = re.search(r"Prometheus metrics exposed at http://[^:]*:(\d+)/", self.log_path.read_text())
+        match = re.search(
+            r"Prometheus metrics exposed at http://[^:]*:(\d+)/", self.log_path.read_text()
+        )
         assert match, "the worker did not log its metrics port"
         return int(match.group(1))
 
     def log_tail(self, lines: int = 60) -> str:
         noise = ("InsecureKeyLengthWarning", "return self._jws.encode")
-        kept = [l for l in self.log_path.read_text(errors="replace").splitlines() if not any(n in l for n in noise)]
+        kept = [
+            ln
+            for ln in self.log_path.read_text(errors="replace").splitlines()
+            if not any(n in ln for n in noise)
+        ]
         return "\n".join(line[:600] for line in kept[-lines:])
 
 
-def worker_env(endpoints: Endpoints, database_name: str, agent_name: str, tmp: Path) -> dict[str, str]:
+def worker_env(
+    endpoints: Endpoints, database_name: str, agent_name: str, tmp: Path
+) -> dict[str, str]:
     assert endpoints.local_llm_url, "the local model stack is not installed: run `make test`"
-    return os.environ | endpoints.as_env() | {
-        "MONGO_DB": database_name,
-        "AGENT_NAME": agent_name,
-        "WORKER_HTTP_PORT": "0",
-        "PROMETHEUS_PORT": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-        "SPOOL_DIR": str(tmp / "spool"),
-        # Tests open rooms in quick succession; ended jobs hold a slot until their process
-        # exits, and LiveKit drops a dispatch that finds every worker full.
-        "WORKER_MAX_SESSIONS": "32",
-        "MONGO_TIMEOUT_MS": "2000",
-    }
+    return (
+        os.environ
+        | endpoints.as_env()
+        | {
+            "MONGO_DB": database_name,
+            "AGENT_NAME": agent_name,
+            "WORKER_HTTP_PORT": "0",
+            "PROMETHEUS_PORT": "0",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+            "SPOOL_DIR": str(tmp / "spool"),
+            # Tests open rooms in quick succession; ended jobs hold a slot until their process
+            # exits, and LiveKit drops a dispatch that finds every worker full.
+            "WORKER_MAX_SESSIONS": "32",
+            "MONGO_TIMEOUT_MS": "2000",
+        }
+    )
 
 
 def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -89,7 +101,9 @@ def wait_until_registered(process: subprocess.Popen[bytes], log_path: Path) -> N
         if process.poll() is not None:
             raise AssertionError(f"worker exited with {process.returncode}:\n{text[-4000:]}")
         time.sleep(0.2)
-    raise AssertionError(f"worker did not register in {REGISTER_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+    raise AssertionError(
+        f"worker did not register in {REGISTER_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}"
+    )
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -138,9 +152,7 @@ def launched_workers(
             env = worker_env(endpoints, database_name, agent_name, tmp) | (extra_env or {})
             log_path = tmp / "worker.log"
             process = start_worker(env, log_path)
-            started.append(
-                RunningWorker(agent_name, database_name, process, log_path, env)
-            )
+            started.append(RunningWorker(agent_name, database_name, process, log_path, env))
         for running in started:
             wait_until_registered(running.process, running.log_path)
         yield started
@@ -162,14 +174,20 @@ async def text_only_agents(worker_database: AsyncDatabase) -> None:
     """Chat-only agent types: no STT, TTS or VAD in the session (voice has its own module)."""
     store = ConfigStore(worker_database)
     for config in (await store.list_agents()).items:
-        text_only = config.model_copy(update={"modalities": ["text"], "stt": None, "tts": None, "vad": None})
+        text_only = config.model_copy(
+            update={"modalities": ["text"], "stt": None, "tts": None, "vad": None}
+        )
         await store.update(text_only, expected_version=config.version)
 
 
-async def wait_for_session_end(database: AsyncDatabase, room: str, timeout: float = 120.0) -> dict[str, Any]:
+async def wait_for_session_end(
+    database: AsyncDatabase, room: str, timeout: float = 120.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        record = await database["sessions"].find_one({"room": room, "status": {"$in": ["ended", "refused"]}})
+        record = await database["sessions"].find_one(
+            {"room": room, "status": {"$in": ["ended", "refused"]}}
+        )
         if record is not None:
             return record
         await asyncio.sleep(0.5)
@@ -189,7 +207,10 @@ def worker_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 async def client(endpoints: Endpoints, worker: RunningWorker) -> AsyncIterator[RoomClient]:
     room_client = RoomClient(
-        endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
     )
     try:
         yield room_client
@@ -216,7 +237,9 @@ async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object
 
 
 @asynccontextmanager
-async def agent_changed(database: AsyncDatabase, agent_id: str, **changes: object) -> AsyncIterator[None]:
+async def agent_changed(
+    database: AsyncDatabase, agent_id: str, **changes: object
+) -> AsyncIterator[None]:
     """A module's tests share the worker and its agent types: put them back afterwards."""
     before = await ConfigStore(database).get(agent_id)
     await update_agent(database, agent_id, **changes)

@@ -54,7 +54,11 @@ class PlannedToolCall:
 
 
 def offered_tools(body: dict[str, Any]) -> list[str]:
-    return [tool["function"]["name"] for tool in body.get("tools") or [] if tool.get("type") == "function"]
+    return [
+        tool["function"]["name"]
+        for tool in body.get("tools") or []
+        if tool.get("type") == "function"
+    ]
 
 
 def tool_results(body: dict[str, Any]) -> list[str]:
@@ -123,14 +127,24 @@ class ScriptedLLM:
                     "object": "chat.completion",
                     "created": 0,
                     "model": body.get("model", "scripted"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
                 }
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         if schema is not None and self.stall_after_reply:
-            cut = content.index('"system_response"') + len(json.dumps({"system_response": self.reply})) - 1
+            cut = (
+                content.index('"system_response"')
+                + len(json.dumps({"system_response": self.reply}))
+                - 1
+            )
             await self._send(response, body, content[:cut])  # the reply's string has closed here
             stalled = asyncio.Event()
             self._stalled.add(stalled)
@@ -144,7 +158,9 @@ class ScriptedLLM:
         await response.write_eof()
         return response
 
-    async def _call_tool(self, request: web.Request, body: dict[str, Any], planned: PlannedToolCall) -> web.StreamResponse:
+    async def _call_tool(
+        self, request: web.Request, body: dict[str, Any], planned: PlannedToolCall
+    ) -> web.StreamResponse:
         self._call_count += 1
         call_id = f"call_scripted_{self._call_count}"
         arguments = json.dumps(planned.arguments)
@@ -152,7 +168,13 @@ class ScriptedLLM:
             message = {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [{"id": call_id, "type": "function", "function": {"name": planned.name, "arguments": arguments}}],
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": planned.name, "arguments": arguments},
+                    }
+                ],
             }
             return web.json_response(
                 {
@@ -166,8 +188,15 @@ class ScriptedLLM:
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        first = {"index": 0, "id": call_id, "type": "function", "function": {"name": planned.name, "arguments": ""}}
-        await self._send_delta(response, body, {"role": "assistant", "content": None, "tool_calls": [first]}, None)
+        first = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": planned.name, "arguments": ""},
+        }
+        await self._send_delta(
+            response, body, {"role": "assistant", "content": None, "tool_calls": [first]}, None
+        )
         for start in range(0, len(arguments), 16):
             piece = {"index": 0, "function": {"arguments": arguments[start : start + 16]}}
             await self._send_delta(response, body, {"tool_calls": [piece]}, None)
@@ -178,7 +207,10 @@ class ScriptedLLM:
 
     @staticmethod
     async def _send_delta(
-        response: web.StreamResponse, body: dict[str, Any], delta: dict[str, Any], finish_reason: str | None
+        response: web.StreamResponse,
+        body: dict[str, Any],
+        delta: dict[str, Any],
+        finish_reason: str | None,
     ) -> None:
         chunk = {
             "id": "chatcmpl-scripted",
@@ -190,13 +222,21 @@ class ScriptedLLM:
         await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     @staticmethod
-    async def _send(response: web.StreamResponse, body: dict[str, Any], content: str | None) -> None:
+    async def _send(
+        response: web.StreamResponse, body: dict[str, Any], content: str | None
+    ) -> None:
         delta = {"role": "assistant", "content": content} if content is not None else {}
         chunk = {
             "id": "chatcmpl-scripted",
             "object": "chat.completion.chunk",
             "created": 0,
             "model": body.get("model", "scripted"),
-            "choices": [{"index": 0, "delta": delta, "finish_reason": None if content is not None else "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": delta,
+                    "finish_reason": None if content is not None else "stop",
+                }
+            ],
         }
         await response.write(f"data: {json.dumps(chunk)}\n\n".encode())

@@ -29,7 +29,12 @@ pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 
 def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:
-    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    return RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
 
 
 async def eventually(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -79,10 +84,17 @@ async def llm_proxy(endpoints: Endpoints) -> AsyncIterator[RecordingProxy]:
             body = await request.read()
             with contextlib.suppress(ValueError):
                 proxy.requests.append(json.loads(body))
-            headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
-            async with http.request(request.method, upstream + request.path_qs, data=body, headers=headers) as answer:
+            headers = {
+                k: v
+                for k, v in request.headers.items()
+                if k.lower() in ("content-type", "authorization")
+            }
+            async with http.request(
+                request.method, upstream + request.path_qs, data=body, headers=headers
+            ) as answer:
                 response = web.StreamResponse(
-                    status=answer.status, headers={"Content-Type": answer.headers.get("Content-Type", "")}
+                    status=answer.status,
+                    headers={"Content-Type": answer.headers.get("Content-Type", "")},
                 )
                 await response.prepare(request)
                 async for chunk in answer.content.iter_any():  # streamed replies stay streamed
@@ -111,10 +123,15 @@ async def sales_through(proxy: RecordingProxy, database: AsyncDatabase) -> Any:
 
 
 async def test_an_overlong_message_is_cut_to_the_cap_and_its_turn_says_so(
-    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase, llm_proxy: RecordingProxy
+    endpoints: Endpoints,
+    worker: RunningWorker,
+    worker_database: AsyncDatabase,
+    llm_proxy: RecordingProxy,
 ) -> None:
     llm = await sales_through(llm_proxy, worker_database)
-    async with agent_changed(worker_database, "sales-agent-v1", llm=llm, max_user_message_chars=200):
+    async with agent_changed(
+        worker_database, "sales-agent-v1", llm=llm, max_user_message_chars=200
+    ):
         client = new_client(endpoints, worker)
         try:
             await client.join({"purpose": "sales", "user_id": "u-long-message"})
@@ -123,7 +140,11 @@ async def test_an_overlong_message_is_cut_to_the_cap_and_its_turn_says_so(
             assert len(message) > 500
             await client.say(message)
             await client.next_transcript(1)
-            turn = (await client.wait_for(lambda: client.data.get("agent-turn"), 180, "the agent-turn payload"))[0]
+            turn = (
+                await client.wait_for(
+                    lambda: client.data.get("agent-turn"), 180, "the agent-turn payload"
+                )
+            )[0]
         finally:
             await client.leave()
     assert turn["user_text_truncated"] is True
@@ -132,16 +153,29 @@ async def test_an_overlong_message_is_cut_to_the_cap_and_its_turn_says_so(
     record = await wait_for_session_end(worker_database, client.room_name)
     stored = await worker_database["turns"].find_one({"session_id": record["session_id"]})
     assert stored["user_text"] == message[:200]
-    assert (stored["user_text_truncated"], stored["user_text_original_chars"]) == (True, len(message))
+    assert (stored["user_text_truncated"], stored["user_text_original_chars"]) == (
+        True,
+        len(message),
+    )
     assert record["transcript"][1] == {"role": "user", "text": message[:200]}
 
 
 async def test_a_long_conversation_keeps_the_newest_messages_in_the_context_and_the_record(
-    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase, llm_proxy: RecordingProxy
+    endpoints: Endpoints,
+    worker: RunningWorker,
+    worker_database: AsyncDatabase,
+    llm_proxy: RecordingProxy,
 ) -> None:
     llm = await sales_through(llm_proxy, worker_database)
-    limits = {"max_user_message_chars": 400, "max_context_chars": 1000, "max_transcript_chars": 1000}
-    messages = [(f"Question {n}: what would the plan cost for {n * 10} seats? " * 8)[:390] for n in (1, 2, 3)]
+    limits = {
+        "max_user_message_chars": 400,
+        "max_context_chars": 1000,
+        "max_transcript_chars": 1000,
+    }
+    messages = [
+        (f"Question {n}: what would the plan cost for {n * 10} seats? " * 8)[:390]
+        for n in (1, 2, 3)
+    ]
     async with agent_changed(worker_database, "sales-agent-v1", llm=llm, **limits):
         client = new_client(endpoints, worker)
         try:
@@ -156,7 +190,9 @@ async def test_a_long_conversation_keeps_the_newest_messages_in_the_context_and_
             await client.leave()
 
     last = llm_proxy.replies()[-1]
-    assert last[0]["role"] == "system" and "sales" in text_of(last[0]).lower()  # instructions always go
+    assert (
+        last[0]["role"] == "system" and "sales" in text_of(last[0]).lower()
+    )  # instructions always go
     conversation = [text_of(m) for m in last[1:]]
     assert conversation[-1] == messages[2]
     assert messages[0] not in conversation  # the oldest did not fit beside the newest
@@ -193,7 +229,12 @@ class AttributesClient(RoomClient):
 async def test_a_room_whose_attributes_carry_3000_deep_user_details_still_gets_an_agent(
     endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
 ) -> None:
-    client = AttributesClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    client = AttributesClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
     client.attributes = {"user_details": '{"a": ' * 3000 + "1" + "}" * 3000}
     try:
         await client.join(None)
@@ -201,7 +242,10 @@ async def test_a_room_whose_attributes_carry_3000_deep_user_details_still_gets_a
     finally:
         await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)
-    assert "participant_attributes: user_details: nested too deeply to parse; ignored" in record["routing"]["warnings"]
+    assert (
+        "participant_attributes: user_details: nested too deeply to parse; ignored"
+        in record["routing"]["warnings"]
+    )
 
 
 async def test_a_lone_surrogate_as_agent_id_gets_the_default_agent(
@@ -214,7 +258,10 @@ async def test_a_lone_surrogate_as_agent_id_gets_the_default_agent(
     finally:
         await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)
-    assert "job: metadata: 1 lone UTF-16 surrogate(s) replaced with U+FFFD" in record["routing"]["warnings"]
+    assert (
+        "job: metadata: 1 lone UTF-16 surrogate(s) replaced with U+FFFD"
+        in record["routing"]["warnings"]
+    )
 
 
 async def test_a_lone_surrogate_in_user_id_still_stores_the_session_and_its_turns(
@@ -232,9 +279,13 @@ async def test_a_lone_surrogate_in_user_id_still_stores_the_session_and_its_turn
     record = await wait_for_session_end(worker_database, client.room_name)
     assert record["user_id"] == "u\ufffd"
     turns = await eventually(
-        lambda: worker_database["turns"].find({"session_id": record["session_id"]}).to_list(None), 30, "the turn"
+        lambda: worker_database["turns"].find({"session_id": record["session_id"]}).to_list(None),
+        30,
+        "the turn",
     )
-    assert turns[0]["user_id"] == "u\ufffd" and turns[0]["user_text"] == "Hello, my invoice is wrong."
+    assert (
+        turns[0]["user_id"] == "u\ufffd" and turns[0]["user_text"] == "Hello, my invoice is wrong."
+    )
 
 
 # -- an intent hand-off is a session of the target type: it needs a slot -----------------------
@@ -243,12 +294,16 @@ PRICING = "What is your pricing? Could I get a quote for ten seats?"  # matches 
 
 
 async def session_id_of(database: AsyncDatabase, room: str) -> str:
-    record = await eventually(lambda: database["sessions"].find_one({"room": room}), 60, "the session record")
+    record = await eventually(
+        lambda: database["sessions"].find_one({"room": room}), 60, "the session record"
+    )
     return str(record["session_id"])
 
 
 async def slots_of(database: AsyncDatabase, session_id: str) -> list[str]:
-    return sorted(s["agent_id"] for s in await database[SLOTS].find({"session_id": session_id}).to_list(None))
+    return sorted(
+        s["agent_id"] for s in await database[SLOTS].find({"session_id": session_id}).to_list(None)
+    )
 
 
 async def test_no_hand_off_to_a_type_whose_slots_are_all_taken(
@@ -282,9 +337,14 @@ async def test_no_hand_off_to_a_type_whose_slots_are_all_taken(
         await client.leave()
         await guard.release("sales-agent-v1", 0, "sess_occupier")
     assert (record["agent_id"], record["handoffs"]) == ("support-agent-v1", [])
-    logged = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
+    logged = [
+        json.loads(line)
+        for line in worker.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
     assert any(
-        line.get("session_id") == session_id and line["message"].startswith("no hand-off to sales-agent-v1")
+        line.get("session_id") == session_id
+        and line["message"].startswith("no hand-off to sales-agent-v1")
         for line in logged
     )
 
@@ -305,11 +365,16 @@ async def test_a_hand_off_moves_the_session_slot_to_the_target_type(
             await client.next_transcript(0)
             await client.say(PRICING)
             await client.wait_for(
-                lambda: client.agent_attributes().get("switchboard.agent_id") == "sales-agent-v1", 60, "the hand-off"
+                lambda: client.agent_attributes().get("switchboard.agent_id") == "sales-agent-v1",
+                60,
+                "the hand-off",
             )
             assert await slots_of(worker_database, session_id) == ["sales-agent-v1"]
             # the slot counts: a second sales session is not possible while this one runs
-            assert await CapacityGuard(worker_database).claim("sales-agent-v1", 1, "sess_other") is None
+            assert (
+                await CapacityGuard(worker_database).claim("sales-agent-v1", 1, "sess_other")
+                is None
+            )
             assert (await client.next_transcript(1, timeout=120)).strip()  # and sales answers
         finally:
             await client.leave()
@@ -372,9 +437,13 @@ async def test_ended_job_processes_leave_no_metric_files_and_their_counts_stay(
             await client.leave()
         await wait_for_session_end(worker_database, client.room_name)
         # each session's job process exits after its end is recorded; its files must go then
-        await eventually(lambda: not files_of_ended_processes(directory), 90, "files of ended processes to go")
+        await eventually(
+            lambda: not files_of_ended_processes(directory), 90, "files of ended processes to go"
+        )
 
     samples = await scrape(worker)
-    assert total(samples, "switchboard_sessions_started_total") - started_before == 3  # counted, not lost
+    assert (
+        total(samples, "switchboard_sessions_started_total") - started_before == 3
+    )  # counted, not lost
     assert total(samples, "switchboard_active_sessions") == 0
     assert (directory / "counter_archive.db").exists()

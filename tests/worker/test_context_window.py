@@ -19,7 +19,9 @@ def texts(context: llm.ChatContext) -> list[str]:
     return [item.text_content or "" for item in context.items if isinstance(item, llm.ChatMessage)]
 
 
-def test_the_newest_whole_messages_within_the_character_cap_are_sent_with_the_instructions() -> None:
+def test_the_newest_whole_messages_within_the_character_cap_are_sent_with_the_instructions() -> (
+    None
+):
     full = conversation("a" * 400, "b" * 400, "c" * 400, "d" * 400)
     window = context_window(full, max_messages=40, max_chars=1000)
     assert texts(window) == [INSTRUCTIONS, "c" * 400, "d" * 400]
@@ -38,8 +40,12 @@ def test_the_message_being_answered_is_sent_even_when_it_alone_is_over_the_cap()
 
 def test_a_tool_call_is_never_sent_without_its_output() -> None:
     context = conversation("look it up")
-    context.items.append(llm.FunctionCall(call_id="c1", name="lookup", arguments='{"q": "' + "z" * 100 + '"}'))
-    context.items.append(llm.FunctionCallOutput(call_id="c1", name="lookup", output="x" * 500, is_error=False))
+    context.items.append(
+        llm.FunctionCall(call_id="c1", name="lookup", arguments='{"q": "' + "z" * 100 + '"}')
+    )
+    context.items.append(
+        llm.FunctionCallOutput(call_id="c1", name="lookup", output="x" * 500, is_error=False)
+    )
     context.add_message(role="assistant", content="y" * 450)
     # the output fits beside the reply, its call does not: both stay out
     window = context_window(context, max_messages=40, max_chars=1000)

@@ -49,9 +49,17 @@ class OwnFerretDB:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir.parent / "ferretdb.log").open("ab")
         self.process = subprocess.Popen(
-            [str(DEFAULT_ROOT / "bin" / FERRETDB.name), "--listen-addr", f"127.0.0.1:{self.port}",
-             "--data-dir", str(self.data_dir)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(DEFAULT_ROOT / "bin" / FERRETDB.name),
+                "--listen-addr",
+                f"127.0.0.1:{self.port}",
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -70,7 +78,9 @@ class OwnFerretDB:
 
 
 @pytest.fixture(scope="module")
-def ferretdb(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnFerretDB]:
+def ferretdb(
+    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OwnFerretDB]:
     del endpoints  # the devstack builds the binaries first
     own = OwnFerretDB(tmp_path_factory.mktemp("own-ferretdb") / "data")
     own.start()
@@ -91,7 +101,9 @@ async def own_database(ferretdb: OwnFerretDB) -> AsyncIterator[AsyncDatabase]:
     await seed(store, configs)
     await RulesStore(database).ensure_indexes()
     for config in (await store.list_agents()).items:
-        text_only = config.model_copy(update={"modalities": ["text"], "stt": None, "tts": None, "vad": None})
+        text_only = config.model_copy(
+            update={"modalities": ["text"], "stt": None, "tts": None, "vad": None}
+        )
         await store.update(text_only, expected_version=config.version)
     try:
         yield database
@@ -100,7 +112,12 @@ async def own_database(ferretdb: OwnFerretDB) -> AsyncIterator[AsyncDatabase]:
 
 
 def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:
-    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    return RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
 
 
 async def in_thread(function, *args):  # type: ignore[no-untyped-def]
@@ -108,11 +125,16 @@ async def in_thread(function, *args):  # type: ignore[no-untyped-def]
 
 
 async def test_a_room_arriving_while_the_database_is_down_is_served_and_recorded_once_it_is_back(
-    endpoints: Endpoints, ferretdb: OwnFerretDB, own_database: AsyncDatabase,
+    endpoints: Endpoints,
+    ferretdb: OwnFerretDB,
+    own_database: AsyncDatabase,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     with launched_workers(
-        endpoints, own_database.name, tmp_path_factory, prefix="sb-dbdown",
+        endpoints,
+        own_database.name,
+        tmp_path_factory,
+        prefix="sb-dbdown",
         extra_env={"MONGO_URI": ferretdb.uri},
     ) as (worker,):
         before = new_client(endpoints, worker)  # the worker reads the catalog once, DB up
@@ -131,7 +153,9 @@ async def test_a_room_arriving_while_the_database_is_down_is_served_and_recorded
             arrived = loop.time()
             await during.join({"purpose": "sales", "user_id": "u-during"})
             assert (await during.routed_agent(timeout=60)) == ("sales-agent-v1", "purpose")
-            print(f"database down: agent routed {loop.time() - arrived:.1f}s after the room arrived")
+            print(
+                f"database down: agent routed {loop.time() - arrived:.1f}s after the room arrived"
+            )
             assert during.agent_attributes()["switchboard.catalog"] == "last-known"
             await during.wait_for(lambda: len(during.transcripts) >= 1, 60, "the greeting")
             greeted = len(during.transcripts)
@@ -150,19 +174,26 @@ async def test_a_room_arriving_while_the_database_is_down_is_served_and_recorded
 
 
 async def test_a_worker_that_never_saw_the_database_tells_the_user_and_records_the_refusal_later(
-    endpoints: Endpoints, ferretdb: OwnFerretDB, own_database: AsyncDatabase,
+    endpoints: Endpoints,
+    ferretdb: OwnFerretDB,
+    own_database: AsyncDatabase,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     await in_thread(ferretdb.stop)
     try:
         with launched_workers(  # a fresh worker: no catalog snapshot yet
-            endpoints, own_database.name, tmp_path_factory, prefix="sb-nodb",
+            endpoints,
+            own_database.name,
+            tmp_path_factory,
+            prefix="sb-nodb",
             extra_env={"MONGO_URI": ferretdb.uri},
         ) as (worker,):
             refused = new_client(endpoints, worker)
             try:
                 await refused.join({"purpose": "support", "user_id": "u-refused"})
-                await refused.wait_for(lambda: NO_DATABASE_MESSAGE in refused.transcripts, 60, "the refusal message")
+                await refused.wait_for(
+                    lambda: NO_DATABASE_MESSAGE in refused.transcripts, 60, "the refusal message"
+                )
             finally:
                 await refused.leave()
 

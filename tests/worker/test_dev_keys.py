@@ -21,10 +21,17 @@ def test_the_worker_refuses_to_start_on_the_dev_livekit_keys_without_dev_mode(
     env.pop("SWITCHBOARD_DEV_MODE", None)  # what a production deployment sets: nothing
     # Refused before it connects anywhere, so it exits by itself; the timeout only bounds a bug.
     finished = subprocess.run(
-        [sys.executable, "-m", "worker", "start"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "worker", "start"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert finished.returncode != 0
-    assert "LIVEKIT_API_KEY" in finished.stderr and "SWITCHBOARD_DEV_MODE=true" in finished.stderr, finished.stderr
+    assert (
+        "LIVEKIT_API_KEY" in finished.stderr and "SWITCHBOARD_DEV_MODE=true" in finished.stderr
+    ), finished.stderr
     assert "Traceback" not in finished.stderr, "a refusal is one clear line, not a crash"
     assert "registered worker" not in finished.stdout + finished.stderr
 

@@ -24,7 +24,9 @@ def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     """A worker of its own: this module terminates it."""
-    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-drain") as (running,):
+    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-drain") as (
+        running,
+    ):
         yield running
 
 
@@ -40,7 +42,12 @@ async def test_sigterm_finishes_the_live_session_before_exiting(
     await client.say("Are you still there? My invoice looks wrong.")
     assert (await client.next_transcript(1, timeout=120)).strip()
 
-    late = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    late = RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
     try:
         await late.join({"purpose": "support", "user_id": "u-late"})
         await asyncio.sleep(5)

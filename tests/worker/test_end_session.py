@@ -14,7 +14,10 @@ pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 
 def agent_present(client: RoomClient) -> bool:
-    return any(p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT for p in client.room.remote_participants.values())
+    return any(
+        p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        for p in client.room.remote_participants.values()
+    )
 
 
 async def test_a_user_who_ends_the_session_gets_the_summary_and_then_the_agent_leaves(
@@ -29,14 +32,23 @@ async def test_a_user_who_ends_the_session_gets_the_summary_and_then_the_agent_l
     left: list[int] = []  # summaries received when the agent left
     client.room.on(
         "participant_disconnected",
-        lambda p: p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        and left.append(len(client.data.get("conversation-summary", []))),
+        lambda p: (
+            p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            and left.append(len(client.data.get("conversation-summary", [])))
+        ),
     )
-    await client.room.local_participant.publish_data(json.dumps({}), reliable=True, topic="switchboard.end")
+    await client.room.local_participant.publish_data(
+        json.dumps({}), reliable=True, topic="switchboard.end"
+    )
 
-    summaries = await client.wait_for(lambda: client.data.get("conversation-summary"), 120, "the summary")
+    summaries = await client.wait_for(
+        lambda: client.data.get("conversation-summary"), 120, "the summary"
+    )
     await client.wait_for(lambda: not agent_present(client), 60, "the agent to leave")
     assert left == [1]  # the summary came first, while the agent was still in the room
     record = await wait_for_session_end(worker_database, client.room_name)
     assert record["end_reason"] == "user_ended"
-    assert summaries[0]["summary"] == record["summary"] and summaries[0]["session_id"] == record["session_id"]
+    assert (
+        summaries[0]["summary"] == record["summary"]
+        and summaries[0]["session_id"] == record["session_id"]
+    )

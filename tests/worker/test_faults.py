@@ -42,16 +42,24 @@ async def eventually(condition: Any, timeout: float, what: str) -> Any:
 
 
 def through(endpoint: ScriptedLLM, *fallbacks: LLMSpec) -> LLMSpec:
-    return LLMSpec(provider="local", model="scripted", base_url=endpoint.url, fallback=list(fallbacks))
+    return LLMSpec(
+        provider="local", model="scripted", base_url=endpoint.url, fallback=list(fallbacks)
+    )
 
 
 def new_client(endpoints: Endpoints, agent_name: str) -> RoomClient:
-    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, agent_name)
+    return RoomClient(
+        endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, agent_name
+    )
 
 
 def agent_participant(client: RoomClient) -> rtc.RemoteParticipant | None:
     return next(
-        (p for p in client.room.remote_participants.values() if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT),
+        (
+            p
+            for p in client.room.remote_participants.values()
+            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        ),
         None,
     )
 
@@ -71,7 +79,11 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
     fast_heartbeats = {"SESSION_HEARTBEAT_S": "1", "SESSION_STALE_AFTER_S": "3"}
     async with agent_changed(worker_database, AGENT, llm=through(scripted)):
         with launched_workers(
-            endpoints, worker_database.name, tmp_path_factory, prefix="sb-kill", extra_env=fast_heartbeats
+            endpoints,
+            worker_database.name,
+            tmp_path_factory,
+            prefix="sb-kill",
+            extra_env=fast_heartbeats,
         ) as (victim,):
             client = new_client(endpoints, victim.agent_name)
             gone = asyncio.get_running_loop().create_future()
@@ -79,35 +91,48 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
             try:
                 await client.join({"purpose": "onboarding", "user_id": "u-killed"})
                 await client.next_transcript(0)
-                for n, text in enumerate(("I just signed up, what now?", "Where do I invite my team?")):
+                for n, text in enumerate(
+                    ("I just signed up, what now?", "Where do I invite my team?")
+                ):
                     await client.say(text)
                     assert await client.next_transcript(n + 1) == REPLY
                 record = await eventually(
-                    lambda: worker_database["sessions"].find_one({"room": client.room_name}), 30, "the session"
+                    lambda: worker_database["sessions"].find_one({"room": client.room_name}),
+                    30,
+                    "the session",
                 )
                 session_id = record["session_id"]
 
                 async def both_turns_stored() -> bool:
-                    return await worker_database["turns"].count_documents({"session_id": session_id}) == 2
+                    return (
+                        await worker_database["turns"].count_documents({"session_id": session_id})
+                        == 2
+                    )
 
                 # stored when each reply ended, not when its fields are done (they never are)
                 await eventually(both_turns_stored, 10, "both replied turns to be stored")
 
                 client.room.on(
                     "participant_disconnected",
-                    lambda p: p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-                    and not gone.done()
-                    and gone.set_result(time.monotonic()),
+                    lambda p: (
+                        p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+                        and not gone.done()
+                        and gone.set_result(time.monotonic())
+                    ),
                 )
                 client.room.on(
                     "connection_quality_changed",
-                    lambda quality, p: p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-                    and quality == rtc.ConnectionQuality.QUALITY_LOST
-                    and lost_quality.append(time.monotonic()),
+                    lambda quality, p: (
+                        p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+                        and quality == rtc.ConnectionQuality.QUALITY_LOST
+                        and lost_quality.append(time.monotonic())
+                    ),
                 )
                 state_before = agent_participant(client).attributes.get("lk.agent.state")
                 killed_at = time.monotonic()
-                os.killpg(victim.process.pid, signal.SIGKILL)  # the whole pod: worker and job processes
+                os.killpg(
+                    victim.process.pid, signal.SIGKILL
+                )  # the whole pod: worker and job processes
                 victim.process.wait()
                 # What a frontend sees: the agent participant stays until LiveKit gives up on it.
                 left_at = await asyncio.wait_for(gone, 90)
@@ -120,21 +145,40 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
             finally:
                 await client.leave()
 
-    turns = await worker_database["turns"].find({"session_id": session_id}).sort("turn_index", 1).to_list(None)
-    assert [(t["turn_index"], t["status"], t["reply"]) for t in turns] == [(0, "replied", REPLY), (1, "replied", REPLY)]
-    assert [t["user_text"] for t in turns] == ["I just signed up, what now?", "Where do I invite my team?"]
+    turns = (
+        await worker_database["turns"]
+        .find({"session_id": session_id})
+        .sort("turn_index", 1)
+        .to_list(None)
+    )
+    assert [(t["turn_index"], t["status"], t["reply"]) for t in turns] == [
+        (0, "replied", REPLY),
+        (1, "replied", REPLY),
+    ]
+    assert [t["user_text"] for t in turns] == [
+        "I just signed up, what now?",
+        "Where do I invite my team?",
+    ]
     assert all(t["agent_id"] == AGENT and t["user_id"] == "u-killed" for t in turns)
 
     # The sweep of a live worker marks the session aborted; its transcript stays as it was.
     async def stale() -> bool:
-        return await abort_stale_sessions(worker_database, 3) >= 1 or (
-            await worker_database["sessions"].find_one({"session_id": session_id})
-        )["status"] == "aborted"
+        return (
+            await abort_stale_sessions(worker_database, 3) >= 1
+            or (await worker_database["sessions"].find_one({"session_id": session_id}))["status"]
+            == "aborted"
+        )
 
     await eventually(stale, 30, "the sweep to abort the session")
     aborted = await worker_database["sessions"].find_one({"session_id": session_id})
     assert (aborted["status"], aborted["end_reason"]) == ("aborted", "worker_lost")
-    assert [m["role"] for m in aborted["transcript"]] == ["assistant", "user", "assistant", "user", "assistant"]
+    assert [m["role"] for m in aborted["transcript"]] == [
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     assert aborted["transcript"][3] == {"role": "user", "text": "Where do I invite my team?"}
     assert aborted["turn_count"] == 2
     assert visible_s < 60
@@ -162,7 +206,9 @@ async def test_a_stopped_llm_gets_the_user_a_message_failed_turns_and_an_open_se
             await client.say(f"Are you still there? ({n + 1})")
             assert await client.next_transcript(2 + n, timeout=60) == UNAVAILABLE
             waits.append(time.monotonic() - asked)
-        print(f"LLM down: the user was told after {', '.join(f'{w:.1f}s' for w in waits)} (after_s={after_s})")
+        print(
+            f"LLM down: the user was told after {', '.join(f'{w:.1f}s' for w in waits)} (after_s={after_s})"
+        )
         assert all(after_s - 0.5 <= w < after_s + 5 for w in waits), waits
         assert agent_participant(client) is not None  # the session is still open
 
@@ -173,7 +219,10 @@ async def test_a_stopped_llm_gets_the_user_a_message_failed_turns_and_an_open_se
         print(f"LLM back: answered {time.monotonic() - back:.1f}s after the server was up again")
 
         failed = await client.wait_for(
-            lambda: [t for t in client.data.get("agent-turn", []) if t.get("status") == "failed"] or None,
+            lambda: (
+                [t for t in client.data.get("agent-turn", []) if t.get("status") == "failed"]
+                or None
+            ),
             30,
             "the failed agent-turn payloads",
         )
@@ -182,7 +231,12 @@ async def test_a_stopped_llm_gets_the_user_a_message_failed_turns_and_an_open_se
         record = await wait_for_session_end(worker_database, client.room_name)
 
     assert record["end_reason"] != "error"
-    turns = await worker_database["turns"].find({"session_id": record["session_id"]}).sort("turn_index", 1).to_list(None)
+    turns = (
+        await worker_database["turns"]
+        .find({"session_id": record["session_id"]})
+        .sort("turn_index", 1)
+        .to_list(None)
+    )
     assert [(t["turn_index"], t["status"], t.get("error_kind")) for t in turns] == [
         (0, "ok", None),
         (1, "failed", "llm_unavailable"),
@@ -202,15 +256,26 @@ async def test_a_blank_reply_is_a_failed_turn_in_the_room_and_the_record_not_a_d
         await client.next_transcript(0)
         scripted.reply = "\n"
         await client.say("Hello?")
-        [blank] = await client.wait_for(lambda: client.data.get("agent-turn"), 60, "the agent-turn payload")
-        assert (blank["status"], blank["error_kind"], blank["turn_index"]) == ("failed", "empty_reply", 0)
+        [blank] = await client.wait_for(
+            lambda: client.data.get("agent-turn"), 60, "the agent-turn payload"
+        )
+        assert (blank["status"], blank["error_kind"], blank["turn_index"]) == (
+            "failed",
+            "empty_reply",
+            0,
+        )
         scripted.reply = REPLY
         await client.say("Still there?")
         await client.wait_for(lambda: REPLY in client.transcripts, 60, "the next reply")
         await client.leave()
         record = await wait_for_session_end(worker_database, client.room_name)
 
-    turns = await worker_database["turns"].find({"session_id": record["session_id"]}).sort("turn_index", 1).to_list(None)
+    turns = (
+        await worker_database["turns"]
+        .find({"session_id": record["session_id"]})
+        .sort("turn_index", 1)
+        .to_list(None)
+    )
     assert [(t["status"], t.get("error_kind"), t["user_text"]) for t in turns] == [
         ("failed", "empty_reply", "Hello?"),
         ("ok", None, "Still there?"),
@@ -223,7 +288,12 @@ async def test_the_fallback_model_answers_before_the_user_is_told_anything(
     primary = ScriptedLLM()  # never started: its port refuses connections
     fallback = LLMSpec(provider="local", model="scripted", base_url=scripted.url)
     llm = through(primary, fallback)
-    async with agent_changed(worker_database, AGENT, llm=llm, llm_unavailable=LLMUnavailableSpec(after_s=3, message=UNAVAILABLE)):
+    async with agent_changed(
+        worker_database,
+        AGENT,
+        llm=llm,
+        llm_unavailable=LLMUnavailableSpec(after_s=3, message=UNAVAILABLE),
+    ):
         await client.join({"purpose": "onboarding", "user_id": "u-fallback-first"})
         await client.next_transcript(0)
         await client.say("Can you help me set up my account?")
@@ -248,19 +318,26 @@ async def test_a_user_who_stays_until_the_idle_timeout_receives_the_summary(
         )
         await client.wait_for(lambda: agent_participant(client) is None, 60, "the agent to leave")
         record = await wait_for_session_end(worker_database, client.room_name)
-    assert summary[0]["session_id"] == record["session_id"] and summary[0]["summary"] == record["summary"]
+    assert (
+        summary[0]["session_id"] == record["session_id"]
+        and summary[0]["summary"] == record["summary"]
+    )
     assert record["end_reason"] == "idle_timeout"
 
 
 def test_a_failed_reply_is_named_by_the_most_telling_error_in_the_chain() -> None:
     def wrapped(cause: BaseException) -> BaseException:
         try:  # as livekit raises it after its retries: the provider's error is the cause
-            raise APIConnectionError("failed to generate LLM completion after 2 attempts") from cause
+            raise APIConnectionError(
+                "failed to generate LLM completion after 2 attempts"
+            ) from cause
         except APIConnectionError as outer:
             return outer
 
     assert failure_kind(wrapped(APIConnectionError("Connection error."))) == "llm_unavailable"
     assert failure_kind(wrapped(APITimeoutError())) == "llm_timeout"
     assert failure_kind(wrapped(APIStatusError("overloaded", status_code=503))) == "llm_error"
-    assert failure_kind(APIConnectionError("all LLMs failed")) == "llm_unavailable"  # every fallback down
+    assert (
+        failure_kind(APIConnectionError("all LLMs failed")) == "llm_unavailable"
+    )  # every fallback down
     assert failure_kind(ValueError("bad chunk")) == "llm_error"

@@ -5,7 +5,6 @@ The server here is the scripted endpoint, which records each request it gets: th
 real Ollama would have been asked for is in the request body.
 """
 
-
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -26,10 +25,15 @@ async def test_every_request_of_a_local_type_names_the_operators_model(
     scripted: ScriptedLLM,
 ) -> None:
     env = {"LOCAL_LLM_URL": scripted.url, "LOCAL_LLM_MODEL": OLLAMA_MODEL}
-    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-own-llm", extra_env=env) as (
-        worker,
-    ):
-        client = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    with launched_workers(
+        endpoints, worker_database.name, tmp_path_factory, prefix="sb-own-llm", extra_env=env
+    ) as (worker,):
+        client = RoomClient(
+            endpoints.livekit_url,
+            endpoints.livekit_api_key,
+            endpoints.livekit_api_secret,
+            worker.agent_name,
+        )
         try:
             await client.join({"purpose": "sales", "user_id": "u-own-model"})
             await client.next_transcript(0)  # the greeting
@@ -41,4 +45,6 @@ async def test_every_request_of_a_local_type_names_the_operators_model(
             await client.leave()
     assert record["summary"] == REPLY  # the closing summary went to the same server
     models = [request["model"] for request in scripted.requests]
-    assert len(models) >= 2 and set(models) == {OLLAMA_MODEL}  # the reply (with its fields) and the summary
+    assert len(models) >= 2 and set(models) == {
+        OLLAMA_MODEL
+    }  # the reply (with its fields) and the summary

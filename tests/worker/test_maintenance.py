@@ -21,20 +21,34 @@ async def test_one_sweep_per_interval(database: AsyncDatabase) -> None:
 async def test_the_sweep_aborts_only_silent_sessions(database: AsyncDatabase) -> None:
     now = datetime.now(UTC)
     long_ago = now - timedelta(seconds=120)
-    await database[SESSIONS].insert_many([
-        {"_id": "lost", "status": "active", "started_at": long_ago},
-        {"_id": "never-beat", "status": "active", "started_at": long_ago},  # killed before its first beat
-        {"_id": "alive", "status": "active", "started_at": long_ago},
-        {"_id": "just-started", "status": "active", "started_at": now},  # its first beat is on the way
-        {"_id": "ended", "status": "ended", "started_at": long_ago},
-    ])
-    await database[HEARTBEATS].insert_many([
-        {"_id": "lost", "beat_at": long_ago},
-        {"_id": "alive", "beat_at": now},
-        {"_id": "ended", "beat_at": long_ago},  # its removal at the end failed
-    ])
+    await database[SESSIONS].insert_many(
+        [
+            {"_id": "lost", "status": "active", "started_at": long_ago},
+            {
+                "_id": "never-beat",
+                "status": "active",
+                "started_at": long_ago,
+            },  # killed before its first beat
+            {"_id": "alive", "status": "active", "started_at": long_ago},
+            {
+                "_id": "just-started",
+                "status": "active",
+                "started_at": now,
+            },  # its first beat is on the way
+            {"_id": "ended", "status": "ended", "started_at": long_ago},
+        ]
+    )
+    await database[HEARTBEATS].insert_many(
+        [
+            {"_id": "lost", "beat_at": long_ago},
+            {"_id": "alive", "beat_at": now},
+            {"_id": "ended", "beat_at": long_ago},  # its removal at the end failed
+        ]
+    )
     assert await abort_stale_sessions(database, stale_after_s=60) == 2
-    statuses = {d["_id"]: (d["status"], d.get("end_reason")) async for d in database[SESSIONS].find()}
+    statuses = {
+        d["_id"]: (d["status"], d.get("end_reason")) async for d in database[SESSIONS].find()
+    }
     assert statuses == {
         "lost": ("aborted", "worker_lost"),
         "never-beat": ("aborted", "worker_lost"),
@@ -42,4 +56,6 @@ async def test_the_sweep_aborts_only_silent_sessions(database: AsyncDatabase) ->
         "just-started": ("active", None),
         "ended": ("ended", None),
     }
-    assert {d["_id"] async for d in database[HEARTBEATS].find()} == {"alive"}, "stale beats are removed"
+    assert {d["_id"] async for d in database[HEARTBEATS].find()} == {"alive"}, (
+        "stale beats are removed"
+    )

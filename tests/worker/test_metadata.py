@@ -22,7 +22,10 @@ def test_empty_sources_fall_through_to_the_participant() -> None:
 
 def test_attributes_are_the_last_resort_and_may_carry_json_details() -> None:
     context, source = routing_context(
-        None, None, None, {"purpose": "support", "user_details": '{"tier": "premium"}', "lk.agent.state": "x"}
+        None,
+        None,
+        None,
+        {"purpose": "support", "user_details": '{"tier": "premium"}', "lk.agent.state": "x"},
     )
     assert source == "participant_attributes"
     assert context.user_details == {"tier": "premium"}
@@ -30,7 +33,9 @@ def test_attributes_are_the_last_resort_and_may_carry_json_details() -> None:
 
 
 def test_malformed_sources_are_skipped_but_their_problems_kept() -> None:
-    context, source = routing_context("{oops", json.dumps([1, 2]), json.dumps({"purpose": "support"}))
+    context, source = routing_context(
+        "{oops", json.dumps([1, 2]), json.dumps({"purpose": "support"})
+    )
     assert source == "participant" and context.purpose == "support"
     assert len(context.warnings) == 2
     assert context.warnings[0].startswith("job: ") and context.warnings[1].startswith("room: ")
@@ -51,8 +56,14 @@ def test_deeply_nested_user_details_in_attributes_is_dropped_not_raised() -> Non
     context, source = routing_context(
         None, None, None, {"purpose": "support", "user_details": _nested_object(3000)}
     )
-    assert (source, context.purpose, context.user_details) == ("participant_attributes", "support", {})
-    assert context.warnings == ("participant_attributes: user_details: nested too deeply to parse; ignored",)
+    assert (source, context.purpose, context.user_details) == (
+        "participant_attributes",
+        "support",
+        {},
+    )
+    assert context.warnings == (
+        "participant_attributes: user_details: nested too deeply to parse; ignored",
+    )
 
 
 def test_oversized_user_details_in_attributes_is_not_parsed() -> None:
@@ -67,13 +78,19 @@ def test_oversized_user_details_in_attributes_is_not_parsed() -> None:
 def test_attributes_whose_only_field_is_unusable_still_say_why() -> None:
     context, source = routing_context(None, None, None, {"user_details": _nested_object(3000)})
     assert source is None
-    assert context.warnings == ("participant_attributes: user_details: nested too deeply to parse; ignored",)
+    assert context.warnings == (
+        "participant_attributes: user_details: nested too deeply to parse; ignored",
+    )
 
 
 def test_a_lone_surrogate_in_attribute_user_details_is_replaced() -> None:
-    context, _ = routing_context(None, None, None, {"purpose": "sales", "user_details": '{"tier": "\\udfff"}'})
+    context, _ = routing_context(
+        None, None, None, {"purpose": "sales", "user_details": '{"tier": "\\udfff"}'}
+    )
     assert context.user_details == {"tier": "\ufffd"}
-    assert context.warnings == ("participant_attributes: metadata: 1 lone UTF-16 surrogate(s) replaced with U+FFFD",)
+    assert context.warnings == (
+        "participant_attributes: metadata: 1 lone UTF-16 surrogate(s) replaced with U+FFFD",
+    )
 
 
 def test_a_lone_surrogate_in_room_metadata_is_replaced_with_a_warning() -> None:

@@ -35,7 +35,9 @@ def pids_in(directory: Path) -> set[str]:
     return {path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}
 
 
-def test_files_of_ended_processes_are_folded_into_archives_and_counts_are_kept(tmp_path: Path) -> None:
+def test_files_of_ended_processes_are_folded_into_archives_and_counts_are_kept(
+    tmp_path: Path,
+) -> None:
     for _ in range(3):
         before = pids_in(tmp_path)
         env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
@@ -44,7 +46,10 @@ def test_files_of_ended_processes_are_folded_into_archives_and_counts_are_kept(t
         metrics.forget_process(int(pid), tmp_path)
 
     assert pids_in(tmp_path) == {metrics.ARCHIVE}
-    assert sorted(p.name for p in tmp_path.glob("*.db")) == ["counter_archive.db", "histogram_archive.db"]
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "counter_archive.db",
+        "histogram_archive.db",
+    ]
     samples = scrape(tmp_path)
     labels = (("agent_id", "sales-agent-v1"), ("strategy", "purpose"))
     assert samples[("switchboard_sessions_started_total", labels)] == 3

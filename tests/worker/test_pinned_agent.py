@@ -25,7 +25,9 @@ SECOND_GREETING = "Hello from version two."
 
 
 @pytest.fixture(scope="module")
-async def playground_type(worker_database: AsyncDatabase, text_only_agents: None) -> AsyncIterator[str]:
+async def playground_type(
+    worker_database: AsyncDatabase, text_only_agents: None
+) -> AsyncIterator[str]:
     """A type no routing rule names, at two versions that greet differently."""
     store = ConfigStore(worker_database)
     support = await store.get("support-agent-v1")
@@ -41,7 +43,9 @@ async def playground_type(worker_database: AsyncDatabase, text_only_agents: None
         }
     )
     created = await store.create(first)
-    await store.update(created.model_copy(update={"greeting": SECOND_GREETING}), expected_version=created.version)
+    await store.update(
+        created.model_copy(update={"greeting": SECOND_GREETING}), expected_version=created.version
+    )
     yield PLAYGROUND
 
 
@@ -59,7 +63,9 @@ async def test_a_pinned_type_no_rule_allows_is_served_with_strategy_pinned(
 
     await client.say("Hello, is this the playground?")
     await client.next_transcript(1)
-    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
+    turns = await client.wait_for(
+        lambda: client.data.get("agent-turn"), 180, "an agent-turn payload"
+    )
     assert turns[0]["agent_id"] == playground_type
 
     await client.leave()
@@ -68,7 +74,12 @@ async def test_a_pinned_type_no_rule_allows_is_served_with_strategy_pinned(
     routing = record["routing"]
     assert routing["strategy"] == "pinned" and routing["metadata_source"] == "job"
     assert routing["trail"] == [
-        {"strategy": "pinned", "agent_id": playground_type, "outcome": "chosen", "reason": "pinned: playground-agent-v1 current version"}
+        {
+            "strategy": "pinned",
+            "agent_id": playground_type,
+            "outcome": "chosen",
+            "reason": "pinned: playground-agent-v1 current version",
+        }
     ]
 
 
@@ -96,12 +107,19 @@ async def test_a_paused_type_may_be_pinned_but_an_archived_one_is_routed_as_usua
         await store.set_status("sales-agent-v1", AgentStatus.ACTIVE)
 
     await store.archive("onboarding-agent-v1")
-    archived = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    archived = RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
     try:
         await archived.join(pinned("onboarding-agent-v1", purpose="support"))
         assert await archived.routed_agent() == ("support-agent-v1", "purpose")
         await archived.leave()
-        trail = (await wait_for_session_end(worker_database, archived.room_name))["routing"]["trail"]
+        trail = (await wait_for_session_end(worker_database, archived.room_name))["routing"][
+            "trail"
+        ]
         assert trail[0] == {
             "strategy": "pinned",
             "agent_id": "onboarding-agent-v1",
@@ -125,7 +143,9 @@ async def test_a_pin_of_a_missing_version_falls_back_to_routing_with_the_reason_
     assert trail[-1]["outcome"] == "chosen" and trail[-1]["strategy"] == "purpose"
 
 
-async def test_a_pin_in_participant_metadata_only_is_ignored(client: RoomClient, playground_type: str) -> None:
+async def test_a_pin_in_participant_metadata_only_is_ignored(
+    client: RoomClient, playground_type: str
+) -> None:
     """Only the dispatch's metadata is trusted with a pin; the participant's is not."""
     await client.join(pinned(playground_type, purpose="sales"), in_dispatch=False)
     assert await client.routed_agent() == ("sales-agent-v1", "purpose")

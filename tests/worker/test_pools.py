@@ -25,7 +25,11 @@ def worker(
 ) -> Iterator[RunningWorker]:
     """Overrides the shared worker: this one is the `sales+support` pool with its own name."""
     with launched_workers(
-        endpoints, worker_database.name, tmp_path_factory, prefix="sb-pool", extra_env={"WORKER_AGENT_TYPES": POOL}
+        endpoints,
+        worker_database.name,
+        tmp_path_factory,
+        prefix="sb-pool",
+        extra_env={"WORKER_AGENT_TYPES": POOL},
     ) as (running,):
         yield running
 

@@ -14,17 +14,23 @@ def settings(**values: object) -> WorkerSettings:
 
 
 def test_unknown_provider_names_the_field_and_the_known_ones() -> None:
-    with pytest.raises(ProviderError, match=r"llm.provider 'anthropic' is not registered.*local, openai"):
+    with pytest.raises(
+        ProviderError, match=r"llm.provider 'anthropic' is not registered.*local, openai"
+    ):
         chat_endpoints(LLMSpec(provider="anthropic", model="claude"), settings())
 
 
 def test_missing_key_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ProviderError, match="llm.api_key_env: environment variable OPENAI_API_KEY is not set"):
+    with pytest.raises(
+        ProviderError, match="llm.api_key_env: environment variable OPENAI_API_KEY is not set"
+    ):
         chat_endpoints(LLMSpec(provider="openai", model="gpt-4o-mini"), settings())
 
 
-def test_key_is_read_from_the_named_env_var_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_is_read_from_the_named_env_var_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TEAM_OPENAI_KEY", "value-from-env-123")
     monkeypatch.setenv("EGRESS_SECRETS", '{"TEAM_OPENAI_KEY": ["api.openai.com"]}')
     (endpoint,) = chat_endpoints(
@@ -39,9 +45,13 @@ def test_a_key_the_egress_policy_refuses_is_never_read_even_for_a_config_stored_
     monkeypatch: pytest.MonkeyPatch, key: str
 ) -> None:
     monkeypatch.setenv(key, "must-not-leave")
-    spec = LLMSpec(provider="local", model="m", fallback=[
-        LLMSpec(provider="openai", model="x", base_url="http://127.0.0.1:9/v1", api_key_env=key)
-    ])
+    spec = LLMSpec(
+        provider="local",
+        model="m",
+        fallback=[
+            LLMSpec(provider="openai", model="x", base_url="http://127.0.0.1:9/v1", api_key_env=key)
+        ],
+    )
     with pytest.raises(ProviderError, match=r"^llm\.fallback\.0\.api_key_env: ") as refused:
         chat_endpoints(spec, settings())
     assert "must-not-leave" not in str(refused.value)
@@ -62,14 +72,20 @@ async def test_fallbacks_become_a_fallback_adapter_in_order() -> None:
     assert isinstance(build_llm(endpoints), lk_llm.FallbackAdapter)
 
 
-def test_cloud_profile_switches_local_types_without_editing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cloud_profile_switches_local_types_without_editing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     monkeypatch.setenv("DEEPGRAM_API_KEY", "k")
     cloud = settings(model_profile="cloud")
     (endpoint,) = chat_endpoints(LLMSpec(provider="local", model="smollm2-135m-instruct"), cloud)
     assert (endpoint.provider, endpoint.model, endpoint.base_url) == ("openai", "gpt-4o-mini", None)
-    assert type(build_stt(STTSpec(model="tiny.en"), cloud)).__module__.startswith("livekit.plugins.deepgram")
-    assert type(build_tts(TTSSpec(model="espeak-ng"), cloud)).__module__.startswith("livekit.plugins.deepgram")
+    assert type(build_stt(STTSpec(model="tiny.en"), cloud)).__module__.startswith(
+        "livekit.plugins.deepgram"
+    )
+    assert type(build_tts(TTSSpec(model="espeak-ng"), cloud)).__module__.startswith(
+        "livekit.plugins.deepgram"
+    )
 
 
 def test_local_llm_model_applies_to_every_local_type_on_the_operators_endpoint() -> None:
@@ -84,6 +100,6 @@ def test_local_llm_model_applies_to_every_local_type_on_the_operators_endpoint()
     # a config that names its own server chose its model too
     assert (own.model, own.base_url) == ("other", "http://127.0.0.1:9999/v1")
     unset = settings(local_llm_model="")  # an empty variable is no model
-    assert chat_endpoints(LLMSpec(provider="local", model="smollm2-135m-instruct"), unset)[0].model == (
-        "smollm2-135m-instruct"
-    )
+    assert chat_endpoints(LLMSpec(provider="local", model="smollm2-135m-instruct"), unset)[
+        0
+    ].model == ("smollm2-135m-instruct")

@@ -21,7 +21,15 @@ from agent_configs.writer import _claimed
 from devstack import DEFAULT_ROOT, Devstack
 from devstack.services import reserve_port
 from worker import metrics, server
-from worker.records import DEAD_LETTERS, HEARTBEATS, SESSIONS, TURNS, Record, RecordWriter, replay_spool
+from worker.records import (
+    DEAD_LETTERS,
+    HEARTBEATS,
+    SESSIONS,
+    TURNS,
+    Record,
+    RecordWriter,
+    replay_spool,
+)
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("MONGO_URI")), reason="stops and restarts its own local FerretDB"
@@ -41,13 +49,17 @@ async def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[
         await asyncio.sleep(0.1)
 
 
-async def test_records_written_while_the_database_is_down_arrive_after_it_returns(tmp_path: Path) -> None:
+async def test_records_written_while_the_database_is_down_arrive_after_it_returns(
+    tmp_path: Path,
+) -> None:
     port = reserve_port(0, "ferretdb", "UNUSED")
     first = ferretdb(tmp_path / "db", port)
     endpoints = first.start()
     client = open_client(endpoints.mongo_uri, timeout_ms=500)
     turns = client["records_test"][TURNS]
-    writer = RecordWriter(client["records_test"], tmp_path / "spool", retry_initial_s=0.1, retry_max_s=0.5)
+    writer = RecordWriter(
+        client["records_test"], tmp_path / "spool", retry_initial_s=0.1, retry_max_s=0.5
+    )
     try:
         writer.submit(Record(TURNS, "s1:0", {"turn_index": 0}))
         await wait_until(lambda: _exists(turns, "s1:0"))
@@ -123,14 +135,18 @@ async def live(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def unreachable_database():  # type: ignore[no-untyped-def]
     """A client on a port nothing listens on: every write is a ServerSelectionTimeoutError."""
-    return open_client(f"mongodb://127.0.0.1:{reserve_port(0, 'nothing', 'UNUSED')}/", timeout_ms=100)
+    return open_client(
+        f"mongodb://127.0.0.1:{reserve_port(0, 'nothing', 'UNUSED')}/", timeout_ms=100
+    )
 
 
 def retries_so_far() -> float:
     return metrics.RECORD_WRITE_RETRIES._value.get()
 
 
-async def test_the_record_being_written_when_the_job_ends_is_spooled_with_the_others(tmp_path: Path) -> None:
+async def test_the_record_being_written_when_the_job_ends_is_spooled_with_the_others(
+    tmp_path: Path,
+) -> None:
     client = unreachable_database()
     writer = RecordWriter(client["down"], tmp_path / "spool", retry_initial_s=0.05, retry_max_s=0.1)
     try:
@@ -205,7 +221,9 @@ async def test_a_record_the_server_rejects_is_tried_three_times_then_dead_letter
     await wait_until(lambda: _exists(live[TURNS], "behind"), timeout=10)
     await wait_until(lambda: _count(live[DEAD_LETTERS], 1), timeout=10)
     letter = await live[DEAD_LETTERS].find_one({"record_id": "rejected"})
-    assert letter["kind"] == "rejected" and letter["error"] == "WriteError" and letter["attempts"] == 3
+    assert (
+        letter["kind"] == "rejected" and letter["error"] == "WriteError" and letter["attempts"] == 3
+    )
     await writer.close(deadline_s=2)
 
 
@@ -223,7 +241,10 @@ async def test_a_poison_spool_file_is_quarantined_and_the_files_after_it_replay(
 ) -> None:
     spool = private_spool(tmp_path / "spool")
     (spool / "records-a.jsonl").write_text(spool_line(TURNS, "a:0", turn_index=0))
-    poison = b'{"collection": "turns", "record_id": \n\xff\xfe not json\n' + spool_line(TURNS, "b:0").encode()
+    poison = (
+        b'{"collection": "turns", "record_id": \n\xff\xfe not json\n'
+        + spool_line(TURNS, "b:0").encode()
+    )
     (spool / "records-b.jsonl").write_bytes(poison)
     (spool / "records-c.jsonl").write_text(spool_line(SESSIONS, "c", status="ended"))
     assert await replay_spool(live, spool) == 3
@@ -236,14 +257,18 @@ async def test_a_poison_spool_file_is_quarantined_and_the_files_after_it_replay(
     assert await replay_spool(live, spool) == 0  # and it blocks nothing later
 
 
-async def test_spool_files_left_by_a_dead_process_are_replayed(tmp_path: Path, live: AsyncDatabase) -> None:
+async def test_spool_files_left_by_a_dead_process_are_replayed(
+    tmp_path: Path, live: AsyncDatabase
+) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     spool = private_spool(tmp_path / "spool")
     (spool / f"records-claimed.replaying-{dead.pid}").write_text(spool_line(TURNS, "orphan:0"))
     (spool / f"records-half.partial-{dead.pid}").write_text(spool_line(TURNS, "orphan:1"))
     (spool / f"records-busy.replaying-{os.getpid()}").write_text(spool_line(TURNS, "not-mine"))
-    _claimed.add(spool / f"records-busy.replaying-{os.getpid()}")  # a replay of this process, under way
+    _claimed.add(
+        spool / f"records-busy.replaying-{os.getpid()}"
+    )  # a replay of this process, under way
     try:
         assert await replay_spool(live, spool) == 2
     finally:
@@ -252,7 +277,9 @@ async def test_spool_files_left_by_a_dead_process_are_replayed(tmp_path: Path, l
     assert not await _exists(live[TURNS], "not-mine")
 
 
-async def test_a_planted_spool_line_naming_api_keys_is_not_written(tmp_path: Path, live: AsyncDatabase) -> None:
+async def test_a_planted_spool_line_naming_api_keys_is_not_written(
+    tmp_path: Path, live: AsyncDatabase
+) -> None:
     spool = private_spool(tmp_path / "spool")
     planted = spool_line("api_keys", "attacker", role="admin", hash="known")
     (spool / "records-planted.jsonl").write_text(planted + spool_line(TURNS, "real:0"))
@@ -321,7 +348,9 @@ async def test_heartbeats_reach_the_database_while_the_record_queue_is_stuck(
         await down.close()
 
 
-async def test_beats_never_cost_the_session_record_a_field(tmp_path: Path, live: AsyncDatabase) -> None:
+async def test_beats_never_cost_the_session_record_a_field(
+    tmp_path: Path, live: AsyncDatabase
+) -> None:
     """FerretDB v1 applies an update as read, change, write back: a beat that raced the start
     record's upsert on the same document left it with nothing but the beat (1 room in 30 in
     the scaling test). Beats now live in their own document; hammer both at once."""
@@ -336,7 +365,9 @@ async def test_beats_never_cost_the_session_record_a_field(tmp_path: Path, live:
     beating = [asyncio.create_task(server._heartbeat(services, Slot(), i)) for i in ids]  # type: ignore[arg-type]
     try:
         for i in ids:
-            writer.submit(Record(SESSIONS, i, {"session_id": i, "room": f"room-{i}", "status": "active"}))
+            writer.submit(
+                Record(SESSIONS, i, {"session_id": i, "room": f"room-{i}", "status": "active"})
+            )
             for turn in range(5):
                 writer.submit(Record(SESSIONS, i, {f"turn_{turn}": True}))
         assert await writer.close(deadline_s=60) is None

@@ -30,24 +30,36 @@ def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
     with launched_workers(
-        endpoints, worker_database.name, tmp_path_factory, prefix="sb-cap",
+        endpoints,
+        worker_database.name,
+        tmp_path_factory,
+        prefix="sb-cap",
         extra_env={"WORKER_MAX_SESSIONS": str(MAX_SESSIONS)},
     ) as (running,):
         yield running
 
 
 def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:
-    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    return RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
 
 
 def agents_in(client: RoomClient) -> int:
     return sum(
-        1 for p in client.room.remote_participants.values() if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        1
+        for p in client.room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
     )
 
 
 def reported_load(worker: RunningWorker) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5
+    ) as response:
         text = response.read().decode()
     match = re.search(r"^lk_agents_worker_load\{[^}]*\} ([0-9.e+-]+)$", text, re.M)
     return float(match.group(1)) if match else -1.0
@@ -95,7 +107,9 @@ async def test_a_worker_of_four_serves_four_rooms_and_not_a_fifth(
 
 
 def livekit_api(endpoints: Endpoints) -> api.LiveKitAPI:
-    return api.LiveKitAPI(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret)
+    return api.LiveKitAPI(
+        endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret
+    )
 
 
 async def jobs_of(lk: api.LiveKitAPI, room: str) -> int:
@@ -103,7 +117,9 @@ async def jobs_of(lk: api.LiveKitAPI, room: str) -> int:
 
 
 async def session_rooms(database: AsyncDatabase, rooms: list[str]) -> list[str]:
-    return sorted(r["room"] for r in await database["sessions"].find({"room": {"$in": rooms}}).to_list(None))
+    return sorted(
+        r["room"] for r in await database["sessions"].find({"room": {"$in": rooms}}).to_list(None)
+    )
 
 
 def metric(text: str, name: str) -> float:
@@ -115,9 +131,13 @@ async def test_rooms_livekit_dropped_are_dispatched_again_once_capacity_frees_an
     endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
 ) -> None:
     settings = admin_settings(
-        endpoints, worker_database.name, agent_name=worker.agent_name,
-        admin_api_redispatch_after_s=3.0, admin_api_redispatch_interval_s=0.5,
-        admin_api_redispatch_backoff_s=2.0, admin_api_redispatch_backoff_max_s=4.0,
+        endpoints,
+        worker_database.name,
+        agent_name=worker.agent_name,
+        admin_api_redispatch_after_s=3.0,
+        admin_api_redispatch_interval_s=0.5,
+        admin_api_redispatch_backoff_s=2.0,
+        admin_api_redispatch_backoff_max_s=4.0,
     )
     await load_reported(worker, 0)  # the previous test's sessions have ended
     clients = [new_client(endpoints, worker) for _ in range(MAX_SESSIONS + 2)]
@@ -132,7 +152,12 @@ async def test_rooms_livekit_dropped_are_dispatched_again_once_capacity_frees_an
                 await client.join({"purpose": "sales", "user_id": f"u-wait-{n}"})
             # The sweep tells them they wait (LiveKit dropped their dispatch: the worker is full).
             await asyncio.gather(
-                *(c.wait_for(lambda c=c: c.data.get("switchboard.waiting"), 30, "a waiting packet") for c in waiting)
+                *(
+                    c.wait_for(
+                        lambda c=c: c.data.get("switchboard.waiting"), 30, "a waiting packet"
+                    )
+                    for c in waiting
+                )
             )
             assert all(agents_in(c) == 0 for c in waiting)
             notice = waiting[0].data["switchboard.waiting"][0]
@@ -158,7 +183,9 @@ async def test_rooms_livekit_dropped_are_dispatched_again_once_capacity_frees_an
             live = served[2:] + waiting
             assert [agents_in(c) for c in live] == [1] * len(live)
             async with livekit_api(endpoints) as lk:
-                assert [await jobs_of(lk, c.room_name) for c in live] == [1] * len(live), "a room dispatched twice"
+                assert [await jobs_of(lk, c.room_name) for c in live] == [1] * len(live), (
+                    "a room dispatched twice"
+                )
             rooms = sorted(c.room_name for c in live)
             deadline = loop.time() + 30
             while (recorded := await session_rooms(worker_database, rooms)) != rooms:

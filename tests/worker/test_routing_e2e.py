@@ -34,7 +34,9 @@ def default_chain() -> list[dict[str, Any]]:
     return [entry.model_dump() for entry in DEFAULT_RULES.chain]
 
 
-async def expected_route(database: AsyncDatabase, metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+async def expected_route(
+    database: AsyncDatabase, metadata: dict[str, Any]
+) -> tuple[str | None, str | None]:
     rules = await RulesStore(database).current()
     router = Router(StaticRules(rules), StoreAvailability(ConfigStore(database)))
     decision = await router.route(RoutingContext.from_metadata(metadata))
@@ -72,17 +74,25 @@ async def test_ab_split_is_consistent_and_matches_the_in_process_router(
     chain[3] = {
         "strategy": "ab_split",
         "enabled": True,
-        "params": {"salt": "exp-1", "variants": [
-            {"agent_id": "sales-agent-v1", "weight": 1},
-            {"agent_id": "onboarding-agent-v1", "weight": 1},
-        ]},
+        "params": {
+            "salt": "exp-1",
+            "variants": [
+                {"agent_id": "sales-agent-v1", "weight": 1},
+                {"agent_id": "onboarding-agent-v1", "weight": 1},
+            ],
+        },
     }
     await use_rules(worker_database, chain)
     seen = set()
     for user_id in ("ab-user-1", "ab-user-2", "ab-user-3", "ab-user-1"):
         metadata = {"user_id": user_id}
         expected = await expected_route(worker_database, metadata)
-        room = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+        room = RoomClient(
+            endpoints.livekit_url,
+            endpoints.livekit_api_key,
+            endpoints.livekit_api_secret,
+            worker.agent_name,
+        )
         try:
             await room.join(metadata)
             assert await room.routed_agent() == expected
@@ -92,26 +102,40 @@ async def test_ab_split_is_consistent_and_matches_the_in_process_router(
     assert seen <= {"sales-agent-v1", "onboarding-agent-v1"}
 
 
-async def test_time_window_routes_inside_business_hours(client: RoomClient, worker_database: AsyncDatabase) -> None:
+async def test_time_window_routes_inside_business_hours(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
     chain = default_chain()
     chain[4] = {
         "strategy": "time_window",
         "enabled": True,
-        "params": {"windows": [{"start": "00:00", "end": "24:00", "timezone": "Europe/Berlin",
-                                "agent_id": "pte-interview-agent-v1"}]},
+        "params": {
+            "windows": [
+                {
+                    "start": "00:00",
+                    "end": "24:00",
+                    "timezone": "Europe/Berlin",
+                    "agent_id": "pte-interview-agent-v1",
+                }
+            ]
+        },
     }
     await use_rules(worker_database, chain)
     await client.join({"user_id": "u-4"})  # no purpose, no attribute rule: reaches time_window
     assert await client.routed_agent() == ("pte-interview-agent-v1", "time_window")
 
 
-async def test_malformed_metadata_is_served_by_the_fallback(client: RoomClient, worker_database: AsyncDatabase) -> None:
+async def test_malformed_metadata_is_served_by_the_fallback(
+    client: RoomClient, worker_database: AsyncDatabase
+) -> None:
     await client.join('{"purpose": "sales", oops')
     assert await client.routed_agent() == ("support-agent-v1", "default")
     room = client.room_name
     await client.leave()
     record = await wait_for_session_end(worker_database, room)
-    assert any("not valid JSON" in w or "JSON" in w for w in record["routing"]["warnings"]), record["routing"]
+    assert any("not valid JSON" in w or "JSON" in w for w in record["routing"]["warnings"]), record[
+        "routing"
+    ]
 
 
 async def test_paused_agent_is_skipped_with_the_reason_recorded(
@@ -124,7 +148,14 @@ async def test_paused_agent_is_skipped_with_the_reason_recorded(
     await client.leave()
     trail = (await wait_for_session_end(worker_database, room))["routing"]["trail"]
     skipped = [e for e in trail if e["outcome"] == "skipped"]
-    assert skipped == [{"strategy": "purpose", "agent_id": "sales-agent-v1", "outcome": "skipped", "reason": "paused"}]
+    assert skipped == [
+        {
+            "strategy": "purpose",
+            "agent_id": "sales-agent-v1",
+            "outcome": "skipped",
+            "reason": "paused",
+        }
+    ]
 
 
 async def test_a_hand_written_config_sending_the_livekit_secret_is_refused_and_served_by_the_fallback(
@@ -140,10 +171,19 @@ async def test_a_hand_written_config_sending_the_livekit_secret_is_refused_and_s
     port = server.sockets[0].getsockname()[1]
     configs = worker_database[CONFIGS]
     original = await configs.find_one({"agent_id": "sales-agent-v1"})
-    leak = {"provider": "openai", "model": "gpt-4o", "base_url": f"http://127.0.0.1:{port}/v1",
-            "api_key_env": "LIVEKIT_API_SECRET", "temperature": 0.7, "fallback": [], "options": {}}
+    leak = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "api_key_env": "LIVEKIT_API_SECRET",
+        "temperature": 0.7,
+        "fallback": [],
+        "options": {},
+    }
     # Past the admin API and the store, as a hand edit in mongosh would be.
-    await configs.update_one({"agent_id": "sales-agent-v1"}, {"$set": {"llm": leak}, "$inc": {"version": 1}})
+    await configs.update_one(
+        {"agent_id": "sales-agent-v1"}, {"$set": {"llm": leak}, "$inc": {"version": 1}}
+    )
     await ChangeStamp(worker_database).bump()
     try:
         await client.join({"purpose": "sales", "user_id": "u-egress"})
@@ -159,5 +199,7 @@ async def test_a_hand_written_config_sending_the_livekit_secret_is_refused_and_s
         assert received == []
     finally:
         server.close()
-        await configs.replace_one({"agent_id": "sales-agent-v1"}, original | {"version": original["version"] + 2})
+        await configs.replace_one(
+            {"agent_id": "sales-agent-v1"}, original | {"version": original["version"] + 2}
+        )
         await ChangeStamp(worker_database).bump()

@@ -31,7 +31,11 @@ def replicas(
 ) -> Iterator[list[RunningWorker]]:
     fast_heartbeats = {"SESSION_HEARTBEAT_S": "1", "SESSION_STALE_AFTER_S": "4"}
     with launched_workers(
-        endpoints, worker_database.name, tmp_path_factory, prefix="sb-scale", replicas=REPLICAS,
+        endpoints,
+        worker_database.name,
+        tmp_path_factory,
+        prefix="sb-scale",
+        replicas=REPLICAS,
         extra_env=fast_heartbeats,
     ) as started:
         yield started
@@ -45,12 +49,16 @@ def registered_id(replica: RunningWorker) -> str:
 
 def agents_in(client: RoomClient) -> int:
     return sum(
-        1 for p in client.room.remote_participants.values() if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        1
+        for p in client.room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
     )
 
 
 def new_client(endpoints: Endpoints, agent_name: str) -> RoomClient:
-    return RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, agent_name)
+    return RoomClient(
+        endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, agent_name
+    )
 
 
 async def test_rooms_spread_across_replicas_with_exactly_one_agent_each(
@@ -60,14 +68,18 @@ async def test_rooms_spread_across_replicas_with_exactly_one_agent_each(
     try:
         for batch in range(0, ROOMS, 10):
             group = clients[batch : batch + 10]
-            await asyncio.gather(*(c.join({"purpose": "support", "user_id": f"u-{id(c)}"}) for c in group))
+            await asyncio.gather(
+                *(c.join({"purpose": "support", "user_id": f"u-{id(c)}"}) for c in group)
+            )
             await asyncio.gather(*(c.routed_agent(timeout=90) for c in group))
         await asyncio.sleep(2)  # a second agent, if any were dispatched, would have joined by now
         assert [agents_in(c) for c in clients] == [1] * ROOMS
         rooms = [c.room_name for c in clients]
         records = await _sessions_of_rooms(worker_database, rooms)
         missing = set(rooms) - {r["room"] for r in records}
-        assert not missing and len(records) == ROOMS, f"one session record per room; without one: {missing}"
+        assert not missing and len(records) == ROOMS, (
+            f"one session record per room; without one: {missing}"
+        )
         per_worker = Counter(r["worker_id"] for r in records)
         print(f"sessions per worker: {dict(per_worker)}")
         assert set(per_worker) <= {registered_id(r) for r in replicas}
@@ -90,7 +102,9 @@ async def test_a_killed_worker_leaves_its_session_aborted_not_missing(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     while loop.time() < deadline:
-        probe = new_client(endpoints, replicas[0].agent_name)  # a job start on a live replica sweeps
+        probe = new_client(
+            endpoints, replicas[0].agent_name
+        )  # a job start on a live replica sweeps
         try:
             await probe.join({"purpose": "support", "user_id": "u-probe"})
             await probe.routed_agent()
@@ -110,7 +124,9 @@ async def test_a_killed_worker_leaves_its_session_aborted_not_missing(
     await victim_client.leave()
 
 
-async def _sessions_of_rooms(database: AsyncDatabase, rooms: list[str], timeout: float = 30.0) -> list[dict]:  # type: ignore[type-arg]
+async def _sessions_of_rooms(
+    database: AsyncDatabase, rooms: list[str], timeout: float = 30.0
+) -> list[dict]:  # type: ignore[type-arg]
     """The rooms' session records once each room has one (or what there is at the deadline).
     A start record goes through the worker's record queue after the agent has joined: with 30
     rooms arriving on two cores it can land a few seconds after the agent's attribute."""

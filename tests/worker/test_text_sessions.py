@@ -31,7 +31,9 @@ async def test_support_chat_greets_answers_and_fills_turns(
     reply = await client.next_transcript(1)
     assert reply.strip()
 
-    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
+    turns = await client.wait_for(
+        lambda: client.data.get("agent-turn"), 180, "an agent-turn payload"
+    )
     turn = turns[0]
     assert turn["agent_id"] == "support-agent-v1" and turn["turn_index"] == 0
     assert turn["fields"]["system_response"] == reply.strip()  # the stream may end in a space
@@ -61,7 +63,9 @@ async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object
 async def test_a_config_edit_is_used_by_the_next_session(
     client: RoomClient, worker: RunningWorker, worker_database: AsyncDatabase, endpoints: Any
 ) -> None:
-    await update_agent(worker_database, "onboarding-agent-v1", greeting="Hi! Version two of onboarding here.")
+    await update_agent(
+        worker_database, "onboarding-agent-v1", greeting="Hi! Version two of onboarding here."
+    )
     await client.join({"purpose": "onboarding", "user_id": "u-edit"})
     assert await client.next_transcript(0) == "Hi! Version two of onboarding here."
 
@@ -72,13 +76,18 @@ async def test_fields_after_the_reply_and_no_summary_when_the_type_says_so(
     interview = await ConfigStore(worker_database).get("pte-interview-agent-v1")
     after_reply = interview.turn_schema.model_copy(update={"fill": TurnFill.AFTER_REPLY})
     await update_agent(
-        worker_database, interview.agent_id, turn_schema=after_reply, summary=SummarySpec(enabled=False)
+        worker_database,
+        interview.agent_id,
+        turn_schema=after_reply,
+        summary=SummarySpec(enabled=False),
     )
     await client.join({"purpose": "interview", "user_id": "u-after-reply"})
     await client.next_transcript(0)
     await client.say("Hello, I am ready for my practice interview.")
     reply = await client.next_transcript(1)
-    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
+    turns = await client.wait_for(
+        lambda: client.data.get("agent-turn"), 180, "an agent-turn payload"
+    )
     # A free-text reply streams as the model wrote it, trailing newlines included (seen: "\n\n");
     # the turn keeps the words without surrounding whitespace.
     assert turns[0]["fields"]["system_response"] == reply.strip()
@@ -124,8 +133,18 @@ async def test_max_concurrent_sessions_holds_across_rooms(
     endpoints: Any, worker: RunningWorker, worker_database: AsyncDatabase
 ) -> None:
     await update_agent(worker_database, "sales-agent-v1", max_concurrent_sessions=1)
-    first = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
-    second = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+    first = RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
+    second = RoomClient(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+    )
     try:
         await first.join({"purpose": "sales", "user_id": "u-cap-1"})
         assert await first.routed_agent() == ("sales-agent-v1", "purpose")
@@ -133,8 +152,12 @@ async def test_max_concurrent_sessions_holds_across_rooms(
         assert await second.routed_agent() == ("support-agent-v1", "default")
         await second.leave()
         trail = (await wait_for_session_end(worker_database, second.room_name))["routing"]["trail"]
-        assert {"strategy": "purpose", "agent_id": "sales-agent-v1", "outcome": "skipped",
-                "reason": "full: 1/1 sessions"} in trail
+        assert {
+            "strategy": "purpose",
+            "agent_id": "sales-agent-v1",
+            "outcome": "skipped",
+            "reason": "full: 1/1 sessions",
+        } in trail
     finally:
         await first.leave()
         await second.leave()
@@ -146,7 +169,12 @@ async def test_memory_brings_back_earlier_turns_of_the_same_user(
 ) -> None:
     rooms = []
     for visit in range(2):
-        room = RoomClient(endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret, worker.agent_name)
+        room = RoomClient(
+            endpoints.livekit_url,
+            endpoints.livekit_api_key,
+            endpoints.livekit_api_secret,
+            worker.agent_name,
+        )
         try:
             await room.join({"purpose": "support", "user_id": "u-memory"})
             await room.next_transcript(0)
@@ -171,13 +199,20 @@ async def test_intent_hands_a_default_routed_session_to_the_matching_type(
     await client.next_transcript(0)
     await client.say("What is your pricing? Could I get a quote for ten seats?")
     attrs = await client.wait_for(
-        lambda: (a := client.agent_attributes()).get("switchboard.agent_id") == "sales-agent-v1" and a,
+        lambda: (
+            (a := client.agent_attributes()).get("switchboard.agent_id") == "sales-agent-v1" and a
+        ),
         60,
         "the hand-off to sales",
     )
     assert attrs["switchboard.strategy"] == "intent"
-    handoff = (await client.wait_for(lambda: client.data.get("agent-handoff"), 30, "agent-handoff"))[0]
-    assert handoff["to_agent_id"] == "sales-agent-v1" and "pricing" in handoff["match"]["matched_keywords"]
+    handoff = (
+        await client.wait_for(lambda: client.data.get("agent-handoff"), 30, "agent-handoff")
+    )[0]
+    assert (
+        handoff["to_agent_id"] == "sales-agent-v1"
+        and "pricing" in handoff["match"]["matched_keywords"]
+    )
     assert (await client.next_transcript(1, timeout=120)).strip()
     await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)
@@ -214,12 +249,24 @@ async def test_metrics_logs_and_events_tell_what_happened(
     events = await worker_database["events"].find({"session_id": session_id}).to_list(None)
     assert sorted(e["type"] for e in events) == ["session.ended", "session.started"]
 
-    log_lines = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith("{")]
-    ended = [line for line in log_lines if line.get("session_id") == session_id and "session ended" in line["message"]]
-    assert ended and ended[0]["room"] == client.room_name and ended[0]["agent_id"] == "sales-agent-v1"
+    log_lines = [
+        json.loads(line)
+        for line in worker.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    ended = [
+        line
+        for line in log_lines
+        if line.get("session_id") == session_id and "session ended" in line["message"]
+    ]
+    assert (
+        ended and ended[0]["room"] == client.room_name and ended[0]["agent_id"] == "sales-agent-v1"
+    )
 
 
-@pytest.mark.parametrize("client_may_edit_metadata", [False, True], ids=["signed", "client-editable"])
+@pytest.mark.parametrize(
+    "client_may_edit_metadata", [False, True], ids=["signed", "client-editable"]
+)
 async def test_memory_trusts_only_a_user_id_the_client_could_not_have_set(
     client: RoomClient, worker_database: AsyncDatabase, client_may_edit_metadata: bool
 ) -> None:

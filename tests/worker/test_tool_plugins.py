@@ -16,7 +16,7 @@ from tests.factories import support_config
 from worker.tools import ToolBuildError, ToolCallLog, ToolContext, build_tools
 from worker.tools.plugins import ToolPluginRegistry
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from worker.tools import ToolFailure
 
 
@@ -50,7 +50,7 @@ class BadSchema:
 
 def not_a_class():
     return None
-'''
+"""
 
 ENTRY_POINTS = """
 [switchboard.tools]
@@ -66,7 +66,9 @@ not_importable = switchboard_fixture_missing:Thing
 def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolPluginRegistry:
     dist = tmp_path / "switchboard_fixture_tools-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: switchboard-fixture-tools\nVersion: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: switchboard-fixture-tools\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text(textwrap.dedent(ENTRY_POINTS))
     (tmp_path / "switchboard_fixture_tools.py").write_text(PLUGIN_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -76,8 +78,14 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolPluginRegis
 @pytest.fixture
 def context() -> ToolContext:
     return ToolContext(
-        session_id="sess-9", agent_id="support", user_id=None, room="room-p",
-        egress=EgressPolicy(_env_file=None), log=ToolCallLog(), controls=None, say=None,  # type: ignore[arg-type, call-arg]
+        session_id="sess-9",
+        agent_id="support",
+        user_id=None,
+        room="room-p",
+        egress=EgressPolicy(_env_file=None),
+        log=ToolCallLog(),
+        controls=None,
+        say=None,  # type: ignore[arg-type, call-arg]
     )
 
 
@@ -86,19 +94,33 @@ def plugin_spec(**changes: Any) -> dict[str, Any]:
 
 
 async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(fnc=tool, json_arguments=json.dumps(arguments))
+    args, kwargs = llm_utils.prepare_function_arguments(
+        fnc=tool, json_arguments=json.dumps(arguments)
+    )
     result = await tool(*args, **kwargs)
     assert isinstance(result, str)
     return result
 
 
-def test_plugins_without_the_tool_shape_are_recorded_with_what_is_wrong(registry: ToolPluginRegistry) -> None:
+def test_plugins_without_the_tool_shape_are_recorded_with_what_is_wrong(
+    registry: ToolPluginRegistry,
+) -> None:
     assert registry.names() == ["order_status"]
     errors = registry.plugin_errors
-    assert errors["no_call"] == "switchboard_fixture_tools:NoCall has no `async def call(self, arguments, context)` method"
-    assert errors["bad_schema"].startswith("switchboard_fixture_tools:BadSchema has `parameters` that are not a valid JSON Schema")
-    assert errors["not_a_class"] == "switchboard_fixture_tools:not_a_class is a function, not a tool class"
-    assert errors["not_importable"].startswith("cannot load switchboard_fixture_missing:Thing: ModuleNotFoundError")
+    assert (
+        errors["no_call"]
+        == "switchboard_fixture_tools:NoCall has no `async def call(self, arguments, context)` method"
+    )
+    assert errors["bad_schema"].startswith(
+        "switchboard_fixture_tools:BadSchema has `parameters` that are not a valid JSON Schema"
+    )
+    assert (
+        errors["not_a_class"]
+        == "switchboard_fixture_tools:not_a_class is a function, not a tool class"
+    )
+    assert errors["not_importable"].startswith(
+        "cannot load switchboard_fixture_missing:Thing: ModuleNotFoundError"
+    )
 
 
 async def test_a_plugin_tool_gets_its_options_checked_arguments_and_the_session(
@@ -115,7 +137,10 @@ async def test_a_plugin_tool_gets_its_options_checked_arguments_and_the_session(
 
     assert result == {"order_id": "77", "region": "us", "session": "sess-9"}
     assert invalid == {"error": "invalid arguments: 'order_id' is a required property"}
-    assert [(r.name, r.ok) for r in context.log.drain()] == [("order_lookup", True), ("order_lookup", False)]
+    assert [(r.name, r.ok) for r in context.log.drain()] == [
+        ("order_lookup", True),
+        ("order_lookup", False),
+    ]
 
 
 async def test_a_plugin_failure_is_an_error_result_the_model_reads(
@@ -127,19 +152,26 @@ async def test_a_plugin_failure_is_an_error_result_the_model_reads(
     assert tool.info.raw_schema["description"] == "Find an order by number."
 
     assert json.loads(await call(tool, {"order_id": "0"})) == {"error": "no order 0 in eu"}
-    assert json.loads(await call(tool, {"order_id": "crash"})) == {"error": "internal error (KeyError)"}
-    assert [r.error for r in context.log.drain()] == ["no order 0 in eu", "internal error (KeyError)"]
+    assert json.loads(await call(tool, {"order_id": "crash"})) == {
+        "error": "internal error (KeyError)"
+    }
+    assert [r.error for r in context.log.drain()] == [
+        "no order 0 in eu",
+        "internal error (KeyError)",
+    ]
 
 
 async def test_a_config_naming_a_missing_or_broken_plugin_names_each_field(
     registry: ToolPluginRegistry, context: ToolContext
 ) -> None:
-    config = support_config(tools=[
-        plugin_spec(),
-        plugin_spec(name="broken", plugin="no_call"),
-        plugin_spec(name="absent", plugin="not_installed"),
-        plugin_spec(name="wrong_options", options={"colour": "red"}),
-    ])
+    config = support_config(
+        tools=[
+            plugin_spec(),
+            plugin_spec(name="broken", plugin="no_call"),
+            plugin_spec(name="absent", plugin="not_installed"),
+            plugin_spec(name="wrong_options", options={"colour": "red"}),
+        ]
+    )
     with pytest.raises(ToolBuildError) as refused:
         await build_tools(config, context, plugins=registry)
 

@@ -37,7 +37,9 @@ ORDER_PARAMETERS = {
 def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
-    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-tools") as (running,):
+    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-tools") as (
+        running,
+    ):
         yield running
 
 
@@ -77,17 +79,25 @@ def order_tools(server: ToolServer) -> list[HttpTool]:
 async def turn_with_tools(client: RoomClient, after: int = 0) -> dict[str, Any]:
     """The next completed `agent-turn` payload (with its fields) after the first `after`."""
     return await client.wait_for(
-        lambda: len(turns := [t for t in client.data["agent-turn"] if t.get("fields")]) > after and turns[after],
+        lambda: (
+            len(turns := [t for t in client.data["agent-turn"] if t.get("fields")]) > after
+            and turns[after]
+        ),
         60,
         f"agent-turn #{after + 1}",
     )
 
 
 async def test_a_turn_calls_an_http_tool_and_the_reply_its_fields_and_the_call_reach_the_room_and_the_record(
-    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM, tool_server: ToolServer
+    worker_database: AsyncDatabase,
+    client: RoomClient,
+    scripted: ScriptedLLM,
+    tool_server: ToolServer,
 ) -> None:
     scripted.plan_tool_call("lookup_order", order_id="A-123")
-    async with agent_changed(worker_database, AGENT, llm=scripted_openai(scripted), tools=order_tools(tool_server)):
+    async with agent_changed(
+        worker_database, AGENT, llm=scripted_openai(scripted), tools=order_tools(tool_server)
+    ):
         await client.join({"agent_id": AGENT, "user_id": "u-tools"})
         await client.next_transcript(0)  # the greeting
         await client.say("Where is my order A-123?")
@@ -102,7 +112,11 @@ async def test_a_turn_calls_an_http_tool_and_the_reply_its_fields_and_the_call_r
     assert tool_results(second) == ['{"id":"A-123","status":"shipped"}']
 
     [call] = turn["tool_calls"]
-    assert (call["name"], call["arguments"], call["ok"]) == ("lookup_order", {"order_id": "A-123"}, True)
+    assert (call["name"], call["arguments"], call["ok"]) == (
+        "lookup_order",
+        {"order_id": "A-123"},
+        True,
+    )
     assert "shipped" in call["result_preview"] and call["duration_ms"] >= 0
     assert turn["fields"]["system_response"] == REPLY and turn.get("status") != "failed"
     assert len(turn["fields"]) > 1  # the schema's other fields, from the same (final) generation
@@ -115,10 +129,15 @@ async def test_a_turn_calls_an_http_tool_and_the_reply_its_fields_and_the_call_r
 
 
 async def test_a_tool_that_times_out_gives_the_model_an_error_result_and_the_conversation_goes_on(
-    worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM, tool_server: ToolServer
+    worker_database: AsyncDatabase,
+    client: RoomClient,
+    scripted: ScriptedLLM,
+    tool_server: ToolServer,
 ) -> None:
     scripted.plan_tool_call("slow_lookup", order_id="B-7")
-    async with agent_changed(worker_database, AGENT, llm=scripted_openai(scripted), tools=order_tools(tool_server)):
+    async with agent_changed(
+        worker_database, AGENT, llm=scripted_openai(scripted), tools=order_tools(tool_server)
+    ):
         await client.join({"agent_id": AGENT, "user_id": "u-tools-slow"})
         await client.next_transcript(0)
         await client.say("And my old order B-7?")
@@ -126,7 +145,11 @@ async def test_a_tool_that_times_out_gives_the_model_an_error_result_and_the_con
         turn = await turn_with_tools(client)
         assert tool_results(scripted.requests[-1]) == ['{"error": "timeout after 0.5s"}']
         [call] = turn["tool_calls"]
-        assert (call["name"], call["ok"], call["error"]) == ("slow_lookup", False, "timeout after 0.5s")
+        assert (call["name"], call["ok"], call["error"]) == (
+            "slow_lookup",
+            False,
+            "timeout after 0.5s",
+        )
 
         await client.say("Thanks, anything else?")  # the session still answers, without tools
         assert await client.next_transcript(2) == REPLY
@@ -146,7 +169,9 @@ async def test_a_session_of_the_local_model_with_tools_declared_greets_replies_a
         await client.say("What plans do you have?")
         reply = await client.next_transcript(1, timeout=180)
         turn = await client.wait_for(
-            lambda: next((t for t in client.data["agent-turn"] if t.get("fields")), None), 180, "the turn's fields"
+            lambda: next((t for t in client.data["agent-turn"] if t.get("fields")), None),
+            180,
+            "the turn's fields",
         )
     assert reply.strip()
     assert turn["fields"]["system_response"] == reply.strip()

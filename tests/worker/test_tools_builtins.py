@@ -43,8 +43,14 @@ def controls() -> RecordingControls:
 @pytest.fixture
 def context(controls: RecordingControls) -> ToolContext:
     return ToolContext(
-        session_id="sess-1", agent_id="support", user_id=None, room="room-a",
-        egress=EgressPolicy(_env_file=None), log=ToolCallLog(), controls=controls, say=None,  # type: ignore[call-arg]
+        session_id="sess-1",
+        agent_id="support",
+        user_id=None,
+        room="room-a",
+        egress=EgressPolicy(_env_file=None),
+        log=ToolCallLog(),
+        controls=controls,
+        say=None,  # type: ignore[call-arg]
     )
 
 
@@ -61,16 +67,21 @@ async def tools_by_name(context: ToolContext) -> dict[str, llm.RawFunctionTool]:
 
 
 async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(fnc=tool, json_arguments=json.dumps(arguments))
+    args, kwargs = llm_utils.prepare_function_arguments(
+        fnc=tool, json_arguments=json.dumps(arguments)
+    )
     result = await tool(*args, **kwargs)
     assert isinstance(result, str)
     return result
 
 
-async def test_the_model_sees_the_transfer_targets_as_an_enum_and_a_required_reason(context: ToolContext) -> None:
+async def test_the_model_sees_the_transfer_targets_as_an_enum_and_a_required_reason(
+    context: ToolContext,
+) -> None:
     tools = await tools_by_name(context)
     (schema,) = [
-        t["function"] for t in llm.ToolContext(list(tools.values())).parse_function_tools("openai", strict=False)
+        t["function"]
+        for t in llm.ToolContext(list(tools.values())).parse_function_tools("openai", strict=False)
         if t["function"]["name"] == "transfer_to_agent"
     ]
     assert schema["parameters"]["properties"]["target"]["enum"] == ["sales", "billing"]
@@ -87,16 +98,24 @@ async def test_transfer_asks_the_controls_with_the_configured_context_rule(
     assert result == "transfer done"
     assert controls.asked == [("transfer", ("billing", "a refund", "summary"))]
     (record,) = context.log.drain()
-    assert (record.name, record.ok, record.arguments) == ("transfer_to_agent", True, {"target": "billing", "reason": "a refund"})
+    assert (record.name, record.ok, record.arguments) == (
+        "transfer_to_agent",
+        True,
+        {"target": "billing", "reason": "a refund"},
+    )
 
 
 async def test_a_transfer_to_a_type_not_in_the_targets_never_reaches_the_controls(
     context: ToolContext, controls: RecordingControls
 ) -> None:
     tools = await tools_by_name(context)
-    result = json.loads(await call(tools["transfer_to_agent"], {"target": "support", "reason": "again"}))
+    result = json.loads(
+        await call(tools["transfer_to_agent"], {"target": "support", "reason": "again"})
+    )
 
-    assert result == {"error": "invalid arguments: target: 'support' is not one of ['sales', 'billing']"}
+    assert result == {
+        "error": "invalid arguments: target: 'support' is not one of ['sales', 'billing']"
+    }
     assert controls.asked == []
     (record,) = context.log.drain()
     assert not record.ok
@@ -107,7 +126,9 @@ async def test_end_session_passes_the_reason_and_the_configured_goodbye(
 ) -> None:
     tools = await tools_by_name(context)
     assert await call(tools["end_session"], {"reason": "the user said bye"}) == "end_session done"
-    assert controls.asked == [("end_session", ("the user said bye", "Thanks for calling, goodbye!"))]
+    assert controls.asked == [
+        ("end_session", ("the user said bye", "Thanks for calling, goodbye!"))
+    ]
 
 
 async def test_escalate_passes_what_happens_next_and_the_message(
@@ -115,7 +136,9 @@ async def test_escalate_passes_what_happens_next_and_the_message(
 ) -> None:
     tools = await tools_by_name(context)
     assert await call(tools["escalate_to_human"], {"reason": "wants a person"}) == "escalate done"
-    assert controls.asked == [("escalate", ("wants a person", "hold", "A colleague will join shortly."))]
+    assert controls.asked == [
+        ("escalate", ("wants a person", "hold", "A colleague will join shortly."))
+    ]
 
 
 async def test_a_control_that_fails_gives_an_error_result_and_the_session_goes_on(
@@ -124,7 +147,9 @@ async def test_a_control_that_fails_gives_an_error_result_and_the_session_goes_o
     tools = await tools_by_name(context)
     controls.fail_with = RuntimeError("capacity store unreachable")
 
-    result = json.loads(await call(tools["transfer_to_agent"], {"target": "sales", "reason": "pricing"}))
+    result = json.loads(
+        await call(tools["transfer_to_agent"], {"target": "sales", "reason": "pricing"})
+    )
 
     assert result == {"error": "internal error (RuntimeError)"}
     (record,) = context.log.drain()
@@ -136,6 +161,11 @@ async def test_a_record_without_error_has_no_error_key_when_published(context: T
     tools = await tools_by_name(context)
     await call(tools["end_session"], {"reason": "done"})
     (record,) = context.log.drain()
-    assert record.as_dict() == {"name": "end_session", "arguments": {"reason": "done"}, "ok": True,
-                                "duration_ms": record.duration_ms, "result_preview": "end_session done"}
+    assert record.as_dict() == {
+        "name": "end_session",
+        "arguments": {"reason": "done"},
+        "ok": True,
+        "duration_ms": record.duration_ms,
+        "result_preview": "end_session done",
+    }
     assert context.log.drain() == []

@@ -40,24 +40,40 @@ async def servers() -> AsyncIterator[dict[str, ToolServer]]:
 @pytest.fixture
 def context(monkeypatch: pytest.MonkeyPatch) -> ToolContext:
     monkeypatch.setenv("ORDERS_TOKEN", SECRET)
-    policy = EgressPolicy(_env_file=None, secrets={"ORDERS_TOKEN": [ALLOWED]}, hosts=[ALLOWED, OTHER])  # type: ignore[call-arg]
+    policy = EgressPolicy(
+        _env_file=None, secrets={"ORDERS_TOKEN": [ALLOWED]}, hosts=[ALLOWED, OTHER]
+    )  # type: ignore[call-arg]
     return ToolContext(
-        session_id="sess-1", agent_id="support", user_id="user-7", room="room-a",
-        egress=policy, log=ToolCallLog(), controls=NoControls(), say=None,
+        session_id="sess-1",
+        agent_id="support",
+        user_id="user-7",
+        room="room-a",
+        egress=policy,
+        log=ToolCallLog(),
+        controls=NoControls(),
+        say=None,
     )
 
 
 ORDER_PARAMETERS = {
     "type": "object",
-    "properties": {"order_id": {"type": "string", "minLength": 1}, "verbose": {"type": "boolean"},
-                   "tags": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1},
+        "verbose": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
     "required": ["order_id"],
 }
 
 
 def http_spec(url: str, **changes: Any) -> dict[str, Any]:
-    return {"kind": "http", "name": "lookup_order", "description": "Look up an order.", "url": url,
-            "parameters": ORDER_PARAMETERS} | changes
+    return {
+        "kind": "http",
+        "name": "lookup_order",
+        "description": "Look up an order.",
+        "url": url,
+        "parameters": ORDER_PARAMETERS,
+    } | changes
 
 
 async def one_tool(context: ToolContext, **spec: Any) -> llm.RawFunctionTool:
@@ -67,7 +83,9 @@ async def one_tool(context: ToolContext, **spec: Any) -> llm.RawFunctionTool:
 
 
 async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(fnc=tool, json_arguments=json.dumps(arguments))
+    args, kwargs = llm_utils.prepare_function_arguments(
+        fnc=tool, json_arguments=json.dumps(arguments)
+    )
     result = await tool(*args, **kwargs)
     assert isinstance(result, str)
     return result
@@ -82,7 +100,9 @@ async def test_arguments_fill_the_path_and_the_rest_go_to_the_query_string_of_a_
     servers: dict[str, ToolServer], context: ToolContext
 ) -> None:
     tool = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}?user={user_id}")
-    result = json.loads(await call(tool, {"order_id": "A 1/2", "verbose": True, "tags": ["x", "y"]}))
+    result = json.loads(
+        await call(tool, {"order_id": "A 1/2", "verbose": True, "tags": ["x", "y"]})
+    )
 
     (received,) = servers[ALLOWED].requests
     assert received.method == "GET"
@@ -98,7 +118,9 @@ async def test_arguments_fill_the_path_and_the_rest_go_to_the_query_string_of_a_
 async def test_a_post_sends_the_remaining_arguments_as_the_json_body(
     servers: dict[str, ToolServer], context: ToolContext
 ) -> None:
-    tool = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}/notes", method="POST")
+    tool = await one_tool(
+        context, url=servers[ALLOWED].url + "/orders/{order_id}/notes", method="POST"
+    )
     await call(tool, {"order_id": "42", "verbose": False, "tags": ["late"]})
 
     (received,) = servers[ALLOWED].requests
@@ -109,20 +131,32 @@ async def test_a_post_sends_the_remaining_arguments_as_the_json_body(
 async def test_the_allowed_secret_header_reaches_the_allowed_host_and_never_another(
     servers: dict[str, ToolServer], context: ToolContext
 ) -> None:
-    headers = {"Authorization": {"env": "ORDERS_TOKEN"}, "X-Session": {"session": "session_id"},
-               "X-Client": {"value": "switchboard"}}
-    allowed = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}", headers=headers)
+    headers = {
+        "Authorization": {"env": "ORDERS_TOKEN"},
+        "X-Session": {"session": "session_id"},
+        "X-Client": {"value": "switchboard"},
+    }
+    allowed = await one_tool(
+        context, url=servers[ALLOWED].url + "/orders/{order_id}", headers=headers
+    )
     await call(allowed, {"order_id": "1"})
     (received,) = servers[ALLOWED].requests
     assert received.headers["Authorization"] == SECRET
-    assert (received.headers["X-Session"], received.headers["X-Client"]) == ("sess-1", "switchboard")
+    assert (received.headers["X-Session"], received.headers["X-Client"]) == (
+        "sess-1",
+        "switchboard",
+    )
 
     refused_before = calls_counted("refused")
-    elsewhere = await one_tool(context, url=servers[OTHER].url + "/orders/{order_id}", headers=headers)
+    elsewhere = await one_tool(
+        context, url=servers[OTHER].url + "/orders/{order_id}", headers=headers
+    )
     result = json.loads(await call(elsewhere, {"order_id": "1"}))
 
     assert servers[OTHER].requests == []  # refused before any request: the token never left
-    assert result["error"].startswith("refused by the egress policy: tools.0.headers.Authorization.env:")
+    assert result["error"].startswith(
+        "refused by the egress policy: tools.0.headers.Authorization.env:"
+    )
     assert f"ORDERS_TOKEN may only be sent to {ALLOWED}" in result["error"]
     records = context.log.drain()
     assert [r.ok for r in records] == [True, False]
@@ -137,8 +171,10 @@ async def test_a_host_the_policy_does_not_list_never_receives_a_request(
     result = json.loads(await call(tool, {"order_id": "1"}))
 
     assert servers[UNLISTED].requests == []
-    assert result == {"error": f"refused by the egress policy: tools.0.url: host '{UNLISTED}' is not allowed "
-                               "by the egress policy (EGRESS_HOSTS / EGRESS_SECRETS)"}
+    assert result == {
+        "error": f"refused by the egress policy: tools.0.url: host '{UNLISTED}' is not allowed "
+        "by the egress policy (EGRESS_HOSTS / EGRESS_SECRETS)"
+    }
     (record,) = context.log.drain()
     assert not record.ok and record.error == result["error"]
 
@@ -171,7 +207,9 @@ async def test_a_server_error_gives_the_status_and_a_short_preview_of_the_body(
     assert (record.ok, record.error) == (False, "HTTP 500: database is down please retry later")
 
 
-async def test_a_redirect_is_not_followed(servers: dict[str, ToolServer], context: ToolContext) -> None:
+async def test_a_redirect_is_not_followed(
+    servers: dict[str, ToolServer], context: ToolContext
+) -> None:
     tool = await one_tool(context, url=servers[ALLOWED].url + "/redirect?id={order_id}")
     result = json.loads(await call(tool, {"order_id": "1"}))
 
@@ -182,24 +220,40 @@ async def test_a_redirect_is_not_followed(servers: dict[str, ToolServer], contex
 async def test_result_pointer_picks_the_part_of_the_response_the_model_gets(
     servers: dict[str, ToolServer], context: ToolContext
 ) -> None:
-    tool = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}", result_pointer="/order/status")
+    tool = await one_tool(
+        context, url=servers[ALLOWED].url + "/orders/{order_id}", result_pointer="/order/status"
+    )
     assert await call(tool, {"order_id": "9"}) == "shipped"
 
-    whole = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}", result_pointer="/order")
+    whole = await one_tool(
+        context, url=servers[ALLOWED].url + "/orders/{order_id}", result_pointer="/order"
+    )
     assert json.loads(await call(whole, {"order_id": "9"})) == {"id": "9", "status": "shipped"}
 
-    missing = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}", result_pointer="/order/eta")
-    assert json.loads(await call(missing, {"order_id": "9"})) == {"error": "result_pointer /order/eta: not in the response"}
+    missing = await one_tool(
+        context, url=servers[ALLOWED].url + "/orders/{order_id}", result_pointer="/order/eta"
+    )
+    assert json.loads(await call(missing, {"order_id": "9"})) == {
+        "error": "result_pointer /order/eta: not in the response"
+    }
 
 
 async def test_max_result_chars_cuts_json_and_text_and_says_so(
     servers: dict[str, ToolServer], context: ToolContext
 ) -> None:
-    big = await one_tool(context, url=servers[ALLOWED].url + "/big?id={order_id}", max_result_chars=120)
+    big = await one_tool(
+        context, url=servers[ALLOWED].url + "/big?id={order_id}", max_result_chars=120
+    )
     result = await call(big, {"order_id": "1"})
-    assert len(result) == 120 and result.startswith('{"items":[{"n":0,') and result.endswith("...[truncated]")
+    assert (
+        len(result) == 120
+        and result.startswith('{"items":[{"n":0,')
+        and result.endswith("...[truncated]")
+    )
 
-    text = await one_tool(context, url=servers[ALLOWED].url + "/text?id={order_id}", max_result_chars=60)
+    text = await one_tool(
+        context, url=servers[ALLOWED].url + "/text?id={order_id}", max_result_chars=60
+    )
     result = await call(text, {"order_id": "1"})
     assert result == ("plain words " * 5)[:46] + "...[truncated]"
     assert all(len(r.result_preview) <= 200 for r in context.log.drain())
@@ -214,7 +268,9 @@ async def test_invalid_arguments_tell_the_model_what_is_wrong_and_never_reach_th
     wrong_type = json.loads(await call(tool, {"order_id": 12}))
 
     assert servers[ALLOWED].requests == []
-    assert missing == {"error": "invalid arguments: 'order_id' is a required property; verbose: 'yes' is not of type 'boolean'"}
+    assert missing == {
+        "error": "invalid arguments: 'order_id' is a required property; verbose: 'yes' is not of type 'boolean'"
+    }
     assert wrong_type == {"error": "invalid arguments: order_id: 12 is not of type 'string'"}
     assert [r.ok for r in context.log.drain()] == [False, False]
 
@@ -231,7 +287,9 @@ async def test_the_waiting_message_is_said_while_the_request_runs(
         finished_saying.set()
 
     speaking = ToolContext(**{**context.__dict__, "say": say})
-    tool = await one_tool(speaking, url=servers[ALLOWED].url + "/orders/{order_id}", waiting_message="One moment.")
+    tool = await one_tool(
+        speaking, url=servers[ALLOWED].url + "/orders/{order_id}", waiting_message="One moment."
+    )
     result = await asyncio.wait_for(call(tool, {"order_id": "5"}), timeout=5)
 
     assert json.loads(result)["order"]["id"] == "5"
@@ -243,7 +301,9 @@ async def test_a_session_value_the_session_lacks_is_an_error_result(
     servers: dict[str, ToolServer], context: ToolContext
 ) -> None:
     anonymous = ToolContext(**{**context.__dict__, "user_id": None})
-    tool = await one_tool(anonymous, url=servers[ALLOWED].url + "/users/{user_id}/orders/{order_id}")
+    tool = await one_tool(
+        anonymous, url=servers[ALLOWED].url + "/users/{user_id}/orders/{order_id}"
+    )
 
     result = json.loads(await call(tool, {"order_id": "5"}))
 

@@ -13,14 +13,14 @@ import pytest
 
 pytest.importorskip("mcp", reason="MCP tools need the `mcp` package (livekit-agents[mcp])")
 
-import uvicorn  # noqa: E402
-from livekit.agents import llm  # noqa: E402
-from livekit.agents.llm import utils as llm_utils  # noqa: E402
-from mcp.server.mcpserver import MCPServer  # noqa: E402
+import uvicorn
+from livekit.agents import llm
+from livekit.agents.llm import utils as llm_utils
+from mcp.server.mcpserver import MCPServer
 
-from agent_configs.egress import EgressPolicy  # noqa: E402
-from tests.factories import support_config  # noqa: E402
-from worker.tools import ToolBuildError, ToolCallLog, ToolContext, build_tools  # noqa: E402
+from agent_configs.egress import EgressPolicy
+from tests.factories import support_config
+from worker.tools import ToolBuildError, ToolCallLog, ToolContext, build_tools
 
 SECRET = "mcp-token-77a1"
 
@@ -69,13 +69,21 @@ def context(monkeypatch: pytest.MonkeyPatch) -> ToolContext:
     monkeypatch.setenv("MCP_TOKEN", SECRET)
     policy = EgressPolicy(_env_file=None, secrets={"MCP_TOKEN": ["127.0.0.1"]}, hosts=["127.0.0.1"])  # type: ignore[call-arg]
     return ToolContext(
-        session_id="sess-m", agent_id="support", user_id=None, room="room-m",
-        egress=policy, log=ToolCallLog(), controls=None, say=None,  # type: ignore[arg-type]
+        session_id="sess-m",
+        agent_id="support",
+        user_id=None,
+        room="room-m",
+        egress=policy,
+        log=ToolCallLog(),
+        controls=None,
+        say=None,  # type: ignore[arg-type]
     )
 
 
 async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(fnc=tool, json_arguments=json.dumps(arguments))
+    args, kwargs = llm_utils.prepare_function_arguments(
+        fnc=tool, json_arguments=json.dumps(arguments)
+    )
     result = await tool(*args, **kwargs)
     assert isinstance(result, str)
     return result
@@ -84,8 +92,13 @@ async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
 async def test_the_allowed_tools_of_an_mcp_server_are_offered_called_and_recorded(
     mcp_server: RunningMcpServer, context: ToolContext
 ) -> None:
-    spec = {"kind": "mcp", "name": "orders", "url": mcp_server.url, "allowed_tools": ["order_status"],
-            "headers": {"Authorization": {"env": "MCP_TOKEN"}}}
+    spec = {
+        "kind": "mcp",
+        "name": "orders",
+        "url": mcp_server.url,
+        "allowed_tools": ["order_status"],
+        "headers": {"Authorization": {"env": "MCP_TOKEN"}},
+    }
     (toolset,) = await build_tools(support_config(tools=[spec]), context)
     assert isinstance(toolset, llm.Toolset)
     await toolset.setup()
@@ -97,7 +110,11 @@ async def test_the_allowed_tools_of_an_mcp_server_are_offered_called_and_recorde
 
         assert "order A7 is shipped" in result
         (record,) = context.log.drain()
-        assert (record.name, record.ok, record.arguments) == ("order_status", True, {"order_id": "A7"})
+        assert (record.name, record.ok, record.arguments) == (
+            "order_status",
+            True,
+            {"order_id": "A7"},
+        )
         assert mcp_server.authorizations and set(mcp_server.authorizations) == {SECRET}
     finally:
         await toolset.aclose()
@@ -107,11 +124,19 @@ async def test_an_mcp_server_the_policy_refuses_is_never_contacted(
     mcp_server: RunningMcpServer, context: ToolContext
 ) -> None:
     elsewhere = mcp_server.url.replace("127.0.0.1", "localhost")
-    spec = {"kind": "mcp", "name": "orders", "url": elsewhere, "headers": {"Authorization": {"env": "MCP_TOKEN"}}}
+    spec = {
+        "kind": "mcp",
+        "name": "orders",
+        "url": elsewhere,
+        "headers": {"Authorization": {"env": "MCP_TOKEN"}},
+    }
 
     with pytest.raises(ToolBuildError) as refused:
         await build_tools(support_config(tools=[spec]), context)
 
-    assert [path for path, _ in refused.value.problems] == ["tools.0.url", "tools.0.headers.Authorization.env"]
+    assert [path for path, _ in refused.value.problems] == [
+        "tools.0.url",
+        "tools.0.headers.Authorization.env",
+    ]
     assert "MCP_TOKEN may only be sent to 127.0.0.1" in refused.value.problems[1][1]
     assert mcp_server.authorizations == []

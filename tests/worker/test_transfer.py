@@ -17,8 +17,8 @@ from agent_configs.tools import EndSessionTool, EscalateToHumanTool, TransferToA
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import RunningWorker, launched_workers, wait_for_session_end
-from tests.worker.test_faults import eventually
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
+from tests.worker.test_faults import eventually
 from worker.conversation import HOLD_MESSAGE
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
@@ -32,23 +32,31 @@ GOODBYE = "Thanks for calling, goodbye!"
 def worker(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
-    with launched_workers(endpoints, worker_database.name, tmp_path_factory, prefix="sb-transfer") as (running,):
+    with launched_workers(
+        endpoints, worker_database.name, tmp_path_factory, prefix="sb-transfer"
+    ) as (running,):
         yield running
 
 
 @contextlib.asynccontextmanager
-async def agents_changed(database: AsyncDatabase, changes: dict[str, dict[str, Any]]) -> AsyncIterator[None]:
+async def agents_changed(
+    database: AsyncDatabase, changes: dict[str, dict[str, Any]]
+) -> AsyncIterator[None]:
     """agent_id -> field changes, put back afterwards (the module's tests share the types)."""
     store = ConfigStore(database)
     before = {agent_id: await store.get(agent_id) for agent_id in changes}
     for agent_id, update in changes.items():
-        await store.update(before[agent_id].model_copy(update=update), expected_version=before[agent_id].version)
+        await store.update(
+            before[agent_id].model_copy(update=update), expected_version=before[agent_id].version
+        )
     try:
         yield
     finally:
         for agent_id, update in changes.items():
             current = await store.get(agent_id)
-            restored = current.model_copy(update={name: getattr(before[agent_id], name) for name in update})
+            restored = current.model_copy(
+                update={name: getattr(before[agent_id], name) for name in update}
+            )
             await store.update(restored, expected_version=current.version)
 
 
@@ -59,8 +67,10 @@ def scripted_openai(endpoint: ScriptedLLM) -> LLMSpec:
 def sent_by(endpoint: ScriptedLLM, instructions: str) -> list[dict[str, Any]]:
     """The reply requests of the agent whose system prompt starts with `instructions`."""
     return [
-        r for r in endpoint.requests
-        if r.get("stream") and (r["messages"][0].get("content") or "").startswith(instructions.strip()[:60])
+        r
+        for r in endpoint.requests
+        if r.get("stream")
+        and (r["messages"][0].get("content") or "").startswith(instructions.strip()[:60])
     ]
 
 
@@ -75,9 +85,15 @@ def user_texts(request: dict[str, Any]) -> list[str]:
 
 async def transferred(client: RoomClient) -> dict[str, Any]:
     await client.wait_for(
-        lambda: client.agent_attributes().get("switchboard.agent_id") == TARGET, 60, "the target's attribute"
+        lambda: client.agent_attributes().get("switchboard.agent_id") == TARGET,
+        60,
+        "the target's attribute",
     )
-    return await client.wait_for(lambda: client.data["agent-handoff"] and client.data["agent-handoff"][0], 30, "agent-handoff")
+    return await client.wait_for(
+        lambda: client.data["agent-handoff"] and client.data["agent-handoff"][0],
+        30,
+        "agent-handoff",
+    )
 
 
 async def test_a_transfer_with_the_full_context_hands_the_conversation_to_the_target_which_continues_it(
@@ -101,22 +117,44 @@ async def test_a_transfer_with_the_full_context_hands_the_conversation_to_the_ta
         assert await client.next_transcript(2) == REPLY
         record = await worker_database["sessions"].find_one({"room": client.room_name})
         assert record is not None
-        slots = await worker_database[SLOTS].find({"session_id": record["session_id"]}).to_list(None)
-        assert [s["agent_id"] for s in slots] == [TARGET]  # claimed for the target, support's given back
+        slots = (
+            await worker_database[SLOTS].find({"session_id": record["session_id"]}).to_list(None)
+        )
+        assert [s["agent_id"] for s in slots] == [
+            TARGET
+        ]  # claimed for the target, support's given back
         await client.leave()
         ended = await wait_for_session_end(worker_database, client.room_name)
 
-    assert {k: handoff[k] for k in ("from_agent_id", "to_agent_id", "strategy", "reason", "context")} == {
-        "from_agent_id": SOURCE, "to_agent_id": TARGET, "strategy": "transfer_to_agent",
-        "reason": "wants a quote", "context": "full",
+    assert {
+        k: handoff[k] for k in ("from_agent_id", "to_agent_id", "strategy", "reason", "context")
+    } == {
+        "from_agent_id": SOURCE,
+        "to_agent_id": TARGET,
+        "strategy": "transfer_to_agent",
+        "reason": "wants a quote",
+        "context": "full",
     }
     [continued, *_] = sent_by(scripted, target_instructions)
-    assert "I would like to buy the premium plan" in user_texts(continued)  # the whole conversation came along
-    assert not any(t["function"]["name"] == "transfer_to_agent" for t in continued.get("tools") or [])
+    assert "I would like to buy the premium plan" in user_texts(
+        continued
+    )  # the whole conversation came along
+    assert not any(
+        t["function"]["name"] == "transfer_to_agent" for t in continued.get("tools") or []
+    )
     assert ended["agent_id"] == TARGET
     [recorded] = ended["handoffs"]
-    assert (recorded["from_agent_id"], recorded["to_agent_id"], recorded["context"]) == (SOURCE, TARGET, "full")
-    turns = await worker_database["turns"].find({"session_id": ended["session_id"]}).sort("turn_index", 1).to_list(None)
+    assert (recorded["from_agent_id"], recorded["to_agent_id"], recorded["context"]) == (
+        SOURCE,
+        TARGET,
+        "full",
+    )
+    turns = (
+        await worker_database["turns"]
+        .find({"session_id": ended["session_id"]})
+        .sort("turn_index", 1)
+        .to_list(None)
+    )
     assert turns[0]["agent_id"] == SOURCE  # the turn the transfer happened in is the source's
     assert [c["name"] for c in turns[0]["tool_calls"]] == ["transfer_to_agent"]
 
@@ -128,7 +166,10 @@ async def test_a_transfer_without_context_starts_the_target_afresh_with_its_gree
     target = await store.get(TARGET)
     scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="sales question")
     changes = {
-        SOURCE: {"llm": scripted_openai(scripted), "tools": [TransferToAgentTool(targets=[TARGET], context="none")]},
+        SOURCE: {
+            "llm": scripted_openai(scripted),
+            "tools": [TransferToAgentTool(targets=[TARGET], context="none")],
+        },
         TARGET: {"llm": scripted_openai(scripted)},
     }
     async with agents_changed(worker_database, changes):
@@ -151,7 +192,10 @@ async def test_a_transfer_with_a_summary_gives_the_target_a_note_of_the_conversa
     target = await ConfigStore(worker_database).get(TARGET)
     scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="wants a quote")
     changes = {
-        SOURCE: {"llm": scripted_openai(scripted), "tools": [TransferToAgentTool(targets=[TARGET], context="summary")]},
+        SOURCE: {
+            "llm": scripted_openai(scripted),
+            "tools": [TransferToAgentTool(targets=[TARGET], context="summary")],
+        },
         TARGET: {"llm": scripted_openai(scripted)},
     }
     async with agents_changed(worker_database, changes):
@@ -164,12 +208,17 @@ async def test_a_transfer_with_a_summary_gives_the_target_a_note_of_the_conversa
 
     assert handoff["context"] == "summary"
     [note_asked, *_] = [
-        r for r in scripted.requests
+        r
+        for r in scripted.requests
         if not r.get("stream") and r["messages"][0]["content"].startswith("You write short notes")
     ]
-    assert "order 4411 arrived broken" in note_asked["messages"][1]["content"]  # the note is of this conversation
+    assert (
+        "order 4411 arrived broken" in note_asked["messages"][1]["content"]
+    )  # the note is of this conversation
     [continued, *_] = sent_by(scripted, target.instructions)
-    assert continued["messages"][0]["content"].endswith(f"What happened so far: {REPLY}")  # the model's note
+    assert continued["messages"][0]["content"].endswith(
+        f"What happened so far: {REPLY}"
+    )  # the model's note
     assert not any("4411" in text for text in user_texts(continued))  # and not the transcript
 
 
@@ -178,12 +227,19 @@ async def test_an_escalation_that_ends_says_its_message_and_ends_the_session_as_
 ) -> None:
     message = "A colleague will call you back within the hour."
     scripted.plan_tool_call("escalate_to_human", reason="legal complaint")
-    changes = {SOURCE: {"llm": scripted_openai(scripted), "tools": [EscalateToHumanTool(then="end", message=message)]}}
+    changes = {
+        SOURCE: {
+            "llm": scripted_openai(scripted),
+            "tools": [EscalateToHumanTool(then="end", message=message)],
+        }
+    }
     async with agents_changed(worker_database, changes):
         await client.join({"agent_id": SOURCE, "user_id": "u-escalate-end"})
         await client.next_transcript(0)
         await client.say("I want to file a legal complaint")
-        [escalation] = await client.wait_for(lambda: client.data["agent-escalation"], 30, "agent-escalation")
+        [escalation] = await client.wait_for(
+            lambda: client.data["agent-escalation"], 30, "agent-escalation"
+        )
         await client.wait_for(lambda: message in client.transcripts, 60, "the escalation's message")
         record = await wait_for_session_end(worker_database, client.room_name)
 
@@ -197,14 +253,18 @@ async def test_end_session_says_the_goodbye_ends_the_job_and_records_the_reason(
     worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
 ) -> None:
     scripted.plan_tool_call("end_session", reason="the user is done")
-    changes = {SOURCE: {"llm": scripted_openai(scripted), "tools": [EndSessionTool(goodbye=GOODBYE)]}}
+    changes = {
+        SOURCE: {"llm": scripted_openai(scripted), "tools": [EndSessionTool(goodbye=GOODBYE)]}
+    }
     async with agents_changed(worker_database, changes):
         await client.join({"agent_id": SOURCE, "user_id": "u-end"})
         await client.next_transcript(0)
         await client.say("That's all, thanks")
         assert await client.next_transcript(2) == GOODBYE
         summary = await client.wait_for(
-            lambda: client.data["conversation-summary"], 60, "the summary, published before the agent leaves"
+            lambda: client.data["conversation-summary"],
+            60,
+            "the summary, published before the agent leaves",
         )
         record = await wait_for_session_end(worker_database, client.room_name)
     assert summary[0]["summary"]
@@ -216,12 +276,16 @@ async def test_an_escalation_on_hold_tells_the_room_and_the_agent_stops_answerin
     worker_database: AsyncDatabase, client: RoomClient, scripted: ScriptedLLM
 ) -> None:
     scripted.plan_tool_call("escalate_to_human", reason="asks for a person")
-    changes = {SOURCE: {"llm": scripted_openai(scripted), "tools": [EscalateToHumanTool(then="hold")]}}
+    changes = {
+        SOURCE: {"llm": scripted_openai(scripted), "tools": [EscalateToHumanTool(then="hold")]}
+    }
     async with agents_changed(worker_database, changes):
         await client.join({"agent_id": SOURCE, "user_id": "u-escalate"})
         await client.next_transcript(0)
         await client.say("Let me talk to a human")
-        [escalation] = await client.wait_for(lambda: client.data["agent-escalation"], 30, "agent-escalation")
+        [escalation] = await client.wait_for(
+            lambda: client.data["agent-escalation"], 30, "agent-escalation"
+        )
         assert await client.next_transcript(1) == HOLD_MESSAGE
         asked = len(replies_asked(scripted))
         await client.say("Hello? Anyone there?")
@@ -239,7 +303,11 @@ async def test_an_escalation_on_hold_tells_the_room_and_the_agent_stops_answerin
 
     assert record is not None
     assert {k: escalation[k] for k in ("agent_id", "reason", "then")} == {
-        "agent_id": SOURCE, "reason": "asks for a person", "then": "hold",
+        "agent_id": SOURCE,
+        "reason": "asks for a person",
+        "then": "hold",
     }
     assert escalation["session_id"] == record["session_id"]
-    assert [(e["reason"], e["then"]) for e in record["escalations"]] == [("asks for a person", "hold")]
+    assert [(e["reason"], e["then"]) for e in record["escalations"]] == [
+        ("asks for a person", "hold")
+    ]

@@ -22,7 +22,9 @@ async def test_a_typed_turn_carries_ordered_latency_marks_in_its_record_and_payl
     await client.next_transcript(1)
     whole_reply_s = time.monotonic() - sent_at  # the client read the whole reply by then
 
-    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "an agent-turn payload")
+    turns = await client.wait_for(
+        lambda: client.data.get("agent-turn"), 180, "an agent-turn payload"
+    )
     payload = turns[0]
     latency = payload["latency_ms"]
     assert payload["latency_from"] == "typed"
@@ -33,5 +35,7 @@ async def test_a_typed_turn_carries_ordered_latency_marks_in_its_record_and_payl
 
     await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)
-    stored = await worker_database["turns"].find_one({"session_id": record["session_id"], "turn_index": 0})
+    stored = await worker_database["turns"].find_one(
+        {"session_id": record["session_id"], "turn_index": 0}
+    )
     assert stored["latency_ms"] == latency and stored["latency_from"] == "typed"

@@ -73,7 +73,9 @@ class ScriptedLLM(llm.LLM):
         self.cancelled = False
 
     def chat(self, *, chat_ctx: llm.ChatContext, tools: Any = None, **_: Any) -> llm.LLMStream:
-        return ScriptedStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=DEFAULT_API_CONNECT_OPTIONS)
+        return ScriptedStream(
+            self, chat_ctx=chat_ctx, tools=tools or [], conn_options=DEFAULT_API_CONNECT_OPTIONS
+        )
 
 
 class ScriptedStream(llm.LLMStream):
@@ -85,7 +87,9 @@ class ScriptedStream(llm.LLMStream):
                 if i > len(scripted.text) // 2:
                     await scripted.hold.wait()
                 piece = scripted.text[i : i + 4]
-                self._event_ch.send_nowait(llm.ChatChunk(id="x", delta=llm.ChoiceDelta(role="assistant", content=piece)))
+                self._event_ch.send_nowait(
+                    llm.ChatChunk(id="x", delta=llm.ChoiceDelta(role="assistant", content=piece))
+                )
                 await asyncio.sleep(0)
         except asyncio.CancelledError:
             scripted.cancelled = True
@@ -106,7 +110,10 @@ async def test_the_turn_ends_for_the_user_before_the_fields_are_written() -> Non
 
 
 async def test_an_interrupted_reply_stops_the_call_and_keeps_what_was_said() -> None:
-    model = ScriptedLLM(json.dumps({"system_response": "A long answer " * 20, "sentiment": "neutral"}), asyncio.Event())
+    model = ScriptedLLM(
+        json.dumps({"system_response": "A long answer " * 20, "sentiment": "neutral"}),
+        asyncio.Event(),
+    )
     reply = StreamedReply(model.chat(chat_ctx=llm.ChatContext.empty()))
     words = reply.words()
     first = await anext(words)
@@ -130,18 +137,24 @@ async def test_valid_streamed_fields_need_no_extraction_call() -> None:
     }
     history = [Message("user", "I cannot log in.")]
     said = "Let us reset it."
-    filled = await TurnFiller(caller, schema, "Support").fill(history, said, StreamedTurn(said, streamed))
+    filled = await TurnFiller(caller, schema, "Support").fill(
+        history, said, StreamedTurn(said, streamed)
+    )
     assert (filled.status, filled.attempts) == ("ok", 1), filled.error
     assert filled.fields["system_response"] == said
     assert caller.usage.prompt_tokens == 0
 
     broken = streamed | {"sentiment": "ecstatic!!"}
-    filled = await TurnFiller(caller, schema, "Support").fill(history, said, StreamedTurn(said, broken))
+    filled = await TurnFiller(caller, schema, "Support").fill(
+        history, said, StreamedTurn(said, broken)
+    )
     assert (filled.status, filled.attempts) == ("failed", 2)  # the one retry was the (dead) call
     assert "Connection" in (filled.error or "")
 
 
-async def test_a_real_reply_is_plain_words_and_its_fields_fit_the_schema(endpoints: Endpoints) -> None:
+async def test_a_real_reply_is_plain_words_and_its_fields_fit_the_schema(
+    endpoints: Endpoints,
+) -> None:
     assert endpoints.local_llm_url
     config = support()
     assert config.turn_schema.fill == TurnFill.WITH_REPLY

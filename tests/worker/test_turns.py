@@ -22,7 +22,9 @@ def endpoint(base_url: str) -> ChatEndpoint:
 
 HISTORY = [
     Message("assistant", "Hello! Thanks for your interest. What brings you here today?"),
-    Message("user", "We spend two days a month building reports by hand. What does your product cost?"),
+    Message(
+        "user", "We spend two days a month building reports by hand. What does your product cost?"
+    ),
 ]
 REPLY = "Pricing depends on team size. How many people build those reports today?"
 
@@ -39,19 +41,23 @@ async def test_a_turn_is_filled_and_valid_against_the_schema(endpoints: Endpoint
 
 async def test_an_unreachable_model_is_retried_once_then_flagged_failed() -> None:
     dead = f"http://127.0.0.1:{reserve_port(0, 'dead', 'UNUSED')}/v1"
-    filled = await TurnFiller(StructuredCaller([endpoint(dead)]), sales().turn_schema, "Sales Agent").fill(
-        HISTORY, REPLY
-    )
+    filled = await TurnFiller(
+        StructuredCaller([endpoint(dead)]), sales().turn_schema, "Sales Agent"
+    ).fill(HISTORY, REPLY)
     assert (filled.status, filled.attempts) == ("failed", 2)
     assert filled.fields == {"system_response": REPLY}
     assert "Connection" in (filled.error or "")
 
 
-async def test_the_fallback_endpoint_fills_the_turn_when_the_primary_is_down(endpoints: Endpoints) -> None:
+async def test_the_fallback_endpoint_fills_the_turn_when_the_primary_is_down(
+    endpoints: Endpoints,
+) -> None:
     assert endpoints.local_llm_url
     dead = f"http://127.0.0.1:{reserve_port(0, 'dead', 'UNUSED')}/v1"
     caller = StructuredCaller([endpoint(dead), endpoint(endpoints.local_llm_url)])
-    assert (await TurnFiller(caller, sales().turn_schema, "Sales Agent").fill(HISTORY, REPLY)).status == "ok"
+    assert (
+        await TurnFiller(caller, sales().turn_schema, "Sales Agent").fill(HISTORY, REPLY)
+    ).status == "ok"
 
 
 async def test_summary_of_a_silent_session_needs_no_model() -> None:

@@ -29,7 +29,9 @@ async def test_a_spoken_question_gets_a_spoken_answer(client: RoomClient, worker
     await client.next_transcript(0, timeout=90)  # greeting, spoken and transcribed
     await client.wait_for(lambda: audible(client.agent_audio_rms) > 20, 60, "the spoken greeting")
     await client.wait_for(
-        lambda: client.agent_attributes().get("lk.agent.state") == "listening", 60, "the greeting to end"
+        lambda: client.agent_attributes().get("lk.agent.state") == "listening",
+        60,
+        "the greeting to end",
     )
 
     speech, rate = await synthesize("Hello. My password reset email never arrived.")
@@ -37,7 +39,10 @@ async def test_a_spoken_question_gets_a_spoken_answer(client: RoomClient, worker
     heard_before = len(client.agent_audio_rms)
 
     await client.wait_for(
-        lambda: any(len(KEY_WORDS & set(t.lower().replace(".", " ").split())) >= 2 for t in client.transcripts),
+        lambda: any(
+            len(KEY_WORDS & set(t.lower().replace(".", " ").split())) >= 2
+            for t in client.transcripts
+        ),
         120,
         "Whisper's transcription of the question (two of its key words)",
     )
@@ -47,7 +52,9 @@ async def test_a_spoken_question_gets_a_spoken_answer(client: RoomClient, worker
     assert np.max(client.agent_audio_rms[heard_before:]) > AUDIBLE_RMS
 
     # the latency the user felt, from the end of their speech (worker/latency.py)
-    turns = await client.wait_for(lambda: client.data.get("agent-turn"), 180, "the spoken turn's fields")
+    turns = await client.wait_for(
+        lambda: client.data.get("agent-turn"), 180, "the spoken turn's fields"
+    )
     latency = turns[0]["latency_ms"]
     assert turns[0]["latency_from"] in ("end_of_speech", "transcript")
     assert 0 <= latency["first_text"] <= latency["first_audio"]

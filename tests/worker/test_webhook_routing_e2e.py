@@ -20,7 +20,9 @@ METADATA = {"purpose": "support", "user_id": "u-ada", "user_details": {"name": "
 
 @pytest.fixture
 async def hook() -> AsyncIterator[HookServer]:
-    server = await HookServer(answer={"agent_id": "sales-agent-v1", "variables": {"plan": "gold"}}).start()
+    server = await HookServer(
+        answer={"agent_id": "sales-agent-v1", "variables": {"plan": "gold"}}
+    ).start()
     yield server
     await server.stop()
 
@@ -33,14 +35,20 @@ async def use_rules(database: AsyncDatabase, chain: list[dict[str, Any]]) -> Non
 async def set_greeting(database: AsyncDatabase, agent_id: str, greeting: str) -> None:
     store = ConfigStore(database)
     current = await store.get(agent_id)
-    await store.update(current.model_copy(update={"greeting": greeting}), expected_version=current.version)
+    await store.update(
+        current.model_copy(update={"greeting": greeting}), expected_version=current.version
+    )
 
 
 @pytest.fixture(autouse=True)
 async def templated_greetings(worker_database: AsyncDatabase) -> None:
-    await set_greeting(worker_database, "sales-agent-v1", "Hi {{user_details.name}}, you are on {{variables.plan}}")
     await set_greeting(
-        worker_database, "support-agent-v1", 'Hello {{user_details.name}}, plan {{variables.plan | default: "basic"}}'
+        worker_database, "sales-agent-v1", "Hi {{user_details.name}}, you are on {{variables.plan}}"
+    )
+    await set_greeting(
+        worker_database,
+        "support-agent-v1",
+        'Hello {{user_details.name}}, plan {{variables.plan | default: "basic"}}',
     )
 
 
@@ -61,7 +69,11 @@ async def test_the_hook_routes_the_room_and_its_variables_fill_the_greeting(
     assert await client.routed_agent() == ("sales-agent-v1", "webhook")
     assert await client.next_transcript(0) == "Hi Ada, you are on gold"
     asked = hook.requests[0].body
-    assert (asked["purpose"], asked["user_id"], asked["room"]) == ("support", "u-ada", client.room_name)
+    assert (asked["purpose"], asked["user_id"], asked["room"]) == (
+        "support",
+        "u-ada",
+        client.room_name,
+    )
     assert "user_details" not in asked  # not asked for: include_user_details is off
 
     room = client.room_name
@@ -69,7 +81,9 @@ async def test_the_hook_routes_the_room_and_its_variables_fill_the_greeting(
     record = await wait_for_session_end(worker_database, room)
     assert record["routing"]["variables"] == {"plan": "gold"}
     assert record["routing"]["trail"][0] == {
-        "strategy": "webhook", "agent_id": "sales-agent-v1", "outcome": "chosen",
+        "strategy": "webhook",
+        "agent_id": "sales-agent-v1",
+        "outcome": "chosen",
         "reason": "the hook picked sales-agent-v1 with 1 variable(s)",
     }
 

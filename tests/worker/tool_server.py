@@ -52,7 +52,11 @@ class ToolServer:
         raw = await request.read()
         body = json.loads(raw) if raw else None
         received = Received(
-            request.method, request.raw_path.split("?")[0], list(request.query.items()), dict(request.headers), body
+            request.method,
+            request.raw_path.split("?")[0],
+            list(request.query.items()),
+            dict(request.headers),
+            body,
         )
         self.requests.append(received)
         self.arrived.set()
@@ -67,6 +71,11 @@ class ToolServer:
         if request.path == "/big":
             return web.json_response({"items": [{"n": n, "label": "x" * 20} for n in range(500)]})
         return web.json_response(
-            {"method": received.method, "path": received.path, "query": received.query, "body": body,
-             "order": {"id": received.path.rsplit("/", 1)[-1], "status": "shipped"}}
+            {
+                "method": received.method,
+                "path": received.path,
+                "query": received.query,
+                "body": body,
+                "order": {"id": received.path.rsplit("/", 1)[-1], "status": "shipped"},
+            }
         )

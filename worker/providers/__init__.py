@@ -63,7 +63,9 @@ def build_llm(endpoints: list[ChatEndpoint]) -> lk_llm.LLM:
     models = [_openai_llm(e) for e in endpoints]
     if len(models) == 1:
         return models[0]
-    return lk_llm.FallbackAdapter(models, attempt_timeout=FALLBACK_ATTEMPT_TIMEOUT_S, max_retry_per_llm=0)
+    return lk_llm.FallbackAdapter(
+        models, attempt_timeout=FALLBACK_ATTEMPT_TIMEOUT_S, max_retry_per_llm=0
+    )
 
 
 def build_stt(spec: STTSpec, settings: WorkerSettings) -> lk_stt.STT:

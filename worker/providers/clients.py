@@ -20,9 +20,9 @@ TLS = httpx2.create_ssl_context()
 DEFAULT_TIMEOUT = httpx2.Timeout(connect=15.0, read=5.0, write=5.0, pool=5.0)
 """livekit's openai plugin default; each request sets its own total from its connect options."""
 
-_clients: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str | None, str], openai.AsyncClient]] = (
-    WeakKeyDictionary()
-)
+_clients: WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str | None, str], openai.AsyncClient]
+] = WeakKeyDictionary()
 
 
 def openai_client(endpoint: ChatEndpoint) -> openai.AsyncClient:
@@ -39,7 +39,9 @@ def openai_client(endpoint: ChatEndpoint) -> openai.AsyncClient:
                 verify=TLS,
                 timeout=DEFAULT_TIMEOUT,
                 follow_redirects=True,
-                limits=httpx2.Limits(max_connections=50, max_keepalive_connections=50, keepalive_expiry=120),
+                limits=httpx2.Limits(
+                    max_connections=50, max_keepalive_connections=50, keepalive_expiry=120
+                ),
             ),
         )
     return clients[key]

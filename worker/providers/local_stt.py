@@ -144,12 +144,11 @@ class LocalWhisperSTT(stt.STT):
         cpu_threads: int = 0,
         beam_size: int = 1,
     ) -> None:
-        super().__init__(
-            capabilities=stt.STTCapabilities(streaming=False, interim_results=False)
-        )
+        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
         self._model_name = model
-        self._key = _ModelKey(resolve_model_dir(model), compute_type,
-                              cpu_threads or default_cpu_threads())
+        self._key = _ModelKey(
+            resolve_model_dir(model), compute_type, cpu_threads or default_cpu_threads()
+        )
         self._language = "en" if model.endswith(".en") else language
         self._beam_size = beam_size  # greedy by default: 2-3x faster, same words on clean audio
 

@@ -114,8 +114,14 @@ def _espeak_library() -> tuple[ctypes.CDLL, int]:
     library.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     library.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
     library.espeak_Synth.argtypes = [
-        ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-        ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
     ]
     data_path = espeakng_loader.get_data_path().encode()
     sample_rate = library.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
@@ -238,9 +244,7 @@ class LocalTTS(tts.TTS):
 class LocalChunkedStream(tts.ChunkedStream):
     """Synthesizes in a thread and pushes each sentence's PCM as soon as it is ready."""
 
-    def __init__(
-        self, *, tts: LocalTTS, input_text: str, conn_options: APIConnectOptions
-    ) -> None:
+    def __init__(self, *, tts: LocalTTS, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
         self._local_tts = tts
 
@@ -259,4 +263,3 @@ class LocalChunkedStream(tts.ChunkedStream):
 
 def _next_or_none(chunks: Iterator[bytes]) -> bytes | None:
     return next(chunks, None)
-

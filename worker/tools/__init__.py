@@ -50,7 +50,9 @@ def _mcp_toolset(spec: Any, context: ToolContext, field: str) -> llm.Toolset:
     try:
         from worker.tools.mcp import mcp_toolset
     except ImportError as exc:
-        raise ToolBuildError([(f"{field}.kind", f"MCP servers need the `mcp` package in the worker: {exc}")]) from None
+        raise ToolBuildError(
+            [(f"{field}.kind", f"MCP servers need the `mcp` package in the worker: {exc}")]
+        ) from None
     return mcp_toolset(spec, context, field)
 
 
@@ -72,7 +74,11 @@ async def build_tools(
     tools in (default: the installed `switchboard.tools` entry points).
 
     Raises ToolBuildError naming every tool that cannot be built; nothing is half-built."""
-    builders = TOOL_BUILDERS if plugins is None else {**TOOL_BUILDERS, "plugin": partial(plugin_tool, registry=plugins)}
+    builders = (
+        TOOL_BUILDERS
+        if plugins is None
+        else {**TOOL_BUILDERS, "plugin": partial(plugin_tool, registry=plugins)}
+    )
     tools: list[llm.Tool | llm.Toolset] = []
     problems: list[tuple[str, str]] = []
     for index, spec in enumerate(config.tools):

@@ -19,34 +19,63 @@ REASON = {"type": "string", "minLength": 1, "maxLength": 500}
 
 
 def end_session_tool(spec: EndSessionTool, context: ToolContext, field: str) -> llm.RawFunctionTool:
-    parameters = _object(reason={**REASON, "description": "Why the conversation ends, in a few words."})
+    parameters = _object(
+        reason={**REASON, "description": "Why the conversation ends, in a few words."}
+    )
     return _builtin(
-        spec.name, spec.kind, spec.description, parameters, context,
+        spec.name,
+        spec.kind,
+        spec.description,
+        parameters,
+        context,
         lambda arguments: context.controls.end_session(arguments["reason"], spec.goodbye),
     )
 
 
-def transfer_to_agent_tool(spec: TransferToAgentTool, context: ToolContext, field: str) -> llm.RawFunctionTool:
+def transfer_to_agent_tool(
+    spec: TransferToAgentTool, context: ToolContext, field: str
+) -> llm.RawFunctionTool:
     parameters = _object(
-        target={"type": "string", "enum": list(spec.targets), "description": "The agent type to hand over to."},
+        target={
+            "type": "string",
+            "enum": list(spec.targets),
+            "description": "The agent type to hand over to.",
+        },
         reason={**REASON, "description": "What the user needs, for the colleague taking over."},
     )
     return _builtin(
-        spec.name, spec.kind, spec.description, parameters, context,
-        lambda arguments: context.controls.transfer(arguments["target"], arguments["reason"], spec.context),
+        spec.name,
+        spec.kind,
+        spec.description,
+        parameters,
+        context,
+        lambda arguments: context.controls.transfer(
+            arguments["target"], arguments["reason"], spec.context
+        ),
     )
 
 
-def escalate_to_human_tool(spec: EscalateToHumanTool, context: ToolContext, field: str) -> llm.RawFunctionTool:
+def escalate_to_human_tool(
+    spec: EscalateToHumanTool, context: ToolContext, field: str
+) -> llm.RawFunctionTool:
     parameters = _object(reason={**REASON, "description": "Why a human is needed."})
     return _builtin(
-        spec.name, spec.kind, spec.description, parameters, context,
+        spec.name,
+        spec.kind,
+        spec.description,
+        parameters,
+        context,
         lambda arguments: context.controls.escalate(arguments["reason"], spec.then, spec.message),
     )
 
 
 def _object(**properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
 def _builtin(
@@ -61,10 +90,15 @@ def _builtin(
 
     async def call_builtin_tool(raw_arguments: dict[str, Any]) -> str:
         return await recorded_call(
-            context, name=name, kind=kind, arguments=raw_arguments, validator=validator,
+            context,
+            name=name,
+            kind=kind,
+            arguments=raw_arguments,
+            validator=validator,
             body=lambda: act(raw_arguments),
         )
 
     return llm.function_tool(
-        call_builtin_tool, raw_schema={"name": name, "description": description, "parameters": parameters}
+        call_builtin_tool,
+        raw_schema={"name": name, "description": description, "parameters": parameters},
     )

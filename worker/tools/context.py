@@ -65,9 +65,13 @@ class SessionControls(Protocol):
 
     async def end_session(self, reason: str, goodbye: str | None) -> str: ...
 
-    async def transfer(self, target: str, reason: str, context: Literal["full", "summary", "none"]) -> str: ...
+    async def transfer(
+        self, target: str, reason: str, context: Literal["full", "summary", "none"]
+    ) -> str: ...
 
-    async def escalate(self, reason: str, then: Literal["continue", "hold", "end"], message: str | None) -> str: ...
+    async def escalate(
+        self, reason: str, then: Literal["continue", "hold", "end"], message: str | None
+    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -87,9 +91,12 @@ class ToolContext:
 
     def session_value(self, name: str) -> str | None:
         """One of agent_configs.tools.SESSION_VALUES."""
-        return {"session_id": self.session_id, "agent_id": self.agent_id, "user_id": self.user_id, "room": self.room}[
-            name
-        ]
+        return {
+            "session_id": self.session_id,
+            "agent_id": self.agent_id,
+            "user_id": self.user_id,
+            "room": self.room,
+        }[name]
 
 
 class Outcome(StrEnum):
@@ -207,7 +214,10 @@ async def recorded_call(
     metrics.TOOL_CALLS.labels(tool=name, kind=kind, outcome=outcome.value).inc()
     metrics.TOOL_CALL_SECONDS.labels(tool=name, kind=kind).observe(elapsed)
     logger.info(
-        "tool %s: %s in %.0f ms", name, outcome.value, elapsed * 1000,
+        "tool %s: %s in %.0f ms",
+        name,
+        outcome.value,
+        elapsed * 1000,
         extra={"tool": name, "kind": kind, "outcome": outcome.value},
     )
     return result

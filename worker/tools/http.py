@@ -46,7 +46,9 @@ ERROR_PREVIEW_CHARS = 200
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 USER_AGENT = "Switchboard-tool/1"
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
 _waiting: set[asyncio.Task[None]] = set()
 
 
@@ -59,7 +61,9 @@ def shared_client() -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0),
+            limits=httpx.Limits(
+                max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0
+            ),
         )
         _clients[loop] = client
     return client
@@ -83,8 +87,13 @@ def http_tool(spec: HttpTool, context: ToolContext, field: str) -> llm.RawFuncti
             return await request.send(raw_arguments, context)
 
         return await recorded_call(
-            context, name=spec.name, kind=KIND, arguments=raw_arguments, validator=validator,
-            body=send, timeout_s=spec.timeout_s,
+            context,
+            name=spec.name,
+            kind=KIND,
+            arguments=raw_arguments,
+            validator=validator,
+            body=send,
+            timeout_s=spec.timeout_s,
         )
 
     schema = {"name": spec.name, "description": spec.description, "parameters": spec.parameters}
@@ -110,7 +119,9 @@ class HttpRequestTemplate:
     def __init__(self, spec: HttpTool, field: str) -> None:
         self.spec = spec
         self.field = field
-        self._parts = [(literal, name) for literal, name, _, _ in string.Formatter().parse(spec.url)]
+        self._parts = [
+            (literal, name) for literal, name, _, _ in string.Formatter().parse(spec.url)
+        ]
 
     async def send(self, arguments: Mapping[str, Any], context: ToolContext) -> str:
         url, rest = self.url_for(arguments, context)
@@ -135,7 +146,9 @@ class HttpRequestTemplate:
             raise ToolFailure(f"request failed: {type(exc).__name__}: {exc}") from None
         return self.result(response, content)
 
-    def url_for(self, arguments: Mapping[str, Any], context: ToolContext) -> tuple[str, dict[str, Any]]:
+    def url_for(
+        self, arguments: Mapping[str, Any], context: ToolContext
+    ) -> tuple[str, dict[str, Any]]:
         """The filled template (without a #fragment, which is never sent) and the arguments it
         did not take. A session value's name always takes the session's value, so the model
         cannot pose as another user."""
@@ -166,7 +179,9 @@ class HttpRequestTemplate:
                 self._allowed(url, source.env, f"{path}.env", context)
                 value = env_value(source.env)
                 if value is None:
-                    raise ToolFailure(f"header {header}: environment variable {source.env} is not set")
+                    raise ToolFailure(
+                        f"header {header}: environment variable {source.env} is not set"
+                    )
                 headers[header] = value
             elif source.session is not None:
                 session_value = context.session_value(source.session)
@@ -198,7 +213,9 @@ class HttpRequestTemplate:
             try:
                 document = resolve_pointer(document.value, self.spec.result_pointer)
             except LookupError:
-                raise ToolFailure(f"result_pointer {self.spec.result_pointer}: not in the response") from None
+                raise ToolFailure(
+                    f"result_pointer {self.spec.result_pointer}: not in the response"
+                ) from None
             return cut(as_result_text(document), self.spec.max_result_chars)
         if document is not None:
             return cut(as_result_text(document.value), self.spec.max_result_chars)
@@ -215,7 +232,9 @@ async def read_capped(response: httpx.Response) -> bytes:
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise ToolFailure(f"HTTP {response.status_code}: the response is larger than {MAX_RESPONSE_BYTES} bytes")
+            raise ToolFailure(
+                f"HTTP {response.status_code}: the response is larger than {MAX_RESPONSE_BYTES} bytes"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -244,7 +263,11 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
     for token in pointer[1:].split("/"):
         token = token.replace("~1", "/").replace("~0", "~")
         if isinstance(document, list):
-            if not token.isdigit() or (token != "0" and token.startswith("0")) or int(token) >= len(document):
+            if (
+                not token.isdigit()
+                or (token != "0" and token.startswith("0"))
+                or int(token) >= len(document)
+            ):
                 raise LookupError(token)
             document = document[int(token)]
         elif isinstance(document, dict) and token in document:

@@ -39,7 +39,9 @@ def _headers(spec: McpTools, context: ToolContext, field: str) -> dict[str, str]
     problems: list[tuple[str, str]] = []
     headers: dict[str, str] = {}
     checks = [(f"{field}.url", None)] + [
-        (f"{field}.headers.{name}.env", source.env) for name, source in spec.headers.items() if source.env
+        (f"{field}.headers.{name}.env", source.env)
+        for name, source in spec.headers.items()
+        if source.env
     ]
     for path, secret_env in checks:
         try:
@@ -50,7 +52,9 @@ def _headers(spec: McpTools, context: ToolContext, field: str) -> dict[str, str]
         if source.env is not None:
             value = os.environ.get(source.env)
             if not value:
-                problems.append((f"{field}.headers.{name}.env", f"environment variable {source.env} is not set"))
+                problems.append(
+                    (f"{field}.headers.{name}.env", f"environment variable {source.env} is not set")
+                )
             else:
                 headers[name] = value
         elif source.session is not None:
@@ -75,7 +79,9 @@ class RecordedMcpToolset(MCPToolset):
 
     async def setup(self, *, reload: bool = False) -> "RecordedMcpToolset":
         await super().setup(reload=reload)
-        self._tools = [tool if id(tool) in self._recorded else self._record(tool) for tool in self._tools]
+        self._tools = [
+            tool if id(tool) in self._recorded else self._record(tool) for tool in self._tools
+        ]
         return self
 
     def _record(self, tool: llm.RawFunctionTool) -> llm.RawFunctionTool:
@@ -84,11 +90,19 @@ class RecordedMcpToolset(MCPToolset):
 
         async def call_mcp_tool(raw_arguments: dict[str, Any]) -> str:
             async def run() -> str:
-                return cut(as_result_text(await tool(raw_arguments=raw_arguments)), MCP_MAX_RESULT_CHARS)
+                return cut(
+                    as_result_text(await tool(raw_arguments=raw_arguments)), MCP_MAX_RESULT_CHARS
+                )
 
             # The server validates the arguments against its own schema and answers with an error.
             return await recorded_call(
-                context, name=name, kind=KIND, arguments=raw_arguments, validator=None, body=run, timeout_s=timeout_s
+                context,
+                name=name,
+                kind=KIND,
+                arguments=raw_arguments,
+                validator=None,
+                body=run,
+                timeout_s=timeout_s,
             )
 
         recorded = llm.function_tool(call_mcp_tool, raw_schema=tool.info.raw_schema)

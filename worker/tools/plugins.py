@@ -44,7 +44,14 @@ from livekit.agents import llm
 
 from agent_configs.tool_plugins import ENTRY_POINT_GROUP
 from agent_configs.tools import PluginTool
-from worker.tools.context import ToolBuildError, ToolContext, arguments_validator, as_result_text, cut, recorded_call
+from worker.tools.context import (
+    ToolBuildError,
+    ToolContext,
+    arguments_validator,
+    as_result_text,
+    cut,
+    recorded_call,
+)
 
 KIND = "plugin"
 PLUGIN_TIMEOUT_S = 30.0
@@ -56,7 +63,9 @@ class ToolPlugin(Protocol):
     description: str
     parameters: dict[str, Any]
 
-    async def call(self, arguments: dict[str, Any], context: ToolContext) -> str | dict[str, Any] | list[Any]: ...
+    async def call(
+        self, arguments: dict[str, Any], context: ToolContext
+    ) -> str | dict[str, Any] | list[Any]: ...
 
 
 class ToolPluginError(Exception):
@@ -112,14 +121,19 @@ class ToolPluginRegistry:
         if name in self._broken:
             raise ToolPluginError(name, self._broken[name])
         known = ", ".join(self.names()) or "none"
-        raise ToolPluginError(name, f"is not installed in this worker (entry-point group {self.group}; known: {known})")
+        raise ToolPluginError(
+            name,
+            f"is not installed in this worker (entry-point group {self.group}; known: {known})",
+        )
 
 
 def load_plugin(point: EntryPoint) -> type[Any]:
     try:
         loaded = point.load()
     except Exception as exc:
-        raise ToolPluginError(point.name, f"cannot load {point.value}: {type(exc).__name__}: {exc}") from exc
+        raise ToolPluginError(
+            point.name, f"cannot load {point.value}: {type(exc).__name__}: {exc}"
+        ) from exc
     problem = shape_problem(loaded)
     if problem is not None:
         raise ToolPluginError(point.name, f"{point.value} {problem}")
@@ -154,7 +168,9 @@ def plugin_tool(
     try:
         plugin = plugin_class(**spec.options)
     except TypeError as exc:
-        raise ToolBuildError([(f"{field}.options", f"plugin '{spec.plugin}' refuses them: {exc}")]) from None
+        raise ToolBuildError(
+            [(f"{field}.options", f"plugin '{spec.plugin}' refuses them: {exc}")]
+        ) from None
     parameters = plugin_class.parameters
     validator = arguments_validator(parameters)
 
@@ -164,13 +180,19 @@ def plugin_tool(
             return cut(as_result_text(returned), PLUGIN_MAX_RESULT_CHARS)
 
         return await recorded_call(
-            context, name=spec.name, kind=KIND, arguments=raw_arguments, validator=validator,
-            body=run, timeout_s=PLUGIN_TIMEOUT_S,
+            context,
+            name=spec.name,
+            kind=KIND,
+            arguments=raw_arguments,
+            validator=validator,
+            body=run,
+            timeout_s=PLUGIN_TIMEOUT_S,
         )
 
     description = spec.description or plugin_class.description
     return llm.function_tool(
-        call_plugin_tool, raw_schema={"name": spec.name, "description": description, "parameters": parameters}
+        call_plugin_tool,
+        raw_schema={"name": spec.name, "description": description, "parameters": parameters},
     )
 
 

@@ -6,7 +6,12 @@ from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.models import AgentConfig
 from agent_configs.store import ConfigStore
 
-BUILTIN_AGENT_IDS = ("onboarding-agent-v1", "pte-interview-agent-v1", "sales-agent-v1", "support-agent-v1")
+BUILTIN_AGENT_IDS = (
+    "onboarding-agent-v1",
+    "pte-interview-agent-v1",
+    "sales-agent-v1",
+    "support-agent-v1",
+)
 
 
 def builtin_configs() -> list[AgentConfig]:

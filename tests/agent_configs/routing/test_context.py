@@ -49,7 +49,9 @@ def test_missing_metadata_is_an_empty_context_without_warnings(empty: object) ->
         (42, "metadata: expected JSON text, got int"),
     ],
 )
-def test_unusable_payload_gives_an_empty_context_and_says_why(payload: object, warning: str) -> None:
+def test_unusable_payload_gives_an_empty_context_and_says_why(
+    payload: object, warning: str
+) -> None:
     context = RoutingContext.from_metadata(payload)  # type: ignore[arg-type]
     assert (context.purpose, context.user_details, context.raw) == (None, {}, {})
     assert len(context.warnings) == 1 and context.warnings[0].startswith(warning)
@@ -71,7 +73,9 @@ def test_wrong_field_types_are_dropped_one_by_one_and_the_rest_is_kept() -> None
 def test_numeric_ids_are_read_as_text_but_booleans_are_not() -> None:
     context = RoutingContext.from_metadata({"user_id": 123, "tenant": True})
     assert context.user_id == "123"
-    assert context.tenant is None and context.warnings == ("tenant: expected a string, got boolean; ignored",)
+    assert context.tenant is None and context.warnings == (
+        "tenant: expected a string, got boolean; ignored",
+    )
 
 
 def test_blank_strings_count_as_absent_and_values_are_trimmed() -> None:
@@ -101,7 +105,9 @@ def test_payload_at_the_limit_is_read() -> None:
 def test_payload_over_64_kib_is_ignored_with_a_warning(form) -> None:  # type: ignore[no-untyped-def]
     context = RoutingContext.from_metadata(form(_payload_of_size(MAX_METADATA_BYTES + 1)))
     assert context.purpose is None and context.raw == {}
-    assert context.warnings == (f"metadata: {MAX_METADATA_BYTES + 1} bytes is over the 65536-byte limit; ignored",)
+    assert context.warnings == (
+        f"metadata: {MAX_METADATA_BYTES + 1} bytes is over the 65536-byte limit; ignored",
+    )
 
 
 def test_random_bytes_never_raise() -> None:
@@ -137,4 +143,3 @@ def test_a_lone_surrogate_in_an_object_payload_is_replaced_too() -> None:
     context = RoutingContext.from_metadata({"user_id": "u\udfff", "user_details": {"k": "\ud83d"}})
     assert (context.user_id, context.user_details) == ("u\ufffd", {"k": "\ufffd"})
     assert len(context.warnings) == 1
-

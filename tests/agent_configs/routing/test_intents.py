@@ -13,12 +13,20 @@ def agent(agent_id: str, *intents: dict[str, Any], status: str = "active") -> Ag
     return support_config(agent_id=agent_id, intents=list(intents), status=status)
 
 
-BILLING = agent("billing-agent-v1", {"name": "billing", "keywords": ["refund", "invoice", "charged twice"]})
+BILLING = agent(
+    "billing-agent-v1", {"name": "billing", "keywords": ["refund", "invoice", "charged twice"]}
+)
 SECURITY = agent(
     "security-agent-v1",
-    {"name": "security", "keywords": ["vulnerability", "exploit", "security", "audit"], "threshold": 0.7},
+    {
+        "name": "security",
+        "keywords": ["vulnerability", "exploit", "security", "audit"],
+        "threshold": 0.7,
+    },
 )
-ACCOUNT = agent("account-agent-v1", {"name": "login", "keywords": ["password", "reset password", "locked out"]})
+ACCOUNT = agent(
+    "account-agent-v1", {"name": "login", "keywords": ["password", "reset password", "locked out"]}
+)
 AGENTS = [BILLING, SECURITY, ACCOUNT]
 
 
@@ -37,12 +45,16 @@ def test_best_match_names_agent_intent_confidence_and_keywords() -> None:
         ("charged-twice", ("charged twice",)),
     ],
 )
-def test_matching_ignores_case_punctuation_and_spacing(message: str, keywords: tuple[str, ...]) -> None:
+def test_matching_ignores_case_punctuation_and_spacing(
+    message: str, keywords: tuple[str, ...]
+) -> None:
     match = match_intent(message, [BILLING])
     assert match is not None and match.matched_keywords == keywords
 
 
-@pytest.mark.parametrize("message", ["it was refunded already", "invoices", "they charged me twice", "prefund", ""])
+@pytest.mark.parametrize(
+    "message", ["it was refunded already", "invoices", "they charged me twice", "prefund", ""]
+)
 def test_only_whole_words_and_whole_phrases_match(message: str) -> None:
     assert match_intent(message, [BILLING]) is None
 
@@ -51,7 +63,11 @@ def test_confidence_grows_with_each_matched_word() -> None:
     one = match_intent("refund", [BILLING])
     two = match_intent("refund my invoice", [BILLING])
     phrase = match_intent("charged twice", [BILLING])
-    assert (one and one.confidence, two and two.confidence, phrase and phrase.confidence) == (0.5, 0.75, 0.75)
+    assert (one and one.confidence, two and two.confidence, phrase and phrase.confidence) == (
+        0.5,
+        0.75,
+        0.75,
+    )
 
 
 def test_overlapping_keywords_count_each_word_once() -> None:
@@ -74,7 +90,9 @@ def test_the_more_confident_intent_wins_and_ties_go_to_the_earlier_agent() -> No
 
 
 def test_a_lower_scored_intent_that_passes_its_threshold_beats_one_that_does_not() -> None:
-    strict = agent("strict-agent", {"name": "strict", "keywords": ["refund", "invoice"], "threshold": 1.0})
+    strict = agent(
+        "strict-agent", {"name": "strict", "keywords": ["refund", "invoice"], "threshold": 1.0}
+    )
     lenient = agent("lenient-agent", {"name": "lenient", "keywords": ["refund"]})
     match = match_intent("refund my invoice", [strict, lenient])
     assert match is not None and (match.agent_id, match.confidence) == ("lenient-agent", 0.5)

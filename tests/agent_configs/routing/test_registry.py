@@ -81,7 +81,9 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     (tmp_path / f"{PLUGIN_MODULE}.py").write_text(textwrap.dedent(PLUGIN_SOURCE))
     dist_info = tmp_path / "switchboard_vip_routing-0.1.0.dist-info"
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: switchboard-vip-routing\nVersion: 0.1.0\n")
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: switchboard-vip-routing\nVersion: 0.1.0\n"
+    )
     (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
@@ -98,7 +100,15 @@ VIP_CHAIN = {
 
 def test_without_plugins_only_builtins_are_known() -> None:
     registry = StrategyRegistry.with_plugins()
-    assert registry.names() == ["ab_split", "default", "explicit", "purpose", "time_window", "user_attributes", "webhook"]
+    assert registry.names() == [
+        "ab_split",
+        "default",
+        "explicit",
+        "purpose",
+        "time_window",
+        "user_attributes",
+        "webhook",
+    ]
     assert registry.plugin_errors == {}
     with pytest.raises(UnknownStrategy, match="unknown routing strategy 'vip_desk'"):
         registry.get("vip_desk")
@@ -110,17 +120,28 @@ async def test_installed_custom_strategy_routes_by_name(installed_plugin: Path) 
     rules = validate_rules(VIP_CHAIN, registry)
     router = Router(StaticRules(rules), MemoryAvailability(builtin_configs()), registry=registry)
 
-    vip = await router.route(RoutingContext.from_metadata({"user_details": {"lifetime_spend": 25_000}}))
+    vip = await router.route(
+        RoutingContext.from_metadata({"user_details": {"lifetime_spend": 25_000}})
+    )
     assert (vip.agent_id, vip.strategy) == ("sales-agent-v1", "vip_desk")
     assert vip.trail[0].reason == "lifetime_spend 25000 >= 10000.0"
-    regular = await router.route(RoutingContext.from_metadata({"user_details": {"lifetime_spend": 50}}))
+    regular = await router.route(
+        RoutingContext.from_metadata({"user_details": {"lifetime_spend": 50}})
+    )
     assert (regular.agent_id, regular.trail[0].reason) == ("support-agent-v1", "not a VIP")
 
 
 def test_custom_params_are_validated_like_builtin_ones(installed_plugin: Path) -> None:
     registry = StrategyRegistry.with_plugins()
-    bad = {"chain": [{"strategy": "vip_desk", "params": {"agent_id": "sales-agent-v1", "min_spend": "lots"}}]}
-    with pytest.raises(InvalidRoutingRules, match=r"chain\[0\] \(vip_desk\) params.min_spend: Input should be a valid number"):
+    bad = {
+        "chain": [
+            {"strategy": "vip_desk", "params": {"agent_id": "sales-agent-v1", "min_spend": "lots"}}
+        ]
+    }
+    with pytest.raises(
+        InvalidRoutingRules,
+        match=r"chain\[0\] \(vip_desk\) params.min_spend: Input should be a valid number",
+    ):
         validate_rules(bad, registry)
 
 
@@ -128,12 +149,19 @@ def test_broken_plugins_are_named_with_what_is_wrong(installed_plugin: Path) -> 
     registry = StrategyRegistry.with_plugins()
     errors = registry.plugin_errors
     assert set(errors) == {"crm_lookup", "misnamed", "constant", "purpose"}
-    assert "ModuleNotFoundError" in errors["crm_lookup"] and "switchboard_crm_missing" in errors["crm_lookup"]
+    assert (
+        "ModuleNotFoundError" in errors["crm_lookup"]
+        and "switchboard_crm_missing" in errors["crm_lookup"]
+    )
     assert "it must equal the entry-point name 'misnamed'" in errors["misnamed"]
     assert "is a int, not a strategy class" in errors["constant"]
     assert "reuses the name of the built-in strategy PurposeStrategy" in errors["purpose"]
-    assert registry.get("purpose").__name__ == "PurposeStrategy", "a plugin cannot replace a built-in"
-    with pytest.raises(StrategyLoadError, match="routing strategy plugin 'crm_lookup' is broken: cannot load"):
+    assert registry.get("purpose").__name__ == "PurposeStrategy", (
+        "a plugin cannot replace a built-in"
+    )
+    with pytest.raises(
+        StrategyLoadError, match="routing strategy plugin 'crm_lookup' is broken: cannot load"
+    ):
         registry.get("crm_lookup")
 
 
@@ -146,11 +174,17 @@ def test_rules_naming_a_broken_plugin_are_refused(installed_plugin: Path) -> Non
     assert "plugin 'crm_lookup' is broken" in problem.message
 
 
-async def test_a_plugin_gone_at_route_time_is_a_trail_error_not_a_crash(installed_plugin: Path) -> None:
+async def test_a_plugin_gone_at_route_time_is_a_trail_error_not_a_crash(
+    installed_plugin: Path,
+) -> None:
     rules = validate_rules(VIP_CHAIN, StrategyRegistry.with_plugins())
     without_plugin = StrategyRegistry()  # the worker image no longer ships the package
-    router = Router(StaticRules(rules), MemoryAvailability(builtin_configs()), registry=without_plugin)
-    decision = await router.route(RoutingContext.from_metadata({"user_details": {"lifetime_spend": 25_000}}))
+    router = Router(
+        StaticRules(rules), MemoryAvailability(builtin_configs()), registry=without_plugin
+    )
+    decision = await router.route(
+        RoutingContext.from_metadata({"user_details": {"lifetime_spend": 25_000}})
+    )
     assert decision.agent_id == "support-agent-v1"
     first = decision.trail[0]
     assert (first.strategy, first.outcome) == ("vip_desk", "error")

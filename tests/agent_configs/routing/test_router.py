@@ -59,14 +59,21 @@ async def test_default_rules_route_the_brief_examples(seeded: ConfigStore) -> No
     for metadata, expected in cases.items():
         decision = await route(router, metadata)
         assert (decision.agent_id, decision.strategy) == expected, metadata
-    assert [e.strategy for e in decision.trail] == ["explicit", "purpose", "user_attributes", "default"]
+    assert [e.strategy for e in decision.trail] == [
+        "explicit",
+        "purpose",
+        "user_attributes",
+        "default",
+    ]
 
 
 async def test_unavailable_proposals_are_skipped_with_their_reason(seeded: ConfigStore) -> None:
     await seeded.archive("sales-agent-v1")
     await seeded.set_status("pte-interview-agent-v1", AgentStatus.PAUSED)
     onboarding = await seeded.get("onboarding-agent-v1")
-    await seeded.update(onboarding.model_copy(update={"max_concurrent_sessions": 3}), onboarding.version)
+    await seeded.update(
+        onboarding.model_copy(update={"max_concurrent_sessions": 3}), onboarding.version
+    )
     running = {"onboarding-agent-v1": 3, "support-agent-v1": 7}
 
     async def active_sessions(agent_id: str) -> int:
@@ -82,11 +89,14 @@ async def test_unavailable_proposals_are_skipped_with_their_reason(seeded: Confi
         ),
         StoreAvailability(seeded, active_sessions),
     )
-    decision = await route(router, {
-        "agent_id": "ghost-agent-v9",
-        "purpose": "sales",
-        "user_details": {"is_new_user": True},
-    })
+    decision = await route(
+        router,
+        {
+            "agent_id": "ghost-agent-v9",
+            "purpose": "sales",
+            "user_details": {"is_new_user": True},
+        },
+    )
     assert (decision.agent_id, decision.strategy) == ("support-agent-v1", "default")
     assert trail_of(decision) == [
         ("explicit", "ghost-agent-v9", "skipped", "unknown agent"),
@@ -97,7 +107,9 @@ async def test_unavailable_proposals_are_skipped_with_their_reason(seeded: Confi
     ]
 
     running["onboarding-agent-v1"] = 2
-    assert (await route(router, {"user_details": {"is_new_user": True}})).agent_id == "onboarding-agent-v1"
+    assert (
+        await route(router, {"user_details": {"is_new_user": True}})
+    ).agent_id == "onboarding-agent-v1"
 
 
 async def test_a_pause_applies_to_the_next_room_without_restart(seeded: ConfigStore) -> None:
@@ -131,32 +143,62 @@ async def test_nothing_available_is_a_decision_without_agent(seeded: ConfigStore
         ('[{"purpose": "sales"}]', "metadata: expected a JSON object, got array"),
         ('{"purpose": ["sales"], "agent_id": 7}', "agent_id: expected a string, got number"),
         ('{"user_details": "premium"}', "user_details: expected an object, got string"),
-        (json.dumps({"purpose": "sales", "pad": "x" * MAX_METADATA_BYTES}), "metadata: 65567 bytes is over"),
+        (
+            json.dumps({"purpose": "sales", "pad": "x" * MAX_METADATA_BYTES}),
+            "metadata: 65567 bytes is over",
+        ),
     ],
 )
-async def test_malformed_metadata_is_served_by_default(seeded: ConfigStore, metadata: str, warning: str) -> None:
+async def test_malformed_metadata_is_served_by_default(
+    seeded: ConfigStore, metadata: str, warning: str
+) -> None:
     router = Router(StaticRules(DEFAULT_RULES), StoreAvailability(seeded))
     decision = await route(router, metadata)
     assert (decision.agent_id, decision.strategy) == ("support-agent-v1", "default")
     assert decision.warnings and decision.warnings[0].startswith(warning)
-    assert [e.outcome for e in decision.trail] == ["no_proposal", "no_proposal", "no_proposal", "chosen"]
+    assert [e.outcome for e in decision.trail] == [
+        "no_proposal",
+        "no_proposal",
+        "no_proposal",
+        "chosen",
+    ]
 
 
 async def test_decision_serializes_to_json_and_back(seeded: ConfigStore) -> None:
     await seeded.set_status("sales-agent-v1", AgentStatus.PAUSED)
-    router = Router(StaticRules(DEFAULT_RULES), StoreAvailability(seeded), clock=fixed_clock(MONDAY_NOON))
+    router = Router(
+        StaticRules(DEFAULT_RULES), StoreAvailability(seeded), clock=fixed_clock(MONDAY_NOON)
+    )
     decision = await route(router, '{"purpose": "sales", "user_details": "x"}')
     as_json = json.loads(decision.model_dump_json())
     assert as_json == {
         "agent_id": "support-agent-v1",
         "strategy": "default",
         "trail": [
-            {"strategy": "explicit", "agent_id": None, "outcome": "no_proposal", "reason": "metadata has no agent_id"},
-            {"strategy": "purpose", "agent_id": "sales-agent-v1", "outcome": "skipped", "reason": "paused"},
-            {"strategy": "user_attributes", "agent_id": None, "outcome": "no_proposal",
-             "reason": "metadata has no user_details"},
-            {"strategy": "default", "agent_id": "support-agent-v1", "outcome": "chosen",
-             "reason": "the fallback agent type"},
+            {
+                "strategy": "explicit",
+                "agent_id": None,
+                "outcome": "no_proposal",
+                "reason": "metadata has no agent_id",
+            },
+            {
+                "strategy": "purpose",
+                "agent_id": "sales-agent-v1",
+                "outcome": "skipped",
+                "reason": "paused",
+            },
+            {
+                "strategy": "user_attributes",
+                "agent_id": None,
+                "outcome": "no_proposal",
+                "reason": "metadata has no user_details",
+            },
+            {
+                "strategy": "default",
+                "agent_id": "support-agent-v1",
+                "outcome": "chosen",
+                "reason": "the fallback agent type",
+            },
         ],
         "warnings": ["user_details: expected an object, got string; ignored"],
         "rules_version": 0,
@@ -176,19 +218,34 @@ async def test_disabled_entries_are_not_consulted() -> None:
         MemoryAvailability(builtin_configs()),
     )
     decision = await route(router, {"purpose": "sales"})
-    assert trail_of(decision) == [("default", "support-agent-v1", "chosen", "the fallback agent type")]
+    assert trail_of(decision) == [
+        ("default", "support-agent-v1", "chosen", "the fallback agent type")
+    ]
 
 
 async def test_time_window_in_the_chain_uses_the_router_clock() -> None:
     hours = {
         "strategy": "time_window",
-        "params": {"windows": [{"days": ["mon"], "start": "09:00", "end": "17:00",
-                                "timezone": "America/New_York", "agent_id": "sales-agent-v1"}]},
+        "params": {
+            "windows": [
+                {
+                    "days": ["mon"],
+                    "start": "09:00",
+                    "end": "17:00",
+                    "timezone": "America/New_York",
+                    "agent_id": "sales-agent-v1",
+                }
+            ]
+        },
     }
     chain = rules(hours, {"strategy": "default", "params": {"agent_id": "support-agent-v1"}})
     availability = MemoryAvailability(builtin_configs())
-    open_in_new_york = Router(chain, availability, clock=fixed_clock(datetime(2025, 1, 6, 15, 0, tzinfo=UTC)))
-    before_opening = Router(chain, availability, clock=fixed_clock(datetime(2025, 1, 6, 13, 59, tzinfo=UTC)))
+    open_in_new_york = Router(
+        chain, availability, clock=fixed_clock(datetime(2025, 1, 6, 15, 0, tzinfo=UTC))
+    )
+    before_opening = Router(
+        chain, availability, clock=fixed_clock(datetime(2025, 1, 6, 13, 59, tzinfo=UTC))
+    )
     assert (await route(open_in_new_york, {})).agent_id == "sales-agent-v1"
     assert (await route(before_opening, {})).agent_id == "support-agent-v1"
 
@@ -227,7 +284,9 @@ class ExplodingStrategy:
 
 
 async def test_a_strategy_that_raises_or_cannot_load_never_fails_the_room() -> None:
-    registry = StrategyRegistry([*BUILTIN_STRATEGIES, ExplodingStrategy], broken={"crm": "cannot load x"})
+    registry = StrategyRegistry(
+        [*BUILTIN_STRATEGIES, ExplodingStrategy], broken={"crm": "cannot load x"}
+    )
     router = Router(
         rules(
             {"strategy": "exploding"},

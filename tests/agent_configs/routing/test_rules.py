@@ -38,9 +38,20 @@ def with_chain(*changes: tuple[int, dict[str, Any]]) -> dict[str, Any]:
     return definition
 
 
-PREMIUM_TO_SALES = (2, {"strategy": "user_attributes", "params": {"rules": [
-    {"when": {"plan.tier": "premium", "$score": {"gte": 5}}, "agent_id": "sales-agent-v1"},
-]}})
+PREMIUM_TO_SALES = (
+    2,
+    {
+        "strategy": "user_attributes",
+        "params": {
+            "rules": [
+                {
+                    "when": {"plan.tier": "premium", "$score": {"gte": 5}},
+                    "agent_id": "sales-agent-v1",
+                },
+            ]
+        },
+    },
+)
 
 
 @pytest.fixture
@@ -48,12 +59,18 @@ def rules_store(database: AsyncDatabase) -> RulesStore:
     return RulesStore(database)
 
 
-async def test_without_a_saved_document_the_defaults_apply(rules_store: RulesStore, store: ConfigStore) -> None:
+async def test_without_a_saved_document_the_defaults_apply(
+    rules_store: RulesStore, store: ConfigStore
+) -> None:
     current = await rules_store.current()
     assert current is DEFAULT_RULES and current.version == 0
     assert [(e.strategy, e.enabled) for e in current.chain] == [
-        ("explicit", True), ("purpose", True), ("user_attributes", True),
-        ("ab_split", False), ("time_window", False), ("default", True),
+        ("explicit", True),
+        ("purpose", True),
+        ("user_attributes", True),
+        ("ab_split", False),
+        ("time_window", False),
+        ("default", True),
     ]
     assert validate_rules(DEFAULT_RULES) is DEFAULT_RULES
     await seed_builtin_agents(store)
@@ -83,12 +100,23 @@ async def test_stale_save_is_a_conflict_and_changes_nothing(rules_store: RulesSt
     assert await rules_store.get_version(6) is None
 
 
-async def test_concurrent_savers_from_one_version_one_wins(rules_store: RulesStore, database: AsyncDatabase) -> None:
+async def test_concurrent_savers_from_one_version_one_wins(
+    rules_store: RulesStore, database: AsyncDatabase
+) -> None:
     await rules_store.save(DEFAULT_RULES, expected_version=0)
-    fallbacks = ["support-agent-v1", "sales-agent-v1", "onboarding-agent-v1", "pte-interview-agent-v1", "x-agent"]
+    fallbacks = [
+        "support-agent-v1",
+        "sales-agent-v1",
+        "onboarding-agent-v1",
+        "pte-interview-agent-v1",
+        "x-agent",
+    ]
     results = await asyncio.gather(
         *(
-            rules_store.save(with_chain((5, {"strategy": "default", "params": {"agent_id": a}})), expected_version=1)
+            rules_store.save(
+                with_chain((5, {"strategy": "default", "params": {"agent_id": a}})),
+                expected_version=1,
+            )
             for a in fallbacks
         ),
         return_exceptions=True,
@@ -106,10 +134,31 @@ async def test_invalid_rules_name_index_strategy_and_field_and_write_nothing(
 ) -> None:
     bad = with_chain(
         (1, {"strategy": "purpose", "params": {"agents": {"sales": "Sales Agent"}}}),
-        (2, {"strategy": "user_attributes", "params": {"rules": [{"when": {"tier": {"gtee": 1}}, "agent_id": "x-y"}]}}),
+        (
+            2,
+            {
+                "strategy": "user_attributes",
+                "params": {"rules": [{"when": {"tier": {"gtee": 1}}, "agent_id": "x-y"}]},
+            },
+        ),
         (3, {"strategy": "vip_desk"}),
-        (4, {"strategy": "time_window", "enabled": False, "params": {"windows": [
-            {"start": "09:00", "end": "17:00", "timezone": "Mars/Olympus", "agent_id": "support-agent-v1"}]}}),
+        (
+            4,
+            {
+                "strategy": "time_window",
+                "enabled": False,
+                "params": {
+                    "windows": [
+                        {
+                            "start": "09:00",
+                            "end": "17:00",
+                            "timezone": "Mars/Olympus",
+                            "agent_id": "support-agent-v1",
+                        }
+                    ]
+                },
+            },
+        ),
     )
     with pytest.raises(InvalidRoutingRules) as caught:
         await rules_store.save(bad, expected_version=0)
@@ -131,11 +180,22 @@ async def test_invalid_rules_name_index_strategy_and_field_and_write_nothing(
     ("document", "expected"),
     [
         ({"chain": []}, "chain: List should have at least 1 item after validation, not 0"),
-        ({"chain": [{"strategy": "default", "params": {"agent_id": "a-b"}, "enabeld": False}]},
-         "chain[0] (default) enabeld: Extra inputs are not permitted"),
-        ({"chain": [{"strategy": "Default!"}]}, "chain[0] (Default!) strategy: String should match pattern"),
-        ({"chain": [{"strategy": "default", "params": {"agent_id": "a-b"}}], "version": 9, "owner": "me"},
-         "owner: Extra inputs are not permitted"),
+        (
+            {"chain": [{"strategy": "default", "params": {"agent_id": "a-b"}, "enabeld": False}]},
+            "chain[0] (default) enabeld: Extra inputs are not permitted",
+        ),
+        (
+            {"chain": [{"strategy": "Default!"}]},
+            "chain[0] (Default!) strategy: String should match pattern",
+        ),
+        (
+            {
+                "chain": [{"strategy": "default", "params": {"agent_id": "a-b"}}],
+                "version": 9,
+                "owner": "me",
+            },
+            "owner: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_structural_problems_are_described(document: dict[str, Any], expected: str) -> None:
@@ -146,11 +206,21 @@ def test_structural_problems_are_described(document: dict[str, Any], expected: s
 
 async def test_referenced_agents_must_exist(store: ConfigStore) -> None:
     await seed_builtin_agents(store)
-    rules = validate_rules(with_chain(
-        (3, {"strategy": "ab_split", "enabled": False, "params": {"variants": [
-            {"agent_id": "sales-agent-v1"}, {"agent_id": "sales-agent-v2"}]}}),
-        (5, {"strategy": "default", "params": {"agent_id": "helpdesk-agent-v1"}}),
-    ))
+    rules = validate_rules(
+        with_chain(
+            (
+                3,
+                {
+                    "strategy": "ab_split",
+                    "enabled": False,
+                    "params": {
+                        "variants": [{"agent_id": "sales-agent-v1"}, {"agent_id": "sales-agent-v2"}]
+                    },
+                },
+            ),
+            (5, {"strategy": "default", "params": {"agent_id": "helpdesk-agent-v1"}}),
+        )
+    )
     problems = await check_agent_ids(rules, store)
     assert [str(p) for p in problems] == [
         "chain[3] (ab_split) params: agent 'sales-agent-v2' does not exist",
@@ -165,7 +235,9 @@ async def test_a_saved_edit_with_dotted_and_dollar_keys_reaches_the_router_witho
     await seed_builtin_agents(store)
     catalog = Catalog(store, rules_store, ChangeStamp(database))
     router = Router(catalog, catalog.availability())
-    room = RoutingContext.from_metadata('{"user_details": {"plan": {"tier": "premium"}, "$score": 7}}')
+    room = RoutingContext.from_metadata(
+        '{"user_details": {"plan": {"tier": "premium"}, "$score": 7}}'
+    )
     await catalog.refresh()
     before = await router.route(room)
     assert (before.agent_id, before.rules_version) == ("support-agent-v1", 0)
@@ -173,11 +245,17 @@ async def test_a_saved_edit_with_dotted_and_dollar_keys_reaches_the_router_witho
     await rules_store.save(with_chain(PREMIUM_TO_SALES), expected_version=0)
     await catalog.refresh()
     after = await router.route(room)
-    assert (after.agent_id, after.strategy, after.rules_version) == ("sales-agent-v1", "user_attributes", 1)
+    assert (after.agent_id, after.strategy, after.rules_version) == (
+        "sales-agent-v1",
+        "user_attributes",
+        1,
+    )
 
 
 async def test_by_default_a_frontend_can_name_only_the_four_built_in_agent_types() -> None:
-    built_ins = MemoryAvailability([support_config(agent_id=a) for a in sorted(DEFAULT_PURPOSE_AGENTS.values())])
+    built_ins = MemoryAvailability(
+        [support_config(agent_id=a) for a in sorted(DEFAULT_PURPOSE_AGENTS.values())]
+    )
     internal = MemoryAvailability([support_config(agent_id="internal-agent"), support_config()])
     router = Router(StaticRules(DEFAULT_RULES), internal)
     decision = await router.route(RoutingContext.from_metadata({"agent_id": "internal-agent"}))

@@ -28,7 +28,15 @@ def propose(strategy: RoutingStrategy, now: datetime = NOW, **metadata: Any) -> 
 
 
 def test_every_builtin_has_the_strategy_shape() -> None:
-    assert registry.names() == ["ab_split", "default", "explicit", "purpose", "time_window", "user_attributes", "webhook"]
+    assert registry.names() == [
+        "ab_split",
+        "default",
+        "explicit",
+        "purpose",
+        "time_window",
+        "user_attributes",
+        "webhook",
+    ]
     for name in registry.names():
         params = {"url": "http://127.0.0.1:1/route"} if name == "webhook" else default_params(name)
         assert isinstance(build(name, **params), RoutingStrategy)
@@ -67,7 +75,9 @@ def test_explicit_can_be_limited_to_agents_frontends_may_pick() -> None:
 )
 def test_purpose_defaults_map_the_four_builtins(purpose: str, agent_id: str) -> None:
     assert build("purpose").propose(RoutingContext(purpose=purpose), NOW).agent_id == agent_id
-    assert propose(build("purpose", **default_params("purpose")), purpose=purpose).agent_id == agent_id
+    assert (
+        propose(build("purpose", **default_params("purpose")), purpose=purpose).agent_id == agent_id
+    )
 
 
 def test_purpose_without_a_mapping_proposes_nothing() -> None:
@@ -86,7 +96,9 @@ def test_default_user_rules_send_new_users_to_onboarding_and_premium_to_support(
     assert propose(rules, user_details={"tier": "premium"}).agent_id == "support-agent-v1"
     first_wins = propose(rules, user_details={"tier": "premium", "is_new_user": True})
     assert first_wins == Proposal("onboarding-agent-v1", "rule 0 matches: is_new_user eq true")
-    assert propose(rules, user_details={"tier": "free"}) == Proposal(None, "none of 2 rules matches user_details")
+    assert propose(rules, user_details={"tier": "free"}) == Proposal(
+        None, "none of 2 rules matches user_details"
+    )
     assert propose(rules) == Proposal(None, "metadata has no user_details")
 
 
@@ -105,13 +117,19 @@ def test_default_user_rules_send_new_users_to_onboarding_and_premium_to_support(
         ({"country": {"in": ["US", "CA"]}}, {"country": "FR"}, False),
         ({"plan.tier": "premium"}, {"plan": {"tier": "premium"}}, True),
         ({"plan.tier": "premium"}, {"plan": "premium"}, False),
-        ({"tier": "premium", "is_new_user": False}, {"tier": "premium", "is_new_user": False}, True),
+        (
+            {"tier": "premium", "is_new_user": False},
+            {"tier": "premium", "is_new_user": False},
+            True,
+        ),
         ({"tier": "premium", "is_new_user": False}, {"tier": "premium"}, False),
         ({"referrer": None}, {"referrer": None}, True),
         ({"referrer": None}, {}, False),
     ],
 )
-def test_user_attribute_operators(when: dict[str, Any], details: dict[str, Any], matches: bool) -> None:
+def test_user_attribute_operators(
+    when: dict[str, Any], details: dict[str, Any], matches: bool
+) -> None:
     strategy = build("user_attributes", rules=[{"when": when, "agent_id": "sales-agent-v1"}])
     assert (propose(strategy, user_details=details).agent_id == "sales-agent-v1") is matches
 
@@ -132,7 +150,9 @@ def test_user_attribute_operators(when: dict[str, Any], details: dict[str, Any],
         ({"tier": "premium"}, {"tier": {"name": "premium"}}),
     ],
 )
-def test_type_mismatches_and_missing_fields_do_not_match(when: dict[str, Any], details: dict[str, Any]) -> None:
+def test_type_mismatches_and_missing_fields_do_not_match(
+    when: dict[str, Any], details: dict[str, Any]
+) -> None:
     strategy = build("user_attributes", rules=[{"when": when, "agent_id": "sales-agent-v1"}])
     assert propose(strategy, user_details=details).agent_id is None
 
@@ -156,7 +176,13 @@ def test_bad_user_rules_are_refused_with_the_field(when: dict[str, Any], message
 
 # -- ab_split ---------------------------------------------------------------------------
 
-SPLIT = {"salt": "exp-7", "variants": [{"agent_id": "sales-agent-v1", "weight": 80}, {"agent_id": "sales-agent-v2", "weight": 20}]}
+SPLIT = {
+    "salt": "exp-7",
+    "variants": [
+        {"agent_id": "sales-agent-v1", "weight": 80},
+        {"agent_id": "sales-agent-v2", "weight": 20},
+    ],
+}
 
 
 def test_ab_split_bucket_is_pinned_so_running_experiments_never_reshuffle() -> None:
@@ -185,14 +211,17 @@ def test_changing_the_salt_reshuffles_users() -> None:
     resalted = build("ab_split", **(SPLIT | {"salt": "exp-8"}))
     split = build("ab_split", **SPLIT)
     moved = sum(
-        propose(split, user_id=f"user-{n}").agent_id != propose(resalted, user_id=f"user-{n}").agent_id
+        propose(split, user_id=f"user-{n}").agent_id
+        != propose(resalted, user_id=f"user-{n}").agent_id
         for n in range(500)
     )
     assert 50 < moved < 250  # 2 * 0.8 * 0.2 = 32% expected
 
 
 def test_ab_split_without_user_id_or_variants_proposes_nothing() -> None:
-    assert propose(build("ab_split", **SPLIT)) == Proposal(None, "metadata has no user_id to split on")
+    assert propose(build("ab_split", **SPLIT)) == Proposal(
+        None, "metadata has no user_id to split on"
+    )
     assert propose(build("ab_split"), user_id="u-1") == Proposal(None, "no variants configured")
 
 
@@ -212,8 +241,13 @@ def test_ab_split_refuses_duplicate_variants_and_zero_weights() -> None:
 
 PARIS_HOURS = {
     "windows": [
-        {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00",
-         "timezone": "Europe/Paris", "agent_id": "support-agent-v1"},
+        {
+            "days": ["mon", "tue", "wed", "thu", "fri"],
+            "start": "09:00",
+            "end": "17:00",
+            "timezone": "Europe/Paris",
+            "agent_id": "support-agent-v1",
+        },
     ],
 }
 
@@ -243,25 +277,43 @@ def test_time_window_reads_the_clock_in_the_window_timezone(moment: datetime, in
 def test_same_instant_is_inside_in_one_timezone_and_outside_in_another() -> None:
     moment = utc(2025, 1, 6, 9, 0)  # 10:00 Paris, 04:00 New York
     new_york = {"windows": [PARIS_HOURS["windows"][0] | {"timezone": "America/New_York"}]}
-    assert build("time_window", **PARIS_HOURS).propose(RoutingContext(), moment).agent_id == "support-agent-v1"
+    assert (
+        build("time_window", **PARIS_HOURS).propose(RoutingContext(), moment).agent_id
+        == "support-agent-v1"
+    )
     outside = build("time_window", **new_york).propose(RoutingContext(), moment)
     assert outside == Proposal(None, "Mon 09:00 UTC is outside every window")
 
 
 def test_inside_reason_shows_local_time_and_window() -> None:
     proposal = build("time_window", **PARIS_HOURS).propose(RoutingContext(), utc(2025, 1, 6, 8, 30))
-    assert proposal.reason == "Mon 09:30 is inside window 0 (mon,tue,wed,thu,fri 09:00-17:00 Europe/Paris)"
+    assert (
+        proposal.reason
+        == "Mon 09:30 is inside window 0 (mon,tue,wed,thu,fri 09:00-17:00 Europe/Paris)"
+    )
 
 
 def test_overnight_window_belongs_to_the_day_it_starts() -> None:
-    night = build("time_window", windows=[
-        {"days": ["fri"], "start": "22:00", "end": "06:00", "timezone": "Asia/Tokyo", "agent_id": "sales-agent-v1"},
-    ])
+    night = build(
+        "time_window",
+        windows=[
+            {
+                "days": ["fri"],
+                "start": "22:00",
+                "end": "06:00",
+                "timezone": "Asia/Tokyo",
+                "agent_id": "sales-agent-v1",
+            },
+        ],
+    )
     friday_23 = utc(2025, 1, 10, 14, 0)  # Fri 23:00 Tokyo
     saturday_05 = utc(2025, 1, 10, 20, 0)  # Sat 05:00 Tokyo
     saturday_23 = utc(2025, 1, 11, 14, 0)  # Sat 23:00 Tokyo
     thursday_03 = utc(2025, 1, 8, 18, 0)  # Thu 03:00 Tokyo
-    results = [night.propose(RoutingContext(), t).agent_id for t in (friday_23, saturday_05, saturday_23, thursday_03)]
+    results = [
+        night.propose(RoutingContext(), t).agent_id
+        for t in (friday_23, saturday_05, saturday_23, thursday_03)
+    ]
     assert results == ["sales-agent-v1", "sales-agent-v1", None, None]
 
 
@@ -272,20 +324,28 @@ def test_outside_hours_agent_is_proposed_when_configured() -> None:
 
 
 def test_time_window_without_windows_proposes_nothing() -> None:
-    assert build("time_window").propose(RoutingContext(), NOW) == Proposal(None, "no windows configured")
+    assert build("time_window").propose(RoutingContext(), NOW) == Proposal(
+        None, "no windows configured"
+    )
 
 
 @pytest.mark.parametrize(
     ("window", "loc", "message"),
     [
-        ({"timezone": "Europe/Pariss"}, ("windows", 0, "timezone"), "unknown IANA timezone 'Europe/Pariss'"),
+        (
+            {"timezone": "Europe/Pariss"},
+            ("windows", 0, "timezone"),
+            "unknown IANA timezone 'Europe/Pariss'",
+        ),
         ({"start": "9:00"}, ("windows", 0, "start"), "'9:00' is not a time of day as HH:MM"),
         ({"end": "25:00"}, ("windows", 0, "end"), "'25:00' is not a time of day"),
         ({"days": ["monday"]}, ("windows", 0, "days", 0), "Input should be 'mon'"),
         ({"end": "09:00"}, ("windows", 0), "start and end are the same time"),
     ],
 )
-def test_bad_windows_are_refused_with_the_field(window: dict[str, Any], loc: tuple[Any, ...], message: str) -> None:
+def test_bad_windows_are_refused_with_the_field(
+    window: dict[str, Any], loc: tuple[Any, ...], message: str
+) -> None:
     with pytest.raises(ValidationError) as caught:
         build("time_window", windows=[PARIS_HOURS["windows"][0] | window])
     (error,) = caught.value.errors()
@@ -297,7 +357,9 @@ def test_bad_windows_are_refused_with_the_field(window: dict[str, Any], loc: tup
 
 def test_default_always_proposes_its_agent() -> None:
     fallback = build("default", agent_id="support-agent-v1")
-    assert propose(fallback, purpose="sales", user_id="u-1") == Proposal("support-agent-v1", "the fallback agent type")
+    assert propose(fallback, purpose="sales", user_id="u-1") == Proposal(
+        "support-agent-v1", "the fallback agent type"
+    )
     assert fallback.agent_ids() == {"support-agent-v1"}
 
 

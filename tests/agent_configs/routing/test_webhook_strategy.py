@@ -42,7 +42,12 @@ async def hook() -> AsyncIterator[HookServer]:
 
 def router_for(hook_params: dict[str, Any]) -> Router:
     rules = RoutingRules.model_validate(
-        {"chain": [{"strategy": "webhook", "params": hook_params}, {"strategy": "default", "params": {"agent_id": "support-agent-v1"}}]}
+        {
+            "chain": [
+                {"strategy": "webhook", "params": hook_params},
+                {"strategy": "default", "params": {"agent_id": "support-agent-v1"}},
+            ]
+        }
     )
     return Router(StaticRules(validate_rules(rules)), MemoryAvailability(builtin_configs()))
 
@@ -63,19 +68,38 @@ async def test_the_hook_picks_the_agent_type_and_its_variables_go_with_the_decis
 ) -> None:
     monkeypatch.setenv("EGRESS_SECRETS", json.dumps({"HOOK_TOKEN": ["loopback"]}))
     monkeypatch.setenv("HOOK_TOKEN", "hook-secret-1")
-    hook.answer = {"agent_id": "sales-agent-v1", "variables": {"plan": "gold", "account": {"seats": 3}}}
-    router = router_for({"url": hook.url, "headers": {"Authorization": {"env": "HOOK_TOKEN"}, "X-Team": {"value": "ops"}}})
+    hook.answer = {
+        "agent_id": "sales-agent-v1",
+        "variables": {"plan": "gold", "account": {"seats": 3}},
+    }
+    router = router_for(
+        {
+            "url": hook.url,
+            "headers": {"Authorization": {"env": "HOOK_TOKEN"}, "X-Team": {"value": "ops"}},
+        }
+    )
 
     decision = await route(router)
 
     assert (decision.agent_id, decision.strategy) == ("sales-agent-v1", "webhook")
-    assert webhook_entry(decision) == ("sales-agent-v1", "chosen", "the hook picked sales-agent-v1 with 2 variable(s)")
+    assert webhook_entry(decision) == (
+        "sales-agent-v1",
+        "chosen",
+        "the hook picked sales-agent-v1 with 2 variable(s)",
+    )
     assert decision.variables == {"plan": "gold", "account": {"seats": 3}}
-    assert decision.model_dump(mode="json")["variables"] == {"plan": "gold", "account": {"seats": 3}}
+    assert decision.model_dump(mode="json")["variables"] == {
+        "plan": "gold",
+        "account": {"seats": 3},
+    }
     [received] = hook.requests
     assert received.body == {
-        "purpose": "billing", "agent_id": "support-agent-v1", "user_id": "u-7",
-        "tenant": "acme", "modality": "text", "room": "room-1",
+        "purpose": "billing",
+        "agent_id": "support-agent-v1",
+        "user_id": "u-7",
+        "tenant": "acme",
+        "modality": "text",
+        "room": "room-1",
     }
     assert received.headers["Authorization"] == "hook-secret-1"
     assert received.headers["X-Team"] == "ops"
@@ -86,7 +110,9 @@ async def test_user_details_are_sent_only_when_the_params_say_so(hook: HookServe
     assert hook.requests[0].body["user_details"] == {"name": "Ada", "email": "ada@example.com"}
 
 
-async def test_a_hook_slower_than_the_timeout_is_left_behind_and_the_chain_goes_on(hook: HookServer) -> None:
+async def test_a_hook_slower_than_the_timeout_is_left_behind_and_the_chain_goes_on(
+    hook: HookServer,
+) -> None:
     hook.delay_s = 3.0
     router = router_for({"url": hook.url, "timeout_s": 0.5})
 
@@ -95,7 +121,11 @@ async def test_a_hook_slower_than_the_timeout_is_left_behind_and_the_chain_goes_
 
     assert time.monotonic() - started < 1.5
     assert webhook_entry(decision) == (None, "no_proposal", "timed out after 0.5s")
-    assert (decision.agent_id, decision.strategy, decision.variables) == ("support-agent-v1", "default", {})
+    assert (decision.agent_id, decision.strategy, decision.variables) == (
+        "support-agent-v1",
+        "default",
+        {},
+    )
 
 
 async def test_an_error_status_falls_through_with_the_status_in_the_trail(hook: HookServer) -> None:
@@ -113,21 +143,28 @@ async def test_an_error_status_falls_through_with_the_status_in_the_trail(hook: 
         ({"variables": {"plan": "gold"}}, "answer: agent_id missing"),
         ({"agent_id": "Sales Agent!"}, 'answer: agent_id "Sales Agent!" is not an agent id'),
         ({"agent_id": 42}, "answer: agent_id 42 is not an agent id"),
-        ({"agent_id": "sales-agent-v1", "variables": ["gold"]}, "answer: variables must be an object"),
+        (
+            {"agent_id": "sales-agent-v1", "variables": ["gold"]},
+            "answer: variables must be an object",
+        ),
         (
             {"agent_id": "sales-agent-v1", "variables": {"blob": "x" * MAX_VARIABLES_BYTES}},
             f"answer: variables are {MAX_VARIABLES_BYTES + 11} bytes, over the {MAX_VARIABLES_BYTES}-byte limit",
         ),
     ],
 )
-async def test_a_bad_answer_falls_through_saying_what_is_wrong(hook: HookServer, answer: Any, reason: str) -> None:
+async def test_a_bad_answer_falls_through_saying_what_is_wrong(
+    hook: HookServer, answer: Any, reason: str
+) -> None:
     hook.answer = answer
     decision = await route(router_for({"url": hook.url}))
     assert webhook_entry(decision) == (None, "no_proposal", reason)
     assert (decision.agent_id, decision.strategy) == ("support-agent-v1", "default")
 
 
-async def test_an_unknown_agent_type_from_the_hook_is_skipped_like_any_proposal(hook: HookServer) -> None:
+async def test_an_unknown_agent_type_from_the_hook_is_skipped_like_any_proposal(
+    hook: HookServer,
+) -> None:
     hook.answer = {"agent_id": "nobody-agent-v1", "variables": {"plan": "gold"}}
     decision = await route(router_for({"url": hook.url}))
     assert webhook_entry(decision) == ("nobody-agent-v1", "skipped", "unknown agent")
@@ -149,7 +186,13 @@ async def test_a_url_the_egress_policy_refuses_is_refused_at_write_time_and_neve
         "chain": [
             {"strategy": "default", "params": {"agent_id": "support-agent-v1"}},
             {"strategy": "webhook", "params": {"url": hook.url}},
-            {"strategy": "webhook", "params": {"url": "https://hooks.example/r", "headers": {"Authorization": {"env": "LIVEKIT_API_SECRET"}}}},
+            {
+                "strategy": "webhook",
+                "params": {
+                    "url": "https://hooks.example/r",
+                    "headers": {"Authorization": {"env": "LIVEKIT_API_SECRET"}},
+                },
+            },
         ]
     }
     with pytest.raises(InvalidRoutingRules) as refused:
@@ -157,24 +200,47 @@ async def test_a_url_the_egress_policy_refuses_is_refused_at_write_time_and_neve
     # The admin API answers these as a 422 naming `chain.1.params.url` and `chain.2.params.headers`.
     problems = {(p.index, p.strategy, p.field): p.message for p in refused.value.problems}
     assert problems == {
-        (1, "webhook", "params.url"): "host '127.0.0.1' is not allowed by the egress policy (EGRESS_HOSTS / EGRESS_SECRETS)",
-        (2, "webhook", "params.headers"): "Authorization.env: LIVEKIT_API_SECRET is a Switchboard credential and is never sent anywhere",
+        (
+            1,
+            "webhook",
+            "params.url",
+        ): "host '127.0.0.1' is not allowed by the egress policy (EGRESS_HOSTS / EGRESS_SECRETS)",
+        (
+            2,
+            "webhook",
+            "params.headers",
+        ): "Authorization.env: LIVEKIT_API_SECRET is a Switchboard credential and is never sent anywhere",
     }
 
     # Rules stored before the operator narrowed the policy: the call-time check refuses too.
-    stored = WebhookParams.model_construct(url=hook.url, timeout_s=1.5, headers={}, include_user_details=False)
+    stored = WebhookParams.model_construct(
+        url=hook.url, timeout_s=1.5, headers={}, include_user_details=False
+    )
     strategy = WebhookStrategy(stored, egress=EgressPolicy(_env_file=None, hosts=["hooks.example"]))  # type: ignore[call-arg]
     proposal = await strategy.propose(RoutingContext.from_metadata(METADATA), None)  # type: ignore[arg-type]
     assert proposal.agent_id is None
-    assert proposal.reason.startswith("refused by the egress policy: url: host '127.0.0.1' is not allowed")
+    assert proposal.reason.startswith(
+        "refused by the egress policy: url: host '127.0.0.1' is not allowed"
+    )
     assert hook.requests == []
 
 
 async def test_the_timeout_is_bounded_and_session_headers_are_refused() -> None:
     with pytest.raises(InvalidRoutingRules) as refused:
-        validate_rules({"chain": [{"strategy": "webhook", "params": {
-            "url": "http://127.0.0.1:1/r", "timeout_s": 30, "headers": {"X-User": {"session": "user_id"}}
-        }}]})
+        validate_rules(
+            {
+                "chain": [
+                    {
+                        "strategy": "webhook",
+                        "params": {
+                            "url": "http://127.0.0.1:1/r",
+                            "timeout_s": 30,
+                            "headers": {"X-User": {"session": "user_id"}},
+                        },
+                    }
+                ]
+            }
+        )
     assert {p.field for p in refused.value.problems} == {"params.timeout_s", "params.headers"}
 
 
@@ -182,7 +248,10 @@ async def test_a_variable_that_looks_like_a_secret_is_withheld_wherever_the_deci
     hook: HookServer,
 ) -> None:
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTcifQ.c2lnbmF0dXJl"
-    hook.answer = {"agent_id": "sales-agent-v1", "variables": {"plan": "gold", "crm": {"token": token}}}
+    hook.answer = {
+        "agent_id": "sales-agent-v1",
+        "variables": {"plan": "gold", "crm": {"token": token}},
+    }
     decision = await route(router_for({"url": hook.url}))
     assert decision.variables["crm"]["token"] == token  # the templates may use it
     stored = decision.model_dump(mode="json")["variables"]
