@@ -15,11 +15,12 @@ CONSOLE_SOURCES := console/index.html console/vite.config.ts console/tsconfig.js
 NODE_MAJOR_NEEDED := 20
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help dev test build console browser seed lock clean
+.PHONY: help dev test check build console browser seed lock clean
 
 help:
 	@echo "make dev    run the local stack (LiveKit, FerretDB, seeded agent types) until Ctrl-C"
 	@echo "make test   create the virtualenv, build the services and the console, run the test suite"
+	@echo "make check  the inner loop (under 2 minutes): ruff, mypy, the console's tsc, the tests that need no service"
 	@echo "make console  build the web console into console/dist (needs Node >= $(NODE_MAJOR_NEEDED))"
 	@echo "make seed   seed the built-in agent types into MONGO_URI"
 	@echo "make lock   regenerate requirements/*.txt from pyproject.toml (LOCK_FLAGS=--upgrade: newest)"
@@ -72,6 +73,18 @@ seed: $(INSTALLED)
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: build console browser
 	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
+
+# The inner loop: everything that needs no running service. Tests that need one are marked
+# `services` (tests/conftest.py marks every test that uses the stack's fixtures).
+PY_TREE := agent_configs worker admin_api dispatcher devstack scripts bench tests
+
+check: $(INSTALLED) $(CONSOLE_DEPS)
+	$(BIN)/ruff check $(PY_TREE)
+	$(BIN)/ruff format --check $(PY_TREE)
+	$(BIN)/mypy $(PY_TREE)
+	cd console && npx tsc --noEmit
+	$(BIN)/python -m pytest -q -m "not services"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 # uv resolves (pip installs). Current pins are kept unless LOCK_FLAGS=--upgrade; base.txt

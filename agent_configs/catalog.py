@@ -322,7 +322,7 @@ class Catalog:
         snapshot.mark("all_active")
 
 
-def _parsed_rules(document: dict | None) -> RoutingRules | None:  # type: ignore[type-arg]
+def _parsed_rules(document: dict | None) -> RoutingRules | None:
     if document is None:
         return None
     try:

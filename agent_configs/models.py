@@ -194,7 +194,7 @@ class TurnField(_Spec):
             case FieldType.STRING:
                 annotated: Any = str
             case FieldType.ENUM:
-                annotated = Literal[tuple(self.enum or [])]  # type: ignore[misc]
+                annotated = Literal[tuple(self.enum or [])]
             case FieldType.BOOL:
                 annotated = bool
             case FieldType.INT:
@@ -265,7 +265,7 @@ class TurnSchema(_Spec):
         definitions: dict[str, Any] = {
             f.name: (f.python_type(), ... if f.required else None) for f in self.fields
         }
-        return create_model(  # type: ignore[call-overload, no-any-return]
+        return create_model(
             self.schema_id,
             __config__=ConfigDict(extra="forbid", strict=False),
             **definitions,

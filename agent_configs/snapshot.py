@@ -65,7 +65,7 @@ class CatalogSnapshot:
             _labelled("config", config.model_dump(mode="json"), stamp),
         )
 
-    def save_rules(self, rules_document: dict, stamp: str | None = None) -> None:  # type: ignore[type-arg]
+    def save_rules(self, rules_document: dict, stamp: str | None = None) -> None:
         self._write(self._dir / RULES_FILE, _labelled("rules", rules_document, stamp))
 
     def due(self, what: str, every_s: float) -> bool:
@@ -83,7 +83,7 @@ class CatalogSnapshot:
     def config(self, agent_id: str) -> AgentConfig | None:
         return self._config(agent_id, None)
 
-    def rules(self) -> dict | None:  # type: ignore[type-arg]
+    def rules(self) -> dict | None:
         return self._unlabelled("rules", self._read(self._dir / RULES_FILE), None)
 
     # -- reads while the database is up: only what was read under the current stamp -------
@@ -93,7 +93,7 @@ class CatalogSnapshot:
         for hand edits that bypass the stamp), else None."""
         return self._config(agent_id, (stamp, max_age_s))
 
-    def current_rules(self, stamp: str, max_age_s: float) -> dict | None:  # type: ignore[type-arg]
+    def current_rules(self, stamp: str, max_age_s: float) -> dict | None:
         return self._unlabelled("rules", self._read(self._dir / RULES_FILE), (stamp, max_age_s))
 
     def _config(self, agent_id: str, current: tuple[str, float] | None) -> AgentConfig | None:
@@ -108,7 +108,7 @@ class CatalogSnapshot:
         return config if config.agent_id == agent_id else None
 
     @staticmethod
-    def _unlabelled(key: str, file: dict | None, current: tuple[str, float] | None) -> dict | None:  # type: ignore[type-arg]
+    def _unlabelled(key: str, file: dict | None, current: tuple[str, float] | None) -> dict | None:
         """The document inside a labelled file; with `current` (stamp, max age), only if the
         label matches. A file written before labels existed is the bare document (offline use)."""
         if file is None:
@@ -122,7 +122,7 @@ class CatalogSnapshot:
                 return None
             if time.time() - checked_at >= max_age_s:
                 return None
-        document: dict = file[key]  # type: ignore[type-arg]
+        document: dict = file[key]
         return document
 
     @property
@@ -133,7 +133,7 @@ class CatalogSnapshot:
     def _config_path(self, agent_id: str) -> Path:
         return self._dir / "configs" / f"{hashlib.sha256(agent_id.encode()).hexdigest()[:32]}.json"
 
-    def _write(self, path: Path, document: dict) -> None:  # type: ignore[type-arg]
+    def _write(self, path: Path, document: dict) -> None:
         if not self.usable:
             return
         try:
@@ -144,7 +144,7 @@ class CatalogSnapshot:
         except (OSError, TypeError, ValueError) as exc:  # a snapshot is a nicety: never fail a room
             logger.warning("catalog snapshot not written (%s): %s", path.name, exc)
 
-    def _read(self, path: Path) -> dict | None:  # type: ignore[type-arg]
+    def _read(self, path: Path) -> dict | None:
         if not self.usable:
             return None
         try:
@@ -164,5 +164,5 @@ class CatalogSnapshot:
         return document if isinstance(document, dict) else None
 
 
-def _labelled(key: str, document: dict, stamp: str | None) -> dict:  # type: ignore[type-arg]
+def _labelled(key: str, document: dict, stamp: str | None) -> dict:
     return {"stamp": stamp, "checked_at": time.time(), key: document}

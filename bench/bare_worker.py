@@ -25,6 +25,7 @@ from pathlib import Path
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, room_io
 from livekit.agents.types import APIConnectOptions
 from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.plugins import openai
 
 logger = logging.getLogger("bench.bare_worker")
@@ -57,8 +58,8 @@ async def entrypoint(ctx: JobContext) -> None:
     # The LLM connect options a hand-written worker on a busy local model needs as much as
     # Switchboard does (worker/session.py LOCAL_LLM_CONNECT): livekit's default 10 s timeout
     # with 3 retries times queued replies out and re-queues them until they are dropped.
-    session = AgentSession(
-        turn_handling={"turn_detection": "manual"},
+    session: AgentSession = AgentSession(
+        turn_handling=TurnHandlingOptions(turn_detection="manual"),
         conn_options=SessionConnectOptions(
             llm_conn_options=APIConnectOptions(timeout=60.0, max_retry=1)
         ),

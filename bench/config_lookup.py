@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -92,7 +93,7 @@ class CommandCounter(monitoring.CommandListener):
 LookupOne = Callable[[str], Awaitable[AgentConfig]]
 
 
-def worker_lookup(database, snapshot: CatalogSnapshot | None = None) -> LookupOne:  # type: ignore[no-untyped-def]
+def worker_lookup(database, snapshot: CatalogSnapshot | None = None) -> LookupOne:
     """The worker's per-process objects; one call = one room's route + config read."""
     catalog = Catalog(
         ConfigStore(database),
@@ -112,7 +113,7 @@ def worker_lookup(database, snapshot: CatalogSnapshot | None = None) -> LookupOn
     return lookup
 
 
-def memory_lookup(configs: list[AgentConfig], rules) -> LookupOne:  # type: ignore[no-untyped-def]
+def memory_lookup(configs: list[AgentConfig], rules) -> LookupOne:
     by_id = {c.agent_id: c for c in configs}
     router = Router(StaticRules(rules), MemoryAvailability(configs))
 
@@ -163,7 +164,7 @@ async def timed_cold(
     return timings, (counter.total() - before) / rooms
 
 
-async def run(mongo_uri: str, rooms: int, cold_rooms: int, snapshot_dir: Path) -> dict[str, object]:
+async def run(mongo_uri: str, rooms: int, cold_rooms: int, snapshot_dir: Path) -> dict[str, Any]:
     counter = CommandCounter()
     monitoring.register(counter)  # applies to clients created from now on
     client: AsyncMongoClient = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")

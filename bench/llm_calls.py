@@ -155,7 +155,7 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
     gc.collect()
     await asyncio.sleep(0.2)
 
-    result = {}
+    result: dict[str, Any] = {}
     rows = []
     for kind, samples in calls.items():
         words = summary([s.get("words_ms", s["ms"]) for s in samples])

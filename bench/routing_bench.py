@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -99,7 +100,7 @@ async def scenarios(database: AsyncDatabase) -> dict[str, Callable[[str], Awaita
     in_memory = MemoryAvailability((await store.list_agents(limit=200)).items)
     static = StaticRules(await rules_store.current())
 
-    def catalog_router(**options: float) -> Callable[[str], Awaitable[object]]:
+    def catalog_router(**options: Any) -> Callable[[str], Awaitable[object]]:
         catalog = Catalog(store, rules_store, ChangeStamp(database), **options)
         return router_for(catalog, catalog.availability())
 

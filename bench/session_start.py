@@ -247,9 +247,8 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
             medians[kind] = statistics.median(values) if values else None
         stages[label] = medians
         if any(v is not None for v in medians.values()):
-            delta = (
-                (medians["switchboard"] - medians["bare"]) if None not in medians.values() else None
-            )
+            bare, ours = medians["bare"], medians["switchboard"]
+            delta = ours - bare if ours is not None and bare is not None else None
             stage_rows.append(
                 [
                     label,

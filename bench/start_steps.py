@@ -115,7 +115,9 @@ async def _one_start(
 
         def services() -> dict[str, Any]:
             settings = WorkerSettings(mongo_uri=mongo_uri, mongo_db=db_name, local_llm_url=llm_url)
-            client = AsyncMongoClient(mongo_uri, tz_aware=True, appname="switchboard")
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                mongo_uri, tz_aware=True, appname="switchboard"
+            )
             database = client[db_name]
             catalog = Catalog(
                 ConfigStore(database),
@@ -145,7 +147,7 @@ async def _one_start(
     await steps.time(
         "per-user memory query (turns)",
         load_past_messages(
-            reuse["database"], config.agent_id, context.user_id, config.memory.max_past_turns
+            reuse["database"], config.agent_id, context.user_id or "", config.memory.max_past_turns
         ),
     )
     models = await steps.time(
@@ -339,7 +341,7 @@ async def profile(mongo_uri: str, db_name: str, llm_url: str, reps: int = 20) ->
 
 
 def percentile95(values: list[float]) -> float | None:
-    return summary(values)["p95"]  # type: ignore[return-value]
+    return summary(values)["p95"]
 
 
 def main() -> None:

@@ -112,9 +112,9 @@ async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
         room="bench",
         egress=policy,
         log=log,
-        controls=None,
+        controls=None,  # type: ignore[arg-type]  # the bench calls tools outside a session
         say=None,
-    )  # type: ignore[arg-type]
+    )
     (tool,) = await build_tools(config, context)
     assert isinstance(tool, llm.RawFunctionTool)
 

@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -226,7 +227,7 @@ async def run(endpoints: Endpoints, workdir: Path, sessions: int, replies: int) 
             for agent in arms.values()
         }
         hung, unsubscribed = (arms["hanging receiver"], arms["no subscription"])
-        result = {
+        result: dict[str, Any] = {
             "sessions_per_arm": sessions,
             "replies_per_session": replies,
             "model": "scripted (instant)",

@@ -15,6 +15,18 @@ from agent_configs.store import ConfigStore
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
 
 
+# Fixtures that start (or need) a real service or a binary `make build` builds. A test that uses
+# none of them runs in `make check` (`-m "not services"`); a module that starts its own processes
+# says so with `pytestmark = pytest.mark.services`.
+SERVICE_FIXTURES = frozenset({"endpoints"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

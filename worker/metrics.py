@@ -105,8 +105,8 @@ process's file and then the archive it went into would count it twice, or fail o
 gone (prometheus_client tolerates that for live gauges only)."""
 
 
-class _ScrapeUnderLock(multiprocess.MultiProcessCollector):  # type: ignore[misc]
-    def collect(self):  # type: ignore[no-untyped-def]
+class _ScrapeUnderLock(multiprocess.MultiProcessCollector):
+    def collect(self):
         with _FILES:
             return list(super().collect())
 
@@ -114,7 +114,7 @@ class _ScrapeUnderLock(multiprocess.MultiProcessCollector):  # type: ignore[misc
 def serialize_scrapes_with_merges() -> None:
     """livekit's /metrics handler builds `multiprocess.MultiProcessCollector` per scrape, in
     an executor thread of the main process; from now on it takes `_FILES` while it reads."""
-    multiprocess.MultiProcessCollector = _ScrapeUnderLock
+    multiprocess.MultiProcessCollector = _ScrapeUnderLock  # type: ignore[misc]  # patched on purpose
 
 
 def forget_process(pid: int, directory: str | os.PathLike[str] | None = None) -> None:

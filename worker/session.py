@@ -25,6 +25,7 @@ from livekit.agents import (
     vad,
 )
 from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.plugins import silero
 
@@ -416,7 +417,7 @@ class ConfiguredAgent(Agent):
         they stream."""
         if self._reply_request is None:
             async for chunk in Agent.default.llm_node(self, window, tools, model_settings):
-                yield chunk
+                yield chunk  # type: ignore[misc]  # its FlushSentinels pass through as they are
             return
         reply = StreamedReply(
             self.models.llm.chat(
@@ -448,11 +449,11 @@ def new_session(config: AgentConfig, models: AgentModels) -> AgentSession:
     Voice turns end on silero VAD silence (no turn-detector model to download); chat-only
     sessions have no turn detection at all, each `lk.chat` message is a turn.
     """
-    detection = "vad" if is_voice(config) else "manual"
+    detection: Literal["vad", "manual"] = "vad" if is_voice(config) else "manual"
     llm_options = models.endpoints[0].connect_options or DEFAULT_LLM_CONNECT
     return AgentSession(
         user_away_timeout=config.idle_timeout_s,
-        turn_handling={"turn_detection": detection},
+        turn_handling=TurnHandlingOptions(turn_detection=detection),
         conn_options=SessionConnectOptions(
             llm_conn_options=llm_options, max_unrecoverable_errors=MODEL_FAILURES_BEFORE_CLOSING
         ),

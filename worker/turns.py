@@ -86,11 +86,11 @@ class StructuredCaller:
         for endpoint, client in zip(self.endpoints, self._clients, strict=True):
             extra = {"extra_body": endpoint.extra_body} if endpoint.extra_body else {}
             try:
-                response = await client.chat.completions.create(
+                response = await client.chat.completions.create(  # type: ignore[call-overload]
                     model=endpoint.model,
                     messages=messages,
                     **options,
-                    **extra,  # type: ignore[arg-type]
+                    **extra,
                 )
             except APIError as exc:
                 metrics.LLM_ERRORS.labels(endpoint.model).inc()

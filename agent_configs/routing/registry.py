@@ -88,7 +88,7 @@ def load_plugin(point: EntryPoint) -> type[RoutingStrategy]:
     problem = _shape_problem(point.name, loaded)
     if problem is not None:
         raise StrategyLoadError(point.name, f"{point.value} {problem}")
-    return loaded  # type: ignore[no-any-return]
+    return loaded
 
 
 def _shape_problem(name: str, loaded: Any) -> str | None:

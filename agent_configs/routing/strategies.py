@@ -320,7 +320,7 @@ class ABSplitStrategy:
 # -- time_window ------------------------------------------------------------------------
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -438,7 +438,7 @@ class DefaultStrategy:
         return frozenset({self.params.agent_id})
 
 
-BUILTIN_STRATEGIES: tuple[type, ...] = (
+BUILTIN_STRATEGIES: tuple[type[Any], ...] = (
     ExplicitStrategy,
     PurposeStrategy,
     UserAttributesStrategy,

@@ -19,6 +19,9 @@ from agent_configs.egress import EgressPolicy
 from agent_configs.secret_guard import secret_kind
 from devstack import DEFAULT_ROOT, REPO_ROOT
 
+# The overlays are built by the kustomize binary `make build` builds.
+pytestmark = pytest.mark.services
+
 K8S = REPO_ROOT / "k8s"
 KUBERNETES_VERSION = "1.33.0"
 OVERLAYS = ["dev", "production", "pools"]

@@ -3,6 +3,8 @@
 Importing this package registers the built-in providers (openai, deepgram, local).
 """
 
+from typing import Any
+
 from livekit.agents import llm as lk_llm
 from livekit.agents import stt as lk_stt
 from livekit.agents import tts as lk_tts
@@ -50,7 +52,7 @@ def chat_endpoints(spec: LLMSpec, settings: WorkerSettings) -> list[ChatEndpoint
 
 
 def _openai_llm(endpoint: ChatEndpoint) -> lk_openai.LLM:
-    options: dict[str, object] = {"temperature": endpoint.temperature}
+    options: dict[str, Any] = {"temperature": endpoint.temperature}
     if endpoint.max_tokens is not None:
         options["max_completion_tokens"] = endpoint.max_tokens
     if endpoint.top_p is not None:
@@ -60,7 +62,7 @@ def _openai_llm(endpoint: ChatEndpoint) -> lk_openai.LLM:
 
 def build_llm(endpoints: list[ChatEndpoint]) -> lk_llm.LLM:
     """One LLM, or livekit's FallbackAdapter trying each endpoint in turn."""
-    models = [_openai_llm(e) for e in endpoints]
+    models: list[lk_llm.LLM] = [_openai_llm(e) for e in endpoints]
     if len(models) == 1:
         return models[0]
     return lk_llm.FallbackAdapter(

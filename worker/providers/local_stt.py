@@ -22,6 +22,7 @@ import numpy as np
 from livekit import rtc
 from livekit.agents import stt, utils
 from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.language import LanguageCode
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -149,7 +150,7 @@ class LocalWhisperSTT(stt.STT):
         self._key = _ModelKey(
             resolve_model_dir(model), compute_type, cpu_threads or default_cpu_threads()
         )
-        self._language = "en" if model.endswith(".en") else language
+        self._language = LanguageCode("en" if model.endswith(".en") else language)
         self._beam_size = beam_size  # greedy by default: 2-3x faster, same words on clean audio
 
     @property

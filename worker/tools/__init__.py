@@ -74,7 +74,7 @@ async def build_tools(
     tools in (default: the installed `switchboard.tools` entry points).
 
     Raises ToolBuildError naming every tool that cannot be built; nothing is half-built."""
-    builders = (
+    builders: dict[str, ToolBuilder] = (
         TOOL_BUILDERS
         if plugins is None
         else {**TOOL_BUILDERS, "plugin": partial(plugin_tool, registry=plugins)}

@@ -137,7 +137,7 @@ def load_plugin(point: EntryPoint) -> type[Any]:
     problem = shape_problem(loaded)
     if problem is not None:
         raise ToolPluginError(point.name, f"{point.value} {problem}")
-    return loaded  # type: ignore[no-any-return]
+    return loaded
 
 
 def shape_problem(loaded: Any) -> str | None:
