@@ -14,13 +14,18 @@ A room waits for this answer, so it is bounded: `timeout_s` (default 1.5 s, at m
 the connection, the request and reading the answer. Whatever goes wrong (a timeout, a refused
 connection, a non-2xx status, an answer that is not JSON, an agent_id missing or not a slug,
 variables over MAX_VARIABLES_BYTES) is a `no_proposal` whose reason says so (`timed out after
-1.5s`, `HTTP 503`, `answer: agent_id missing`) and the chain goes on; an agent_id that is unknown
-or unavailable is skipped by the router like any proposal.
+1.5s`, `cannot reach the hook: ConnectError`, `HTTP 503`, `answer: agent_id missing`) and the
+chain goes on; an agent_id that is unknown or unavailable is skipped by the router like any
+proposal. A connection failure is named by its kind only: the trail is shown to viewer keys,
+and the exception's text (`[SSL: WRONG_VERSION_NUMBER]` from a plain HTTP port, `All connection
+attempts failed` from a closed one) would tell them what listens where; the log has it.
 
 Where it may call is the egress policy's decision (agent_configs/egress.py): the URL, and each
 header secret for the URL's host, are checked when the rules are written (a 422 naming
-`chain.N.params.url`) and again before every call; a refused URL never receives a request. No
-redirect is followed, no proxy from the environment is used, header values are never logged.
+`chain.N.params.url`) and again before every call; a refused URL never receives a request. The
+URL passes the secret guard too (no `user:pass@`, no `?token=`): it is stored and shown with
+the rules, so a secret goes in a header naming an env var. No redirect is followed, no proxy
+from the environment is used, header values are never logged.
 """
 
 import asyncio
@@ -32,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import (
@@ -48,6 +54,7 @@ from agent_configs.egress import EgressPolicy, EgressRefused
 from agent_configs.models import Slug
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.strategy import Proposal
+from agent_configs.secret_guard import secret_kind
 from agent_configs.tools import HeaderName, HeaderValue
 
 logger = logging.getLogger(__name__)
@@ -88,6 +95,12 @@ class WebhookParams(BaseModel):
     @field_validator("url")
     @classmethod
     def _url_allowed(cls, url: str) -> str:
+        kind = secret_kind(url)
+        if kind is not None:
+            raise ValueError(
+                f"looks like {kind}; a URL is stored and shown with the rules - send the "
+                'secret in a header naming an environment variable: {"env": "NAME"}'
+            )
         try:
             EgressPolicy().check(url, field="url")
         except EgressRefused as exc:
@@ -140,9 +153,10 @@ class WebhookStrategy:
         except TimeoutError:
             return Proposal.nothing(f"timed out after {timeout:g}s")
         except httpx.HTTPError as exc:
-            return Proposal.nothing(
-                f"cannot reach the hook: {type(exc).__name__}: {exc}".rstrip(": ")
+            logger.warning(
+                "routing hook at %s: %s: %s", _host(self.params.url), type(exc).__name__, exc
             )
+            return Proposal.nothing(f"cannot reach the hook: {type(exc).__name__}")
         except BadAnswer as exc:
             return Proposal.nothing(f"answer: {exc}")
         if not 200 <= status < 300:
@@ -173,6 +187,11 @@ class WebhookStrategy:
             elif header.value is not None:
                 headers[name] = header.value
         return headers
+
+
+def _host(url: str) -> str:
+    """For the log, as the audit names webhook receivers: the host, never the path or query."""
+    return urlsplit(url).hostname or "?"
 
 
 def routing_payload(context: RoutingContext, params: WebhookParams) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from agent_configs.routing import (
     validate_rules,
 )
 from agent_configs.routing.webhook import MAX_VARIABLES_BYTES, WebhookParams, WebhookStrategy
+from devstack.services import reserve_port
 from tests.agent_configs.routing.helpers import builtin_configs
 from tests.agent_configs.routing.hook_server import HookServer
 
@@ -172,10 +173,26 @@ async def test_an_unknown_agent_type_from_the_hook_is_skipped_like_any_proposal(
 
 
 async def test_a_hook_that_is_not_listening_falls_through() -> None:
-    decision = await route(router_for({"url": "http://127.0.0.1:9/route"}))
+    port = reserve_port(0, "a closed port", "UNUSED")
+    decision = await route(router_for({"url": f"http://127.0.0.1:{port}/route"}))
     agent_id, outcome, reason = webhook_entry(decision)
     assert (agent_id, outcome) == (None, "no_proposal")
-    assert reason.startswith("cannot reach the hook: ConnectError")
+    assert reason == "cannot reach the hook: ConnectError"
+
+
+async def test_why_a_hook_cannot_be_reached_is_the_same_words_whatever_listens_there(
+    hook: HookServer,
+) -> None:
+    """The trail is shown to viewers: the exception's text ("[SSL: WRONG_VERSION_NUMBER]" from
+    a plain HTTP server, "All connection attempts failed" from a closed port) would tell them
+    what listens where. Only the kind of failure is kept; the operator's log has the rest."""
+    closed = reserve_port(0, "a closed port", "UNUSED")
+    reasons = [
+        webhook_entry(await route(router_for({"url": url})))[2]
+        for url in (f"https://127.0.0.1:{hook.port}/route", f"https://127.0.0.1:{closed}/route")
+    ]
+    assert reasons == ["cannot reach the hook: ConnectError"] * 2
+    assert hook.requests == []
 
 
 async def test_a_url_the_egress_policy_refuses_is_refused_at_write_time_and_never_called(
@@ -223,6 +240,18 @@ async def test_a_url_the_egress_policy_refuses_is_refused_at_write_time_and_neve
         "refused by the egress policy: url: host '127.0.0.1' is not allowed"
     )
     assert hook.requests == []
+
+
+async def test_a_url_carrying_a_secret_is_refused_at_its_field(hook: HookServer) -> None:
+    """The URL is stored and shown with the rules, like a webhook subscription's or a tool's."""
+    urls = (f"{hook.url}?token=s3cr3t-value-1", hook.url.replace("://", "://crm:s3cr3t@"))
+    with pytest.raises(InvalidRoutingRules) as refused:
+        validate_rules({"chain": [{"strategy": "webhook", "params": {"url": u}} for u in urls]})
+    problems = {(p.index, p.field): p.message for p in refused.value.problems}
+    assert list(problems) == [(0, "params.url"), (1, "params.url")]
+    assert problems[0, "params.url"].startswith("looks like a credential in a URL query")
+    assert problems[1, "params.url"].startswith("looks like a credential in a URL")
+    assert not any("s3cr3t" in message for message in problems.values())
 
 
 async def test_the_timeout_is_bounded_and_session_headers_are_refused() -> None:
