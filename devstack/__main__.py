@@ -4,7 +4,7 @@ import asyncio
 import json
 import os
 import signal
-import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +15,7 @@ from rich.table import Table
 from agent_configs.settings import get_settings
 from devstack import DEFAULT_ROOT, REPO_ROOT, Devstack, Endpoints
 from devstack.chat import chat
-from devstack.errors import DevstackError
+from devstack.errors import DevstackError, Interrupted
 from scripts.setup_agents import redact_uri, run_seed
 
 DEV_ADMIN_KEY = (
@@ -24,12 +24,52 @@ DEV_ADMIN_KEY = (
 # The console's build the admin API serves: `make dev` builds it first (make console).
 CONSOLE_DIR = Path(os.environ.get("ADMIN_API_CONSOLE_DIR", REPO_ROOT / "console" / "dist"))
 
+DEV_PORTS = {
+    "DEVSTACK_MONGO_PORT": 27017,
+    "DEVSTACK_LIVEKIT_PORT": 7880,
+    "DEVSTACK_LLM_PORT": 8088,
+    "DEVSTACK_WORKER_PORT": 8081,
+    "DEVSTACK_METRICS_PORT": 9100,
+    "DEVSTACK_ADMIN_API_PORT": 8000,
+    "DEVSTACK_DISPATCHER_PORT": 9102,
+}
+"""Every port `make dev` listens on by default, by the variable that moves it (0: any free
+port). The tests set each of them to 0, so a stack they start takes no fixed port."""
+
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 console = Console(stderr=True)
 
 
-def _port_from_env(name: str, default: int) -> int:
-    value = os.environ.get(name, str(default))
+class StopSignals:
+    """SIGINT and SIGTERM stop `devstack up`, whatever it inherited. Started from a background
+    shell (CI, `make dev &`) a process gets SIGINT ignored, and Python then installs no
+    KeyboardInterrupt: Ctrl-C (or a test's SIGINT) did nothing and the stack ran on.
+
+    The handlers only take note; the stack checks between steps. Raising from a handler
+    could land between a child's fork and its bookkeeping, and leave that child running."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._note)
+
+    def _note(self, signum: int, _frame: object) -> None:
+        self.received = signum
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def check(self, step: str) -> None:
+        if self.received is not None:
+            raise Interrupted(step)
+
+    def wait(self) -> None:
+        while self.received is None:
+            time.sleep(0.2)  # the handler runs at once; its note is seen within 0.2 s
+
+
+def _port_from_env(name: str) -> int:
+    value = os.environ.get(name, str(DEV_PORTS[name]))
     if not value.isdigit() or int(value) > 65535:
         console.print(f"[red]error:[/red] {name}={value!r} is not a port number (0-65535)")
         raise typer.Exit(2)
@@ -122,34 +162,37 @@ def up(
     admin_api: Annotated[bool, typer.Option(help="Run the admin API (uvicorn) too.")] = True,
     dispatcher: Annotated[bool, typer.Option(help="Run the webhook dispatcher too.")] = True,
 ) -> None:
-    """Run the local stack in the foreground until Ctrl-C."""
+    """Run the local stack in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
+    stop = StopSignals()
     run_dir = os.environ.get("DEVSTACK_RUN_DIR")
     stack = Devstack(
         DEFAULT_ROOT,
         run_dir=Path(run_dir) if run_dir else None,
-        mongo_port=_port_from_env("DEVSTACK_MONGO_PORT", 27017),
-        livekit_port=_port_from_env("DEVSTACK_LIVEKIT_PORT", 7880),
-        llm_port=_port_from_env("DEVSTACK_LLM_PORT", 8088),
+        mongo_port=_port_from_env("DEVSTACK_MONGO_PORT"),
+        livekit_port=_port_from_env("DEVSTACK_LIVEKIT_PORT"),
+        llm_port=_port_from_env("DEVSTACK_LLM_PORT"),
         console=console,
+        stop_requested=stop,
     )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         with stack as endpoints:
             settings = get_settings()
             if seed:
+                stop.check("seeding")
                 code = asyncio.run(run_seed(endpoints.mongo_uri, settings.mongo_db))
                 if code != 0:
                     console.print("[yellow]seeding reported problems (see above)[/yellow]")
             if worker:
+                stop.check("the worker")
                 console.print("starting the worker...")
                 stack.start_worker(
                     endpoints,
                     {"MONGO_DB": settings.mongo_db},
-                    _port_from_env("DEVSTACK_WORKER_PORT", 8081),
-                    _port_from_env("DEVSTACK_METRICS_PORT", 9100),
+                    _port_from_env("DEVSTACK_WORKER_PORT"),
+                    _port_from_env("DEVSTACK_METRICS_PORT"),
                 )
             if admin_api:
+                stop.check("the admin API")
                 console.print("starting the admin API...")
                 api_env = {
                     "MONGO_DB": settings.mongo_db,
@@ -158,21 +201,21 @@ def up(
                     ),
                     "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
                 }
-                stack.start_admin_api(
-                    endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT", 8000)
-                )
+                stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT"))
             if dispatcher:
+                stop.check("the webhook dispatcher")
                 console.print("starting the webhook dispatcher...")
                 stack.start_dispatcher(
                     endpoints,
                     {"MONGO_DB": settings.mongo_db},
-                    _port_from_env("DEVSTACK_DISPATCHER_PORT", 9102),
+                    _port_from_env("DEVSTACK_DISPATCHER_PORT"),
                 )
             _print_endpoints(endpoints, stack)
             console.print("Running. Ctrl-C stops everything.")
-            stopping.wait()
-    except KeyboardInterrupt:
-        pass
+            stop.wait()
+            console.print("stopping...")
+    except Interrupted as exc:
+        console.print(f"{exc}; stopping...", highlight=False)
     except DevstackError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None

@@ -59,9 +59,11 @@ async def chat(
             if line.strip():
                 await client.say(line.strip())
                 said += 1
-        # Piped input ends at once: wait for the answer to the last message before leaving.
+        # Piped input ends at once: wait for the last message's turn before leaving. Its
+        # `agent-turn` comes for every answer, also one the user never saw as text (a blank
+        # reply, a failed model): waiting for a transcript would wait out REPLY_WAIT_S then.
         await client.wait_for(
-            lambda: len(client.transcripts) > said, REPLY_WAIT_S, "the last reply"
+            lambda: len(client.data.get("agent-turn", [])) >= said, REPLY_WAIT_S, "the last turn"
         )
         _show_new(client, shown)
     except AssertionError:

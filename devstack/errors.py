@@ -37,3 +37,10 @@ class ServiceFailed(DevstackError):
     def __init__(self, service: str, reason: str, log_path: Path, tail: list[str]) -> None:
         details = "\n  ".join(tail)
         super().__init__(f"{service} {reason}; log: {log_path}\n  {details}")
+
+
+class Interrupted(DevstackError):
+    """SIGINT or SIGTERM while a service was starting: the stack stops instead of going on."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"stopped while {service} was starting")

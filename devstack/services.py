@@ -4,7 +4,8 @@ Services already given by the environment (`MONGO_URI`, `LIVEKIT_URL`) are used 
 and nothing is started for them: the same code serves a laptop, CI and a shared cluster.
 """
 
-import ctypes
+import atexit
+import contextlib
 import importlib.util
 import os
 import signal
@@ -26,13 +27,13 @@ from agent_configs.settings import (
     DEV_WEBHOOK_ENCRYPTION_KEY,
 )
 from devstack.binaries import FERRETDB, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
-from devstack.errors import PortInUse, ServiceFailed
+from devstack.errors import Interrupted, PortInUse, ServiceFailed
 
 DEV_API_KEY = DEV_LIVEKIT_API_KEY
 DEV_API_SECRET = DEV_LIVEKIT_API_SECRET
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-_PR_SET_PDEATHSIG = 1
+_DIE_WITH_PARENT = Path(__file__).with_name("die_with_parent.py")
 # DEV_WEBHOOK_ENCRYPTION_KEY: the Fernet key webhook secrets are encrypted under when the stack
 # runs on LiveKit's dev keys (`make dev`, the tests) and WEBHOOK_ENCRYPTION_KEY is not set.
 
@@ -105,14 +106,6 @@ def reserve_port(
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the devstack process dies, so do its services."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-
-
 def _log_tail(path: Path, lines: int = 12) -> list[str]:
     try:
         return path.read_text(errors="replace").strip().splitlines()[-lines:]
@@ -133,6 +126,7 @@ class Devstack:
         llm_port: int | None = 0,
         console: Console | None = None,
         environ: dict[str, str] | None = None,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         self.root = root
         self.run_dir = run_dir or root  # data, logs and generated config of this run
@@ -141,6 +135,8 @@ class Devstack:
         self.llm_port = llm_port  # None: do not start the local LLM
         self.console = console or Console(stderr=True)
         self.environ = dict(os.environ if environ is None else environ)
+        self.stop_requested = stop_requested
+        """Asked while a service starts: `devstack up` stops starting on SIGINT or SIGTERM."""
         self._running: list[_Running] = []
         self.worker_health_port: int | None = None
         self.worker_metrics_port: int | None = None
@@ -194,15 +190,20 @@ class Devstack:
 
     def stop(self) -> None:
         """Last started, first stopped, one at a time: the worker finishes its sessions
-        (summaries, records) while the LLM and the database are still there."""
+        (summaries, records) while the LLM and the database are still there. Each service
+        runs in a process group of its own; whatever is left of a group (the worker's job
+        processes, a service that would not stop) is killed with it."""
+        atexit.unregister(self.stop)
         for service in reversed(self._running):
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
             try:
                 service.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
+                pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(service.process.pid, signal.SIGKILL)
+            service.process.wait()
         self._running.clear()
 
     # -- services ----------------------------------------------------------------------
@@ -318,23 +319,31 @@ class Devstack:
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        guarded = [sys.executable, "-I", str(_DIE_WITH_PARENT), str(os.getpid()), *command]
         with log_path.open("wb") as log:
+            # A session of its own: Ctrl-C in a terminal reaches `devstack up` alone, which
+            # then stops the services in order instead of all at once.
             process = subprocess.Popen(
-                command,
+                guarded,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         service = _Running(name, process, log_path)
+        if not self._running:
+            atexit.register(
+                self.stop
+            )  # an exit that skips `with` and `finally` (sys.exit in a thread...)
         self._running.append(service)
         return service
 
     def _wait_until(self, service: _Running, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
+            if self.stop_requested():
+                raise Interrupted(service.name)
             if service.process.poll() is not None:
                 raise ServiceFailed(
                     service.name,
