@@ -7,6 +7,7 @@ ever reaches a client; unexpected errors are logged here and answered with a pla
 """
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -136,6 +137,14 @@ def validation_problem(error: ValidationError, *, prefix: str = "") -> ProblemEr
 def invalid_request(problems: Sequence[FieldProblem], detail: str | None = None) -> ProblemError:
     summary = detail or "; ".join(f"{p.field}: {p.message}" for p in problems[:5])
     return ProblemError(422, "validation", "The request is not valid", summary, errors=problems)
+
+
+def rate_limited(wait_s: float, title: str) -> ProblemError:
+    """429 with Retry-After: `wait_s` is what the key's token bucket said (admin_api/ratelimit.py)."""
+    retry_after = str(max(1, math.ceil(wait_s)))
+    return ProblemError(
+        429, "rate-limited", title, f"retry in {retry_after}s", headers={"Retry-After": retry_after}
+    )
 
 
 def definition_problems(problems: Iterable[ConfigProblem]) -> list[FieldProblem]:

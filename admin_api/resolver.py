@@ -7,7 +7,7 @@ GET /agents/{id} reads too). The pool filter and the live capacity-slot count ar
 worker's own, from agent_configs.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from agent_configs.catalog import Catalog
@@ -18,8 +18,19 @@ from agent_configs.routing.availability import (
     PoolAvailability,
 )
 from agent_configs.routing.context import RoutingContext
-from agent_configs.routing.router import Router, RoutingDecision
+from agent_configs.routing.router import (
+    ASKED_BY_THE_WORKER_ONLY,
+    AskOthers,
+    Router,
+    RoutingDecision,
+    never_ask,
+)
 from agent_configs.routing.rules import RoutingRules, RulesSource, StaticRules
+
+NOT_CALLED_IN_A_PREVIEW = (
+    "skipped: not called in a preview of caller-supplied rules "
+    "(an admin key may ask for it with call_hooks: true)"
+)
 
 
 class Resolver:
@@ -55,12 +66,22 @@ class Resolver:
         rules: RoutingRules | None = None,
         pool: frozenset[str] = frozenset(),
         at: datetime | None = None,
+        call_hooks: bool = False,
+        before_calling: Callable[[], None] | None = None,
     ) -> RoutingDecision:
-        """What a worker serving `pool` (empty: every type) decides for this metadata now."""
+        """What a worker serving `pool` (empty: every type) decides for this metadata now.
+
+        A hook (a strategy that asks another system) in `rules`, the caller's own, is passed
+        over unless `call_hooks` (the route lets only an admin ask): the URL and the headers
+        naming the operator's secrets are the caller's choice there. The stored chain's hooks
+        are called as for a room. `before_calling` runs once, before the first hook of this
+        dry run is called; it may raise to stop it (the route's per-key rate limit).
+        """
         context = RoutingContext.from_metadata(metadata)  # type: ignore[arg-type]
         await self.configs.refresh(force=True)
+        ask_others = _ask_others(rules is not None and not call_hooks, before_calling)
         if rules is None and not pool and at is None:
-            return await self._router.route(context)
+            return await self._router.route(context, ask_others=ask_others)
         source: RulesSource = StaticRules(rules) if rules is not None else self.rules
         availability = PoolAvailability(self._availability, pool) if pool else self._availability
         router = (
@@ -68,7 +89,7 @@ class Resolver:
             if at is None
             else Router(source, availability, clock=lambda: at)
         )
-        return await router.route(context)
+        return await router.route(context, ask_others=ask_others)
 
     async def route_for_token(self, metadata: str | None) -> RoutingDecision:
         """The type a room with this metadata gets, as far as the admin API can tell at mint time.
@@ -82,10 +103,28 @@ class Resolver:
         too would call the operator's hook twice per room and hold the mint for its timeout.
         """
         await self.configs.refresh()
-        return await self._router.route(RoutingContext.from_metadata(metadata), ask_others=False)
+        return await self._router.route(
+            RoutingContext.from_metadata(metadata), ask_others=never_ask(ASKED_BY_THE_WORKER_ONLY)
+        )
 
     def agent_name_for(self, agent_id: str | None) -> str:
         """The worker agent name (pool) that serves `agent_id`; AGENT_NAME when not mapped."""
         if agent_id is None:
             return self.default_agent_name
         return self._agent_names.get(agent_id, self.default_agent_name)
+
+
+def _ask_others(preview: bool, before_calling: Callable[[], None] | None) -> AskOthers | None:
+    if preview:
+        return never_ask(NOT_CALLED_IN_A_PREVIEW)
+    if before_calling is None:
+        return None
+    called = False
+
+    def ask(_strategy: str) -> None:
+        nonlocal called
+        if not called:
+            before_calling()
+            called = True
+
+    return ask

@@ -49,6 +49,7 @@ class Services:
     outbox: AdminOutbox
     sessions: SessionRecords
     token_buckets: TokenBuckets
+    hook_dry_run_buckets: TokenBuckets
     metrics: ApiMetrics
     prepared: bool = False
     _prepare_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -95,6 +96,10 @@ class Services:
             sessions=SessionRecords(database),
             token_buckets=TokenBuckets(
                 settings.admin_api_token_rate_per_s, settings.admin_api_token_burst
+            ),
+            hook_dry_run_buckets=TokenBuckets(
+                settings.admin_api_hook_dry_run_rate_per_min / 60.0,
+                settings.admin_api_hook_dry_run_burst,
             ),
             metrics=metrics,
         )

@@ -52,6 +52,15 @@ class AdminSettings(Settings):
     admin_api_token_burst: int = Field(
         default=30, ge=1, description="POST /token burst per API key."
     )
+    admin_api_hook_dry_run_rate_per_min: float = Field(
+        default=10.0,
+        gt=0,
+        description="Dry runs (POST /routing/resolve) that call a routing hook: refill rate per "
+        "API key and minute. Each calls the operator's service, its secrets attached.",
+    )
+    admin_api_hook_dry_run_burst: int = Field(
+        default=10, ge=1, description="Dry runs that call a routing hook: burst per API key."
+    )
     admin_api_key_cache_ttl_s: float = Field(
         default=5.0,
         ge=0,

@@ -4,6 +4,12 @@ A save is checked twice before anything is written: every strategy is registered
 params are valid (`validate_rules`), and every agent_id the rules can propose exists
 (`check_agent_ids`). Resolve runs the worker's Router on the stored rules, or on rules sent
 with the request to preview them before saving.
+
+Only an admin's action makes the API call out with the operator's secrets: a preview of sent
+rules passes over their hooks unless an admin asks (`call_hooks`, 403 for anyone else); the
+stored chain's hooks, the ones a room join calls, are called for any reader, and every dry
+run that calls a hook takes a token from the key's bucket (429 with Retry-After when empty).
+A viewer reads hook URLs as their origin only (admin_api/origins.py).
 """
 
 from datetime import UTC, datetime
@@ -12,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from admin_api.auth import ApiKey, Role
 from admin_api.deps import (
     AdminKey,
     Events,
@@ -22,7 +29,16 @@ from admin_api.deps import (
     Store,
 )
 from admin_api.events import EventType
-from admin_api.problems import etag_for, invalid_request, problem_responses, rules_problems
+from admin_api.origins import origins_only
+from admin_api.problems import (
+    FieldProblem,
+    ProblemError,
+    etag_for,
+    invalid_request,
+    problem_responses,
+    rate_limited,
+    rules_problems,
+)
 from admin_api.routes import API_V1
 from admin_api.storage import IsoDatetime
 from agent_configs.models import Slug
@@ -72,6 +88,12 @@ class ResolveRequest(BaseModel):
     at: IsoDatetime | None = Field(
         default=None, description="Decide as at this time (time_window); default now."
     )
+    call_hooks: bool = Field(
+        default=False,
+        description="Call the hooks (webhook strategy) of the `rules` sent, with the operator's "
+        "header secrets: admin keys only (403 otherwise). Without it they are passed over, the "
+        "trail says so. The stored rules' hooks are called either way, as for a room.",
+    )
 
 
 class Resolution(BaseModel):
@@ -98,12 +120,23 @@ def _stored(rules: RoutingRules) -> StoredRules:
     return StoredRules(chain=list(rules.chain), version=rules.version, updated_at=rules.updated_at)
 
 
+def _as_read_by(caller: ApiKey, stored: StoredRules) -> StoredRules:
+    """An admin reads what it wrote; anyone else reads every URL in params as its origin."""
+    if caller.role == Role.ADMIN:
+        return stored
+    chain = [
+        entry.model_copy(update={"params": origins_only(entry.params)}) for entry in stored.chain
+    ]
+    return stored.model_copy(update={"chain": chain})
+
+
 @router.get("", responses=problem_responses(401, 403, 503))
 async def get_rules(caller: ReaderKey, services: ServicesDep, response: Response) -> StoredRules:
-    """The current rules; the version is the ETag to send back as If-Match."""
+    """The current rules; the version is the ETag to send back as If-Match. A viewer reads a
+    hook's URL as its origin (`https://crm.example`), never its path or query."""
     rules = await services.rules_store.current()
     response.headers["ETag"] = etag_for(rules.version)
-    return _stored(rules)
+    return _as_read_by(caller, _stored(rules))
 
 
 @router.put("", responses=problem_responses(400, 401, 403, 412, 413, 422, 428, 503))
@@ -129,15 +162,40 @@ async def replace_rules(
     return _stored(saved)
 
 
-@router.post("/resolve", responses=problem_responses(400, 401, 403, 413, 422, 503))
-async def resolve(caller: ReaderKey, request: ResolveRequest, resolver: ResolverDep) -> Resolution:
-    """Dry run: which agent type a room with this metadata gets now, and why (the full trail)."""
+@router.post("/resolve", responses=problem_responses(400, 401, 403, 413, 422, 429, 503))
+async def resolve(
+    caller: ReaderKey, request: ResolveRequest, resolver: ResolverDep, services: ServicesDep
+) -> Resolution:
+    """Dry run: which agent type a room with this metadata gets now, and why (the full trail).
+
+    Hooks of sent `rules` are called only for an admin asking with `call_hooks`; a dry run
+    that calls a hook is rate-limited per key (ADMIN_API_HOOK_DRY_RUN_RATE_PER_MIN / _BURST)."""
+    if request.call_hooks and caller.role != Role.ADMIN:
+        message = "only an admin key may call hooks from a dry run; omit it to preview without"
+        raise ProblemError(
+            403,
+            "forbidden",
+            "Not allowed for this API key",
+            f"the key '{caller.name}' has the {caller.role} role: call_hooks needs admin",
+            errors=[FieldProblem(field="call_hooks", message=message)],
+        )
     rules = validate_rules(request.rules.model_dump()) if request.rules is not None else None
     at = request.at
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
+
+    def before_calling() -> None:
+        wait_s = services.hook_dry_run_buckets.take(caller.key_id)
+        if wait_s is not None:
+            raise rate_limited(wait_s, "Too many dry runs that call a routing hook")
+
     decision = await resolver.resolve(
-        request.metadata, rules=rules, pool=frozenset(request.pool or ()), at=at
+        request.metadata,
+        rules=rules,
+        pool=frozenset(request.pool or ()),
+        at=at,
+        call_hooks=request.call_hooks,
+        before_calling=before_calling,
     )
     return Resolution(
         agent_id=decision.agent_id,

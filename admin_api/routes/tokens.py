@@ -32,7 +32,6 @@ were.
 """
 
 import json
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +43,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from admin_api.auth import ApiKey, Scope
 from admin_api.deps import ResolverDep, ServicesDep, TokenKey
 from admin_api.events import EventType
-from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
+from admin_api.problems import (
+    FieldProblem,
+    ProblemError,
+    invalid_request,
+    problem_responses,
+    rate_limited,
+)
 from admin_api.routes import API_V1
 from agent_configs.errors import AgentNotFound
 from agent_configs.models import AgentStatus, Slug
@@ -215,14 +220,7 @@ async def mint_token(
     """A LiveKit token for one participant of one room, dispatching the worker that serves it."""
     wait_s = services.token_buckets.take(caller.key_id)
     if wait_s is not None:
-        retry_after = str(max(1, math.ceil(wait_s)))
-        raise ProblemError(
-            429,
-            "rate-limited",
-            "Too many token requests",
-            f"retry in {retry_after}s",
-            headers={"Retry-After": retry_after},
-        )
+        raise rate_limited(wait_s, "Too many token requests")
     check_scopes(caller, request)
     refuse_reserved_metadata(request.metadata)
     pin = await checked_pin(services.store, request.agent)

@@ -31,9 +31,10 @@ from pydantic.json_schema import WithJsonSchema
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from admin_api.auth import ApiKey
+from admin_api.auth import ApiKey, Role
 from admin_api.deps import AdminKey, ReaderKey, RequiredIfMatch, ServicesDep
 from admin_api.events import EventType as AuditType
+from admin_api.origins import origin
 from admin_api.problems import (
     FieldProblem,
     ProblemError,
@@ -246,6 +247,14 @@ def _subscription(document: dict[str, Any], last: dict[str, Any] | None = None) 
     )
 
 
+def _as_read_by(caller: ApiKey, subscription: Subscription) -> Subscription:
+    """An admin reads the URL it wrote; a viewer its origin only (as the audit shows the host):
+    a receiver's path is often a capability."""
+    if caller.role == Role.ADMIN:
+        return subscription
+    return subscription.model_copy(update={"url": origin(subscription.url)})
+
+
 def _delivery(document: dict[str, Any]) -> Delivery:
     return Delivery.model_validate({**document, "id": document["_id"]})
 
@@ -414,7 +423,10 @@ async def list_subscriptions(
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         )
         documents = await found.limit(limit + 1).to_list(limit + 1)
-    items = [_subscription(d, await _last_delivery(services, d["_id"])) for d in documents[:limit]]
+    items = [
+        _as_read_by(caller, _subscription(d, await _last_delivery(services, d["_id"])))
+        for d in documents[:limit]
+    ]
     more = len(documents) > limit
     return SubscriptionPage(
         items=items, next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more else None
@@ -477,7 +489,9 @@ async def get_subscription(
     """The subscription (never its secret); its version is the ETag for If-Match."""
     document = await _load(services, subscription_id)
     response.headers["ETag"] = etag_for(document["version"])
-    return _subscription(document, await _last_delivery(services, subscription_id))
+    return _as_read_by(
+        caller, _subscription(document, await _last_delivery(services, subscription_id))
+    )
 
 
 # The body is read as a plain object (so a secret field gets its own message), documented as

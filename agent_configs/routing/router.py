@@ -32,6 +32,17 @@ ASKED_BY_THE_WORKER_ONLY = (
     "asks another system: consulted when the worker routes the room, not for this prediction"
 )
 
+AskOthers = Callable[[str], str | None]
+"""Asked, with the strategy's name, just before a strategy that asks another system (its
+`propose` is a coroutine: the webhook) would be consulted. None lets it ask; a reason passes it
+over: the trail says so and the chain goes on, as when a hook gives no answer. It may raise to
+stop the route (the admin API's per-key limit of dry runs that call a hook does)."""
+
+
+def never_ask(reason: str) -> AskOthers:
+    """Pass over every strategy that asks another system, saying `reason` in the trail."""
+    return lambda _strategy: reason
+
 
 class TrailEntry(BaseModel):
     """One strategy consulted: what it proposed (`agent_id`), what came of it, and why."""
@@ -134,26 +145,28 @@ class Router:
         self._clock = clock
         self._compiled: tuple[RoutingRules, tuple[ChainLink, ...]] | None = None
 
-    async def route(self, context: RoutingContext, *, ask_others: bool = True) -> RoutingDecision:
-        """`ask_others=False` passes over strategies that ask another system (their `propose`
-        is a coroutine: the webhook): for a prediction that must not call the operator's hook
-        a second time per room, or wait for it (the admin API's token mint)."""
+    async def route(
+        self, context: RoutingContext, *, ask_others: AskOthers | None = None
+    ) -> RoutingDecision:
+        """`ask_others` decides whether a strategy that asks another system (the webhook) is
+        consulted (None: always, as the worker does). The admin API passes over the hook for a
+        prediction that must not call the operator's service a second time per room
+        (`never_ask(ASKED_BY_THE_WORKER_ONLY)`, the token mint) and for previews of rules a
+        caller sent, and counts dry runs that do call it."""
         rules = await self._rules.current()
         now = self._clock()
         trail: list[TrailEntry] = []
         reasons: dict[str, str | None] = {}
         for link in self._chain_for(rules):
             if (
-                not ask_others
+                ask_others is not None
                 and link.strategy is not None
                 and inspect.iscoroutinefunction(link.strategy.propose)
+                and (not_asked := ask_others(link.name)) is not None
             ):
                 trail.append(
                     TrailEntry(
-                        strategy=link.name,
-                        agent_id=None,
-                        outcome="no_proposal",
-                        reason=ASKED_BY_THE_WORKER_ONLY,
+                        strategy=link.name, agent_id=None, outcome="no_proposal", reason=not_asked
                     )
                 )
                 continue

@@ -306,6 +306,23 @@ async def test_a_viewer_sees_subscriptions_but_every_write_is_refused(
     assert await database[OUTBOX].count_documents({}) == 0
 
 
+async def test_a_viewer_reads_where_a_subscription_sends_but_not_its_path_an_admin_reads_it_all(
+    api: httpx.AsyncClient, keys: Keys
+) -> None:
+    """A receiver's path is often a capability (`/hooks/<tenant-token>`); the audit shows the
+    host only, and so does every read a viewer makes."""
+    url = "http://127.0.0.1:9/hooks/tenant-7f3a"
+    created = await create(api, keys, url=url)
+    path = f"{HOOKS}/{created['id']}"
+    viewer = keys.header("viewer")
+    one = (await api.get(path, headers=viewer)).json()
+    listed = (await api.get(HOOKS, headers=viewer)).json()["items"]
+    assert one["url"] == listed[0]["url"] == "http://127.0.0.1:9"
+    assert "tenant-7f3a" not in json.dumps([one, listed])
+    assert (await api.get(path, headers=admin(keys))).json()["url"] == url
+    assert (await api.get(HOOKS, headers=admin(keys))).json()["items"][0]["url"] == url
+
+
 # -- changes ---------------------------------------------------------------------------------
 
 
