@@ -1,5 +1,6 @@
-"""The reply and its fields from one constrained call: what the user reads is plain words,
-the fields validate against the agent type's schema, and a broken stream falls back."""
+"""The reply and its fields from one constrained call: what the user reads is the reply's
+string (never the JSON around it), the fields validate against the agent type's schema, and a
+broken stream falls back."""
 
 import asyncio
 import json
@@ -13,6 +14,7 @@ from agent_configs.files import DEFAULTS_DIR, load_config_file
 from agent_configs.models import AgentConfig, TurnFill
 from devstack import Endpoints
 from devstack.services import reserve_port
+from tests.worker.scripted_llm import ScriptedLLM as ScriptedEndpoint
 from worker.providers.registry import ChatEndpoint
 from worker.session import ConfiguredAgent, build_models
 from worker.settings import WorkerSettings
@@ -152,13 +154,12 @@ async def test_valid_streamed_fields_need_no_extraction_call() -> None:
     assert "Connection" in (filled.error or "")
 
 
-async def test_a_real_reply_is_plain_words_and_its_fields_fit_the_schema(
-    endpoints: Endpoints,
-) -> None:
-    assert endpoints.local_llm_url
+async def one_turn(llm_url: str) -> tuple[AgentConfig, str, StreamedTurn]:
+    """The support type's answer to one message through a real AgentSession: what the user
+    got (the assistant message) and the turn the constrained call produced."""
     config = support()
     assert config.turn_schema.fill == TurnFill.WITH_REPLY
-    settings = WorkerSettings(local_llm_url=endpoints.local_llm_url)
+    settings = WorkerSettings(local_llm_url=llm_url)
     agent = ConfiguredAgent(config, await build_models(config, settings, None), [])
     async with AgentSession() as session:
         await session.start(agent)
@@ -166,7 +167,32 @@ async def test_a_real_reply_is_plain_words_and_its_fields_fit_the_schema(
         assert agent.streamed_turn is not None
         turn = await asyncio.wait_for(agent.streamed_turn, 60)
     said = result.expect.next_event().is_message(role="assistant").event().item.text_content or ""
-    assert said.strip() and not said.lstrip().startswith("{") and "system_response" not in said
-    assert turn.reply.strip() == said.strip(), turn
-    assert turn.fields is not None, turn.error
+    return config, said, turn
+
+
+def assert_the_user_got_the_reply_field(config: AgentConfig, said: str, turn: StreamedTurn) -> None:
+    """What the product guarantees, whatever the words: the model wrote the JSON document
+    (no plain-text fallback), the user got its `system_response` string and nothing of the
+    JSON around it, and the other fields fit the agent type's schema."""
+    assert turn.error is None and turn.fields is not None, turn
+    assert said == turn.reply, (said, turn)
     jsonschema.validate({**turn.fields, "system_response": said}, config.turn_schema.json_schema())
+
+
+async def test_a_reply_that_looks_like_json_or_a_template_reaches_the_user_as_it_is(
+    scripted: ScriptedEndpoint,
+) -> None:
+    """The embedded model once answered the literal `{message}`: words like any other."""
+    for reply in ("{message}", '{"system_response": "x"}', "  Sure.\n"):
+        scripted.reply = reply
+        config, said, turn = await one_turn(scripted.url)
+        assert said == reply
+        assert_the_user_got_the_reply_field(config, said, turn)
+
+
+async def test_a_real_reply_is_the_reply_field_and_its_fields_fit_the_schema(
+    endpoints: Endpoints,
+) -> None:
+    """The embedded model, grammar-constrained: its words are not judged, only their shape."""
+    assert endpoints.local_llm_url
+    assert_the_user_got_the_reply_field(*await one_turn(endpoints.local_llm_url))
