@@ -4,7 +4,9 @@ support (livekit.agents.llm.mcp, which needs the `mcp` package: livekit-agents[m
 The egress policy is asked when the toolset is built, before any connection: the server's
 URL, and each `env` header's variable for that URL (the headers go with every request of the
 session). The MCP SDK (2.x) follows a redirect only within the endpoint's origin, so the
-headers cannot be led to another host. `allowed_tools` filters what the model is offered.
+headers cannot be led to another host. The connection is bounded like the http tool's
+(worker/tools/mcp_client.py: no proxy from the environment, replies cut off past a cap, at most
+MCP_MAX_TOOLS tools of bounded size taken). `allowed_tools` filters what the model is offered.
 livekit connects the toolset when the agent starts (`Toolset.setup`); then each server tool
 is wrapped so its calls are recorded, counted and timed out like every other tool's.
 """
@@ -13,24 +15,32 @@ import os
 from typing import Any
 
 from livekit.agents import llm
-from livekit.agents.llm.mcp import MCPServerHTTP, MCPToolset
+from livekit.agents.llm.mcp import MCPToolset
+from mcp.shared.exceptions import MCPError
 
 from agent_configs.egress import EgressRefused
 from agent_configs.tools import McpTools
-from worker.tools.context import ToolBuildError, ToolContext, as_result_text, cut, recorded_call
+from worker.tools.context import (
+    ToolBuildError,
+    ToolContext,
+    ToolFailure,
+    as_result_text,
+    cut,
+    recorded_call,
+)
+from worker.tools.mcp_client import BoundedMcpServer
 
 KIND = "mcp"
 MCP_MAX_RESULT_CHARS = 4000
 
 
 def mcp_toolset(spec: McpTools, context: ToolContext, field: str) -> llm.Toolset:
-    server = MCPServerHTTP(
-        url=spec.url,
-        transport_type="streamable_http",
+    server = BoundedMcpServer(
+        spec.name,
+        spec.url,
         allowed_tools=spec.allowed_tools,
         headers=_headers(spec, context, field),
-        timeout=spec.timeout_s,
-        client_session_timeout_seconds=spec.timeout_s,
+        timeout_s=spec.timeout_s,
     )
     return RecordedMcpToolset(spec, context, server)
 
@@ -71,8 +81,9 @@ def _headers(spec: McpTools, context: ToolContext, field: str) -> dict[str, str]
 class RecordedMcpToolset(MCPToolset):
     """An MCPToolset whose tools record their calls in the session's ToolCallLog."""
 
-    def __init__(self, spec: McpTools, context: ToolContext, server: MCPServerHTTP) -> None:
+    def __init__(self, spec: McpTools, context: ToolContext, server: BoundedMcpServer) -> None:
         super().__init__(id=f"mcp-{spec.name}", mcp_server=server)
+        self._server = server
         self.spec = spec
         self.context = context
         self._recorded: set[int] = set()
@@ -87,12 +98,17 @@ class RecordedMcpToolset(MCPToolset):
     def _record(self, tool: llm.RawFunctionTool) -> llm.RawFunctionTool:
         name = tool.info.name
         context, timeout_s = self.context, self.spec.timeout_s
+        server = self._server.peer
 
         async def call_mcp_tool(raw_arguments: dict[str, Any]) -> str:
             async def run() -> str:
-                return cut(
-                    as_result_text(await tool(raw_arguments=raw_arguments)), MCP_MAX_RESULT_CHARS
-                )
+                try:
+                    result = await tool(raw_arguments=raw_arguments)
+                except MCPError as exc:
+                    # the server's error answer, or the SDK's for a reply it could not take
+                    said = str(exc)
+                    raise ToolFailure(said if server in said else f"{server}: {said}") from None
+                return cut(as_result_text(result), MCP_MAX_RESULT_CHARS)
 
             # The server validates the arguments against its own schema and answers with an error.
             return await recorded_call(
