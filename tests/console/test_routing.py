@@ -117,10 +117,14 @@ async def test_a_webhook_strategy_shows_where_it_asks_and_the_preview_shows_the_
     await expect(card).to_contain_text("X-Tenant")
     await expect(card).not_to_contain_text("tenant-7f3a")  # the host, not the path
     await preview(page, {"purpose": "support", "user_id": "console-u-hook"})
+    webhook_step = page.locator('[data-testid="preview-step"][data-strategy="webhook"]')
+    await expect(webhook_step).to_contain_text("not called in a preview")  # a draft's hook: only when asked
+    await expect(page.get_by_test_id("preview-result")).to_have_attribute("data-agent-id", "support-agent-v1")
+    assert asked == []
+
+    await page.get_by_test_id("preview-call-hooks").check()
     await expect(page.get_by_test_id("preview-result")).to_have_attribute("data-agent-id", "sales-agent-v1")
-    await expect(page.locator('[data-testid="preview-step"][data-strategy="webhook"]')).to_have_attribute(
-        "data-outcome", "chosen"
-    )
+    await expect(webhook_step).to_have_attribute("data-outcome", "chosen")
     variables = page.get_by_test_id("preview-variable")
     await expect(variables).to_have_count(2)
     await expect(page.locator('[data-testid="preview-variable"][data-name="plan"]')).to_contain_text("gold")

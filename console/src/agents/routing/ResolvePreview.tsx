@@ -1,8 +1,11 @@
 /** "Which agent type would a room with this metadata get?": POST /routing/resolve with the
- * rules draft (not the saved rules), re-run as the metadata or the draft changes (debounced). */
+ * rules draft (not the saved rules), re-run as the metadata or the draft changes (debounced).
+ * The draft's hooks (webhook strategies) are passed over, the trail says so, unless an admin
+ * ticks "Call the hooks" (`call_hooks`: real calls with the operator's secrets, rate-limited). */
 import { useEffect, useState } from "react";
 import { ApiError, post, type FieldProblem } from "../../api";
 import { href } from "../../router";
+import { useMe } from "../../session";
 import type { ChainEntry, Resolution } from "./types";
 import { OUTCOME_CHIPS, OUTCOME_LABELS } from "./types";
 
@@ -23,7 +26,9 @@ export function ResolvePreview({
   onMetadata: (text: string) => void;
   onResolved: (resolution: Resolution | null) => void;
 }) {
+  const me = useMe();
   const [preview, setPreview] = useState<Preview>({ kind: "pending" });
+  const [callHooks, setCallHooks] = useState(false);
   const rulesKey = JSON.stringify(chain);
 
   useEffect(() => {
@@ -42,7 +47,7 @@ export function ResolvePreview({
     }
     let live = true;
     const timer = window.setTimeout(() => {
-      post<Resolution>("routing/resolve", { metadata: parsed, rules: { chain } }).then(
+      post<Resolution>("routing/resolve", { metadata: parsed, rules: { chain }, ...(callHooks ? { call_hooks: true } : {}) }).then(
         (resolution) => {
           if (!live) return;
           setPreview({ kind: "result", resolution });
@@ -60,7 +65,7 @@ export function ResolvePreview({
       live = false;
       window.clearTimeout(timer);
     };
-  }, [metadata, rulesKey]); // `rulesKey` stands for `chain`: a new array per keystroke, often the same rules
+  }, [metadata, rulesKey, callHooks]); // `rulesKey` stands for `chain`: a new array per keystroke, often the same rules
 
   return (
     <section className="card preview">
@@ -70,6 +75,12 @@ export function ResolvePreview({
         <span>Metadata</span>
         <textarea className="mono" rows={7} value={metadata} onChange={(e) => onMetadata(e.target.value)} spellCheck={false} data-testid="preview-metadata" />
       </label>
+      {me.can.write && (
+        <label className="call-hooks">
+          <input type="checkbox" checked={callHooks} onChange={(e) => setCallHooks(e.target.checked)} data-testid="preview-call-hooks" />
+          Call the hooks: the draft's webhook strategies really ask your services, with their header secrets
+        </label>
+      )}
       <div className="preview-outcome" aria-live="polite">
         {preview.kind === "pending" && <p className="muted">Resolving…</p>}
         {preview.kind === "problems" && (
