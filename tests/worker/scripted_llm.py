@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_configs.models import LLMSpec
+
 REPLY = "Happy to help with that."
 
 
@@ -81,6 +83,10 @@ class ScriptedLLM:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def llm(self) -> LLMSpec:
+        """An agent type's `llm` that asks this endpoint (agent_changed(..., llm=scripted.llm()))."""
+        return LLMSpec(provider="local", model="scripted", base_url=self.url)
 
     async def start(self) -> None:
         app = web.Application()

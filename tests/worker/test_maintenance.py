@@ -2,6 +2,7 @@
 job start: real MongoDB-wire database."""
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -10,12 +11,17 @@ from worker.records import HEARTBEATS, SESSIONS, abort_stale_sessions, sweep_is_
 
 
 async def test_one_sweep_per_interval(database: AsyncDatabase) -> None:
+    """Due again once the interval has passed, never before. The "not due" checks ask with a
+    long interval: with 0.5 s a slow round trip on a loaded machine would make them lie."""
+    before = time.monotonic()
     assert await sweep_is_due(database, every_s=0.5) is True  # the very first job start
-    assert await sweep_is_due(database, every_s=0.5) is False
-    assert await sweep_is_due(database, every_s=0.5) is False
-    await asyncio.sleep(0.6)
-    assert await sweep_is_due(database, every_s=0.5) is True
-    assert await sweep_is_due(database, every_s=0.5) is False
+    assert await sweep_is_due(database, every_s=60) is False
+    assert await sweep_is_due(database, every_s=60) is False
+    while not await sweep_is_due(database, every_s=0.5):
+        assert time.monotonic() - before < 30, "the sweep never came due again"
+        await asyncio.sleep(0.05)  # the clock is the event: poll it
+    assert time.monotonic() - before >= 0.5, "due again before the interval had passed"
+    assert await sweep_is_due(database, every_s=60) is False
 
 
 async def test_the_sweep_aborts_only_silent_sessions(database: AsyncDatabase) -> None:

@@ -1,6 +1,5 @@
 """A worker pool (WORKER_AGENT_TYPES) serves only its own agent types and never drops a job."""
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -53,6 +52,9 @@ async def test_an_explicit_request_for_another_pool_is_rejected_not_dropped(
     client: RoomClient, worker: RunningWorker
 ) -> None:
     await client.join({"agent_id": "pte-interview-agent-v1", "user_id": "u-elsewhere"})
-    await asyncio.sleep(6)
+    await client.wait_for(
+        lambda: "rejecting job for pte-interview-agent-v1" in worker.log_path.read_text(),
+        60,
+        "the worker's rejection of the job",
+    )
     assert client.agent_attributes() == {}, "this pool must not take the job"
-    assert "rejecting job for pte-interview-agent-v1" in worker.log_path.read_text()

@@ -65,9 +65,14 @@ async def test_records_written_while_the_database_is_down_arrive_after_it_return
         await wait_until(lambda: _exists(turns, "s1:0"))
 
         first.stop()
+        retried_before = retries_so_far()
         writer.submit(Record(TURNS, "s1:1", {"turn_index": 1}))
         writer.submit(Record(SESSIONS, "s1", {"status": "ended"}))
-        await asyncio.sleep(1.5)
+
+        async def retried() -> bool:  # a write failed against the stopped database
+            return retries_so_far() > retried_before
+
+        await wait_until(retried)
         assert writer.backlog >= 1, "records should be waiting while the database is down"
 
         second = ferretdb(tmp_path / "db", port)
