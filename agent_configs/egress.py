@@ -15,10 +15,17 @@ The policy is the operator's, read from the environment (never from MongoDB):
   `EGRESS_SECRETS` is reachable too.
 
 A host is `api.openai.com` (exactly that name), `*.example.com` (any subdomain), either with
-`:port` to allow one port only, or `loopback` (localhost, 127.0.0.0/8, ::1). Names are
+`:port` to allow one port only, or `loopback` (`localhost`, 127.0.0.0/8, ::1). Names are
 compared as written, never resolved: an IP address is allowed only if it is listed itself.
 A secret goes only over https, except to loopback. Env vars starting with `LIVEKIT_`,
 `MONGO_`, `ADMIN_` or `EGRESS_` are never sendable, whatever the policy says.
+
+Which headers a config may set is the policy's too, and not the operator's to widen: never a
+connection-level one (CONNECTION_HEADERS: `Host`, `Content-Length`, `Transfer-Encoding`,
+`Proxy-*`...). The policy checks the URL's host, so a `Host` header would send the request to
+another virtual host behind the same address; the framing ones would let a config split or
+smuggle requests. `header_problems` refuses them at write time and `check_headers` at call
+time, for tools, MCP servers and routing hooks alike.
 
 The admin API and seeding check every write against the policy (`config_problems`, through
 `ConfigStore`, which refuses the write with `ConfigRefused`); the worker checks again when it
@@ -29,7 +36,7 @@ that secret to the URL's host. Webhooks ask the same `check`, with their own URL
 """
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -113,7 +120,13 @@ def destination(kind: Kind, spec: LLMSpec | STTSpec | TTSSpec) -> Destination | 
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    # `*.localhost` names are not taken for loopback: RFC 6761 says they should resolve there,
+    # but the resolver decides, and glibc with `hosts: files dns` (this image's) sends
+    # `evil.localhost` to DNS, which may answer any address. Resolving here would not help
+    # either: the client resolves again when it connects (a rebinding window). So such a name
+    # is an ordinary name, reachable only if the operator lists it; `localhost` itself is the
+    # hosts file's, which the operator owns.
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -154,6 +167,53 @@ def _host_pattern(value: str) -> str:
             f"'{value}' is not a host (no scheme, path or credentials: e.g. api.openai.com)"
         )
     return pattern
+
+
+CONNECTION_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "http2-settings",
+    }
+)
+"""Headers the HTTP client writes from the URL and the body (lower case); with `Proxy-*`
+(CONNECTION_HEADER_PREFIXES) never a config's to set."""
+CONNECTION_HEADER_PREFIXES = ("proxy-",)
+CONNECTION_HEADER = (
+    "a connection-level header is never a config's to set (the client writes it from the URL "
+    "and the body, and the egress policy checks the URL's host)"
+)
+
+
+def is_connection_header(name: str) -> bool:
+    """Case-insensitive, as HTTP header names are."""
+    lowered = name.lower()
+    return lowered in CONNECTION_HEADERS or lowered.startswith(CONNECTION_HEADER_PREFIXES)
+
+
+def header_problems(names: Iterable[str], *, field: str) -> list[EgressRefused]:
+    """A refusal for each connection-level header among `names`; `field` is the headers' path
+    (`tools.0.headers`), each refusal names its header (`tools.0.headers.Host`)."""
+    return [
+        EgressRefused(f"{field}.{name}", CONNECTION_HEADER)
+        for name in names
+        if is_connection_header(name)
+    ]
+
+
+def check_headers(names: Iterable[str], *, field: str) -> None:
+    """Raise EgressRefused for the first connection-level header: the call-time check, for a
+    config written by hand past the write-time one."""
+    problems = header_problems(names, field=field)
+    if problems:
+        raise problems[0]
 
 
 class EgressPolicy(BaseSettings):
@@ -256,8 +316,9 @@ class EgressPolicy(BaseSettings):
     def tool_problems(
         self, url: str, headers: dict[str, HeaderValue], *, field: str
     ) -> list[EgressRefused]:
-        """A tool's URL (`{placeholders}` and all) as a keyless destination, and each header
-        from an env var as that secret going to the URL's host. `field` is the tool's path."""
+        """A tool's URL (`{placeholders}` and all) as a keyless destination, each header from
+        an env var as that secret going to the URL's host, and no connection-level header.
+        `field` is the tool's path."""
         try:
             netloc = urlsplit(url).netloc
         except ValueError:
@@ -274,6 +335,7 @@ class EgressPolicy(BaseSettings):
             self.check(url, field=f"{field}.url")
         except EgressRefused as exc:
             problems.append(exc)
+        problems += header_problems(headers, field=f"{field}.headers")
         for name, header in headers.items():
             if header.env is None:
                 continue

@@ -50,7 +50,13 @@ from pydantic import (
     field_validator,
 )
 
-from agent_configs.egress import EgressPolicy, EgressRefused
+from agent_configs.egress import (
+    CONNECTION_HEADER,
+    EgressPolicy,
+    EgressRefused,
+    check_headers,
+    is_connection_header,
+)
 from agent_configs.models import Slug
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.strategy import Proposal
@@ -109,11 +115,13 @@ class WebhookParams(BaseModel):
 
     @field_validator("headers")
     @classmethod
-    def _header_secrets_allowed(
+    def _headers_allowed(
         cls, headers: dict[str, HeaderValue], info: ValidationInfo
     ) -> dict[str, HeaderValue]:
         url = info.data.get("url")
         for name, header in headers.items():
+            if is_connection_header(name):
+                raise ValueError(f"{name}: {CONNECTION_HEADER}")
             if header.session is not None:
                 raise ValueError(
                     f"{name}: a webhook header takes `env` or `value` (no session exists yet)"
@@ -176,6 +184,7 @@ class WebhookStrategy:
         """Checked against the policy again at call time: it may have narrowed since the write."""
         url = self.params.url
         self.egress.check(url, field="url")
+        check_headers(self.params.headers, field="headers")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         for name, header in self.params.headers.items():
             if header.env is not None:

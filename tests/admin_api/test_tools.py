@@ -108,6 +108,23 @@ REFUSED = {
         "tools.0.url",
         "host '10.0.0.9' is not allowed",
     ),
+    "host_header": (
+        [lookup(headers={"Host": {"value": "admin.internal"}})],
+        "tools.0.headers.Host",
+        "a connection-level header",
+    ),
+    "mcp_framing_header": (
+        [
+            {
+                "kind": "mcp",
+                "name": "crm",
+                "url": "http://127.0.0.1:8099/mcp",
+                "headers": {"transfer-encoding": {"value": "chunked"}},
+            }
+        ],
+        "tools.0.headers.transfer-encoding",
+        "a connection-level header",
+    ),
 }
 
 

@@ -168,6 +168,42 @@ def test_an_mcp_server_is_checked_like_an_http_tool() -> None:
     assert set(refused) == {"tools.0.url", "tools.0.headers.Authorization.env"}
 
 
+CONNECTION_HEADERS = [
+    "Host",
+    "host",
+    "Content-Length",
+    "transfer-encoding",
+    "CONNECTION",
+    "TE",
+    "Upgrade",
+    "Proxy-Authorization",
+    "Keep-Alive",
+    "Trailer",
+    "Expect",
+]
+
+
+@pytest.mark.parametrize("name", CONNECTION_HEADERS)
+def test_a_connection_level_header_is_never_a_tools_to_set(name: str) -> None:
+    """The policy checks the URL's host: a Host header would pick another virtual host behind
+    the same address, and framing headers would let a config split or smuggle requests."""
+    policy = EgressPolicy(hosts=["orders.example", "mcp.crm.example"])
+    http = with_tools(lookup(headers={name: {"value": "admin.internal"}}))
+    mcp = with_tools(
+        {
+            "kind": "mcp",
+            "name": "crm",
+            "url": "https://mcp.crm.example/mcp",
+            "headers": {"X-Team": {"value": "ops"}, name: {"session": "user_id"}},
+        }
+    )
+    for config in (http, mcp):
+        refused = fields(policy.config_problems(config))
+        assert list(refused) == [f"tools.0.headers.{name}"]
+        assert refused[f"tools.0.headers.{name}"].startswith("a connection-level header")
+    assert "tools.0.headers." in (policy.refusal(http) or "")
+
+
 def test_the_example_passes_a_policy_allowing_its_token_and_the_default_names_the_header() -> None:
     config = example()
     assert [tool.kind for tool in config.tools] == ["http", "transfer_to_agent", "end_session"]

@@ -309,3 +309,23 @@ async def test_a_session_value_the_session_lacks_is_an_error_result(
 
     assert result == {"error": "the url needs user_id, which this session does not have"}
     assert servers[ALLOWED].requests == []
+
+
+@pytest.mark.parametrize("name", ["Host", "transfer-encoding"])
+async def test_a_connection_level_header_in_a_config_that_slipped_in_is_never_sent(
+    servers: dict[str, ToolServer], context: ToolContext, name: str
+) -> None:
+    """Written by hand past the admin API's 422: the call is refused before any request."""
+    tool = await one_tool(
+        context,
+        url=servers[ALLOWED].url + "/orders/{order_id}",
+        headers={"X-Client": {"value": "switchboard"}, name: {"value": "admin.internal"}},
+    )
+    result = json.loads(await call(tool, {"order_id": "1"}))
+
+    assert servers[ALLOWED].requests == []
+    assert result["error"].startswith(
+        f"refused by the egress policy: tools.0.headers.{name}: a connection-level header"
+    )
+    (record,) = context.log.drain()
+    assert not record.ok

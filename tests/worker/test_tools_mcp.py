@@ -140,3 +140,23 @@ async def test_an_mcp_server_the_policy_refuses_is_never_contacted(
     ]
     assert "MCP_TOKEN may only be sent to 127.0.0.1" in refused.value.problems[1][1]
     assert mcp_server.authorizations == []
+
+
+async def test_an_mcp_server_with_a_connection_level_header_is_never_contacted(
+    mcp_server: RunningMcpServer, context: ToolContext
+) -> None:
+    """Written by hand past the admin API's 422: refused when the toolset is built."""
+    spec = {
+        "kind": "mcp",
+        "name": "orders",
+        "url": mcp_server.url,
+        "headers": {"Authorization": {"env": "MCP_TOKEN"}, "HOST": {"value": "admin.internal"}},
+    }
+
+    with pytest.raises(ToolBuildError) as refused:
+        await build_tools(support_config(tools=[spec]), context)
+
+    [(path, message)] = refused.value.problems
+    assert path == "tools.0.headers.HOST"
+    assert message.startswith("refused by the egress policy: a connection-level header")
+    assert mcp_server.authorizations == []

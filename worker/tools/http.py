@@ -4,8 +4,9 @@ A call goes: the model's arguments are checked against the tool's JSON Schema; t
 template is filled (`{order_id}` from the arguments, path-encoded; `{session_id}`,
 `{agent_id}`, `{user_id}`, `{room}` from the session); the remaining arguments become the query
 string (GET, DELETE) or the JSON body (POST, PUT, PATCH); the final URL is checked against the
-egress policy, and each `env` header's variable against it for that URL, right before sending.
-A refused host never receives a request, not even a connection.
+egress policy, the header names against its connection-level ones, and each `env` header's
+variable against it for that URL, right before sending. A refused call never reaches its host,
+not even as a connection.
 
 What can leave: no redirect is followed (a 3xx could point anywhere: it is an error result),
 the client ignores proxy and netrc settings of the environment (`trust_env=False`: a proxy is
@@ -25,7 +26,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from livekit.agents import llm
 
-from agent_configs.egress import EgressRefused
+from agent_configs.egress import EgressRefused, check_headers
 from agent_configs.tools import SESSION_VALUES, HttpTool
 from worker.tools.context import (
     Outcome,
@@ -172,6 +173,10 @@ class HttpRequestTemplate:
         return "".join(filled).partition("#")[0], rest
 
     def headers_for(self, url: str, context: ToolContext) -> dict[str, str]:
+        try:
+            check_headers(self.spec.headers, field=f"{self.field}.headers")
+        except EgressRefused as exc:
+            raise ToolFailure(f"refused by the egress policy: {exc}", Outcome.REFUSED) from None
         headers = {"User-Agent": USER_AGENT}
         for header, source in self.spec.headers.items():
             path = f"{self.field}.headers.{header}"

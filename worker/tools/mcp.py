@@ -18,7 +18,7 @@ from livekit.agents import llm
 from livekit.agents.llm.mcp import MCPToolset
 from mcp.shared.exceptions import MCPError
 
-from agent_configs.egress import EgressRefused
+from agent_configs.egress import EgressRefused, header_problems
 from agent_configs.tools import McpTools
 from worker.tools.context import (
     ToolBuildError,
@@ -58,6 +58,10 @@ def _headers(spec: McpTools, context: ToolContext, field: str) -> dict[str, str]
             context.egress.check(spec.url, secret_env, field=path)
         except EgressRefused as exc:
             problems.append((path, f"refused by the egress policy: {exc.message}"))
+    problems += [
+        (refused.field, f"refused by the egress policy: {refused.message}")
+        for refused in header_problems(spec.headers, field=f"{field}.headers")
+    ]
     for name, source in spec.headers.items():
         if source.env is not None:
             value = os.environ.get(source.env)

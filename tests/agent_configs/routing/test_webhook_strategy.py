@@ -20,6 +20,7 @@ from agent_configs.routing import (
     validate_rules,
 )
 from agent_configs.routing.webhook import MAX_VARIABLES_BYTES, WebhookParams, WebhookStrategy
+from agent_configs.tools import HeaderValue
 from devstack.services import reserve_port
 from tests.agent_configs.routing.helpers import builtin_configs
 from tests.agent_configs.routing.hook_server import HookServer
@@ -286,3 +287,32 @@ async def test_a_variable_that_looks_like_a_secret_is_withheld_wherever_the_deci
     stored = decision.model_dump(mode="json")["variables"]
     assert stored == {"plan": "gold", "crm": {"token": "[withheld: looks like a JSON Web Token]"}}
     assert token not in decision.model_dump_json()
+
+
+async def test_a_connection_level_header_is_refused_at_write_time_and_never_sent(
+    hook: HookServer,
+) -> None:
+    headers = {"X-Team": {"value": "ops"}, "host": {"value": "admin.internal"}}
+    with pytest.raises(InvalidRoutingRules) as refused:
+        validate_rules(
+            {"chain": [{"strategy": "webhook", "params": {"url": hook.url, "headers": headers}}]}
+        )
+    # The admin API answers it as a 422 naming `chain.0.params.headers`.
+    [problem] = refused.value.problems
+    assert (problem.index, problem.field) == (0, "params.headers")
+    assert problem.message.startswith("host: a connection-level header")
+
+    # Rules stored by hand: the call-time check refuses before any request.
+    stored = WebhookParams.model_construct(
+        url=hook.url,
+        timeout_s=1.5,
+        headers={"Transfer-Encoding": HeaderValue(value="chunked")},
+        include_user_details=False,
+    )
+    strategy = WebhookStrategy(stored, egress=EgressPolicy(_env_file=None))  # type: ignore[call-arg]
+    proposal = await strategy.propose(RoutingContext.from_metadata(METADATA), None)  # type: ignore[arg-type]
+    assert proposal.agent_id is None
+    assert proposal.reason.startswith(
+        "refused by the egress policy: headers.Transfer-Encoding: a connection-level header"
+    )
+    assert hook.requests == []
