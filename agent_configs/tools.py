@@ -10,14 +10,16 @@ Kinds (`kind`):
 - `mcp`: the tools of an MCP server (streamable HTTP), subject to the egress policy.
 
 What can be checked from the config alone is checked here (names, JSON Schema of the
-parameters, URL placeholders, a transfer to itself); what needs the world is checked where
-the world is: the egress policy (agent_configs/egress.py), transfer targets that exist
+parameters, URL placeholders, a parameter the URL binds from the session, a transfer to
+itself); what needs the world is checked where the world is: the egress policy
+(agent_configs/egress.py, headers included), transfer targets that exist
 (agent_configs/store.py), plugins that are installed (the tool registry).
 """
 
 import string
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -61,7 +63,11 @@ class _Spec(BaseModel):
 
 
 def _valid_parameters(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON Schema (2020-12) for an object: what the model's arguments must satisfy."""
+    """A JSON Schema (2020-12) for an object: what the model's arguments must satisfy.
+
+    `additionalProperties` is false unless the config says otherwise: an argument the schema
+    does not declare would go into the query string or the body as it is, so the model could
+    add any field there (`?owner=u-2` beside the session's `?owner={user_id}`)."""
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -69,6 +75,8 @@ def _valid_parameters(schema: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
     if schema.get("type") != "object":
         raise ValueError('must be a JSON Schema of type "object" (the arguments are named)')
+    if "additionalProperties" not in schema:
+        schema = {**schema, "additionalProperties": False}
     return schema
 
 
@@ -137,6 +145,27 @@ def url_placeholders(url: str) -> list[str]:
         return [field for _, field, _, _ in string.Formatter().parse(url) if field is not None]
     except ValueError as exc:
         raise ValueError(f"url template: {exc}") from None
+
+
+def session_bound_names(url: str) -> dict[str, str]:
+    """The argument names a URL template binds from the session, each with where it does so:
+    a session placeholder (`user_id`: `{user_id}`) and a query key whose value holds one
+    (`owner`: `owner={user_id}`). The model may not set them: its value would go beside the
+    session's, into the query (`?owner=me&owner=u-2`) or the body, and a server may read either."""
+    bound: dict[str, str] = {}
+    for name in url_placeholders(url):
+        if name in SESSION_VALUES:
+            bound.setdefault(name, f"{{{name}}}")
+    query = url.partition("#")[0].partition("?")[2]
+    for pair in query.split("&"):
+        key, equals, value = pair.partition("=")
+        try:
+            takes_session = any(name in SESSION_VALUES for name in url_placeholders(value))
+        except ValueError:  # a brace split across pairs: not a key=value this reads
+            continue
+        if equals and takes_session:
+            bound.setdefault(unquote_plus(key), pair)
+    return bound
 
 
 class EndSessionTool(_ToolBase):
@@ -212,10 +241,16 @@ ToolSpec = Annotated[
 
 def tool_problems(tools: list[Any], agent_id: str) -> list[tuple[str, str]]:
     """(field path, message) for what the list as a whole gets wrong: a name used twice, more
-    than one transfer or escalation tool, a transfer to the type itself."""
+    than one transfer or escalation tool, a transfer to the type itself; and a parameter the
+    model could set although the tool's URL binds it from the session.
+
+    Checked when a definition is written, not when one is read: a config stored before keeps
+    loading, and the http tool leaves such an argument out when it is called."""
     problems: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for index, tool in enumerate(tools):
+        if isinstance(tool, HttpTool):
+            problems += _session_bound_parameters(tool, f"tools.{index}")
         if tool.name in seen:
             problems.append(
                 (
@@ -242,6 +277,18 @@ def tool_problems(tools: list[Any], agent_id: str) -> list[tuple[str, str]]:
                 )
             )
     return problems
+
+
+def _session_bound_parameters(tool: HttpTool, field: str) -> list[tuple[str, str]]:
+    declared = tool.parameters.get("properties") or {}
+    return [
+        (
+            f"{field}.parameters.properties.{name}",
+            f"{name} is taken from the session in the url ({where}): the model cannot set it",
+        )
+        for name, where in session_bound_names(tool.url).items()
+        if name in declared
+    ]
 
 
 def transfer_targets(tools: list[Any]) -> list[tuple[str, str]]:

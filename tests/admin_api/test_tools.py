@@ -125,6 +125,16 @@ REFUSED = {
         "tools.0.headers.transfer-encoding",
         "a connection-level header",
     ),
+    "session_bound": (
+        [
+            lookup(
+                url="http://127.0.0.1:8099/orders?owner={user_id}",
+                parameters={"type": "object", "properties": {"owner": {"type": "string"}}},
+            )
+        ],
+        "tools.0.parameters.properties.owner",
+        "owner is taken from the session in the url",
+    ),
 }
 
 

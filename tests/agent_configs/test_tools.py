@@ -20,6 +20,7 @@ from agent_configs.files import DEFAULTS_DIR, load_config_dir, load_config_file
 from agent_configs.models import AgentConfig, AgentStatus, describe_validation_error
 from agent_configs.store import ConfigStore
 from agent_configs.tool_plugins import ENTRY_POINT_GROUP
+from agent_configs.tools import tool_problems
 from devstack import REPO_ROOT, Endpoints
 from scripts.setup_agents import Outcome, seed
 from tests.factories import support_definition
@@ -405,3 +406,52 @@ async def test_the_example_is_seeded_from_its_directory_as_the_readme_says(
     assert "support-tools-example" in seeded.stdout and "created" in seeded.stdout
     stored = await ConfigStore(database, ORDERS_POLICY).get("support-tools-example")
     assert stored.tools[1].targets == ["sales-agent-v1"]  # type: ignore[union-attr]
+
+
+# -- what the model may set -----------------------------------------------------------------
+
+
+def test_parameters_default_to_no_other_properties_than_those_declared() -> None:
+    [tool] = with_tools(lookup()).tools
+    assert tool.parameters["additionalProperties"] is False  # type: ignore[union-attr]
+    [empty] = with_tools(
+        {
+            "kind": "http",
+            "name": "all_orders",
+            "description": "All orders.",
+            "url": "https://orders.example/all",
+        }
+    ).tools
+    assert empty.parameters == {  # type: ignore[union-attr]
+        "type": "object",
+        "properties": {},
+        "additionalProperties": False,
+    }
+    open_schema = lookup(parameters={"type": "object", "additionalProperties": True})
+    [said] = with_tools(open_schema | {"url": "https://orders.example/all"}).tools
+    assert said.parameters["additionalProperties"] is True  # type: ignore[union-attr]
+
+
+def test_a_parameter_the_url_binds_from_the_session_is_refused_where_it_is_declared() -> None:
+    parameters = {
+        "type": "object",
+        "properties": {
+            "owner": {"type": "string"},
+            "user_id": {"type": "string"},
+            "status": {"type": "string"},
+        },
+    }
+    config = with_tools(
+        lookup(
+            url="https://orders.example/users/{user_id}/orders?owner={user_id}&s={status}",
+            parameters=parameters,
+        )
+    )
+    assert fields([ConfigProblem(*p) for p in tool_problems(config.tools, config.agent_id)]) == {
+        "tools.0.parameters.properties.owner": (
+            "owner is taken from the session in the url (owner={user_id}): the model cannot set it"
+        ),
+        "tools.0.parameters.properties.user_id": (
+            "user_id is taken from the session in the url ({user_id}): the model cannot set it"
+        ),
+    }

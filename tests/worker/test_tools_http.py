@@ -329,3 +329,67 @@ async def test_a_connection_level_header_in_a_config_that_slipped_in_is_never_se
     )
     (record,) = context.log.drain()
     assert not record.ok
+
+
+SESSION_BOUND_URL = "/users/{user_id}/orders?owner={user_id}"
+
+
+async def test_the_model_cannot_add_a_field_beside_one_the_session_binds(
+    servers: dict[str, ToolServer], context: ToolContext
+) -> None:
+    """The schema's default allows no other properties, so `owner` is refused, not sent."""
+    tool = await one_tool(
+        context,
+        url=servers[ALLOWED].url + SESSION_BOUND_URL,
+        parameters={"type": "object", "properties": {"status": {"type": "string"}}},
+    )
+    refused = json.loads(await call(tool, {"status": "open", "owner": "u-2", "user_id": "u-2"}))
+
+    assert servers[ALLOWED].requests == []
+    assert refused["error"].startswith("invalid arguments: Additional properties are not allowed")
+
+    await call(tool, {"status": "open"})
+    (received,) = servers[ALLOWED].requests
+    assert (received.path, received.query) == (
+        "/users/user-7/orders",
+        [("owner", "user-7"), ("status", "open")],
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_declared_argument_named_like_a_session_bound_field_never_reaches_the_server(
+    servers: dict[str, ToolServer], context: ToolContext, method: str
+) -> None:
+    """A config stored before the write-time check (or allowing other properties) declares them:
+    the session's values go, the model's are left out of the query and the body."""
+    parameters = {
+        "type": "object",
+        "properties": {"owner": {"type": "string"}, "user_id": {"type": "string"}},
+        "additionalProperties": True,
+    }
+    tool = await one_tool(
+        context, url=servers[ALLOWED].url + SESSION_BOUND_URL, parameters=parameters, method=method
+    )
+    await call(tool, {"owner": "u-2", "user_id": "u-2", "note": "hi"})
+
+    (received,) = servers[ALLOWED].requests
+    assert received.path == "/users/user-7/orders"
+    if method == "GET":
+        assert received.query == [("owner", "user-7"), ("note", "hi")]
+    else:
+        assert (received.query, received.body) == ([("owner", "user-7")], {"note": "hi"})
+
+
+@pytest.mark.parametrize("user_id", ["..", "."])
+async def test_a_session_value_that_is_a_dot_segment_never_changes_the_path(
+    servers: dict[str, ToolServer], context: ToolContext, user_id: str
+) -> None:
+    dotted = ToolContext(**{**context.__dict__, "user_id": user_id})
+    tool = await one_tool(dotted, url=servers[ALLOWED].url + "/users/{user_id}/orders/{order_id}")
+
+    result = json.loads(await call(tool, {"order_id": "5"}))
+
+    assert servers[ALLOWED].requests == []
+    assert result == {
+        "error": f"the session's user_id '{user_id}' is not usable in the url (a dot segment)"
+    }

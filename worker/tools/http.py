@@ -2,11 +2,12 @@
 
 A call goes: the model's arguments are checked against the tool's JSON Schema; the URL
 template is filled (`{order_id}` from the arguments, path-encoded; `{session_id}`,
-`{agent_id}`, `{user_id}`, `{room}` from the session); the remaining arguments become the query
-string (GET, DELETE) or the JSON body (POST, PUT, PATCH); the final URL is checked against the
-egress policy, the header names against its connection-level ones, and each `env` header's
-variable against it for that URL, right before sending. A refused call never reaches its host,
-not even as a connection.
+`{agent_id}`, `{user_id}`, `{room}` from the session; a value that is a dot segment, `.` or
+`..`, is refused wherever it comes from); the remaining arguments, less any name the URL binds
+from the session, become the query string (GET, DELETE) or the JSON body (POST, PUT, PATCH);
+the final URL is checked against the egress policy, the header names against its
+connection-level ones, and each `env` header's variable against it for that URL, right before
+sending. A refused call never reaches its host, not even as a connection.
 
 What can leave: no redirect is followed (a 3xx could point anywhere: it is an error result),
 the client ignores proxy and netrc settings of the environment (`trust_env=False`: a proxy is
@@ -27,7 +28,7 @@ import httpx
 from livekit.agents import llm
 
 from agent_configs.egress import EgressRefused, check_headers
-from agent_configs.tools import SESSION_VALUES, HttpTool
+from agent_configs.tools import SESSION_VALUES, HttpTool, session_bound_names
 from worker.tools.context import (
     Outcome,
     ToolContext,
@@ -45,6 +46,7 @@ MAX_RESPONSE_BYTES = 1 << 20
 """Read at most this much of a response (the model sees max_result_chars of it anyway)."""
 ERROR_PREVIEW_CHARS = 200
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DOT_SEGMENTS = frozenset({".", ".."})
 USER_AGENT = "Switchboard-tool/1"
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
@@ -123,6 +125,7 @@ class HttpRequestTemplate:
         self._parts = [
             (literal, name) for literal, name, _, _ in string.Formatter().parse(spec.url)
         ]
+        self._session_bound = frozenset(session_bound_names(spec.url))
 
     async def send(self, arguments: Mapping[str, Any], context: ToolContext) -> str:
         url, rest = self.url_for(arguments, context)
@@ -151,8 +154,10 @@ class HttpRequestTemplate:
         self, arguments: Mapping[str, Any], context: ToolContext
     ) -> tuple[str, dict[str, Any]]:
         """The filled template (without a #fragment, which is never sent) and the arguments it
-        did not take. A session value's name always takes the session's value, so the model
-        cannot pose as another user."""
+        did not take. A session value's name always takes the session's value, and an argument
+        named like anything the URL binds from the session is left out, so the model cannot
+        pose as another user. A dot segment (`.`, `..`) is refused from either source: encoded
+        or not, the client resolves it and the request climbs the path."""
         rest = dict(arguments)
         filled: list[str] = []
         for literal, name in self._parts:
@@ -163,13 +168,19 @@ class HttpRequestTemplate:
                 value = context.session_value(name)
                 if value is None:
                     raise ToolFailure(f"the url needs {name}, which this session does not have")
+                if value in DOT_SEGMENTS:
+                    raise ToolFailure(
+                        f"the session's {name} '{value}' is not usable in the url (a dot segment)"
+                    )
             elif name in rest:
                 value = text_value(rest.pop(name))
-                if value in (".", ".."):
+                if value in DOT_SEGMENTS:
                     raise ToolFailure(f"invalid arguments: {name}: '{value}' is not a usable value")
             else:
                 raise ToolFailure(f"invalid arguments: {name} is required")
             filled.append(quote(value, safe=""))
+        for name in self._session_bound:
+            rest.pop(name, None)
         return "".join(filled).partition("#")[0], rest
 
     def headers_for(self, url: str, context: ToolContext) -> dict[str, str]:
