@@ -8,19 +8,28 @@ request); the last test uses the real local model, whose server cannot call tool
 JSON schema, so its fields come from the extraction call instead.
 """
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agent_configs.cloudevents import OUTBOX
 from agent_configs.models import LLMSpec
 from agent_configs.tools import EndSessionTool, HttpTool
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import RunningWorker, agent_changed, launched_workers
+from tests.worker.conftest import (
+    RunningWorker,
+    agent_changed,
+    launched_workers,
+    wait_for_session_end,
+)
 from tests.worker.scripted_llm import REPLY, ScriptedLLM, tool_results
+from tests.worker.test_bounded_inputs import eventually
 from tests.worker.tool_server import ToolServer
+from worker.tools.context import ARGUMENTS_CHARS, TRUNCATED
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
@@ -154,6 +163,58 @@ async def test_a_tool_that_times_out_gives_the_model_an_error_result_and_the_con
         await client.say("Thanks, anything else?")  # the session still answers, without tools
         assert await client.next_transcript(2) == REPLY
         assert (await turn_with_tools(client, after=1))["tool_calls"] == []
+
+
+async def test_a_megabyte_argument_is_stored_and_published_cut_to_the_cap(
+    worker_database: AsyncDatabase,
+    client: RoomClient,
+    scripted: ScriptedLLM,
+    tool_server: ToolServer,
+) -> None:
+    """Uncut, every turn of a long session carried it into `session.ended`, past MongoDB's
+    16 MB: the event was dead-lettered. The tool itself still gets the whole argument."""
+    note_tool = HttpTool(
+        name="add_note",
+        description="Add a note to an order.",
+        method="POST",
+        url=f"{tool_server.url}/orders/{{order_id}}/notes",
+        parameters={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "note": {"type": "string"}},
+            "required": ["order_id"],
+        },
+    )
+    note = "n" * 1_000_000
+    scripted.plan_tool_call("add_note", order_id="A-9", note=note)
+    async with agent_changed(
+        worker_database, AGENT, llm=scripted_openai(scripted), tools=[note_tool]
+    ):
+        await client.join({"agent_id": AGENT, "user_id": "u-tools-big"})
+        await client.next_transcript(0)
+        await client.say("Please add my note to A-9.")
+        assert await client.next_transcript(1) == REPLY
+        turn = await turn_with_tools(client)
+        await client.room.local_participant.publish_data(
+            json.dumps({}), reliable=True, topic="switchboard.end"
+        )
+        record = await wait_for_session_end(worker_database, client.room_name)
+
+    assert [r.body for r in tool_server.requests] == [{"note": note}]
+    [call] = turn["tool_calls"]
+    assert call["arguments_truncated"] is True and call["arguments"]["order_id"] == "A-9"
+    assert call["arguments"]["note"].endswith(TRUNCATED)
+    assert len(json.dumps(call["arguments"])) <= ARGUMENTS_CHARS + 100
+
+    session_id = record["session_id"]
+    stored = await worker_database["turns"].find_one({"_id": f"{session_id}:0"})
+    published = await worker_database[OUTBOX].find_one({"_id": f"{session_id}:turn:0"})
+    ended = await eventually(
+        lambda: worker_database[OUTBOX].find_one({"_id": f"{session_id}:ended"}),
+        60,
+        "the session.ended event",
+    )
+    assert stored["tool_calls"] == published["data"]["tool_calls"] == turn["tool_calls"]
+    assert ended["data"]["turns"][0]["tool_calls"] == turn["tool_calls"]
 
 
 async def test_a_session_of_the_local_model_with_tools_declared_greets_replies_and_fills_its_fields(

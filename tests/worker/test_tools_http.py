@@ -16,6 +16,7 @@ from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
 from tests.worker.tool_server import ToolServer
 from worker.tools import ToolCallLog, ToolContext, build_tools
+from worker.tools.context import ARGUMENTS_CHARS, ERROR_CHARS
 
 SECRET = "orders-token-4f9c2e"
 ALLOWED, OTHER, UNLISTED = "127.0.0.1", "127.0.0.2", "127.0.0.3"
@@ -393,3 +394,50 @@ async def test_a_session_value_that_is_a_dot_segment_never_changes_the_path(
     assert result == {
         "error": f"the session's user_id '{user_id}' is not usable in the url (a dot segment)"
     }
+
+
+async def test_a_huge_argument_is_recorded_cut_and_marked(
+    servers: dict[str, ToolServer], context: ToolContext
+) -> None:
+    parameters = {
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}, "note": {"type": "string"}},
+    }
+    tool = await one_tool(
+        context,
+        url=servers[ALLOWED].url + "/orders/{order_id}/notes",
+        method="POST",
+        parameters=parameters,
+    )
+    note = "n" * 1_000_000
+    await call(tool, {"order_id": "42", "note": note})
+
+    assert servers[ALLOWED].requests[0].body == {"note": note}  # the call itself is whole
+    (record,) = context.log.drain()
+    recorded = record.as_dict()
+    assert recorded["arguments_truncated"] is True
+    assert recorded["arguments"]["order_id"] == "42"
+    assert recorded["arguments"]["note"].startswith("nnn")
+    assert recorded["arguments"]["note"].endswith("...[truncated]")
+    assert len(json.dumps(recorded["arguments"])) <= ARGUMENTS_CHARS + 100
+
+    await call(tool, {"order_id": "43", "note": "short"})
+    (small,) = context.log.drain()
+    assert small.as_dict()["arguments"] == {"order_id": "43", "note": "short"}
+    assert "arguments_truncated" not in small.as_dict()
+
+
+async def test_the_error_about_a_huge_invalid_argument_is_cut_too(
+    servers: dict[str, ToolServer], context: ToolContext
+) -> None:
+    """jsonschema quotes the value it refuses: the whole megabyte would go back to the model
+    and into the record's `error`."""
+    tool = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}")
+
+    result = await call(tool, {"order_id": "1", "verbose": "v" * 1_000_000})
+
+    assert servers[ALLOWED].requests == []
+    (record,) = context.log.drain()
+    assert record.error is not None and record.error.startswith("invalid arguments: verbose: 'vvv")
+    assert len(record.error) <= ERROR_CHARS and record.error.endswith("...[truncated]")
+    assert json.loads(result) == {"error": record.error}

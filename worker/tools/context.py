@@ -20,13 +20,23 @@ from worker import metrics
 logger = logging.getLogger("switchboard.tools")
 
 PREVIEW_CHARS = 200
+ARGUMENTS_CHARS = 1000
+"""About the most a call's arguments take in its record (compact JSON), as PREVIEW_CHARS is for
+its result. The record goes into the turn's `agent-turn` payload, its `turn.completed` event
+and every turn of `session.ended`: uncut, one 1 MB argument made a 1,000,798-byte `agent-turn`
+that LiveKit refused (its data messages stop at 64,000 bytes), and a long session's report
+could pass MongoDB's 16 MB and be dead-lettered."""
+ERROR_CHARS = 500
+"""At most this much of an error goes back to the model and into the record: jsonschema quotes
+the value it refuses, a megabyte of it if the model sent one."""
 TRUNCATED = "...[truncated]"
 
 
 @dataclass(frozen=True)
 class ToolCallRecord:
     """One call, as recorded on the turn and published with it. `arguments` are the model's
-    own: header values (secrets included) never appear here."""
+    own (cut to about ARGUMENTS_CHARS, see `recorded_arguments`): header values (secrets
+    included) never appear here."""
 
     name: str
     arguments: dict[str, Any]
@@ -36,11 +46,16 @@ class ToolCallRecord:
     """At most PREVIEW_CHARS of what went back to the model."""
     error: str | None = None
     """"timeout after 5.0s", "HTTP 503", "refused by the egress policy: ..."."""
+    arguments_truncated: bool = False
+    """The model's arguments were longer than this record keeps."""
 
     def as_dict(self) -> dict[str, Any]:
+        """`error` and `arguments_truncated` only when there is something to say."""
         record = asdict(self)
         if self.error is None:
             del record["error"]
+        if not self.arguments_truncated:
+            del record["arguments_truncated"]
         return record
 
 
@@ -145,6 +160,27 @@ def cut(text: str, limit: int) -> str:
     return text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
 
 
+def recorded_arguments(arguments: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The arguments as a record keeps them, and whether they were cut: whole when their compact
+    JSON fits in ARGUMENTS_CHARS; else the first values that fit whole, then the next one as
+    text cut (and marked) to the room left, and none after it. Still an object, so a reader
+    sees the names and the start of what the model sent."""
+    if len(as_result_text(arguments)) <= ARGUMENTS_CHARS:
+        return arguments, False
+    kept: dict[str, Any] = {}
+    room = ARGUMENTS_CHARS
+    for name, value in arguments.items():
+        text = as_result_text(value)
+        if len(name) + len(text) <= room:
+            kept[name] = value
+            room -= len(name) + len(text)
+            continue
+        if room - len(name) > len(TRUNCATED):
+            kept[name] = cut(text, room - len(name))
+        break
+    return kept, True
+
+
 def arguments_validator(parameters: dict[str, Any]) -> Draft202012Validator:
     """Compiled once per tool: validating a call's arguments then takes microseconds."""
     return Draft202012Validator(parameters)
@@ -192,23 +228,25 @@ async def recorded_call(
                 raise ToolFailure(f"timeout after {timeout_s:g}s", Outcome.TIMEOUT) from None
     except ToolFailure as failure:
         error, outcome = failure.message, failure.outcome
-        result = error_result(failure.message)
     except llm.ToolError as failure:  # livekit's own way to say it (MCP tools, plugins)
         error, outcome = failure.message, Outcome.ERROR
-        result = error_result(failure.message)
     except Exception as exc:  # a bug in a tool (a plugin's, say) must not end the session
         logger.exception("tool %s failed", name, extra={"tool": name, "kind": kind})
         error, outcome = f"internal error ({type(exc).__name__})", Outcome.ERROR
+    if error is not None:
+        error = cut(error, ERROR_CHARS)
         result = error_result(error)
     elapsed = time.perf_counter() - started
+    recorded, truncated = recorded_arguments(arguments)
     context.log.add(
         ToolCallRecord(
             name=name,
-            arguments=arguments,
+            arguments=recorded,
             ok=outcome is Outcome.OK,
             duration_ms=round(elapsed * 1000),
             result_preview=cut(result, PREVIEW_CHARS),
             error=error,
+            arguments_truncated=truncated,
         )
     )
     metrics.TOOL_CALLS.labels(tool=name, kind=kind, outcome=outcome.value).inc()
