@@ -14,7 +14,6 @@ from agent_configs.database import open_client
 from agent_configs.store import ConfigStore
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
 
-
 # Fixtures that start (or need) a real service or a binary `make build` builds. A test that uses
 # none of them runs in `make check` (`-m "not services"`); a module that starts its own processes
 # says so with `pytestmark = pytest.mark.services`.

@@ -25,8 +25,8 @@ from livekit.agents import (
     vad,
 )
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.agents.voice.room_io.types import TextInputCallback
+from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.plugins import silero
 
 from agent_configs.models import AgentConfig, Modality, TurnFill, VADSpec

@@ -98,7 +98,9 @@ async def keys(console_database: AsyncDatabase) -> ConsoleKeys:
 def console_worker(
     endpoints: Endpoints, console_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningWorker]:
-    with launched_workers(endpoints, console_database.name, tmp_path_factory, prefix="sb-console") as (running,):
+    with launched_workers(
+        endpoints, console_database.name, tmp_path_factory, prefix="sb-console"
+    ) as (running,):
         yield running
 
 
@@ -123,7 +125,9 @@ def wait_for_api(process: subprocess.Popen[bytes], log_path: Path) -> str:
         if process.poll() is not None:
             raise AssertionError(f"the admin API exited with {process.returncode}:\n{text[-4000:]}")
         time.sleep(0.1)
-    raise AssertionError(f"the admin API did not start in {API_START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+    raise AssertionError(
+        f"the admin API did not start in {API_START_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}"
+    )
 
 
 @pytest.fixture(scope="package")
@@ -136,18 +140,22 @@ def admin_api_server(
 ) -> Iterator[AdminApiServer]:
     """`python -m admin_api`, as `make dev` runs it, on a free loopback port."""
     log_path = tmp_path_factory.mktemp("admin-api") / "admin-api.log"
-    env = os.environ | endpoints.as_env() | {
-        "MONGO_DB": console_database.name,
-        "AGENT_NAME": console_worker.agent_name,
-        "ADMIN_API_HOST": "127.0.0.1",
-        "ADMIN_API_PORT": "0",
-        "ADMIN_API_CONSOLE_DIR": str(built_console),
-        "SWITCHBOARD_DEV_MODE": "true",
-        # A test reads back what it just wrote through the console: no cache in between.
-        "ADMIN_API_KEY_CACHE_TTL_S": "0",
-        "ADMIN_API_CONFIG_CACHE_TTL_S": "0",
-        "ROUTING_RULES_TTL_S": "0",
-    }
+    env = (
+        os.environ
+        | endpoints.as_env()
+        | {
+            "MONGO_DB": console_database.name,
+            "AGENT_NAME": console_worker.agent_name,
+            "ADMIN_API_HOST": "127.0.0.1",
+            "ADMIN_API_PORT": "0",
+            "ADMIN_API_CONSOLE_DIR": str(built_console),
+            "SWITCHBOARD_DEV_MODE": "true",
+            # A test reads back what it just wrote through the console: no cache in between.
+            "ADMIN_API_KEY_CACHE_TTL_S": "0",
+            "ADMIN_API_CONFIG_CACHE_TTL_S": "0",
+            "ROUTING_RULES_TTL_S": "0",
+        }
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "admin_api"],
@@ -174,10 +182,14 @@ def console_url(admin_api_server: AdminApiServer) -> str:
 
 
 @pytest.fixture(scope="package")
-async def api(admin_api_server: AdminApiServer, keys: ConsoleKeys) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    admin_api_server: AdminApiServer, keys: ConsoleKeys
+) -> AsyncIterator[httpx.AsyncClient]:
     """The admin API as a script sees it (admin key): what the console wrote, checked from outside."""
     headers = {"Authorization": f"Bearer {keys.admin}"}
-    async with httpx.AsyncClient(base_url=f"{admin_api_server.base_url}/api/v1", headers=headers) as client:
+    async with httpx.AsyncClient(
+        base_url=f"{admin_api_server.base_url}/api/v1", headers=headers
+    ) as client:
         yield client
 
 
@@ -222,7 +234,9 @@ async def browser(microphone_wav: Path) -> AsyncIterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make test does)")
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(microphone_wav))
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=chromium_args(microphone_wav)
+        )
         try:
             yield launched
         finally:
@@ -230,10 +244,14 @@ async def browser(microphone_wav: Path) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def context(browser: Browser, admin_api_server: AdminApiServer) -> AsyncIterator[BrowserContext]:
+async def context(
+    browser: Browser, admin_api_server: AdminApiServer
+) -> AsyncIterator[BrowserContext]:
     """A fresh browser session: no key, no storage (what a newly opened browser has)."""
     fresh = await browser.new_context(
-        base_url=admin_api_server.base_url, viewport={"width": 1440, "height": 900}, permissions=["microphone"]
+        base_url=admin_api_server.base_url,
+        viewport={"width": 1440, "height": 900},
+        permissions=["microphone"],
     )
     try:
         yield fresh
@@ -246,7 +264,9 @@ async def page(context: BrowserContext, request: pytest.FixtureRequest) -> Async
     opened = await context.new_page()
     console_messages: list[str] = []
     opened.on("console", lambda message: console_messages.append(f"{message.type}: {message.text}"))
-    opened.on("pageerror", lambda error: console_messages.append(f"pageerror: {error.stack or error}"))
+    opened.on(
+        "pageerror", lambda error: console_messages.append(f"pageerror: {error.stack or error}")
+    )
     yield opened
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed and not opened.is_closed():

@@ -27,7 +27,9 @@ async def spoken_pcm(text: str) -> tuple[np.ndarray, int]:
 
 
 def resampled(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    resampler = rtc.AudioResampler(rate, target, num_channels=1, quality=rtc.AudioResamplerQuality.HIGH)
+    resampler = rtc.AudioResampler(
+        rate, target, num_channels=1, quality=rtc.AudioResamplerQuality.HIGH
+    )
     out = resampler.push(bytearray(samples.tobytes())) + resampler.flush()
     return np.frombuffer(b"".join(bytes(frame.data) for frame in out), dtype=np.int16)
 

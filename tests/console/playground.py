@@ -26,25 +26,33 @@ def user_lines(page: Page) -> Locator:
 
 
 async def pick_agent(page: Page, agent_id: str) -> None:
-    await expect(page.get_by_test_id("agent-select").locator(f'option[value="{agent_id}"]')).to_be_attached()
+    await expect(
+        page.get_by_test_id("agent-select").locator(f'option[value="{agent_id}"]')
+    ).to_be_attached()
     await page.get_by_test_id("agent-select").select_option(agent_id)
 
 
-async def join_by_text_and_get_greeted(page: Page, agent_id: str, metadata: dict[str, Any] | None = None) -> Locator:
+async def join_by_text_and_get_greeted(
+    page: Page, agent_id: str, metadata: dict[str, Any] | None = None
+) -> Locator:
     """Pick `agent_id` (with room `metadata`), join by text; the agent's first line (its
     greeting) once it is final."""
     await pick_agent(page, agent_id)
     if metadata is not None:
         await page.get_by_test_id("metadata-input").fill(json.dumps(metadata))
     await page.get_by_test_id("join-text").click()
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute(
+        "data-state", "connected"
+    )
     greeting = agent_lines(page).first
     await expect(greeting).to_have_attribute("data-final", "true", timeout=AGENT_JOINS_MS)
     return greeting
 
 
 async def expect_agent_state(page: Page, state: str, timeout_ms: float) -> None:
-    await expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", state, timeout=timeout_ms)
+    await expect(page.get_by_test_id("agent-state")).to_have_attribute(
+        "data-state", state, timeout=timeout_ms
+    )
 
 
 async def send(page: Page, text: str) -> None:
@@ -68,7 +76,9 @@ async def expect_turn_with_fields(page: Page, required: list[str], index: int = 
     await expect(turn).to_be_visible(timeout=MODEL_REPLIES_MS)
     await expect(turn).to_have_attribute("data-status", "ok")
     for name in required:
-        await expect(turn.locator(f'[data-testid="turn-field"][data-field="{name}"]')).to_have_count(1)
+        await expect(
+            turn.locator(f'[data-testid="turn-field"][data-field="{name}"]')
+        ).to_have_count(1)
     latency = turn.get_by_test_id("turn-latency")
     await expect(latency).to_have_attribute("data-first-ms", WHOLE_MILLISECONDS)
     await expect(latency).to_have_attribute("data-fields-ms", WHOLE_MILLISECONDS)

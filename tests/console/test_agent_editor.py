@@ -23,7 +23,9 @@ async def test_a_greeting_saved_in_the_editor_is_what_the_next_session_says(
 ) -> None:
     agent_id = "sales-agent-v1"
     before = await agent_config(api, agent_id)
-    greeting = f"Welcome to the sales desk, reference {uuid.uuid4().hex[:6]}. What are you looking for?"
+    greeting = (
+        f"Welcome to the sales desk, reference {uuid.uuid4().hex[:6]}. What are you looking for?"
+    )
 
     await log_in(page, console_url, keys.admin, f"#/agents/{agent_id}")
     await open_editor(page)
@@ -31,14 +33,20 @@ async def test_a_greeting_saved_in_the_editor_is_what_the_next_session_says(
     await expect(page.get_by_test_id("dirty")).to_be_visible()
     await save_screenshot(page, "agent-editor")
     await page.get_by_test_id("save").click()
-    await expect(page.get_by_test_id("save-ok")).to_have_attribute("data-version", str(before["version"] + 1))
+    await expect(page.get_by_test_id("save-ok")).to_have_attribute(
+        "data-version", str(before["version"] + 1)
+    )
 
     after = await agent_config(api, agent_id)
     assert (after["version"], after["greeting"]) == (before["version"] + 1, greeting)
-    assert after["instructions"] == before["instructions"]  # the form sent back what it did not touch
+    assert (
+        after["instructions"] == before["instructions"]
+    )  # the form sent back what it did not touch
 
     await page.get_by_test_id("tab-versions").click()
-    await expect(page.locator(f'[data-testid="version-row"][data-version="{after["version"]}"]')).to_be_visible()
+    await expect(
+        page.locator(f'[data-testid="version-row"][data-version="{after["version"]}"]')
+    ).to_be_visible()
     await page.get_by_test_id("diff-from").select_option(str(before["version"]))
     await page.get_by_test_id("diff-to").select_option(str(after["version"]))
     diff = page.get_by_test_id("diff")
@@ -96,9 +104,14 @@ async def test_the_second_of_two_tabs_saving_the_same_version_sees_the_conflict(
     await save_screenshot(second, "agent-editor-conflict")
 
     saved = await agent_config(api, agent_id)
-    assert (saved["version"], saved["greeting"]) == (before["version"] + 1, "First tab's greeting: let's practise.")
+    assert (saved["version"], saved["greeting"]) == (
+        before["version"] + 1,
+        "First tab's greeting: let's practise.",
+    )
     await second.get_by_test_id("conflict-reload").click()
-    await expect(second.get_by_test_id("field-greeting")).to_have_value("First tab's greeting: let's practise.")
+    await expect(second.get_by_test_id("field-greeting")).to_have_value(
+        "First tab's greeting: let's practise."
+    )
     await expect(second.get_by_test_id("conflict")).to_have_count(0)
 
 
@@ -117,6 +130,8 @@ async def test_a_viewer_cannot_save_and_the_console_says_the_api_refused(
     await expect(refused).to_contain_text(re.compile(r"admin", re.IGNORECASE))
     await save_screenshot(page, "agent-editor-viewer-refused")
     await page.get_by_test_id("pause").click()
-    await expect(page.get_by_test_id("action-error")).to_contain_text(re.compile(r"admin", re.IGNORECASE))
+    await expect(page.get_by_test_id("action-error")).to_contain_text(
+        re.compile(r"admin", re.IGNORECASE)
+    )
     await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "active")
     assert await agent_config(api, agent_id) == before

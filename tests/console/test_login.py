@@ -14,7 +14,9 @@ async def test_a_bad_key_is_refused_and_a_good_key_shows_who_is_logged_in(
     started = time.monotonic()
     await page.goto(console_url)
     await expect(page.get_by_test_id("api-key")).to_be_editable()
-    metrics.record("login page ready (navigation -> key field usable)", (time.monotonic() - started) * 1000)
+    metrics.record(
+        "login page ready (navigation -> key field usable)", (time.monotonic() - started) * 1000
+    )
     navigation = await page.evaluate(
         "(() => { const n = performance.getEntriesByType('navigation')[0];"
         " return {dom: n.domContentLoadedEventEnd, load: n.loadEventEnd}; })()"
@@ -36,17 +38,25 @@ async def test_a_bad_key_is_refused_and_a_good_key_shows_who_is_logged_in(
     await page.goto(console_url + "#/agents")
     await page.reload()
     await expect(page.get_by_test_id("agent-row")).to_have_count(4)
-    metrics.record("agents list ready after login (reload -> 4 rows)", (time.monotonic() - started) * 1000)
+    metrics.record(
+        "agents list ready after login (reload -> 4 rows)", (time.monotonic() - started) * 1000
+    )
 
 
-async def test_a_viewer_key_logs_in_as_viewer(page: Page, console_url: str, keys: ConsoleKeys) -> None:
+async def test_a_viewer_key_logs_in_as_viewer(
+    page: Page, console_url: str, keys: ConsoleKeys
+) -> None:
     await log_in(page, console_url, keys.viewer)
     await expect(page.get_by_test_id("whoami")).to_contain_text("console-viewer")
     await expect(page.get_by_test_id("role")).to_have_text("viewer")
 
 
 async def test_the_key_is_gone_when_the_browser_session_ends(
-    browser: Browser, context: BrowserContext, page: Page, console_url: str, keys: ConsoleKeys,
+    browser: Browser,
+    context: BrowserContext,
+    page: Page,
+    console_url: str,
+    keys: ConsoleKeys,
     admin_api_server: AdminApiServer,
 ) -> None:
     await log_in(page, console_url, keys.admin)

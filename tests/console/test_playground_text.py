@@ -5,7 +5,14 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.console.conftest import ConsoleKeys, Metrics, agent_config, built_in_configs, log_in, save_screenshot
+from tests.console.conftest import (
+    ConsoleKeys,
+    Metrics,
+    agent_config,
+    built_in_configs,
+    log_in,
+    save_screenshot,
+)
 from tests.console.playground import (
     MODEL_REPLIES_MS,
     expect_agent_state,
@@ -31,7 +38,12 @@ def required_fields(agent_id: str) -> list[str]:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("agent_id", list(FIRST_MESSAGES))
 async def test_each_built_in_type_greets_replies_fills_its_turn_and_sums_up_by_text(
-    page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient, metrics: Metrics, agent_id: str
+    page: Page,
+    console_url: str,
+    keys: ConsoleKeys,
+    api: httpx.AsyncClient,
+    metrics: Metrics,
+    agent_id: str,
 ) -> None:
     greeting_text = (await agent_config(api, agent_id))["greeting"]
     await log_in(page, console_url, keys.admin, "#/playground")

@@ -60,9 +60,13 @@ async def test_a_spoken_question_is_transcribed_answered_aloud_and_its_turn_show
     joined_at = time.monotonic()
     await page.get_by_test_id("join-voice").click()
     await set_muted(page, True)
-    await expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    await expect(page.get_by_test_id("connection-state")).to_have_attribute(
+        "data-state", "connected"
+    )
     await wait_for_agent_audio(page, AGENT_JOINS_MS)  # the spoken greeting
-    metrics.record("voice: join -> first agent audio (greeting) played", (time.monotonic() - joined_at) * 1000)
+    metrics.record(
+        "voice: join -> first agent audio (greeting) played", (time.monotonic() - joined_at) * 1000
+    )
 
     await expect_agent_state(page, "listening", AGENT_JOINS_MS)
     # Watched from now, every 50 ms: the next `speaking` is the reply, however short it is.

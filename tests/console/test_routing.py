@@ -28,13 +28,16 @@ async def rules_restored(api: httpx.AsyncClient) -> AsyncIterator[dict[str, Any]
     yield before
     current, etag = await stored_rules(api)
     if current["chain"] != before["chain"]:
-        restored = await api.put("/routing", json={"chain": before["chain"]}, headers={"If-Match": etag})
+        restored = await api.put(
+            "/routing", json={"chain": before["chain"]}, headers={"If-Match": etag}
+        )
         assert restored.status_code == 200, restored.text
 
 
 def with_default(chain: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any]]:
     return [
-        entry | {"params": {"agent_id": agent_id}} if entry["strategy"] == "default" else entry for entry in chain
+        entry | {"params": {"agent_id": agent_id}} if entry["strategy"] == "default" else entry
+        for entry in chain
     ]
 
 
@@ -53,16 +56,20 @@ async def replace_rules_text(page: Page, rules: dict[str, Any]) -> None:
 
 
 async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_writes_nothing(
-    page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient, rules_restored: dict[str, Any]
+    page: Page,
+    console_url: str,
+    keys: ConsoleKeys,
+    api: httpx.AsyncClient,
+    rules_restored: dict[str, Any],
 ) -> None:
     await log_in(page, console_url, keys.admin, "#/routing")
     await expect(page.get_by_test_id("chain-entry")).to_have_count(len(rules_restored["chain"]))
     await preview(page, {"purpose": "sales", "user_id": "console-u-routing"})
     result = page.get_by_test_id("preview-result")
     await expect(result).to_have_attribute("data-agent-id", "sales-agent-v1")
-    await expect(page.locator('[data-testid="preview-step"][data-strategy="purpose"]')).to_have_attribute(
-        "data-outcome", "chosen"
-    )
+    await expect(
+        page.locator('[data-testid="preview-step"][data-strategy="purpose"]')
+    ).to_have_attribute("data-outcome", "chosen")
     await save_screenshot(page, "routing")
 
     refused_chain = with_default(rules_restored["chain"], "no-such-agent-v1")
@@ -74,7 +81,9 @@ async def test_the_chain_is_edited_with_a_live_preview_and_a_refused_chain_write
     await expect(named_field).to_have_attribute("data-field", re.compile(r"^chain\.\d+\.params"))
     assert (await stored_rules(api))[0] == rules_restored
 
-    await replace_rules_text(page, {"chain": with_default(rules_restored["chain"], "onboarding-agent-v1")})
+    await replace_rules_text(
+        page, {"chain": with_default(rules_restored["chain"], "onboarding-agent-v1")}
+    )
     await page.get_by_test_id("rules-save").click()
     await expect(page.get_by_test_id("rules-saved")).to_be_visible()
     saved, _ = await stored_rules(api)
@@ -91,7 +100,9 @@ async def routing_hook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     async def route(request: web.Request) -> web.Response:
         asked.append(await request.json())
-        return web.json_response({"agent_id": "sales-agent-v1", "variables": {"plan": "gold", "credit": 12}})
+        return web.json_response(
+            {"agent_id": "sales-agent-v1", "variables": {"plan": "gold", "credit": 12}}
+        )
 
     app = web.Application()
     app.router.add_post("/tenant-7f3a/route", route)
@@ -103,11 +114,18 @@ async def routing_hook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 
 async def test_a_webhook_strategy_shows_where_it_asks_and_the_preview_shows_the_variables_it_answered(
-    page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient, rules_restored: dict[str, Any],
+    page: Page,
+    console_url: str,
+    keys: ConsoleKeys,
+    api: httpx.AsyncClient,
+    rules_restored: dict[str, Any],
     routing_hook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, asked = routing_hook
-    hook = {"strategy": "webhook", "params": {"url": url, "timeout_s": 2, "headers": {"X-Tenant": {"value": "acme"}}}}
+    hook = {
+        "strategy": "webhook",
+        "params": {"url": url, "timeout_s": 2, "headers": {"X-Tenant": {"value": "acme"}}},
+    }
     await log_in(page, console_url, keys.admin, "#/routing")
     await expect(page.get_by_test_id("chain-entry")).to_have_count(len(rules_restored["chain"]))
     await replace_rules_text(page, {"chain": [hook, *rules_restored["chain"]]})
@@ -118,18 +136,30 @@ async def test_a_webhook_strategy_shows_where_it_asks_and_the_preview_shows_the_
     await expect(card).not_to_contain_text("tenant-7f3a")  # the host, not the path
     await preview(page, {"purpose": "support", "user_id": "console-u-hook"})
     webhook_step = page.locator('[data-testid="preview-step"][data-strategy="webhook"]')
-    await expect(webhook_step).to_contain_text("not called in a preview")  # a draft's hook: only when asked
-    await expect(page.get_by_test_id("preview-result")).to_have_attribute("data-agent-id", "support-agent-v1")
+    await expect(webhook_step).to_contain_text(
+        "not called in a preview"
+    )  # a draft's hook: only when asked
+    await expect(page.get_by_test_id("preview-result")).to_have_attribute(
+        "data-agent-id", "support-agent-v1"
+    )
     assert asked == []
 
     await page.get_by_test_id("preview-call-hooks").check()
-    await expect(page.get_by_test_id("preview-result")).to_have_attribute("data-agent-id", "sales-agent-v1")
+    await expect(page.get_by_test_id("preview-result")).to_have_attribute(
+        "data-agent-id", "sales-agent-v1"
+    )
     await expect(webhook_step).to_have_attribute("data-outcome", "chosen")
     variables = page.get_by_test_id("preview-variable")
     await expect(variables).to_have_count(2)
-    await expect(page.locator('[data-testid="preview-variable"][data-name="plan"]')).to_contain_text("gold")
-    await expect(page.locator('[data-testid="preview-variable"][data-name="credit"]')).to_contain_text("12")
-    assert any(body.get("user_id") == "console-u-hook" for body in asked)  # the draft asked the real service
+    await expect(
+        page.locator('[data-testid="preview-variable"][data-name="plan"]')
+    ).to_contain_text("gold")
+    await expect(
+        page.locator('[data-testid="preview-variable"][data-name="credit"]')
+    ).to_contain_text("12")
+    assert any(
+        body.get("user_id") == "console-u-hook" for body in asked
+    )  # the draft asked the real service
     assert (await stored_rules(api))[0] == rules_restored  # a preview writes nothing
     await save_screenshot(page, "routing-webhook")
 
@@ -142,5 +172,7 @@ async def test_the_playground_previews_where_route_me_would_go(
     metadata = {"purpose": "interview", "user_id": "console-u-route"}
     await page.get_by_test_id("metadata-input").fill(json.dumps(metadata))
     await page.get_by_test_id("resolve-button").click()
-    await expect(page.get_by_test_id("resolve-result")).to_have_attribute("data-agent-id", "pte-interview-agent-v1")
+    await expect(page.get_by_test_id("resolve-result")).to_have_attribute(
+        "data-agent-id", "pte-interview-agent-v1"
+    )
     await expect(page.get_by_test_id("resolve-trail")).to_contain_text("purpose")

@@ -42,7 +42,9 @@ async def test_a_playground_session_is_listed_and_shown_with_its_record(
     await expect(page.get_by_test_id("filter-user")).to_have_value(user_id)
     session_id = await row.get_attribute("data-session-id")
     await page.goto(console_url + "#/sessions")
-    await expect(page.locator(f'[data-testid="session-row"][data-session-id="{session_id}"]')).to_be_visible()
+    await expect(
+        page.locator(f'[data-testid="session-row"][data-session-id="{session_id}"]')
+    ).to_be_visible()
     await save_screenshot(page, "sessions-list")
 
     await page.goto(console_url + f"#/sessions?user={user_id}")
@@ -53,21 +55,33 @@ async def test_a_playground_session_is_listed_and_shown_with_its_record(
     await expect(page.get_by_test_id("session-agent-link")).to_have_text(AGENT_ID)
     await expect(page.locator('[data-testid="trail-step"][data-strategy="pinned"]')).to_be_visible()
     transcript = page.get_by_test_id("session-transcript")
-    await expect(transcript.locator('[data-testid="session-line"][data-role="user"]')).to_contain_text(MESSAGE)
-    await expect(transcript.locator('[data-testid="session-line"][data-role="agent"]')).to_have_count(2)
+    await expect(
+        transcript.locator('[data-testid="session-line"][data-role="user"]')
+    ).to_contain_text(MESSAGE)
+    await expect(
+        transcript.locator('[data-testid="session-line"][data-role="agent"]')
+    ).to_have_count(2)
     turn = page.locator('[data-testid="session-turn"][data-turn-index="0"]')
     for name in required:
         if name == SYSTEM_RESPONSE:  # the reply is the turn's agent line here, not a field
             continue
-        await expect(turn.locator(f'[data-testid="turn-field"][data-field="{name}"]')).to_have_count(1)
-    await expect(turn.get_by_test_id("session-latency")).to_have_attribute("data-first-ms", re.compile(r"^\d+$"))
+        await expect(
+            turn.locator(f'[data-testid="turn-field"][data-field="{name}"]')
+        ).to_have_count(1)
+    await expect(turn.get_by_test_id("session-latency")).to_have_attribute(
+        "data-first-ms", re.compile(r"^\d+$")
+    )
     await expect(page.get_by_test_id("session-summary")).to_contain_text(summary.strip()[:40])
     await expect(page.get_by_test_id("session-usage")).to_be_visible()
-    await expect(page.get_by_test_id("session-end-reason")).to_have_attribute("data-reason", re.compile(r"\w+"))
+    await expect(page.get_by_test_id("session-end-reason")).to_have_attribute(
+        "data-reason", re.compile(r"\w+")
+    )
     await save_screenshot(page, "session-detail")
 
     await page.get_by_test_id("session-agent-link").click()
     await page.get_by_test_id("tab-stats").click()
     await expect(page.get_by_test_id("agent-stats")).to_be_visible()
-    await expect(page.locator('[data-testid="stats-chart"][data-field="issue_category"]')).to_be_visible()
+    await expect(
+        page.locator('[data-testid="stats-chart"][data-field="issue_category"]')
+    ).to_be_visible()
     await save_screenshot(page, "agent-stats")

@@ -57,7 +57,9 @@ async def test_a_tool_url_the_egress_policy_refuses_is_shown_at_the_url_and_noth
 
     error = page.locator(f'[data-testid="field-error"][data-field="tools.{index}.url"]')
     await expect(error).to_be_visible()
-    await expect(error).to_contain_text(re.compile(r"example\.com|egress|not allowed|refused", re.IGNORECASE))
+    await expect(error).to_contain_text(
+        re.compile(r"example\.com|egress|not allowed|refused", re.IGNORECASE)
+    )
     # next to the URL: in the same field as the input it names
     field = page.locator(".field", has=page.get_by_test_id(f"field-tools.{index}.url"))
     await expect(field.locator('[data-testid="field-error"]')).to_have_count(1)
@@ -75,19 +77,29 @@ async def test_a_loopback_http_tool_saves_and_reads_back_as_the_form_built_it(
     await add_http_tool(page, "http://127.0.0.1:9/orders/{order_id}?session={session_id}")
     parameters = page.get_by_test_id(f"field-tools.{index}.parameters")
     await parameters.fill('{"type": "object", "properties": {')
-    parse_error = page.locator(f'[data-testid="field-error"][data-field="tools.{index}.parameters"]')
+    parse_error = page.locator(
+        f'[data-testid="field-error"][data-field="tools.{index}.parameters"]'
+    )
     await expect(parse_error).to_contain_text("JSON")  # shown while typing, before any save
-    await parameters.fill('{"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}')
+    await parameters.fill(
+        '{"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}'
+    )
     await expect(parse_error).to_have_count(0)
     await page.get_by_test_id("add-header").click()
     header = page.get_by_test_id("header-row").last
     await header.get_by_test_id("header-name").fill("X-Session")
     await header.get_by_test_id("header-source").select_option("session")
-    await page.get_by_test_id(f"field-tools.{index}.headers.X-Session.session").select_option("session_id")
-    await page.get_by_test_id(f"field-tools.{index}.waiting_message").fill("One moment, I am looking that up.")
+    await page.get_by_test_id(f"field-tools.{index}.headers.X-Session.session").select_option(
+        "session_id"
+    )
+    await page.get_by_test_id(f"field-tools.{index}.waiting_message").fill(
+        "One moment, I am looking that up."
+    )
     await save_screenshot(page, "tools-editor-http")
     await page.get_by_test_id("save").click()
-    await expect(page.get_by_test_id("save-ok")).to_have_attribute("data-version", str(before["version"] + 1))
+    await expect(page.get_by_test_id("save-ok")).to_have_attribute(
+        "data-version", str(before["version"] + 1)
+    )
 
     saved = await agent_config(api, agent_id)
     tool = saved["tools"][index]
@@ -96,10 +108,14 @@ async def test_a_loopback_http_tool_saves_and_reads_back_as_the_form_built_it(
     assert tool["method"] == "GET"
     assert tool["url"] == "http://127.0.0.1:9/orders/{order_id}?session={session_id}"
     assert tool["parameters"]["properties"] == {"order_id": {"type": "string"}}
-    assert {source: v for source, v in tool["headers"]["X-Session"].items() if v is not None} == {"session": "session_id"}
+    assert {source: v for source, v in tool["headers"]["X-Session"].items() if v is not None} == {
+        "session": "session_id"
+    }
     assert tool["waiting_message"] == "One moment, I am looking that up."
     assert saved["tools"][:index] == (before.get("tools") or [])
-    assert saved["instructions"] == before["instructions"]  # the form sent back what it did not touch
+    assert (
+        saved["instructions"] == before["instructions"]
+    )  # the form sent back what it did not touch
 
     await page.reload()
     await page.get_by_test_id("tab-edit").click()

@@ -51,7 +51,11 @@ async def open_new_subscription_form(page: Page, url: str) -> None:
 
 
 async def test_an_admin_creates_a_subscription_sees_its_secret_once_sends_a_test_event_and_pauses_it(
-    page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient, console_database: AsyncDatabase
+    page: Page,
+    console_url: str,
+    keys: ConsoleKeys,
+    api: httpx.AsyncClient,
+    console_database: AsyncDatabase,
 ) -> None:
     url = loopback_url()
     await log_in(page, console_url, keys.admin, "#/webhooks")
@@ -69,13 +73,17 @@ async def test_an_admin_creates_a_subscription_sees_its_secret_once_sends_a_test
     # Shown once: stored only encrypted, never answered again, gone from the page after a reload.
     stored = await console_database[SUBSCRIPTIONS].find_one({"_id": created["id"]})
     assert stored is not None and secret not in repr(stored)
-    assert created["signing_secret"]["kind"] == "generated" and secret.startswith(created["signing_secret"]["prefix"])
+    assert created["signing_secret"]["kind"] == "generated" and secret.startswith(
+        created["signing_secret"]["prefix"]
+    )
     await page.get_by_test_id("webhook-secret-done").click()
     detail = page.get_by_test_id("webhook-detail")
     await expect(detail).to_have_attribute("data-subscription-id", created["id"])
     await page.reload()
     await expect(detail).to_have_attribute("data-subscription-id", created["id"])
-    await expect(page.get_by_test_id("webhook-signing-current")).to_have_attribute("data-kind", "generated")
+    await expect(page.get_by_test_id("webhook-signing-current")).to_have_attribute(
+        "data-kind", "generated"
+    )
     assert secret not in await page.content()
     assert secret not in (await api.get(f"/webhooks/{created['id']}")).text
 
@@ -86,7 +94,9 @@ async def test_an_admin_creates_a_subscription_sees_its_secret_once_sends_a_test
     assert event_id
     event = await outbox_event(console_database, event_id)
     assert (event["type"], event["target_subscription_id"], event["subject"]) == (
-        "webhook.test", created["id"], created["id"],
+        "webhook.test",
+        created["id"],
+        created["id"],
     )
     assert event["data"]["subscription_id"] == created["id"]
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from livekit import rtc
 from livekit.agents import stt, utils
-from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.language import LanguageCode
+from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
