@@ -10,8 +10,9 @@ policy must allow for the URL's host, as if it were sent there). GET never shows
 kind, its first characters (`whsec_ab12`) or its env var's name.
 
 PATCH requires If-Match (428 without, 412 when stale): it is the one write based on what was
-read. Every change bumps `version`, answered as the ETag; a rotation racing another change is
-refused as a 412 too. Nothing is written when a request is refused.
+read. Every change bumps `version`, answered as the ETag; a rotation racing another change (two
+rotations at once) is refused as a 409, so no 200 ever answers a secret that another write
+replaced. Nothing is written when a request is refused.
 
 DELETE removes the subscription; its deliveries stay as they are and the dispatcher dead-letters
 the pending ones when it reaches them ("the subscription was deleted"), without calling anyone.
@@ -20,6 +21,7 @@ the pending ones when it reaches them ("the subscription was deleted"), without 
 """
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -47,6 +49,7 @@ from admin_api.routes import API_V1
 from admin_api.routes.sessions import cursor_problem
 from admin_api.services import Services
 from admin_api.storage import InvalidCursor, encode_cursor, newest_first_query
+from admin_api.version_claims import VersionTaken, save_next_version
 from agent_configs import webhook_secrets
 from agent_configs.cloudevents import ADMIN_SOURCE, DELIVERIES, SUBSCRIPTIONS, EventType, new_event
 from agent_configs.database import bson_now, database_errors
@@ -291,6 +294,20 @@ def _conflict(subscription_id: str, expected: int, current: int) -> ProblemError
     )
 
 
+def _rotation_conflict(subscription_id: str, expected: int, current: int) -> ProblemError:
+    """Two rotations at once (or a rotation and a PATCH): one is saved; answering both would
+    hand out a secret that the other write replaced."""
+    return ProblemError(
+        409,
+        "rotation-conflict",
+        "Another change of this subscription was saved at the same time",
+        f"subscription '{subscription_id}' went from version {expected} to {current} while "
+        "this rotation was being saved, so nothing was rotated: rotate again if you still need "
+        "a new secret",
+        current_version=current,
+    )
+
+
 async def _load(
     services: Services, subscription_id: str, expected: int | None = None
 ) -> dict[str, Any]:
@@ -304,19 +321,22 @@ async def _load(
 
 
 async def _save(
-    services: Services, current: dict[str, Any], changes: dict[str, Any]
+    services: Services,
+    current: dict[str, Any],
+    changes: dict[str, Any],
+    conflict: Callable[[str, int, int], ProblemError] = _conflict,
 ) -> dict[str, Any]:
-    """Apply `changes` only if nobody saved since `current` was read (412 otherwise)."""
-    with database_errors():
-        saved = await _subscriptions(services).find_one_and_update(
-            {"_id": current["_id"], "version": current["version"]},
-            {"$set": {**changes, "updated_at": bson_now()}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-    if saved is None:
-        fresh = await _load(services, current["_id"])
-        raise _conflict(current["_id"], current["version"], fresh["version"])
-    return saved
+    """Apply `changes` only if nobody saved since `current` was read (`conflict` otherwise:
+    a 412 for a PATCH). version_claims makes that hold on FerretDB v1, whose conditional
+    updates are not atomic."""
+    new = {**current, **changes, "updated_at": bson_now(), "version": current["version"] + 1}
+    try:
+        with database_errors():
+            return await save_next_version(_subscriptions(services), current, new)
+    except VersionTaken as exc:
+        if exc.current is None:
+            raise _not_found(current["_id"]) from None
+        raise conflict(current["_id"], current["version"], exc.current) from None
 
 
 async def _last_delivery(services: Services, subscription_id: str) -> dict[str, Any] | None:
@@ -586,7 +606,7 @@ async def delete_subscription(
 
 @router.post(
     "/{subscription_id}/rotate-secret",
-    responses=problem_responses(400, 401, 403, 404, 413, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def rotate_secret(
     caller: AdminKey,
@@ -606,7 +626,7 @@ async def rotate_secret(
     rotation = webhook_secrets.with_rotation(
         current, stored_secret, timedelta(seconds=body.grace_s), bson_now()
     )
-    saved = await _save(services, current, rotation)
+    saved = await _save(services, current, rotation, _rotation_conflict)
     logger.info(
         "webhook subscription %s: secret rotated by %s (%s, previous valid %ds)",
         subscription_id,

@@ -199,6 +199,35 @@ async def test_rotation_keeps_the_previous_secret_valid_until_the_grace_ends(
     assert (await stored(database, created["id"]))["previous_secret"] is None
 
 
+async def test_of_two_rotations_at_once_no_200_answers_a_secret_that_does_not_sign(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase, encryption_key: str
+) -> None:
+    created = await create(api, keys)
+    path = f"{HOOKS}/{created['id']}/rotate-secret"
+    conflicts = 0
+    for _ in range(20):
+        # No grace: a secret a 200 answered but a later write replaced would be refused at once.
+        answers = await asyncio.gather(
+            *(api.post(path, json={"grace_s": 0}, headers=admin(keys)) for _ in range(2))
+        )
+        assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+        won = sorted(
+            (a.json() for a in answers if a.status_code == 200), key=lambda a: a["version"]
+        )
+        assert won, "one of them is saved"
+        assert len({a["version"] for a in won}) == len(won), "two 200s never share a version"
+        document = await stored(database, created["id"])
+        assert document["version"] == won[-1]["version"]
+        signing = webhook_secrets.signing_secrets(document, datetime.now(UTC), key=encryption_key)
+        assert signing == [won[-1]["secret"]], "the last 200's secret is the one that signs"
+        for refused in (a for a in answers if a.status_code == 409):
+            conflicts += 1
+            problem = refused.json()
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert problem["status"] == 409 and created["id"] in problem["detail"]
+    assert conflicts, "some pairs did race (else this test proves nothing)"
+
+
 async def test_without_the_encryption_key_a_secret_is_not_generated_and_nothing_is_written(
     endpoints: Endpoints, database_name: str, database: AsyncDatabase, keys: Keys
 ) -> None:
