@@ -22,6 +22,16 @@ once), until `max_attempts` or `max_age_s` after the first failure; then the del
 lettered as `failed`, with its last error, where the admin API shows it and can redeliver it.
 A URL the egress policy refuses now (the policy changed since the subscription was written) is
 never called: that delivery is failed at once, with the policy's reason.
+
+Hostile answers. A response is never read whole: its status is what counts, and of a refusal
+at most RESPONSE_PREFIX_BYTES of the body as sent (`aiter_raw`, never decoded) are read, for
+`last_error`. Read whole (httpx decodes as it reads), five 130 KB gzip answers that decode to
+128 MB each grew the process's peak memory by 1.1 GB, and the k8s limit is 256 Mi; read
+bounded, by 3.5 MB (tests/dispatcher/test_hostile_receivers.py). An attempt is counted
+(`attempts`, `attempt_started_at`) before its request is sent: a process killed during an
+attempt (out of memory, say) has still spent it, so a delivery that kills whoever sends it is
+failed after `max_attempts` instead of being taken again forever by every replica, and the
+other deliveries go on.
 """
 
 import asyncio
@@ -48,6 +58,9 @@ from dispatcher.settings import DispatcherSettings
 logger = logging.getLogger("switchboard.dispatcher.delivery")
 
 ERROR_CHARS = 500
+RESPONSE_PREFIX_BYTES = 1024
+"""Of a refusal's body, at most this much is read (as sent: a compressed body stays small)."""
+SHOWN_BODY_CHARS = 200
 LEASE_MARGIN_S = 1.0
 """A request ends at least this long before its lease does."""
 Pair = tuple[str, str]
@@ -235,11 +248,17 @@ class Deliverer:
         if not secrets:
             await self._retry(delivery, Attempt(False, None, "no signing secret", 0))
             return
+        if delivery["attempts"] >= self._settings.dispatcher_max_attempts:
+            # Only an attempt that never recorded its outcome (its process died), or a lowered
+            # DISPATCHER_MAX_ATTEMPTS, leaves a delivery pending with no attempt left.
+            await self._fail(delivery, "attempts", _out_of_attempts(delivery), attempted=False)
+            return
         # The request must end while the lease holds, however long the reads above took.
         left = (delivery["lease_until"] - bson_now()).total_seconds() - LEASE_MARGIN_S
         if left <= 0:
             await self._release(delivery["_id"])
             return
+        await self._count_attempt(delivery)
         attempt = await self._post(
             url, event, secrets, min(self._settings.dispatcher_timeout_s, left)
         )
@@ -248,31 +267,47 @@ class Deliverer:
         else:
             await self._retry(delivery, attempt)
 
+    async def _count_attempt(self, delivery: dict[str, Any]) -> None:
+        """Before the request is sent, so a process killed during it has still spent it.
+        `attempt_started_at` stays set until the attempt's outcome is recorded."""
+        await self._db[DELIVERIES].update_one(
+            {"_id": delivery["_id"], "status": "pending"},
+            {"$set": {"attempts": delivery["attempts"] + 1, "attempt_started_at": bson_now()}},
+        )
+
     async def _post(
         self, url: str, event: dict[str, Any], secrets: list[str], timeout_s: float
     ) -> Attempt:
         body = body_of(event)
         headers = headers_of(event["_id"], body, secrets, bson_now())
         started = time.perf_counter()
+        response: httpx.Response | None = None
+        shown = ""
         try:
             # httpx's timeouts bound each phase (a receiver dripping bytes resets the read
             # timeout); the whole request is bounded here.
-            async with asyncio.timeout(timeout_s):
-                response = await self._client.post(
-                    url, content=body, headers=headers, timeout=timeout_s
-                )
+            async with (
+                asyncio.timeout(timeout_s),
+                self._client.stream(
+                    "POST", url, content=body, headers=headers, timeout=timeout_s
+                ) as response,
+            ):
+                if not response.is_success and not response.is_redirect:
+                    shown = _shown_body(response, await _body_start(response))
         except (httpx.HTTPError, TimeoutError) as exc:
-            elapsed = time.perf_counter() - started
-            metrics.ATTEMPTS.labels("network").inc()
-            metrics.DELIVERY_SECONDS.labels("network").observe(elapsed)
-            error = (
-                f"timed out after {timeout_s:.1f}s"
-                if isinstance(exc, TimeoutError | httpx.TimeoutException)
-                else _describe(exc)
-            )
-            return Attempt(False, None, error, round(elapsed * 1000))
+            if response is None:  # no answer (an answer whose body broke off still counts)
+                elapsed = time.perf_counter() - started
+                metrics.ATTEMPTS.labels("network").inc()
+                metrics.DELIVERY_SECONDS.labels("network").observe(elapsed)
+                failure = (
+                    f"timed out after {timeout_s:.1f}s"
+                    if isinstance(exc, TimeoutError | httpx.TimeoutException)
+                    else _describe(exc)
+                )
+                return Attempt(False, None, failure, round(elapsed * 1000))
+        assert response is not None  # set, or the request failed and returned above
         elapsed = time.perf_counter() - started
-        ok = 200 <= response.status_code < 300
+        ok = response.is_success
         outcome = "delivered" if ok else "http_error"
         metrics.ATTEMPTS.labels(outcome).inc()
         metrics.DELIVERY_SECONDS.labels(outcome).observe(elapsed)
@@ -281,6 +316,8 @@ class Deliverer:
             error = f"HTTP {response.status_code}"
             if response.is_redirect:
                 error += " (redirects are not followed: point the subscription at the final URL)"
+            elif shown:
+                error += f": {shown}"
         return Attempt(ok, response.status_code, error, round(elapsed * 1000))
 
     # -- outcomes
@@ -299,6 +336,7 @@ class Deliverer:
                     "last_error": None,
                     "lease_owner": None,
                     "lease_until": None,
+                    "attempt_started_at": None,
                 }
             },
         )
@@ -311,8 +349,9 @@ class Deliverer:
     async def _retry(self, delivery: dict[str, Any], attempt: Attempt) -> None:
         now = bson_now()
         attempts = delivery["attempts"] + 1
-        retrying_since = delivery.get("retrying_since") if delivery["attempts"] > 0 else None
-        retrying_since = retrying_since or now
+        # The first failure may be an attempt that was interrupted (never recorded its outcome).
+        earlier = delivery.get("retrying_since") or delivery.get("attempt_started_at")
+        retrying_since = (earlier if delivery["attempts"] > 0 else None) or now
         settings = self._settings
         outcome = {
             "attempts": attempts,
@@ -320,6 +359,7 @@ class Deliverer:
             "last_error": _bounded(attempt.error),
             "last_response_ms": attempt.elapsed_ms if attempt.status is not None else None,
             "retrying_since": retrying_since,
+            "attempt_started_at": None,
         }
         if attempts >= settings.dispatcher_max_attempts:
             await self._fail(
@@ -359,7 +399,12 @@ class Deliverer:
         outcome: dict[str, Any] | None = None,
     ) -> None:
         fields = outcome or {}
-        fields = {**fields, "last_error": _bounded(error), "status": "failed"}
+        fields = {
+            **fields,
+            "last_error": _bounded(error),
+            "status": "failed",
+            "attempt_started_at": None,
+        }
         if not attempted:
             fields.setdefault("attempts", delivery["attempts"])
         await self._release(delivery["_id"], **fields)
@@ -435,3 +480,33 @@ def _describe(exc: BaseException) -> str:
 
 def _bounded(text: str | None) -> str | None:
     return None if text is None else text[:ERROR_CHARS]
+
+
+async def _body_start(response: httpx.Response) -> bytes:
+    """At most RESPONSE_PREFIX_BYTES of the body as sent: `aiter_raw` never decodes, so a
+    gzip bomb stays the size it was sent at (a network read adds at most 64 KB)."""
+    kept = b""
+    async for chunk in response.aiter_raw():  # the rest goes when the response is closed
+        kept += chunk[: RESPONSE_PREFIX_BYTES - len(kept)]
+        if len(kept) >= RESPONSE_PREFIX_BYTES:
+            break
+    return kept
+
+
+def _shown_body(response: httpx.Response, start: bytes) -> str:
+    """The start of a plain body on one line (a receiver's reason: "invalid signature"); a
+    compressed one is not decoded, so nothing of it is shown."""
+    if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        return ""
+    text = start.decode("utf-8", errors="replace")
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:SHOWN_BODY_CHARS]
+
+
+def _out_of_attempts(delivery: dict[str, Any]) -> str:
+    if delivery.get("attempt_started_at") is not None:
+        return (
+            f"attempt {delivery['attempts']} was interrupted: the dispatcher sending it stopped "
+            "before its answer was recorded (killed, out of memory, or shut down mid-request); "
+            "not sent again"
+        )
+    return delivery.get("last_error") or "no attempt left"

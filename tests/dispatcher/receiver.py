@@ -1,6 +1,7 @@
 """A real webhook receiver on loopback for the dispatcher tests (Starlette under uvicorn, in a
 thread): it verifies each request's Standard Webhooks signature with the `standardwebhooks`
-library, records it, and answers as the test says (200, 503, or hold until released).
+library, records it, and answers as the test says (200, 503, or hold until released; at one
+path, any status, body and headers, or never).
 
 Each request is recorded with when it started and when it ended from the receiver's side: its
 answer, or the sender hanging up (a killed dispatcher), so a test can tell whether two
@@ -36,6 +37,19 @@ class Received:
 
 
 @dataclass
+class Answer:
+    """What the receiver answers at one path instead of `Receiver.answer` (a request whose
+    signature does not verify still gets a 400)."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    never: bool = False
+    """Hold every request, as `Receiver.hold` does one, until the sender hangs up (or is
+    killed) or the receiver stops."""
+
+
+@dataclass
 class Receiver:
     secrets: dict[str, list[str]]
     """Path -> the secrets a request there may be signed with (any one verifies)."""
@@ -43,6 +57,8 @@ class Receiver:
     hold: int = 0
     """How many of the next requests wait for `release` (or for the sender to hang up)."""
     delay_s: float = 0.0
+    answers: dict[str, Answer] = field(default_factory=dict)
+    """Path -> what is answered there instead of the defaults above."""
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     _released: threading.Event = field(default_factory=threading.Event)
@@ -139,10 +155,12 @@ class Receiver:
             verified=_verifies(raw, headers, self.secrets.get(path, [])),
             started=time.monotonic(),
         )
+        special = self.answers.get(path)
+        never = special is not None and special.never
         with self._lock:
             self.requests.append(record)
-            held = self.hold > 0
-            if held:
+            held = never or self.hold > 0
+            if held and not never:
                 self.hold -= 1
         if held:
             while not self._released.is_set():
@@ -152,9 +170,11 @@ class Receiver:
                 await asyncio.sleep(0.01)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        status = self.answer if record.verified else 400
+        if special is None:
+            special = Answer(self.answer)
+        status = special.status if record.verified else 400
         record.status, record.ended = status, time.monotonic()
-        return Response(status_code=status)
+        return Response(special.body, status_code=status, headers=special.headers)
 
 
 def _json(raw: bytes) -> dict[str, Any]:
