@@ -170,6 +170,17 @@ class RoomClient:
         )
         return self.transcripts[after]
 
+    async def next_turn(self, after: int, timeout: float = 180.0) -> dict[str, Any]:
+        """The `agent-turn` payload after `after` others: the worker publishes one for every
+        answer, words or none (a failed turn), so waiting for it never hangs on what a
+        model said, as waiting for a transcript does when the reply was blank."""
+        await self.wait_for(
+            lambda: len(self.data.get("agent-turn", [])) > after,
+            timeout,
+            f"agent-turn #{after + 1}",
+        )
+        return self.data["agent-turn"][after]
+
     async def leave(self) -> None:
         for task in self._tasks:
             task.cancel()

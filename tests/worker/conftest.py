@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import api
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.database import open_client
@@ -192,6 +193,24 @@ async def wait_for_session_end(
             return record
         await asyncio.sleep(0.5)
     raise AssertionError(f"no ended session record for room {room}")
+
+
+async def jobs_of(lk: api.LiveKitAPI, room: str) -> int:
+    """The jobs LiveKit placed for `room`: its dispatch records one per placement, so a room
+    sent to two workers shows two, without waiting to see whether a second agent joins."""
+    return sum(len(d.state.jobs) for d in await lk.agent_dispatch.list_dispatch(room))
+
+
+def assert_the_model_answered(turn: dict[str, Any]) -> None:
+    """What an `agent-turn` answered by the embedded model is, whatever its words: `ok`, or
+    `failed` with `empty_reply` when the tiny model answered only blanks (its grammar allows
+    any non-empty string; seen in CI). Never `llm_unavailable`, `llm_timeout` or `llm_error`."""
+    assert said_words(turn) or turn.get("error_kind") == "empty_reply", turn
+
+
+def said_words(turn: dict[str, Any]) -> bool:
+    """An `agent-turn` payload of a turn that went well (only a failed one has a status)."""
+    return turn.get("status", "ok") == "ok"
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,13 @@ from agent_configs.capacity import SLOTS, CapacityGuard
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import RunningWorker, agent_changed, wait_for_session_end
+from tests.worker.conftest import (
+    RunningWorker,
+    agent_changed,
+    assert_the_model_answered,
+    wait_for_session_end,
+)
+from tests.worker.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
@@ -52,7 +58,7 @@ async def eventually(condition: Callable[[], Any], timeout: float, what: str) ->
         await asyncio.sleep(0.25)
 
 
-# -- what goes to the LLM: a recording proxy in front of the real local model ------------------
+# -- what goes to the LLM: a recording proxy in front of the scripted model -----------------------
 
 
 @dataclass
@@ -74,9 +80,11 @@ def text_of(message: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-async def llm_proxy(endpoints: Endpoints) -> AsyncIterator[RecordingProxy]:
-    assert endpoints.local_llm_url
-    upstream = endpoints.local_llm_url.rstrip("/").removesuffix("/v1")
+async def llm_proxy(scripted: ScriptedLLM) -> AsyncIterator[RecordingProxy]:
+    """In front of the scripted model: what is judged is what the worker sends, and the
+    embedded model's answers (blank ones included) would only make these tests slow and
+    uncertain (a blank answer is a failed turn, without the fields some of them read)."""
+    upstream = scripted.url.rstrip("/").removesuffix("/v1")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
         proxy = RecordingProxy(url="")
 
@@ -139,12 +147,7 @@ async def test_an_overlong_message_is_cut_to_the_cap_and_its_turn_says_so(
             message = ("We are a team of forty and want the yearly plan. " * 12).strip()
             assert len(message) > 500
             await client.say(message)
-            await client.next_transcript(1)
-            turn = (
-                await client.wait_for(
-                    lambda: client.data.get("agent-turn"), 180, "the agent-turn payload"
-                )
-            )[0]
+            turn = await client.next_turn(0)
         finally:
             await client.leave()
     assert turn["user_text_truncated"] is True
@@ -272,8 +275,7 @@ async def test_a_lone_surrogate_in_user_id_still_stores_the_session_and_its_turn
         await client.join('{"purpose": "support", "user_id": "u\\udfff"}')
         await client.next_transcript(0)
         await client.say("Hello, my invoice is wrong.")
-        await client.next_transcript(1)
-        await client.wait_for(lambda: client.data.get("agent-turn"), 180, "the agent-turn payload")
+        await client.next_turn(0)
     finally:
         await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)
@@ -325,7 +327,7 @@ async def test_no_hand_off_to_a_type_whose_slots_are_all_taken(
             assert await client.routed_agent() == ("support-agent-v1", "default")
             await client.next_transcript(0)
             await client.say(PRICING)
-            assert (await client.next_transcript(1)).strip()  # answered, by the agent it had
+            assert_the_model_answered(await client.next_turn(0))  # by the agent it had
             assert client.agent_attributes()["switchboard.agent_id"] == "support-agent-v1"
             assert "agent-handoff" not in client.data
             session_id = await session_id_of(worker_database, client.room_name)
@@ -375,7 +377,7 @@ async def test_a_hand_off_moves_the_session_slot_to_the_target_type(
                 await CapacityGuard(worker_database).claim("sales-agent-v1", 1, "sess_other")
                 is None
             )
-            assert (await client.next_transcript(1, timeout=120)).strip()  # and sales answers
+            assert_the_model_answered(await client.next_turn(0))  # and sales answers
         finally:
             await client.leave()
         await wait_for_session_end(worker_database, client.room_name)

@@ -62,11 +62,7 @@ async def test_a_pinned_type_no_rule_allows_is_served_with_strategy_pinned(
     assert await client.next_transcript(0) == SECOND_GREETING  # no version: the current one
 
     await client.say("Hello, is this the playground?")
-    await client.next_transcript(1)
-    turns = await client.wait_for(
-        lambda: client.data.get("agent-turn"), 180, "an agent-turn payload"
-    )
-    assert turns[0]["agent_id"] == playground_type
+    assert (await client.next_turn(0))["agent_id"] == playground_type
 
     await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)

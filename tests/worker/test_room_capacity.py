@@ -18,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.admin_api.conftest import admin_settings, running_app
-from tests.worker.conftest import RunningWorker, launched_workers
+from tests.worker.conftest import RunningWorker, jobs_of, launched_workers
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 MAX_SESSIONS = 4  # with 3 the old report (2/3 < 0.7) happened to let the 3rd room in
@@ -110,10 +110,6 @@ def livekit_api(endpoints: Endpoints) -> api.LiveKitAPI:
     return api.LiveKitAPI(
         endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret
     )
-
-
-async def jobs_of(lk: api.LiveKitAPI, room: str) -> int:
-    return sum(len(d.state.jobs) for d in await lk.agent_dispatch.list_dispatch(room))
 
 
 async def session_rooms(database: AsyncDatabase, rooms: list[str]) -> list[str]:

@@ -10,13 +10,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from livekit import rtc
+from livekit import api, rtc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import (
     RunningWorker,
+    jobs_of,
     launched_workers,
 )
 
@@ -72,7 +73,13 @@ async def test_rooms_spread_across_replicas_with_exactly_one_agent_each(
                 *(c.join({"purpose": "support", "user_id": f"u-{id(c)}"}) for c in group)
             )
             await asyncio.gather(*(c.routed_agent(timeout=90) for c in group))
-        await asyncio.sleep(2)  # a second agent, if any were dispatched, would have joined by now
+        # What LiveKit placed, not what joined within a guessed time: a room's dispatch holds
+        # a job for each placement, so a room sent to two workers shows two.
+        async with api.LiveKitAPI(
+            endpoints.livekit_url, endpoints.livekit_api_key, endpoints.livekit_api_secret
+        ) as lk:
+            jobs = [await jobs_of(lk, c.room_name) for c in clients]
+        assert jobs == [1] * ROOMS
         assert [agents_in(c) for c in clients] == [1] * ROOMS
         rooms = [c.room_name for c in clients]
         records = await _sessions_of_rooms(worker_database, rooms)

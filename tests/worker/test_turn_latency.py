@@ -7,25 +7,25 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack.frontend import RoomClient
-from tests.worker.conftest import wait_for_session_end
+from tests.worker.conftest import agent_changed, wait_for_session_end
+from tests.worker.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 
 async def test_a_typed_turn_carries_ordered_latency_marks_in_its_record_and_payload(
-    client: RoomClient, worker_database: AsyncDatabase
+    client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
 ) -> None:
-    await client.join({"purpose": "support", "user_id": "u-latency"})
-    await client.next_transcript(0)  # the greeting
-    sent_at = time.monotonic()
-    await client.say("My invoice shows a charge twice, can you check?")
-    await client.next_transcript(1)
-    whole_reply_s = time.monotonic() - sent_at  # the client read the whole reply by then
-
-    turns = await client.wait_for(
-        lambda: client.data.get("agent-turn"), 180, "an agent-turn payload"
-    )
-    payload = turns[0]
+    """The scripted model answers: the marks are judged, not a reply, and a blank answer of
+    the embedded model is a failed turn that never reaches the user as text."""
+    async with agent_changed(worker_database, "support-agent-v1", llm=scripted.llm()):
+        await client.join({"purpose": "support", "user_id": "u-latency"})
+        await client.next_transcript(0)  # the greeting
+        sent_at = time.monotonic()
+        await client.say("My invoice shows a charge twice, can you check?")
+        await client.next_transcript(1)
+        whole_reply_s = time.monotonic() - sent_at  # the client read the whole reply by then
+        payload = await client.next_turn(0)
     latency = payload["latency_ms"]
     assert payload["latency_from"] == "typed"
     assert set(latency) == {"first_text", "fields"}  # a text session has no audio
