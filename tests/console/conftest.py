@@ -3,10 +3,12 @@
 Debian's Chromium (never a downloaded browser) driven by Playwright, with Chromium's fake
 microphone playing a WAV the local TTS spoke. Behind it, as `make dev` runs them: the admin
 API as its own HTTP server process serving the built console at /console/, one real worker
-on the session's LiveKit server, FerretDB and local LLM, and a database seeded with the four
-built-in agent types and the default routing rules. One stack and one browser for the whole
-console suite (starting a worker takes most of a minute); a fresh browser context per test,
-so each test starts logged out (the key lives in sessionStorage only).
+on the session's LiveKit server and FerretDB, its agent types answered by the scripted model
+(tests/worker/scripted_llm.py: the console shows replies, it does not judge a model's), and
+a database seeded with the four built-in agent types and the default routing rules. One stack
+and one browser for the whole console suite (starting a worker takes most of a minute); a
+fresh browser context per test, so each test starts logged out (the key lives in
+sessionStorage only).
 
 Screenshots and the measured numbers go to test-artifacts/console/.
 """
@@ -39,6 +41,7 @@ from devstack import REPO_ROOT, Endpoints
 from scripts.setup_agents import seed, seed_routing_rules
 from tests.console.fake_microphone import write_microphone_wav
 from tests.worker.conftest import RunningWorker, launched_workers
+from tests.worker.scripted_llm import ScriptedLLM
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CONSOLE_DIST = Path(os.environ.get("ADMIN_API_CONSOLE_DIR", REPO_ROOT / "console" / "dist"))
@@ -95,11 +98,31 @@ async def keys(console_database: AsyncDatabase) -> ConsoleKeys:
 
 
 @pytest.fixture(scope="package")
+async def console_llm() -> AsyncIterator[ScriptedLLM]:
+    """The model every agent type of the console's worker asks (LOCAL_LLM_URL): the scripted
+    endpoint. The console shows what a model said; what the embedded one says is not the
+    console's to judge, and it can answer blanks (a failed turn, no words, no summary)."""
+    endpoint = ScriptedLLM()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()
+
+
+@pytest.fixture(scope="package")
 def console_worker(
-    endpoints: Endpoints, console_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
+    endpoints: Endpoints,
+    console_database: AsyncDatabase,
+    console_llm: ScriptedLLM,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningWorker]:
     with launched_workers(
-        endpoints, console_database.name, tmp_path_factory, prefix="sb-console"
+        endpoints,
+        console_database.name,
+        tmp_path_factory,
+        prefix="sb-console",
+        extra_env={"LOCAL_LLM_URL": console_llm.url},
     ) as (running,):
         yield running
 

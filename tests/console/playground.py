@@ -1,6 +1,7 @@
-"""What a user does in the playground, as steps the tests share. The tiny local model is slow
-on a shared 2-core machine: anything the model writes gets minutes, the console's own work
-seconds (UI_TIMEOUT_MS)."""
+"""What a user does in the playground, as steps the tests share. The console's worker asks the
+scripted model (conftest: console_llm), which answers at once; the waits for what a model
+writes stay long (voice: Whisper and espeak-ng on a shared 2-core machine), the console's own
+work gets seconds (UI_TIMEOUT_MS)."""
 
 import json
 import re
@@ -11,7 +12,7 @@ from playwright.async_api import Locator, Page, expect
 AGENT_JOINS_MS = 90_000
 """Dispatch, the job process, the session and the greeting: the worker tests wait as long."""
 MODEL_REPLIES_MS = 150_000
-"""A reply and its fields from SmolLM2 on 2 busy cores."""
+"""A reply and its fields (a voice turn hears and speaks too) on 2 busy cores."""
 SUMMARY_MS = 150_000
 """The worker finishes the turns (<= 30 s) and writes the summary (one more model call)."""
 WHOLE_MILLISECONDS = re.compile(r"^\d+$")
