@@ -5,7 +5,7 @@ Each test gets a database of its own, dropped afterwards.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[pytest.TestReport]:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Each phase's report on the test item (`item.report_call`), so a fixture can tell after
     the test whether it failed and attach what the services logged (tests/worker, tests/console)."""
     report = yield

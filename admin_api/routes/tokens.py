@@ -226,6 +226,8 @@ async def mint_token(
     pin = await checked_pin(services.store, request.agent)
     metadata = metadata_text(request.metadata)
     dispatch_metadata = metadata_text(request.metadata, pin)
+    agent_id: str | None
+    routed_by: str | None
     if pin is not None:
         agent_id, routed_by = pin.agent_id, PINNED
     else:

@@ -47,7 +47,7 @@ def admin_settings(endpoints: Endpoints, database_name: str, **changes: Any) -> 
         "admin_api_key_cache_ttl_s": 0.0,
         "routing_rules_ttl_s": 0.0,
     }
-    return AdminSettings(_env_file=None, **(values | changes))  # type: ignore[call-arg]
+    return AdminSettings(_env_file=None, **(values | changes))
 
 
 @asynccontextmanager

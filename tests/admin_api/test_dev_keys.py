@@ -56,7 +56,7 @@ def test_the_admin_api_refuses_to_start_on_the_dev_livekit_keys_without_dev_mode
 
 def test_an_app_built_in_process_refuses_the_dev_livekit_secret_too(endpoints: Endpoints) -> None:
     """`uvicorn --factory admin_api.app:create_app` and embedding apps go through create_app."""
-    settings = AdminSettings(  # type: ignore[call-arg]
+    settings = AdminSettings(
         _env_file=None,
         mongo_uri=endpoints.mongo_uri,
         livekit_api_key="APIreal",
@@ -70,7 +70,7 @@ def test_the_published_dev_webhook_encryption_key_is_refused_without_dev_mode(
     endpoints: Endpoints,
 ) -> None:
     """make dev's Fernet key is in the source: secrets encrypted under it are anyone's."""
-    settings = AdminSettings(  # type: ignore[call-arg]
+    settings = AdminSettings(
         _env_file=None,
         mongo_uri=endpoints.mongo_uri,
         livekit_api_key="APIreal",
@@ -114,7 +114,7 @@ def test_with_dev_mode_asked_for_the_admin_api_serves_on_the_dev_livekit_keys(
 
 
 def test_an_app_with_its_own_livekit_keys_needs_no_dev_mode(endpoints: Endpoints) -> None:
-    settings = AdminSettings(  # type: ignore[call-arg]
+    settings = AdminSettings(
         _env_file=None,
         mongo_uri=endpoints.mongo_uri,
         livekit_api_key="APIreal",

@@ -4,6 +4,7 @@ shutdown, written at the next start)."""
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from admin_api.settings import AdminSettings
 from agent_configs.cloudevents import ADMIN_SOURCE, OUTBOX, EventType, cloudevent
 from agent_configs.database import open_client
 from agent_configs.models import AgentConfig
-from devstack import Endpoints
+from devstack import REPO_ROOT, Endpoints
+from devstack.services import reserve_port
 from tests.admin_api.conftest import Keys, admin_settings
 from tests.factories import support_definition
 from tests.worker.test_database_down import OwnFerretDB, in_thread
@@ -188,7 +190,7 @@ async def test_events_queued_while_mongodb_is_down_are_counted_spooled_at_shutdo
             metrics.registry.get_sample_value("switchboard_admin_outbox_backlog") == 1
         )  # an operator sees it wait
         await outbox.close()  # the database is away: the event goes to the spool
-        assert list((tmp_path / "spool").glob("records-*.jsonl"))
+        assert list((tmp_path / "spool").rglob("records-*.jsonl"))  # in this process's directory
         assert metrics.registry.get_sample_value("switchboard_admin_outbox_spooled_total") == 1
         assert metrics.registry.get_sample_value("switchboard_admin_outbox_backlog") == 0
 
@@ -199,8 +201,58 @@ async def test_events_queued_while_mongodb_is_down_are_counted_spooled_at_shutdo
         assert [(d["type"], d["subject"], d["data"]["actor"]) for d in documents] == [
             ("agent.paused", "spooled-agent", "ops")
         ]
-        assert not list((tmp_path / "spool").glob("records-*.jsonl"))
+        assert not list((tmp_path / "spool").rglob("records-*"))
         await restarted.close()
     finally:
+        await client.close()
+        await in_thread(ferretdb.stop)
+
+
+async def test_events_an_api_process_spooled_before_it_was_killed_are_written_by_a_running_one(
+    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """A rollout or scale-down during an outage: the old pod's outbox spool (on the volume the
+    replicas share) is adopted by a replica that keeps running, without a restart of its own."""
+    del endpoints  # the devstack builds the FerretDB binary first
+    ferretdb = OwnFerretDB(tmp_path_factory.mktemp("adopt-ferretdb") / "data")
+    await in_thread(ferretdb.start)
+    client = open_client(ferretdb.uri, 1000)
+    database = client["spool_adoption"]  # tests/worker/spool_process.py writes there
+    running = AdminOutbox(database, tmp_path / "spool")
+    adopting = asyncio.create_task(running.adopt_forever(every_s=0.1))
+    gone = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.worker.spool_process",
+        "spool",
+        f"mongodb://127.0.0.1:{reserve_port(0, 'nothing', 'UNUSED')}/",  # away: it spools
+        str(tmp_path / "spool"),
+        OUTBOX,
+        "evt",
+        "5",
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = await asyncio.wait_for(gone.stdout.readline(), 60)
+        assert line.startswith(b"spooled "), line
+        gone.kill()  # SIGKILL: it never replays its own spool
+        await gone.wait()
+
+        deadline = time.monotonic() + 30
+        while await database[OUTBOX].count_documents({}) < 5:
+            assert time.monotonic() < deadline, "the running API never adopted the spool"
+            await asyncio.sleep(0.05)
+        assert sorted(d["_id"] for d in await database[OUTBOX].find().to_list(None)) == [
+            f"evt:{index}" for index in range(5)
+        ]
+        assert not list((tmp_path / "spool").rglob("records-*"))
+    finally:
+        if gone.returncode is None:
+            gone.kill()
+            await gone.wait()
+        adopting.cancel()
+        await asyncio.gather(adopting, return_exceptions=True)
+        await running.close()
         await client.close()
         await in_thread(ferretdb.stop)

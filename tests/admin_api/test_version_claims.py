@@ -39,8 +39,8 @@ async def test_of_writers_racing_from_one_version_exactly_one_saves_and_its_writ
         refused = [o for o in outcomes if isinstance(o, VersionTaken)]
         assert len(saved) == 1 and len(refused) == 1, outcomes
         assert refused[0].current == current["version"] + 1
-        current = await database[DOCS].find_one({"_id": "thing_1"})
-        assert current == saved[0], "the write that answered saved is the one stored"
+        stored = await database[DOCS].find_one({"_id": "thing_1"})
+        assert stored == saved[0], "the write that answered saved is the one stored"
     claims = await database[f"{DOCS}_versions"].find({}).to_list(None)
     assert len(claims) == 20 and all("document" not in c for c in claims), (
         "written claims keep no copy"
@@ -60,6 +60,7 @@ async def test_a_writer_that_died_after_its_claim_is_rolled_forward_by_the_next_
     assert taken.value.current == 2
     assert await database[DOCS].find_one({"_id": "thing_1"}) == orphan
     fresh = await database[DOCS].find_one({"_id": "thing_1"})
+    assert fresh is not None
     assert (await save_next_version(database[DOCS], fresh, next_of(fresh, "next")))["version"] == 3
 
 

@@ -352,7 +352,7 @@ async def test_a_fresh_process_reads_only_the_stamp_when_the_snapshot_was_read_u
             )  # a new job process
             await catalog.refresh()
             decision = await Router(catalog, catalog.availability()).route(SALES_ROOM)
-            return (await catalog.get(decision.agent_id or "")).greeting
+            return (await catalog.get(decision.agent_id or "")).greeting or ""
 
         first = await a_job_routes_a_sales_room()
         commands.seen.clear()

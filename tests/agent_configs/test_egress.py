@@ -165,15 +165,15 @@ def test_a_name_under_localhost_is_not_taken_for_loopback(url: str) -> None:
     """The resolver may send `*.localhost` anywhere (here it goes to DNS), so only the
     operator listing such a name lets a config call it."""
     with pytest.raises(EgressRefused, match="is not allowed by the egress policy"):
-        EgressPolicy(_env_file=None).check(url, field="f")  # type: ignore[call-arg]
-    keyed = EgressPolicy(_env_file=None, secrets={"HOOK_TOKEN": ["loopback"]})  # type: ignore[call-arg]
+        EgressPolicy(_env_file=None).check(url, field="f")
+    keyed = EgressPolicy(_env_file=None, secrets={"HOOK_TOKEN": ["loopback"]})
     with pytest.raises(EgressRefused, match="HOOK_TOKEN may only be sent to loopback"):
         keyed.check(url, "HOOK_TOKEN", field="f")
-    listed = EgressPolicy(_env_file=None, hosts=["*.localhost"])  # type: ignore[call-arg]
+    listed = EgressPolicy(_env_file=None, hosts=["*.localhost"])
     listed.check(url, field="f")
 
 
 def test_localhost_itself_and_loopback_addresses_still_count_as_loopback() -> None:
-    policy = EgressPolicy(_env_file=None, secrets={"HOOK_TOKEN": ["loopback"]})  # type: ignore[call-arg]
+    policy = EgressPolicy(_env_file=None, secrets={"HOOK_TOKEN": ["loopback"]})
     for url in ("http://localhost:8080/x", "http://127.0.0.2/x", "http://[::1]:9/x"):
         policy.check(url, "HOOK_TOKEN", field="f")

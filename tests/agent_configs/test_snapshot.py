@@ -9,7 +9,7 @@ from agent_configs.routing.rules import DEFAULT_RULES
 from agent_configs.snapshot import CatalogSnapshot
 
 
-def a_config():  # type: ignore[no-untyped-def]
+def a_config():
     configs, errors = load_config_dir(DEFAULTS_DIR)
     assert not errors
     return configs[0]

@@ -405,7 +405,7 @@ async def test_the_example_is_seeded_from_its_directory_as_the_readme_says(
     assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     assert "support-tools-example" in seeded.stdout and "created" in seeded.stdout
     stored = await ConfigStore(database, ORDERS_POLICY).get("support-tools-example")
-    assert stored.tools[1].targets == ["sales-agent-v1"]  # type: ignore[union-attr]
+    assert stored.tools[1].targets == ["sales-agent-v1"]
 
 
 # -- what the model may set -----------------------------------------------------------------
@@ -413,7 +413,7 @@ async def test_the_example_is_seeded_from_its_directory_as_the_readme_says(
 
 def test_parameters_default_to_no_other_properties_than_those_declared() -> None:
     [tool] = with_tools(lookup()).tools
-    assert tool.parameters["additionalProperties"] is False  # type: ignore[union-attr]
+    assert tool.parameters["additionalProperties"] is False
     [empty] = with_tools(
         {
             "kind": "http",
@@ -422,14 +422,14 @@ def test_parameters_default_to_no_other_properties_than_those_declared() -> None
             "url": "https://orders.example/all",
         }
     ).tools
-    assert empty.parameters == {  # type: ignore[union-attr]
+    assert empty.parameters == {
         "type": "object",
         "properties": {},
         "additionalProperties": False,
     }
     open_schema = lookup(parameters={"type": "object", "additionalProperties": True})
     [said] = with_tools(open_schema | {"url": "https://orders.example/all"}).tools
-    assert said.parameters["additionalProperties"] is True  # type: ignore[union-attr]
+    assert said.parameters["additionalProperties"] is True
 
 
 def test_a_parameter_the_url_binds_from_the_session_is_refused_where_it_is_declared() -> None:

@@ -55,7 +55,9 @@ async def test_each_built_in_type_greets_replies_fills_its_turn_and_sums_up_by_t
     await wait_for_reply(page, replies_before=1)
     turn = await expect_turn_with_fields(page, required_fields(agent_id))
     first_ms = await turn.get_by_test_id("turn-latency").get_attribute("data-first-ms")
-    metrics.record(f"text {agent_id}: message sent -> first reply text (browser)", float(first_ms))
+    metrics.record(
+        f"text {agent_id}: message sent -> first reply text (browser)", float(first_ms or "nan")
+    )
     await expect_agent_state(page, "listening", MODEL_REPLIES_MS)
     if agent_id == "support-agent-v1":
         await save_screenshot(page, "playground-mid-conversation")

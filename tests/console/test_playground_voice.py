@@ -86,7 +86,7 @@ async def test_a_spoken_question_is_transcribed_answered_aloud_and_its_turn_show
 
     turn = await expect_turn_with_fields(page, required, index=0)
     latency = turn.get_by_test_id("turn-latency")
-    first_ms = float(await latency.get_attribute("data-first-ms"))
+    first_ms = float(await latency.get_attribute("data-first-ms") or "nan")
     metrics.record("voice: end of speech -> first reply audio (browser)", first_ms)
     await save_screenshot(page, "playground-voice")
     await end_session(page)

@@ -116,8 +116,8 @@ class Receiver:
 
         def run() -> None:
             async def serve() -> None:
-                task = asyncio.create_task(self._server.serve(sockets=[sock]))  # type: ignore[union-attr]
-                while not self._server.started:  # type: ignore[union-attr]
+                task = asyncio.create_task(self._server.serve(sockets=[sock]))
+                while not self._server.started:
                     await asyncio.sleep(0.01)
                 started.set()
                 await task

@@ -50,7 +50,7 @@ def context(controls: RecordingControls) -> ToolContext:
         egress=EgressPolicy(_env_file=None),
         log=ToolCallLog(),
         controls=controls,
-        say=None,  # type: ignore[call-arg]
+        say=None,
     )
 
 

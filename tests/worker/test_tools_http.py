@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from livekit.agents import llm
@@ -27,7 +27,15 @@ class NoControls:
     async def end_session(self, reason: str, goodbye: str | None) -> str:
         raise AssertionError("not a built-in test")
 
-    transfer = escalate = end_session  # type: ignore[assignment]
+    async def transfer(
+        self, target: str, reason: str, context: Literal["full", "summary", "none"]
+    ) -> str:
+        raise AssertionError("not a built-in test")
+
+    async def escalate(
+        self, reason: str, then: Literal["continue", "hold", "end"], message: str | None
+    ) -> str:
+        raise AssertionError("not a built-in test")
 
 
 @pytest.fixture
@@ -43,7 +51,7 @@ def context(monkeypatch: pytest.MonkeyPatch) -> ToolContext:
     monkeypatch.setenv("ORDERS_TOKEN", SECRET)
     policy = EgressPolicy(
         _env_file=None, secrets={"ORDERS_TOKEN": [ALLOWED]}, hosts=[ALLOWED, OTHER]
-    )  # type: ignore[call-arg]
+    )
     return ToolContext(
         session_id="sess-1",
         agent_id="support",

@@ -67,7 +67,7 @@ async def mcp_server() -> AsyncIterator[RunningMcpServer]:
 @pytest.fixture
 def context(monkeypatch: pytest.MonkeyPatch) -> ToolContext:
     monkeypatch.setenv("MCP_TOKEN", SECRET)
-    policy = EgressPolicy(_env_file=None, secrets={"MCP_TOKEN": ["127.0.0.1"]}, hosts=["127.0.0.1"])  # type: ignore[call-arg]
+    policy = EgressPolicy(_env_file=None, secrets={"MCP_TOKEN": ["127.0.0.1"]}, hosts=["127.0.0.1"])
     return ToolContext(
         session_id="sess-m",
         agent_id="support",
@@ -75,12 +75,12 @@ def context(monkeypatch: pytest.MonkeyPatch) -> ToolContext:
         room="room-m",
         egress=policy,
         log=ToolCallLog(),
-        controls=None,
-        say=None,  # type: ignore[arg-type]
+        controls=None,  # type: ignore[arg-type]  # MCP tools never reach the session
+        say=None,
     )
 
 
-async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
+async def call(tool: llm.FunctionTool | llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
     args, kwargs = llm_utils.prepare_function_arguments(
         fnc=tool, json_arguments=json.dumps(arguments)
     )

@@ -34,7 +34,7 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 FLOOD_BYTES = 16 * MCP_MAX_REPLY_BYTES
 
 
-async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
+async def call(tool: llm.FunctionTool | llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
     """As livekit calls a raw function tool."""
     args, kwargs = llm_utils.prepare_function_arguments(
         fnc=tool, json_arguments=json.dumps(arguments)
@@ -156,7 +156,7 @@ async def many() -> AsyncIterator[RunningMcpServer]:
 
 @pytest.fixture
 def context() -> ToolContext:
-    policy = EgressPolicy(_env_file=None, hosts=["127.0.0.1"])  # type: ignore[call-arg]
+    policy = EgressPolicy(_env_file=None, hosts=["127.0.0.1"])
     return ToolContext(
         session_id="sess-b",
         agent_id="support",
@@ -164,8 +164,8 @@ def context() -> ToolContext:
         room="room-b",
         egress=policy,
         log=ToolCallLog(),
-        controls=None,
-        say=None,  # type: ignore[arg-type]
+        controls=None,  # type: ignore[arg-type]  # MCP tools never reach the session
+        say=None,
     )
 
 

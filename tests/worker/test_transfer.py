@@ -165,7 +165,7 @@ async def test_a_transfer_without_context_starts_the_target_afresh_with_its_gree
     store = ConfigStore(worker_database)
     target = await store.get(TARGET)
     scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="sales question")
-    changes = {
+    changes: dict[str, dict[str, Any]] = {
         SOURCE: {
             "llm": scripted_openai(scripted),
             "tools": [TransferToAgentTool(targets=[TARGET], context="none")],
@@ -191,7 +191,7 @@ async def test_a_transfer_with_a_summary_gives_the_target_a_note_of_the_conversa
 ) -> None:
     target = await ConfigStore(worker_database).get(TARGET)
     scripted.plan_tool_call("transfer_to_agent", target=TARGET, reason="wants a quote")
-    changes = {
+    changes: dict[str, dict[str, Any]] = {
         SOURCE: {
             "llm": scripted_openai(scripted),
             "tools": [TransferToAgentTool(targets=[TARGET], context="summary")],

@@ -25,5 +25,5 @@ async def seed_builtin_agents(store: ConfigStore) -> None:
         await store.create(config)
 
 
-def fixed_clock(moment: datetime):  # type: ignore[no-untyped-def]
+def fixed_clock(moment: datetime):
     return lambda: moment

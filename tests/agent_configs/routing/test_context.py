@@ -19,7 +19,7 @@ FULL = {
 
 
 @pytest.mark.parametrize("form", [json.dumps, lambda d: json.dumps(d).encode(), dict])
-def test_text_bytes_and_objects_parse_alike(form) -> None:  # type: ignore[no-untyped-def]
+def test_text_bytes_and_objects_parse_alike(form) -> None:
     context = RoutingContext.from_metadata(form(FULL))
     assert context == RoutingContext(
         agent_id="sales-agent-v1",
@@ -102,7 +102,7 @@ def test_payload_at_the_limit_is_read() -> None:
 
 
 @pytest.mark.parametrize("form", [str, str.encode, json.loads])
-def test_payload_over_64_kib_is_ignored_with_a_warning(form) -> None:  # type: ignore[no-untyped-def]
+def test_payload_over_64_kib_is_ignored_with_a_warning(form) -> None:
     context = RoutingContext.from_metadata(form(_payload_of_size(MAX_METADATA_BYTES + 1)))
     assert context.purpose is None and context.raw == {}
     assert context.warnings == (

@@ -83,10 +83,10 @@ def test_an_intent_below_its_threshold_does_not_match() -> None:
 
 def test_the_more_confident_intent_wins_and_ties_go_to_the_earlier_agent() -> None:
     message = "found an exploit and a vulnerability; also I need a refund"
-    assert match_intent(message, AGENTS).agent_id == "security-agent-v1"  # type: ignore[union-attr]
+    assert match_intent(message, AGENTS).agent_id == "security-agent-v1"
     tied = "refund, and my password"
-    assert match_intent(tied, [BILLING, ACCOUNT]).agent_id == "billing-agent-v1"  # type: ignore[union-attr]
-    assert match_intent(tied, [ACCOUNT, BILLING]).agent_id == "account-agent-v1"  # type: ignore[union-attr]
+    assert match_intent(tied, [BILLING, ACCOUNT]).agent_id == "billing-agent-v1"
+    assert match_intent(tied, [ACCOUNT, BILLING]).agent_id == "account-agent-v1"
 
 
 def test_a_lower_scored_intent_that_passes_its_threshold_beats_one_that_does_not() -> None:
@@ -102,7 +102,7 @@ def test_paused_and_archived_agents_take_no_intents() -> None:
     paused = agent("billing-agent-v1", *BILLING.model_dump()["intents"], status="paused")
     archived = agent("billing-agent-v2", *BILLING.model_dump()["intents"], status="archived")
     assert match_intent("refund", [paused, archived]) is None
-    assert match_intent("refund", [paused, archived, BILLING]).agent_id == "billing-agent-v1"  # type: ignore[union-attr]
+    assert match_intent("refund", [paused, archived, BILLING]).agent_id == "billing-agent-v1"
 
 
 def test_agents_without_intents_never_match() -> None:

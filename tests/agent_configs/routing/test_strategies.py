@@ -24,7 +24,9 @@ def default_params(name: str) -> dict[str, Any]:
 
 
 def propose(strategy: RoutingStrategy, now: datetime = NOW, **metadata: Any) -> Proposal:
-    return strategy.propose(RoutingContext.from_metadata(metadata), now)
+    proposal = strategy.propose(RoutingContext.from_metadata(metadata), now)
+    assert isinstance(proposal, Proposal), "a strategy that answers at once"
+    return proposal
 
 
 def test_every_builtin_has_the_strategy_shape() -> None:
@@ -253,7 +255,7 @@ PARIS_HOURS = {
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type, misc]
 
 
 @pytest.mark.parametrize(

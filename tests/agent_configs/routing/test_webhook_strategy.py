@@ -234,7 +234,7 @@ async def test_a_url_the_egress_policy_refuses_is_refused_at_write_time_and_neve
     stored = WebhookParams.model_construct(
         url=hook.url, timeout_s=1.5, headers={}, include_user_details=False
     )
-    strategy = WebhookStrategy(stored, egress=EgressPolicy(_env_file=None, hosts=["hooks.example"]))  # type: ignore[call-arg]
+    strategy = WebhookStrategy(stored, egress=EgressPolicy(_env_file=None, hosts=["hooks.example"]))
     proposal = await strategy.propose(RoutingContext.from_metadata(METADATA), None)  # type: ignore[arg-type]
     assert proposal.agent_id is None
     assert proposal.reason.startswith(
@@ -309,7 +309,7 @@ async def test_a_connection_level_header_is_refused_at_write_time_and_never_sent
         headers={"Transfer-Encoding": HeaderValue(value="chunked")},
         include_user_details=False,
     )
-    strategy = WebhookStrategy(stored, egress=EgressPolicy(_env_file=None))  # type: ignore[call-arg]
+    strategy = WebhookStrategy(stored, egress=EgressPolicy(_env_file=None))
     proposal = await strategy.propose(RoutingContext.from_metadata(METADATA), None)  # type: ignore[arg-type]
     assert proposal.agent_id is None
     assert proposal.reason.startswith(
