@@ -103,7 +103,7 @@ async def measure(url: str, calls: int, warmup: int) -> dict[str, list[float]]:
     config = AgentConfig.model_validate(support.definition() | {"tools": [spec]})
     policy = EgressPolicy(
         _env_file=None, secrets={"BENCH_ORDERS_TOKEN": ["127.0.0.1"]}, hosts=["loopback"]
-    )  # type: ignore[call-arg]
+    )
     log = ToolCallLog()
     context = ToolContext(
         session_id="bench",

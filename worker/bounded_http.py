@@ -18,6 +18,7 @@ tool's rules (worker/tools/http.py, httpx):
 
 import ssl
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx2
 
@@ -87,7 +88,9 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
         request.headers["Accept-Encoding"] = "identity"
         response = await self._inner.handle_async_request(request)
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
-        response.stream = _CountedStream(response.stream, self._peer, self._max_bytes, encoding)
+        # An async transport's response streams are async ones.
+        stream = cast(httpx2.AsyncByteStream, response.stream)
+        response.stream = _CountedStream(stream, self._peer, self._max_bytes, encoding)
         return response
 
     async def aclose(self) -> None:

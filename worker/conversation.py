@@ -453,7 +453,7 @@ class Conversation:
             else:
                 return
         else:
-            self._remember(Message(item.role, text))  # type: ignore[arg-type]
+            self._remember(Message(item.role, text))
         if (
             item.role == "assistant"
             and self._awaiting_reply_to is not None
@@ -938,21 +938,17 @@ class Conversation:
         then: `continue` (the agent goes on), `hold` (the agent says so and stops answering:
         messages are still recorded, nothing replies until the session ends; a human joins
         through the frontend's own means) or `end` (the session ends, `end_reason: escalated`)."""
-        escalation = {
-            "agent_id": self.config.agent_id,
-            "reason": reason,
-            "then": then,
-            "at": _now(),
-        }
+        at = _now()
+        escalation = {"agent_id": self.config.agent_id, "reason": reason, "then": then, "at": at}
         self.escalations.append(escalation)
         self.writer.submit(Record(SESSIONS, self.session_id, {"escalations": self.escalations}))
-        self._record_event("session.escalated", escalation["at"], {"reason": reason, "then": then})
+        self._record_event("session.escalated", at, {"reason": reason, "then": then})
         number = len(self.escalations) - 1
         data = escalated_data(session_id=self.session_id, escalation=escalation)
         self._emit(EventType.SESSION_ESCALATED, f"escalated:{number}", data)
         await self._publish(
             ESCALATION_TOPIC,
-            {"session_id": self.session_id, **escalation, "at": escalation["at"].isoformat()},
+            {"session_id": self.session_id, **escalation, "at": at.isoformat()},
         )
         self.log.info("escalated to a human (%s): %s", then, reason)
         if then == "end":

@@ -121,11 +121,11 @@ class SubscriptionPatch(BaseModel):
 
     # Absent = unchanged (the None defaults are never stored: only fields given are applied),
     # and null is no value for these: a 422 naming the field, as for any wrong type.
-    url: HttpUrl = Field(default=None)
-    description: Annotated[Text, Field(max_length=500)] = Field(default=None)
-    event_types: EventTypes = Field(default=None)
+    url: HttpUrl = Field(default=None)  # type: ignore[assignment]
+    description: Annotated[Text, Field(max_length=500)] = Field(default=None)  # type: ignore[assignment]
+    event_types: EventTypes = Field(default=None)  # type: ignore[arg-type]
     agent_ids: AgentIds | None = None
-    status: Status = Field(default=None)
+    status: Status = Field(default=None)  # type: ignore[arg-type]
 
 
 class RotateRequest(BaseModel):

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -101,7 +101,7 @@ class ToolContext:
     egress: EgressPolicy
     log: ToolCallLog
     controls: SessionControls
-    say: Callable[[str], Awaitable[None]] | None
+    say: Callable[[str], Coroutine[Any, Any, None]] | None
     """Speaks (voice) or shows (text) a waiting_message; None: nothing is said."""
 
     def session_value(self, name: str) -> str | None:

@@ -12,7 +12,7 @@ is wrapped so its calls are recorded, counted and timed out like every other too
 """
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from livekit.agents import llm
 from livekit.agents.llm.mcp import MCPToolset
@@ -95,7 +95,8 @@ class RecordedMcpToolset(MCPToolset):
     async def setup(self, *, reload: bool = False) -> "RecordedMcpToolset":
         await super().setup(reload=reload)
         self._tools = [
-            tool if id(tool) in self._recorded else self._record(tool) for tool in self._tools
+            tool if id(tool) in self._recorded else self._record(cast(llm.RawFunctionTool, tool))
+            for tool in self._tools
         ]
         return self
 
