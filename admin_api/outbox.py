@@ -7,11 +7,15 @@ not on offer. The audit event may be lost when the database goes away in between
 logged); the outbox event may not: it goes through a NoLossWriter (queue, retries with
 backoff while MongoDB is away, dead letters, spooled to `ADMIN_API_SPOOL_DIR` at shutdown and
 replayed at the next start), so a request never waits on it and a brief outage loses nothing.
+Every `ADOPT_EVERY_S` a running API also replays what other API processes left spooled when
+they went away (a rollout's old pods, a scale-down): on Kubernetes the spool is a volume the
+replicas share, and a process's spool is adopted once it is gone (agent_configs/spool.py).
 
 Nothing secret goes in: the events name the agent type, its version and status and the API
 key's name (`actor`), never the key, a config's env values or a routing strategy's params.
 """
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,9 @@ logger = logging.getLogger("switchboard.admin_api.outbox")
 
 CLOSE_DEADLINE_S = 5.0
 """At shutdown, how long the writer may keep trying before it spools what is left."""
+ADOPT_EVERY_S = 60.0
+"""How often a running API replays the spools of API processes that are gone. Cheap when there
+are none (a directory listing); their events reach webhooks up to this much later."""
 
 
 class AdminOutbox:
@@ -89,6 +96,19 @@ class AdminOutbox:
         strategies = [entry.strategy for entry in saved.chain if entry.enabled]
         data = routing_data(rules_version=saved.version, strategies=strategies, actor=actor)
         self.emit(admin_event(EventType.ROUTING_UPDATED, ROUTING_ORDERING_KEY, data))
+
+    async def adopt_forever(self, every_s: float = ADOPT_EVERY_S) -> None:
+        """Replay, every `every_s`, the spools other processes left (the database away, a
+        replay stops at once and the next one tries again). Runs until cancelled."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                replayed = await self._writer.replay()
+            except Exception as exc:  # the next round tries again
+                logger.warning("spooled outbox events not replayed: %s", exc)
+                continue
+            if replayed:
+                logger.info("replayed %d outbox events spooled by processes now gone", replayed)
 
     async def close(self) -> None:
         spooled = await self._writer.close(deadline_s=CLOSE_DEADLINE_S)

@@ -26,12 +26,17 @@ lone surrogates U+FFFD, keys with '.'/'$' or non-str keys safe, arrays inside ar
 A document whose BSON exceeds `max_document_bytes` (MongoDB's 16 MiB, less headroom) is
 dead-lettered whole to disk, never silently dropped.
 
-`close()` writes what it can within a deadline and spools the rest, in order, to a JSONL file;
-`replay()` writes spool files back record by record at the next start. The spool directory is
-private: created 0700, refused when group/world writable or owned by another user (a private
-fallback is used instead); spool and dead-letter files are created 0600. Replay writes only
-the writer's own collections, quarantines unreadable files and lines (kept whole, described in
-`dead_letters`) instead of stopping at them, and picks up files a dead process left half-done.
+`close()` writes what it can within a deadline and spools the rest, in order, to a JSONL file
+in this process's own directory of the spool root (agent_configs/spool.py), flushed to disk
+before it is named; `replay()` writes spool files back record by record: this process's own,
+those of every process that is gone (adopted: one process at a time, whichever pod it ran in,
+when the root is a volume they share), and files put in the root itself (by hand, or by a
+version before per-process directories). The spool root is private: created 0700, refused when
+group/world writable or owned by another user (a private fallback is used instead); spool and
+dead-letter files are created 0600. Dead letters and quarantined files stay in the root. Replay
+writes only the writer's own collections, quarantines unreadable files and lines (kept whole,
+described in `dead_letters`) instead of stopping at them, and picks up files a dead process
+left half-done.
 
 This module imports nothing of the worker or the admin API: both use it.
 """
@@ -70,6 +75,8 @@ from pymongo.errors import (
     OperationFailure,
     WTimeoutError,
 )
+
+from agent_configs import spool
 
 logger = logging.getLogger("switchboard.writer")
 
@@ -294,11 +301,14 @@ def safe_spool_dir(configured: Path) -> Path:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Create `path` 0600 (never through a symlink, never over an existing file)."""
+    """Create `path` 0600 (never through a symlink, never over an existing file), its content
+    on disk before this returns: the caller renames it into place, and a pod may be gone next."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     descriptor = os.open(path, flags, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _unsafe_file(path: Path) -> str | None:
@@ -617,7 +627,7 @@ class NoLossWriter:
         text = await asyncio.to_thread(_json_text, whole)
         file_name: str | None = f"dead-{letter_id}.json"
         try:
-            await asyncio.to_thread(self._replace_private, file_name, text)
+            await asyncio.to_thread(self._replace_private, f"dead-{letter_id}.json", text)
         except OSError as exc:
             logger.error("dead letter %s could not be written to disk: %s", letter_id, exc)
             file_name = None
@@ -659,7 +669,7 @@ class NoLossWriter:
     # -- spool and replay
 
     def _spool(self, records: list[Record]) -> Path | None:
-        directory = self.spool_dir
+        root = self.spool_dir
         lines = []
         for record in records:
             try:
@@ -669,40 +679,79 @@ class NoLossWriter:
                     Record(record.collection, record.record_id, _reprs(record.fields)).to_json()
                     + "\n"
                 )
-        stem = f"records-{uuid.uuid4().hex}"
-        temporary = directory / f"{stem}.partial-{os.getpid()}"
-        path = directory / f"{stem}.jsonl"
+        # named by time, so a directory's files replay in the order they were written
+        stem = f"records-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
         try:
-            _write_private(temporary, "".join(lines))
-            os.replace(temporary, path)  # a reader never sees half a file
+            with spool.own_directory(root) as directory:
+                temporary = directory / f"{stem}.partial-{os.getpid()}"
+                path = directory / f"{stem}.jsonl"
+                _write_private(temporary, "".join(lines))
+                os.replace(temporary, path)  # a reader never sees half a file
         except OSError as exc:
-            logger.critical(
-                "%d records could not be spooled to %s: %s", len(records), directory, exc
-            )
+            logger.critical("%d records could not be spooled to %s: %s", len(records), root, exc)
             return None
         self._observer.spooled(len(records))
         logger.error("MongoDB unreachable at exit: %d records spooled to %s", len(records), path)
         return path
 
-    async def replay(self) -> int:
+    async def replay(self, budget_s: float | None = None) -> int:
         """Write spool files back, record by record; returns how many records went in.
 
-        A file is claimed by renaming it to `.replaying-<pid>`, so two processes never replay
-        the same one; it is deleted once every record in it is written or dead-lettered, and
-        put back when the database goes away midway (the next start tries again). A line that
-        is not a record of this writer's collections, or a file that is not ours, is
-        quarantined (`quarantine-<name>`, kept whole) and described in `dead_letters`; the
-        other records and files go on. Files a dead process left claimed or half-written are
-        picked up again. Never raises for a bad file: the sweep after it must run."""
-        directory = self.spool_dir
-        await asyncio.to_thread(_recover_orphans, directory)
+        The root's own files first, then this process's directory, then the directory of every
+        process that is gone (`spool.adopt`: its lock, so no two processes replay it; removed
+        once empty). Within a directory a file is claimed by renaming it to `.replaying-<pid>`,
+        so two writers of one process never replay the same one; it is deleted once every
+        record in it is written or dead-lettered, and put back when the database goes away
+        midway (the replay stops there; the next one tries again). A line that is not a record
+        of this writer's collections, or a file that is not ours, is quarantined (moved to the
+        root as `quarantine-<name>`, kept whole) and described in `dead_letters`; the other
+        records and files go on. Files a dead process left claimed or half-written are picked
+        up again. With `budget_s`, no file is begun after that many seconds (the rest waits for
+        the next replay). Never raises for a bad file: the sweep after it must run."""
+        root = self.spool_dir
+        loop = asyncio.get_running_loop()
+        until = None if budget_s is None else loop.time() + budget_s
+        replayed = 0
+        directories = [root, *await asyncio.to_thread(spool.process_directories, root)]
+        for directory in directories:
+            if until is not None and loop.time() >= until:
+                break
+            adoption = None
+            if directory != root and directory != spool.owned_directory(root):
+                adoption = await asyncio.to_thread(spool.adopt, directory)
+                if adoption is None:
+                    continue  # its owner lives, or another process is replaying it
+            try:
+                written, stopped = await self._replay_directory(
+                    directory, adoption is not None, until
+                )
+            finally:
+                if adoption is not None:
+                    await asyncio.to_thread(adoption.release)
+            replayed += written
+            if stopped:
+                break
+        await asyncio.to_thread(spool.release_own_if_empty, root)
+        if replayed:
+            logger.info("replayed %d spooled records from %s", replayed, root)
+        return replayed
+
+    async def _replay_directory(
+        self, directory: Path, adopted: bool, until: float | None
+    ) -> tuple[int, bool]:
+        """The files of one directory, oldest first: how many records went in, and whether
+        the database went away (the replay stops)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(_recover_orphans, directory, adopted)
         replayed = 0
         for path in sorted(directory.glob("records-*.jsonl")):
+            if until is not None and loop.time() >= until:
+                break
             claimed = path.with_name(f"{path.stem}.replaying-{os.getpid()}")
             try:
                 path.rename(claimed)
             except FileNotFoundError:
-                continue  # another process claimed it first
+                continue  # another writer of this process claimed it first
             except OSError as exc:
                 logger.error("spool file %s cannot be claimed: %s", path, exc)
                 continue
@@ -717,11 +766,9 @@ class NoLossWriter:
                 _claimed.discard(claimed)
             if written is None:
                 logger.warning("replay of %s stopped: the database went away", directory)
-                break
+                return replayed, True
             replayed += written
-        if replayed:
-            logger.info("replayed %d spooled records from %s", replayed, directory)
-        return replayed
+        return replayed, False
 
     async def _replay_file(self, claimed: Path, original: Path) -> int | None:
         """The records of one claimed file; None if the database went away (file put back)."""
@@ -770,7 +817,7 @@ class NoLossWriter:
         if problem is None and not bad:
             claimed.unlink()
             return written
-        quarantined = claimed.with_name(f"quarantine-{original.name}")
+        quarantined = self.spool_dir / f"quarantine-{original.name}"  # the root: dirs empty out
         claimed.rename(quarantined)
         reason = (
             problem
@@ -829,13 +876,18 @@ class NoLossWriter:
 _claimed: set[Path] = set()  # files this process is replaying right now (thread-run jobs share it)
 
 
-def _recover_orphans(directory: Path) -> None:
-    """Rename back to `.jsonl` the files a dead process left claimed or half-written."""
+def _recover_orphans(directory: Path, adopted: bool = False) -> None:
+    """Rename back to `.jsonl` the files a dead process left claimed or half-written. In an
+    adopted directory every such file is one: its owner is gone, and so is anyone who replayed
+    it before (they held its lock); elsewhere the process id in the name says (same host)."""
     now = time.time()
     for path in directory.glob("records-*"):
         name = path.name
         stem, _, suffix = name.partition(".")
-        if suffix.startswith("replaying-") or suffix.startswith("partial-"):
+        if adopted and suffix.startswith(("replaying-", "partial")):
+            if path in _claimed:
+                continue
+        elif suffix.startswith("replaying-") or suffix.startswith("partial-"):
             pid_text = suffix.rsplit("-", 1)[-1]
             if path in _claimed or not pid_text.isdigit():
                 continue

@@ -278,12 +278,18 @@ def _utc(at: Any) -> datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+REPLAY_BUDGET_S = 15.0
+"""No spool file is begun after this long in one job's replay: its end waits for the replay
+(`_RunningSession.finish`), and a job process has SHUTDOWN_PROCESS_TIMEOUT_S to end."""
+
+
 async def replay_spool(database: AsyncDatabase, spool_dir: Path) -> int:
-    """Write spooled records back (see NoLossWriter.replay: record by record, bad files and
-    lines quarantined, orphans of dead processes picked up, only RECORD_COLLECTIONS). The dead
+    """Write spooled records back (see NoLossWriter.replay: this process's spool and that of
+    every process that is gone, in this pod or another on the shared volume; record by record,
+    bad files and lines quarantined, only RECORD_COLLECTIONS), within REPLAY_BUDGET_S. The dead
     letters it finds are written, or spooled again, before it returns."""
     writer = RecordWriter(database, spool_dir)
     try:
-        return await writer.replay()
+        return await writer.replay(budget_s=REPLAY_BUDGET_S)
     finally:
         await writer.close(deadline_s=5.0)

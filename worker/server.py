@@ -64,6 +64,12 @@ logger = logging.getLogger("switchboard.worker")
 
 PARTICIPANT_WAIT_S = 15.0
 CLAIM_ATTEMPTS = 3
+SHUTDOWN_PROCESS_TIMEOUT_S = 90.0
+"""How long a job process has to end once livekit tells it to (at the end of the drain, or when
+WORKER_DRAIN_TIMEOUT_S runs out): its session's end fits (the spool replay begun at its start,
+REPLAY_BUDGET_S 15 s; the last turns, 30 s; the summary, 30 s; its records written or spooled
+within 10 s; its heartbeat removed within 2 s), then livekit kills it and what is still in
+memory is lost. The pod's grace period covers WORKER_DRAIN_TIMEOUT_S plus this (tests/k8s)."""
 
 
 @dataclass
@@ -785,7 +791,7 @@ def create_server(settings: WorkerSettings | None = None) -> AgentServer:
         drain_timeout=settings.worker_drain_timeout_s,
         load_fnc=session_load,
         load_threshold=math.inf,  # capacity is Admission's job, see there
-        shutdown_process_timeout=90.0,
+        shutdown_process_timeout=SHUTDOWN_PROCESS_TIMEOUT_S,
         prometheus_port=settings.prometheus_port,
         prometheus_multiproc_dir=str(settings.prometheus_multiproc_dir),
         ws_url=settings.livekit_url,

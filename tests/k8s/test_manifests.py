@@ -439,3 +439,115 @@ def test_compose_admin_api_and_dispatcher_share_a_webhook_encryption_key_with_no
     assert keys["admin-api"].startswith("${WEBHOOK_ENCRYPTION_KEY:?"), (
         "a default key is a published key"
     )
+
+
+# -- spools survive rollouts and scale-downs (issue 17) --------------------------------------
+
+SPOOL_SETTINGS = {"switchboard-worker": "SPOOL_DIR", "switchboard-admin-api": "ADMIN_API_SPOOL_DIR"}
+
+
+def spooling(overlay: str) -> list[tuple[dict[str, Any], str]]:
+    """(Deployment, the spool directory its processes write) for every Deployment that spools:
+    each worker pool (records and their events) and the admin API (its outbox events)."""
+    found = []
+    for deployment in of_kind(overlay, "Deployment"):
+        name = deployment["metadata"]["name"]
+        setting = next((s for prefix, s in SPOOL_SETTINGS.items() if name.startswith(prefix)), None)
+        if setting is None:
+            continue
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        own = {e["name"]: e.get("value") for e in container.get("env", [])}
+        directory = own.get(setting) or config(overlay).get(setting)
+        assert directory, f"{name} spools to the image's default {setting} (in /tmp)"
+        found.append((deployment, directory))
+    return found
+
+
+def volume_holding(pod: dict[str, Any], directory: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume (and its mount) a path lands on: the deepest mount above it."""
+    mounts = [
+        m
+        for m in pod["containers"][0].get("volumeMounts", [])
+        if directory == m["mountPath"] or directory.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    assert mounts, f"{directory} is on the container's read-only root filesystem"
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return volume, mount
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_spool_is_on_a_volume_the_replicas_share_and_none_on_an_empty_dir(
+    overlay: str,
+) -> None:
+    claims = {c["metadata"]["name"]: c for c in of_kind(overlay, "PersistentVolumeClaim")}
+    found = spooling(overlay)
+    assert {d["metadata"]["name"] for d, _ in found} == {
+        "switchboard-admin-api",
+        *(d["metadata"]["name"] for d in worker_deployments(overlay)),
+    }
+    for deployment, directory in found:
+        name = deployment["metadata"]["name"]
+        pod = deployment["spec"]["template"]["spec"]
+        volume, mount = volume_holding(pod, directory)
+        assert "emptyDir" not in volume, f"{name}: {directory} would vanish with the pod"
+        assert not mount.get("readOnly"), name
+        claim = claims[volume["persistentVolumeClaim"]["claimName"]]
+        # every replica (of every pool) mounts it at once, on any node; a local cluster has one
+        expected = ["ReadWriteOnce"] if overlay == "dev" else ["ReadWriteMany"]
+        assert claim["spec"]["accessModes"] == expected, name
+        assert pod["securityContext"].get("fsGroup") == pod["securityContext"]["runAsGroup"], (
+            f"{name}: the volume must be writable by the pod's user"
+        )
+    directories = [directory for _, directory in found]
+    assert len({d for d in directories if "admin" in d}) == 1, "the admin API's spool is its own"
+    assert not any(a != b and a.startswith(b + "/") for a in directories for b in directories)
+    snapshot = config(overlay).get("CATALOG_SNAPSHOT_DIR", "")
+    assert snapshot.startswith("/tmp/"), "the catalog snapshot is a process's cache, kept local"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workers_and_their_job_processes_end_within_the_grace_period(overlay: str) -> None:
+    from worker.server import SHUTDOWN_PROCESS_TIMEOUT_S
+
+    drain_s = int(config(overlay)["WORKER_DRAIN_TIMEOUT_S"])
+    for worker in worker_deployments(overlay):
+        grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        # after the drain, job processes get SHUTDOWN_PROCESS_TIMEOUT_S to end their sessions
+        # and flush or spool their records: a SIGKILL before that loses what is in memory
+        assert grace >= drain_s + SHUTDOWN_PROCESS_TIMEOUT_S, worker["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_admin_api_flushes_or_spools_its_outbox_within_its_grace_period(overlay: str) -> None:
+    from admin_api.__main__ import GRACEFUL_SHUTDOWN_S
+    from admin_api.outbox import CLOSE_DEADLINE_S
+
+    (api,) = [
+        d
+        for d in of_kind(overlay, "Deployment")
+        if d["metadata"]["name"] == "switchboard-admin-api"
+    ]
+    grace = api["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= GRACEFUL_SHUTDOWN_S + CLOSE_DEADLINE_S + 5
+
+
+def test_compose_keeps_spools_on_a_named_volume_and_lets_the_admin_api_close() -> None:
+    from admin_api.__main__ import GRACEFUL_SHUTDOWN_S
+    from admin_api.outbox import CLOSE_DEADLINE_S
+
+    document = compose()
+    services = document["services"]
+    for name, setting in (("worker", "SPOOL_DIR"), ("admin-api", "ADMIN_API_SPOOL_DIR")):
+        directory = services[name]["environment"][setting]
+        volumes = [v.split(":") for v in services[name].get("volumes", [])]
+        assert any(
+            source in document.get("volumes", {}) and directory.startswith(target + "/")
+            for source, target, *_ in volumes
+        ), f"{name}: {directory} is not on a named volume (recreating the container loses it)"
+    grace = services["admin-api"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) >= GRACEFUL_SHUTDOWN_S + CLOSE_DEADLINE_S + 5
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text().split("AS runtime", 1)[1]
+    assert "/var/lib/switchboard/spool" in dockerfile, (
+        "a named volume copies its owner from the image"
+    )

@@ -302,8 +302,9 @@ async def test_the_spool_dir_is_private_and_a_shared_one_is_refused(tmp_path: Pa
         writer = RecordWriter(client["down"], own, retry_initial_s=0.05)
         writer.submit(Record(TURNS, "m:0", {"turn_index": 0}))
         spooled = await writer.close(deadline_s=0.2)
-        assert spooled is not None and spooled.parent == own
+        assert spooled is not None and spooled.parent.parent == own  # this process's directory
         assert stat.S_IMODE(own.stat().st_mode) == 0o700
+        assert stat.S_IMODE(spooled.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(spooled.stat().st_mode) == 0o600
 
         shared = tmp_path / "shared"
