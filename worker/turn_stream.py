@@ -21,7 +21,7 @@ the fields always come from the final generation, the one whose reply the user g
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from livekit.agents import llm
@@ -160,7 +160,7 @@ class StreamedReply:
         self.turn: asyncio.Future[StreamedTurn] = asyncio.get_running_loop().create_future()
         self._reading = asyncio.create_task(self._read(), name="switchboard.streamed_reply")
 
-    async def words(self) -> AsyncIterator[str | llm.ChatChunk]:
+    async def words(self) -> AsyncGenerator[str | llm.ChatChunk, None]:
         ended = False
         try:
             while (item := await self._words.get()) is not None:

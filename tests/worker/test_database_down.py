@@ -125,7 +125,7 @@ def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:
     )
 
 
-async def in_thread(function, *args):  # type: ignore[no-untyped-def]
+async def in_thread(function, *args):
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 

@@ -42,7 +42,7 @@ def ferretdb(run_dir: Path, port: int) -> Devstack:
     return Devstack(DEFAULT_ROOT, run_dir=run_dir, mongo_port=port, environ=ONLY_FERRETDB)
 
 
-async def wait_until(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(condition, timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
@@ -115,7 +115,7 @@ async def test_records_left_at_exit_are_spooled_and_replayed(tmp_path: Path) -> 
         await client.close()
 
 
-async def _exists(collection, record_id: str) -> bool:  # type: ignore[no-untyped-def]
+async def _exists(collection, record_id: str) -> bool:
     try:
         return await collection.find_one({"_id": record_id}) is not None
     except Exception:
@@ -126,7 +126,7 @@ async def _exists(collection, record_id: str) -> bool:  # type: ignore[no-untype
 
 
 @pytest.fixture
-async def live(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def live(tmp_path: Path):
     """A FerretDB of the test's own (it starts in ~0.1 s) and a database on it."""
     stack = ferretdb(tmp_path / "live-db", reserve_port(0, "ferretdb", "UNUSED"))
     endpoints = stack.start()
@@ -138,7 +138,7 @@ async def live(tmp_path: Path):  # type: ignore[no-untyped-def]
         stack.stop()
 
 
-def unreachable_database():  # type: ignore[no-untyped-def]
+def unreachable_database():
     """A client on a port nothing listens on: every write is a ServerSelectionTimeoutError."""
     return open_client(
         f"mongodb://127.0.0.1:{reserve_port(0, 'nothing', 'UNUSED')}/", timeout_ms=100
@@ -388,12 +388,12 @@ async def test_beats_never_cost_the_session_record_a_field(
     assert await live[HEARTBEATS].count_documents({"_id": {"$in": ids}}) == len(ids)
 
 
-def async_true(check):  # type: ignore[no-untyped-def]
+def async_true(check):
     async def condition() -> bool:
         return bool(check())
 
     return condition
 
 
-async def _count(collection, at_least: int) -> bool:  # type: ignore[no-untyped-def]
+async def _count(collection, at_least: int) -> bool:
     return await collection.count_documents({}) >= at_least

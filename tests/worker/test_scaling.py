@@ -133,7 +133,7 @@ async def test_a_killed_worker_leaves_its_session_aborted_not_missing(
 
 async def _sessions_of_rooms(
     database: AsyncDatabase, rooms: list[str], timeout: float = 30.0
-) -> list[dict]:  # type: ignore[type-arg]
+) -> list[dict]:
     """The rooms' session records once each room has one (or what there is at the deadline).
     A start record goes through the worker's record queue after the agent has joined: with 30
     rooms arriving on two cores it can land a few seconds after the agent's attribute."""
@@ -146,7 +146,7 @@ async def _sessions_of_rooms(
         await asyncio.sleep(0.2)
 
 
-async def _session_of(database: AsyncDatabase, room: str) -> dict:  # type: ignore[type-arg]
+async def _session_of(database: AsyncDatabase, room: str) -> dict:
     for _ in range(100):
         record = await database["sessions"].find_one({"room": room})
         if record is not None and record.get("worker_id"):

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import jsonschema
-from livekit.agents import AgentSession, llm
+from livekit.agents import AgentSession, RunResult, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
 from agent_configs.files import DEFAULTS_DIR, load_config_file
@@ -104,7 +104,8 @@ async def test_the_turn_ends_for_the_user_before_the_fields_are_written() -> Non
     model = ScriptedLLM(json.dumps({"system_response": "Hello there.", **fields}), hold)
     reply = StreamedReply(model.chat(chat_ctx=llm.ChatContext.empty()))
     heard = [words async for words in reply.words()]  # returns although the stream is held
-    assert "".join(heard) == "Hello there."
+    assert all(isinstance(words, str) for words in heard), heard
+    assert "".join(str(words) for words in heard) == "Hello there."
     assert not reply.turn.done()
     hold.set()
     turn = await asyncio.wait_for(reply.turn, 5)
@@ -119,6 +120,7 @@ async def test_an_interrupted_reply_stops_the_call_and_keeps_what_was_said() -> 
     reply = StreamedReply(model.chat(chat_ctx=llm.ChatContext.empty()))
     words = reply.words()
     first = await anext(words)
+    assert isinstance(first, str)
     await words.aclose()  # what the session does when the user interrupts
     turn = await asyncio.wait_for(reply.turn, 5)
     assert model.cancelled
@@ -163,7 +165,7 @@ async def one_turn(llm_url: str) -> tuple[AgentConfig, str, StreamedTurn]:
     agent = ConfiguredAgent(config, await build_models(config, settings, None), [])
     async with AgentSession() as session:
         await session.start(agent)
-        result = await session.run(user_input="My login stopped working this morning.")
+        result: RunResult[None] = await session.run(user_input="My login stopped working this morning.")
         assert agent.streamed_turn is not None
         turn = await asyncio.wait_for(agent.streamed_turn, 60)
     said = result.expect.next_event().is_message(role="assistant").event().item.text_content or ""
