@@ -43,6 +43,7 @@ async def test_ferretdb_answers_on_the_mongo_wire(endpoints: Endpoints) -> None:
         await client.close()
 
 
+@pytest.mark.services
 def test_taken_port_is_a_clear_error_and_nothing_is_left_running(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -182,6 +183,7 @@ def assert_stopped(stack: MakeDev, rest: str) -> None:
     assert not listening, f"ports still served after the stack stopped: {listening}"
 
 
+@pytest.mark.services
 def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) -> None:
     """What `make dev` runs: services up, addresses printed, four agents seeded, and Ctrl-C
     stops every process of it although it was started with SIGINT ignored (as CI starts it)."""
@@ -226,6 +228,7 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         assert_stopped(stack, stack.stop_with(signal.SIGINT))
 
 
+@pytest.mark.services
 def test_make_dev_stops_everything_on_sigterm_although_it_was_ignored_on_the_way_in(
     tmp_path: Path,
 ) -> None:
@@ -235,6 +238,7 @@ def test_make_dev_stops_everything_on_sigterm_although_it_was_ignored_on_the_way
         assert_stopped(stack, stack.stop_with(signal.SIGTERM))
 
 
+@pytest.mark.services
 def test_services_die_with_a_killed_devstack(tmp_path: Path) -> None:
     """SIGKILL leaves `devstack up` no chance to stop anything: the kernel stops its services
     (each was started with a parent-death signal), so no port stays taken by a dead stack."""
