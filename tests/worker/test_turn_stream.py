@@ -165,7 +165,9 @@ async def one_turn(llm_url: str) -> tuple[AgentConfig, str, StreamedTurn]:
     agent = ConfiguredAgent(config, await build_models(config, settings, None), [])
     async with AgentSession() as session:
         await session.start(agent)
-        result: RunResult[None] = await session.run(user_input="My login stopped working this morning.")
+        result: RunResult[None] = await session.run(
+            user_input="My login stopped working this morning."
+        )
         assert agent.streamed_turn is not None
         turn = await asyncio.wait_for(agent.streamed_turn, 60)
     said = result.expect.next_event().is_message(role="assistant").event().item.text_content or ""
