@@ -72,7 +72,7 @@ seed: $(INSTALLED)
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: build console browser
-	$(BIN)/python -m pytest; rc=$$?; \
+	$(BIN)/python -m pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 # The inner loop: everything that needs no running service. Tests that need one are marked
