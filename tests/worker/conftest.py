@@ -107,9 +107,13 @@ def wait_until_registered(process: subprocess.Popen[bytes], log_path: Path) -> N
     )
 
 
-def stop_worker(process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def stop_worker(
+    process: subprocess.Popen[bytes], timeout: float = 60.0, *, signalled: bool = False
+) -> None:
+    """SIGTERM (unless `signalled` already), the drain, then SIGKILL to the group past `timeout`."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        if not signalled:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -158,8 +162,12 @@ def launched_workers(
             wait_until_registered(running.process, running.log_path)
         yield started
     finally:
+        # All drain at once: one by one, each replica's drain waited for the one before.
         for running in started:
-            stop_worker(running.process)
+            if running.process.poll() is None:
+                running.process.send_signal(signal.SIGTERM)
+        for running in started:
+            stop_worker(running.process, signalled=True)
 
 
 @pytest.fixture(scope="module")
