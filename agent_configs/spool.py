@@ -139,7 +139,7 @@ def adopt(directory: Path) -> Adoption | None:
 
 
 def _lock_if_orphaned(directory: Path) -> Adoption | None:
-    problem = _not_private(directory)
+    problem = not_private(directory, directory=True)
     if problem is not None:
         logger.error("spool directory %s not replayed: %s", directory, problem)
         return None
@@ -194,13 +194,17 @@ def _remove(directory: Path, descriptor: int) -> None:
         os.close(descriptor)
 
 
-def _not_private(directory: Path) -> str | None:
+def not_private(path: Path, *, directory: bool) -> str | None:
+    """Why a spooled file or directory must not be trusted (not ours, writable by others, a
+    symlink, the wrong kind), or None."""
     try:
-        info = os.lstat(directory)
+        info = os.lstat(path)
     except OSError as exc:
         return f"cannot stat it: {exc}"
-    if not stat.S_ISDIR(info.st_mode):
+    if directory and not stat.S_ISDIR(info.st_mode):
         return "not a directory (or a symlink)"
+    if not directory and not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
     if info.st_uid != os.geteuid():
         return f"owned by uid {info.st_uid}, not by this user"
     if info.st_mode & 0o022:

@@ -311,20 +311,6 @@ def _write_private(path: Path, text: str) -> None:
         os.fsync(file.fileno())
 
 
-def _unsafe_file(path: Path) -> str | None:
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        return f"cannot stat it: {exc}"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    if info.st_uid != os.geteuid():
-        return f"owned by uid {info.st_uid}, not by this user"
-    if info.st_mode & 0o022:
-        return f"group or world writable ({stat.filemode(info.st_mode)})"
-    return None
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -772,7 +758,7 @@ class NoLossWriter:
 
     async def _replay_file(self, claimed: Path, original: Path) -> int | None:
         """The records of one claimed file; None if the database went away (file put back)."""
-        problem = _unsafe_file(claimed)
+        problem = spool.not_private(claimed, directory=False)
         data = b""
         if problem is None:
             try:
