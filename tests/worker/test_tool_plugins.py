@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from livekit.agents import llm
-from livekit.agents.llm import utils as llm_utils
 
 from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
+from tests.worker.tool_calls import call
 from worker.tools import ToolBuildError, ToolCallLog, ToolContext, build_tools
 from worker.tools.plugins import ToolPluginRegistry
 
@@ -91,15 +91,6 @@ def context() -> ToolContext:
 
 def plugin_spec(**changes: Any) -> dict[str, Any]:
     return {"kind": "plugin", "name": "order_lookup", "plugin": "order_status"} | changes
-
-
-async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(
-        fnc=tool, json_arguments=json.dumps(arguments)
-    )
-    result = await tool(*args, **kwargs)
-    assert isinstance(result, str)
-    return result
 
 
 def test_plugins_without_the_tool_shape_are_recorded_with_what_is_wrong(

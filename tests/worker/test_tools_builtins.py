@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from livekit.agents import llm
-from livekit.agents.llm import utils as llm_utils
 
 from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
+from tests.worker.tool_calls import call
 from worker.tools import ToolCallLog, ToolContext, build_tools
 
 
@@ -64,15 +64,6 @@ TOOLS = [
 async def tools_by_name(context: ToolContext) -> dict[str, llm.RawFunctionTool]:
     tools = await build_tools(support_config(tools=TOOLS), context)
     return {tool.info.name: tool for tool in tools if isinstance(tool, llm.RawFunctionTool)}
-
-
-async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(
-        fnc=tool, json_arguments=json.dumps(arguments)
-    )
-    result = await tool(*args, **kwargs)
-    assert isinstance(result, str)
-    return result
 
 
 async def test_the_model_sees_the_transfer_targets_as_an_enum_and_a_required_reason(

@@ -9,11 +9,11 @@ from typing import Any, Literal
 
 import pytest
 from livekit.agents import llm
-from livekit.agents.llm import utils as llm_utils
 from prometheus_client import REGISTRY
 
 from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
+from tests.worker.tool_calls import call
 from tests.worker.tool_server import ToolServer
 from worker.tools import ToolCallLog, ToolContext, build_tools
 from worker.tools.context import ARGUMENTS_CHARS, ERROR_CHARS
@@ -89,15 +89,6 @@ async def one_tool(context: ToolContext, **spec: Any) -> llm.RawFunctionTool:
     (tool,) = await build_tools(support_config(tools=[http_spec(**spec)]), context)
     assert isinstance(tool, llm.RawFunctionTool)
     return tool
-
-
-async def call(tool: llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(
-        fnc=tool, json_arguments=json.dumps(arguments)
-    )
-    result = await tool(*args, **kwargs)
-    assert isinstance(result, str)
-    return result
 
 
 def calls_counted(outcome: str) -> float:

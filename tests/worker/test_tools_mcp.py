@@ -3,7 +3,6 @@ loopback; the toolset build_tools returns is set up the way livekit sets it up w
 starts, and its tools are called the way livekit calls raw function tools."""
 
 import asyncio
-import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,11 +14,11 @@ pytest.importorskip("mcp", reason="MCP tools need the `mcp` package (livekit-age
 
 import uvicorn
 from livekit.agents import llm
-from livekit.agents.llm import utils as llm_utils
 from mcp.server.mcpserver import MCPServer
 
 from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
+from tests.worker.tool_calls import call
 from worker.tools import ToolBuildError, ToolCallLog, ToolContext, build_tools
 
 SECRET = "mcp-token-77a1"
@@ -78,15 +77,6 @@ def context(monkeypatch: pytest.MonkeyPatch) -> ToolContext:
         controls=None,  # type: ignore[arg-type]  # MCP tools never reach the session
         say=None,
     )
-
-
-async def call(tool: llm.FunctionTool | llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    args, kwargs = llm_utils.prepare_function_arguments(
-        fnc=tool, json_arguments=json.dumps(arguments)
-    )
-    result = await tool(*args, **kwargs)
-    assert isinstance(result, str)
-    return result
 
 
 async def test_the_allowed_tools_of_an_mcp_server_are_offered_called_and_recorded(

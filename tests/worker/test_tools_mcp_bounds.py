@@ -20,28 +20,18 @@ import mcp_types as types
 import uvicorn
 from aiohttp import web
 from livekit.agents import llm
-from livekit.agents.llm import utils as llm_utils
 from mcp.server.lowlevel import Server
 
 from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
 from tests.loopback import serve
+from tests.worker.tool_calls import call
 from worker.tools import ToolCallLog, ToolContext, build_tools
 from worker.tools.mcp_client import MCP_MAX_REPLY_BYTES, MCP_MAX_TOOL_SCHEMA_BYTES, MCP_MAX_TOOLS
 
 Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 FLOOD_BYTES = 16 * MCP_MAX_REPLY_BYTES
-
-
-async def call(tool: llm.FunctionTool | llm.RawFunctionTool, arguments: dict[str, Any]) -> str:
-    """As livekit calls a raw function tool."""
-    args, kwargs = llm_utils.prepare_function_arguments(
-        fnc=tool, json_arguments=json.dumps(arguments)
-    )
-    result = await tool(*args, **kwargs)
-    assert isinstance(result, str)
-    return result
 
 
 @dataclass
