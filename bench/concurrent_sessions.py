@@ -88,6 +88,19 @@ SAME_WORK = "switchboard-same-llm-work"
 PHASE_WORKER = {"switchboard": "switchboard", "bare": "bare", SAME_WORK: "switchboard"}
 
 
+def session_metadata(kind: str, size: int, index: int) -> dict[str, Any]:
+    """What session `index` of a phase tells the worker (tests/worker/test_same_llm_work.py
+    runs a session of the same-LLM-work phase with it)."""
+    metadata: dict[str, Any] = {
+        "purpose": "support",
+        "user_id": f"bench-c{size}-{kind}-{index}",
+        "user_details": {"tier": "free"},
+    }
+    if kind == SAME_WORK:
+        metadata["agent_id"] = SAME_WORK_AGENT
+    return metadata
+
+
 async def one_session(
     stack: BenchStack, kind: str, size: int, index: int, delay_s: float, lead: asyncio.Event
 ) -> dict[str, Any]:
@@ -98,14 +111,9 @@ async def one_session(
         except TimeoutError:
             pass
         await asyncio.sleep(delay_s)
-    metadata: dict[str, Any] = {
-        "purpose": "support",
-        "user_id": f"bench-c{size}-{kind}-{index}",
-        "user_details": {"tier": "free"},
-    }
-    if kind == SAME_WORK:
-        metadata["agent_id"] = SAME_WORK_AGENT
-    client = stack.client(PHASE_WORKER[kind], metadata, identity=f"bench-user-{index}")
+    client = stack.client(
+        PHASE_WORKER[kind], session_metadata(kind, size, index), identity=f"bench-user-{index}"
+    )
     result: dict[str, Any] = {"index": index, "room": client.room_name, "ok": False, "replies": []}
     try:
         await client.join(JOIN_TIMEOUT_S)

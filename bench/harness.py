@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -42,13 +42,17 @@ from livekit import api, rtc
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
 from devstack.services import reserve_port
 
+if TYPE_CHECKING:
+    from agent_configs.routing.rules import RulesStore
+
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 REGISTER_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 45.0
 SUPPORT_AGENT = "support-agent-v1"
 SAME_WORK_AGENT = "support-same-llm-work"
 """The support type with the bare worker's LLM work: no turn fields, no summary (seeded by
-`seed_database`), so a comparison with it is about the platform, not about the LLM."""
+`seed_database`, which lets metadata name it), so a comparison with it is about the platform,
+not about the LLM."""
 
 try:
     import psutil
@@ -548,6 +552,7 @@ async def seed_database(
     """
     from agent_configs.database import open_client
     from agent_configs.files import DEFAULTS_DIR, load_config_dir
+    from agent_configs.routing.rules import RulesStore
     from agent_configs.store import ConfigStore
     from scripts.setup_agents import seed, seed_routing_rules
 
@@ -587,6 +592,7 @@ async def seed_database(
                 }
             )
         )
+        await allow_explicitly(RulesStore(database), SAME_WORK_AGENT)
         return {
             "greeting": support.greeting,
             "instructions": support.instructions,
@@ -596,6 +602,25 @@ async def seed_database(
         }
     finally:
         await client.close()
+
+
+async def allow_explicitly(rules: RulesStore, agent_id: str) -> None:
+    """The built-in chain lets metadata name only the built-in types (`explicit`'s
+    `allowed_agent_ids`): a copy left out of it is routed by its `purpose` instead, to the
+    type it copies. The same-LLM-work phase was served by the support type that way from the
+    day the list came in: one message cost two requests (the reply with the fields' schema,
+    its cap raised from 32 to 133 tokens, and a summary capped at 160) where the bare worker
+    made one capped at 32 (tests/worker/test_same_llm_work.py)."""
+    current = await rules.current()
+    chain = []
+    for entry in current.chain:
+        if entry.strategy == "explicit":
+            allowed = [*entry.params.get("allowed_agent_ids", []), agent_id]
+            entry = entry.model_copy(
+                update={"params": entry.params | {"allowed_agent_ids": allowed}}
+            )
+        chain.append(entry)
+    await rules.save(current.model_copy(update={"chain": chain}), expected_version=current.version)
 
 
 async def drop_database(mongo_uri: str, database_name: str) -> None:

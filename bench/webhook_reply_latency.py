@@ -47,6 +47,7 @@ from bench.harness import (  # noqa: E402
     TimedClient,
     _start_worker,
     _wait_registered,
+    allow_explicitly,
     fmt,
     print_table,
     ratio,
@@ -126,20 +127,6 @@ async def prepare_database(
         )
     finally:
         await client.close()
-
-
-async def allow_explicitly(rules: RulesStore, agent_id: str) -> None:
-    """The built-in chain lets metadata name only the built-in types: add the copy."""
-    current = await rules.current()
-    chain = []
-    for entry in current.chain:
-        if entry.strategy == "explicit":
-            allowed = [*entry.params.get("allowed_agent_ids", []), agent_id]
-            entry = entry.model_copy(
-                update={"params": entry.params | {"allowed_agent_ids": allowed}}
-            )
-        chain.append(entry)
-    await rules.save(current.model_copy(update={"chain": chain}), expected_version=current.version)
 
 
 async def one_session(
