@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     SAME_WORK_AGENT,
+    SUPPORT_AGENT,
     BenchStack,
     CpuSnapshot,
     LoadWatch,
@@ -86,6 +87,9 @@ QUIET_TIMEOUT_S = 120.0
 BASELINE_S = 3.0
 SAME_WORK = "switchboard-same-llm-work"
 PHASE_WORKER = {"switchboard": "switchboard", "bare": "bare", SAME_WORK: "switchboard"}
+PHASE_AGENT = {"switchboard": SUPPORT_AGENT, SAME_WORK: SAME_WORK_AGENT}
+"""The agent type each Switchboard phase measures: a session served by another one fails, so
+a routing change can no longer make a phase measure another type's LLM work unnoticed."""
 
 
 def session_metadata(kind: str, size: int, index: int) -> dict[str, Any]:
@@ -122,6 +126,10 @@ async def one_session(
             lead.set()
         assert client.join_started_at is not None
         result["greeting_s"] = greeting.done_at - client.join_started_at
+        if kind in PHASE_AGENT:
+            result["agent_id"] = await client.served_by(GREETING_TIMEOUT_S)
+            if result["agent_id"] != PHASE_AGENT[kind]:
+                raise RuntimeError(f"served by {result['agent_id']}, not {PHASE_AGENT[kind]}")
         for message in (
             FIRST_MESSAGES[index % len(FIRST_MESSAGES)],
             SECOND_MESSAGES[index % len(SECOND_MESSAGES)],

@@ -833,6 +833,7 @@ class TimedClient:
         token = self._token()
         self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
         self.room.on("participant_connected", self._on_participant)
+        self.room.on("participant_attributes_changed", lambda *_: self._changed.set())
         self.join_started_at = time.time()
         await asyncio.wait_for(self.room.connect(self.endpoints.livekit_url, token), timeout_s)
         self.connected_at = time.time()
@@ -872,6 +873,25 @@ class TimedClient:
             except TimeoutError:
                 pass
         return self.transcripts[count - 1]
+
+    async def served_by(self, timeout_s: float) -> str:
+        """The agent type Switchboard's agent says it is (its `switchboard.agent_id`
+        attribute, set right after the greeting is queued)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for participant in self.room.remote_participants.values():
+                if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and (
+                    agent_id := participant.attributes.get("switchboard.agent_id")
+                ):
+                    return agent_id
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the agent did not say its type in {timeout_s:.0f}s")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
 
     async def chat(self, text: str, timeout_s: float) -> tuple[float, float]:
         """Send on `lk.chat`; (seconds to the reply's first byte, seconds to the whole reply)."""
