@@ -112,6 +112,15 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
                 # stored when each reply ended, not when its fields are done (they never are)
                 await eventually(both_turns_stored, 10, "both replied turns to be stored")
 
+                async def whole_transcript_stored() -> bool:
+                    # Submitted after the turn's record (worker/conversation.py): the turns
+                    # stored did not mean the last reply was in the session's transcript yet,
+                    # and a kill then lost it (seen in a five-run check).
+                    record = await worker_database["sessions"].find_one({"session_id": session_id})
+                    return len(record.get("transcript", [])) == 5
+
+                await eventually(whole_transcript_stored, 10, "the transcript with both replies")
+
                 client.room.on(
                     "participant_disconnected",
                     lambda p: (
@@ -122,7 +131,7 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
                 )
                 client.room.on(
                     "connection_quality_changed",
-                    lambda quality, p: (
+                    lambda p, quality: (  # livekit emits (participant, quality)
                         p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
                         and quality == rtc.ConnectionQuality.QUALITY_LOST
                         and lost_quality.append(time.monotonic())
