@@ -22,21 +22,12 @@ from agent_configs.models import AgentConfig
 from devstack import REPO_ROOT, Endpoints
 from devstack.services import reserve_port
 from tests.admin_api.conftest import Keys, admin_settings
+from tests.cloudevents import CLOUDEVENT_KEYS
 from tests.factories import support_definition
 from tests.worker.test_database_down import OwnFerretDB, in_thread
 
 AGENTS = "/api/v1/agents"
 RULES = "/api/v1/routing"
-CLOUDEVENT_KEYS = {
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "data",
-}
 SECRET_WORDS = ("secret", "password", "token", "api_key", "apikey", "authorization")
 
 

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs import cloudevents
 from agent_configs.cloudevents import DELIVERIES, OUTBOX, EventType
+from tests.cloudevents import CLOUDEVENT_KEYS
 from tests.dispatcher.conftest import (
     Start,
     add_subscription,
@@ -20,17 +21,6 @@ from tests.dispatcher.conftest import (
     write_outbox,
 )
 from tests.dispatcher.receiver import Receiver
-
-CLOUDEVENT_KEYS = {
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "data",
-}
 
 
 def seqs_in_arrival_order(

@@ -19,6 +19,7 @@ from agent_configs.cloudevents import OUTBOX, cloudevent
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.admin_api.conftest import Keys, admin_settings, make_keys, running_app
+from tests.cloudevents import CLOUDEVENT_KEYS
 from tests.dispatcher.conftest import Start, until
 from tests.dispatcher.receiver import Receiver
 from tests.factories import support_definition
@@ -41,16 +42,6 @@ pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 HOOKS = "/api/v1/webhooks"
 AGENTS = "/api/v1/agents"
-CLOUDEVENT_KEYS = {
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "data",
-}
 PRODUCED_TYPES = {
     "session.started",
     "turn.completed",

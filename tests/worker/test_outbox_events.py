@@ -22,6 +22,7 @@ from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from scripts.setup_agents import seed
+from tests.cloudevents import CLOUDEVENT_KEYS
 from tests.worker.conftest import agent_changed, launched_workers, wait_for_session_end
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 from tests.worker.test_database_down import OwnFerretDB, in_thread
@@ -30,16 +31,6 @@ from worker.records import abort_stale_sessions
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 
-CLOUDEVENT_KEYS = {
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "data",
-}
 REPORT_KEYS = {
     "session_id",
     "room",
