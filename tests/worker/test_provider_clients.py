@@ -11,12 +11,11 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.loopback import serve
+from tests.loopback import proxy_everything_to, serve
 from worker.bounded_http import ResponseTooLarge
 from worker.providers.clients import MAX_RESPONSE_BYTES, openai_client
 from worker.providers.registry import ChatEndpoint
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 COMPLETION = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
@@ -105,11 +104,7 @@ async def test_the_environments_proxy_variables_are_not_used(
     proxy = await Peer(bad_gateway).start()
     chat = await Peer(completion).start()
     try:
-        for name in PROXY_VARIABLES:
-            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
-            monkeypatch.setenv(name.lower(), f"http://127.0.0.1:{proxy.port}")
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
+        proxy_everything_to(monkeypatch, proxy.port)
 
         reply = await openai_client(endpoint(chat.port)).chat.completions.create(
             model="m", messages=MESSAGES

@@ -24,13 +24,12 @@ from mcp.server.lowlevel import Server
 
 from agent_configs.egress import EgressPolicy
 from tests.factories import support_config
-from tests.loopback import serve
+from tests.loopback import proxy_everything_to, serve
 from tests.worker.tool_calls import call
 from worker.tools import ToolCallLog, ToolContext, build_tools
 from worker.tools.mcp_client import MCP_MAX_REPLY_BYTES, MCP_MAX_TOOL_SCHEMA_BYTES, MCP_MAX_TOOLS
 
 Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 FLOOD_BYTES = 16 * MCP_MAX_REPLY_BYTES
 
 
@@ -245,11 +244,7 @@ async def test_mcp_requests_never_go_through_the_environments_proxy(
     proxy_app.router.add_route("*", "/{tail:.*}", bad_gateway)
     runner, port = await serve(proxy_app)
     try:
-        for name in PROXY_VARIABLES:
-            monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
-            monkeypatch.setenv(name.lower(), f"http://127.0.0.1:{port}")
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
+        proxy_everything_to(monkeypatch, port)
 
         toolset = await toolset_of(orders, context)
         await toolset.setup()
