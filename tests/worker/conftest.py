@@ -210,10 +210,12 @@ async def jobs_of(lk: api.LiveKitAPI, room: str) -> int:
 
 
 def assert_the_model_answered(turn: dict[str, Any]) -> None:
-    """What an `agent-turn` answered by the embedded model is, whatever its words: `ok`, or
-    `failed` with `empty_reply` when the tiny model answered only blanks (its grammar allows
-    any non-empty string; seen in CI). Never `llm_unavailable`, `llm_timeout` or `llm_error`."""
-    assert said_words(turn) or turn.get("error_kind") == "empty_reply", turn
+    """What an `agent-turn` answered by the embedded model is, whatever its words: `ok`;
+    `failed` without an `error_kind` when it replied but its fields did not validate (the tiny
+    model can loop until its token cap; seen in CI); or `failed` with `empty_reply` when it
+    answered only blanks (its grammar allows any non-empty string; seen in CI). Only a reply
+    that never came carries another kind: `llm_unavailable`, `llm_timeout` or `llm_error`."""
+    assert turn.get("error_kind") in (None, "empty_reply"), turn
 
 
 def said_words(turn: dict[str, Any]) -> bool:
