@@ -10,6 +10,9 @@ call's tool gets that call instead of a reply (streamed the way OpenAI streams t
 whether or not the request also asks for a JSON schema, as OpenAI does), and the requests
 after it, which carry the tool's result, get the reply. `requests` keeps every request body,
 so a test reads what the model was sent (messages, tools, tool results).
+
+The simplest valid values and the shape of streamed tool calls come from the benches'
+simulated model (bench/simulated_llm.py), so both endpoints answer alike.
 """
 
 import asyncio
@@ -22,31 +25,25 @@ from typing import Any
 from aiohttp import web
 
 from agent_configs.models import LLMSpec
+from bench.simulated_llm import chat_chunk, example_of, tool_call_deltas, tool_call_message
 
 REPLY = "Happy to help with that."
-
-
-def example_of(schema: dict[str, Any]) -> Any:
-    """The simplest value a JSON schema property accepts (enums: the first value)."""
-    if "enum" in schema:
-        return next(v for v in schema["enum"] if v is not None)
-    kinds = schema.get("type", "string")
-    kind = next((k for k in kinds if k != "null"), "string") if isinstance(kinds, list) else kinds
-    if kind == "object":
-        return {name: example_of(spec) for name, spec in schema.get("properties", {}).items()}
-    return {
-        "string": "noted",
-        "integer": int(schema.get("minimum", 0)),
-        "number": float(schema.get("minimum", 0)),
-        "boolean": False,
-        "array": [],
-    }.get(kind, "noted")
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks for: as OpenAI's `response_format`, or as the LLGuidance
+    grammar (`%json {...}`) the worker sends a server it knows to be the embedded llama.cpp
+    (LOCAL_LLM_EMBEDDED, which tests that point LOCAL_LLM_URL here inherit)."""
+    grammar = body.get("grammar")
+    if isinstance(grammar, str) and "%json " in grammar:
+        return dict(json.loads(grammar.split("%json ", 1)[1]))
+    return (body.get("response_format") or {}).get("json_schema", {}).get("schema")
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ class ScriptedLLM:
         planned = self._next_call(body)
         if planned is not None:
             return await self._call_tool(request, body, planned)
-        schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+        schema = requested_schema(body)
         if schema is not None:
             values = example_of(schema)
             if "system_response" in values:
@@ -171,17 +168,7 @@ class ScriptedLLM:
         call_id = f"call_scripted_{self._call_count}"
         arguments = json.dumps(planned.arguments)
         if not body.get("stream"):
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": planned.name, "arguments": arguments},
-                    }
-                ],
-            }
+            message = tool_call_message([(planned.name, arguments)], [call_id])
             return web.json_response(
                 {
                     "id": "chatcmpl-scripted",
@@ -194,18 +181,9 @@ class ScriptedLLM:
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        first = {
-            "index": 0,
-            "id": call_id,
-            "type": "function",
-            "function": {"name": planned.name, "arguments": ""},
-        }
-        await self._send_delta(
-            response, body, {"role": "assistant", "content": None, "tool_calls": [first]}, None
-        )
-        for start in range(0, len(arguments), 16):
-            piece = {"index": 0, "function": {"arguments": arguments[start : start + 16]}}
-            await self._send_delta(response, body, {"tool_calls": [piece]}, None)
+        pieces = [arguments[start : start + 16] for start in range(0, len(arguments), 16)]
+        for delta in tool_call_deltas([(planned.name, arguments)], [call_id], [pieces]):
+            await self._send_delta(response, body, delta, None)
         await self._send_delta(response, body, {}, "tool_calls")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -218,13 +196,7 @@ class ScriptedLLM:
         delta: dict[str, Any],
         finish_reason: str | None,
     ) -> None:
-        chunk = {
-            "id": "chatcmpl-scripted",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": body.get("model", "scripted"),
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
+        chunk = chat_chunk("chatcmpl-scripted", body.get("model", "scripted"), delta, finish_reason)
         await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
     @staticmethod
@@ -232,17 +204,6 @@ class ScriptedLLM:
         response: web.StreamResponse, body: dict[str, Any], content: str | None
     ) -> None:
         delta = {"role": "assistant", "content": content} if content is not None else {}
-        chunk = {
-            "id": "chatcmpl-scripted",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": body.get("model", "scripted"),
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": delta,
-                    "finish_reason": None if content is not None else "stop",
-                }
-            ],
-        }
+        finish_reason = None if content is not None else "stop"
+        chunk = chat_chunk("chatcmpl-scripted", body.get("model", "scripted"), delta, finish_reason)
         await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
