@@ -11,7 +11,8 @@ counted as a worker's.
 What it answers (`POST /v1/chat/completions`, streamed as OpenAI streams, or not):
 - a plain request: a few short sentences derived from the last user message (a hash picks
   them), so the same message always gets the same reply;
-- `response_format: json_schema`: a valid object for the schema as compact JSON, with
+- `response_format: json_schema` (or an LLGuidance `grammar` of `%json {...}`, as llama.cpp
+  takes it): a valid object for the schema as compact JSON, with
   `system_response` (the reply, streamed to the user while it is written) as its first key
   when the schema has it; every other property gets the simplest valid value (`example_of`);
 - tools: tool calls when `tool_choice` is "required" or names a function, or when the last
@@ -227,6 +228,16 @@ def _fit(text: str, schema: dict[str, Any]) -> str:
 
 
 def _json_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema a request asks for: OpenAI's `response_format`, or an LLGuidance grammar
+    (`%json {...}`, llama.cpp's `grammar` field, as the worker asks an embedded llama.cpp)."""
+    grammar = body.get("grammar")
+    if isinstance(grammar, str) and "%json " in grammar:
+        try:
+            schema, _ = json.JSONDecoder().raw_decode(grammar.split("%json ", 1)[1])
+        except ValueError:
+            schema = None
+        if isinstance(schema, dict):
+            return schema
     response_format = body.get("response_format")
     if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
         return None

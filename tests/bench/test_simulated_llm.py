@@ -312,3 +312,18 @@ def test_the_stats_reset_and_an_oversized_body_is_refused_with_413(tmp_path: Pat
         assert refused.value.code == 413
         assert running.stats()["requests"] == 0
     assert running.process.returncode is not None
+
+
+async def test_a_schema_sent_as_an_llguidance_grammar_gets_a_valid_object(
+    client: AsyncOpenAI,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"system_response": {"type": "string"}, "mood": {"enum": ["calm", "sad"]}},
+        "required": ["system_response", "mood"],
+    }
+    grammar = f"%llguidance {{}}\nstart: %json {json.dumps(schema)}"
+    answer = await create(client, messages=user("Hi"), extra_body={"grammar": grammar})
+    text = answer.choices[0].message.content
+    assert text.startswith('{"system_response":"')
+    jsonschema.validate(json.loads(text), schema)
