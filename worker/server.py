@@ -9,6 +9,7 @@ import asyncio
 import logging
 import math
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -205,8 +206,12 @@ async def entrypoint(ctx: JobContext) -> None:
         return
     running = await _open_conversation(ctx, services, session_id, routed, ready)
     ctx.add_shutdown_callback(running.finish)
-    await _start_session(ctx, running.conversation, routed, ready)
+    # Before the session starts, so `session.started` is the session's first event (seq 0)
+    # and the active-sessions gauge `finish` decrements was incremented: recorded after the
+    # start, a turn answered while the agent's attributes were still being set (a busy CPU,
+    # a scripted model) came first, and webhooks got `turn.completed` before it (seen in CI).
     _record_start(ctx, running, ready, started_at)
+    await _start_session(ctx, running.conversation, routed, ready)
     # Not before: the user should not wait on database chores of other sessions.
     running.housekeeping = asyncio.create_task(_tidy_up_quietly(services))
 
@@ -244,21 +249,38 @@ class _RunningSession:
     housekeeping: "asyncio.Task[None] | None" = None
 
     async def finish(self, reason: str) -> None:
+        """After the room is gone: every step is bounded, and a slow end says which step
+        took the time (a replica's drain waits for it)."""
+        steps: dict[str, float] = {}
+        mark = time.monotonic()
+
+        def took(step: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            steps[step], mark = round(now - mark, 3), now
+
         self.heartbeat.cancel()
         await asyncio.gather(
             self.heartbeat, return_exceptions=True
         )  # no beat lands after its removal
+        took("heartbeat")
         if self.housekeeping is not None:
-            await self.housekeeping
+            await _let_finish_or_cancel(self.housekeeping, HOUSEKEEPING_AT_END_S)
+            took("housekeeping")
         try:
             await self.conversation.finish(reason)
+            took("conversation")
         finally:
             metrics.ACTIVE_SESSIONS.labels(
                 self.ready.config.agent_id, self.ready.decision.strategy or "none"
             ).dec()
             await self.held.release()
             await self.services.writer.close()
+            took("records")
             await forget_heartbeat(self.services.database, self.conversation.session_id)
+            took("heartbeat_removed")
+            if sum(steps.values()) > SLOW_FINISH_S:
+                logger.warning("slow session end: %s", steps)
 
 
 async def _route_while_connecting(
@@ -744,6 +766,24 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
             await abort_stale_sessions(services.database, stale_after_s)
     except Exception as exc:  # the next job start tries again
         logger.warning("housekeeping skipped: %s", exc)
+
+
+SLOW_FINISH_S = 3.0
+HOUSEKEEPING_AT_END_S = 5.0
+"""How long a session's end waits for the housekeeping its start began: it is best effort
+(the next job start does it again), and the session's own end record must not wait on it."""
+
+
+async def _let_finish_or_cancel(task: "asyncio.Task[None]", timeout_s: float) -> None:
+    started = time.monotonic()
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        logger.warning(
+            "housekeeping still running at session end after %.1f s: cancelled",
+            time.monotonic() - started,
+        )
 
 
 SNAPSHOT_EVERY_S = 30.0  # how often a worker lists every active type into the catalog snapshot
