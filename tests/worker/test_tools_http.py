@@ -3,6 +3,7 @@ function tool (its own argument preparation, then the tool object build_tools re
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from tests.factories import support_config
 from tests.worker.tool_calls import call
 from tests.worker.tool_server import ToolServer
 from worker.tools import ToolCallLog, ToolContext, build_tools
+from worker.tools import http as http_tools
 from worker.tools.context import ARGUMENTS_CHARS, ERROR_CHARS
 
 SECRET = "orders-token-4f9c2e"
@@ -440,3 +442,32 @@ async def test_the_error_about_a_huge_invalid_argument_is_cut_too(
     assert record.error is not None and record.error.startswith("invalid arguments: verbose: 'vvv")
     assert len(record.error) <= ERROR_CHARS and record.error.endswith("...[truncated]")
     assert json.loads(result) == {"error": record.error}
+
+
+async def test_the_first_call_of_a_new_session_loads_no_certificates(
+    servers: dict[str, ToolServer], context: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session runs in a new job process with an event loop of its own (here: a thread's). Its
+    first http call used to build the tool client's TLS context, loading the CA bundle (~17 ms
+    of CPU, plain http URLs included): the bulk of the 30-40 ms a first call took over a warm
+    one. The process's context, made once at import, is inherited by every job process."""
+    loaded: list[object] = []
+    load_verify_locations = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loaded.append(args or kwargs)
+        load_verify_locations(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+
+    async def new_session() -> str:
+        tool = await one_tool(context, url=servers[ALLOWED].url + "/orders/{order_id}")
+        try:
+            return await call(tool, {"order_id": "7"})
+        finally:
+            await http_tools.close_shared_client()
+
+    result = json.loads(await asyncio.to_thread(asyncio.run, new_session()))
+
+    assert result["order"]["id"] == "7"
+    assert loaded == []
