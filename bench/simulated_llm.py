@@ -24,9 +24,14 @@ Time: the first token `ttft_s` after the request arrived, then one every `1/toke
 seconds, on an absolute schedule (a late event loop sends what is due in one write, it never
 drifts). `max_tokens` / `max_completion_tokens` cut the answer (finish_reason "length").
 
-Tokens (`tokenize`): a word piece of up to 4 letters or digits with the whitespace before it,
-or any other single character. "Happy to help." is `Happ`,`y`,` to`,` help`,`.`: about 1.3
-tokens per English word, as OpenAI's tokenizers count. Completion tokens are the deltas
+Tokens (`tokenize`), the way a BPE tokenizer splits English and compact JSON: a word of up to
+10 letters with one space (and an underscore) before it, up to 3 digits, a run of up to 3
+punctuation characters, or whitespace. "Happy to help." is `Happy`,` to`,` help`,`.`, and
+`{"system_response":"` is `{"`,`system`,`_response`,`":"`. Measured against GPT-2's BPE
+(Whisper's tokenizer.json): the same count on the replies, 2-21% fewer on the turn schemas'
+JSON answers and on the schemas themselves (GPT-2 splits a few words this keeps whole); a
+word-piece-of-4 split counted 1.6-1.9x GPT-2 on JSON and so made the reply's prefix cost 10
+tokens (200 ms at 50 tokens/s) instead of 4. Completion tokens are the deltas
 streamed (each content delta is one token; a tool call's name is one). Prompt tokens are the
 tokens of every message's text (content, tool calls) plus 4 per message, plus the tools and
 the response schema as compact JSON, as OpenAI bills them.
@@ -65,7 +70,8 @@ LISTENING = "simulated-llm listening on "
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 
-_TOKEN = re.compile(r"\s*(?:[^\W_]{1,4}|\S)|\s+")
+_LETTER = r"[^\W\d_]"
+_TOKEN = re.compile(rf" ?_?{_LETTER}{{1,10}}| ?\d{{1,3}}| ?(?:[^\w\s]|_){{1,3}}|\s+(?!\S)|\s")
 
 _SENTENCES = (
     "Thanks for reaching out.",
@@ -91,7 +97,7 @@ _SENTENCES = (
 
 
 def tokenize(text: str) -> list[str]:
-    """Word pieces: `"".join(tokenize(t)) == t` for every text."""
+    """BPE-like pieces (module docstring): `"".join(tokenize(t)) == t` for every text."""
     return _TOKEN.findall(text)
 
 

@@ -96,7 +96,11 @@ async def timed_stream(client: AsyncOpenAI, **request: Any) -> tuple[list[float]
 def test_the_tokenizer_splits_text_into_word_pieces_that_join_back_into_it() -> None:
     text = ' {"system_response":"Happy to help, order 123456."}  '
     assert "".join(tokenize(text)) == text
-    assert tokenize("Happy to help.") == ["Happ", "y", " to", " help", "."]
+    assert tokenize("Happy to help.") == ["Happy", " to", " help", "."]
+    # JSON punctuation runs and identifiers as a BPE tokenizer merges them: the reply's
+    # prefix costs 4 tokens (as with GPT-2's BPE), not 10
+    assert tokenize('{"system_response":"') == ['{"', "system", "_response", '":"']
+    assert tokenize("Reference 1234567") == ["Reference", " 123", "456", "7"]
     assert count_tokens("") == 0
 
 
