@@ -2,6 +2,7 @@
 worker on the same LiveKit server, LLM and machine, in the same run.
 
     .venv/bin/python -m bench.concurrent_sessions [--sizes 20 50] [--max-tokens 64]
+        [--llm simulated [--ttft-ms 300] [--tokens-per-s 50]]
 
 Each session is a real rtc client in its own room: it joins (explicit dispatch, support
 metadata), waits for the greeting, sends two chat messages on `lk.chat` and waits for each
@@ -27,7 +28,8 @@ ratio to bare is the platform's own cost (routing, config reads, records, metric
 
 Reported per phase: success rate, wall time, sessions/min (throughput), reply latency
 p50/p95 (send -> whole reply), greeting latency, the LLM tokens the phase cost (llama.cpp
-counters, including the work that continues after the clients left), and memory per session:
+counters, or the simulator's with `--llm simulated`, including the work that continues after
+the clients left), and memory per session:
 the worker's process tree (main process, forkserver, job processes) sampled every second,
 peak minus the idle baseline, over sessions; RSS as asked, PSS beside it (RSS counts pages
 shared by forked job processes once per process).
@@ -419,13 +421,29 @@ def main() -> None:
     parser.add_argument(
         "--no-llm-calls", action="store_true", help="skip timing single LLM calls first"
     )
+    parser.add_argument(
+        "--llm",
+        choices=["local", "simulated"],
+        default="local",
+        help="the embedded llama.cpp model, or bench/simulated_llm.py (not the bottleneck)",
+    )
+    parser.add_argument("--ttft-ms", type=float, default=300.0, help="--llm simulated: TTFT")
+    parser.add_argument(
+        "--tokens-per-s", type=float, default=50.0, help="--llm simulated: token rate"
+    )
     args = parser.parse_args()
     info = machine_info()
     started = time.monotonic()
     overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens}
     with (
         LoadWatch() as load,
-        BenchStack(max_sessions=max(args.sizes) + 16, llm_overrides=overrides) as stack,
+        BenchStack(
+            max_sessions=max(args.sizes) + 16,
+            llm_overrides=overrides,
+            llm=args.llm,
+            simulated_ttft_ms=args.ttft_ms,
+            simulated_tokens_per_s=args.tokens_per_s,
+        ) as stack,
     ):
         print(f"stack up in {time.monotonic() - started:.1f}s; run dir {stack.run_dir}", flush=True)
         assert stack.endpoints and stack.endpoints.local_llm_url

@@ -1,7 +1,8 @@
 """What the benchmarks share: the real stack with both workers, a timed frontend, memory
 sampling, statistics and the results file.
 
-`BenchStack` starts the devstack (LiveKit server, FerretDB, local LLM) in a temporary run
+`BenchStack` starts the devstack (LiveKit server, FerretDB, local LLM, or with
+`llm="simulated"` the simulated model of bench/simulated_llm.py instead) in a temporary run
 directory, seeds a fresh database the way `make seed` does (built-in agent types + routing
 rules), makes the agent types text-only (as tests/worker/conftest.py `text_only_agents` does),
 then runs two workers side by side on the same LiveKit server:
@@ -31,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -39,6 +40,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from livekit import api, rtc
 
+from bench.simulated_llm import SimulatedLLMProcess, start_simulated_llm
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
 from devstack.services import reserve_port
 
@@ -49,6 +51,8 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 REGISTER_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 45.0
 SUPPORT_AGENT = "support-agent-v1"
+SIMULATED_MODEL = "simulated"
+"""The model name every type asks the simulated endpoint for (`BenchStack(llm="simulated")`)."""
 SAME_WORK_AGENT = "support-same-llm-work"
 """The support type with the bare worker's LLM work: no turn fields, no summary (seeded by
 `seed_database`, which lets metadata name it), so a comparison with it is about the platform,
@@ -646,6 +650,13 @@ class BenchStack:
     database_name: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:10]}")
     support: dict[str, Any] = field(default_factory=dict)
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    llm: Literal["local", "simulated"] = "local"
+    """`local`: the embedded llama.cpp model. `simulated`: bench/simulated_llm.py in a process
+    of its own (no llama.cpp is started), every seeded type's LLM an OpenAI-compatible model
+    at its URL (model `SIMULATED_MODEL`) and the bare worker's `LOCAL_LLM_URL` too."""
+    simulated_ttft_ms: float = 300.0
+    simulated_tokens_per_s: float = 50.0
+    simulator: SimulatedLLMProcess | None = None
     _devstack: Devstack | None = None
 
     def __enter__(self) -> Self:
@@ -660,8 +671,13 @@ class BenchStack:
         self.stop()
 
     def start(self) -> None:
-        self._devstack = Devstack(DEFAULT_ROOT, run_dir=self.run_dir)
+        simulated = self.llm == "simulated"
+        self._devstack = Devstack(
+            DEFAULT_ROOT, run_dir=self.run_dir, llm_port=None if simulated else 0
+        )
         self.endpoints = self._devstack.start()
+        if simulated:
+            self._start_simulator()
         if not self.endpoints.local_llm_url:
             raise RuntimeError("the local model stack is not installed: run `make test` once")
         self.support = asyncio.run(
@@ -704,9 +720,30 @@ class BenchStack:
         for worker in self.workers.values():
             _wait_registered(worker)
 
+    def _start_simulator(self) -> None:
+        """The simulated model, and every seeded type asking it as a cloud model is asked
+        (provider `openai`, its own `base_url`, no key: the egress policy allows loopback),
+        so Switchboard calls it with OpenAI's semantics, tools and schema in one request."""
+        assert self.endpoints is not None
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.simulator = start_simulated_llm(
+            self.simulated_ttft_ms,
+            self.simulated_tokens_per_s,
+            self.run_dir / "logs" / "simulated-llm.log",
+        )
+        self.endpoints.local_llm_url = self.simulator.base_url
+        self.llm_overrides = self.llm_overrides | {
+            "provider": "openai",
+            "model": SIMULATED_MODEL,
+            "base_url": self.simulator.base_url,
+            "api_key_env": None,
+        }
+
     def stop(self) -> None:
         for worker in self.workers.values():
             worker.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
         if self.endpoints is not None:
             try:
                 asyncio.run(drop_database(self.endpoints.mongo_uri, self.database_name))
@@ -717,8 +754,19 @@ class BenchStack:
 
     # -- quiet between measurements ------------------------------------------------------
 
+    def _simulator_stats(self) -> dict[str, Any] | None:
+        assert self.simulator is not None
+        try:
+            return self.simulator.stats()
+        except (OSError, ValueError):
+            return None
+
     def llm_busy(self) -> int | None:
-        """Requests the LLM server is working on (llama.cpp /metrics), None if unknown."""
+        """Requests the LLM server is working on (llama.cpp /metrics, the simulator's
+        `in_flight`), None if unknown."""
+        if self.simulator is not None:
+            stats = self._simulator_stats()
+            return None if stats is None else int(stats["in_flight"])
         assert self.endpoints and self.endpoints.local_llm_url
         root = self.endpoints.local_llm_url.removesuffix("/v1")
         try:
@@ -733,7 +781,14 @@ class BenchStack:
         return int(busy)
 
     def llm_counters(self) -> dict[str, float]:
-        """llama.cpp's cumulative token counters (prompt tokens evaluated, tokens generated)."""
+        """llama.cpp's cumulative token counters (prompt tokens evaluated, tokens generated);
+        the simulator's under the same names (`prompt_tokens_total`, `tokens_predicted_total`)."""
+        if self.simulator is not None:
+            stats = self._simulator_stats() or {}
+            return {
+                "prompt_tokens_total": float(stats.get("prompt_tokens", 0)),
+                "tokens_predicted_total": float(stats.get("completion_tokens", 0)),
+            }
         assert self.endpoints and self.endpoints.local_llm_url
         root = self.endpoints.local_llm_url.removesuffix("/v1")
         counters: dict[str, float] = {}
@@ -754,7 +809,11 @@ class BenchStack:
         return counters
 
     def llm_log_requests(self, offset: int) -> tuple[int, int]:
-        """Requests llama.cpp started since byte `offset` of its log; (count, new offset)."""
+        """Requests llama.cpp started since byte `offset` of its log; (count, new offset).
+        With the simulator, `offset` is its request counter (0 at the start)."""
+        if self.simulator is not None:
+            requests = int((self._simulator_stats() or {}).get("requests", offset))
+            return requests - offset, requests
         path = self.run_dir / "logs" / "local-llm.log"
         try:
             with path.open("rb") as log:
