@@ -13,8 +13,10 @@ worker is not counted.
 The clock starts when the client starts `room.connect` with a token whose RoomConfiguration
 explicitly dispatches the worker's agent name (metadata `{"purpose": "support", ...}` in the
 dispatch and on the participant, as a frontend sends it) and stops when the greeting text has
-arrived. The worker's own log lines (JSON, same machine clock) split the time into stages.
-Then bench/start_steps.py replays the in-process entrypoint steps on the same database.
+arrived. The worker's own log lines (JSON, same machine clock) split the time into stages,
+and the slowest starts of each worker are listed with the step that grew most against its
+median (what a p95 is made of). Then bench/start_steps.py replays the in-process entrypoint
+steps on the same database.
 
 Target: Switchboard p50 and p95 <= 1.05x bare. Writes bench/results/session_start-*.json.
 """
@@ -263,6 +265,8 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
         stage_rows,
     )
 
+    slow = slowest_starts(by_kind, stages)
+
     inits = {kind: process_init_times(stack.workers[kind]) for kind in KINDS}
     init_stats = {kind: summary([v * 1000 for v in values]) for kind, values in inits.items()}
     print_table(
@@ -274,7 +278,63 @@ def report(samples: list[dict[str, Any]], stack: BenchStack) -> dict[str, Any]:
             for kind, s in init_stats.items()
         ],
     )
-    return {"headline": headline, "stages_median_ms": stages, "process_init_ms": init_stats}
+    return {
+        "headline": headline,
+        "stages_median_ms": stages,
+        "slowest_starts": slow,
+        "process_init_ms": init_stats,
+    }
+
+
+SLOWEST = 3
+
+
+def slowest_starts(
+    by_kind: dict[str, list[dict[str, Any]]], medians: dict[str, dict[str, float | None]]
+) -> list[dict[str, Any]]:
+    """The slowest starts of each worker, and the stage where each lost its time: the step
+    from the stage before that grew most against the same step's median (the p95 is made of
+    these sessions)."""
+    rows, found = [], []
+    for kind in KINDS:
+        for sample in sorted(by_kind[kind], key=lambda s: s["greeting_done_s"])[-SLOWEST:]:
+            stages = sample.get("stages_s", {})
+            previous_at, previous_median, worst = 0.0, 0.0, ("-", 0.0)
+            for label, _ in STAGES:
+                median = medians[label][kind]
+                if label not in stages or median is None:
+                    continue
+                at = stages[label] * 1000
+                excess = (at - previous_at) - (median - previous_median)
+                if excess > worst[1]:
+                    worst = (label, excess)
+                previous_at, previous_median = at, median
+            found.append(
+                {
+                    "kind": kind,
+                    "room": sample["room"],
+                    "index": sample["index"],
+                    "greeting_done_ms": sample["greeting_done_s"] * 1000,
+                    "step_that_grew": worst[0],
+                    "step_excess_ms": worst[1],
+                }
+            )
+            rows.append(
+                [
+                    kind,
+                    str(sample["index"]),
+                    fmt(sample["greeting_done_s"] * 1000, digits=0),
+                    worst[0],
+                    fmt(worst[1], digits=0),
+                ]
+            )
+    print_table(
+        f"the {SLOWEST} slowest starts of each worker: the step (ending at the stage named) that "
+        "took longest beyond its median",
+        ["worker", "session", "ms", "step ending at", "+ms vs median"],
+        rows,
+    )
+    return found
 
 
 def main() -> None:
