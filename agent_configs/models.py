@@ -287,6 +287,10 @@ class SummarySpec(_Spec):
     """The closing summary (one LLM call at session end), to the room and the session record."""
 
     enabled: bool = True
+    max_tokens: int = Field(default=160, ge=16, le=4096)
+    """The most the summary may generate (its request's `max_tokens`); a transfer's
+    `context: summary` note is asked for with the same cap. Two or three sentences take the
+    embedded model 40-60 tokens (bench/tokens.py)."""
 
 
 LLM_UNAVAILABLE_MESSAGE = (

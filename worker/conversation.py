@@ -737,7 +737,8 @@ class Conversation:
         caller = self._caller()
         try:
             return await asyncio.wait_for(
-                summarize(caller, self.history, self.config.name), SUMMARY_TIMEOUT_S
+                summarize(caller, self.history, self.config.name, self.config.summary.max_tokens),
+                SUMMARY_TIMEOUT_S,
             )
         except Exception as exc:  # the record is written even without a summary
             self.log.warning("summary failed: %s", exc)
@@ -910,7 +911,10 @@ class Conversation:
             return None
         try:
             summary = await asyncio.wait_for(
-                summarize(self._caller(), self.history, self.config.name), SUMMARY_TIMEOUT_S
+                summarize(
+                    self._caller(), self.history, self.config.name, self.config.summary.max_tokens
+                ),
+                SUMMARY_TIMEOUT_S,
             )
         except Exception as exc:  # the transfer goes on, without the note
             self.log.warning("no summary for the transfer: %s", exc)

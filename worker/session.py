@@ -306,12 +306,11 @@ class ConfiguredAgent(Agent):
         self._reply_request: dict[str, Any] | None = None
         if with_fields:
             primary = models.endpoints[0]
-            self._reply_request = {
-                "response_format": turn_stream.response_format(
+            self._reply_request = primary.structured_options(
+                turn_stream.response_format(
                     config.turn_schema, primary.max_tokens, bounded=primary.bounded_strings
-                ),
-                **({"extra_body": primary.extra_body} if primary.extra_body else {}),
-            }
+                )
+            )
 
     async def on_enter(self) -> None:
         """Tell the conversation this agent is now the one speaking, then, after an intent

@@ -16,7 +16,12 @@ from typing import Any, Literal
 from openai import APIError
 from pydantic import ValidationError
 
-from agent_configs.models import SYSTEM_RESPONSE, TurnSchema, describe_validation_error
+from agent_configs.models import (
+    SYSTEM_RESPONSE,
+    SummarySpec,
+    TurnSchema,
+    describe_validation_error,
+)
 from worker import metrics
 from worker.providers import ChatEndpoint
 from worker.providers.clients import openai_client
@@ -81,16 +86,21 @@ class StructuredCaller:
             openai_client(e).with_options(timeout=REQUEST_TIMEOUT_S) for e in self.endpoints
         ]
 
-    async def complete(self, messages: list[dict[str, str]], **options: Any) -> str:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        response_format: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """`response_format`: a JSON schema, sent to each endpoint in the form it takes."""
         last_error: Exception | None = None
         for endpoint, client in zip(self.endpoints, self._clients, strict=True):
-            extra = {"extra_body": endpoint.extra_body} if endpoint.extra_body else {}
             try:
-                response = await client.chat.completions.create(  # type: ignore[call-overload]
+                response = await client.chat.completions.create(
                     model=endpoint.model,
-                    messages=messages,
+                    messages=messages,  # type: ignore[arg-type]  # plain role/content dicts
                     **options,
-                    **extra,
+                    **endpoint.structured_options(response_format),
                 )
             except APIError as exc:
                 metrics.LLM_ERRORS.labels(endpoint.model).inc()
@@ -215,8 +225,14 @@ class TurnFiller:
         )
 
 
-async def summarize(caller: StructuredCaller, history: list[Message], agent_name: str) -> str:
-    """Two or three sentences for a CRM note; empty conversations get a fixed note."""
+async def summarize(
+    caller: StructuredCaller,
+    history: list[Message],
+    agent_name: str,
+    max_tokens: int = SummarySpec().max_tokens,
+) -> str:
+    """Two or three sentences for a CRM note, at most `max_tokens` (the type's
+    `summary.max_tokens`); empty conversations get a fixed note."""
     if not any(m.role == "user" for m in history):
         return "The user did not say anything."
     messages = [
@@ -227,4 +243,4 @@ async def summarize(caller: StructuredCaller, history: list[Message], agent_name
         },
         {"role": "user", "content": _transcript(history[-40:])},
     ]
-    return (await caller.complete(messages, temperature=0.2, max_tokens=160)).strip()
+    return (await caller.complete(messages, temperature=0.2, max_tokens=max_tokens)).strip()

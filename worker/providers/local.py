@@ -35,6 +35,9 @@ def local_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
     # (200), but the schema's grammar constrains every token, so the answer is always the
     # JSON and never a tool call, `tool_choice: "required"` included. An operator's server
     # behind LOCAL_LLM_URL (Ollama, vLLM) is treated the same way (not measured).
+    # `compact_json_grammar`: only when LOCAL_LLM_URL is known to be the embedded server
+    # (LOCAL_LLM_EMBEDDED), whose llama.cpp is built with LLGuidance; another llama.cpp may
+    # not be, and Ollama's or vLLM's OpenAI endpoints take no `grammar`.
     return ChatEndpoint(
         provider="local",
         model=spec.model if own_server else settings.local_llm_model or spec.model,
@@ -47,6 +50,7 @@ def local_endpoint(spec: LLMSpec, settings: WorkerSettings) -> ChatEndpoint:
         extra_body=LOCAL_SAMPLING,
         connect_options=LOCAL_LLM_CONNECT,
         supports_tools_with_schema=False,
+        compact_json_grammar=settings.local_llm_embedded and not own_server,
     )
 
 
