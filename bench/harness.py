@@ -547,10 +547,14 @@ def _wait_registered(worker: WorkerProcess) -> None:
 
 
 async def seed_database(
-    mongo_uri: str, database_name: str, llm_overrides: dict[str, Any] | None = None
+    mongo_uri: str,
+    database_name: str,
+    llm_overrides: dict[str, Any] | None = None,
+    voice_agents: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Built-in agent types + routing rules, as `make seed`; then text-only, as the tests do,
-    with `llm_overrides` (e.g. temperature, max_tokens) applied to every type's LLM.
+    except `voice_agents`, which keep their voice and text as shipped; with `llm_overrides`
+    (e.g. temperature, max_tokens) applied to every type's LLM.
 
     Returns the support agent type (instructions, greeting, sampling) for the bare worker.
     """
@@ -570,12 +574,11 @@ async def seed_database(
         await seed(store, configs)
         await seed_routing_rules(database)
         for config in (await store.list_agents()).items:
-            changes: dict[str, Any] = {
-                "modalities": ["text"],
-                "stt": None,
-                "tts": None,
-                "vad": None,
-            }
+            changes: dict[str, Any] = (
+                {}
+                if config.agent_id in voice_agents
+                else {"modalities": ["text"], "stt": None, "tts": None, "vad": None}
+            )
             if llm_overrides:
                 changes["llm"] = config.llm.model_copy(update=llm_overrides)
             text_only = config.model_copy(update=changes)
@@ -643,6 +646,9 @@ class BenchStack:
 
     max_sessions: int = 32
     llm_overrides: dict[str, Any] = field(default_factory=dict)
+    voice: bool = False
+    """The support type keeps its voice (local STT, TTS, VAD) and the bare worker runs with
+    `BARE_VOICE=1`: the same STT, TTS and VAD (bench/voice_latency.py)."""
     run_dir: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
     )
@@ -681,7 +687,12 @@ class BenchStack:
         if not self.endpoints.local_llm_url:
             raise RuntimeError("the local model stack is not installed: run `make test` once")
         self.support = asyncio.run(
-            seed_database(self.endpoints.mongo_uri, self.database_name, self.llm_overrides)
+            seed_database(
+                self.endpoints.mongo_uri,
+                self.database_name,
+                self.llm_overrides,
+                voice_agents=(SUPPORT_AGENT,) if self.voice else (),
+            )
         )
         common = (
             os.environ | self.endpoints.as_env() | {"WORKER_MAX_SESSIONS": str(self.max_sessions)}
@@ -713,6 +724,7 @@ class BenchStack:
                 "BARE_LLM_MODEL": self.support["model"],
                 "BARE_TEMPERATURE": str(self.support["temperature"]),
                 "BARE_MAX_TOKENS": str(self.support["max_tokens"] or 256),
+                "BARE_VOICE": "1" if self.voice else "",
             },
             self.run_dir / "logs" / "worker-bare.log",
             bare_name,
