@@ -46,6 +46,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from bench.harness import (
     CpuSnapshot,
     LoadWatch,
     MemorySampler,
+    TimedClient,
     fmt,
     machine_info,
     print_table,
@@ -107,6 +109,61 @@ def session_metadata(kind: str, size: int, index: int) -> dict[str, Any]:
     return metadata
 
 
+async def hold_session(
+    client: TimedClient,
+    messages: Sequence[str],
+    *,
+    expect_agent: str | None = None,
+    greeted: Callable[[], Awaitable[None]] | None = None,
+    think_s: float = 0.0,
+    before_leaving: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """One text session as a user holds it: join, the greeting, then each message on `lk.chat`
+    and its whole reply, `think_s` between a reply's end and the next message; then leave.
+
+    `expect_agent`: the session fails when Switchboard's agent says it is another type.
+    `greeted` is awaited once the greeting is in, before the first message (a lead, a barrier);
+    `before_leaving` after the last reply, before leaving (a barrier). Never raises (but for
+    cancellation): the result says `ok` or the error."""
+    result: dict[str, Any] = {"room": client.room_name, "ok": False, "replies": []}
+    try:
+        await client.join(JOIN_TIMEOUT_S)
+        greeting = await client.wait_transcripts(1, GREETING_TIMEOUT_S)
+        assert client.join_started_at is not None
+        result["greeting_s"] = greeting.done_at - client.join_started_at
+        if expect_agent is not None:
+            result["agent_id"] = await client.served_by(GREETING_TIMEOUT_S)
+            if result["agent_id"] != expect_agent:
+                raise RuntimeError(f"served by {result['agent_id']}, not {expect_agent}")
+        if greeted is not None:
+            await greeted()
+        for n, message in enumerate(messages):
+            if n and think_s > 0:
+                await asyncio.sleep(think_s)
+            sent_at = time.time()
+            first_byte, whole = await client.chat(message, REPLY_TIMEOUT_S)
+            result["replies"].append(
+                {
+                    "sent_at": sent_at,
+                    "first_byte_s": first_byte,
+                    "whole_s": whole,
+                    "chars": len(client.transcripts[-1].text),
+                }
+            )
+        if before_leaving is not None:
+            await before_leaving()
+        result["ok"] = True
+    except asyncio.CancelledError:
+        result["error"] = "cancelled at the phase deadline"
+        raise
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.leave()
+        result["ended_at"] = time.time()
+    return result
+
+
 async def one_session(
     stack: BenchStack, kind: str, size: int, index: int, delay_s: float, lead: asyncio.Event
 ) -> dict[str, Any]:
@@ -120,42 +177,25 @@ async def one_session(
     client = stack.client(
         PHASE_WORKER[kind], session_metadata(kind, size, index), identity=f"bench-user-{index}"
     )
-    result: dict[str, Any] = {"index": index, "room": client.room_name, "ok": False, "replies": []}
+
+    async def greeted() -> None:
+        if index == 0:
+            lead.set()
+
     try:
-        await client.join(JOIN_TIMEOUT_S)
-        greeting = await client.wait_transcripts(1, GREETING_TIMEOUT_S)
-        if index == 0:
-            lead.set()
-        assert client.join_started_at is not None
-        result["greeting_s"] = greeting.done_at - client.join_started_at
-        if kind in PHASE_AGENT:
-            result["agent_id"] = await client.served_by(GREETING_TIMEOUT_S)
-            if result["agent_id"] != PHASE_AGENT[kind]:
-                raise RuntimeError(f"served by {result['agent_id']}, not {PHASE_AGENT[kind]}")
-        for message in (
-            FIRST_MESSAGES[index % len(FIRST_MESSAGES)],
-            SECOND_MESSAGES[index % len(SECOND_MESSAGES)],
-        ):
-            first_byte, whole = await client.chat(message, REPLY_TIMEOUT_S)
-            result["replies"].append(
-                {
-                    "first_byte_s": first_byte,
-                    "whole_s": whole,
-                    "chars": len(client.transcripts[-1].text),
-                }
-            )
-        result["ok"] = True
-    except asyncio.CancelledError:
-        result["error"] = "cancelled at the phase deadline"
-        raise
-    except Exception as exc:
-        result["error"] = f"{type(exc).__name__}: {exc}"
+        result = await hold_session(
+            client,
+            [
+                FIRST_MESSAGES[index % len(FIRST_MESSAGES)],
+                SECOND_MESSAGES[index % len(SECOND_MESSAGES)],
+            ],
+            expect_agent=PHASE_AGENT.get(kind),
+            greeted=greeted,
+        )
     finally:
-        if index == 0:
+        if index == 0:  # a lead that failed must not hold the others back
             lead.set()
-        await client.leave()
-        result["ended_at"] = time.time()
-    return result
+    return {"index": index, **result}
 
 
 async def run_phase(
