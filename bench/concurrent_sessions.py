@@ -493,7 +493,10 @@ def main() -> None:
 
             llm_calls = asyncio.run(
                 measure(
-                    stack.endpoints.mongo_uri, stack.database_name, stack.endpoints.local_llm_url
+                    stack.endpoints.mongo_uri,
+                    stack.database_name,
+                    stack.endpoints.local_llm_url,
+                    embedded=stack.endpoints.local_llm_embedded,
                 )
             )
         phases = asyncio.run(run(stack, args.sizes, args.stagger_ms / 1000, args.phase_timeout))

@@ -32,7 +32,11 @@ from bench.harness import SUPPORT_AGENT, fmt, print_table, summary
 USER_TEXT = "My login is not working since this morning."
 
 
-async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> dict[str, Any]:
+async def measure(
+    mongo_uri: str, db_name: str, llm_url: str, reps: int = 3, embedded: bool = False
+) -> dict[str, Any]:
+    """`embedded`: `llm_url` is the embedded llama.cpp (LOCAL_LLM_EMBEDDED), which the worker
+    sends a turn's schema as a compact-JSON grammar rather than a `response_format`."""
     from openai import AsyncOpenAI
 
     from agent_configs.database import open_client
@@ -40,14 +44,15 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
     from worker import turn_stream
     from worker.providers import chat_endpoints
     from worker.settings import WorkerSettings
-    from worker.turns import LOCAL_SAMPLING, Message, StructuredCaller, TurnFiller, Usage, summarize
+    from worker.turns import Message, StructuredCaller, TurnFiller, Usage, summarize
 
     client = open_client(mongo_uri)
     try:
         config = await ConfigStore(client[db_name]).get(SUPPORT_AGENT)
     finally:
         await client.close()
-    endpoint = chat_endpoints(config.llm, WorkerSettings(local_llm_url=llm_url))[0]
+    settings = WorkerSettings(local_llm_url=llm_url, local_llm_embedded=embedded)
+    endpoint = chat_endpoints(config.llm, settings)[0]
     openai = AsyncOpenAI(
         base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=120
     )
@@ -110,10 +115,9 @@ async def measure(mongo_uri: str, db_name: str, llm_url: str, reps: int = 3) -> 
             "reply + fields",
             turn_stream.instructions(config.instructions, config.turn_schema),
             turn_stream.call_max_tokens(endpoint.max_tokens, config.turn_schema),
-            response_format=turn_stream.response_format(
-                config.turn_schema, endpoint.max_tokens, bounded=True
+            **endpoint.structured_options(  # as the worker sends it
+                turn_stream.response_format(config.turn_schema, endpoint.max_tokens, bounded=True)
             ),
-            extra_body=LOCAL_SAMPLING,
         )
     await openai.close()
 
@@ -221,7 +225,15 @@ def main() -> None:
         name = f"bench_llm_{uuid.uuid4().hex[:8]}"
         overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens}
         asyncio.run(seed_database(endpoints.mongo_uri, name, overrides))
-        result = asyncio.run(measure(endpoints.mongo_uri, name, endpoints.local_llm_url, args.reps))
+        result = asyncio.run(
+            measure(
+                endpoints.mongo_uri,
+                name,
+                endpoints.local_llm_url,
+                args.reps,
+                embedded=endpoints.local_llm_embedded,
+            )
+        )
         asyncio.run(drop_database(endpoints.mongo_uri, name))
     path = write_results("llm_calls", {"machine": info, "args": vars(args), "results": result})
     print(f"results: {path}")

@@ -25,7 +25,6 @@ from agent_configs.models import (
 from worker import metrics
 from worker.providers import ChatEndpoint
 from worker.providers.clients import openai_client
-from worker.providers.local import LOCAL_SAMPLING  # noqa: F401  (bench/llm_calls.py imports it from here)
 
 logger = logging.getLogger("switchboard.turns")
 
