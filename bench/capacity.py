@@ -154,6 +154,41 @@ def tree_cpu_total(pid: int) -> float:
     return total / ticks
 
 
+def stack_cpu(stack: BenchStack) -> dict[str, float]:
+    """CPU seconds so far of every process this bench started, by role: the two workers, the
+    database (FerretDB), LiveKit, the simulator, and the bench's own process (the clients).
+    The database's share matters here: Switchboard's records are its work, and on this machine
+    it runs on the same 2 cores (a deployment's MongoDB does not)."""
+    roles = {worker.process.pid: kind for kind, worker in stack.workers.items()}
+    seconds: dict[str, float] = {}
+    for child in _direct_children(os.getpid()):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            name = Path(f"/proc/{child}/comm").read_text().strip()
+        except OSError:
+            continue
+        role = roles.get(child) or ("simulator" if "simulated_llm" in command else name)
+        seconds[role] = seconds.get(role, 0.0) + tree_cpu_total(child)
+    fields = _stat_fields(os.getpid())
+    if fields:  # the bench's own threads only: its children are counted above
+        seconds["bench clients"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def _direct_children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {role: after[role] - before.get(role, 0.0) for role in after}
+
+
 # -- a level -----------------------------------------------------------------------------
 
 
@@ -204,6 +239,8 @@ class Level:
         self.settled = asyncio.Event()
         self.window: dict[str, float] = {}
         self.profile: TreeProfile | None = None
+        self.stack_before: dict[str, float] = {}
+        self.stack_after: dict[str, float] = {}
 
     async def session(self, index: int) -> dict[str, Any]:
         if index > 0:  # after the lead's greeting (see bench/concurrent_sessions.py)
@@ -245,12 +282,14 @@ class Level:
         await self.greeted.opened.wait()
         self.window["cpu_start"] = await asyncio.to_thread(tree_cpu_total, self.pid)
         self.window["start"] = time.time()
+        self.stack_before = await asyncio.to_thread(stack_cpu, self.stack)
         if self.profile is not None:
             await asyncio.to_thread(self.profile.start)
         await self.finished.opened.wait()
         await asyncio.sleep(self.args.settle_s)
         self.window["cpu_end"] = await asyncio.to_thread(tree_cpu_total, self.pid)
         self.window["end"] = time.time()
+        self.stack_after = await asyncio.to_thread(stack_cpu, self.stack)
         if self.profile is not None:
             await asyncio.to_thread(self.profile.stop)
         self.settled.set()
@@ -350,6 +389,13 @@ class Level:
                 "talk_turns": talk_turns,
                 "per_turn_talk_s": talk_cpu / talk_turns if talk_cpu and talk_turns else None,
                 "cores_in_talk": talk_cpu / talk_s if talk_cpu and talk_s else None,
+                # every process of the stack in the talk window, per turn (ms)
+                "stack_ms_per_turn_talk": {
+                    role: seconds * 1000 / talk_turns
+                    for role, seconds in cpu_between(self.stack_before, self.stack_after).items()
+                }
+                if talk_turns and self.stack_after
+                else {},
                 "level_s": raw["cpu_level"],
                 "per_turn_level_s": raw["cpu_level"] / turns if turns else None,
             },
@@ -528,6 +574,21 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         ],
         rows,
     )
+    roles = ("ferretdb", "livekit-server", "simulator", "bench clients")
+    print_table(
+        "CPU ms per turn in the talk window, every process of the stack (the machine's 2 cores)",
+        ["system x sessions", "the worker", *roles, "all"],
+        [
+            [
+                f"{r['system']} x{r['level']}",
+                fmt(stack.get(r["system"]), digits=1),
+                *(fmt(stack.get(role), digits=1) for role in roles),
+                fmt(sum(stack.values()) if stack else None, digits=1),
+            ]
+            for r in sorted(results, key=lambda r: (r["level"], r["system"]))
+            for stack in [r["cpu"]["stack_ms_per_turn_talk"]]
+        ],
+    )
     capacity = {system: capacity_of(results, system) for system in SYSTEMS}
     over_floor = {system: capacity_of(results, system, RAMP_CRITERION) for system in SYSTEMS}
     # CPU and memory are compared at the largest level both systems ran and held within the
@@ -554,6 +615,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             "pss_per_session": ratio(
                 sb["memory"]["per_session_pss_mb"], bare["memory"]["per_session_pss_mb"]
             ),
+            "stack_cpu_per_turn_talk": ratio(
+                sum(sb["cpu"]["stack_ms_per_turn_talk"].values()) or None,
+                sum(bare["cpu"]["stack_ms_per_turn_talk"].values()) or None,
+            ),
             "llm_requests_per_turn": ratio(
                 sb["llm_per_turn"]["requests"], bare["llm_per_turn"]["requests"]
             ),
@@ -570,6 +635,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         "cpu_per_turn": at.get("cpu_per_turn_talk"),
         "cpu_per_turn_whole_level": at.get("cpu_per_turn_level"),
         "pss_per_session": at.get("pss_per_session"),
+        "stack_cpu_per_turn": at.get("stack_cpu_per_turn_talk"),
         "per_level": per_level,
     }
     targets = {
@@ -589,6 +655,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             "CPU/turn talk",
             "CPU/turn all",
             "PSS/sess",
+            "stack CPU/turn",
             "LLM req/turn",
         ],
         [
@@ -602,6 +669,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
                         "cpu_per_turn_talk",
                         "cpu_per_turn_level",
                         "pss_per_session",
+                        "stack_cpu_per_turn_talk",
                         "llm_requests_per_turn",
                     )
                 ),
@@ -638,7 +706,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         f"\nSwitchboard / bare: capacity {fmt(ratios['capacity'], 'x', 2)} (over each floor "
         f"{fmt(ratios['capacity_over_floor'], 'x', 2)}); at {judged} sessions "
         f"CPU per turn {fmt(ratios['cpu_per_turn'], 'x', 2)} (whole level "
-        f"{fmt(ratios['cpu_per_turn_whole_level'], 'x', 2)}), PSS per session "
+        f"{fmt(ratios['cpu_per_turn_whole_level'], 'x', 2)}; every process of the stack "
+        f"{fmt(ratios['stack_cpu_per_turn'], 'x', 2)}), PSS per session "
         f"{fmt(ratios['pss_per_session'], 'x', 2)}"
     )
     for target, met in targets.items():
