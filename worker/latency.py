@@ -64,6 +64,9 @@ class LatencyMarks:
     first_text_at: float | None = None
     first_audio_at: float | None = None
     fields_at: float | None = None
+    reply_ended_at: float | None = None
+    """When the reply's chat item was added (the reply over for the user): where the
+    waterfall's `fields` stage starts. Not a `latency_ms` mark."""
 
     def fields_done(self) -> None:
         self.fields_at = time.time()

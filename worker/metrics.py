@@ -45,6 +45,19 @@ LLM_TTFT = Histogram(
     ["model"],
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
 )
+TURN_STAGE_SECONDS = Histogram(
+    "switchboard_turn_stage_seconds",
+    "Each turn's waterfall stages (worker/waterfall.py): seconds from the turn's origin (end of "
+    "the user's speech, or their message received) to the end of the stage.",
+    ["agent_id", "stage"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0),
+)
+"""One family with a `stage` label, not one per stage: every stage has the same unit and the
+same meaning (the time the user had waited when it ended), so one set of buckets serves all
+and `histogram_quantile(0.95, sum by (stage, le) (rate(..._bucket[5m])))` draws the p95
+waterfall in one query; a new stage is a new label value, not a new metric to wire into
+dashboards. What a stage itself took (an LLM request's first token, a tool call) has its own
+metric already: `switchboard_llm_time_to_first_token_seconds`, `switchboard_tool_call_seconds`."""
 LLM_ERRORS = Counter("switchboard_llm_errors_total", "LLM errors.", ["model"])
 TURN_EXTRACTION_FAILURES = Counter(
     "switchboard_turn_extraction_failures_total",

@@ -10,6 +10,7 @@ validation is retried once, then stored flagged as failed; the conversation neve
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +80,9 @@ class StructuredCaller:
 
     endpoints: list[ChatEndpoint]
     usage: Usage = field(default_factory=Usage)
+    on_request: Callable[[str, int, int], None] | None = None
+    """Told each answered request's model, prompt and completion tokens (the session's cost,
+    worker/cost.py: livekit never sees these calls)."""
 
     def __post_init__(self) -> None:
         self._clients = [
@@ -106,6 +110,13 @@ class StructuredCaller:
                 last_error = exc
                 continue
             self.usage.add(response.usage)
+            if self.on_request is not None:
+                used = response.usage
+                self.on_request(
+                    endpoint.model,
+                    (used.prompt_tokens or 0) if used else 0,
+                    (used.completion_tokens or 0) if used else 0,
+                )
             if response.usage is not None:
                 metrics.LLM_TOKENS.labels(endpoint.model, "prompt").inc(
                     response.usage.prompt_tokens or 0

@@ -48,10 +48,14 @@ class ToolCallRecord:
     """"timeout after 5.0s", "HTTP 503", "refused by the egress policy: ..."."""
     arguments_truncated: bool = False
     """The model's arguments were longer than this record keeps."""
+    started_at: float = 0.0
+    """When the call began (wall clock, seconds): its place in the turn's waterfall
+    (worker/waterfall.py). Not in `as_dict`: the stored and published call is as it was."""
 
     def as_dict(self) -> dict[str, Any]:
         """`error` and `arguments_truncated` only when there is something to say."""
         record = asdict(self)
+        del record["started_at"]
         if self.error is None:
             del record["error"]
         if not self.arguments_truncated:
@@ -211,6 +215,7 @@ async def recorded_call(
     """Run one tool call: validate the arguments, run `body` (within `timeout_s` if given),
     record it in `context.log` and the metrics. Never raises (except cancellation): a failure
     is an error result the model reads, and the conversation goes on."""
+    started_at = time.time()
     started = time.perf_counter()
     error: str | None = None
     outcome = Outcome.OK
@@ -247,6 +252,7 @@ async def recorded_call(
             result_preview=cut(result, PREVIEW_CHARS),
             error=error,
             arguments_truncated=truncated,
+            started_at=started_at,
         )
     )
     metrics.TOOL_CALLS.labels(tool=name, kind=kind, outcome=outcome.value).inc()
