@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { credentials, fetchMe, type Me } from "./api";
+import { focusPageHeading, usePageTitle } from "./a11y";
 import { MeContext } from "./session";
 import { href, useRoute } from "./router";
 import { Login } from "./pages/Login";
@@ -54,6 +55,17 @@ function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
   const section = route.path[0] ?? (me.can.mint_tokens ? "playground" : "agents");
   return (
     <div className="shell">
+      {/* The first Tab stop: past the top bar to the page. A hash href would be a route here. */}
+      <a
+        className="skip-link"
+        href="#main-content"
+        onClick={(e) => {
+          e.preventDefault();
+          if (!focusPageHeading()) document.getElementById("main-content")?.focus();
+        }}
+      >
+        Skip to content
+      </a>
       <header className="topbar">
         <a className="brand" href={href("playground")}>
           <span className="brand-mark" aria-hidden="true" />
@@ -73,7 +85,7 @@ function Shell({ me, onLogout }: { me: Me; onLogout: () => void }) {
           <button className="ghost" onClick={onLogout} data-testid="logout">Log out</button>
         </div>
       </header>
-      <main className="content">
+      <main className="content" id="main-content" tabIndex={-1}>
         <Page section={section} rest={route.path.slice(1)} query={route.query} />
       </main>
     </div>
@@ -93,6 +105,16 @@ function Page({ section, rest, query }: { section: string; rest: string[]; query
     case "webhooks":
       return <WebhooksPage subscriptionId={rest[0]} />;
     default:
-      return <div className="empty">Nothing here. Pick a section above.</div>;
+      return <NotFound />;
   }
+}
+
+function NotFound() {
+  usePageTitle("Not found");
+  return (
+    <>
+      <h1 className="visually-hidden">Not found</h1>
+      <div className="empty">Nothing here. Pick a section above.</div>
+    </>
+  );
 }

@@ -2,6 +2,7 @@
  * stats (`#/agents/<id>/<tab>`). The editor state lives here, so a draft survives a tab switch. */
 import { useCallback, useState } from "react";
 import { href } from "../router";
+import { usePageTitle } from "../a11y";
 import { ConfirmDialog, type Confirmation } from "../agents/ConfirmDialog";
 import { AgentEditor } from "../agents/AgentEditor";
 import { VersionsTab } from "../agents/VersionsTab";
@@ -26,6 +27,10 @@ function AgentPage({ agentId, tab }: { agentId: string; tab: "edit" | "versions"
   const editor = useAgentEditor(agentId);
   const [confirmation, setConfirmation] = useState<Confirmation | null>(null);
   const closeConfirmation = useCallback(() => setConfirmation(null), []);
+  const tabLabel = TABS.find((t) => t.id === tab)?.label ?? "";
+  usePageTitle(
+    editor.server ? `${editor.server.config.name} · ${tabLabel} · Agent types` : editor.loadError ? `Agent type ${agentId} not found` : null,
+  );
 
   if (editor.loadError) {
     return (

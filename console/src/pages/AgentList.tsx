@@ -6,6 +6,7 @@ import { href, navigate } from "../router";
 import type { AgentConfig, AgentPage, AgentStatus } from "../types";
 import { ago, exactTime } from "../agents/format";
 import { NewAgentDialog } from "../agents/NewAgentDialog";
+import { usePageTitle } from "../a11y";
 import "./AgentList.css";
 
 type StatusFilter = AgentStatus | "all";
@@ -29,6 +30,7 @@ export function AgentList() {
   const [filter, setFilter] = useState<StatusFilter>("all");
   const [search, setSearch] = useState("");
   const [creating, setCreating] = useState(false);
+  usePageTitle("Agent types");
 
   useEffect(() => {
     allAgents().then(setAgents, (e: Error) => setError(e.message));
@@ -94,9 +96,8 @@ export function AgentList() {
                   data-testid="agent-row"
                   data-agent-id={agent.agent_id}
                   data-status={agent.status}
-                  tabIndex={0}
+                  // the name's link is the row's one Tab stop; a click anywhere on the row is for the mouse
                   onClick={() => navigate(href("agents", agent.agent_id))}
-                  onKeyDown={(e) => e.key === "Enter" && navigate(href("agents", agent.agent_id))}
                 >
                   <td>
                     <a className="agent-name" href={href("agents", agent.agent_id)} onClick={(e) => e.stopPropagation()}>

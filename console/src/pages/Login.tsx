@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { ApiError, credentials, fetchMe, type Me } from "../api";
+import { moveFocusToNextPage, usePageTitle } from "../a11y";
 
 /** Log in with an API key. The key is checked against the API (`GET /api/v1/me`) and kept in
  * sessionStorage only: it is gone when the browser session ends. */
@@ -7,6 +8,7 @@ export function Login({ onLogin }: { onLogin: (me: Me) => void }) {
   const [key, setKey] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  usePageTitle("Log in");
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -15,6 +17,7 @@ export function Login({ onLogin }: { onLogin: (me: Me) => void }) {
     try {
       const me = await fetchMe(key.trim());
       credentials.set(key.trim());
+      moveFocusToNextPage(); // the form goes away with the focus it had
       onLogin(me);
     } catch (e) {
       setError(e instanceof ApiError && e.status === 401 ? "This API key is not valid (or was revoked)." : String((e as Error).message));
@@ -24,12 +27,12 @@ export function Login({ onLogin }: { onLogin: (me: Me) => void }) {
   }
 
   return (
-    <div className="login">
-      <form className="card login-card" onSubmit={submit} aria-label="Log in">
-        <div className="brand big">
+    <main className="login">
+      <form className="card login-card" onSubmit={submit} aria-labelledby="login-title">
+        <h1 className="brand big" id="login-title">
           <span className="brand-mark" aria-hidden="true" />
-          Switchboard
-        </div>
+          Switchboard <span className="visually-hidden">: log in</span>
+        </h1>
         <p className="muted">Voice and chat agents on LiveKit. Log in with an admin API key.</p>
         <label className="field">
           <span>API key</span>
@@ -52,6 +55,6 @@ export function Login({ onLogin }: { onLogin: (me: Me) => void }) {
           <code>python -m admin_api.keys create --name NAME --role admin|viewer</code>.
         </p>
       </form>
-    </div>
+    </main>
   );
 }

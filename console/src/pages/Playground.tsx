@@ -3,6 +3,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, post } from "../api";
 import { useMe } from "../session";
+import { focusSoon, usePageTitle } from "../a11y";
 import type { AgentConfig, Resolution } from "../types";
 import { agentType, agentVersion, listAgentTypes, listVersions, type VersionEntry } from "../playground/agents";
 import { Conversation } from "../playground/Conversation";
@@ -29,6 +30,7 @@ export function Playground({ query }: { query: URLSearchParams }) {
   const view = useSessionView(session);
   const audioContext = useRef<AudioContext | null>(null);
   const audioSink = useRef<HTMLDivElement | null>(null);
+  usePageTitle("Playground");
 
   const metadata = useMemo(() => parseMetadata(metadataText), [metadataText]);
 
@@ -94,6 +96,9 @@ export function Playground({ query }: { query: URLSearchParams }) {
       setSession(next);
       const pin = agentId ? { agent_id: agentId, ...(version !== null ? { version } : {}) } : null;
       void next.join(roomMetadata(metadata.value, agentId, modality), pin, modality);
+      // the Join button is disabled from now on: the focus goes to the conversation, then to
+      // the message box once connected (Conversation)
+      focusSoon(() => document.getElementById("pg-conversation"));
     },
     [metadata, agentId, version],
   );

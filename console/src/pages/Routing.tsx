@@ -1,6 +1,7 @@
 /** The routing rules: the strategy chain as JSON (schema-checked) and in words, saved with
  * If-Match, and a live preview of which agent type a metadata sample gets with the draft. */
 import { useCallback, useEffect, useMemo, useState } from "react";
+import { usePageTitle } from "../a11y";
 import { ApiError, request, type FieldProblem } from "../api";
 import { useMe } from "../session";
 import { LazyJsonEditor } from "../agents/LazyJsonEditor";
@@ -57,6 +58,7 @@ export function RoutingPage() {
 
   const chain = useMemo(() => parseChain(text), [text]);
   const [lastGoodChain, setLastGoodChain] = useState<ChainEntry[] | null>(null);
+  usePageTitle(stored || loadError ? "Routing" : null);
   useEffect(() => {
     if (chain) setLastGoodChain(chain);
   }, [chain]);

@@ -4,6 +4,7 @@
 import { useEffect, useState } from "react";
 import { ApiError, get } from "../api";
 import { href } from "../router";
+import { usePageTitle } from "../a11y";
 import type { AgentConfig } from "../types";
 import { getSession } from "../sessions/api";
 import { formatDateTime, formatDuration, formatMs, humanize, sessionSeconds } from "../sessions/format";
@@ -24,6 +25,9 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
   const [agent, setAgent] = useState<AgentConfig | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [loadedAt, setLoadedAt] = useState(0);
+  usePageTitle(
+    session ? `Session ${session.agent_id ?? "without agent"} ${formatDateTime(session.started_at)}` : error ? "Session not found" : null,
+  );
 
   useEffect(() => {
     let cancelled = false;

@@ -1,6 +1,7 @@
 /** `#/sessions`: every recorded session, newest first, filtered by agent type, status, user and
  * start time (the filters live in the URL), paged by `next_cursor`, optionally auto-refreshed. */
 import { useCallback, useEffect, useRef, useState } from "react";
+import { usePageTitle } from "../a11y";
 import { ApiError } from "../api";
 import { href, navigate } from "../router";
 import type { AgentConfig } from "../types";
@@ -38,6 +39,7 @@ export function SessionList({ query }: { query: URLSearchParams }) {
   const [error, setError] = useState<ApiError | null>(null);
   const [loadingMore, setLoadingMore] = useState(false);
   const [autoRefresh, setAutoRefresh] = useState(false);
+  usePageTitle("Sessions");
   const shown = useRef(PAGE_SIZE); // how many rows "Load more" brought in: a refresh keeps them
 
   const setFilters = useCallback(

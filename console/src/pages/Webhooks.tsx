@@ -3,6 +3,7 @@
  * send a test event, delete) and its deliveries. A generated secret is shown once, right after
  * create or rotate. Viewers see everything; the API refuses their writes and the page shows why. */
 import { useCallback, useEffect, useState } from "react";
+import { usePageTitle } from "../a11y";
 import { ApiError } from "../api";
 import { useMe } from "../session";
 import { href, navigate } from "../router";
@@ -100,6 +101,7 @@ function WebhookList() {
   const [error, setError] = useState<ApiError | null>(null);
   const [creating, setCreating] = useState(false);
   const [revealed, setRevealed] = useState<SubscriptionWithSecret | null>(null);
+  usePageTitle("Webhooks");
 
   const load = useCallback(() => listSubscriptions().then(setSubscriptions, (e) => setError(asApiError(e))), []);
   useEffect(() => void load(), [load]);
@@ -213,6 +215,7 @@ function WebhookDetail({ subscriptionId }: { subscriptionId: string }) {
   const [secret, setSecret] = useState<string | null>(null);
   const [testEvent, setTestEvent] = useState<string | null>(null);
   const [refreshKey, setRefreshKey] = useState(0);
+  usePageTitle(subscription ? `Webhook ${hostOf(subscription.url)}` : loadError ? "Webhook not found" : null);
   const [busy, setBusy] = useState(false);
 
   const load = useCallback(
@@ -387,4 +390,13 @@ function WebhookDetail({ subscriptionId }: { subscriptionId: string }) {
       <ConfirmDialog confirmation={confirmation} onClose={() => setConfirmation(null)} />
     </div>
   );
+}
+
+/** A subscription's host, for the page title (its URL's path may carry a token). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }

@@ -1,6 +1,6 @@
 /** The centre column: who the user is talking to and in which state, the transcript, the chat
  * input, the audio meters and the session controls. */
-import type { RefObject } from "react";
+import { useEffect, useRef, type RefObject } from "react";
 import { ChatInput } from "./ChatInput";
 import { LevelMeter } from "./LevelMeter";
 import type { SessionView } from "./model";
@@ -28,11 +28,27 @@ export function Conversation({ view, session, audioSink, canJoin }: {
 }) {
   const live = view.connection === "connected" && !view.ended;
   const voice = view.modality === "voice";
+  const section = useRef<HTMLElement>(null);
+  const endedNote = useRef<HTMLParagraphElement>(null);
+  // Join took the focus here (its button is disabled while the session runs): once in the
+  // room, typing is what comes next.
+  useEffect(() => {
+    const focused = document.activeElement;
+    if (live && (focused === section.current || focused === document.body)) {
+      section.current?.querySelector<HTMLInputElement>('[data-testid="chat-input"]')?.focus();
+    }
+  }, [live]);
+  // "End session" goes away with the session: the focus goes to what says it ended.
+  useEffect(() => {
+    if (view.ended && (document.activeElement === document.body || document.activeElement === null)) endedNote.current?.focus();
+  }, [view.ended]);
   return (
-    <section className="card pg-conversation" aria-label="Conversation">
+    <section className="card pg-conversation" aria-label="Conversation" id="pg-conversation" tabIndex={-1} ref={section}>
       <header className="pg-conv-head">
-        <div className="pg-conv-who">
-          <span className={`pg-conn ${view.connection}`} data-testid="connection-state" data-state={view.connection}>
+        {/* A live region: connection and agent state changes are read out as they happen,
+            each state on its own (aria-atomic per state, not the whole line). */}
+        <div className="pg-conv-who" aria-live="polite">
+          <span className={`pg-conn ${view.connection}`} data-testid="connection-state" data-state={view.connection} aria-atomic="true">
             <span className="pg-dot" aria-hidden="true" />
             {view.ended ? "Ended" : CONNECTION[view.connection]}
           </span>
@@ -43,8 +59,9 @@ export function Conversation({ view, session, audioSink, canJoin }: {
                 {view.agent.strategy && <span className="muted"> · routed by {view.agent.strategy}</span>}
               </span>
               {!view.ended && (
-                <span className={`pg-agent-state ${view.agent.state}`} data-testid="agent-state" data-state={view.agent.state}>
+                <span className={`pg-agent-state ${view.agent.state}`} data-testid="agent-state" data-state={view.agent.state} aria-atomic="true">
                   <span className="pg-dot" aria-hidden="true" />
+                  <span className="visually-hidden">Agent </span>
                   {AGENT_STATES[view.agent.state] ?? view.agent.state}
                 </span>
               )}
@@ -79,7 +96,7 @@ export function Conversation({ view, session, audioSink, canJoin }: {
           )}
         </div>
       )}
-      <Notices view={view} />
+      <Notices view={view} endedNote={endedNote} />
       <Transcript
         view={view}
         emptyText={canJoin ? "Pick an agent type, or let the routing decide, and join by text or voice. The conversation appears here." : "This key's role cannot join sessions: preview the routing on the left, or log in with an admin key to talk to an agent."}
@@ -89,7 +106,7 @@ export function Conversation({ view, session, audioSink, canJoin }: {
   );
 }
 
-function Notices({ view }: { view: SessionView }) {
+function Notices({ view, endedNote }: { view: SessionView; endedNote: RefObject<HTMLParagraphElement | null> }) {
   const waiting = view.waiting;
   return (
     <>
@@ -105,7 +122,7 @@ function Notices({ view }: { view: SessionView }) {
       )}
       {view.agent?.unavailable && <p className="error">The worker could not take this room: {view.agent.unavailable}</p>}
       {view.ended && (
-        <p className="pg-ended" role="status">
+        <p className="pg-ended" role="status" tabIndex={-1} ref={endedNote} data-testid="session-ended">
           {view.ended} The transcript, turns and summary stay here until you join again.
         </p>
       )}
