@@ -16,6 +16,8 @@ import { Transcript } from "../sessions/Transcript";
 import { TurnList } from "../sessions/TurnList";
 import type { SchemaField, SessionDetail as Session } from "../sessions/types";
 import { UsagePanel } from "../sessions/UsagePanel";
+import { CostPanel } from "../sessions/CostPanel";
+import { TraceView } from "../sessions/TraceView";
 import "./SessionDetail.css";
 
 const ACTIVE_REFRESH_MS = 3000;
@@ -118,6 +120,15 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
               <TurnList turns={session.turns} schema={schema} />
             </section>
           )}
+          {!refused && (
+            <section className="card">
+              <div className="card-head">
+                <h2>Trace</h2>
+                <span className="hint">routing, config, turns, tools, records and deliveries, from the trace backend</span>
+              </div>
+              <TraceView sessionId={session.session_id} active={session.status === "active"} />
+            </section>
+          )}
         </div>
         <aside className="session-side">
           {!refused && routingCard}
@@ -131,6 +142,12 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
             <section className="card">
               <h2>Usage</h2>
               <UsagePanel session={session} />
+            </section>
+          )}
+          {!refused && (
+            <section className="card">
+              <h2>Cost</h2>
+              <CostPanel session={session} />
             </section>
           )}
           <section className="card">

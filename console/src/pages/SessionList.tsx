@@ -176,19 +176,10 @@ function SessionRow({ session, now }: { session: SessionSummary; now: number }) 
 
 function Filters({ filters, onChange, error }: { filters: ListFilters; onChange: (change: Partial<ListFilters>) => void; error: ApiError | null }) {
   const [agents, setAgents] = useState<AgentConfig[] | null>(null);
-  const [user, setUser] = useState(filters.user);
 
   useEffect(() => {
     listAllAgents().then(setAgents, () => setAgents([]));
   }, []);
-  useEffect(() => {
-    setUser(filters.user); // the URL changed (back button, a shared link): show its user
-  }, [filters.user]);
-  useEffect(() => {
-    if (user === filters.user) return;
-    const timer = window.setTimeout(() => onChange({ user: user.trim() }), USER_FILTER_DELAY_MS);
-    return () => window.clearTimeout(timer);
-  }, [user, filters.user, onChange]);
 
   const agentIds = (agents ?? []).map((a) => a.agent_id);
   if (filters.agent && !agentIds.includes(filters.agent)) agentIds.push(filters.agent);
@@ -218,17 +209,8 @@ function Filters({ filters, onChange, error }: { filters: ListFilters; onChange:
           ))}
         </select>
       </label>
-      <label className="field">
-        <span>User</span>
-        <input
-          type="search"
-          placeholder="user_id, exact"
-          value={user}
-          onChange={(e) => setUser(e.target.value)}
-          onKeyDown={(e) => e.key === "Enter" && onChange({ user: user.trim() })}
-          data-testid="filter-user"
-        />
-      </label>
+      <TextFilter label="User" placeholder="user_id, exact" value={filters.user} onChange={(user) => onChange({ user })} testId="filter-user" />
+      <TextFilter label="Room" placeholder="room name, exact" value={filters.room} onChange={(room) => onChange({ room })} testId="filter-room" />
       <label className={`field${fieldError("from") ? " invalid" : ""}`}>
         <span>Started from</span>
         <input type="datetime-local" value={localInputValue(filters.from)} onChange={(e) => onChange({ from: isoFromLocalInput(e.target.value) })} data-testid="filter-from" />
@@ -240,7 +222,7 @@ function Filters({ filters, onChange, error }: { filters: ListFilters; onChange:
         {fieldError("to") && <span className="field-error" data-testid="field-error" data-field="to">{fieldError("to")}</span>}
       </label>
       <div className="filters-clear">
-        <button className="ghost" disabled={!hasFilters(filters)} onClick={() => onChange({ agent: "", status: "", user: "", from: "", to: "" })}>
+        <button className="ghost" disabled={!hasFilters(filters)} onClick={() => onChange({ agent: "", status: "", user: "", room: "", from: "", to: "" })}>
           Clear
         </button>
       </div>
@@ -285,4 +267,29 @@ const isFilterError = (error: ApiError) => Boolean(error.fieldError("from") || e
 
 function toApiError(e: unknown): ApiError {
   return e instanceof ApiError ? e : new ApiError({ type: "client", title: String(e), status: 0 });
+}
+
+/** A typed filter: applied after a pause in typing (or on Enter), so each key is not a query. */
+function TextFilter({ label, placeholder, value, onChange, testId }: {
+  label: string;
+  placeholder: string;
+  value: string;
+  onChange: (value: string) => void;
+  testId: string;
+}) {
+  const [text, setText] = useState(value);
+  useEffect(() => {
+    setText(value); // the URL changed (back button, a shared link): show its value
+  }, [value]);
+  useEffect(() => {
+    if (text === value) return;
+    const timer = window.setTimeout(() => onChange(text.trim()), USER_FILTER_DELAY_MS);
+    return () => window.clearTimeout(timer);
+  }, [text, value, onChange]);
+  return (
+    <label className="field">
+      <span>{label}</span>
+      <input type="search" placeholder={placeholder} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={(e) => e.key === "Enter" && onChange(text.trim())} data-testid={testId} />
+    </label>
+  );
 }

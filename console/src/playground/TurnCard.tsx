@@ -1,6 +1,8 @@
 /** One `agent-turn`: the tool calls that led to the reply, its structured fields, whether it
  * failed, and how long the user waited. */
 import { ToolCallList } from "../components/ToolCallList";
+import { TurnWaterfall, waterfallOf } from "../components/TurnWaterfall";
+import { latencyOrigin } from "../sessions/latency";
 import { toolCallsOf } from "../components/toolCalls";
 import { SYSTEM_RESPONSE_FIELD, type TurnSchemas } from "./schemas";
 import { FieldValue } from "./FieldValue";
@@ -76,6 +78,7 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
         </details>
       )}
       <LatencyRow latency={latency} server={turn.latency_ms} serverFrom={turn.latency_from} voice={voice} />
+      <TurnWaterfall stages={waterfallOf(turn.waterfall)} origin={latencyOrigin(turn.latency_from)} />
     </article>
   );
 }

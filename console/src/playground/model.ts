@@ -3,6 +3,7 @@
  * screen after the session ends). */
 import type { ContextCarry, Escalation, ToolCall } from "../components/toolCalls";
 import type { Exchange } from "./latency";
+import type { WaterfallStage } from "../components/TurnWaterfall";
 
 export type ConnectionState = "disconnected" | "connecting" | "connected";
 export type Modality = "text" | "voice";
@@ -32,6 +33,8 @@ export interface TurnPayload {
   latency_from?: string;
   /** The tool calls that led to this reply, in order (empty when none). */
   tool_calls?: ToolCall[];
+  /** Every stage of the turn, ms from its origin (components/TurnWaterfall.tsx). */
+  waterfall?: WaterfallStage[];
 }
 
 /** `agent-handoff`: the session went to another type, by a keyword intent (`strategy:

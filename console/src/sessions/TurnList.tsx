@@ -3,6 +3,7 @@
  * words), the status, and the latency marks. */
 import "./sessions.css";
 import { ToolCallList } from "../components/ToolCallList";
+import { TurnWaterfall, waterfallOf, waterfallScale } from "../components/TurnWaterfall";
 import { toolCallsOf } from "../components/toolCalls";
 import { SYSTEM_RESPONSE } from "./constants";
 import { FieldValue } from "./FieldValue";
@@ -13,16 +14,18 @@ import type { SchemaField, SessionTurn } from "./types";
 
 export function TurnList({ turns, schema }: { turns: SessionTurn[]; schema: SchemaField[] }) {
   if (turns.length === 0) return <p className="hint">No turns: the user never got an answer to a message in this session.</p>;
+  // one scale for every turn of the session: a slow turn looks slow next to the others
+  const scale = waterfallScale(turns);
   return (
     <ol className="turns">
       {turns.map((turn) => (
-        <TurnCard key={turn.turn_index} turn={turn} schema={schema} />
+        <TurnCard key={turn.turn_index} turn={turn} schema={schema} scaleMs={scale} />
       ))}
     </ol>
   );
 }
 
-function TurnCard({ turn, schema }: { turn: SessionTurn; schema: SchemaField[] }) {
+function TurnCard({ turn, schema, scaleMs }: { turn: SessionTurn; schema: SchemaField[]; scaleMs: number }) {
   const status = turn.status ?? "unknown";
   const fields = Object.entries(turn.fields ?? {}).filter(([name]) => name !== SYSTEM_RESPONSE);
   const reply = (turn.fields?.[SYSTEM_RESPONSE] as string | undefined) ?? turn.reply ?? null;
@@ -79,6 +82,7 @@ function TurnCard({ turn, schema }: { turn: SessionTurn; schema: SchemaField[] }
         </p>
       )}
       <TurnLatency turn={turn} />
+      <TurnWaterfall stages={waterfallOf(turn.waterfall)} scaleMs={scaleMs} origin={latencyOrigin(turn.latency_from)} />
     </li>
   );
 }

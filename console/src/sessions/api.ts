@@ -2,12 +2,14 @@
  * problem handling). A viewer key may make every one of them. */
 import { get } from "../api";
 import type { AgentPage } from "../types";
-import type { AgentStatsResponse, EventPage, SessionDetail, SessionPage } from "./types";
+import type { AgentStatsResponse, EventPage, SessionDetail, SessionPage, SessionTrace } from "./types";
 
 export interface SessionFilter {
   agent_id?: string;
   status?: string;
   user_id?: string;
+  /** The LiveKit room's name: a room's sessions, newest first. */
+  room?: string;
   /** ISO 8601, inclusive. */
   from?: string;
   /** ISO 8601, exclusive. */
@@ -18,6 +20,9 @@ export const listSessions = (filter: SessionFilter, cursor?: string | null, limi
   get<SessionPage>("sessions", { ...filter, cursor, limit });
 
 export const getSession = (sessionId: string) => get<SessionDetail>(`sessions/${encodeURIComponent(sessionId)}`);
+
+/** 404: no such session, or its trace is not in the backend (yet); 503: no trace backend. */
+export const getSessionTrace = (sessionId: string) => get<SessionTrace>(`sessions/${encodeURIComponent(sessionId)}/trace`);
 
 export const listSessionEvents = (sessionId: string) =>
   get<EventPage>("events", { session_id: sessionId, limit: 200 });

@@ -1,5 +1,5 @@
 /** The session list's filters as they live in the URL (`#/sessions?agent=…&status=…&user=…
- * &from=…&to=…`): a reload or a shared link shows the same list. Times are stored as ISO 8601
+ * &room=…&from=…&to=…`): a reload or a shared link shows the same list. Times are stored as ISO 8601
  * in UTC, shown in the browser's local time. */
 import type { SessionFilter } from "./api";
 
@@ -7,14 +7,17 @@ export interface ListFilters {
   agent: string;
   status: string;
   user: string;
+  /** The LiveKit room's exact name: who knows a room finds its session at once. */
+  room: string;
   from: string;
   to: string;
 }
 
-const KEYS: (keyof ListFilters)[] = ["agent", "status", "user", "from", "to"];
+const KEYS: (keyof ListFilters)[] = ["agent", "status", "user", "room", "from", "to"];
 
 export function filtersFromQuery(query: URLSearchParams): ListFilters {
-  return { agent: query.get("agent") ?? "", status: query.get("status") ?? "", user: query.get("user") ?? "", from: query.get("from") ?? "", to: query.get("to") ?? "" };
+  const value = (key: keyof ListFilters) => query.get(key) ?? "";
+  return { agent: value("agent"), status: value("status"), user: value("user"), room: value("room"), from: value("from"), to: value("to") };
 }
 
 export function queryFromFilters(filters: ListFilters): string {
@@ -31,6 +34,7 @@ export function apiFilter(filters: ListFilters): SessionFilter {
     agent_id: filters.agent || undefined,
     status: filters.status || undefined,
     user_id: filters.user.trim() || undefined,
+    room: filters.room.trim() || undefined,
     from: filters.from || undefined,
     to: filters.to || undefined,
   };

@@ -3,6 +3,7 @@
  * fields at any time: every record keeps an index signature so they pass through. */
 import type { ContextCarry, Escalation, ToolCall } from "../components/toolCalls";
 import type { TrailEntry } from "../types";
+import type { WaterfallStage } from "../components/TurnWaterfall";
 
 export interface SessionUsage {
   prompt_tokens?: number;
@@ -77,6 +78,8 @@ export interface SessionTurn {
   latency_from?: "typed" | "end_of_speech" | "transcript" | string | null;
   /** The tool calls that led to the reply, in order (absent on turns recorded before tools). */
   tool_calls?: ToolCall[] | null;
+  /** Every stage of the turn, ms from its origin (components/TurnWaterfall.tsx). */
+  waterfall?: WaterfallStage[] | null;
   [key: string]: unknown;
 }
 
@@ -95,6 +98,34 @@ export interface Handoff {
 
 export type SessionEscalation = Escalation;
 
+/** What the session used (the worker's count, README "Sessions"): per model, and the speech and
+ * tool counters. */
+export interface SessionCost {
+  llm?: { model: string; input_tokens: number; output_tokens: number; requests: number }[];
+  stt_audio_s?: number;
+  tts_characters?: number;
+  tool_calls?: number;
+  [key: string]: unknown;
+}
+
+/** GET /sessions/{id}/trace: the session's spans, from the trace backend. */
+export interface TraceSpan {
+  span_id: string;
+  parent_span_id: string | null;
+  name: string;
+  service: string;
+  /** From the trace's first span. */
+  start_ms: number;
+  duration_ms: number;
+  attributes: Record<string, string | number | boolean>;
+  error: boolean;
+}
+
+export interface SessionTrace {
+  trace_id: string;
+  spans: TraceSpan[];
+}
+
 export interface SessionDetail extends SessionSummary {
   transcript: TranscriptLine[];
   transcript_dropped?: number;
@@ -102,6 +133,9 @@ export interface SessionDetail extends SessionSummary {
   /** Each time an agent asked for a human (escalate_to_human), oldest first. */
   escalations?: SessionEscalation[] | null;
   turns: SessionTurn[];
+  cost?: SessionCost | null;
+  /** The session's OpenTelemetry trace (set by the worker at the start, when tracing is on). */
+  trace_id?: string | null;
 }
 
 export interface SessionPage {
