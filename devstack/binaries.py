@@ -19,18 +19,22 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from devstack.errors import BuildFailed, GoToolchainMissing
 
 FERRETDB_SOURCE = Path(__file__).parent / "ferretdb"
+JAEGER_TOOLS = Path(__file__).parent / "jaeger"
 HEARTBEAT_S = 20.0
 
 
 @dataclass(frozen=True)
 class GoBinary:
-    """A binary made by `go install module/pkg@version` or `go build` of a local main."""
+    """A binary made by `go install module/pkg@version`, `go build` of a local main, or (`tool`)
+    `go build` of a tool a local module requires (`go get -tool`): its go.sum pins every module
+    it builds from, and a dependency's own replace directives do not apply there."""
 
     name: str
     package: str
     version: str | None = None
     source_dir: Path | None = None
     produces: str | None = None  # the file `go install` writes, when not the package's last element
+    tool: bool = False
 
     def stamp(self) -> str:
         if self.source_dir is None:
@@ -46,7 +50,8 @@ class GoBinary:
         if self.source_dir is None:
             env["GOBIN"] = str(output.parent / f".{self.name}.gobin")
             return ["go", "install", f"{self.package}@{self.version}"], None, env
-        return ["go", "build", "-o", str(output), "."], self.source_dir, env
+        target = self.package if self.tool else "."
+        return ["go", "build", "-o", str(output), target], self.source_dir, env
 
 
 LIVEKIT_SERVER = GoBinary(
@@ -62,6 +67,16 @@ KUSTOMIZE = GoBinary(
     produces="kustomize",
 )
 """For the manifest tests; v5.7.1 is the newest release that builds with Go 1.26."""
+JAEGER = GoBinary(
+    name="jaeger",
+    package="github.com/jaegertracing/jaeger/cmd/jaeger",
+    source_dir=JAEGER_TOOLS,
+    tool=True,
+)
+"""The trace backend (v1.75.0, pinned in devstack/jaeger/go.mod): OTLP in, query API out, spans
+in memory. Built this way its UI is a placeholder page (the UI's assets are not a Go module);
+the console shows traces. `go install ...@v1.75.0` is refused: Jaeger's go.mod has replace
+directives."""
 
 
 def require_go() -> str:

@@ -26,8 +26,9 @@ from agent_configs.settings import (
     DEV_LIVEKIT_API_SECRET,
     DEV_WEBHOOK_ENCRYPTION_KEY,
 )
-from devstack.binaries import FERRETDB, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
+from devstack.binaries import FERRETDB, JAEGER, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import Interrupted, PortInUse, ServiceFailed
+from devstack.trace_backend import TraceBackend, jaeger_config
 
 DEV_API_KEY = DEV_LIVEKIT_API_KEY
 DEV_API_SECRET = DEV_LIVEKIT_API_SECRET
@@ -157,6 +158,7 @@ class Devstack:
         """Build whatever the environment does not already provide (+ kustomize for tests)."""
         if tools:
             ensure_built(KUSTOMIZE, self.root / "bin", self.console)
+            ensure_built(JAEGER, self.root / "bin", self.console)  # the trace tests
         if not self.environ.get("MONGO_URI"):
             ensure_built(FERRETDB, self.root / "bin", self.console)
         if not self.environ.get("LIVEKIT_URL"):
@@ -315,6 +317,21 @@ class Devstack:
         service = self._spawn("dispatcher", [sys.executable, "-m", "dispatcher"], dispatcher_env)
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
         self.dispatcher_port = port
+
+    def start_jaeger(self, otlp_port: int = 0, query_port: int = 0) -> TraceBackend:
+        """Jaeger (trace_backend.py), built first if needed; ready once its query API answers."""
+        ensure_built(JAEGER, self.root / "bin", self.console)
+        otlp = reserve_port(otlp_port, "Jaeger OTLP/HTTP", "DEVSTACK_OTLP_PORT")
+        query = reserve_port(query_port, "Jaeger query API", "DEVSTACK_TRACE_QUERY_PORT")
+        query_grpc = reserve_port(0, "Jaeger query gRPC", "DEVSTACK_TRACE_QUERY_PORT")
+        config = jaeger_config(self.run_dir / "jaeger.yaml", otlp, query, query_grpc)
+        command = [str(self.root / "bin" / JAEGER.name), "--config", str(config)]
+        service = self._spawn("jaeger", command)
+        self._wait_until(
+            service,
+            lambda: _http_ok(f"http://127.0.0.1:{query}/api/services") and accepts_tcp(otlp),
+        )
+        return TraceBackend(f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{query}")
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"

@@ -13,11 +13,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agent_configs.database import open_client
 from agent_configs.store import ConfigStore
 from devstack import DEFAULT_ROOT, Devstack, Endpoints
+from devstack.trace_backend import TraceBackend
 
 # Fixtures that start (or need) a real service or a binary `make build` builds. A test that uses
 # none of them runs in `make check` (`-m "not services"`); a module that starts its own processes
 # says so with `pytestmark = pytest.mark.services`.
-SERVICE_FIXTURES = frozenset({"endpoints"})
+SERVICE_FIXTURES = frozenset({"endpoints", "trace_backend"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,6 +42,17 @@ def pytest_runtest_makereport(
 def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     with Devstack(DEFAULT_ROOT, run_dir=tmp_path_factory.mktemp("devstack")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def trace_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceBackend]:
+    """Jaeger (devstack/trace_backend.py), started by the first test that asks for it and
+    stopped at the end of the run, whatever the tests did."""
+    stack = Devstack(DEFAULT_ROOT, run_dir=tmp_path_factory.mktemp("jaeger"))
+    try:
+        yield stack.start_jaeger()
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

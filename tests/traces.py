@@ -1,0 +1,71 @@
+"""Helpers of the trace tests: a trace exported by a separate process (the test process itself
+never sets up export: a tracer provider is once per process, and every outbox event made
+under it would carry a traceparent), and Jaeger's query API read until the trace is there."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from devstack import REPO_ROOT
+from devstack.trace_backend import TraceBackend
+
+EXPORT_ONE_TRACE = """
+from agent_configs import telemetry
+telemetry.setup_tracing("switchboard-probe")
+with telemetry.tracer("probe").start_as_current_span("outer") as outer:
+    with telemetry.tracer("probe").start_as_current_span("inner", attributes={"n": 1}):
+        pass
+print(telemetry.trace_id_of(outer))
+telemetry.flush()
+"""
+
+
+def export_probe_trace(backend: TraceBackend) -> str:
+    """Two spans, `outer` and its child `inner`, of service `switchboard-probe`: the trace id."""
+    exported = subprocess.run(
+        [sys.executable, "-c", EXPORT_ONE_TRACE],
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin"} | backend.otel_env("switchboard-probe"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    trace_id = exported.stdout.strip()
+    assert len(trace_id) == 32, exported.stderr
+    return trace_id
+
+
+def read_trace(backend: TraceBackend, trace_id: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{backend.query_url}/api/traces/{trace_id}", timeout=5) as reply:
+        (found,) = json.load(reply)["data"]
+        return dict(found)
+
+
+def stored_trace(
+    backend: TraceBackend,
+    trace_id: str,
+    until: Callable[[dict[str, Any]], bool] = lambda _: True,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """The trace once Jaeger holds it (and `until` holds): its collector batches what it
+    received (200 ms here), so a query right after the export can still be a 404, and spans of
+    other processes arrive when those export them."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, Any] | None = None
+    while True:
+        try:
+            found = read_trace(backend, trace_id)
+            if until(found):
+                return found
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"trace {trace_id} not complete in {timeout}s: {found}")
+        time.sleep(0.1)
