@@ -15,6 +15,7 @@ The outbox document *is* the CloudEvent plus a few fields the dispatcher reads:
       "agent_id": "support-agent-v1", "session_id": "sess_0a1b2c3d4e5f6a7b",
       "ordering_key": "sess_0a1b2c3d4e5f6a7b", "seq": 1000000000,
       "created_at": datetime, "fanned_out": false,
+      "traceparent": "00-<trace id>-<span id>-01",   # only while traces are exported
     }
 
 Ids are deterministic where a retry or a replayed spool could write an event twice
@@ -31,6 +32,11 @@ is stored. The builders below are the one definition of each type's `data`; each
 shows an example. Nothing in them reads a secret: configs name env vars, never values, and
 these builders take none of those fields either.
 
+`traceparent` (CloudEvents' distributed-tracing extension, W3C Trace Context) is the trace
+context the event was made in: the worker's session span (or a span under it), an admin API
+request's span. The dispatcher's delivery span joins that trace, and a receiver gets it in the
+event. Absent when no trace is exported (agent_configs/telemetry.py).
+
 This module imports nothing of the worker, the admin API or the dispatcher: all three use it.
 """
 
@@ -41,6 +47,8 @@ from typing import Any
 from uuid import uuid4
 
 from pymongo.asynchronous.database import AsyncDatabase
+
+from agent_configs import telemetry
 
 OUTBOX = "outbox"
 DELIVERIES = "webhook_deliveries"
@@ -119,14 +127,18 @@ def new_event(
     ordering_key: str,
     seq: int,
     at: datetime | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """The outbox document of one CloudEvent (see the module docstring); `_id` is `event_id`,
-    or a new `evt_<32 hex>`. Raises ValueError for an unknown type or an empty subject."""
+    or a new `evt_<32 hex>`. `traceparent`: the trace it belongs to (None: the current span's,
+    if any; "": none). Raises ValueError for an unknown type or an empty subject."""
     kind = EventType(type)
     if not subject:
         raise ValueError("subject: must name the session or agent the event is about")
     at = at or datetime.now(UTC)
-    return {
+    if traceparent is None:
+        traceparent = telemetry.traceparent()
+    document = {
         "_id": event_id or new_event_id(),
         "specversion": SPECVERSION,
         "type": str(kind),
@@ -142,12 +154,16 @@ def new_event(
         "created_at": at,
         "fanned_out": False,
     }
+    if traceparent:
+        document["traceparent"] = traceparent
+    return document
 
 
 def cloudevent(document: dict[str, Any]) -> dict[str, Any]:
     """The CloudEvent a receiver gets, from its outbox document: the outbox's own fields
-    (ordering, fan-out, the ids kept for queries) left out, `_id` as `id`."""
-    return {
+    (ordering, fan-out, the ids kept for queries) left out, `_id` as `id`; `traceparent`
+    (the distributed-tracing extension) when the event has one."""
+    event = {
         "specversion": document["specversion"],
         "id": document["_id"],
         "source": document["source"],
@@ -157,6 +173,9 @@ def cloudevent(document: dict[str, Any]) -> dict[str, Any]:
         "datacontenttype": document.get("datacontenttype", "application/json"),
         "data": document["data"],
     }
+    if document.get("traceparent"):
+        event["traceparent"] = document["traceparent"]
+    return event
 
 
 def json_ready(value: Any) -> Any:
@@ -191,8 +210,10 @@ def session_event(
     seq: int,
     data: dict[str, Any],
     at: datetime | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
-    """A worker event of one session: subject and ordering key are the session id."""
+    """A worker event of one session: subject and ordering key are the session id; its
+    `traceparent` is the current span's (the session's trace) unless given."""
     return new_event(
         type,
         WORKER_SOURCE,
@@ -204,6 +225,7 @@ def session_event(
         ordering_key=session_id,
         seq=seq,
         at=at,
+        traceparent=traceparent,
     )
 
 

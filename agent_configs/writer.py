@@ -76,9 +76,10 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from agent_configs import spool
+from agent_configs import spool, telemetry
 
 logger = logging.getLogger("switchboard.writer")
+_tracer = telemetry.tracer("switchboard.records")
 
 DEAD_LETTERS = "dead_letters"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024 - 64 * 1024  # MongoDB's 16 MiB, less room for _id and merge
@@ -503,7 +504,14 @@ class NoLossWriter:
                 return
 
     async def _step(self, record: Record) -> None:
-        failure = await self._attempt(record)
+        # A span per write attempt, in the trace of whoever started the writer's task (a
+        # session's, in a worker's job process); a no-op unless traces are exported.
+        with _tracer.start_as_current_span(
+            "record.write", attributes={"db.collection.name": record.collection}
+        ) as span:
+            failure = await self._attempt(record)
+            if failure is not None and span.is_recording():
+                span.set_attribute("switchboard.failure", str(failure.kind))
         if failure is None:
             self._done_with(record)
             self._delay = self._retry_initial_s

@@ -6,6 +6,7 @@ import sys
 
 from pydantic import ValidationError
 
+from agent_configs.telemetry import setup_tracing
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 
@@ -20,6 +21,7 @@ def main() -> None:
         sys.exit(f"error: invalid settings:\n{exc}")
     if not settings.mongo_uri:
         sys.exit("error: MONGO_URI is not set: start the local stack with `make dev` or set it")
+    setup_tracing("switchboard-dispatcher")  # only when OTEL_* asks: delivery spans
     asyncio.run(Dispatcher(settings).run())
 
 

@@ -44,9 +44,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind, StatusCode
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs import webhook_secrets
+from agent_configs import telemetry, webhook_secrets
 from agent_configs.cloudevents import DELIVERIES, OUTBOX, SUBSCRIPTIONS
 from agent_configs.database import bson_now
 from agent_configs.egress import EgressPolicy, EgressRefused
@@ -56,6 +57,7 @@ from dispatcher.message import body_of, headers_of
 from dispatcher.settings import DispatcherSettings
 
 logger = logging.getLogger("switchboard.dispatcher.delivery")
+_tracer = telemetry.tracer("switchboard.dispatcher")
 
 ERROR_CHARS = 500
 RESPONSE_PREFIX_BYTES = 1024
@@ -258,14 +260,33 @@ class Deliverer:
         if left <= 0:
             await self._release(delivery["_id"])
             return
-        await self._count_attempt(delivery)
-        attempt = await self._post(
-            url, event, secrets, min(self._settings.dispatcher_timeout_s, left)
-        )
-        if attempt.delivered:
-            await self._delivered(delivery, attempt)
-        else:
-            await self._retry(delivery, attempt)
+        # The attempt joins the trace its event was made in (the session's, an admin
+        # request's): the outbox event's `traceparent`, CloudEvents' tracing extension.
+        with _tracer.start_as_current_span(
+            "webhook.deliver",
+            context=telemetry.context_of(event.get("traceparent")),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "cloudevents.event_id": event["_id"],
+                "cloudevents.event_type": event.get("type", ""),
+                "switchboard.subscription_id": str(delivery["subscription_id"]),
+                "switchboard.attempt": delivery["attempts"] + 1,
+            },
+        ) as span:
+            await self._count_attempt(delivery)
+            attempt = await self._post(
+                url, event, secrets, min(self._settings.dispatcher_timeout_s, left)
+            )
+            if span.is_recording():
+                span.set_attribute("switchboard.delivered", attempt.delivered)
+                if attempt.status is not None:
+                    span.set_attribute("http.response.status_code", attempt.status)
+                if not attempt.delivered:
+                    span.set_status(StatusCode.ERROR, attempt.error or "not delivered")
+            if attempt.delivered:
+                await self._delivered(delivery, attempt)
+            else:
+                await self._retry(delivery, attempt)
 
     async def _count_attempt(self, delivery: dict[str, Any]) -> None:
         """Before the request is sent, so a process killed during it has still spent it.

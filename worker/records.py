@@ -247,8 +247,15 @@ async def _aborted_event(
         escalations=session.get("escalations") or [],
     )
     data["last_heartbeat_at"] = last_beat_at
+    # The lost session's own trace (its start record kept it), never the sweeping session's.
     return session_event(
-        EventType.SESSION_ABORTED, session_id, data["agent_id"] or None, "aborted", LAST_SEQ, data
+        EventType.SESSION_ABORTED,
+        session_id,
+        data["agent_id"] or None,
+        "aborted",
+        LAST_SEQ,
+        data,
+        traceparent=session.get("traceparent") or "",
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, JobRequest
 from livekit.plugins import silero
+from opentelemetry import context as otel_context
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.capacity import CapacityGuard, SessionSlot
@@ -59,6 +60,7 @@ from worker.records import (
 )
 from worker.session import ConfiguredAgent, build_models, for_frontend, new_session, room_options
 from worker.settings import WorkerSettings, get_worker_settings
+from worker.tracing import SessionTrace, child_span, session_trace
 from worker.turns import Message
 
 logger = logging.getLogger("switchboard.worker")
@@ -199,6 +201,11 @@ async def entrypoint(ctx: JobContext) -> None:
     agent can serve it, or open the conversation, start the session and record its start."""
     started_at = datetime.now(UTC)
     session_id = f"sess_{uuid.uuid4().hex[:16]}"
+    # The session's trace (worker/tracing.py; a no-op span unless OTEL_* asks for export) is
+    # current for the rest of this task and every task it starts: routing, records and
+    # livekit's AgentSession nest under it. Not detached: the task ends with the entrypoint.
+    traced = SessionTrace.begin(session_id, ctx.job.room.name, ctx.job.id)
+    otel_context.attach(traced.context)
     # The connection first: it runs in livekit's native client, off this loop, while the
     # process sets up its services (settings, database client, catalog): 14 ms median in a
     # fresh job process (bench/session_start), on the path to the greeting when they came
@@ -214,8 +221,10 @@ async def entrypoint(ctx: JobContext) -> None:
     routed = await _route_while_connecting(ctx, services, session_id, connecting)
     ready = await _ready_or_refused(ctx, services, session_id, started_at, routed)
     if ready is None:
+        traced.end("refused")
         return
     running = await _open_conversation(ctx, services, session_id, routed, ready)
+    running.trace = traced
     ctx.add_shutdown_callback(running.finish)
     # Before the session starts, so `session.started` is the session's first event (seq 0)
     # and the active-sessions gauge `finish` decrements was incremented: recorded after the
@@ -258,8 +267,19 @@ class _RunningSession:
     ready: _Ready
     heartbeat: "asyncio.Task[None]"
     housekeeping: "asyncio.Task[None] | None" = None
+    trace: SessionTrace | None = None
 
     async def finish(self, reason: str) -> None:
+        """The end in the session's trace (its last records and `session.ended` carry it);
+        the trace ends, and is sent, last."""
+        if self.trace is None:
+            await self._finish(reason)
+            return
+        with self.trace.current():
+            await self._finish(reason)
+        self.trace.end(reason)
+
+    async def _finish(self, reason: str) -> None:
         """After the room is gone: every step is bounded, and a slow end says which step
         took the time (a replica's drain waits for it)."""
         steps: dict[str, float] = {}
@@ -428,6 +448,9 @@ async def _start_session(
     }
     if ready.offline:  # the frontend may say so; the session is recorded as usual (spooled)
         attributes["switchboard.catalog"] = "last-known"
+    traced = session_trace(conversation.session_id)
+    if traced is not None and traced.trace_id:  # the console's link to the session's trace
+        attributes["switchboard.trace_id"] = traced.trace_id
     await ctx.room.local_participant.set_attributes(attributes)
 
 
@@ -437,11 +460,20 @@ def _record_start(
     config, strategy = ready.config, ready.decision.strategy or "none"
     metrics.SESSIONS_STARTED.labels(config.agent_id, strategy).inc()
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, strategy).inc()
+    trace_id = running.trace.trace_id if running.trace else None
+    if running.trace:
+        running.trace.annotate(agent_id=config.agent_id, strategy=strategy)
     running.conversation.record_start(
         started_at,
         {
             "job_id": ctx.job.id,
             "worker_id": ctx.worker_id,
+            # contract C; the traceparent lets a sweep's `session.aborted` join the trace
+            **(
+                {"trace_id": trace_id, "traceparent": running.trace.traceparent}
+                if trace_id and running.trace
+                else {}
+            ),
             "modalities": list(config.modalities),
             "memory_messages": ready.agent.remembered_messages,
             **({"catalog": "last-known"} if ready.offline else {}),
@@ -504,21 +536,25 @@ async def _prepare(
     (the cache serves it); without one it comes back as the error, so the job tells the
     user and records the refusal (spooled) instead of crashing in an empty room."""
     try:
-        decision, config, slot = await _route_and_claim(services, context, session_id, pin)
+        with child_span("routing", **{"switchboard.pinned": pin is not None}) as span:
+            decision, config, slot = await _route_and_claim(services, context, session_id, pin)
+            if span.is_recording():
+                span.set_attributes(_routing_attributes(decision))
     except DatabaseUnavailable as exc:
         return exc
     if config is None:
         return decision, None, None, None
     config = for_frontend(config, context.raw.get("modality"))
     try:
-        agent = await _build_agent(
-            services,
-            config,
-            vad,
-            context.user_id,
-            [],
-            _template_values(context, decision, session_id),
-        )
+        with child_span("agent.build", **{"switchboard.agent_id": config.agent_id}):
+            agent = await _build_agent(
+                services,
+                config,
+                vad,
+                context.user_id,
+                [],
+                _template_values(context, decision, session_id),
+            )
     except ProviderError as exc:
         await _release(services, config, slot, session_id)
         return decision, config, None, exc
@@ -586,7 +622,14 @@ async def _route_and_claim(
     for _ in range(CLAIM_ATTEMPTS):
         if decision.agent_id is None:
             return decision, None, None
-        config = await services.catalog.get(decision.agent_id)
+        with child_span(
+            "config.lookup",
+            **{
+                "switchboard.agent_id": decision.agent_id,
+                "switchboard.offline": services.catalog.offline,
+            },
+        ):
+            config = await services.catalog.get(decision.agent_id)
         limit = config.max_concurrent_sessions
         if limit is None or services.catalog.offline:
             return decision, config, None
@@ -761,6 +804,16 @@ async def _refuse(
     await _tidy_up_quietly(services)
     await services.writer.close()
     ctx.shutdown(reason)
+
+
+def _routing_attributes(decision: RoutingDecision) -> dict[str, str | int]:
+    """The decision on its span: which type, by which strategy, under which rules."""
+    return {
+        "switchboard.agent_id": decision.agent_id or "",
+        "switchboard.strategy": decision.strategy or "",
+        "switchboard.rules_version": decision.rules_version,
+        "switchboard.strategies_consulted": len(decision.trail),
+    }
 
 
 def _decision_record(decision: RoutingDecision, source: str | None) -> dict[str, Any]:

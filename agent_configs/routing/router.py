@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
+from agent_configs import telemetry
 from agent_configs.routing.availability import AvailabilityCheck
 from agent_configs.routing.context import RoutingContext
 from agent_configs.routing.errors import RoutingError
@@ -26,6 +27,7 @@ from agent_configs.routing.strategy import Proposal, RoutingStrategy
 from agent_configs.secret_guard import secret_kind
 
 logger = logging.getLogger(__name__)
+_tracer = telemetry.tracer("switchboard.routing")
 
 Outcome = Literal["chosen", "skipped", "no_proposal", "error"]
 ASKED_BY_THE_WORKER_ONLY = (
@@ -170,7 +172,14 @@ class Router:
                     )
                 )
                 continue
-            entry, variables = await self._consult(link, context, now, reasons)
+            # One span per strategy consulted (a no-op unless traces are exported).
+            with _tracer.start_as_current_span(
+                "routing.strategy", attributes={"switchboard.strategy": link.name}
+            ) as span:
+                entry, variables = await self._consult(link, context, now, reasons)
+                if span.is_recording():
+                    span.set_attribute("switchboard.outcome", entry.outcome)
+                    span.set_attribute("switchboard.agent_id", entry.agent_id or "")
             trail.append(entry)
             if entry.outcome == "chosen":
                 return self._decision(
