@@ -33,9 +33,29 @@ async def test_a_typed_turn_carries_ordered_latency_marks_in_its_record_and_payl
     # the first words were produced before the client had received the whole reply
     assert latency["first_text"] <= whole_reply_s * 1000 + 50
 
+    # the waterfall (worker/waterfall.py): a typed turn's stages, ordered, from its origin
+    waterfall = payload["waterfall"]
+    stages = [s["stage"] for s in waterfall]
+    assert set(stages) == {"message_received", "llm", "first_text", "fields"}
+    assert stages[0] == "message_received" and waterfall[0]["start_ms"] == 0
+    assert [s["start_ms"] for s in waterfall] == sorted(s["start_ms"] for s in waterfall)
+    assert all(0 <= s["start_ms"] <= s["end_ms"] for s in waterfall)
+    by_stage = {s["stage"]: s for s in waterfall}
+    assert by_stage["llm"]["source"] == "livekit" and by_stage["llm"]["detail"] == "scripted"
+    assert (
+        by_stage["llm"]["end_ms"] <= by_stage["first_text"]["end_ms"]
+    )  # the token before the words
+    assert abs(by_stage["first_text"]["end_ms"] - latency["first_text"]) <= 1
+    assert abs(by_stage["fields"]["end_ms"] - latency["fields"]) <= 1
+
     await client.leave()
     record = await wait_for_session_end(worker_database, client.room_name)
     stored = await worker_database["turns"].find_one(
         {"session_id": record["session_id"], "turn_index": 0}
     )
     assert stored["latency_ms"] == latency and stored["latency_from"] == "typed"
+    assert stored["waterfall"] == waterfall
+    # what the session cost: the reply and the summary, both from the scripted model
+    cost = record["cost"]
+    assert (cost["stt_audio_s"], cost["tts_characters"], cost["tool_calls"]) == (0, 0, 0)
+    assert [(c["model"], c["requests"] >= 2) for c in cost["llm"]] == [("scripted", True)]
