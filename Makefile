@@ -19,6 +19,7 @@ CHROMIUM := /usr/bin/chromium
 
 help:
 	@echo "make dev    run the local stack (LiveKit, FerretDB, seeded agent types) until Ctrl-C"
+	@echo "            TRACES=1: with Jaeger, every process exporting its traces to it"
 	@echo "make test   create the virtualenv, build the services and the console, run the test suite"
 	@echo "make check  the inner loop (under 2 minutes): ruff, mypy, the console's tsc, the tests that need no service"
 	@echo "make console  build the web console into console/dist (needs Node >= $(NODE_MAJOR_NEEDED))"
@@ -36,8 +37,9 @@ $(INSTALLED): pyproject.toml $(LOCKS)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# TRACES=1: Jaeger too, every process exporting its traces to it (README: Traces).
 dev: $(INSTALLED) console
-	$(BIN)/python -m devstack up
+	$(BIN)/python -m devstack up $(if $(filter-out 0,$(TRACES)),--traces)
 
 console: $(CONSOLE_BUILT)
 

@@ -16,6 +16,7 @@ from agent_configs.settings import get_settings
 from devstack import DEFAULT_ROOT, REPO_ROOT, Devstack, Endpoints
 from devstack.chat import chat
 from devstack.errors import DevstackError, Interrupted
+from devstack.trace_backend import TraceBackend
 from scripts.setup_agents import redact_uri, run_seed
 
 DEV_ADMIN_KEY = (
@@ -32,6 +33,8 @@ DEV_PORTS = {
     "DEVSTACK_METRICS_PORT": 9100,
     "DEVSTACK_ADMIN_API_PORT": 8000,
     "DEVSTACK_DISPATCHER_PORT": 9102,
+    "DEVSTACK_OTLP_PORT": 4318,  # Jaeger, with `make dev TRACES=1`: OTLP/HTTP in
+    "DEVSTACK_TRACE_QUERY_PORT": 16686,  # and its query API
 }
 """Every port `make dev` listens on by default, by the variable that moves it (0: any free
 port). The tests set each of them to 0, so a stack they start takes no fixed port."""
@@ -161,6 +164,12 @@ def up(
     worker: Annotated[bool, typer.Option(help="Run the Switchboard worker too.")] = True,
     admin_api: Annotated[bool, typer.Option(help="Run the admin API (uvicorn) too.")] = True,
     dispatcher: Annotated[bool, typer.Option(help="Run the webhook dispatcher too.")] = True,
+    traces: Annotated[
+        bool,
+        typer.Option(
+            help="Run Jaeger and export every process's traces to it (`make dev TRACES=1`)."
+        ),
+    ] = False,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
     stop = StopSignals()
@@ -177,6 +186,14 @@ def up(
     try:
         with stack as endpoints:
             settings = get_settings()
+            traced: TraceBackend | None = None
+            if traces:
+                stop.check("Jaeger")
+                console.print("starting Jaeger (traces)...")
+                traced = stack.start_jaeger(
+                    _port_from_env("DEVSTACK_OTLP_PORT"),
+                    _port_from_env("DEVSTACK_TRACE_QUERY_PORT"),
+                )
             if seed:
                 stop.check("seeding")
                 code = asyncio.run(run_seed(endpoints.mongo_uri, settings.mongo_db))
@@ -187,7 +204,7 @@ def up(
                 console.print("starting the worker...")
                 stack.start_worker(
                     endpoints,
-                    {"MONGO_DB": settings.mongo_db},
+                    {"MONGO_DB": settings.mongo_db} | _otel_env(traced, "switchboard-worker"),
                     _port_from_env("DEVSTACK_WORKER_PORT"),
                     _port_from_env("DEVSTACK_METRICS_PORT"),
                 )
@@ -200,17 +217,24 @@ def up(
                         "ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY
                     ),
                     "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
-                }
+                } | _otel_env(traced, "switchboard-admin-api")
+                if traced is not None:  # the console's session page reads traces through it
+                    api_env["ADMIN_TRACE_QUERY_URL"] = traced.query_url
                 stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT"))
             if dispatcher:
                 stop.check("the webhook dispatcher")
                 console.print("starting the webhook dispatcher...")
                 stack.start_dispatcher(
                     endpoints,
-                    {"MONGO_DB": settings.mongo_db},
+                    {"MONGO_DB": settings.mongo_db} | _otel_env(traced, "switchboard-dispatcher"),
                     _port_from_env("DEVSTACK_DISPATCHER_PORT"),
                 )
             _print_endpoints(endpoints, stack)
+            if traced is not None:
+                print(
+                    f"Traces: Jaeger's query API {traced.query_url}/api/traces/<trace id>, OTLP "
+                    f"in at {traced.otlp_endpoint}; a session's trace is on its console page"
+                )
             console.print("Running. Ctrl-C stops everything.")
             stop.wait()
             console.print("stopping...")
@@ -220,6 +244,11 @@ def up(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     console.print("stopped.")
+
+
+def _otel_env(traced: TraceBackend | None, service_name: str) -> dict[str, str]:
+    """The OTEL_* variables that point one process at Jaeger (none without `--traces`)."""
+    return traced.otel_env(service_name) if traced is not None else {}
 
 
 @app.command("chat")

@@ -46,11 +46,12 @@ export function waterfallOf(value: unknown): WaterfallStage[] {
 export const waterfallScale = (turns: { waterfall?: unknown }[]) =>
   Math.max(0, ...turns.flatMap((t) => waterfallOf(t.waterfall).map((s) => s.end_ms)));
 
-export function TurnWaterfall({ stages, scaleMs, origin }: {
+export function TurnWaterfall({ stages, scaleMs, origin, compact = false }: {
   stages: WaterfallStage[];
   scaleMs?: number;
   /** Where the clock started, in words ("from the end of the user's speech"). */
   origin?: string | null;
+  compact?: boolean;
 }) {
   if (stages.length === 0) return null;
   const rows: WaterfallRow[] = stages.map((s, index) => {
@@ -80,6 +81,7 @@ export function TurnWaterfall({ stages, scaleMs, origin }: {
       rows={rows}
       scaleMs={scaleMs}
       testId="waterfall"
+      compact={compact}
       nameHeader="stage"
       data={{ stages: stages.length }}
       caption={<>Where the turn's time went, {origin ?? "from the user's message or end of speech"}: {formatWaterfallMs(last)} to the last stage</>}

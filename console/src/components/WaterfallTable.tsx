@@ -32,7 +32,7 @@ export function formatWaterfallMs(ms: number): string {
 
 const percent = (ms: number, scale: number) => `${Math.min(100, Math.max(0, (ms / scale) * 100)).toFixed(2)}%`;
 
-export function WaterfallTable({ rows, scaleMs, caption, nameHeader, testId, data }: {
+export function WaterfallTable({ rows, scaleMs, caption, nameHeader, testId, data, compact = false }: {
   rows: WaterfallRow[];
   /** The time the whole width stands for (shared by the tables to compare); at least the last end. */
   scaleMs?: number;
@@ -40,11 +40,13 @@ export function WaterfallTable({ rows, scaleMs, caption, nameHeader, testId, dat
   nameHeader: string;
   testId: string;
   data?: Record<string, string | number | undefined>;
+  /** A narrow column (the playground's): start and duration share one cell, the bars get the room. */
+  compact?: boolean;
 }) {
   const scale = Math.max(scaleMs ?? 0, ...rows.map((r) => r.endMs), 1);
   const dataAttributes = Object.fromEntries(Object.entries(data ?? {}).map(([k, v]) => [`data-${k}`, v]));
   return (
-    <table className="wf" data-testid={testId} data-scale-ms={Math.round(scale)} {...dataAttributes}>
+    <table className={compact ? "wf compact" : "wf"} data-testid={testId} data-scale-ms={Math.round(scale)} {...dataAttributes}>
       <caption>{caption}</caption>
       <thead>
         <tr>
@@ -52,8 +54,14 @@ export function WaterfallTable({ rows, scaleMs, caption, nameHeader, testId, dat
           <th scope="col" className="wf-axis">
             <span className="visually-hidden">Timeline, </span>0 <span aria-hidden="true">→</span> {formatWaterfallMs(scale)}
           </th>
-          <th scope="col" className="num">start</th>
-          <th scope="col" className="num">took</th>
+          {compact ? (
+            <th scope="col" className="num">start, took</th>
+          ) : (
+            <>
+              <th scope="col" className="num">start</th>
+              <th scope="col" className="num">took</th>
+            </>
+          )}
         </tr>
       </thead>
       <tbody>
@@ -65,7 +73,7 @@ export function WaterfallTable({ rows, scaleMs, caption, nameHeader, testId, dat
               <th scope="row" className="wf-name" style={row.depth ? { paddingLeft: `${8 + row.depth * 14}px` } : undefined}>
                 <span className="wf-label">{row.name}</span>
                 {row.error && <span className="chip bad wf-error-chip">error</span>}
-                {row.detail && <span className="wf-detail">{row.detail}</span>}
+                {row.detail && <span className="wf-detail" title={typeof row.detail === "string" ? row.detail : undefined}>{row.detail}</span>}
               </th>
               <td className="wf-track" aria-hidden="true">
                 {point ? (
@@ -78,8 +86,17 @@ export function WaterfallTable({ rows, scaleMs, caption, nameHeader, testId, dat
                   />
                 )}
               </td>
-              <td className="num">{point ? <>at {formatWaterfallMs(row.startMs)}</> : formatWaterfallMs(row.startMs)}</td>
-              <td className="num">{point ? <span className="visually-hidden">a point in time</span> : formatWaterfallMs(row.endMs - row.startMs)}</td>
+              {compact ? (
+                <td className="num">
+                  {point ? <>at {formatWaterfallMs(row.startMs)}</> : formatWaterfallMs(row.startMs)}
+                  {!point && <span className="wf-took">took {formatWaterfallMs(row.endMs - row.startMs)}</span>}
+                </td>
+              ) : (
+                <>
+                  <td className="num">{point ? <>at {formatWaterfallMs(row.startMs)}</> : formatWaterfallMs(row.startMs)}</td>
+                  <td className="num">{point ? <span className="visually-hidden">a point in time</span> : formatWaterfallMs(row.endMs - row.startMs)}</td>
+                </>
+              )}
             </tr>
           );
         })}

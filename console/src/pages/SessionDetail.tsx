@@ -126,7 +126,7 @@ export function SessionDetail({ sessionId }: { sessionId: string }) {
                 <h2>Trace</h2>
                 <span className="hint">routing, config, turns, tools, records and deliveries, from the trace backend</span>
               </div>
-              <TraceView sessionId={session.session_id} active={session.status === "active"} />
+              <TraceView sessionId={session.session_id} active={session.status === "active"} endedAt={session.ended_at} />
             </section>
           )}
         </div>

@@ -111,7 +111,7 @@ export function SummaryCard({ view }: { view: SessionView }) {
       {summary.status === "missing" && <p className="notice">{summary.note}</p>}
       {view.sessionId && (
         <p className="hint">
-          Session <a href={`#/sessions/${encodeURIComponent(view.sessionId)}`}><code>{view.sessionId}</code></a>
+          Session <a href={`#/sessions/${encodeURIComponent(view.sessionId)}`} data-testid="summary-session-link"><code>{view.sessionId}</code></a>
         </p>
       )}
     </section>

@@ -78,7 +78,7 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
         </details>
       )}
       <LatencyRow latency={latency} server={turn.latency_ms} serverFrom={turn.latency_from} voice={voice} />
-      <TurnWaterfall stages={waterfallOf(turn.waterfall)} origin={latencyOrigin(turn.latency_from)} />
+      <TurnWaterfall stages={waterfallOf(turn.waterfall)} origin={latencyOrigin(turn.latency_from)} compact />
     </article>
   );
 }

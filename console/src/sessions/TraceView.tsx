@@ -3,15 +3,19 @@
  * its bar on the trace's time scale, its service and attributes one click away.
  *
  * A 503 means no trace backend is configured; a 404 that this session's trace is not there
- * (tracing was off when it ran, or the backend has not received it yet: an active session is
- * asked again every few seconds). */
+ * (tracing was off when it ran, or the backend has not received it yet). Spans leave the
+ * worker in batches (OpenTelemetry's batch processor: every 5 s, the last ones at the
+ * session's end), so while the session is active and for SETTLE_MS after it ended the trace
+ * is asked for again every few seconds. */
 import { useEffect, useState } from "react";
 import { ApiError } from "../api";
 import { formatWaterfallMs, WaterfallTable, type WaterfallRow } from "../components/WaterfallTable";
 import { getSessionTrace } from "./api";
 import type { SessionTrace, TraceSpan } from "./types";
 
-const RETRY_MS = 4000;
+const RETRY_MS = 3000;
+/** After the session's end: the worker's last batch of spans, then the backend's own. */
+export const TRACE_SETTLE_MS = 30_000;
 /** Drawn at most: a table of thousands of rows helps nobody; the rest is counted. */
 const MAX_ROWS = 400;
 
@@ -22,25 +26,27 @@ type TraceState =
   | { state: "not-found" }
   | { state: "error"; message: string };
 
-export function TraceView({ sessionId, active }: { sessionId: string; active: boolean }) {
+export function TraceView({ sessionId, active, endedAt }: { sessionId: string; active: boolean; endedAt: string | null }) {
   const [trace, setTrace] = useState<TraceState>({ state: "loading" });
 
   useEffect(() => {
     let cancelled = false;
     let timer: number | undefined;
+    const ended = endedAt ? new Date(endedAt).getTime() : NaN;
+    const settling = () => active || (Number.isFinite(ended) && Date.now() - ended < TRACE_SETTLE_MS);
     const load = async () => {
       try {
         const found = await getSessionTrace(sessionId);
         if (cancelled) return;
         setTrace({ state: "shown", trace: found });
-        if (active) timer = window.setTimeout(load, RETRY_MS); // spans keep coming while it runs
+        if (settling()) timer = window.setTimeout(load, RETRY_MS); // spans keep coming
       } catch (e) {
         if (cancelled) return;
         const status = e instanceof ApiError ? e.status : 0;
         if (status === 503) setTrace({ state: "not-configured" });
         else if (status === 404) {
           setTrace({ state: "not-found" });
-          if (active) timer = window.setTimeout(load, RETRY_MS);
+          if (settling()) timer = window.setTimeout(load, RETRY_MS);
         } else setTrace({ state: "error", message: (e as Error).message });
       }
     };
@@ -49,7 +55,7 @@ export function TraceView({ sessionId, active }: { sessionId: string; active: bo
       cancelled = true;
       window.clearTimeout(timer);
     };
-  }, [sessionId, active]);
+  }, [sessionId, active, endedAt]);
 
   if (trace.state === "loading") return <p className="hint" data-testid="session-trace" data-state="loading">Loading the trace…</p>;
   if (trace.state === "not-configured") {
