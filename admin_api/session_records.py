@@ -6,7 +6,7 @@ A session's detail joins its turns here, in Python: FerretDB v1 has no `$lookup`
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ASCENDING, DESCENDING
@@ -49,6 +49,33 @@ class TranscriptLine(BaseModel):
     text: str
 
 
+class WaterfallStage(BaseModel):
+    """One stage of a turn's latency waterfall (worker/waterfall.py), in ms from the turn's
+    origin (`latency_from`); a point has `start_ms == end_ms`."""
+
+    stage: str
+    start_ms: float
+    end_ms: float
+    source: Literal["livekit", "switchboard"]
+    detail: str | None = None
+
+
+class ModelCost(BaseModel):
+    model: str
+    input_tokens: int
+    output_tokens: int
+    requests: int
+
+
+class SessionCost(BaseModel):
+    """What the session cost (worker/cost.py), written at its end."""
+
+    llm: list[ModelCost] = Field(default_factory=list)
+    stt_audio_s: float = 0.0
+    tts_characters: int = 0
+    tool_calls: int = 0
+
+
 class Turn(BaseModel):
     """One structured turn: the filled schema fields, `ok` or `failed` after one retry."""
 
@@ -63,9 +90,15 @@ class Turn(BaseModel):
     error: str | None = None
     attempts: int | None = None
     created_at: datetime | None = None
+    latency_ms: dict[str, int] | None = None
+    latency_from: str | None = None
+    waterfall: list[WaterfallStage] | None = None
+    """None for turns stored before the waterfall existed."""
 
 
 class SessionDetail(SessionSummary):
+    cost: SessionCost | None = None
+    """None until the session has ended (and for sessions recorded before costs were)."""
     transcript: list[TranscriptLine] = Field(default_factory=list)
     handoffs: list[dict[str, Any]] = Field(default_factory=list)
     turns: list[Turn] = Field(default_factory=list)

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -56,7 +56,8 @@ from worker import metrics
 from worker.cost import SessionCost
 from worker.escalation import HOLD_MESSAGE, Escalations, close_after_this_reply
 from worker.handoffs import Handoffs, TransferRefused
-from worker.latency import LatencyMarks, mark_received, turn_start
+from worker.host import AgentFactory, HandoffFinder, SlotMover, TargetLoader
+from worker.latency import LatencyMarks, SpeechMarks, mark_received, turn_start
 from worker.outputs import SessionOutputs
 from worker.records import RecordWriter
 from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, is_voice, user_message
@@ -64,7 +65,7 @@ from worker.sinks import Sinks
 from worker.summary import session_summary
 from worker.tools import ToolCallLog, ToolContext, build_tools
 from worker.transcript import Transcript
-from worker.turn import SessionEnd, SessionStart, SpeechMarks, Turn, now
+from worker.turn import SessionEnd, SessionStart, Turn, now
 from worker.turns import SUMMARY_TOPIC, Message, StructuredCaller, TurnFiller, Usage
 
 __all__ = ["HOLD_MESSAGE", "Conversation", "TransferRefused"]
@@ -80,21 +81,6 @@ FINISH_TURNS_TIMEOUT_S = 30.0
 BEFORE_ORIGIN_S = 1.0
 """An LLM or TTS request that began this long before a turn's origin is not the turn's (a
 transfer's own reply, the greeting); within it, livekit's clock and ours may disagree."""
-
-HandoffFinder = Callable[[str, str], Awaitable[tuple[AgentConfig, dict[str, Any]] | None]]
-"""`await find(current_agent_id, user_text)` -> (target config, match details) or None."""
-
-AgentFactory = Callable[[AgentConfig, list[Message]], Awaitable[ConfiguredAgent]]
-"""`await build(config, history)` -> a ready agent of that type that continues `history`."""
-
-SlotMover = Callable[[AgentConfig], Awaitable[bool]]
-"""`await move(target)` -> whether the session now holds a capacity slot of the target type
-(False: the target is at `max_concurrent_sessions`, the session keeps its slot)."""
-
-TargetLoader = Callable[[str], Awaitable[AgentConfig]]
-"""`await load(agent_id)` -> the config of a transfer target, read the way routing reads one;
-raises TransferRefused when it cannot take a session (unknown, paused, refused by the egress
-policy, outside the pool)."""
 
 
 @dataclass
@@ -502,8 +488,10 @@ class Conversation:
                 self._turns.task_done()
 
     async def _finish_turn(self, turn: Turn) -> None:
-        if turn.failure is not None:  # no model answered: no fields to fill
-            turn.status = "failed"
+        failure = turn.failure
+        if failure is not None:  # no model answered: no fields to fill
+            turn.status, turn.error, turn.error_kind = "failed", failure.error, failure.kind
+            turn.attempts = failure.attempts
         else:
             config = turn.config
             streamed = await turn.streamed if turn.streamed is not None else None

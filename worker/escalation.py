@@ -2,16 +2,14 @@
 tool was part of (`end_session`, an escalation with `then: end`)."""
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from livekit.agents import AgentSession
 
 from agent_configs.cloudevents import EventType, escalated_data
+from worker.host import ConversationHost
 from worker.records import SESSIONS, Record
 from worker.turn import now
-
-if TYPE_CHECKING:
-    from worker.conversation import Conversation
 
 ESCALATION_TOPIC = "agent-escalation"
 ESCALATED = "escalated"
@@ -22,7 +20,7 @@ HOLD_MESSAGE = (
 
 
 class Escalations:
-    def __init__(self, conversation: "Conversation") -> None:
+    def __init__(self, conversation: ConversationHost) -> None:
         self._c = conversation
         self.done: list[dict[str, Any]] = []
         """The session record's `escalations`, in order."""

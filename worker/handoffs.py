@@ -9,18 +9,16 @@ record's `handoffs`, the agent participant's attributes, `agent-handoff` to the 
 """
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from agent_configs.cloudevents import EventType, handoff_data
 from agent_configs.models import AgentConfig
 from worker import metrics
+from worker.host import ConversationHost
 from worker.records import SESSIONS, Record
 from worker.session import ConfiguredAgent
 from worker.summary import handover_note
 from worker.turn import now
-
-if TYPE_CHECKING:
-    from worker.conversation import Conversation
 
 HANDOFF_TOPIC = "agent-handoff"
 TRANSFER = "transfer_to_agent"
@@ -31,7 +29,7 @@ class TransferRefused(Exception):
 
 
 class Handoffs:
-    def __init__(self, conversation: "Conversation") -> None:
+    def __init__(self, conversation: ConversationHost) -> None:
         self._c = conversation
         self.done: list[dict[str, Any]] = []
         """The session record's `handoffs`, in order."""

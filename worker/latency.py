@@ -30,8 +30,9 @@ browser and LiveKit (a frontend can add what it measures itself). Where each one
 """
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from livekit.agents import llm
 
@@ -84,3 +85,21 @@ class LatencyMarks:
             for name, at in marks.items()
             if at is not None
         }
+
+
+@dataclass
+class SpeechMarks:
+    """livekit's own marks of a spoken user message (`ChatMessage.metrics`, 1.8), in seconds:
+    the same numbers its `EOUMetrics` carry (agent_activity.py builds one from the other)."""
+
+    end_of_turn_delay: float | None = None
+    """End of speech (VAD) -> the decision that the user's turn ended."""
+    transcription_delay: float | None = None
+    """End of speech -> the final transcript."""
+
+    @classmethod
+    def of(cls, report: Mapping[str, Any] | None) -> "SpeechMarks | None":
+        report = report or {}
+        if not report.get("stopped_speaking_at"):
+            return None  # livekit had no end of speech: its delays are 0.0 placeholders
+        return cls(report.get("end_of_turn_delay"), report.get("transcription_delay"))

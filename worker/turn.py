@@ -8,23 +8,20 @@ nothing downstream asks the conversation for more.
 """
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from livekit.agents.metrics import LLMMetrics, TTSMetrics
 
 from agent_configs.models import AgentConfig
-from worker.latency import LatencyMarks
+from worker.cost import SessionCost
+from worker.latency import LatencyMarks, SpeechMarks
+from worker.session import ConfiguredAgent, ReplyFailure
 from worker.tools import ToolCallRecord
+from worker.transcript import Transcript
 from worker.turns import Message, StreamedTurn, Usage
-
-if TYPE_CHECKING:
-    from worker.cost import SessionCost
-    from worker.session import ConfiguredAgent, ReplyFailure
-    from worker.transcript import Transcript
-    from worker.waterfall import Stage
+from worker.waterfall import Stage, waterfall
 
 TurnStatus = Literal["replied", "ok", "failed"]
 
@@ -34,31 +31,13 @@ def now() -> datetime:
 
 
 @dataclass
-class SpeechMarks:
-    """livekit's own marks of a spoken user message (`ChatMessage.metrics`, 1.8), in seconds:
-    the same numbers its `EOUMetrics` carry (agent_activity.py builds one from the other)."""
-
-    end_of_turn_delay: float | None = None
-    """End of speech (VAD) -> the decision that the user's turn ended."""
-    transcription_delay: float | None = None
-    """End of speech -> the final transcript."""
-
-    @classmethod
-    def of(cls, report: Mapping[str, Any] | None) -> "SpeechMarks | None":
-        report = report or {}
-        if not report.get("stopped_speaking_at"):
-            return None  # livekit had no end of speech: its delays are 0.0 placeholders
-        return cls(report.get("end_of_turn_delay"), report.get("transcription_delay"))
-
-
-@dataclass
 class Turn:
     """One turn, from the user's message to its fields."""
 
     index: int
     session_id: str
     user_id: str | None
-    agent: "ConfiguredAgent"
+    agent: ConfiguredAgent
     """The agent that replied: after a transfer the conversation's current one is another."""
     history: list[Message]
     """The transcript up to and with the reply (the fields' extraction call reads it)."""
@@ -72,7 +51,7 @@ class Turn:
     """The tool calls that led to the reply."""
     streamed: asyncio.Future[StreamedTurn] | None = None
     """The fields that came with the reply, when they do (resolves once they are written)."""
-    failure: "ReplyFailure | None" = None
+    failure: ReplyFailure | None = None
     """No model answered, or only whitespace: the turn is `failed` and has no fields."""
     speech: SpeechMarks | None = None
     llm_node_ttft: float | None = None
@@ -88,7 +67,7 @@ class Turn:
     error_kind: str | None = None
     attempts: int | None = None
     filled_at: datetime | None = None
-    _waterfall: "list[Stage] | None" = field(default=None, repr=False)
+    _waterfall: list[Stage] | None = field(default=None, repr=False)
 
     @property
     def config(self) -> AgentConfig:
@@ -114,13 +93,13 @@ class Turn:
             "waterfall": [stage.as_dict() for stage in self.waterfall()],
         }
 
-    def waterfall(self) -> list["Stage"]:
+    def waterfall(self) -> list[Stage]:
         """Built once the turn is finished (every sink reads the same list)."""
         if self._waterfall is not None:
             return self._waterfall
-        from worker.waterfall import waterfall  # it reads this module's Turn
-
-        stages = waterfall(self)
+        stages = waterfall(
+            self.latency, self.speech, self.llm_requests, self.tts_requests, self.tool_calls
+        )
         if self.finished:
             self._waterfall = stages
         return stages
@@ -151,8 +130,8 @@ class SessionEnd:
     reason: str
     detail: str | None
     summary: str | None
-    transcript: "Transcript"
+    transcript: Transcript
     handoffs: list[dict[str, Any]]
     escalations: list[dict[str, Any]]
     usage: Usage
-    cost: "SessionCost"
+    cost: SessionCost

@@ -35,10 +35,12 @@ other places), so a mark a few ms before it is shown at 0.
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from worker.turn import Turn
+from livekit.agents.metrics import LLMMetrics, TTSMetrics
+
+from worker.latency import LatencyMarks, SpeechMarks
+from worker.tools import ToolCallRecord
 
 Source = Literal["livekit", "switchboard"]
 ORIGIN_STAGES = {"typed": "message_received", "end_of_speech": "user_speech_end"}
@@ -83,8 +85,14 @@ def _ms(seconds: float) -> float:
     return max(0.0, round(seconds * 1000, 1))
 
 
-def waterfall(turn: "Turn") -> list[Stage]:
-    marks = turn.latency
+def waterfall(
+    marks: LatencyMarks,
+    speech: SpeechMarks | None,
+    llm_requests: list[LLMMetrics],
+    tts_requests: list[TTSMetrics],
+    tool_calls: list[ToolCallRecord],
+) -> list[Stage]:
+    """A turn's stages (worker/turn.py `Turn.waterfall`), from its parts."""
     origin = marks.started_at
     stages: list[Stage] = []
 
@@ -103,26 +111,25 @@ def waterfall(turn: "Turn") -> list[Stage]:
     else:
         ours = marks.origin == "typed"  # our stamp; the end of speech is livekit's VAD
         point(ORIGIN_STAGES[marks.origin], origin, "switchboard" if ours else "livekit")
-    speech = turn.speech
     if marks.origin == "end_of_speech" and speech is not None:
         if speech.end_of_turn_delay is not None:
             span("end_of_utterance", origin, origin + speech.end_of_turn_delay, "livekit")
         if speech.transcription_delay is not None:
             span("transcript_final", origin, origin + speech.transcription_delay, "livekit")
-    for request in turn.llm_requests:
+    for request in llm_requests:
         start = request.timestamp - request.duration
         end = start + request.ttft if request.ttft >= 0 else start + request.duration
         model = request.metadata.model_name if request.metadata else None
         span("llm", start, end, "livekit", model or request.label)
     point("first_text", marks.first_text_at, "switchboard")
-    if turn.tts_requests:
-        first = min(turn.tts_requests, key=lambda m: m.timestamp - m.duration)
+    if tts_requests:
+        first = min(tts_requests, key=lambda m: m.timestamp - m.duration)
         start = first.timestamp - first.duration
         end = start + first.ttfb if first.ttfb >= 0 else start + first.duration
         model = first.metadata.model_name if first.metadata else None
         span("tts", start, end, "livekit", model or first.label)
     point("first_audio", marks.first_audio_at, "livekit")
-    for call in turn.tool_calls:
+    for call in tool_calls:
         if call.started_at:
             end = call.started_at + call.duration_ms / 1000
             span("tool", call.started_at, end, "switchboard", call.name)

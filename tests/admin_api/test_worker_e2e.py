@@ -148,6 +148,16 @@ async def test_the_recorded_session_is_served_with_its_turns_and_events(
     assert detail["turns"] and detail["turns"][0]["turn_index"] == 0
     assert detail["turns"][0]["user_text"].startswith("My password")
     assert any(line["role"] == "user" for line in detail["transcript"])
+    # the turn's waterfall and what the session cost (worker/waterfall.py, worker/cost.py)
+    assert detail["turns"][0]["waterfall"][0] == {
+        "stage": "message_received",
+        "start_ms": 0,
+        "end_ms": 0,
+        "source": "switchboard",
+        "detail": None,
+    }
+    assert set(detail["cost"]) == {"llm", "stt_audio_s", "tts_characters", "tool_calls"}
+    assert detail["cost"]["tts_characters"] == 0  # a text session
 
     events = (
         await api.get("/api/v1/events", params={"session_id": session_id}, headers=viewer)
