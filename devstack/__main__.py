@@ -147,10 +147,14 @@ def build(
     tools: Annotated[
         bool, typer.Option(help="Also build kustomize (for the manifest tests).")
     ] = False,
+    redis: Annotated[
+        bool,
+        typer.Option(help="Also unpack Debian's redis-server (LiveKit multi-node, make scale)."),
+    ] = False,
 ) -> None:
     """Build the Go services (cached: a no-op when up to date)."""
     try:
-        Devstack(DEFAULT_ROOT, console=console).build(tools=tools)
+        Devstack(DEFAULT_ROOT, console=console).build(tools=tools, redis=redis)
     except DevstackError as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(1) from None

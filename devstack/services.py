@@ -8,6 +8,7 @@ import atexit
 import contextlib
 import importlib.util
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from agent_configs.settings import (
 )
 from devstack.binaries import FERRETDB, JAEGER, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import Interrupted, PortInUse, ServiceFailed
+from devstack.redis_server import ensure_redis
 from devstack.trace_backend import TraceBackend, jaeger_config
 
 DEV_API_KEY = DEV_LIVEKIT_API_KEY
@@ -54,6 +56,10 @@ class Endpoints:
     webhook_encryption_key: str | None = None
     """The dev `WEBHOOK_ENCRYPTION_KEY` this stack hands its processes; None when the environment
     has its own (they inherit it) or the stack is not on dev keys."""
+    livekit_nodes: list["LivekitNode"] = field(default_factory=list)
+    """The LiveKit nodes this stack started (`livekit_url` is the first one's); two or more
+    share `redis_address` (LiveKit's multi-node mode)."""
+    redis_address: str | None = None
 
     @property
     def local_llm_embedded(self) -> bool:
@@ -93,6 +99,20 @@ class _Running:
     log_path: Path
 
 
+@dataclass(eq=False)  # one object per process: compared and hashed by identity
+class LivekitNode:
+    """One livekit-server process: its URL, the node id it logged, its process (the multi-node
+    tests stop one)."""
+
+    url: str
+    node_id: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+LIVEKIT_START_ATTEMPTS = 3
+
+
 def reserve_port(
     preferred: int, service: str, env_name: str, kind: int = socket.SOCK_STREAM
 ) -> int:
@@ -125,6 +145,7 @@ class Devstack:
         mongo_port: int = 0,
         livekit_port: int = 0,
         llm_port: int | None = 0,
+        livekit_nodes: int = 1,
         console: Console | None = None,
         environ: dict[str, str] | None = None,
         stop_requested: Callable[[], bool] = lambda: False,
@@ -134,6 +155,7 @@ class Devstack:
         self.mongo_port = mongo_port
         self.livekit_port = livekit_port
         self.llm_port = llm_port  # None: do not start the local LLM
+        self.livekit_nodes = livekit_nodes  # more than one: Redis too (LiveKit's multi-node mode)
         self.console = console or Console(stderr=True)
         self.environ = dict(os.environ if environ is None else environ)
         self.stop_requested = stop_requested
@@ -154,15 +176,20 @@ class Devstack:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def build(self, *, tools: bool = False) -> None:
-        """Build whatever the environment does not already provide (+ kustomize for tests)."""
+    def build(self, *, tools: bool = False, redis: bool = False) -> None:
+        """Build whatever the environment does not already provide (+ kustomize for tests,
+        + Redis for a multi-node LiveKit, `make scale`)."""
         if tools:
             ensure_built(KUSTOMIZE, self.root / "bin", self.console)
             ensure_built(JAEGER, self.root / "bin", self.console)  # the trace tests
+        if redis:
+            ensure_redis(self.root)
         if not self.environ.get("MONGO_URI"):
             ensure_built(FERRETDB, self.root / "bin", self.console)
         if not self.environ.get("LIVEKIT_URL"):
             ensure_built(LIVEKIT_SERVER, self.root / "bin", self.console)
+            if self.livekit_nodes > 1:
+                ensure_redis(self.root)
 
     def start(self) -> Endpoints:
         self.build()
@@ -174,8 +201,15 @@ class Devstack:
         livekit_url = self.environ.get("LIVEKIT_URL")
         api_key = self.environ.get("LIVEKIT_API_KEY", DEV_API_KEY)
         api_secret = self.environ.get("LIVEKIT_API_SECRET", DEV_API_SECRET)
+        nodes: list[LivekitNode] = []
+        redis_address = None
         if not livekit_url:
-            livekit_url = self._start_livekit()
+            if self.livekit_nodes > 1:
+                redis_address = self._start_redis()
+                started.append("redis")
+            for index in range(self.livekit_nodes):
+                nodes.append(self._start_livekit(index, redis_address))
+            livekit_url = nodes[0].url
             api_key, api_secret = DEV_API_KEY, DEV_API_SECRET
             started.append("livekit-server")
         llm_url = self.environ.get("LOCAL_LLM_URL")  # the user's own server: nothing to start
@@ -186,6 +220,7 @@ class Devstack:
         endpoints = Endpoints(
             mongo_uri, livekit_url, api_key, api_secret, llm_url, started, llm_model
         )
+        endpoints.livekit_nodes, endpoints.redis_address = nodes, redis_address
         if endpoints.uses_dev_keys and not self.environ.get("WEBHOOK_ENCRYPTION_KEY"):
             endpoints.webhook_encryption_key = DEV_WEBHOOK_ENCRYPTION_KEY
         return endpoints
@@ -225,11 +260,54 @@ class Devstack:
         self._wait_until(service, lambda: accepts_tcp(port))
         return f"mongodb://127.0.0.1:{port}/"
 
-    def _start_livekit(self) -> str:
-        port = reserve_port(self.livekit_port, "LiveKit server", "DEVSTACK_LIVEKIT_PORT")
+    def _start_redis(self) -> str:
+        """Redis for LiveKit's multi-node mode: a free port, no persistence (`save ""`, no
+        append-only file), its working directory inside this run's directory."""
+        redis = ensure_redis(self.root)
+        port = reserve_port(0, "Redis", "DEVSTACK_LIVEKIT_PORT")
+        data = self.run_dir / "data" / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(redis.server),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+        ]
+        service = self._spawn("redis", command, redis.env(self.environ))
+        self._wait_until(service, lambda: accepts_tcp(port))
+        return f"127.0.0.1:{port}"
+
+    def _start_livekit(self, index: int = 0, redis_address: str | None = None) -> LivekitNode:
+        """One livekit-server in dev mode; with `redis_address`, a node of a cluster: every node
+        shares the keys and Redis, and has ports of its own (HTTP, RTC over TCP, one UDP port).
+
+        A port the probe found free can be taken before LiveKit binds it: free ports come from
+        the ephemeral range every outgoing connection also takes its local port from (seen in
+        `make scale`, a node's second start: `bind: address already in use`). Then it starts
+        again on fresh ports."""
+        for attempt in range(1, LIVEKIT_START_ATTEMPTS + 1):
+            try:
+                return self._start_livekit_once(index, redis_address)
+            except ServiceFailed as exc:
+                if "address already in use" not in str(exc) or attempt == LIVEKIT_START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_livekit_once(self, index: int, redis_address: str | None) -> LivekitNode:
+        name = "livekit-server" if index == 0 else f"livekit-server-{index}"
+        preferred = self.livekit_port if index == 0 else 0
+        port = reserve_port(preferred, "LiveKit server", "DEVSTACK_LIVEKIT_PORT")
         rtc_tcp = reserve_port(0, "LiveKit RTC/TCP", "DEVSTACK_LIVEKIT_PORT")
         rtc_udp = reserve_port(0, "LiveKit RTC/UDP", "DEVSTACK_LIVEKIT_PORT", socket.SOCK_DGRAM)
-        config = self.run_dir / "livekit.yaml"
+        config = self.run_dir / f"{name}.yaml"
+        redis = f"redis:\n  address: {redis_address}\n" if redis_address else ""
         config.write_text(
             f"port: {port}\n"
             "rtc:\n"
@@ -237,6 +315,7 @@ class Devstack:
             f"  udp_port: {rtc_udp}\n"
             "  use_external_ip: false\n"
             "  enable_loopback_candidate: true\n"
+            f"{redis}"
             "keys:\n"
             f"  {DEV_API_KEY}: {DEV_API_SECRET}\n"
             "logging:\n"
@@ -252,9 +331,19 @@ class Devstack:
             "--node-ip",
             "127.0.0.1",
         ]
-        service = self._spawn("livekit-server", command)
-        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
-        return f"ws://127.0.0.1:{port}"
+        service = self._spawn(name, command)
+        try:
+            self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/"))
+        except ServiceFailed:
+            self._running.remove(service)  # it has exited: nothing to stop
+            raise
+        node_id = re.search(r'"nodeID": "(\w+)"', service.log_path.read_text(errors="replace"))
+        return LivekitNode(
+            f"ws://127.0.0.1:{port}",
+            node_id.group(1) if node_id else "",
+            service.process,
+            service.log_path,
+        )
 
     def _start_llm(self, preferred_port: int) -> str:
         port = reserve_port(preferred_port, "local LLM server", "DEVSTACK_LLM_PORT")

@@ -226,6 +226,7 @@ async def entrypoint(ctx: JobContext) -> None:
     running = await _open_conversation(ctx, services, session_id, routed, ready)
     running.trace = traced
     ctx.add_shutdown_callback(running.finish)
+    _running[ctx.job.id] = running
     # Before the session starts, so `session.started` is the session's first event (seq 0)
     # and the active-sessions gauge `finish` decrements was incremented: recorded after the
     # start, a turn answered while the agent's attributes were still being set (a busy CPU,
@@ -268,8 +269,35 @@ class _RunningSession:
     heartbeat: "asyncio.Task[None]"
     housekeeping: "asyncio.Task[None] | None" = None
     trace: SessionTrace | None = None
+    _finishing: "asyncio.Task[None] | None" = None
+    _backstop: "asyncio.Task[None] | None" = None
 
     async def finish(self, reason: str) -> None:
+        """Once, whoever calls first: livekit's shutdown callback or the backstop below."""
+        if self._finishing is None:
+            self._finishing = asyncio.create_task(self._finish_traced(reason))
+        await asyncio.shield(self._finishing)
+
+    def finish_even_if_the_room_hangs(self) -> None:
+        """livekit runs the shutdown callbacks (`finish`) only once its `room.disconnect()`
+        has returned; a disconnect that never returned would leave the session `active` and
+        unreported until the supervisor kills the process 90 s later. From `on_session_end`
+        (just before that disconnect) this ends the session anyway if `finish` has not begun
+        in time. (The hang `make scale` showed was the heartbeat, below; this is the
+        backstop for whatever else could hold the end.)"""
+        self._backstop = asyncio.create_task(self._finish_unless_begun())
+
+    async def _finish_unless_begun(self) -> None:
+        await asyncio.sleep(ROOM_DISCONNECT_GRACE_S)
+        if self._finishing is None:
+            logger.warning(
+                "the room's disconnect has not returned after %.0f s: ending the session "
+                "without waiting for it",
+                ROOM_DISCONNECT_GRACE_S,
+            )
+            await self.finish("room_disconnect_hung")
+
+    async def _finish_traced(self, reason: str) -> None:
         """The end in the session's trace (its last records and `session.ended` carry it);
         the trace ends, and is sent, last."""
         if self.trace is None:
@@ -290,10 +318,7 @@ class _RunningSession:
             now = time.monotonic()
             steps[step], mark = round(now - mark, 3), now
 
-        self.heartbeat.cancel()
-        await asyncio.gather(
-            self.heartbeat, return_exceptions=True
-        )  # no beat lands after its removal
+        await _stop_beating(self.heartbeat)
         took("heartbeat")
         if self.housekeeping is not None:
             await _let_finish_or_cancel(self.housekeeping, HOUSEKEEPING_AT_END_S)
@@ -484,6 +509,9 @@ def _record_start(
 _concluding: dict[str, Callable[[], Awaitable[None]]] = {}
 """Job id -> what the session does at its end while the room is still connected."""
 
+_running: dict[str, _RunningSession] = {}
+"""Job id -> its running session, for the backstop `on_session_end` arms."""
+
 
 async def on_session_end(ctx: JobContext) -> None:
     """livekit's hook between the AgentSession's close and the room's disconnect, for every
@@ -493,6 +521,9 @@ async def on_session_end(ctx: JobContext) -> None:
     conclude = _concluding.pop(ctx.job.id, None)
     if conclude is not None:
         await conclude()
+    running = _running.pop(ctx.job.id, None)
+    if running is not None:
+        running.finish_even_if_the_room_hangs()
 
 
 def _greet(session: AgentSession, greeting: str) -> None:
@@ -739,6 +770,21 @@ async def _load_transfer_target(services: ProcessServices, agent_id: str) -> Age
     return await services.catalog.get(agent_id)
 
 
+HEARTBEAT_STOP_S = 2.0
+
+
+async def _stop_beating(heartbeat: "asyncio.Task[None]") -> None:
+    """Cancelled and awaited, so no beat lands after its removal; bounded, because in
+    `make scale` a heartbeat task went on beating after its cancel (pymongo caught it inside
+    a write, most likely) and the session's end waited on it until livekit killed the
+    process 90 s later, its record still `active`. A beat that lands late is stale and the
+    next sweep removes it."""
+    heartbeat.cancel()
+    done, _ = await asyncio.wait({heartbeat}, timeout=HEARTBEAT_STOP_S)
+    if not done:
+        logger.warning("heartbeat still running %.0f s after its cancel: left", HEARTBEAT_STOP_S)
+
+
 async def _heartbeat(services: ProcessServices, held: SessionSlot, session_id: str) -> None:
     """Tells other workers this session (and its capacity slot, wherever hand-offs moved it)
     is alive; a beat takes at most one heartbeat interval, however long the record queue is.
@@ -834,6 +880,9 @@ async def _tidy_up_quietly(services: ProcessServices) -> None:
 
 
 SLOW_FINISH_S = 3.0
+ROOM_DISCONNECT_GRACE_S = 15.0
+"""How long after `on_session_end` a session waits for livekit's room disconnect (normally
+well under a second) before it ends itself: well inside the supervisor's 90 s kill."""
 HOUSEKEEPING_AT_END_S = 5.0
 """How long a session's end waits for the housekeeping its start began: it is best effort
 (the next job start does it again), and the session's own end record must not wait on it."""

@@ -9,14 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import api
+from livekit import api, rtc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.database import open_client
@@ -107,6 +107,13 @@ def wait_until_registered(process: subprocess.Popen[bytes], log_path: Path) -> N
     )
 
 
+def registered_id(replica: RunningWorker) -> str:
+    """The id LiveKit gave the worker when it registered (session records carry it)."""
+    match = re.search(r'"registered worker".*?"id": "(AW_\w+)"', replica.log_path.read_text())
+    assert match, "worker id not in the log"
+    return match.group(1)
+
+
 def stop_worker(
     process: subprocess.Popen[bytes], timeout: float = 60.0, *, signalled: bool = False
 ) -> None:
@@ -147,14 +154,17 @@ def launched_workers(
     prefix: str = "sb-test",
     replicas: int = 1,
     extra_env: dict[str, str] | None = None,
+    replica_env: Callable[[int], dict[str, str]] | None = None,
 ) -> Iterator[list[RunningWorker]]:
-    """`replicas` worker processes sharing one agent name, registered before the block runs."""
+    """`replicas` worker processes sharing one agent name, registered before the block runs.
+    `replica_env(i)` is what replica i has of its own (tests/scale: the LiveKit node it joins)."""
     agent_name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     started: list[RunningWorker] = []
     try:
-        for _ in range(replicas):
+        for index in range(replicas):
             tmp = tmp_path_factory.mktemp(prefix)
             env = worker_env(endpoints, database_name, agent_name, tmp) | (extra_env or {})
+            env |= replica_env(index) if replica_env else {}
             log_path = tmp / "worker.log"
             process = start_worker(env, log_path)
             started.append(RunningWorker(agent_name, database_name, process, log_path, env))
@@ -207,6 +217,15 @@ async def jobs_of(lk: api.LiveKitAPI, room: str) -> int:
     """The jobs LiveKit placed for `room`: its dispatch records one per placement, so a room
     sent to two workers shows two, without waiting to see whether a second agent joins."""
     return sum(len(d.state.jobs) for d in await lk.agent_dispatch.list_dispatch(room))
+
+
+def agents_in(client: RoomClient) -> int:
+    """Agent participants in the client's room, as the client sees them."""
+    return sum(
+        1
+        for p in client.room.remote_participants.values()
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    )
 
 
 def assert_the_model_answered(turn: dict[str, Any]) -> None:

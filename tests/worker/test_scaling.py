@@ -4,21 +4,22 @@ leaves no session silently missing: its sessions end as `aborted`."""
 
 import asyncio
 import os
-import re
 import signal
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from livekit import api, rtc
+from livekit import api
 from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack import Endpoints
 from devstack.frontend import RoomClient
 from tests.worker.conftest import (
     RunningWorker,
+    agents_in,
     jobs_of,
     launched_workers,
+    registered_id,
 )
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
@@ -40,20 +41,6 @@ def replicas(
         extra_env=fast_heartbeats,
     ) as started:
         yield started
-
-
-def registered_id(replica: RunningWorker) -> str:
-    match = re.search(r'"registered worker".*?"id": "(AW_\w+)"', replica.log_path.read_text())
-    assert match, "worker id not in the log"
-    return match.group(1)
-
-
-def agents_in(client: RoomClient) -> int:
-    return sum(
-        1
-        for p in client.room.remote_participants.values()
-        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-    )
 
 
 def new_client(endpoints: Endpoints, agent_name: str) -> RoomClient:
