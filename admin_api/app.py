@@ -34,10 +34,12 @@ from admin_api.routes import (
     routing,
     sessions,
     tokens,
+    traces,
     webhooks,
 )
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
+from agent_configs import telemetry
 
 DESCRIPTION = """Agent types with versions and lifecycle, routing rules with explain, room tokens,
 sessions, analytics and the audit trail of Switchboard.
@@ -70,7 +72,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
                     await asyncio.gather(task, return_exceptions=True)
             await services.close()
 
+    # Requests are traced by FastAPI's own OpenTelemetry support (0.165: a server span per
+    # request named by its route, the caller's traceparent continued, spans for dependencies,
+    # the endpoint and serialization) on the provider set up here, only when OTEL_* asks for
+    # export; without one FastAPI passes requests straight through. Events a request writes
+    # carry its span as their traceparent (cloudevents.py), so their deliveries join it.
+    telemetry.setup_tracing("switchboard-admin-api")
     app = FastAPI(
+        telemetry={"exclude": _is_probe},
         title="Switchboard Admin API",
         version="1.0.0",
         description=DESCRIPTION,
@@ -81,6 +90,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     for router in (
         agents.router,
         sessions.router,
+        traces.router,
         routing.router,
         tokens.router,
         events.router,
@@ -107,6 +117,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
+
+
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _is_probe(scope: Any) -> bool:
+    """Kubernetes' probes and Prometheus' scrapes every few seconds: not worth a trace each."""
+    return scope.get("path") in PROBES
 
 
 def _start_redispatch(settings: AdminSettings, services: Services) -> "asyncio.Task[None] | None":

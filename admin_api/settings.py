@@ -115,6 +115,17 @@ class AdminSettings(Settings):
         description="Where outbox events wait when MongoDB is unreachable at shutdown; written at the next "
         "start. Not the worker's SPOOL_DIR: each replays only its own collections.",
     )
+    admin_trace_query_url: str | None = Field(
+        default=None,
+        description="The trace backend's query API (Jaeger: http://host:16686), where GET "
+        "/api/v1/sessions/{id}/trace reads a session's trace; unset, that route answers 503.",
+    )
+    admin_trace_max_bytes: int = Field(
+        default=8 << 20, ge=1024, description="Largest trace read from the trace backend."
+    )
+    admin_trace_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="How long a trace read may take."
+    )
 
     @property
     def cors_origins(self) -> list[str]:

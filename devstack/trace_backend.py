@@ -4,8 +4,10 @@ and the dispatcher at it; the trace tests start one of their own (tests/conftest
 
 Its config is written per run (every port reserved, none fixed): the OTLP receiver (HTTP only),
 the in-memory store, the query extension (HTTP API `/api/traces/{id}`; its gRPC API on a port
-of its own) and no listener of the collector's own telemetry (level none: its default
-Prometheus reader takes :8888)."""
+of its own), no listener of the collector's own telemetry (level none: its default
+Prometheus reader takes :8888) and no tracing of the query service itself (on by default in
+v1.75: it exports its own spans over gRPC to localhost:4317, retried in the background, and a
+SIGTERM then waited 10 s for that export to time out)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,7 @@ extensions:
   jaeger_query:
     storage:
       traces: memstore
+    enable_tracing: false
     http:
       endpoint: 127.0.0.1:{query_port}
     grpc:

@@ -2,6 +2,7 @@
 never sets up export: a tracer provider is once per process, and every outbox event made
 under it would carry a traceparent), and Jaeger's query API read until the trace is there."""
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from devstack import REPO_ROOT
@@ -69,3 +71,61 @@ def stored_trace(
         if time.monotonic() > deadline:
             raise AssertionError(f"trace {trace_id} not complete in {timeout}s: {found}")
         time.sleep(0.1)
+
+
+async def trace_when(
+    backend: TraceBackend,
+    trace_id: str,
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """`stored_trace` for async tests: the event loop keeps running while it waits."""
+    return await asyncio.to_thread(stored_trace, backend, trace_id, until, timeout)
+
+
+@dataclass
+class SpanTree:
+    """A Jaeger trace's spans with their parents and services, for assertions."""
+
+    spans: dict[str, dict[str, Any]]
+    services: dict[str, str]
+
+    @classmethod
+    def of(cls, found: dict[str, Any]) -> "SpanTree":
+        spans = {span["spanID"]: span for span in found["spans"]}
+        services = {
+            span_id: found["processes"][span["processID"]]["serviceName"]
+            for span_id, span in spans.items()
+        }
+        return cls(spans, services)
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [span for span in self.spans.values() if span["operationName"] == name]
+
+    def parent(self, span: dict[str, Any]) -> dict[str, Any] | None:
+        for reference in span.get("references") or []:
+            if reference["refType"] == "CHILD_OF":
+                return self.spans.get(reference["spanID"])
+        return None
+
+    def parent_name(self, span: dict[str, Any]) -> str | None:
+        parent = self.parent(span)
+        return parent["operationName"] if parent is not None else None
+
+    def ancestors(self, span: dict[str, Any]) -> list[str]:
+        names = []
+        while (parent := self.parent(span)) is not None:
+            names.append(parent["operationName"])
+            span = parent
+        return names
+
+    def children(self, span: dict[str, Any]) -> list[dict[str, Any]]:
+        return [s for s in self.spans.values() if self.parent(s) is span]
+
+    def attributes(self) -> dict[str, list[Any]]:
+        """Every tag key of every span -> its values."""
+        found: dict[str, list[Any]] = {}
+        for span in self.spans.values():
+            for tag in span.get("tags") or []:
+                found.setdefault(tag["key"], []).append(tag["value"])
+        return found
