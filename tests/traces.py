@@ -122,6 +122,26 @@ class SpanTree:
     def children(self, span: dict[str, Any]) -> list[dict[str, Any]]:
         return [s for s in self.spans.values() if self.parent(s) is span]
 
+    def outline(self) -> str:
+        """The tree as indented lines (`name [service] +start ms, duration ms`), printed by the
+        tests so a failure shows what the trace held."""
+        origin = min((s["startTime"] for s in self.spans.values()), default=0)
+        lines: list[str] = []
+
+        def walk(span: dict[str, Any], depth: int) -> None:
+            lines.append(
+                f"{'  ' * depth}{span['operationName']} [{self.services[span['spanID']]}] "
+                f"+{(span['startTime'] - origin) / 1000:.0f} ms, {span['duration'] / 1000:.1f} ms"
+            )
+            for child in sorted(self.children(span), key=lambda c: c["startTime"]):
+                walk(child, depth + 1)
+
+        for root in sorted(
+            (s for s in self.spans.values() if self.parent(s) is None), key=lambda s: s["startTime"]
+        ):
+            walk(root, 0)
+        return "\n".join(lines)
+
     def attributes(self) -> dict[str, list[Any]]:
         """Every tag key of every span -> its values."""
         found: dict[str, list[Any]] = {}

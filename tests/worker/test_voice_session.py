@@ -178,6 +178,7 @@ async def the_session_is_one_trace(
     ended = f"{record['session_id']}:ended"
     await until(lambda: ended in {r.webhook_id for r in receiver.all()}, "session.ended", 60)
     tree = SpanTree.of(await trace_when(trace_backend, trace_id, complete))
+    print(tree.outline())  # shown when the test fails
 
     (root,) = tree.named("session")
     assert tree.parent(root) is None and tree.services[root["spanID"]] == "switchboard-worker"
