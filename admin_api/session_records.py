@@ -129,6 +129,7 @@ class SessionRecords:
         *,
         agent_id: str | None = None,
         user_id: str | None = None,
+        room: str | None = None,
         status: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -138,7 +139,12 @@ class SessionRecords:
         """Newest first by `started_at`; the time range applies to `started_at`."""
         base: dict[str, Any] = {
             name: value
-            for name, value in (("agent_id", agent_id), ("user_id", user_id), ("status", status))
+            for name, value in (
+                ("agent_id", agent_id),
+                ("user_id", user_id),
+                ("room", room),
+                ("status", status),
+            )
             if value is not None
         }
         base["started_at"] = {"$exists": True}  # a record without it cannot be paged in time order

@@ -188,9 +188,28 @@ async def on_request(request: JobRequest) -> None:
         return
     _admission.accepting += 1
     try:
-        await request.accept()
+        # In the agent's token: the attribute is there the moment the agent joins, so a
+        # frontend or an operator who knows the room finds its session at once.
+        await request.accept(attributes={SESSION_ID_ATTRIBUTE: new_session_id()})
     finally:
         _admission.accepting -= 1
+
+
+SESSION_ID_ATTRIBUTE = "switchboard.session_id"
+
+
+def new_session_id() -> str:
+    return f"sess_{uuid.uuid4().hex[:16]}"
+
+
+def _session_id_of(ctx: JobContext) -> str:
+    """The id `on_request` put in the agent's token; a new one for a job that did not come
+    through it (livekit's console mode, a test's fake job)."""
+    try:
+        given = (ctx.token_claims().attributes or {}).get(SESSION_ID_ATTRIBUTE)
+    except Exception:  # no token to read
+        given = None
+    return given or new_session_id()
 
 
 # -- the entrypoint (runs in a job process) ---------------------------------------------
@@ -200,7 +219,7 @@ async def entrypoint(ctx: JobContext) -> None:
     """One room: route it (while the room connection is set up), refuse it cleanly if no
     agent can serve it, or open the conversation, start the session and record its start."""
     started_at = datetime.now(UTC)
-    session_id = f"sess_{uuid.uuid4().hex[:16]}"
+    session_id = _session_id_of(ctx)
     # The session's trace (worker/tracing.py; a no-op span unless OTEL_* asks for export) is
     # current for the rest of this task and every task it starts: routing, records and
     # livekit's AgentSession nest under it. Not detached: the task ends with the entrypoint.

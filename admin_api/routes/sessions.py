@@ -50,6 +50,7 @@ async def list_sessions(
     sessions: Sessions,
     agent_id: Filter = None,
     user_id: Filter = None,
+    room: Filter = None,
     status: Annotated[
         str | None, Query(description="active, ended or refused", max_length=32)
     ] = None,
@@ -58,12 +59,15 @@ async def list_sessions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> SessionPage:
-    """Newest first by start time; `from`/`to` bound the start time. No transcripts here."""
+    """Newest first by start time; `from`/`to` bound the start time. No transcripts here.
+    `room` lists one room's sessions (a room can hold several in turn: a re-dispatch, a
+    second visit under the same name)."""
     start, end = time_range(start, end)
     try:
         return await sessions.page(
             agent_id=agent_id,
             user_id=user_id,
+            room=room,
             status=status,
             start=start,
             end=end,

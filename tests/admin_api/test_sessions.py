@@ -86,7 +86,7 @@ async def records(database: AsyncDatabase) -> None:
             session("s1", "support-agent-v1", "u-1", 0, 60),
             session("s2", "support-agent-v1", "u-2", 10, 120),
             session("s3", "support-agent-v1", "u-3", 20, None),
-            session("s4", "sales-agent-v1", "u-1", 30, 30),
+            session("s4", "sales-agent-v1", "u-1", 30, 30, room="room-s1"),  # a second visit
             {
                 "_id": "s5",
                 "session_id": "s5",
@@ -141,6 +141,9 @@ async def test_sessions_newest_first_with_filters(api: httpx.AsyncClient, keys: 
     assert [
         s["session_id"] for s in (await get(api, keys, SESSIONS, status="active"))["items"]
     ] == ["s3"]
+    by_room = [s["session_id"] for s in (await get(api, keys, SESSIONS, room="room-s1"))["items"]]
+    assert by_room == ["s4", "s1"]
+    assert (await get(api, keys, SESSIONS, room="room-nobody-used"))["items"] == []
     window = {
         "from": (T0 + timedelta(seconds=10)).isoformat(),
         "to": (T0 + timedelta(seconds=30)).isoformat(),

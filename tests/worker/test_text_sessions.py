@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from livekit import rtc
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -213,6 +214,17 @@ async def two_visits(
 async def test_intent_hands_a_default_routed_session_to_the_matching_type(
     client: RoomClient, worker_database: AsyncDatabase
 ) -> None:
+    """Also: the agent joins with its session id as an attribute (a frontend that knows the
+    room finds the session at once), and that id is the session the record is under."""
+    attributes_at_join: list[dict[str, str]] = []
+    client.room.on(
+        "participant_connected",
+        lambda p: (
+            attributes_at_join.append(dict(p.attributes))
+            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+            else None
+        ),
+    )
     await client.join({"user_id": "u-intent"})
     assert await client.routed_agent() == ("support-agent-v1", "default")
     await client.next_transcript(0)
@@ -237,6 +249,7 @@ async def test_intent_hands_a_default_routed_session_to_the_matching_type(
     record = await wait_for_session_end(worker_database, client.room_name)
     assert record["agent_id"] == "sales-agent-v1"
     assert record["handoffs"][0]["from_agent_id"] == "support-agent-v1"
+    assert [a.get("switchboard.session_id") for a in attributes_at_join] == [record["_id"]]
 
 
 async def test_metrics_logs_and_events_tell_what_happened(
@@ -267,6 +280,14 @@ async def test_metrics_logs_and_events_tell_what_happened(
     )
     assert started is not None and started >= 1
     assert any(name == "switchboard_llm_time_to_first_token_seconds" for name, _ in samples)
+    # the turn's waterfall stages, one histogram with a `stage` label (worker/sinks/metrics.py)
+    stages = {
+        dict(labels)["stage"]
+        for name, labels in samples
+        if name == "switchboard_turn_stage_seconds"
+        and dict(labels).get("agent_id") == "sales-agent-v1"
+    }
+    assert {"message_received", "llm", "first_text", "fields"} <= stages
 
     events = await worker_database["events"].find({"session_id": session_id}).to_list(None)
     assert sorted(e["type"] for e in events) == ["session.ended", "session.started"]
