@@ -31,8 +31,9 @@ logger = logging.getLogger("switchboard.tracing")
 
 SERVICE_NAME = "switchboard-worker"
 ROOT_SPAN = "session"
-FLUSH_TIMEOUT_S = 5.0
-"""How long a session's end waits for its spans to leave (the job process exits after it)."""
+FLUSH_TIMEOUT_S = 2.0
+"""How long a session's end waits for its spans to leave (the job process exits after it;
+the wait blocks the job's loop, which has nothing else left to do then)."""
 
 _tracer = telemetry.tracer("switchboard.worker")
 _sessions: dict[str, "SessionTrace"] = {}
