@@ -10,6 +10,10 @@ and one browser for the whole console suite (starting a worker takes most of a m
 fresh browser context per test, so each test starts logged out (the key lives in
 sessionStorage only).
 
+Sessions are traced as `make dev TRACES=1` traces them: the worker and the admin API export to
+a Jaeger of the run's own (tests/conftest.py: trace_backend), which the admin API reads for the
+session page's trace.
+
 Screenshots and the measured numbers go to test-artifacts/console/.
 """
 
@@ -38,6 +42,7 @@ from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.models import AgentConfig
 from agent_configs.store import ConfigStore
 from devstack import REPO_ROOT, Endpoints
+from devstack.trace_backend import TraceBackend
 from scripts.setup_agents import seed, seed_routing_rules
 from tests.console.fake_microphone import write_microphone_wav
 from tests.worker.conftest import RunningWorker, launched_workers
@@ -115,6 +120,7 @@ def console_worker(
     endpoints: Endpoints,
     console_database: AsyncDatabase,
     console_llm: ScriptedLLM,
+    trace_backend: TraceBackend,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningWorker]:
     with launched_workers(
@@ -122,7 +128,7 @@ def console_worker(
         console_database.name,
         tmp_path_factory,
         prefix="sb-console",
-        extra_env={"LOCAL_LLM_URL": console_llm.url},
+        extra_env={"LOCAL_LLM_URL": console_llm.url} | trace_backend.otel_env("switchboard-worker"),
     ) as (running,):
         yield running
 
@@ -159,6 +165,7 @@ def admin_api_server(
     console_database: AsyncDatabase,
     console_worker: RunningWorker,
     built_console: Path,
+    trace_backend: TraceBackend,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AdminApiServer]:
     """`python -m admin_api`, as `make dev` runs it, on a free loopback port."""
@@ -177,7 +184,9 @@ def admin_api_server(
             "ADMIN_API_KEY_CACHE_TTL_S": "0",
             "ADMIN_API_CONFIG_CACHE_TTL_S": "0",
             "ROUTING_RULES_TTL_S": "0",
+            "ADMIN_TRACE_QUERY_URL": trace_backend.query_url,
         }
+        | trace_backend.otel_env("switchboard-admin-api")
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -14,7 +14,14 @@ import time
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.console.conftest import ConsoleKeys, Metrics, built_in_configs, log_in, save_screenshot
+from tests.console.conftest import (
+    ARTIFACTS,
+    ConsoleKeys,
+    Metrics,
+    built_in_configs,
+    log_in,
+    save_screenshot,
+)
 from tests.console.playground import (
     AGENT_JOINS_MS,
     MODEL_REPLIES_MS,
@@ -25,6 +32,9 @@ from tests.console.playground import (
     user_lines,
 )
 
+TRACE_ARRIVES_MS = 30_000
+"""The worker exports spans in batches (every 5 s, the last at the session's end); the page
+asks again every 3 s for 30 s after the end."""
 AUDIBLE_PEAK = 0.01
 """`agent-audio`'s data-peak (0..1) above which the agent's audio was not silence."""
 HEARD_WORDS = re.compile(r"log|account", re.IGNORECASE)
@@ -88,5 +98,21 @@ async def test_a_spoken_question_is_transcribed_answered_aloud_and_its_turn_show
     latency = turn.get_by_test_id("turn-latency")
     first_ms = float(await latency.get_attribute("data-first-ms") or "nan")
     metrics.record("voice: end of speech -> first reply audio (browser)", first_ms)
+    # the voice turn's waterfall: hearing, the model and speaking, each on the turn's scale
+    waterfall = turn.get_by_test_id("waterfall")
+    for stage, kind in (("user_speech_end", "point"), ("llm", "bar"), ("first_audio", "point")):
+        await expect(
+            waterfall.locator(f'[data-testid="waterfall-stage"][data-stage="{stage}"]').first
+        ).to_have_attribute("data-kind", kind)
     await save_screenshot(page, "playground-voice")
+    await waterfall.screenshot(path=str(ARTIFACTS / "playground-voice-waterfall.png"))
     await end_session(page)
+
+    # the voice session's trace, from Jaeger, on its session page
+    await page.get_by_test_id("summary-session-link").click()
+    trace = page.get_by_test_id("session-trace")
+    await expect(trace).to_have_attribute("data-state", "shown", timeout=TRACE_ARRIVES_MS)
+    stage_spans = trace.locator('[data-testid="trace-span"][data-name^="stage."]')
+    await expect(stage_spans.first).to_be_visible()
+    await trace.scroll_into_view_if_needed()
+    await trace.screenshot(path=str(ARTIFACTS / "voice-session-trace.png"))

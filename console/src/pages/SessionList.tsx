@@ -30,6 +30,9 @@ interface Listing {
   items: SessionSummary[];
   nextCursor: string | null;
   loadedAt: number;
+  /** The filters (as in the URL) these rows answer: until the next filter's rows arrive, the
+   * page shows the last ones, and a test (or a script) can tell which they are. */
+  filterKey: string;
 }
 
 export function SessionList({ query }: { query: URLSearchParams }) {
@@ -51,7 +54,7 @@ export function SessionList({ query }: { query: URLSearchParams }) {
     async (limit: number) => {
       try {
         const page = await listSessions(apiFilter(filtersFromQuery(new URLSearchParams(filterKey))), null, limit);
-        setListing({ items: page.items, nextCursor: page.next_cursor, loadedAt: Date.now() });
+        setListing({ items: page.items, nextCursor: page.next_cursor, loadedAt: Date.now(), filterKey });
         setError(null);
       } catch (e) {
         setError(toApiError(e));
@@ -78,7 +81,7 @@ export function SessionList({ query }: { query: URLSearchParams }) {
     try {
       const page = await listSessions(apiFilter(filters), listing.nextCursor, PAGE_SIZE);
       shown.current = listing.items.length + page.items.length;
-      setListing({ items: [...listing.items, ...page.items], nextCursor: page.next_cursor, loadedAt: listing.loadedAt });
+      setListing({ ...listing, items: [...listing.items, ...page.items], nextCursor: page.next_cursor });
     } catch (e) {
       setError(toApiError(e));
     } finally {
@@ -87,7 +90,7 @@ export function SessionList({ query }: { query: URLSearchParams }) {
   };
 
   return (
-    <div className="session-list">
+    <div className="session-list" data-testid="sessions" data-shown-filters={listing?.filterKey}>
       <div className="page-head">
         <div>
           <h1>Sessions</h1>
