@@ -3,6 +3,7 @@
 import { useEffect, useRef } from "react";
 import "../components/toolCalls.css";
 import { CONTEXT_EXPLAINED, THEN_EXPLAINED } from "../components/toolCalls";
+import { waterfallScale } from "../components/TurnWaterfall";
 import { latencyOf } from "./latency";
 import type { EscalationPayload, HandoffPayload, SessionView } from "./model";
 import type { TurnSchemas } from "./schemas";
@@ -14,6 +15,8 @@ export function Timeline({ view, schemas }: { view: SessionView; schemas: TurnSc
   useEffect(() => followNewest(box.current), [view.timeline.length]);
   const voice = view.modality === "voice";
   const handedOff = view.timeline.some((i) => i.kind === "handoff");
+  // every turn's waterfall on one scale (the slowest so far), so turns compare at a glance
+  const scale = waterfallScale(view.timeline.flatMap((i) => (i.kind === "turn" ? [i.turn] : [])));
   return (
     <section className="card pg-timeline" aria-label="Turns" ref={box}>
       <div className="pg-column-head">
@@ -29,7 +32,7 @@ export function Timeline({ view, schemas }: { view: SessionView; schemas: TurnSc
         <div className="pg-timeline-items">
           {view.timeline.map((item) =>
             item.kind === "turn" ? (
-              <TurnCard key={item.key} turn={item.turn} latency={latencyOf(view.exchanges, item.turn.turn_index, voice)} schemas={schemas} voice={voice} showAgent={handedOff} />
+              <TurnCard key={item.key} turn={item.turn} latency={latencyOf(view.exchanges, item.turn.turn_index, voice)} schemas={schemas} voice={voice} showAgent={handedOff} waterfallScaleMs={scale} />
             ) : item.kind === "handoff" ? (
               <HandoffMarker key={item.key} handoff={item.handoff} />
             ) : (

@@ -16,13 +16,15 @@ const ERROR_KINDS: Record<string, string> = {
   empty_reply: "the model's reply was empty",
 };
 
-export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
+export function TurnCard({ turn, latency, schemas, voice, showAgent, waterfallScaleMs }: {
   turn: TurnPayload;
   latency: TurnLatency | null;
   schemas: TurnSchemas;
   voice: boolean;
   /** After a hand-off the turns come from more than one type: each says which. */
   showAgent: boolean;
+  /** The time the waterfall's width stands for: the same for every turn of the session. */
+  waterfallScaleMs?: number;
 }) {
   const failed = turn.status === "failed";
   const schema = schemas(turn.agent_id);
@@ -78,7 +80,7 @@ export function TurnCard({ turn, latency, schemas, voice, showAgent }: {
         </details>
       )}
       <LatencyRow latency={latency} server={turn.latency_ms} serverFrom={turn.latency_from} voice={voice} />
-      <TurnWaterfall stages={waterfallOf(turn.waterfall)} origin={latencyOrigin(turn.latency_from)} compact />
+      <TurnWaterfall stages={waterfallOf(turn.waterfall)} scaleMs={waterfallScaleMs} origin={latencyOrigin(turn.latency_from)} compact />
     </article>
   );
 }
