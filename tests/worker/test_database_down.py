@@ -6,7 +6,9 @@ reach the database when it is back. A worker that never saw the database tells t
 plainly and records the refusal once the database returns.
 
 The shared FerretDB serves every other test, so this module runs a FerretDB of its own (own
-port, own data dir) and stops and starts it."""
+port, own data dir) and stops and starts it. The model is the scripted endpoint
+(tests/worker/scripted_llm.py): what is checked is the database's part, and the tiny local
+model's replies and summaries took 12 s of the module's 39 s (measured on 2 cores)."""
 
 import asyncio
 import socket
@@ -33,6 +35,7 @@ from tests.worker.conftest import (
     launched_workers,
     wait_for_session_end,
 )
+from tests.worker.scripted_llm import ScriptedLLM
 from worker.server import NO_DATABASE_MESSAGE
 
 
@@ -134,13 +137,14 @@ async def test_a_room_arriving_while_the_database_is_down_is_served_and_recorded
     ferretdb: OwnFerretDB,
     own_database: AsyncDatabase,
     tmp_path_factory: pytest.TempPathFactory,
+    scripted: ScriptedLLM,
 ) -> None:
     with launched_workers(
         endpoints,
         own_database.name,
         tmp_path_factory,
         prefix="sb-dbdown",
-        extra_env={"MONGO_URI": ferretdb.uri},
+        extra_env={"MONGO_URI": ferretdb.uri, "LOCAL_LLM_URL": scripted.url},
     ) as (worker,):
         before = new_client(endpoints, worker)  # the worker reads the catalog once, DB up
         try:
@@ -182,6 +186,7 @@ async def test_a_worker_that_never_saw_the_database_tells_the_user_and_records_t
     ferretdb: OwnFerretDB,
     own_database: AsyncDatabase,
     tmp_path_factory: pytest.TempPathFactory,
+    scripted: ScriptedLLM,
 ) -> None:
     await in_thread(ferretdb.stop)
     try:
@@ -190,7 +195,7 @@ async def test_a_worker_that_never_saw_the_database_tells_the_user_and_records_t
             own_database.name,
             tmp_path_factory,
             prefix="sb-nodb",
-            extra_env={"MONGO_URI": ferretdb.uri},
+            extra_env={"MONGO_URI": ferretdb.uri, "LOCAL_LLM_URL": scripted.url},
         ) as (worker,):
             refused = new_client(endpoints, worker)
             try:
