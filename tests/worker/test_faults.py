@@ -199,7 +199,7 @@ async def test_a_worker_killed_while_fields_are_filled_leaves_every_replied_turn
 async def test_a_stopped_llm_gets_the_user_a_message_failed_turns_and_an_open_session_until_it_is_back(
     client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
 ) -> None:
-    after_s = 3.0
+    after_s = 2.0  # room for a retry (RETRY_PAUSE_S is 1 s); each second here costs three
     policy = LLMUnavailableSpec(after_s=after_s, message=UNAVAILABLE)
     async with agent_changed(worker_database, AGENT, llm=through(scripted), llm_unavailable=policy):
         await client.join({"purpose": "onboarding", "user_id": "u-llm-down"})
