@@ -7,6 +7,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from livekit import api
@@ -21,17 +22,19 @@ from tests.worker.conftest import (
     launched_workers,
     registered_id,
 )
+from worker.records import HEARTBEATS
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
 REPLICAS = 3
 ROOMS = 30
+STALE_AFTER_S = 4
 
 
 @pytest.fixture(scope="module")
 def replicas(
     endpoints: Endpoints, worker_database: AsyncDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[RunningWorker]]:
-    fast_heartbeats = {"SESSION_HEARTBEAT_S": "1", "SESSION_STALE_AFTER_S": "4"}
+    fast_heartbeats = {"SESSION_HEARTBEAT_S": "1", "SESSION_STALE_AFTER_S": str(STALE_AFTER_S)}
     with launched_workers(
         endpoints,
         worker_database.name,
@@ -93,6 +96,9 @@ async def test_a_killed_worker_leaves_its_session_aborted_not_missing(
     os.killpg(victim.process.pid, signal.SIGKILL)  # the whole pod: worker and job processes
     victim.process.wait()
 
+    # Only a job started once the session is stale can sweep it: probes sent before that
+    # (one every 2 s) each cost a room and found nothing to do.
+    await _beats_stopped(worker_database, record, STALE_AFTER_S, timeout=30)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     while loop.time() < deadline:
@@ -130,6 +136,26 @@ async def _sessions_of_rooms(
         records = await database["sessions"].find({"room": {"$in": rooms}}).to_list(None)
         if {r["room"] for r in records} >= set(rooms) or loop.time() > deadline:
             return records
+        await asyncio.sleep(0.2)
+
+
+async def _beats_stopped(
+    database: AsyncDatabase, session: dict, stale_after_s: float, timeout: float
+) -> None:
+    """Until the session's start and its last heartbeat are both older than `stale_after_s`
+    (the sweep's cutoff, worker/records.py), so the next sweep finds it stale."""
+
+    def utc(moment: datetime) -> datetime:
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        beat = await database[HEARTBEATS].find_one({"_id": session["_id"]})
+        last = max(utc(session["started_at"]), *([utc(beat["beat_at"])] if beat else []))
+        if datetime.now(UTC) - last > timedelta(seconds=stale_after_s):
+            return
+        assert loop.time() < deadline, f"the killed worker's session still beats: {last}"
         await asyncio.sleep(0.2)
 
 
