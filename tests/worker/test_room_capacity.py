@@ -79,19 +79,23 @@ async def load_reported(worker: RunningWorker, sessions: int, timeout: float = 3
     return load
 
 
-async def test_a_worker_of_four_serves_four_rooms_and_not_a_fifth(
-    endpoints: Endpoints, worker: RunningWorker
+async def test_a_worker_of_four_serves_four_rooms_not_a_fifth_and_the_dropped_rooms_are_dispatched_again_once_capacity_frees_and_none_twice(
+    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
 ) -> None:
-    clients = [new_client(endpoints, worker) for _ in range(MAX_SESSIONS + 1)]
+    """One scenario, as a full worker lives it: the four rooms it serves and the fifth it is
+    not sent are the served and the first waiting room of the re-dispatch (two tests started
+    the same four sessions and waited for the worker's load twice over: 15 s more)."""
+    clients = [new_client(endpoints, worker) for _ in range(MAX_SESSIONS + 2)]
+    served, waiting = clients[:MAX_SESSIONS], clients[MAX_SESSIONS:]
+    extra = waiting[0]
     try:
-        for n, client in enumerate(clients[:MAX_SESSIONS]):
+        for n, client in enumerate(served):
             if n == MAX_SESSIONS - 1:  # a stale report is lower: only the last room needs
                 await load_reported(worker, n)  # the load of 3 of 4 (once 0.75, not offered)
             await client.join({"purpose": "support", "user_id": f"u-cap-{n}"})
             await client.routed_agent(timeout=60)
         assert await load_reported(worker, MAX_SESSIONS) == pytest.approx(0.7)
 
-        extra = clients[MAX_SESSIONS]
         await extra.join({"purpose": "support", "user_id": "u-cap-extra"})
         # Absence has no event: LiveKit records a job in the room's dispatch once it placed
         # one, so the dispatch is watched for a while (longer than a placement takes, ~1 s).
@@ -102,7 +106,11 @@ async def test_a_worker_of_four_serves_four_rooms_and_not_a_fifth(
                 assert await jobs_of(lk, extra.room_name) == 0, "a full worker was sent a 5th room"
                 await asyncio.sleep(0.5)
         assert agents_in(extra) == 0
-        assert [agents_in(c) for c in clients[:MAX_SESSIONS]] == [1] * MAX_SESSIONS
+        assert [agents_in(c) for c in served] == [1] * MAX_SESSIONS
+
+        await rooms_livekit_dropped_are_dispatched_again(
+            endpoints, worker, worker_database, served, waiting
+        )
     finally:
         await asyncio.gather(*(c.leave() for c in clients))
 
@@ -124,9 +132,16 @@ def metric(text: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def test_rooms_livekit_dropped_are_dispatched_again_once_capacity_frees_and_none_twice(
-    endpoints: Endpoints, worker: RunningWorker, worker_database: AsyncDatabase
+async def rooms_livekit_dropped_are_dispatched_again(
+    endpoints: Endpoints,
+    worker: RunningWorker,
+    worker_database: AsyncDatabase,
+    served: list[RoomClient],
+    waiting: list[RoomClient],
 ) -> None:
+    """With `served` holding every slot of the worker and the first of `waiting` already in
+    its room: the admin API's sweep tells the waiting rooms they wait, and dispatches them
+    again once two sessions end, each once."""
     settings = admin_settings(
         endpoints,
         worker_database.name,
@@ -136,16 +151,9 @@ async def test_rooms_livekit_dropped_are_dispatched_again_once_capacity_frees_an
         admin_api_redispatch_backoff_s=2.0,
         admin_api_redispatch_backoff_max_s=4.0,
     )
-    await load_reported(worker, 0)  # the previous test's sessions have ended
-    clients = [new_client(endpoints, worker) for _ in range(MAX_SESSIONS + 2)]
-    served, waiting = clients[:MAX_SESSIONS], clients[MAX_SESSIONS:]
     async with running_app(settings) as (_, admin):
         try:
-            for n, client in enumerate(served):
-                await client.join({"purpose": "support", "user_id": f"u-re-{n}"})
-            await asyncio.gather(*(c.routed_agent(timeout=60) for c in served))
-            await load_reported(worker, MAX_SESSIONS)
-            for n, client in enumerate(waiting):
+            for n, client in enumerate(waiting[1:]):
                 await client.join({"purpose": "sales", "user_id": f"u-wait-{n}"})
             # The sweep tells them they wait (LiveKit dropped their dispatch: the worker is full).
             await asyncio.gather(
@@ -189,4 +197,4 @@ async def test_rooms_livekit_dropped_are_dispatched_again_once_capacity_frees_an
                 assert loop.time() < deadline, f"one session record per room: {recorded} != {rooms}"
                 await asyncio.sleep(0.5)
         finally:
-            await asyncio.gather(*(c.leave() for c in clients))
+            await asyncio.gather(*(c.leave() for c in served + waiting))
