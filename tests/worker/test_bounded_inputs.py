@@ -1,12 +1,14 @@
 """Bounded inputs end to end: what a room sends cannot crash a job, lose its records, grow the
 session record or the LLM context without limit, overbook an agent type or fill the metrics
-directory. The real worker, LiveKit, FerretDB and local LLM, as in test_text_sessions."""
+directory. The real worker, LiveKit and FerretDB; the model is the scripted endpoint
+(tests/worker/scripted_llm.py): none of these bounds depends on what a model answers, and the
+tiny local model's replies and summaries were 21 s of the module's 62 s (measured, 2 cores)."""
 
 import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,39 @@ from tests.worker.conftest import (
     RunningWorker,
     agent_changed,
     assert_the_model_answered,
+    launched_workers,
     wait_for_session_end,
 )
 from tests.worker.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+
+@pytest.fixture(scope="module")
+async def module_llm() -> AsyncIterator[ScriptedLLM]:
+    """The model every `local` type of this module's worker asks (LOCAL_LLM_URL)."""
+    endpoint = ScriptedLLM()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(
+    endpoints: Endpoints,
+    worker_database: AsyncDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_llm: ScriptedLLM,
+) -> Iterator[RunningWorker]:
+    with launched_workers(
+        endpoints,
+        worker_database.name,
+        tmp_path_factory,
+        extra_env={"LOCAL_LLM_URL": module_llm.url},
+    ) as (running,):
+        yield running
 
 
 def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:
