@@ -189,6 +189,37 @@ def worker(
 
 
 @pytest.fixture(scope="module")
+async def module_llm() -> AsyncIterator[ScriptedLLM]:
+    """A scripted endpoint (tests/worker/scripted_llm.py) for a whole module's worker."""
+    endpoint = ScriptedLLM()
+    await endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        await endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def scripted_worker(
+    endpoints: Endpoints,
+    worker_database: AsyncDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_llm: ScriptedLLM,
+) -> Iterator[RunningWorker]:
+    """The module's worker with every `local` type asking `module_llm` (LOCAL_LLM_URL), for
+    modules whose checks do not depend on what a model answers: the tiny local model's
+    replies and summaries cost seconds per session (bounded inputs: 62 -> 41 s). A module
+    opts in with a module-scoped `worker` fixture that returns this one."""
+    with launched_workers(
+        endpoints,
+        worker_database.name,
+        tmp_path_factory,
+        extra_env={"LOCAL_LLM_URL": module_llm.url},
+    ) as (running,):
+        yield running
+
+
+@pytest.fixture(scope="module")
 async def text_only_agents(worker_database: AsyncDatabase) -> None:
     """Chat-only agent types: no STT, TTS or VAD in the session (voice has its own module)."""
     store = ConfigStore(worker_database)

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from tests.worker.conftest import (
     RunningWorker,
     agent_changed,
     assert_the_model_answered,
-    launched_workers,
     wait_for_session_end,
 )
 from tests.worker.scripted_llm import ScriptedLLM
@@ -38,30 +37,8 @@ pytestmark = pytest.mark.usefixtures("text_only_agents")
 
 
 @pytest.fixture(scope="module")
-async def module_llm() -> AsyncIterator[ScriptedLLM]:
-    """The model every `local` type of this module's worker asks (LOCAL_LLM_URL)."""
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
-        yield endpoint
-    finally:
-        await endpoint.stop()
-
-
-@pytest.fixture(scope="module")
-def worker(
-    endpoints: Endpoints,
-    worker_database: AsyncDatabase,
-    tmp_path_factory: pytest.TempPathFactory,
-    module_llm: ScriptedLLM,
-) -> Iterator[RunningWorker]:
-    with launched_workers(
-        endpoints,
-        worker_database.name,
-        tmp_path_factory,
-        extra_env={"LOCAL_LLM_URL": module_llm.url},
-    ) as (running,):
-        yield running
+def worker(scripted_worker: RunningWorker) -> RunningWorker:
+    return scripted_worker
 
 
 def new_client(endpoints: Endpoints, worker: RunningWorker) -> RoomClient:

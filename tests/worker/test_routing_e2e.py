@@ -19,9 +19,16 @@ from agent_configs.routing.router import Router
 from agent_configs.routing.rules import DEFAULT_RULES, RulesStore, StaticRules
 from agent_configs.store import CONFIGS, ConfigStore
 from devstack.frontend import RoomClient
-from tests.worker.conftest import assert_the_model_answered, wait_for_session_end
+from tests.worker.conftest import RunningWorker, assert_the_model_answered, wait_for_session_end
 
 pytestmark = pytest.mark.usefixtures("text_only_agents")
+
+
+@pytest.fixture(scope="module")
+def worker(scripted_worker: RunningWorker) -> RunningWorker:
+    """Every `local` type on the scripted endpoint: routing does not depend on what a model
+    answers, and the tiny local model's replies and summaries cost seconds per session."""
+    return scripted_worker
 
 
 async def use_rules(database: AsyncDatabase, chain: list[dict[str, Any]]) -> None:
