@@ -5,6 +5,7 @@ the user is still in the room. The LLM is a scripted OpenAI-compatible endpoint 
 stopped endpoint refuses connections exactly as a stopped LLM server does."""
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -18,7 +19,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agent_configs.models import LLMSpec, LLMUnavailableSpec
 from devstack import Endpoints
 from devstack.frontend import RoomClient
-from tests.worker.conftest import agent_changed, launched_workers, wait_for_session_end
+from tests.worker.conftest import (
+    RunningWorker,
+    agent_changed,
+    launched_workers,
+    wait_for_session_end,
+)
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 from worker.records import abort_stale_sessions
 from worker.session import failure_kind
@@ -313,25 +319,83 @@ async def test_the_fallback_model_answers_before_the_user_is_told_anything(
 
 
 async def test_a_user_who_stays_until_the_idle_timeout_receives_the_summary(
-    client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
+    client: RoomClient,
+    endpoints: Endpoints,
+    worker: RunningWorker,
+    worker_database: AsyncDatabase,
+    scripted: ScriptedLLM,
 ) -> None:
-    async with agent_changed(worker_database, AGENT, llm=through(scripted), idle_timeout_s=5.0):
-        await client.join({"purpose": "onboarding", "user_id": "u-stays"})
-        await client.next_transcript(0)
-        await client.say("I want to create my first project.")
-        assert await client.next_transcript(1) == REPLY
-        goodbye = await client.next_transcript(2, timeout=60)  # then the user says nothing
-        assert "Goodbye" in goodbye
-        summary = await client.wait_for(
-            lambda: client.data.get("conversation-summary"), 60, "the conversation-summary packet"
-        )
-        await client.wait_for(lambda: agent_participant(client) is None, 60, "the agent to leave")
-        record = await wait_for_session_end(worker_database, client.room_name)
+    """Also a user who never says a word, in a room of its own that waits out the same 5 s
+    beside this one: the goodbye right after the greeting and an idle_timeout end."""
+    silent = new_client(endpoints, worker.agent_name)
+    try:
+        async with agent_changed(worker_database, AGENT, llm=through(scripted), idle_timeout_s=5.0):
+            await asyncio.gather(
+                client.join({"purpose": "onboarding", "user_id": "u-stays"}),
+                silent.join({"purpose": "onboarding", "user_id": "u-silent"}),
+            )
+            await client.next_transcript(0)
+            await client.say("I want to create my first project.")
+            assert await client.next_transcript(1) == REPLY
+            goodbye = await client.next_transcript(2, timeout=60)  # then the user says nothing
+            assert "Goodbye" in goodbye
+            summary = await client.wait_for(
+                lambda: client.data.get("conversation-summary"),
+                60,
+                "the conversation-summary packet",
+            )
+            await client.wait_for(
+                lambda: agent_participant(client) is None, 60, "the agent to leave"
+            )
+            record = await wait_for_session_end(worker_database, client.room_name)
+            # the greeting, then nothing at all from the user
+            assert "Goodbye" in await silent.next_transcript(1, timeout=60)
+            silent_record = await wait_for_session_end(worker_database, silent.room_name)
+    finally:
+        await silent.leave()
     assert (
         summary[0]["session_id"] == record["session_id"]
         and summary[0]["summary"] == record["summary"]
     )
     assert record["end_reason"] == "idle_timeout"
+    assert silent_record["end_reason"] == "idle_timeout"
+
+
+async def test_a_user_who_ends_the_session_gets_the_summary_and_then_the_agent_leaves(
+    client: RoomClient, worker_database: AsyncDatabase, scripted: ScriptedLLM
+) -> None:
+    """`switchboard.end`: the user asks the agent to end the session and stays in the room
+    (the console's "End session"), so the summary comes before the agent leaves. (Its own
+    module once, which started a worker of its own for this one session: 4-5 s.)"""
+    async with agent_changed(worker_database, "support-agent-v1", llm=scripted.llm()):
+        await client.join({"purpose": "support", "user_id": "u-ends"})
+        await client.next_transcript(0)  # the greeting
+        await client.say("I was charged twice this month.")
+        await client.next_turn(0)  # the reply and its fields
+
+        left: list[int] = []  # summaries received when the agent left
+        client.room.on(
+            "participant_disconnected",
+            lambda p: (
+                p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+                and left.append(len(client.data.get("conversation-summary", [])))
+            ),
+        )
+        await client.room.local_participant.publish_data(
+            json.dumps({}), reliable=True, topic="switchboard.end"
+        )
+
+        summaries = await client.wait_for(
+            lambda: client.data.get("conversation-summary"), 120, "the summary"
+        )
+        await client.wait_for(lambda: agent_participant(client) is None, 60, "the agent to leave")
+        assert left == [1]  # the summary came first, while the agent was still in the room
+        record = await wait_for_session_end(worker_database, client.room_name)
+        assert record["end_reason"] == "user_ended"
+        assert (
+            summaries[0]["summary"] == record["summary"] == REPLY
+            and summaries[0]["session_id"] == record["session_id"]
+        )
 
 
 def test_a_failed_reply_is_named_by_the_most_telling_error_in_the_chain() -> None:

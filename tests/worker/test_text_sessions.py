@@ -112,18 +112,6 @@ async def test_fields_after_the_reply_and_no_summary_when_the_type_says_so(
     )
 
 
-async def test_idle_user_gets_a_goodbye_and_the_session_ends(
-    client: RoomClient, worker_database: AsyncDatabase
-) -> None:
-    await update_agent(worker_database, "pte-interview-agent-v1", idle_timeout_s=5.0)
-    await client.join({"purpose": "interview", "user_id": "u-idle"})
-    await client.next_transcript(0)  # the greeting; then the user says nothing
-    goodbye = await client.next_transcript(1, timeout=60)
-    assert "Goodbye" in goodbye
-    record = await wait_for_session_end(worker_database, client.room_name)
-    assert record["end_reason"] == "idle_timeout"
-
-
 async def test_fallback_llm_answers_when_the_primary_is_down(
     client: RoomClient, worker: RunningWorker, worker_database: AsyncDatabase, scripted: ScriptedLLM
 ) -> None:
