@@ -1,7 +1,8 @@
 """Seed agent types into MongoDB: the four built-ins, or your own `--dir` of YAML/JSON files.
 
 The built-in routing chain (explicit -> purpose -> user_attributes -> default) is stored too,
-the first time only: routing rules edited since are never overwritten.
+the first time only: routing rules edited since are never overwritten. So are the built-in
+types' eval suites (agent_configs/defaults/suites/, into `eval_suites`; `--force` updates them).
 
     python scripts/setup_agents.py [--dir DIR] [--force] [--dry-run]
 
@@ -29,6 +30,7 @@ from rich.console import Console
 from agent_configs.capacity import CapacityGuard
 from agent_configs.database import open_client
 from agent_configs.errors import AgentNotFound, ConfigStoreError, DatabaseUnavailable
+from agent_configs.evals import EVAL_SUITES, Suite, load_suite_dir
 from agent_configs.files import DEFAULTS_DIR, ConfigFileError, load_config_dir
 from agent_configs.models import AgentConfig
 from agent_configs.routing.rules import DEFAULT_RULES, RulesStore
@@ -155,6 +157,27 @@ async def seed_routing_rules(database: AsyncDatabase, *, dry_run: bool = False) 
     return f"Routing rules: created (version 1): {chain}"
 
 
+async def seed_suites(
+    database: AsyncDatabase, suites: list[Suite], *, force: bool = False, dry_run: bool = False
+) -> str:
+    """Store each built-in type's eval suite (`eval_suites`, keyed by agent id) unless one is
+    stored already; `--force` replaces a stored suite that differs from its file."""
+    created = replaced = kept = 0
+    for suite in suites:
+        stored = await database[EVAL_SUITES].find_one({"_id": suite.agent_id})
+        if stored is None:
+            created += 1
+            if not dry_run:
+                await database[EVAL_SUITES].insert_one(suite.document())
+        elif force and Suite.from_document(stored) != suite:
+            replaced += 1
+            if not dry_run:
+                await database[EVAL_SUITES].replace_one({"_id": suite.agent_id}, suite.document())
+        else:
+            kept += 1
+    return f"Eval suites: created {created}, updated {replaced}, already existed {kept}"
+
+
 def redact_uri(uri: str) -> str:
     """Hide the password of a connection string before it is printed."""
     return re.sub(r"://([^:/@]+):[^@/]+@", r"://\1:***@", uri)
@@ -177,6 +200,12 @@ async def run_seed(
         console.print(f"[red]invalid[/red] {error.path}:")
         for problem in error.problems:
             console.print(f"    {problem}", markup=False)
+    # The built-in suites go with the built-in types only (another --dir has its own types).
+    suites, suite_errors = load_suite_dir() if directory == DEFAULTS_DIR else ([], [])
+    for suite_error in suite_errors:
+        console.print(f"[red]invalid[/red] {suite_error.path}:")
+        for problem in suite_error.problems:
+            console.print(f"    {problem}", markup=False)
 
     client = open_client(mongo_uri, timeout_ms)
     try:
@@ -185,6 +214,7 @@ async def run_seed(
             await store.ping()
             lines = await seed(store, configs, force=force, dry_run=dry_run)
             rules_line = await seed_routing_rules(client[database], dry_run=dry_run)
+            suites_line = await seed_suites(client[database], suites, force=force, dry_run=dry_run)
             if not dry_run:
                 await CapacityGuard(client[database]).ensure_indexes()
         except DatabaseUnavailable as exc:
@@ -207,9 +237,10 @@ async def run_seed(
         )
     console.print(report.summary())
     console.print(rules_line)
+    console.print(suites_line)
     if dry_run:
         console.print("Dry run: nothing was written.")
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or suite_errors else EXIT_OK
 
 
 def main(

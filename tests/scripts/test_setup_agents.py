@@ -74,6 +74,9 @@ async def test_seeding_twice_creates_nothing_the_second_time(
     assert second.returncode == 0
     assert "Created: 0   Already existed: 4   Updated: 0   Failed: 0   Total: 4" in second.stdout
     assert "Routing rules: already existed (version 1)" in second.stdout
+    # The built-in types' eval suites are seeded with them, once.
+    assert "Eval suites: created 4, updated 0, already existed 0" in first.stdout
+    assert "Eval suites: created 0, updated 0, already existed 4" in second.stdout
     page = await store.list_agents()
     assert sorted(c.agent_id for c in page.items) == [
         "onboarding-agent-v1",

@@ -1,0 +1,178 @@
+"""`python -m evals run [--agent X] [--version N] [--junit FILE] [--repeat N]`.
+
+Reads the suites from MongoDB (`eval_suites`; `scripts/setup_agents.py` seeds the built-in
+ones), runs each through the stack the environment names (MONGO_URI, MONGO_DB, LIVEKIT_URL,
+LIVEKIT_API_KEY/SECRET, and AGENT_NAME: the worker's agent name), stores each suite's run in
+`eval_runs` with an `eval.completed` event, and prints one line per scenario.
+
+Exit codes: 0 every scenario reached its required pass rate (skipped expectations, such as a
+rubric without a judge, count for neither side); 1 one did not; 2 nothing to run or the
+database unreachable.
+"""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import Field
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+from rich.console import Console
+
+from agent_configs.database import open_client
+from agent_configs.errors import AgentNotFound
+from agent_configs.evals import EVAL_SUITES, Suite
+from agent_configs.routing.pin import AgentPin
+from agent_configs.settings import Settings
+from agent_configs.store import ConfigStore
+from evals.junit import write_junit
+from evals.results import run_document, session_tokens, store_run
+from evals.runner import Stack, run_suite
+
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+
+
+class EvalSettings(Settings):
+    agent_name: str = Field(
+        default="switchboard", description="The worker's LiveKit agent name (AGENT_NAME)."
+    )
+
+
+async def load_suites(database: AsyncDatabase, agent: str | None) -> list[Suite]:
+    query = {"_id": agent} if agent else {}
+    return [Suite.from_document(d) async for d in database[EVAL_SUITES].find(query).sort("_id", 1)]
+
+
+async def run_evals(
+    database: AsyncDatabase,
+    stack: Stack,
+    *,
+    agent: str | None = None,
+    version: int | None = None,
+    repeat: int | None = None,
+    junit: Path | None = None,
+    tokens_wait_s: float = 10.0,
+    console: Console | None = None,
+) -> int:
+    """Run the suites, store the runs; returns the exit code."""
+    console = console or Console()
+    if version is not None and agent is None:
+        console.print("[red]error:[/red] --version needs --agent (the type to pin)")
+        return EXIT_UNUSABLE
+    suites = await load_suites(database, agent)
+    if not suites:
+        console.print(f"[red]error:[/red] no eval suite stored for {agent or 'any agent type'}")
+        return EXIT_UNUSABLE
+    store = ConfigStore(database)
+    runs: list[dict[str, Any]] = []
+    for suite in suites:
+        try:
+            config = await (
+                store.get_version(suite.agent_id, version)
+                if version is not None
+                else store.get(suite.agent_id)
+            )
+        except AgentNotFound as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return EXIT_UNUSABLE
+        pin = AgentPin(suite.agent_id, version) if version is not None else None
+        started_at, started = datetime.now(UTC), time.monotonic()
+        results = await run_suite(suite, stack, pin, repeat)
+        wall_time_s = time.monotonic() - started
+        rooms = [room for r in results for room in r.document()["rooms"]]
+        tokens = await session_tokens(database, rooms, tokens_wait_s)
+        run = run_document(
+            agent_id=suite.agent_id,
+            config=config,
+            pinned=pin is not None,
+            results=results,
+            started_at=started_at,
+            wall_time_s=wall_time_s,
+            tokens=tokens,
+        )
+        await store_run(database, run)
+        runs.append(run)
+        _print_run(console, run)
+    if junit is not None:
+        write_junit(junit, runs)
+    return EXIT_OK if all(run["passed"] for run in runs) else EXIT_FAILED
+
+
+def _print_run(console: Console, run: dict[str, Any]) -> None:
+    verdict = "passed" if run["passed"] else "FAILED"
+    console.print(
+        f"{run['agent_id']} version {run['version']}: {verdict} "
+        f"({run['wall_time_s']:.1f} s, run {run['_id']})",
+        markup=False,
+    )
+    for scenario in run["scenarios"]:
+        mark = "ok  " if scenario["passed"] else "FAIL"
+        console.print(
+            f"  {mark} {scenario['name']}: pass rate {scenario['pass_rate']:.2f} "
+            f"(required {scenario['required_pass_rate']:.2f})"
+            + (f", skipped: {', '.join(scenario['skipped'])}" if scenario["skipped"] else ""),
+            markup=False,
+            soft_wrap=True,
+        )
+        for failure in scenario["failures"]:
+            console.print(
+                f"       attempt {failure['attempt']}: {failure['expectation']}: "
+                f"{failure['detail']}",
+                markup=False,
+                soft_wrap=True,
+            )
+
+
+@app.callback()
+def main() -> None:
+    """Eval suites of the agent types, run through the real stack."""
+
+
+@app.command()
+def run(
+    agent: Annotated[str | None, typer.Option(help="Only this agent type's suite.")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Pin this stored version (needs --agent).")
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    repeat: Annotated[
+        int | None, typer.Option(min=1, max=50, help="Runs per scenario (default: its own).")
+    ] = None,
+    turn_timeout: Annotated[float, typer.Option(help="Seconds to wait for a turn.")] = 120.0,
+) -> None:
+    settings = EvalSettings()
+    console = Console()
+    if not settings.mongo_uri or not settings.livekit_url:
+        console.print("[red]error:[/red] set MONGO_URI and LIVEKIT_URL (or run `make dev`)")
+        raise typer.Exit(EXIT_UNUSABLE)
+    stack = Stack(
+        settings.livekit_url,
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+        settings.agent_name,
+        turn_timeout_s=turn_timeout,
+    )
+
+    async def go() -> int:
+        client = open_client(settings.mongo_uri or "", settings.mongo_timeout_ms)
+        try:
+            return await run_evals(
+                client[settings.mongo_db],
+                stack,
+                agent=agent,
+                version=version,
+                repeat=repeat,
+                junit=junit,
+                console=console,
+            )
+        except PyMongoError as exc:
+            console.print(f"[red]error:[/red] the database: {exc}")
+            return EXIT_UNUSABLE
+        finally:
+            await client.close()
+
+    raise typer.Exit(asyncio.run(go()))

@@ -1,0 +1,164 @@
+"""Suite models and expectation checks, without any service."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from agent_configs.evals import (
+    FieldCheck,
+    GreetingExpect,
+    Suite,
+    SuiteFileError,
+    TurnExpect,
+    load_suite_dir,
+    load_suite_file,
+)
+from agent_configs.files import DEFAULTS_DIR, load_config_dir
+from agent_configs.models import describe_validation_error
+from evals.expectations import NO_JUDGE, ObservedTurn, evaluate_greeting, evaluate_turn, passed
+
+
+def suite(**turn_expect: Any) -> dict[str, Any]:
+    return {
+        "agent_id": "support-agent-v1",
+        "scenarios": [{"name": "one", "turns": [{"user": "hi", "expect": turn_expect}]}],
+    }
+
+
+def problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as raised:
+        Suite.model_validate(data)
+    return describe_validation_error(raised.value)
+
+
+def test_a_misspelt_expectation_is_refused_with_its_path() -> None:
+    (problem,) = problems(suite(reply_contain=["hello"]))
+    assert problem.startswith("scenarios.0.turns.0.expect.reply_contain:"), problem
+
+
+def test_a_bad_regex_and_an_empty_field_check_name_their_fields() -> None:
+    found = problems(suite(reply_matches="(", fields={"urgency": {}}))
+    assert any(p.startswith("scenarios.0.turns.0.expect.reply_matches:") for p in found), found
+    assert any("regular expression" in p for p in found), found
+    assert any(p.startswith("scenarios.0.turns.0.expect.fields.urgency:") for p in found), found
+
+
+def test_a_scenario_needs_turns_a_bounded_repeat_and_a_unique_name() -> None:
+    data = suite()
+    data["scenarios"][0] |= {"turns": [], "repeat": 0}
+    data["scenarios"].append(data["scenarios"][0] | {"turns": [{"user": "x"}], "repeat": 1})
+    found = problems(data)
+    assert any(p.startswith("scenarios.0.turns:") for p in found), found
+    assert any(p.startswith("scenarios.0.repeat:") for p in found), found
+    data["scenarios"][0] |= {"turns": [{"user": "x"}], "repeat": 1}
+    assert any("listed twice" in p for p in problems(data))
+
+
+def test_a_range_upside_down_is_refused() -> None:
+    with pytest.raises(ValidationError, match="above max"):
+        FieldCheck(min=5, max=1)
+
+
+def test_a_suite_file_error_names_the_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("agent_id: support-agent-v1\nscenarios: [{name: a, turns: [{user: ''}]}]\n")
+    with pytest.raises(SuiteFileError) as raised:
+        load_suite_file(path)
+    assert raised.value.problems[0].startswith("scenarios.0.turns.0.user:")
+
+
+def test_every_built_in_type_ships_a_valid_suite() -> None:
+    suites, errors = load_suite_dir()
+    assert not errors
+    configs, _ = load_config_dir(DEFAULTS_DIR)
+    assert sorted(s.agent_id for s in suites) == sorted(c.agent_id for c in configs)
+    # Each suite's field checks name fields of its type's schema (a renamed field breaks it).
+    schemas = {c.agent_id: {f.name for f in c.turn_schema.fields} for c in configs}
+    for s in suites:
+        for scenario in s.scenarios:
+            for turn in scenario.turns:
+                assert set(turn.expect.fields) <= schemas[s.agent_id], s.agent_id
+
+
+def observed(reply: str = "Happy to help.", **payload: Any) -> ObservedTurn:
+    base = {"agent_id": "support-agent-v1", "fields": {}, "tool_calls": [], "latency_ms": {}}
+    return ObservedTurn(user="hi", payload=base | payload, reply=reply)
+
+
+def statuses(expect: TurnExpect, turn: ObservedTurn) -> dict[str, str]:
+    return {o.expectation: o.status for o in evaluate_turn(expect, turn)}
+
+
+def test_field_checks_pass_and_fail_on_what_the_turn_held() -> None:
+    expect = TurnExpect.model_validate(
+        {
+            "fields": {
+                "urgency": {"one_of": ["low", "high"], "present": True},
+                "score": {"min": 1, "max": 10},
+                "note": {"matches": "^ref-\\d+$"},
+                "done": {"equals": False},
+                "gone": {"present": False},
+            }
+        }
+    )
+    good = observed(fields={"urgency": "low", "score": 10, "note": "ref-12", "done": False})
+    assert set(statuses(expect, good).values()) == {"passed"}
+    bad = observed(fields={"urgency": "urgent", "score": 11, "note": "x", "gone": 1})
+    assert statuses(expect, bad) == {
+        "fields.urgency.present": "passed",
+        "fields.urgency.one_of": "failed",
+        "fields.score.min": "passed",
+        "fields.score.max": "failed",
+        "fields.note.matches": "failed",
+        "fields.done.equals": "failed",
+        "fields.gone.present": "failed",
+    }
+    (one_of,) = [o for o in evaluate_turn(expect, bad) if o.expectation == "fields.urgency.one_of"]
+    assert "'urgent'" in one_of.detail
+
+
+def test_reply_tool_hand_off_agent_and_latency_checks() -> None:
+    expect = TurnExpect.model_validate(
+        {
+            "agent": "support-agent-v1",
+            "reply_contains": ["HAPPY"],
+            "reply_not_contains": ["sorry"],
+            "reply_matches": "help\\.$",
+            "reply_not_empty": True,
+            "tool_called": [{"name": "lookup", "arguments": {"order": 7}}],
+            "handoff_to": "sales-agent-v1",
+            "first_text_under_ms": 500,
+        }
+    )
+    turn = observed(
+        tool_calls=[{"name": "lookup", "arguments": {"order": 7, "x": 1}}],
+        latency_ms={"first_text": 120},
+    )
+    turn.handoffs = [{"to_agent_id": "sales-agent-v1"}]
+    assert set(statuses(expect, turn).values()) == {"passed"}
+    slow = observed(
+        "Sorry.",
+        agent_id="sales-agent-v1",
+        tool_calls=[{"name": "lookup", "arguments": {"order": 8}}],
+        latency_ms={"first_text": 900},
+    )
+    held = statuses(expect, slow)
+    assert [name for name, status in held.items() if status == "passed"] == ["reply_not_empty"]
+    assert len(held) == 8
+
+
+def test_a_rubric_without_a_judge_is_skipped_and_does_not_fail_the_attempt() -> None:
+    outcomes = evaluate_turn(TurnExpect(rubric="Polite and on topic."), observed())
+    assert [(o.expectation, o.status, o.detail) for o in outcomes] == [
+        ("rubric", "skipped", NO_JUDGE)
+    ]
+    assert passed(outcomes)
+
+
+def test_greeting_checks_are_named_as_the_greetings() -> None:
+    outcomes = evaluate_greeting(GreetingExpect(reply_contains=["support"]), "Hi, sales here.")
+    assert [(o.expectation, o.status) for o in outcomes] == [
+        ("greeting.reply_contains[0]", "failed")
+    ]
