@@ -57,6 +57,7 @@ SUBSCRIPTIONS = "webhook_subscriptions"
 SPECVERSION = "1.0"
 WORKER_SOURCE = "switchboard/worker"
 ADMIN_SOURCE = "switchboard/admin-api"
+EVALS_SOURCE = "switchboard/evals"
 ROUTING_ORDERING_KEY = "routing"
 LAST_SEQ = 1_000_000_000
 """`seq` of a session's last event (`session.ended` / `session.aborted`): above any count of
@@ -82,6 +83,7 @@ class EventType(StrEnum):
     SESSION_ENDED = "session.ended"
     SESSION_ABORTED = "session.aborted"
     WEBHOOK_TEST = "webhook.test"
+    EVAL_COMPLETED = "eval.completed"
 
 
 AGENT_EVENTS = frozenset(t for t in EventType if t.value.startswith("agent."))
