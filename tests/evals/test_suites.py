@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from agent_configs.evals import (
@@ -162,3 +163,10 @@ def test_greeting_checks_are_named_as_the_greetings() -> None:
     assert [(o.expectation, o.status) for o in outcomes] == [
         ("greeting.reply_contains[0]", "failed")
     ]
+
+
+def test_the_readme_example_suite_is_a_valid_suite() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("\n## Evals\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    Suite.model_validate(yaml.safe_load(example))
