@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from livekit import api
+from livekit import api, rtc
 
 from agent_configs.evals import Scenario, Suite
 from agent_configs.routing.pin import PIN_KEY, AgentPin
@@ -71,7 +71,9 @@ class EvalRoomClient(RoomClient):
         return (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(identity)
-            .with_grants(api.VideoGrants(room_join=True, room=self.room_name))
+            .with_grants(
+                api.VideoGrants(room_join=True, room=self.room_name, can_update_own_metadata=False)
+            )
             .with_room_config(api.RoomConfiguration(agents=[dispatch]))
             .with_metadata(metadata or "")
             .to_jwt()
@@ -106,7 +108,7 @@ class Attempt:
         found = [
             {
                 "turn": turn,
-                "expectation": outcome.expectation,
+                "expectation": _named(turn, outcome),
                 "detail": outcome.detail,
                 "transcript": self.transcript(turn),
             }
@@ -173,6 +175,8 @@ async def run_attempt(scenario: Scenario, stack: Stack, pin: AgentPin | None) ->
         await _converse(client, scenario, stack, attempt)
     except AssertionError as exc:  # RoomClient.wait_for's timeout
         attempt.error = str(exc).split("; transcripts=")[0]
+    except rtc.ConnectError as exc:
+        attempt.error = f"could not join the room: {exc}"
     finally:
         attempt.wall_time_s = time.monotonic() - started
         await client.leave()

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -19,6 +20,7 @@ from agent_configs.evals import (
 from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.models import describe_validation_error
 from evals.expectations import NO_JUDGE, ObservedTurn, evaluate_greeting, evaluate_turn, passed
+from evals.junit import junit_xml
 
 
 def suite(**turn_expect: Any) -> dict[str, Any]:
@@ -170,3 +172,30 @@ def test_the_readme_example_suite_is_a_valid_suite() -> None:
     section = readme.split("\n## Evals\n", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     Suite.model_validate(yaml.safe_load(example))
+
+
+def test_junit_names_the_failed_scenario_its_expectations_and_what_was_skipped() -> None:
+    scenario = {
+        "name": "greets",
+        "passed": False,
+        "pass_rate": 0.5,
+        "required_pass_rate": 1.0,
+        "wall_time_s": 1.5,
+        "failures": [{"attempt": 1, "expectation": "greeting.reply_contains[0]", "detail": "x"}],
+        "skipped": ["turns[0].rubric"],
+    }
+    run = {
+        "agent_id": "support-agent-v1",
+        "version": 3,
+        "wall_time_s": 2.0,
+        "scenarios": [scenario],
+    }
+    root = ElementTree.fromstring(junit_xml([run]))
+    (case,) = root.iter("testcase")
+    assert (case.get("classname"), case.get("name")) == ("support-agent-v1@v3", "greets")
+    failure = case.find("failure")
+    assert failure is not None and "attempt 1: greeting.reply_contains[0]: x" in (
+        failure.text or ""
+    )
+    assert "turns[0].rubric" in (case.findtext("system-out") or "")
+    assert root.find("testsuite").get("failures") == "1"
