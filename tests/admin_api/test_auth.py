@@ -42,6 +42,7 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("DELETE", "/api/v1/agents/{agent_id}", SUPPORT, None, WRITE),
     ("GET", "/api/v1/sessions", "/api/v1/sessions", None, READ),
     ("GET", "/api/v1/sessions/{session_id}", "/api/v1/sessions/sess_none", None, READ),
+    ("GET", "/api/v1/sessions/{session_id}/trace", "/api/v1/sessions/sess_none/trace", None, READ),
     ("GET", "/api/v1/routing", "/api/v1/routing", None, READ),
     ("PUT", "/api/v1/routing", "/api/v1/routing", {"chain": [{"strategy": "explicit"}]}, WRITE),
     (

@@ -22,6 +22,7 @@ from pymongo import MongoClient
 
 from devstack import REPO_ROOT, Endpoints
 from devstack.services import reserve_port
+from devstack.trace_backend import TraceBackend
 
 ADMIN_KEY = "schemathesis-admin-key-0123456789"
 CHECKS = ",".join(
@@ -54,7 +55,11 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: floa
 
 
 @pytest.fixture(scope="module")
-def served_api(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served_api(
+    endpoints: Endpoints, trace_backend: TraceBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The admin API as deployed with tracing: reading a real Jaeger, so the trace route
+    answers as it does there (404 for a session it does not know) rather than 503."""
     database_name = f"st_{uuid.uuid4().hex[:10]}"
     port = reserve_port(0, "admin API", "ADMIN_API_PORT")
     env = (
@@ -66,6 +71,7 @@ def served_api(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -
             "ADMIN_API_BOOTSTRAP_KEY": ADMIN_KEY,
             "ADMIN_API_TOKEN_RATE_PER_S": "10000",
             "ADMIN_API_TOKEN_BURST": "10000",
+            "ADMIN_TRACE_QUERY_URL": trace_backend.query_url,
         }
     )
     seeded = subprocess.run(
