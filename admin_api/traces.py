@@ -1,5 +1,5 @@
 """A session's trace read from the trace backend's query API (Jaeger's `/api/traces/{id}`),
-bounded in size and time, as contract C's flat list of spans (the console draws it).
+bounded in size and time, as the flat list of spans GET /api/v1/sessions/{id}/trace answers (the console draws it).
 
 The backend is the operator's (`ADMIN_TRACE_QUERY_URL`), never a config's: no egress policy
 applies, but its answer is read as any other: at most `ADMIN_TRACE_MAX_BYTES`, within
@@ -77,7 +77,7 @@ async def read_trace(
 
 def from_jaeger(trace_id: str, answer: dict[str, Any]) -> SessionTrace:
     """Jaeger's query JSON (`{"data": [{"spans": [...], "processes": {...}}]}`, times in µs)
-    as contract C."""
+    as that route answers."""
     traces = answer.get("data") or []
     if not traces:
         raise TraceNotFound(trace_id)

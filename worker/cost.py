@@ -1,4 +1,4 @@
-"""What a session cost (contract B): LLM tokens in and out and requests per model, STT audio
+"""What a session cost: LLM tokens in and out and requests per model, STT audio
 seconds, TTS characters, tool calls. Stored in the session record at its end (`cost`).
 
 From livekit's own per-request metrics (`metrics_collected`: `LLMMetrics`, `STTMetrics`,

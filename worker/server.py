@@ -512,7 +512,7 @@ def _record_start(
         {
             "job_id": ctx.job.id,
             "worker_id": ctx.worker_id,
-            # contract C; the traceparent lets a sweep's `session.aborted` join the trace
+            # the console's link to the trace; the traceparent lets a sweep's `session.aborted` join the trace
             **(
                 {"trace_id": trace_id, "traceparent": running.trace.traceparent}
                 if trace_id and running.trace

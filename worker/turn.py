@@ -86,7 +86,7 @@ class Turn:
         return [call.as_dict() for call in self.tool_calls]
 
     def latency_fields(self) -> dict[str, Any]:
-        """`latency_ms`, `latency_from` and `waterfall` (contract A), as stored and published."""
+        """`latency_ms`, `latency_from` and `waterfall` (README: the `agent-turn` payload), as stored and published."""
         return {
             "latency_ms": self.latency.as_ms(),
             "latency_from": self.latency.origin,

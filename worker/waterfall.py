@@ -1,5 +1,5 @@
 """A turn's latency waterfall: where the time between the user's message and the turn's
-fields went, stage by stage (contract A: ms from the turn's origin, `latency_from`).
+fields went, stage by stage (ms from the turn's origin, `latency_from`).
 
 Where each stage comes from:
 

@@ -1,4 +1,4 @@
-"""A session's trace (contract C), read from the trace backend through the admin API: the
+"""A session's trace, read from the trace backend through the admin API: the
 console's session page draws it, since Jaeger built from the Go module proxy has no UI."""
 
 from typing import Annotated

@@ -1,4 +1,4 @@
-"""GET /api/v1/sessions/{id}/trace (contract C): the session's trace read from Jaeger's query API
+"""GET /api/v1/sessions/{id}/trace: the session's trace read from Jaeger's query API
 through the admin API, for viewers; 503 without a trace backend, 404 for what is not there."""
 
 import httpx

@@ -4,7 +4,7 @@ speaks back (espeak-ng), with transcriptions of both sides on `lk.transcription`
 
 The same session is traced: this module's worker and a dispatcher export to Jaeger (the
 standard OTEL_* variables), and the session's trace is checked through Jaeger's query API and
-the admin API's trace route (contract C)."""
+the admin API's trace route."""
 
 from collections.abc import Iterator
 from typing import Any

@@ -1,5 +1,5 @@
 """Spans (OpenTelemetry, worker/tracing.py): each finished turn as a `turn` span under the
-session's root, with one child per stage of its waterfall (contract A: `stage.llm`,
+session's root, with one child per stage of its waterfall (`stage.llm`,
 `stage.tts`, `stage.tool`...; a point stage is a zero-length span), and the session's hand-offs
 and escalations as spans at their moment. Built after the fact from the turn object, with the
 turn's own clock readings as start and end times, so nothing in the turn's path waits on it.
