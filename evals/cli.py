@@ -108,6 +108,7 @@ def _print_run(console: Console, run: dict[str, Any]) -> None:
         f"{run['agent_id']} version {run['version']}: {verdict} "
         f"({run['wall_time_s']:.1f} s, run {run['_id']})",
         markup=False,
+        soft_wrap=True,
     )
     for scenario in run["scenarios"]:
         mark = "ok  " if scenario["passed"] else "FAIL"
