@@ -7,6 +7,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from agent_configs.evals import (
     FieldCheck,
@@ -19,6 +20,7 @@ from agent_configs.evals import (
 )
 from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.models import describe_validation_error
+from evals.cli import EXIT_UNUSABLE, app
 from evals.expectations import NO_JUDGE, ObservedTurn, evaluate_greeting, evaluate_turn, passed
 from evals.junit import junit_xml
 
@@ -199,3 +201,18 @@ def test_junit_names_the_failed_scenario_its_expectations_and_what_was_skipped()
     )
     assert "turns[0].rubric" in (case.findtext("system-out") or "")
     assert root.find("testsuite").get("failures") == "1"
+
+
+def test_the_command_refuses_a_version_without_an_agent_before_it_runs_anything() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["run", "--version", "2"],
+        env={"MONGO_URI": "mongodb://127.0.0.1:9/", "LIVEKIT_URL": "ws://127.0.0.1:9"},
+    )
+    assert result.exit_code == EXIT_UNUSABLE
+    assert "--version needs --agent" in result.output
+
+
+def test_the_command_refuses_a_repeat_out_of_bounds_naming_the_option() -> None:
+    result = CliRunner().invoke(app, ["run", "--repeat", "0"])
+    assert result.exit_code == 2 and "--repeat" in result.output
