@@ -139,8 +139,9 @@ class Suite(_Model):
         return scenarios
 
     def document(self) -> dict[str, Any]:
-        """The stored form (`eval_suites`): keyed by the agent id, one suite per type."""
-        return {"_id": self.agent_id, **self.model_dump(mode="json", exclude_none=True)}
+        """The stored form (`eval_suites`): keyed by the agent id, one suite per type. What
+        the suite did not set is left out, but an explicit null stays (`equals: null`)."""
+        return {"_id": self.agent_id, **self.model_dump(mode="json", exclude_unset=True)}
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> "Suite":

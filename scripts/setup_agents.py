@@ -169,7 +169,7 @@ async def seed_suites(
             created += 1
             if not dry_run:
                 await database[EVAL_SUITES].insert_one(suite.document())
-        elif force and Suite.from_document(stored) != suite:
+        elif force and Suite.from_document(stored).model_dump() != suite.model_dump():
             replaced += 1
             if not dry_run:
                 await database[EVAL_SUITES].replace_one({"_id": suite.agent_id}, suite.document())

@@ -216,3 +216,11 @@ def test_the_command_refuses_a_version_without_an_agent_before_it_runs_anything(
 def test_the_command_refuses_a_repeat_out_of_bounds_naming_the_option() -> None:
     result = CliRunner().invoke(app, ["run", "--repeat", "0"])
     assert result.exit_code == 2 and "--repeat" in result.output
+
+
+def test_a_stored_suite_reads_back_the_same_an_explicit_null_included() -> None:
+    written = Suite.model_validate(suite(fields={"follow_up_action": {"equals": None}}))
+    read = Suite.from_document(written.document())
+    assert read.model_dump() == written.model_dump()
+    check = read.scenarios[0].turns[0].expect.fields["follow_up_action"]
+    assert "equals" in check.model_fields_set
