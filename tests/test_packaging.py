@@ -19,7 +19,15 @@ from packaging.utils import canonicalize_name
 from devstack import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-OUR_PACKAGES = ("agent_configs", "worker", "admin_api", "devstack", "scripts")
+OUR_PACKAGES = (
+    "agent_configs",
+    "worker",
+    "admin_api",
+    "dispatcher",
+    "devstack",
+    "scripts",
+    "evals",
+)
 REQUIREMENTS = REPO_ROOT / "requirements"
 # tzdata's version is the IANA release (2026.6): each year is a new "major" that only adds
 # zone data, so a bound would only ever turn away fresher time zone rules.
