@@ -31,6 +31,7 @@ COPY admin_api ./admin_api
 COPY dispatcher ./dispatcher
 COPY scripts ./scripts
 COPY devstack ./devstack
+COPY evals ./evals
 # The project alone: its dependencies and its build backend (setuptools) came from the lock.
 RUN pip install --no-deps --no-build-isolation .
 
