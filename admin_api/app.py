@@ -27,6 +27,7 @@ from admin_api.redispatch import Redispatcher, RedispatchPolicy
 from admin_api.routes import (
     agents,
     dead_letters,
+    evals,
     events,
     health,
     me,
@@ -91,6 +92,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         agents.router,
         sessions.router,
         traces.router,
+        evals.router,
         routing.router,
         tokens.router,
         events.router,

@@ -23,6 +23,10 @@ ANY = READ | WRITE | MINT
 SUPPORT = "/api/v1/agents/support-agent-v1"
 HOOK_ID = "sub_" + "0" * 24
 HOOK = f"/api/v1/webhooks/{HOOK_ID}"
+SUITE = {
+    "agent_id": "support-agent-v1",
+    "scenarios": [{"name": "hello", "turns": [{"user": "Hello"}]}],
+}
 
 # (method, route template, concrete path, json body, roles allowed)
 MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
@@ -40,6 +44,10 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("POST", "/api/v1/agents/{agent_id}/resume", f"{SUPPORT}/resume", None, WRITE),
     ("GET", "/api/v1/agents/{agent_id}/stats", f"{SUPPORT}/stats", None, READ),
     ("DELETE", "/api/v1/agents/{agent_id}", SUPPORT, None, WRITE),
+    ("GET", "/api/v1/agents/{agent_id}/suite", f"{SUPPORT}/suite", None, READ),
+    ("PUT", "/api/v1/agents/{agent_id}/suite", f"{SUPPORT}/suite", SUITE, WRITE),
+    ("GET", "/api/v1/agents/{agent_id}/eval-runs", f"{SUPPORT}/eval-runs", None, READ),
+    ("GET", "/api/v1/eval-runs/{run_id}", "/api/v1/eval-runs/evr_none", None, READ),
     ("GET", "/api/v1/sessions", "/api/v1/sessions", None, READ),
     ("GET", "/api/v1/sessions/{session_id}", "/api/v1/sessions/sess_none", None, READ),
     ("GET", "/api/v1/sessions/{session_id}/trace", "/api/v1/sessions/sess_none/trace", None, READ),

@@ -1,0 +1,125 @@
+"""Eval suites (one per agent type) and the runs `python -m evals run` stored.
+
+A suite is written whole (PUT), validated by agent_configs/evals.py's `Suite`, the model the
+runner and the seeder use, so a suite the API accepts is one the runner can run. It is not
+versioned and not audited: a suite change activates nothing (the runner reads it when it
+runs), and the audit trail's `agent.*` events each record a new agent version, which a suite
+write does not make.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+
+from admin_api.deps import AdminKey, ReaderKey, ServicesDep, Store
+from admin_api.eval_records import EvalRecords, EvalRunDetail, EvalRunPage, unstorable
+from admin_api.problems import (
+    FieldProblem,
+    ProblemError,
+    invalid_request,
+    problem_responses,
+)
+from admin_api.routes import API_V1
+from admin_api.routes.agents import AgentId
+from admin_api.routes.sessions import cursor_problem
+from admin_api.storage import InvalidCursor
+from agent_configs.evals import Suite
+
+router = APIRouter(prefix=API_V1, tags=["evals"])
+
+
+async def get_eval_records(services: ServicesDep) -> EvalRecords:
+    return EvalRecords(services.database)
+
+
+Evals = Annotated[EvalRecords, Depends(get_eval_records)]
+READ_PROBLEMS = problem_responses(401, 403, 404, 422, 503)
+
+SUITE_EXAMPLE = {
+    "agent_id": "support-agent-v1",
+    "scenarios": [
+        {
+            "name": "greets as support and answers",
+            "metadata": {"purpose": "support", "modality": "text"},
+            "routed_to": "support-agent-v1",
+            "turns": [
+                {
+                    "user": "My invoice is wrong.",
+                    "expect": {"fields": {"issue_category": {"one_of": ["billing", "account"]}}},
+                }
+            ],
+        }
+    ],
+}
+
+
+@router.get(
+    "/agents/{agent_id}/suite",
+    responses=READ_PROBLEMS,
+    response_model_exclude_unset=True,
+)
+async def get_suite(caller: ReaderKey, agent_id: AgentId, evals: Evals) -> Suite:
+    """The type's stored suite as written: what it did not set is left out (a default filled in
+    here would be sent back by a client's PUT as a check, e.g. `equals: null`)."""
+    suite = await evals.suite(agent_id)
+    if suite is None:
+        raise ProblemError(
+            404, "suite-not-found", "Eval suite not found", f"agent type '{agent_id}' has no suite"
+        )
+    return suite
+
+
+@router.put(
+    "/agents/{agent_id}/suite",
+    responses=problem_responses(400, 401, 403, 404, 413, 422, 503),
+    response_model_exclude_unset=True,
+)
+async def put_suite(
+    caller: AdminKey,
+    agent_id: AgentId,
+    store: Store,
+    evals: Evals,
+    suite: Annotated[Suite, Body(openapi_examples={"suite": {"value": SUITE_EXAMPLE}})],
+) -> Suite:
+    """Store the type's suite, replacing the one it had. 422 names each bad field
+    (`scenarios.0.turns.0.expect.reply_contain`); 404 when the agent type does not exist."""
+    if suite.agent_id != agent_id:
+        message = f"must be '{agent_id}', as in the path"
+        raise invalid_request([FieldProblem(field="agent_id", message=message)])
+    problems = unstorable(suite.document())
+    if problems:
+        raise invalid_request([FieldProblem(field=f, message=m) for f, m in problems])
+    await store.get(agent_id)  # AgentNotFound: 404
+    return await evals.store_suite(suite)
+
+
+@router.get("/agents/{agent_id}/eval-runs", responses=READ_PROBLEMS)
+async def list_eval_runs(
+    caller: ReaderKey,
+    agent_id: AgentId,
+    store: Store,
+    evals: Evals,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> EvalRunPage:
+    """The type's runs, newest first: each scenario's pass rate, time and tokens, no failures
+    (GET /eval-runs/{run_id} has them). 404 when the agent type does not exist."""
+    await store.get(agent_id)
+    try:
+        return await evals.page(agent_id, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise cursor_problem(exc) from None
+
+
+@router.get("/eval-runs/{run_id}", responses=READ_PROBLEMS)
+async def get_eval_run(
+    caller: ReaderKey,
+    run_id: Annotated[str, Path(min_length=1, max_length=256)],
+    evals: Evals,
+) -> EvalRunDetail:
+    """One run whole: the models, each scenario's rooms and skipped expectations, and each
+    failed expectation with its attempt, turn, detail and the transcript up to that turn."""
+    run = await evals.run(run_id)
+    if run is None:
+        raise ProblemError(404, "eval-run-not-found", "Eval run not found", f"no run '{run_id}'")
+    return run
