@@ -151,5 +151,7 @@ async def test_runs_are_listed_newest_first_in_pages_and_one_run_shows_its_failu
     assert detail.json()["models"]["llm"][0] == f"{config.llm.provider}/{config.llm.model}"
     missing = await api.get("/api/v1/eval-runs/evr_none", headers=keys.header("viewer"))
     assert missing.status_code == 404
+    no_type = await api.get("/api/v1/agents/no-such-agent/eval-runs", headers=keys.header("viewer"))
+    assert no_type.json()["type"] == "urn:switchboard:problem:agent-not-found"
     bad_cursor = await api.get(url, params={"cursor": "nope"}, headers=keys.header("viewer"))
     assert [e["field"] for e in bad_cursor.json()["errors"]] == ["cursor"]
