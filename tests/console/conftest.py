@@ -128,7 +128,11 @@ def console_worker(
         console_database.name,
         tmp_path_factory,
         prefix="sb-console",
-        extra_env={"LOCAL_LLM_URL": console_llm.url} | trace_backend.otel_env("switchboard-worker"),
+        # An operator who asked for content in spans (SWITCHBOARD_TRACE_CONTENT): the session
+        # test reads the turn's words in its trace; tests/worker/test_voice_session.py checks
+        # the default, no content at all.
+        extra_env={"LOCAL_LLM_URL": console_llm.url, "SWITCHBOARD_TRACE_CONTENT": "true"}
+        | trace_backend.otel_env("switchboard-worker"),
     ) as (running,):
         yield running
 

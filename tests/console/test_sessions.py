@@ -4,6 +4,7 @@ cost, trace and end reason; and the agent type's stats. The pages in a session p
 audit (the playground in the room and after it, the session page), and the focus goes somewhere
 meaningful after Join and after End session (issue 19)."""
 
+import asyncio
 import re
 import uuid
 
@@ -33,6 +34,7 @@ from tests.console.playground import (
     send,
     wait_for_reply,
 )
+from tests.worker.scripted_llm import REPLY
 
 AGENT_ID = "support-agent-v1"
 TRACE_ARRIVES_MS = 30_000
@@ -143,6 +145,10 @@ async def test_a_playground_session_is_listed_and_shown_with_its_record(
     await expect(trace).to_have_attribute("data-trace-id", str(record["trace_id"]))
     await expect(trace.locator('[data-testid="trace-span"][data-depth="0"]').first).to_be_visible()
     await expect(trace.locator('[data-testid="trace-span"][data-depth="2"]').first).to_be_visible()
+    # this stack's worker runs with SWITCHBOARD_TRACE_CONTENT=true: the turn's words are there
+    turn_span = await _turn_span(api, str(session_id))
+    assert turn_span["attributes"]["switchboard.user_text"] == MESSAGE
+    assert turn_span["attributes"]["switchboard.reply"] == REPLY
     await audit_page(page, audit, "session-detail")
     await save_screenshot(page, "session-detail")
     await page.get_by_test_id("session-turn").first.screenshot(
@@ -159,3 +165,16 @@ async def test_a_playground_session_is_listed_and_shown_with_its_record(
     ).to_be_visible()
     await save_screenshot(page, "agent-stats")
     assert_no_blocking_violations(audit)
+
+
+async def _turn_span(api: httpx.AsyncClient, session_id: str) -> dict:
+    """The session's `turn` span, once the trace backend has it (spans leave in batches)."""
+    deadline = asyncio.get_running_loop().time() + TRACE_ARRIVES_MS / 1000
+    while True:
+        reply = await api.get(f"/sessions/{session_id}/trace")
+        spans = reply.json().get("spans", []) if reply.status_code == 200 else []
+        turns = [span for span in spans if span["name"] == "turn"]
+        if turns:
+            return turns[0]
+        assert asyncio.get_running_loop().time() < deadline, f"no turn span: {reply.text[:300]}"
+        await asyncio.sleep(0.5)
