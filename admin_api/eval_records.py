@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin_api.storage import encode_cursor, newest_first_query
+from admin_api.storage import newest_first_page, newest_first_query
 from agent_configs.database import database_errors
 from agent_configs.evals import EVAL_RUNS, EVAL_SUITES, Suite
 
@@ -182,17 +181,8 @@ class EvalRecords:
         """Newest first by `started_at`, `_id` breaking ties."""
         query = newest_first_query({"agent_id": agent_id}, "started_at", None, None, cursor)
         with database_errors():
-            found = (
-                self._runs.find(query)
-                .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
-                .limit(limit + 1)
-            )
-            documents = await found.to_list(length=limit + 1)
-        items = [EvalRunSummary.model_validate(_run_fields(d)) for d in documents[:limit]]
-        last = documents[limit - 1] if len(documents) > limit else None
-        next_cursor = (
-            encode_cursor(last["started_at"], str(last["_id"])) if last is not None else None
-        )
+            documents, next_cursor = await newest_first_page(self._runs, query, "started_at", limit)
+        items = [EvalRunSummary.model_validate(_run_fields(d)) for d in documents]
         return EvalRunPage(items=items, next_cursor=next_cursor)
 
     async def run(self, run_id: str) -> EvalRunDetail | None:

@@ -42,7 +42,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from admin_api.storage import encode_cursor, newest_first_query
+from admin_api.storage import newest_first_page, newest_first_query
 from agent_configs.database import bson_now, database_errors
 
 EVENTS = "events"
@@ -164,14 +164,5 @@ class EventLog:
         }
         query = newest_first_query(base, "at", start, end, cursor)
         with database_errors():
-            found = (
-                self._events.find(query)
-                .sort([("at", DESCENDING), ("_id", DESCENDING)])
-                .limit(limit + 1)
-            )
-            documents = await found.to_list(length=limit + 1)
-        items = [Event.from_document(d) for d in documents[:limit]]
-        more = len(documents) > limit
-        return EventPage(
-            items=items, next_cursor=encode_cursor(items[-1].at, items[-1].id) if more else None
-        )
+            documents, next_cursor = await newest_first_page(self._events, query, "at", limit)
+        return EventPage(items=[Event.from_document(d) for d in documents], next_cursor=next_cursor)

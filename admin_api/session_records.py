@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin_api.storage import encode_cursor, newest_first_query
+from admin_api.storage import newest_first_page, newest_first_query
 from agent_configs.database import database_errors
 
 SESSIONS = "sessions"
@@ -150,18 +150,10 @@ class SessionRecords:
         base["started_at"] = {"$exists": True}  # a record without it cannot be paged in time order
         query = newest_first_query(base, "started_at", start, end, cursor)
         with database_errors():
-            found = (
-                self._sessions.find(query, _SUMMARY_PROJECTION)
-                .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
-                .limit(limit + 1)
+            documents, next_cursor = await newest_first_page(
+                self._sessions, query, "started_at", limit, _SUMMARY_PROJECTION
             )
-            documents = await found.to_list(length=limit + 1)
-        items = [SessionSummary.model_validate(_session_fields(d)) for d in documents[:limit]]
-        more = len(documents) > limit
-        last = documents[limit - 1] if more else None
-        next_cursor = (
-            encode_cursor(last["started_at"], str(last["_id"])) if last is not None else None
-        )
+        items = [SessionSummary.model_validate(_session_fields(d)) for d in documents]
         return SessionPage(items=items, next_cursor=next_cursor)
 
     async def detail(self, session_id: str) -> SessionDetail | None:

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
+from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 
 
 class InvalidCursor(ValueError):
@@ -31,6 +33,28 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(at), str(record_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidCursor("cursor is not one this API returned") from exc
+
+
+async def newest_first_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    time_field: str,
+    limit: int,
+    projection: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `query` newest first by `time_field`, `_id` breaking ties: at most `limit`
+    documents and the cursor of the page after them (None on the last page). One more than
+    `limit` is read to know whether there is a next page."""
+    found = (
+        collection.find(query, projection)
+        .sort([(time_field, DESCENDING), ("_id", DESCENDING)])
+        .limit(limit + 1)
+    )
+    documents = await found.to_list(length=limit + 1)
+    if len(documents) <= limit:
+        return documents, None
+    last = documents[limit - 1]
+    return documents[:limit], encode_cursor(last[time_field], str(last["_id"]))
 
 
 def newest_first_query(
