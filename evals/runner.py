@@ -9,6 +9,7 @@ routing decision), each turn's `agent-turn` payload (fields, tool calls, latency
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,19 +224,42 @@ async def _converse(
         attempt.outcomes += [(index, o) for o in evaluate_turn(turn.expect, observed)]
 
 
+OnAttempt = Callable[[Scenario, Attempt], Awaitable[None]]
+"""Called after each attempt (a run service reports its progress with it)."""
+
+
+async def _no_progress(scenario: Scenario, attempt: Attempt) -> None:
+    return None
+
+
 async def run_scenario(
-    scenario: Scenario, stack: Stack, pin: AgentPin | None, repeat: int | None = None
+    scenario: Scenario,
+    stack: Stack,
+    pin: AgentPin | None,
+    repeat: int | None = None,
+    on_attempt: OnAttempt = _no_progress,
 ) -> ScenarioResult:
     """The attempts run one after the other: they share the worker, and a scenario's pass
     rate must not depend on how many sessions the worker had at once."""
-    attempts = [await run_attempt(scenario, stack, pin) for _ in range(repeat or scenario.repeat)]
+    attempts = []
+    for _ in range(repeat or scenario.repeat):
+        attempts.append(await run_attempt(scenario, stack, pin))
+        await on_attempt(scenario, attempts[-1])
     return ScenarioResult(scenario, attempts)
 
 
+def attempts_total(suite: Suite, repeat: int | None = None) -> int:
+    return sum(repeat or s.repeat for s in suite.scenarios)
+
+
 async def run_suite(
-    suite: Suite, stack: Stack, pin: AgentPin | None, repeat: int | None = None
+    suite: Suite,
+    stack: Stack,
+    pin: AgentPin | None,
+    repeat: int | None = None,
+    on_attempt: OnAttempt = _no_progress,
 ) -> list[ScenarioResult]:
-    return [await run_scenario(s, stack, pin, repeat) for s in suite.scenarios]
+    return [await run_scenario(s, stack, pin, repeat, on_attempt) for s in suite.scenarios]
 
 
 def all_passed(results: list[ScenarioResult]) -> bool:
