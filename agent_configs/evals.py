@@ -1,9 +1,11 @@
-"""Eval suites: what an agent type must do, as scenarios of scripted user turns and expectations.
+"""Eval suites: what an agent type must do, as scenarios of user turns and expectations.
 
 A suite belongs to one agent type (`agent_id`) and is stored in MongoDB (`eval_suites`, one
 document per type, `_id` = the agent id); the built-in types ship theirs as YAML in
 `agent_configs/defaults/suites/`. A scenario starts a real room with `metadata` (so routing is
-tested as well), then sends each turn's `user` text and checks the turn's `expect`.
+tested as well), then plays each turn and checks the turn's `expect`: a scripted `user` line,
+or a simulated caller (`simulate`: a persona with a goal, played by a model for some turns).
+A `voice` scenario speaks the user's lines into the room as a microphone (README "Evals").
 
 Every process may read these models (the runner in `evals/`, later the admin API and the
 console's gate); like the agent types, unknown keys are refused, so a typo such as
@@ -12,7 +14,7 @@ console's gate); like the agent types, unknown keys are refused, so a typo such 
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -34,6 +36,7 @@ SUITES_DIR = Path(__file__).parent / "defaults" / "suites"
 `*.yaml` of `defaults/` as an agent type and would refuse a suite file as a broken one."""
 MAX_REPEAT = 50
 MAX_TURNS = 50
+MAX_SIMULATED_TURNS = 20
 
 Phrase = Annotated[Text, Field(min_length=1, max_length=500)]
 
@@ -80,6 +83,13 @@ class ToolCallCheck(_Model):
     """Each key given must be among the call's arguments with this value (others may exist)."""
 
 
+class SessionEnded(_Model):
+    """After the turn the session ends (the agent's end_session tool, an escalation that ends
+    it...); `reason` null: any reason, else the session record's `end_reason` must be it."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
 class TurnExpect(_Model):
     """What one turn must show. Reply checks are case-insensitive."""
 
@@ -96,6 +106,9 @@ class TurnExpect(_Model):
     """The turn's `latency_ms.first_text` must be below this budget."""
     rubric: Annotated[Text, Field(min_length=1, max_length=2000)] | None = None
     """Judged by a judge model; with none configured it is reported `skipped`, never passed."""
+    session_ended: SessionEnded | None = None
+    """Checked after the turn (after a simulated caller's last line): only a scenario's last
+    turn may expect it."""
 
 
 class GreetingExpect(_Model):
@@ -106,14 +119,40 @@ class GreetingExpect(_Model):
     reply_matches: Regex | None = None
 
 
+class Simulation(_Model):
+    """A simulated caller: a model plays `persona` towards `goal`, one line a turn, for at most
+    `turns` turns (fewer when it says it is done)."""
+
+    persona: Annotated[Text, Field(min_length=1, max_length=2000)]
+    goal: Annotated[Text, Field(min_length=1, max_length=2000)]
+    turns: int = Field(ge=1, le=MAX_SIMULATED_TURNS)
+
+
 class ScenarioTurn(_Model):
-    user: Annotated[Text, Field(min_length=1, max_length=2000)]
+    """Either `user` (a scripted line) or `simulate` (a simulated caller, whose every line is
+    checked against `expect`)."""
+
+    user: Annotated[Text, Field(min_length=1, max_length=2000)] | None = None
+    simulate: Simulation | None = None
     expect: TurnExpect = Field(default_factory=TurnExpect)
+
+    @model_validator(mode="after")
+    def _user_or_simulate(self) -> "ScenarioTurn":
+        if (self.user is None) == (self.simulate is None):
+            given = "both" if self.user is not None else "neither"
+            raise ValueError(
+                "a turn has either `user` (a scripted line) or `simulate` (a simulated caller: "
+                f"persona, goal, turns), exactly one; this one has {given}"
+            )
+        return self
 
 
 class Scenario(_Model):
     name: Annotated[str, Field(min_length=1, max_length=120)]
     description: Annotated[Text, Field(max_length=2000)] | None = None
+    modality: Literal["text", "voice"] = "text"
+    """`voice`: each user line is spoken (espeak-ng) into the room as the microphone and heard
+    through the agent's own speech-to-text; what it heard is the turn's user line."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """The room's metadata, as a frontend sends it (`purpose`, `agent_id`, `user_id`...)."""
     routed_to: Slug | None = None
@@ -123,6 +162,21 @@ class Scenario(_Model):
     repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
     """Runs of the scenario: models are not deterministic, so a pass rate, not one answer."""
     required_pass_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Scenario":
+        ending = [i for i, t in enumerate(self.turns) if t.expect.session_ended is not None]
+        if ending and ending[0] != len(self.turns) - 1:
+            raise ValueError(
+                f"turns.{ending[0]}.expect.session_ended: only the last turn may expect the "
+                "session to end (no one would answer the turns after it)"
+            )
+        if self.modality == "voice" and self.metadata.get("modality") == "text":
+            raise ValueError(
+                "metadata.modality: 'text' asks the worker for a chat-only session, which would "
+                "not hear a voice scenario: leave it out or set 'voice'"
+            )
+        return self
 
 
 class Suite(_Model):

@@ -11,7 +11,10 @@ from typing import Any, Literal
 from agent_configs.evals import FieldCheck, GreetingExpect, ToolCallCheck, TurnExpect
 
 Status = Literal["passed", "failed", "skipped"]
-NO_JUDGE = "no judge model is configured: a rubric is never counted as passed without one"
+NO_JUDGE = (
+    "no judge model is configured (EVALS_JUDGE_BASE_URL): a rubric is never counted as passed "
+    "without one"
+)
 
 
 @dataclass(frozen=True)

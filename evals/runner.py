@@ -206,6 +206,8 @@ async def _converse(
         turns_before = len(client.data.get(TURN_TOPIC, []))
         handoffs_before = len(client.data.get(HANDOFF_TOPIC, []))
         transcripts_before = len(client.transcripts)
+        if turn.user is None:
+            raise AssertionError(f"turns[{index}]: this runner does not play simulated callers yet")
         await client.say(turn.user)
         try:
             payload = await client.next_turn(turns_before, stack.turn_timeout_s)
