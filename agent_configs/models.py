@@ -361,6 +361,12 @@ class AgentConfig(_Spec):
     tools: list[ToolSpec] = Field(default_factory=list, max_length=MAX_TOOLS)
     """What the agent can do besides talking (agent_configs/tools.py)."""
     tags: list[Slug] = Field(default_factory=list, max_length=50)
+    release_gate: bool = False
+    """True: a change to this type goes live only with a passing eval run of its suite on
+    exactly the definition going live (a save, rollback or resume without one is filed as a
+    candidate or refused; a routing change sending it more traffic is refused), unless an
+    admin overrides it. The CURRENT version's value decides, so switching it off is gated too.
+    README "Evals" > "Release gate"; admin_api/release_gate.py."""
     version: int = Field(default=0, ge=0)
     created_at: datetime | None = None
     updated_at: datetime | None = None

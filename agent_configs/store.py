@@ -1,16 +1,32 @@
 """ConfigStore: agent types in MongoDB, with optimistic concurrency and full version history.
 
 Layout (only features FerretDB v1 also has: no transactions, TTL or partial indexes):
-- `agent_config_versions`: every saved version, unique on (`agent_id`, `version`).
+- `agent_config_versions`: every filed version, unique on (`agent_id`, `version`). A version
+  filed as a candidate (`candidate: true`: a release-gated type's change that has no passing
+  eval run yet, admin_api/release_gate.py) waits there, not current, until it is activated
+  (`candidate: false`, `activated_at`).
 - `agent_configs`: the current config of each agent type, unique on `agent_id`.
 - `routing_rules` (used by the routing chain) lives in the same database.
 
 The unique insert into the history is the commit point of every write. FerretDB v1 does not
 make a filtered replace atomic (five concurrent compare-and-set replaces all "matched" in our
-tests), but its unique indexes are enforced: exactly one writer can file version N+1. The
-winner then copies it to the current document. If a process dies between the two steps, the
-next write of that agent rolls the current document forward to the newest filed version, so
-a committed version is never lost and never applied twice.
+tests), but its unique indexes are enforced: exactly one writer can file the next version
+(one past the newest filed, candidates included). The winner then copies it to the current
+document, unless it filed a candidate. If a process dies between the two steps, the next
+write of that agent rolls the current document forward to the newest filed version that is
+not a candidate, so a committed version is never lost and never applied twice, and a
+candidate never goes live by accident.
+
+Activating candidate N marks it activated in the history first, then replaces the current
+document. It does so in place only when N is above every activated version (the usual case:
+filed, tested, activated), so a death between the two steps is repaired by the same roll
+forward: N is then the newest version that is not a candidate. Any other version (an earlier
+one, or a candidate a later save has overtaken) is activated as rollback does it, by filing
+its definition again as the next version: the current version number only ever grows, which
+is what lets the roll forward tell the current version by its number. Limit: an in-place
+activation claims no number of its own, so a save racing it from the same version is not
+refused; the higher version (the save's) ends current, and an activation whose replace no
+longer matched answers VersionConflict.
 """
 
 import uuid
@@ -55,14 +71,22 @@ class VersionInfo:
     version: int
     status: AgentStatus
     saved_at: datetime
+    candidate: bool = False
+    """Filed as a candidate and never activated: it has never been current."""
 
 
 def _to_document(config: AgentConfig) -> dict[str, Any]:
     return config.model_dump(mode="python")
 
 
+HISTORY_ONLY = ("_id", "saved_at", "write_id", "candidate", "activated_at")
+ACTIVATED = {"candidate": {"$ne": True}}
+"""History documents that are not waiting candidates (those filed before candidates existed
+have no `candidate` field)."""
+
+
 def _from_document(document: dict[str, Any]) -> AgentConfig:
-    document = {k: v for k, v in document.items() if k not in ("_id", "saved_at", "write_id")}
+    document = {k: v for k, v in document.items() if k not in HISTORY_ONLY}
     return AgentConfig.model_validate(document)
 
 
@@ -191,14 +215,17 @@ class ConfigStore:
     async def versions(self, agent_id: str) -> list[VersionInfo]:
         with database_errors():
             cursor = self._versions.find(
-                {"agent_id": agent_id}, {"version": 1, "status": 1, "saved_at": 1}
+                {"agent_id": agent_id}, {"version": 1, "status": 1, "saved_at": 1, "candidate": 1}
             ).sort("version", DESCENDING)
             documents = await cursor.to_list(length=None)
         if not documents:
             raise AgentNotFound(agent_id)
         return [
             VersionInfo(
-                version=d["version"], status=AgentStatus(d["status"]), saved_at=d["saved_at"]
+                version=d["version"],
+                status=AgentStatus(d["status"]),
+                saved_at=d["saved_at"],
+                candidate=bool(d.get("candidate")),
             )
             for d in documents
         ]
@@ -237,13 +264,82 @@ class ConfigStore:
         await self._check_definition(config)
         return await self._save_version(config, expected_version)
 
+    async def file_candidate(self, config: AgentConfig, expected_version: int) -> AgentConfig:
+        """File `config` in the history as a candidate, checked as `update` checks it: the
+        next version number, not current (the current document, and so the worker and the
+        router, stay on what they serve). `activate` makes it current."""
+        await self._check_definition(config)
+        current = await self.get(config.agent_id)
+        if current.version != expected_version:
+            raise VersionConflict(config.agent_id, expected_version, current.version)
+        stored = config.model_copy(
+            update={
+                "version": await self._next_version(current),
+                "created_at": current.created_at,
+                "updated_at": bson_now(),
+            }
+        )
+        if await self._file_version(stored, candidate=True) is None:
+            latest = await self._roll_forward(config.agent_id)
+            raise VersionConflict(config.agent_id, expected_version, latest.version)
+        return stored
+
+    async def activate(
+        self, agent_id: str, version: int, expected_version: int | None = None
+    ) -> AgentConfig:
+        """Make filed `version` current (see the module docstring for how): in place for a
+        candidate above every activated version, else by filing its definition again with
+        the current status, as rollback does. The current version itself: nothing changes."""
+        current = await self.get(agent_id)
+        if expected_version is not None and current.version != expected_version:
+            raise VersionConflict(agent_id, expected_version, current.version)
+        with database_errors():
+            document = await self._versions.find_one({"agent_id": agent_id, "version": version})
+        if document is None:
+            raise AgentNotFound(agent_id, version)
+        if version == current.version:
+            return current
+        target = _from_document(document)
+        await self._check_definition(target)
+        newest_activated = await self._newest_activated(agent_id)
+        if newest_activated > current.version:
+            latest = await self._roll_forward(agent_id)
+            raise VersionConflict(agent_id, current.version, latest.version)
+        if not document.get("candidate") or version < current.version:
+            return await self._save_version(
+                target.model_copy(update={"status": current.status}), current.version
+            )
+        activated = target.model_copy(update={"status": current.status, "updated_at": bson_now()})
+        with database_errors():
+            await self._versions.update_one(
+                {"agent_id": agent_id, "version": version},
+                {
+                    "$set": {
+                        "candidate": False,
+                        "activated_at": activated.updated_at,
+                        "status": str(activated.status),
+                        "updated_at": activated.updated_at,
+                    }
+                },
+            )
+            replaced = await self._configs.replace_one(
+                {"agent_id": agent_id, "version": current.version}, _to_document(activated)
+            )
+        if replaced.matched_count == 0:
+            latest = await self._roll_forward(agent_id)
+            if latest.version != version:
+                raise VersionConflict(agent_id, current.version, latest.version)
+            return latest
+        await self._stamp.bump()
+        return activated
+
     async def _save_version(self, config: AgentConfig, expected_version: int) -> AgentConfig:
         current = await self.get(config.agent_id)
         if current.version != expected_version:
             raise VersionConflict(config.agent_id, expected_version, current.version)
         stored = config.model_copy(
             update={
-                "version": expected_version + 1,
+                "version": await self._next_version(current),
                 "created_at": current.created_at,
                 "updated_at": bson_now(),
             }
@@ -252,11 +348,36 @@ class ConfigStore:
             latest = await self._roll_forward(config.agent_id)
             raise VersionConflict(config.agent_id, expected_version, latest.version)
         with database_errors():
-            await self._configs.replace_one(
+            replaced = await self._configs.replace_one(
                 {"agent_id": stored.agent_id, "version": expected_version}, _to_document(stored)
             )
+        if replaced.matched_count == 0:
+            # An in-place activation got there first: ours, the higher number, goes current.
+            latest = await self._roll_forward(config.agent_id)
+            if latest.version != stored.version:
+                raise VersionConflict(config.agent_id, expected_version, latest.version)
         await self._stamp.bump()
         return stored
+
+    async def _next_version(self, current: AgentConfig) -> int:
+        """One past the newest filed version, candidates included. A version filed after
+        `current` and not a candidate means a writer died before making it current (or is
+        about to): roll forward and refuse, as a lost race for the number is refused."""
+        with database_errors():
+            newest = await self._versions.find_one(
+                {"agent_id": current.agent_id}, {"version": 1}, sort=[("version", DESCENDING)]
+            )
+        if await self._newest_activated(current.agent_id) > current.version:
+            latest = await self._roll_forward(current.agent_id)
+            raise VersionConflict(current.agent_id, current.version, latest.version)
+        return max(current.version, int(newest["version"]) if newest else 0) + 1
+
+    async def _newest_activated(self, agent_id: str) -> int:
+        with database_errors():
+            newest = await self._versions.find_one(
+                {"agent_id": agent_id, **ACTIVATED}, {"version": 1}, sort=[("version", DESCENDING)]
+            )
+        return int(newest["version"]) if newest else 0
 
     async def set_status(
         self, agent_id: str, status: AgentStatus, expected_version: int | None = None
@@ -286,10 +407,12 @@ class ConfigStore:
         base = current.version if expected_version is None else expected_version
         return await self.update(restored.model_copy(update={"status": current.status}), base)
 
-    async def _file_version(self, config: AgentConfig) -> str | None:
+    async def _file_version(self, config: AgentConfig, *, candidate: bool = False) -> str | None:
         """Claim (agent_id, version) in the history; None when another writer holds it."""
         write_id = uuid.uuid4().hex
         document = _to_document(config) | {"saved_at": config.updated_at, "write_id": write_id}
+        if candidate:
+            document["candidate"] = True
         try:
             with database_errors():
                 await self._versions.insert_one(document)
@@ -298,10 +421,11 @@ class ConfigStore:
         return write_id
 
     async def _roll_forward(self, agent_id: str) -> AgentConfig:
-        """Make the current document the newest filed version (after a writer died midway)."""
+        """Make the current document the newest filed version that is not a candidate (after
+        a writer died midway): a candidate goes current only through `activate`."""
         with database_errors():
             newest = await self._versions.find_one(
-                {"agent_id": agent_id}, sort=[("version", DESCENDING)]
+                {"agent_id": agent_id, **ACTIVATED}, sort=[("version", DESCENDING)]
             )
             current = await self._configs.find_one({"agent_id": agent_id})
         if newest is None:
