@@ -17,6 +17,8 @@ export interface Problem {
   detail?: string | null;
   errors?: FieldProblem[] | null;
   current_version?: number | null;
+  /** Extension members of some problems (the release gate's `failing_scenarios`, `run_id`). */
+  [member: string]: unknown;
 }
 
 export class ApiError extends Error {
@@ -49,15 +51,24 @@ export const credentials = {
 export interface Response<T> {
   body: T;
   etag: string | null;
+  /** 200 or another success: a gated save answers 202 (filed as a candidate, not live). */
+  status: number;
+  headers: Headers;
 }
 
 export async function request<T>(
   method: string,
   path: string,
-  options: { body?: unknown; ifMatch?: string | null; key?: string; query?: Record<string, unknown> } = {},
+  options: {
+    body?: unknown;
+    ifMatch?: string | null;
+    key?: string;
+    query?: Record<string, unknown>;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<Response<T>> {
   const key = options.key ?? credentials.get();
-  const headers: Record<string, string> = { Accept: "application/json" };
+  const headers: Record<string, string> = { ...options.headers, Accept: "application/json" };
   if (key) headers.Authorization = `Bearer ${key}`;
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   if (options.ifMatch) headers["If-Match"] = options.ifMatch;
@@ -90,7 +101,7 @@ export async function request<T>(
     if (response.status === 401) window.dispatchEvent(new CustomEvent("switchboard:unauthenticated"));
     throw new ApiError(problem);
   }
-  return { body: parsed as T, etag: response.headers.get("ETag") };
+  return { body: parsed as T, etag: response.headers.get("ETag"), status: response.status, headers: response.headers };
 }
 
 function safeJson(text: string): unknown {

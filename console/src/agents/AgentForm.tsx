@@ -28,6 +28,11 @@ export function AgentForm() {
           <ListField path="tags" label="Tags" placeholder="built-in, support" hint="Comma-separated, for filtering the list." />
         </div>
         <Modalities />
+        <CheckboxField
+          path="release_gate"
+          label="Release gate: a new version goes live only after a passing eval run"
+          hint="Then a save, a rollback or a resume of this type needs a passing run of its suite on that version (Evals tab), or an admin's override with a reason; a save without one is filed as a candidate. Switching the gate off is gated too."
+        />
       </Section>
 
       <Section title="Conversation" sub="What the agent says first, and how it behaves.">

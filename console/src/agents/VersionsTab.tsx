@@ -1,5 +1,6 @@
 /** Every saved version, newest first, with who made it (the audit trail); a diff between any
- * two; rollback to one (a new version with its definition, after a confirmation). */
+ * two; rollback to one (a new version with its definition, after a confirmation). A gated
+ * type's candidates (filed, never live) are marked and can be activated. */
 import "./agents.css";
 import { useCallback, useEffect, useState } from "react";
 import { get } from "../api";
@@ -15,6 +16,8 @@ interface VersionEntry {
   version: number;
   status: AgentStatus;
   saved_at: string;
+  /** Filed by a gated save, never made current (absent before the release gate existed). */
+  candidate?: boolean;
 }
 
 export function VersionsTab({ editor, confirm }: { editor: AgentEditorState; confirm: (c: Confirmation) => void }) {
@@ -41,10 +44,11 @@ export function VersionsTab({ editor, confirm }: { editor: AgentEditorState; con
     }
   }, [agentId]);
 
-  // Reload whenever the current version moves (a save, a rollback, a pause).
+  // Reload whenever the current version moves (a save, a rollback, a pause) or a candidate is
+  // filed (the current version stays).
   useEffect(() => {
     void load();
-  }, [load, currentVersion]);
+  }, [load, currentVersion, editor.writes]);
 
   const askRollback = (version: number) =>
     confirm({
@@ -86,9 +90,20 @@ export function VersionsTab({ editor, confirm }: { editor: AgentEditorState; con
               const event = events.get(v.version);
               const current = v.version === currentVersion;
               return (
-                <tr key={v.version} data-testid="version-row" data-version={v.version} className={current ? "current" : undefined}>
+                <tr
+                  key={v.version}
+                  data-testid="version-row"
+                  data-version={v.version}
+                  data-candidate={v.candidate ? "true" : "false"}
+                  className={current ? "current" : undefined}
+                >
                   <td>
                     <strong>v{v.version}</strong> {current && <span className="chip neutral">current</span>}
+                    {v.candidate && (
+                      <span className="chip warn" data-testid="version-candidate" title="Filed by a gated save: live only after a passing run or an override">
+                        candidate, not live
+                      </span>
+                    )}
                   </td>
                   <td>
                     <span className={`chip status-${v.status}`}>{v.status}</span>
@@ -107,9 +122,15 @@ export function VersionsTab({ editor, confirm }: { editor: AgentEditorState; con
                     <button type="button" className="link" title={`Compare v${v.version} with the current version`} onClick={() => { setFrom(v.version); setTo(currentVersion); }} disabled={current}>
                       Diff
                     </button>
-                    <button type="button" data-testid="rollback" disabled={current || editor.busy !== null} onClick={() => askRollback(v.version)}>
-                      Roll back
-                    </button>
+                    {v.candidate ? (
+                      <button type="button" data-testid="activate" aria-label={`Activate v${v.version}`} disabled={editor.busy !== null} onClick={() => void editor.activate(v.version)}>
+                        Activate
+                      </button>
+                    ) : (
+                      <button type="button" data-testid="rollback" disabled={current || editor.busy !== null} onClick={() => askRollback(v.version)}>
+                        Roll back
+                      </button>
+                    )}
                   </td>
                 </tr>
               );

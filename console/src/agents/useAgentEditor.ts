@@ -8,6 +8,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, request, type FieldProblem } from "../api";
 import type { AgentConfig } from "../types";
+import { activateVersion, gateRefusal, OVERRIDE_HEADER, type GateRefusal } from "../evals/api";
 import { definitionOf, prettyJson, sameJson, setAt, type Definition, type Json } from "./definition";
 import { agentEvents, type AuditEvent } from "./history";
 
@@ -26,8 +27,15 @@ export interface Conflict {
   changes: AuditEvent[];
 }
 
+/** What the release gate refused, so that an admin can send it again with a reason. */
+export type GatedAction = { kind: "activate"; version: number } | { kind: "resume" };
+
 export type Outcome =
   | { kind: "saved"; version: number }
+  /** A gated type's save (or rollback) answered 202: filed as this version, not live. */
+  | { kind: "candidate"; version: number }
+  | { kind: "activated"; version: number; overridden: boolean }
+  | { kind: "gate"; refusal: GateRefusal; action: GatedAction }
   | { kind: "valid" }
   | { kind: "error"; message: string; status: number; during: "save" | "action" }
   | { kind: "conflict"; conflict: Conflict };
@@ -50,6 +58,9 @@ export function useAgentEditor(agentId: string) {
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const [outcome, setOutcome] = useState<Outcome | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
+  /** Bumped by every write, so the versions list also reloads after a candidate (which leaves
+   * the current version where it was). */
+  const [writes, setWrites] = useState(0);
 
   /** Start over from a server version: the draft, the JSON text and the problems all reset. */
   const startFrom = useCallback((loaded: Loaded) => {
@@ -139,6 +150,13 @@ export function useAgentEditor(agentId: string) {
     setOutcome(null);
     try {
       const response = await request<AgentConfig>("PUT", path(agentId), { body: draft, ifMatch: base.etag });
+      setWrites((n) => n + 1);
+      if (response.status === 202) {
+        // The current version is unchanged (so is its ETag): the draft stays as it was saved.
+        setProblems([]);
+        setOutcome({ kind: "candidate", version: response.body.version });
+        return;
+      }
       const saved = { config: response.body, etag: response.etag ?? `"${response.body.version}"` };
       startFrom(saved);
       setOutcome({ kind: "saved", version: saved.config.version });
@@ -198,17 +216,22 @@ export function useAgentEditor(agentId: string) {
   );
 
   const lifecycle = useCallback(
-    async (action: "pause" | "resume" | "archive") => {
+    async (action: "pause" | "resume" | "archive", override?: string) => {
       if (!server) return;
       setBusy(action);
       try {
         const method = action === "archive" ? "DELETE" : "POST";
         const url = action === "archive" ? path(agentId) : `${path(agentId)}/${action}`;
-        const response = await request<AgentConfig>(method, url, { ifMatch: server.etag });
+        const headers = override ? { [OVERRIDE_HEADER]: override } : undefined;
+        const response = await request<AgentConfig>(method, url, { ifMatch: server.etag, headers });
         adopt({ config: response.body, etag: response.etag ?? `"${response.body.version}"` }, true);
+        setWrites((n) => n + 1);
         setOutcome(null);
       } catch (error) {
-        if (error instanceof ApiError && error.status === 412) {
+        const refusal = gateRefusal(error);
+        if (refusal) {
+          setOutcome({ kind: "gate", refusal, action: { kind: "resume" } });
+        } else if (error instanceof ApiError && error.status === 412) {
           setOutcome({ kind: "conflict", conflict: await describeConflict(server.config.version) });
         } else {
           setOutcome({ kind: "error", during: "action", ...messageOf(error) });
@@ -227,6 +250,11 @@ export function useAgentEditor(agentId: string) {
       setBusy("rollback");
       try {
         const response = await request<AgentConfig>("POST", `${path(agentId)}/rollback`, { body: { version }, ifMatch: server.etag });
+        setWrites((n) => n + 1);
+        if (response.status === 202) {
+          setOutcome({ kind: "candidate", version: response.body.version });
+          return response.body.version;
+        }
         adopt({ config: response.body, etag: response.etag ?? `"${response.body.version}"` }, false);
         setOutcome({ kind: "saved", version: response.body.version });
         return response.body.version;
@@ -242,6 +270,43 @@ export function useAgentEditor(agentId: string) {
       }
     },
     [adopt, agentId, describeConflict, server],
+  );
+
+  /** Makes a filed version (a candidate) current. The gate may refuse it (409): the outcome
+   * then names the failing scenarios, and an admin may send it again with `override`, a reason
+   * the API audits. Like a rollback, the draft restarts at the version made current. */
+  const activate = useCallback(
+    async (version: number, override?: string) => {
+      if (!server) return;
+      setBusy("activate");
+      try {
+        const response = await activateVersion(agentId, version, server.etag, override);
+        adopt({ config: response.body, etag: response.etag ?? `"${response.body.version}"` }, false);
+        setWrites((n) => n + 1);
+        setOutcome({ kind: "activated", version: response.body.version, overridden: Boolean(override) });
+      } catch (error) {
+        const refusal = gateRefusal(error);
+        if (refusal) {
+          setOutcome({ kind: "gate", refusal: { ...refusal, version: refusal.version ?? version }, action: { kind: "activate", version } });
+        } else if (error instanceof ApiError && error.status === 412) {
+          setOutcome({ kind: "conflict", conflict: await describeConflict(server.config.version) });
+        } else {
+          setOutcome({ kind: "error", during: "action", ...messageOf(error) });
+        }
+      } finally {
+        setBusy(null);
+      }
+    },
+    [adopt, agentId, describeConflict, server],
+  );
+
+  /** Sends what the gate refused again, with the admin's reason in the override header. */
+  const overrideGate = useCallback(
+    async (action: GatedAction, reason: string) => {
+      if (action.kind === "activate") await activate(action.version, reason);
+      else await lifecycle("resume", reason);
+    },
+    [activate, lifecycle],
   );
 
   /** Conflict: keep the draft and base it on the newer version; the next save overwrites that
@@ -272,6 +337,9 @@ export function useAgentEditor(agentId: string) {
     validate,
     lifecycle,
     rollback,
+    activate,
+    overrideGate,
+    writes,
     reload,
     keepDraftOn,
     dismiss: () => setOutcome(null),

@@ -1,5 +1,5 @@
 /** One agent type: header (name, id, status, version, lifecycle) and the tabs edit / versions /
- * stats (`#/agents/<id>/<tab>`). The editor state lives here, so a draft survives a tab switch. */
+ * evals / stats (`#/agents/<id>/<tab>`; the evals tab's run and comparison in the query). The editor state lives here, so a draft survives a tab switch. */
 import { useCallback, useState } from "react";
 import { href } from "../router";
 import { usePageTitle } from "../a11y";
@@ -10,20 +10,25 @@ import { OutcomeBanner } from "../agents/OutcomeBanner";
 import { useAgentEditor, type AgentEditorState } from "../agents/useAgentEditor";
 import { ago, exactTime } from "../agents/format";
 import { AgentStats } from "../sessions/AgentStats";
+import { EvalsTab } from "../evals/EvalsTab";
 import "./AgentDetail.css";
 
 const TABS = [
   { id: "edit", label: "Definition" },
   { id: "versions", label: "Versions" },
+  { id: "evals", label: "Evals" },
   { id: "stats", label: "Stats" },
 ] as const;
 
-export function AgentDetail({ agentId, tab }: { agentId: string; tab?: string; query: URLSearchParams }) {
+type Tab = (typeof TABS)[number]["id"];
+
+export function AgentDetail({ agentId, tab, query }: { agentId: string; tab?: string; query: URLSearchParams }) {
   // A new id is a new page: nothing of one type's draft leaks into another's.
-  return <AgentPage key={agentId} agentId={agentId} tab={tab === "versions" || tab === "stats" ? tab : "edit"} />;
+  const known = TABS.find((t) => t.id === tab)?.id ?? "edit";
+  return <AgentPage key={agentId} agentId={agentId} tab={known} query={query} />;
 }
 
-function AgentPage({ agentId, tab }: { agentId: string; tab: "edit" | "versions" | "stats" }) {
+function AgentPage({ agentId, tab, query }: { agentId: string; tab: Tab; query: URLSearchParams }) {
   const editor = useAgentEditor(agentId);
   const [confirmation, setConfirmation] = useState<Confirmation | null>(null);
   const closeConfirmation = useCallback(() => setConfirmation(null), []);
@@ -64,6 +69,7 @@ function AgentPage({ agentId, tab }: { agentId: string; tab: "edit" | "versions"
       <OutcomeBanner editor={editor} />
       {tab === "edit" && <AgentEditor editor={editor} />}
       {tab === "versions" && <VersionsTab editor={editor} confirm={setConfirmation} />}
+      {tab === "evals" && <EvalsTab editor={editor} query={query} />}
       {tab === "stats" && <AgentStats agentId={agentId} />}
       <ConfirmDialog confirmation={confirmation} onClose={closeConfirmation} />
     </div>
