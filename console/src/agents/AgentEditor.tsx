@@ -43,7 +43,10 @@ export function AgentEditor({ editor }: { editor: AgentEditorState }) {
           </button>
         </div>
         <span className="editor-state">
-          {editor.dirty ? (
+          {editor.dirty && editor.outcome?.kind === "candidate" ? (
+            // A gated save keeps the draft: it is filed, just not live.
+            <span className="chip warn" data-testid="dirty">Saved as candidate v{editor.outcome.version}, not live</span>
+          ) : editor.dirty ? (
             <span className="chip warn" data-testid="dirty">Unsaved changes</span>
           ) : (
             <span className="muted">No changes</span>
