@@ -161,6 +161,16 @@ async def test_every_main_page_passes_axe_and_works_by_keyboard_out_of_a_session
     await expect(page.get_by_test_id("version-row").first).to_be_visible()
     titles["agent-versions"] = await page.title()
     await audit_page(page, audit, "agent-versions")
+    await page.get_by_test_id("tab-evals").click()
+    await expect(page.get_by_test_id("eval-suite")).to_have_attribute(
+        "data-state", re.compile("^(shown|none)$")
+    )
+    await expect(
+        page.get_by_test_id("eval-run-row").first.or_(page.get_by_test_id("eval-runs-empty"))
+    ).to_be_visible()
+    titles["agent-evals"] = await page.title()
+    await audit_page(page, audit, "agent-evals")
+    await save_screenshot(page, "a11y-agent-evals")
     await page.get_by_test_id("tab-stats").click()
     await expect(page.get_by_test_id("agent-stats")).to_be_visible()
     titles["agent-stats"] = await page.title()
