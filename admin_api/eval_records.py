@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from admin_api.storage import newest_first_page, newest_first_query
 from agent_configs.database import database_errors
+from agent_configs.eval_runs import RunStatus
 from agent_configs.evals import EVAL_RUNS, EVAL_SUITES, Suite
 
 
@@ -78,12 +79,33 @@ class ScenarioDetail(ScenarioOutcome):
     skipped: list[str] = Field(default_factory=list)
 
 
+class RunProgress(BaseModel):
+    """Attempts done of all the run's attempts, and the scenario being run (None when none is)."""
+
+    attempts_done: int
+    attempts_total: int
+    scenario: str | None = None
+
+
 class _Run(BaseModel):
     run_id: str
     agent_id: str
     version: int
     pinned: bool = False
-    passed: bool
+    status: RunStatus = Field(
+        default=RunStatus.COMPLETED,
+        description="queued, running, completed or error; a run stored without one is completed.",
+    )
+    passed: bool = Field(default=False, description="Only meaningful when `status` is completed.")
+    definition_digest: str | None = Field(
+        default=None, description="agent_configs/fingerprints.py of the version tested."
+    )
+    suite_digest: str | None = Field(default=None, description="And of the suite it ran.")
+    progress: RunProgress | None = None
+    requested_by: str | None = Field(
+        default=None, description="The API key's name that queued it (None: the CLI)."
+    )
+    error: str | None = Field(default=None, description="Why a run in `error` could not finish.")
     started_at: datetime
     ended_at: datetime | None = None
     wall_time_s: float | None = None
@@ -95,12 +117,16 @@ class _Run(BaseModel):
 class EvalRunSummary(_Run):
     """A suite's run as listed: no failures, no transcripts (GET /eval-runs/{run_id} has them)."""
 
-    scenarios: list[ScenarioOutcome]
+    scenarios: list[ScenarioOutcome] = Field(
+        default_factory=list, description="While running: the scenarios finished so far."
+    )
 
 
 class EvalRunDetail(_Run):
     models: RunModels | None = None
-    scenarios: list[ScenarioDetail]
+    scenarios: list[ScenarioDetail] = Field(
+        default_factory=list, description="While running: the scenarios finished so far."
+    )
 
 
 class EvalRunPage(BaseModel):
@@ -184,6 +210,12 @@ class EvalRecords:
             documents, next_cursor = await newest_first_page(self._runs, query, "started_at", limit)
         items = [EvalRunSummary.model_validate(_run_fields(d)) for d in documents]
         return EvalRunPage(items=items, next_cursor=next_cursor)
+
+    async def queue_run(self, run: dict[str, Any]) -> EvalRunDetail:
+        """Stores a queued run (agent_configs/eval_runs.py `queued_run`): a run service takes it."""
+        with database_errors():
+            await self._runs.insert_one(run)
+        return EvalRunDetail.model_validate(_run_fields(run))
 
     async def run(self, run_id: str) -> EvalRunDetail | None:
         with database_errors():

@@ -11,13 +11,10 @@ database unreachable.
 """
 
 import asyncio
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import Field
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from rich.console import Console
@@ -25,21 +22,13 @@ from rich.console import Console
 from agent_configs.database import open_client
 from agent_configs.errors import AgentNotFound
 from agent_configs.evals import EVAL_SUITES, Suite
-from agent_configs.routing.pin import AgentPin
-from agent_configs.settings import Settings
-from agent_configs.store import ConfigStore
+from evals.execution import run_and_store, version_under_test
 from evals.junit import write_junit
-from evals.results import run_document, session_tokens, store_run
-from evals.runner import Stack, run_suite
+from evals.runner import Stack
+from evals.settings import EvalSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 app = typer.Typer(add_completion=False, no_args_is_help=True)
-
-
-class EvalSettings(Settings):
-    agent_name: str = Field(
-        default="switchboard", description="The worker's LiveKit agent name (AGENT_NAME)."
-    )
 
 
 async def load_suites(database: AsyncDatabase, agent: str | None) -> list[Suite]:
@@ -67,34 +56,16 @@ async def run_evals(
     if not suites:
         console.print(f"[red]error:[/red] no eval suite stored for {agent or 'any agent type'}")
         return EXIT_UNUSABLE
-    store = ConfigStore(database)
     runs: list[dict[str, Any]] = []
     for suite in suites:
         try:
-            config = await (
-                store.get_version(suite.agent_id, version)
-                if version is not None
-                else store.get(suite.agent_id)
-            )
+            config, pin = await version_under_test(database, suite.agent_id, version)
         except AgentNotFound as exc:
             console.print(f"[red]error:[/red] {exc}")
             return EXIT_UNUSABLE
-        pin = AgentPin(suite.agent_id, version) if version is not None else None
-        started_at, started = datetime.now(UTC), time.monotonic()
-        results = await run_suite(suite, stack, pin, repeat)
-        wall_time_s = time.monotonic() - started
-        rooms = [room for r in results for room in r.document()["rooms"]]
-        tokens = await session_tokens(database, rooms, tokens_wait_s)
-        run = run_document(
-            agent_id=suite.agent_id,
-            config=config,
-            pinned=pin is not None,
-            results=results,
-            started_at=started_at,
-            wall_time_s=wall_time_s,
-            tokens=tokens,
+        run = await run_and_store(
+            database, stack, suite, config, pin, repeat=repeat, tokens_wait_s=tokens_wait_s
         )
-        await store_run(database, run)
         runs.append(run)
         _print_run(console, run)
     if junit is not None:

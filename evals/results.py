@@ -10,12 +10,12 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.cloudevents import EVALS_SOURCE, OUTBOX, EventType, new_event
-from agent_configs.evals import EVAL_RUNS
+from agent_configs.eval_runs import RunStatus, fingerprints, new_run_id, progress
+from agent_configs.evals import EVAL_RUNS, Suite
 from agent_configs.models import AgentConfig
 from evals.runner import ScenarioResult, all_passed
 
@@ -65,17 +65,29 @@ def run_document(
     *,
     agent_id: str,
     config: AgentConfig,
+    suite: Suite,
     pinned: bool,
     results: list[ScenarioResult],
     started_at: datetime,
     wall_time_s: float,
     tokens: dict[str, int] | None,
+    run_id: str | None = None,
+    requested_by: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "_id": f"evr_{uuid4().hex}",
+    """The completed run (agent_configs/eval_runs.py has the queued and running ones); `extra`
+    keeps what a queued run already had (its request's time, its repeat)."""
+    attempts = sum(len(r.attempts) for r in results)
+    return (extra or {}) | {
+        "_id": run_id or new_run_id(),
         "agent_id": agent_id,
         "version": config.version,
         "pinned": pinned,
+        "status": RunStatus.COMPLETED.value,
+        **fingerprints(config, suite),
+        "progress": progress(attempts, attempts, None),
+        "requested_by": requested_by,
+        "error": None,
         "models": models_of(config),
         "passed": all_passed(results),
         "scenarios": [r.document() for r in results],
@@ -107,7 +119,9 @@ def completed_data(run: dict[str, Any]) -> dict[str, Any]:
 
 
 async def store_run(database: AsyncDatabase, run: dict[str, Any]) -> None:
-    await database[EVAL_RUNS].insert_one(run)
+    """Stores the completed run whole (replacing the queued/running document of the same id
+    when a run service ran it), then its `eval.completed`."""
+    await database[EVAL_RUNS].replace_one({"_id": run["_id"]}, run, upsert=True)
     at = datetime.now(UTC)
     event = new_event(
         EventType.EVAL_COMPLETED,

@@ -9,7 +9,8 @@ write does not make.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from admin_api.deps import AdminKey, ReaderKey, ServicesDep, Store
 from admin_api.eval_records import EvalRecords, EvalRunDetail, EvalRunPage, unstorable
@@ -23,6 +24,8 @@ from admin_api.routes import API_V1
 from admin_api.routes.agents import AgentId
 from admin_api.routes.sessions import cursor_problem
 from admin_api.storage import InvalidCursor
+from agent_configs.database import bson_now
+from agent_configs.eval_runs import queued_run
 from agent_configs.evals import Suite
 
 router = APIRouter(prefix=API_V1, tags=["evals"])
@@ -109,6 +112,66 @@ async def list_eval_runs(
         return await evals.page(agent_id, limit=limit, cursor=cursor)
     except InvalidCursor as exc:
         raise cursor_problem(exc) from None
+
+
+class EvalRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The stored version to run, pinned (a candidate too); null: the current "
+        "version, with routing deciding as for a caller.",
+    )
+    repeat: int | None = Field(
+        default=None, ge=1, le=50, description="Attempts per scenario (null: each its own)."
+    )
+
+
+@router.post(
+    "/agents/{agent_id}/eval-runs",
+    status_code=202,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
+)
+async def request_eval_run(
+    caller: AdminKey,
+    agent_id: AgentId,
+    store: Store,
+    evals: Evals,
+    response: Response,
+    request: Annotated[
+        EvalRunRequest,
+        Body(openapi_examples={"pinned": {"value": {"version": 3, "repeat": 2}}}),
+    ] = EvalRunRequest(),  # no body: the current version, each scenario its own repeat
+) -> EvalRunDetail:
+    """Queue a run of the type's suite for the run service (`python -m evals serve`): 202 with
+    the queued run and its Location; GET it for its status and progress. 404 for an unknown
+    type or version; 409 when the type has no suite."""
+    config = await (
+        store.get_version(agent_id, request.version)
+        if request.version is not None
+        else store.get(agent_id)
+    )  # AgentNotFound: 404, naming the version
+    suite = await evals.suite(agent_id)
+    if suite is None:
+        raise ProblemError(
+            409,
+            "suite-not-found",
+            "Eval suite not found",
+            f"agent type '{agent_id}' has no suite to run: PUT /api/v1/agents/{agent_id}/suite",
+        )
+    run = await evals.queue_run(
+        queued_run(
+            config=config,
+            suite=suite,
+            pinned=request.version is not None,
+            repeat=request.repeat,
+            requested_by=caller.name,
+            at=bson_now(),
+        )
+    )
+    response.headers["Location"] = f"{API_V1}/eval-runs/{run.run_id}"
+    return run
 
 
 @router.get("/eval-runs/{run_id}", responses=READ_PROBLEMS)

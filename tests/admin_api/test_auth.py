@@ -47,10 +47,18 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("GET", "/api/v1/agents/{agent_id}/suite", f"{SUPPORT}/suite", None, READ),
     ("PUT", "/api/v1/agents/{agent_id}/suite", f"{SUPPORT}/suite", SUITE, WRITE),
     ("GET", "/api/v1/agents/{agent_id}/eval-runs", f"{SUPPORT}/eval-runs", None, READ),
+    ("POST", "/api/v1/agents/{agent_id}/eval-runs", f"{SUPPORT}/eval-runs", {}, WRITE),
     ("GET", "/api/v1/eval-runs/{run_id}", "/api/v1/eval-runs/evr_none", None, READ),
     ("GET", "/api/v1/sessions", "/api/v1/sessions", None, READ),
     ("GET", "/api/v1/sessions/{session_id}", "/api/v1/sessions/sess_none", None, READ),
     ("GET", "/api/v1/sessions/{session_id}/trace", "/api/v1/sessions/sess_none/trace", None, READ),
+    (
+        "GET",
+        "/api/v1/analytics/compare",
+        "/api/v1/analytics/compare?a=support-agent-v1&b=sales-agent-v1@1",
+        None,
+        READ,
+    ),
     ("GET", "/api/v1/routing", "/api/v1/routing", None, READ),
     ("PUT", "/api/v1/routing", "/api/v1/routing", {"chain": [{"strategy": "explicit"}]}, WRITE),
     (

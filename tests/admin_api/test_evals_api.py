@@ -8,7 +8,8 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs.evals import EVAL_RUNS, Scenario
+from agent_configs.evals import EVAL_RUNS, Scenario, Suite
+from agent_configs.fingerprints import definition_digest, suite_digest
 from agent_configs.store import ConfigStore
 from evals.expectations import ObservedTurn, Outcome, Status
 from evals.results import run_document
@@ -115,6 +116,7 @@ async def test_runs_are_listed_newest_first_in_pages_and_one_run_shows_its_failu
         run_document(
             agent_id=SUPPORT,
             config=config,
+            suite=Suite.model_validate(suite()),
             pinned=False,
             results=[result(passed=hour != 1)],
             started_at=T0 + timedelta(hours=hour),
@@ -155,3 +157,76 @@ async def test_runs_are_listed_newest_first_in_pages_and_one_run_shows_its_failu
     assert no_type.json()["type"] == "urn:switchboard:problem:agent-not-found"
     bad_cursor = await api.get(url, params={"cursor": "nope"}, headers=keys.header("viewer"))
     assert [e["field"] for e in bad_cursor.json()["errors"]] == ["cursor"]
+
+
+async def test_a_run_stored_before_runs_had_a_status_reads_as_completed(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
+    config = await ConfigStore(database).get(SUPPORT)
+    old = run_document(
+        agent_id=SUPPORT,
+        config=config,
+        suite=Suite.model_validate(suite()),
+        pinned=False,
+        results=[result(passed=True)],
+        started_at=T0,
+        wall_time_s=1.0,
+        tokens=None,
+    )
+    for added in ("status", "definition_digest", "suite_digest", "progress", "requested_by"):
+        del old[added]
+    await database[EVAL_RUNS].insert_one(old)
+    read = (await api.get(f"/api/v1/eval-runs/{old['_id']}", headers=keys.header("viewer"))).json()
+    assert (read["status"], read["passed"], read["definition_digest"]) == ("completed", True, None)
+    listed = await api.get(f"/api/v1/agents/{SUPPORT}/eval-runs", headers=keys.header("viewer"))
+    assert listed.json()["items"][0]["status"] == "completed"
+
+
+async def test_a_run_is_queued_with_its_version_digests_and_progress_and_bad_requests_name_the_field(
+    api: httpx.AsyncClient, keys: Keys, database: AsyncDatabase
+) -> None:
+    url = f"/api/v1/agents/{SUPPORT}/eval-runs"
+    no_suite = await api.post(url, json={}, headers=keys.header("admin"))
+    assert no_suite.status_code == 409, no_suite.text
+    assert no_suite.json()["type"] == "urn:switchboard:problem:suite-not-found"
+    written = suite()
+    written["scenarios"][0]["repeat"] = 3
+    assert (await api.put(SUITE_URL, json=written, headers=keys.header("admin"))).status_code == 200
+
+    queued = await api.post(url, json={"version": 1, "repeat": 2}, headers=keys.header("admin"))
+    assert queued.status_code == 202, queued.text
+    run = queued.json()
+    assert queued.headers["location"] == f"/api/v1/eval-runs/{run['run_id']}"
+    config = await ConfigStore(database).get_version(SUPPORT, 1)
+    assert run["status"] == "queued" and run["error"] is None and run["scenarios"] == []
+    assert (run["version"], run["pinned"], run["requested_by"]) == (1, True, "test-admin")
+    assert run["definition_digest"] == definition_digest(config)
+    assert run["suite_digest"] == suite_digest(Suite.model_validate(written))
+    assert run["progress"] == {"attempts_done": 0, "attempts_total": 2, "scenario": None}
+    read = await api.get(queued.headers["location"], headers=keys.header("viewer"))
+    assert read.json() == run
+    listed = await api.get(url, headers=keys.header("viewer"))
+    assert listed.json()["items"][0]["status"] == "queued"
+    # No body: the current version, unpinned, each scenario its own repeat.
+    current = await api.post(url, headers=keys.header("admin"))
+    assert current.status_code == 202, current.text
+    assert (current.json()["pinned"], current.json()["progress"]["attempts_total"]) == (False, 3)
+
+    for body, field in [
+        ({"version": 0}, "version"),
+        ({"repeat": 51}, "repeat"),
+        ({"version": "three"}, "version"),
+        ({"repeats": 2}, "repeats"),
+    ]:
+        refused = await api.post(url, json=body, headers=keys.header("admin"))
+        assert refused.status_code == 422, (body, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == [field], refused.json()
+    unknown_version = await api.post(url, json={"version": 99}, headers=keys.header("admin"))
+    assert unknown_version.status_code == 404
+    assert "version 99" in unknown_version.json()["detail"]
+    unknown_type = await api.post(
+        "/api/v1/agents/no-such-agent/eval-runs", json={}, headers=keys.header("admin")
+    )
+    assert unknown_type.json()["type"] == "urn:switchboard:problem:agent-not-found"
+    assert (await api.post(url, json={}, headers=keys.header("viewer"))).status_code == 403
+    assert await database[EVAL_RUNS].count_documents({"status": "queued"}) == 2

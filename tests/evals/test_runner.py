@@ -10,6 +10,7 @@ from rich.console import Console
 
 from agent_configs.cloudevents import OUTBOX
 from agent_configs.evals import EVAL_RUNS, EVAL_SUITES, Suite
+from agent_configs.fingerprints import definition_digest, suite_digest
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from evals.cli import EXIT_FAILED, EXIT_OK, run_evals
@@ -104,6 +105,12 @@ async def test_a_suite_passes_and_planted_greeting_and_schema_edits_fail_it_nami
     # No judge model: the rubric is reported skipped, and neither passes nor fails the run.
     assert scenario["skipped"] == ["turns[0].rubric"]
     assert stored["models"]["llm"] and stored["wall_time_s"] > 0
+    # What the release gate matches a run on, stored by the CLI as by the run service.
+    config = await ConfigStore(worker_database).get(SUPPORT)
+    assert (stored["status"], stored["error"], stored["requested_by"]) == ("completed", None, None)
+    assert stored["definition_digest"] == definition_digest(config)
+    assert stored["suite_digest"] == suite_digest(SUITE)
+    assert stored["progress"] == {"attempts_done": 1, "attempts_total": 1, "scenario": None}
     event = await worker_database[OUTBOX].find_one({"subject": stored["_id"]})
     assert event is not None and event["type"] == "eval.completed"
     assert event["data"]["passed"] is True and event["agent_id"] == SUPPORT
