@@ -26,6 +26,7 @@ from admin_api.problems import FieldProblem, Problem, install_problem_handlers
 from admin_api.redispatch import Redispatcher, RedispatchPolicy
 from admin_api.routes import (
     agents,
+    analytics,
     dead_letters,
     evals,
     events,
@@ -91,6 +92,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     for router in (
         agents.router,
         sessions.router,
+        analytics.router,
         traces.router,
         evals.router,
         routing.router,
