@@ -83,15 +83,26 @@ export const fetchRun = (runId: string) => get<EvalRun>(`eval-runs/${encodeURICo
 export const startRun = (agentId: string, version: number | null) =>
   request<EvalRun>("POST", `${agentPath(agentId)}/eval-runs`, { body: { version } }).then((r) => r.body);
 
+const MAX_TRANSIENT_FAILURES = 5;
+
 /** Waits for a run to finish, reporting each read: polls with backoff (0.5 s, growing to 3 s),
- * since a run takes seconds per attempt and the API has no push. Stops when `signal` aborts. */
+ * since a run takes seconds per attempt and the API has no push. A network error or a 5xx is
+ * asked again (up to 5 in a row: an API restarting mid-run); anything else ends the wait.
+ * Stops when `signal` aborts. */
 export async function followRun(runId: string, onRead: (run: EvalRun) => void, signal: AbortSignal): Promise<void> {
   let delay = 500;
+  let failures = 0;
   while (!signal.aborted) {
-    const run = await fetchRun(runId);
-    if (signal.aborted) return;
-    onRead(run);
-    if (isFinished(run)) return;
+    try {
+      const run = await fetchRun(runId);
+      failures = 0;
+      if (signal.aborted) return;
+      onRead(run);
+      if (isFinished(run)) return;
+    } catch (error) {
+      const transient = error instanceof ApiError && (error.status === 0 || error.status >= 500);
+      if (!transient || ++failures >= MAX_TRANSIENT_FAILURES) throw error;
+    }
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(Math.round(delay * 1.5), 3000);
   }
