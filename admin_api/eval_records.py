@@ -190,6 +190,20 @@ class EvalRecords:
         self._suites = database[EVAL_SUITES]
         self._runs = database[EVAL_RUNS]
 
+    async def ensure_indexes(self) -> None:
+        """The release gate's lookup of a passing run (admin_api/release_gate.py): one per
+        gated save, activation, resume or routing change."""
+        with database_errors():
+            await self._runs.create_index(
+                [
+                    ("agent_id", 1),
+                    ("definition_digest", 1),
+                    ("suite_digest", 1),
+                    ("status", 1),
+                    ("passed", 1),
+                ]
+            )
+
     async def suite(self, agent_id: str) -> Suite | None:
         with database_errors():
             document = await self._suites.find_one({"_id": agent_id})

@@ -15,6 +15,8 @@ One document per event, never updated:
                                routing.updated: the rules version saved
       "details":    object,    free-form extras, e.g. {"restored_version": 3} for a
                                rollback, {"end_reason": "...", "turns": 4} for session.ended;
+                               agent.activated: {"run_id", "activated_version"};
+                               agent.gate_overridden: {"reason", "action"};
                                token.minted: see admin_api/routes/tokens.py (never a
                                metadata value); webhook.*: {"subscription_id", "host"}
                                and, for an update, "changed" (field names; never a URL
@@ -56,6 +58,8 @@ class EventType(StrEnum):
     AGENT_RESUMED = "agent.resumed"
     AGENT_ARCHIVED = "agent.archived"
     AGENT_ROLLED_BACK = "agent.rolled_back"
+    AGENT_ACTIVATED = "agent.activated"
+    AGENT_GATE_OVERRIDDEN = "agent.gate_overridden"
     ROUTING_UPDATED = "routing.updated"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"

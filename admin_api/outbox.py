@@ -26,9 +26,11 @@ from agent_configs.cloudevents import (
     OUTBOX,
     ROUTING_ORDERING_KEY,
     EventType,
+    activated_data,
     admin_event,
     agent_data,
     ensure_outbox_indexes,
+    gate_overridden_data,
     routing_data,
 )
 from agent_configs.database import database_errors
@@ -90,6 +92,32 @@ class AdminOutbox:
             restored_version=restored_version,
         )
         self.emit(admin_event(kind, saved.agent_id, data, agent_id=saved.agent_id))
+
+    def agent_activated(
+        self, saved: AgentConfig, actor: str, *, run_id: str | None, activated_version: int
+    ) -> None:
+        """After a filed version was made current (`saved`, see `activated_data`)."""
+        data = activated_data(
+            agent_id=saved.agent_id,
+            name=saved.name,
+            version=saved.version,
+            status=str(saved.status),
+            actor=actor,
+            run_id=run_id,
+            activated_version=activated_version,
+        )
+        self.emit(
+            admin_event(EventType.AGENT_ACTIVATED, saved.agent_id, data, agent_id=saved.agent_id)
+        )
+
+    def gate_overridden(
+        self, agent_id: str, version: int, actor: str, *, reason: str, action: str
+    ) -> None:
+        """After a release-gated change that an admin's override let through committed."""
+        data = gate_overridden_data(
+            agent_id=agent_id, version=version, reason=reason, actor=actor, action=action
+        )
+        self.emit(admin_event(EventType.AGENT_GATE_OVERRIDDEN, agent_id, data, agent_id=agent_id))
 
     def routing_updated(self, saved: RoutingRules, actor: str) -> None:
         """After the routing rules were saved: the version and the enabled strategies."""

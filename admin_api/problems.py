@@ -101,6 +101,8 @@ def problem_response(
         **extra,
     )
     body = problem.model_dump(mode="json", exclude_none=True)
+    # An extension member given as None means "none" (the release gate's `run_id: null`).
+    body |= {key: None for key, value in extra.items() if value is None}
     return JSONResponse(
         body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
     )

@@ -15,6 +15,7 @@ from pymongo.errors import OperationFailure
 
 from admin_api.auth import KeyRing
 from admin_api.config_reads import ConfigReads
+from admin_api.eval_records import EvalRecords
 from admin_api.events import EventLog
 from admin_api.metrics import ApiMetrics
 from admin_api.outbox import AdminOutbox
@@ -113,6 +114,7 @@ class Services:
             await self.rules_store.ensure_indexes()
             await self.keys.ensure_indexes()
             await self.events.ensure_indexes()
+            await EvalRecords(self.database).ensure_indexes()
             await self.outbox.prepare()
             await self._ensure_record_indexes()
             await self._bootstrap_key()

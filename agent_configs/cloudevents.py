@@ -75,6 +75,8 @@ class EventType(StrEnum):
     AGENT_RESUMED = "agent.resumed"
     AGENT_ARCHIVED = "agent.archived"
     AGENT_ROLLED_BACK = "agent.rolled_back"
+    AGENT_ACTIVATED = "agent.activated"
+    AGENT_GATE_OVERRIDDEN = "agent.gate_overridden"
     ROUTING_UPDATED = "routing.updated"
     SESSION_STARTED = "session.started"
     TURN_COMPLETED = "turn.completed"
@@ -465,6 +467,50 @@ def agent_data(
     if restored_version is not None:
         data["restored_version"] = restored_version
     return data
+
+
+def activated_data(
+    *,
+    agent_id: str,
+    name: str,
+    version: int,
+    status: str,
+    actor: str,
+    run_id: str | None,
+    activated_version: int,
+) -> dict[str, Any]:
+    """`agent.activated`: a filed version (a release-gate candidate) went live; the agent
+    event's fields plus `run_id`, the passing eval run that let it (null when the type is not
+    gated, or an override did: `agent.gate_overridden` says so), and `activated_version`, the
+    version asked for (`version` differs when it was filed again as a new one).
+
+        {"agent_id": "support-agent-v1", "name": "Support", "version": 5, "status": "active",
+         "actor": "ops-console", "run_id": "evr_0a1b...", "activated_version": 5}
+    """
+    return agent_data(agent_id=agent_id, name=name, version=version, status=status, actor=actor) | {
+        "run_id": run_id,
+        "activated_version": activated_version,
+    }
+
+
+def gate_overridden_data(
+    *, agent_id: str, version: int, reason: str, actor: str, action: str
+) -> dict[str, Any]:
+    """`agent.gate_overridden`: an admin made a release-gated change without a passing eval
+    run (header `Switchboard-Gate-Override`). `version` is the version the action made current
+    (or, for `routing`, the type's current version); `action` is save, activate, resume,
+    rollback or routing; `reason` is the header's text.
+
+        {"agent_id": "support-agent-v1", "version": 6, "reason": "hotfix, suite flaky",
+         "actor": "ops-console", "action": "save"}
+    """
+    return {
+        "agent_id": agent_id,
+        "version": version,
+        "reason": reason,
+        "actor": actor,
+        "action": action,
+    }
 
 
 def routing_data(*, rules_version: int, strategies: list[str], actor: str) -> dict[str, Any]:

@@ -5,9 +5,14 @@ Every write answers with the new version as ETag; PUT and PATCH need it back as 
 changes only through pause / resume / DELETE (archive), so each is an audit event of its own;
 PUT and PATCH keep the current status. Every change is a new version, read by the worker's
 version-checked cache at the next session: no restart, no TTL.
+
+A release-gated type (`release_gate`, admin_api/release_gate.py) takes a save or a rollback
+without a passing eval run as a candidate: filed in the history, answered 202 with header
+`Switchboard-Candidate: <N>`, not live until `POST .../versions/{N}/activate` (409 without a
+passing run). A resume without one is a 409 too. `Switchboard-Gate-Override` lets it through.
 """
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -26,6 +31,7 @@ from admin_api.problems import (
     problem_responses,
     validation_problem,
 )
+from admin_api.release_gate import CANDIDATE_HEADER, Admission, Gate, GateAction
 from admin_api.routes import API_V1
 from admin_api.services import Services
 from agent_configs.cloudevents import EventType as OutboxType
@@ -44,6 +50,25 @@ WRITE_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 428, 503)
 # Status changes and rollback take If-Match when given (412 if stale) but never require it:
 # each sets a named target, so there is no 428 to document.
 STATUS_PROBLEMS = problem_responses(400, 401, 403, 404, 412, 413, 422, 503)
+GATE_PROBLEMS = problem_responses(409)
+GATE_PROBLEMS[409]["description"] = (
+    "Release gate: no passing eval run for the version (`release-gate` problem with agent_id, "
+    "version, run_id, failing_scenarios); see Switchboard-Gate-Override"
+)
+CANDIDATE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "A release-gated type without a passing eval run: the change is filed "
+        "as a candidate version, not live (the ETag stays the current version's); activate it "
+        "with POST .../versions/{version}/activate once a run on it passed",
+        "model": AgentConfig,
+        "headers": {
+            CANDIDATE_HEADER: {
+                "description": "The candidate's version number.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 
 
 class AgentPage(BaseModel):
@@ -55,6 +80,10 @@ class VersionEntry(BaseModel):
     version: int
     status: AgentStatus
     saved_at: datetime
+    candidate: bool = Field(
+        default=False,
+        description="Filed as a release-gate candidate and never activated: never current.",
+    )
 
 
 class VersionList(BaseModel):
@@ -127,10 +156,11 @@ async def get_agent(caller: ReaderKey, agent_id: AgentId, reads: Reads) -> Respo
 
 @router.get("/{agent_id}/versions", responses=READ_PROBLEMS)
 async def list_versions(caller: ReaderKey, agent_id: AgentId, store: Store) -> VersionList:
-    """Every saved version, newest first."""
+    """Every saved version, newest first; candidates (never current) included."""
     versions = await store.versions(agent_id)
     items = [
-        VersionEntry(version=v.version, status=v.status, saved_at=v.saved_at) for v in versions
+        VersionEntry(version=v.version, status=v.status, saved_at=v.saved_at, candidate=v.candidate)
+        for v in versions
     ]
     return VersionList(agent_id=agent_id, items=items)
 
@@ -182,6 +212,9 @@ class AgentChanges:
         self._events = services.events
         self._outbox = services.outbox
 
+    def forget(self, agent_id: str) -> None:
+        self._reads.forget(agent_id)
+
     async def save(self, agent_id: str, write: Awaitable[AgentConfig]) -> AgentConfig:
         try:
             saved = await write
@@ -190,6 +223,29 @@ class AgentChanges:
             raise
         self._reads.remember(saved)
         return saved
+
+    async def file(self, agent_id: str, write: Awaitable[AgentConfig]) -> AgentConfig:
+        """A candidate filed: the current version, and so the read cache, stay as they are."""
+        try:
+            return await write
+        except (VersionConflict, AgentNotFound):
+            self._reads.forget(agent_id)
+            raise
+
+    async def audit_activation(
+        self, saved: AgentConfig, *, run_id: str | None, activated_version: int
+    ) -> None:
+        details = {"run_id": run_id, "activated_version": activated_version}
+        await self._events.record(
+            EventType.AGENT_ACTIVATED,
+            self.actor,
+            agent_id=saved.agent_id,
+            version=saved.version,
+            details=details,
+        )
+        self._outbox.agent_activated(
+            saved, self.actor, run_id=run_id, activated_version=activated_version
+        )
 
     async def audit(
         self, kind: EventType, saved: AgentConfig, details: dict[str, Any] | None = None
@@ -224,44 +280,44 @@ async def create_agent(
     return _with_etag(response, created)
 
 
-@router.put("/{agent_id}", responses=WRITE_PROBLEMS)
+@router.put("/{agent_id}", responses=WRITE_PROBLEMS | CANDIDATE_RESPONSE)
 async def replace_agent(
     changes: Changes,
+    gate: Gate,
     agent_id: AgentId,
     expected: RequiredIfMatch,
     config: AgentConfig,
     response: Response,
 ) -> AgentConfig:
-    """Replace the whole definition. The status stays as it is (see pause / resume)."""
+    """Replace the whole definition. The status stays as it is (see pause / resume).
+    A release-gated type without a passing run on the new definition: 202, a candidate."""
     if config.agent_id != agent_id:
         message = f"must be '{agent_id}', as in the path"
         raise invalid_request([FieldProblem(field="agent_id", message=message)])
 
-    async def replace() -> AgentConfig:
-        current = await changes.store.get(agent_id)
+    def replaced(current: AgentConfig) -> AgentConfig:
         _status_unchanged(config, current, "status" in config.model_fields_set)
-        return await changes.store.update(
-            config.model_copy(update={"status": current.status}), expected
-        )
+        return config.model_copy(update={"status": current.status})
 
-    saved = await changes.save(agent_id, replace())
-    await changes.audit(EventType.AGENT_UPDATED, saved)
-    return _with_etag(response, saved)
+    return await _gated_save(
+        changes, gate, agent_id, replaced, expected, response, EventType.AGENT_UPDATED
+    )
 
 
-@router.patch("/{agent_id}", responses=WRITE_PROBLEMS)
+@router.patch("/{agent_id}", responses=WRITE_PROBLEMS | CANDIDATE_RESPONSE)
 async def patch_agent(
     changes: Changes,
+    gate: Gate,
     agent_id: AgentId,
     expected: RequiredIfMatch,
     patch: Annotated[dict[str, Any], Body(media_type="application/merge-patch+json")],
     response: Response,
 ) -> AgentConfig:
-    """JSON Merge Patch (RFC 7386) of the definition: `{"llm": {"temperature": 0.2}}`; null removes."""
+    """JSON Merge Patch (RFC 7386) of the definition: `{"llm": {"temperature": 0.2}}`; null
+    removes. A release-gated type without a passing run on the result: 202, a candidate."""
     _check_patch_keys(patch, agent_id)
 
-    async def apply_patch() -> AgentConfig:
-        current = await changes.store.get(agent_id)
+    def patched(current: AgentConfig) -> AgentConfig:
         if current.version != expected:
             raise VersionConflict(agent_id, expected, current.version)
         try:
@@ -269,11 +325,11 @@ async def patch_agent(
         except ValidationError as exc:
             raise validation_problem(exc) from None
         _status_unchanged(config, current, "status" in patch)
-        return await changes.store.update(config, expected)
+        return config
 
-    saved = await changes.save(agent_id, apply_patch())
-    await changes.audit(EventType.AGENT_UPDATED, saved)
-    return _with_etag(response, saved)
+    return await _gated_save(
+        changes, gate, agent_id, patched, expected, response, EventType.AGENT_UPDATED
+    )
 
 
 @router.delete("/{agent_id}", responses=STATUS_PROBLEMS)
@@ -296,26 +352,70 @@ async def pause_agent(
     )
 
 
-@router.post("/{agent_id}/resume", responses=STATUS_PROBLEMS)
+@router.post("/{agent_id}/resume", responses=STATUS_PROBLEMS | GATE_PROBLEMS)
 async def resume_agent(
-    changes: Changes, agent_id: AgentId, expected: IfMatch, response: Response
+    changes: Changes, gate: Gate, agent_id: AgentId, expected: IfMatch, response: Response
 ) -> AgentConfig:
+    """A release-gated type resumes only with a passing eval run on its current definition."""
     return _with_etag(
-        response, await _change_status(changes, agent_id, AgentStatus.ACTIVE, expected)
+        response, await _change_status(changes, agent_id, AgentStatus.ACTIVE, expected, gate)
     )
 
 
-@router.post("/{agent_id}/rollback", responses=STATUS_PROBLEMS)
+@router.post("/{agent_id}/rollback", responses=STATUS_PROBLEMS | CANDIDATE_RESPONSE)
 async def rollback_agent(
     changes: Changes,
+    gate: Gate,
     agent_id: AgentId,
     expected: IfMatch,
     body: RollbackRequest,
     response: Response,
 ) -> AgentConfig:
-    """Make an earlier version's definition current again, as a new version."""
-    saved = await changes.save(agent_id, changes.store.rollback(agent_id, body.version, expected))
-    await changes.audit(EventType.AGENT_ROLLED_BACK, saved, {"restored_version": body.version})
+    """Make an earlier version's definition current again, as a new version (the status
+    stays). A release-gated type without a passing run on that definition: 202, a candidate."""
+    restored = await changes.store.get_version(agent_id, body.version)
+
+    def rolled_back(current: AgentConfig) -> AgentConfig:
+        return restored.model_copy(update={"status": current.status})
+
+    return await _gated_save(
+        changes,
+        gate,
+        agent_id,
+        rolled_back,
+        expected,
+        response,
+        EventType.AGENT_ROLLED_BACK,
+        {"restored_version": body.version},
+    )
+
+
+@router.post("/{agent_id}/versions/{version}/activate", responses=STATUS_PROBLEMS | GATE_PROBLEMS)
+async def activate_version(
+    changes: Changes,
+    gate: Gate,
+    agent_id: AgentId,
+    version: Annotated[int, Path(ge=1, le=10**9)],
+    expected: IfMatch,
+    response: Response,
+) -> AgentConfig:
+    """Make a filed version current: a candidate (it keeps its number), or an earlier version
+    (filed again as a new one, as a rollback). A release-gated type needs a passing eval run
+    on that version's definition (409 `release-gate` naming the failing scenarios otherwise).
+    The current version itself: 200, nothing changes. Audited as agent.activated."""
+    current = await changes.store.get(agent_id)
+    if expected is not None and expected != current.version:
+        changes.forget(agent_id)
+        raise VersionConflict(agent_id, expected, current.version)
+    target = await changes.store.get_version(agent_id, version)
+    if version == current.version:
+        return _with_etag(response, current)
+    admission = await gate.admit(current, target)
+    if admission.verdict is not None and not admission.allowed:
+        raise gate.refusal(admission.verdict)
+    saved = await changes.save(agent_id, changes.store.activate(agent_id, version, current.version))
+    await changes.audit_activation(saved, run_id=admission.run_id, activated_version=version)
+    await _record_override(gate, admission, saved, GateAction.ACTIVATE)
     return _with_etag(response, saved)
 
 
@@ -328,11 +428,56 @@ _STATUS_EVENTS = {
 }
 
 
-async def _change_status(
-    changes: AgentChanges, agent_id: str, wanted: AgentStatus, expected: int | None
+async def _gated_save(
+    changes: AgentChanges,
+    gate: Gate,
+    agent_id: str,
+    build: Callable[[AgentConfig], AgentConfig],
+    expected: int | None,
+    response: Response,
+    kind: EventType,
+    details: dict[str, Any] | None = None,
 ) -> AgentConfig:
-    """Set the status; asking for the status it already has changes nothing and is not audited."""
+    """Save `build(current)`, or file it as a candidate (202) when the release gate says no."""
+    try:
+        current = await changes.store.get(agent_id)
+    except AgentNotFound:
+        changes.forget(agent_id)
+        raise
+    wanted = build(current)
+    base = current.version if expected is None else expected
+    admission = await gate.admit(current, wanted)
+    if not admission.allowed:
+        candidate = await changes.file(agent_id, changes.store.file_candidate(wanted, base))
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers[CANDIDATE_HEADER] = str(candidate.version)
+        response.headers["ETag"] = etag_for(current.version)
+        return candidate
+    saved = await changes.save(agent_id, changes.store.update(wanted, base))
+    await changes.audit(kind, saved, details)
+    action = GateAction.ROLLBACK if kind == EventType.AGENT_ROLLED_BACK else GateAction.SAVE
+    await _record_override(gate, admission, saved, action)
+    return _with_etag(response, saved)
+
+
+async def _record_override(
+    gate: Gate, admission: Admission, saved: AgentConfig, action: GateAction
+) -> None:
+    if admission.overridden:
+        await gate.record_override(saved.agent_id, saved.version, action)
+
+
+async def _change_status(
+    changes: AgentChanges,
+    agent_id: str,
+    wanted: AgentStatus,
+    expected: int | None,
+    gate: Gate | None = None,
+) -> AgentConfig:
+    """Set the status; asking for the status it already has changes nothing and is not audited.
+    With `gate` (a resume), a release-gated type needs a passing run on its definition."""
     changed = False
+    admission = Admission(None)
 
     async def change() -> AgentConfig:
         nonlocal changed
@@ -341,6 +486,11 @@ async def _change_status(
             raise VersionConflict(agent_id, expected, current.version)
         if current.status == wanted:
             return current
+        nonlocal admission
+        if gate is not None:
+            admission = await gate.admit(current, current)
+            if admission.verdict is not None and not admission.allowed:
+                raise gate.refusal(admission.verdict)
         changed = True
         # Not `update`: a status change files no new definition, so it is not checked again
         # (a type whose transfer target was archived since can still be paused or archived).
@@ -349,6 +499,8 @@ async def _change_status(
     saved = await changes.save(agent_id, change())
     if changed:
         await changes.audit(_STATUS_EVENTS[wanted], saved)
+        if gate is not None:
+            await _record_override(gate, admission, saved, GateAction.RESUME)
     return saved
 
 

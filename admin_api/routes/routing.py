@@ -10,6 +10,10 @@ rules passes over their hooks unless an admin asks (`call_hooks`, 403 for anyone
 stored chain's hooks, the ones a room join calls, are called for any reader, and every dry
 run that calls a hook takes a token from the key's bucket (429 with Retry-After when empty).
 A viewer reads hook URLs as their origin only (admin_api/origins.py).
+
+A save that sends a release-gated agent type more traffic (agent_configs/routing/traffic.py)
+needs a passing eval run on its current version: else 409 `release-gate` listing each type
+(admin_api/release_gate.py), unless the admin sends `Switchboard-Gate-Override`.
 """
 
 from datetime import UTC, datetime
@@ -39,9 +43,11 @@ from admin_api.problems import (
     rate_limited,
     rules_problems,
 )
+from admin_api.release_gate import Gate, GateAction
 from admin_api.routes import API_V1
 from admin_api.storage import IsoDatetime
 from agent_configs.models import Slug
+from agent_configs.routing.errors import RulesVersionConflict
 from agent_configs.routing.router import TrailEntry
 from agent_configs.routing.rules import ChainEntry, RoutingRules, check_agent_ids, validate_rules
 
@@ -139,7 +145,14 @@ async def get_rules(caller: ReaderKey, services: ServicesDep, response: Response
     return _as_read_by(caller, _stored(rules))
 
 
-@router.put("", responses=problem_responses(400, 401, 403, 412, 413, 422, 428, 503))
+GATE_PROBLEM = problem_responses(409)
+GATE_PROBLEM[409]["description"] = (
+    "Release gate: the change sends more traffic to a gated agent type without a passing eval "
+    "run on its current version (`release-gate` problem, `agents` lists each)"
+)
+
+
+@router.put("", responses=problem_responses(400, 401, 403, 412, 413, 422, 428, 503) | GATE_PROBLEM)
 async def replace_rules(
     caller: AdminKey,
     expected: RequiredIfMatch,
@@ -147,17 +160,26 @@ async def replace_rules(
     services: ServicesDep,
     store: Store,
     events: Events,
+    gate: Gate,
     response: Response,
 ) -> StoredRules:
-    """Replace the chain. Every strategy must be registered, every agent_id must exist."""
+    """Replace the chain. Every strategy must be registered, every agent_id must exist, and
+    a release-gated type sent more traffic needs a passing eval run on its current version."""
     rules = validate_rules(definition.model_dump(include={"chain"}))
     missing = await check_agent_ids(rules, store)
     if missing:
         raise invalid_request(rules_problems(missing))
+    current = await services.rules_store.current()
+    if current.version != expected:
+        raise RulesVersionConflict(expected, current.version)
+    gated = await gate.admit_routing(store, current, rules)
     saved = await services.rules_store.save(rules, expected)
     services.resolver.rules.invalidate()
     await events.record(EventType.ROUTING_UPDATED, caller.name, version=saved.version)
     services.outbox.routing_updated(saved, caller.name)
+    for config, admission in gated:
+        if admission.overridden:
+            await gate.record_override(config.agent_id, config.version, GateAction.ROUTING)
     response.headers["ETag"] = etag_for(saved.version)
     return _stored(saved)
 

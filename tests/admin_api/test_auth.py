@@ -40,6 +40,13 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
     ("GET", "/api/v1/agents/{agent_id}/versions", f"{SUPPORT}/versions", None, READ),
     ("GET", "/api/v1/agents/{agent_id}/versions/{version}", f"{SUPPORT}/versions/1", None, READ),
     ("POST", "/api/v1/agents/{agent_id}/rollback", f"{SUPPORT}/rollback", {"version": 1}, WRITE),
+    (
+        "POST",
+        "/api/v1/agents/{agent_id}/versions/{version}/activate",
+        f"{SUPPORT}/versions/1/activate",
+        None,
+        WRITE,
+    ),
     ("POST", "/api/v1/agents/{agent_id}/pause", f"{SUPPORT}/pause", None, WRITE),
     ("POST", "/api/v1/agents/{agent_id}/resume", f"{SUPPORT}/resume", None, WRITE),
     ("GET", "/api/v1/agents/{agent_id}/stats", f"{SUPPORT}/stats", None, READ),

@@ -40,6 +40,10 @@ OPTIONAL_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         f"{SUPPORT}/rollback",
         {"json": {"version": 1}},
     ),
+    (
+        "post",
+        "/api/v1/agents/{agent_id}/versions/{version}/activate",
+    ): (f"{SUPPORT}/versions/1/activate", {}),
     ("delete", "/api/v1/agents/{agent_id}"): (SUPPORT, {}),
 }
 
