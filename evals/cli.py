@@ -1,4 +1,5 @@
-"""`python -m evals run [--agent X] [--version N] [--junit FILE] [--repeat N]`.
+"""`python -m evals run [--agent X] [--version N] [--junit FILE] [--repeat N]`, and `python -m
+evals serve`, the run service that runs the runs queued through the admin API (evals/service.py).
 
 Reads the suites from MongoDB (`eval_suites`; `scripts/setup_agents.py` seeds the built-in
 ones), runs each through the stack the environment names (MONGO_URI, MONGO_DB, LIVEKIT_URL,
@@ -11,10 +12,12 @@ database unreachable.
 """
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from rich.console import Console
@@ -25,7 +28,8 @@ from agent_configs.evals import EVAL_SUITES, Suite
 from evals.execution import run_and_store, version_under_test
 from evals.junit import write_junit
 from evals.runner import Stack
-from evals.settings import EvalSettings
+from evals.service import RunService
+from evals.settings import EvalServiceSettings, EvalSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 app = typer.Typer(add_completion=False, no_args_is_help=True)
@@ -148,3 +152,21 @@ def run(
             await client.close()
 
     raise typer.Exit(asyncio.run(go()))
+
+
+@app.command()
+def serve() -> None:
+    """Run the eval runs queued through the admin API (POST /api/v1/agents/{id}/eval-runs),
+    one at a time, until SIGTERM. Reads the same environment as `run`, plus EVALS_*."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = EvalServiceSettings()
+    except ValidationError as exc:  # one line per bad variable, not a traceback
+        Console(stderr=True).print(f"error: invalid settings:\n{exc}", markup=False)
+        raise typer.Exit(EXIT_UNUSABLE) from None
+    if not settings.mongo_uri or not settings.livekit_url:
+        Console(stderr=True).print("error: set MONGO_URI and LIVEKIT_URL (or run `make dev`)")
+        raise typer.Exit(EXIT_UNUSABLE)
+    asyncio.run(RunService(settings).run())
