@@ -1,14 +1,15 @@
 """The web console in a real browser against the real stack.
 
 Debian's Chromium (never a downloaded browser) driven by Playwright, with Chromium's fake
-microphone playing a WAV the local TTS spoke. Behind it, as `make dev` runs them: the admin
-API as its own HTTP server process serving the built console at /console/, one real worker
-on the session's LiveKit server and FerretDB, its agent types answered by the scripted model
-(tests/worker/scripted_llm.py: the console shows replies, it does not judge a model's), and
-a database seeded with the four built-in agent types and the default routing rules. One stack
-and one browser for the whole console suite (starting a worker takes most of a minute); a
-fresh browser context per test, so each test starts logged out (the key lives in
-sessionStorage only).
+microphone playing a WAV the local TTS spoke. Behind it, as `make dev` runs them: the admin API
+as its own HTTP server process serving the built console at /console/, the eval run service
+(`python -m evals serve`: it runs what the console's Run button queues), one real worker on the
+session's LiveKit server and FerretDB, its agent types answered by the scripted model
+(tests/worker/scripted_llm.py: the console shows replies, it does not judge a model's), and a
+database seeded with the four built-in agent types and the default routing rules. One stack and
+one browser for the whole console suite (starting a worker takes most of a minute); a fresh
+browser context per test, so each test starts logged out (the key lives in sessionStorage
+only).
 
 Sessions are traced as `make dev TRACES=1` traces them: the worker and the admin API export to
 a Jaeger of the run's own (tests/conftest.py: trace_backend), which the admin API reads for the
@@ -45,6 +46,7 @@ from devstack import REPO_ROOT, Endpoints
 from devstack.trace_backend import TraceBackend
 from scripts.setup_agents import seed, seed_routing_rules
 from tests.console.fake_microphone import write_microphone_wav
+from tests.evals.run_service import RunningService, launched_run_service, run_service_env
 from tests.worker.conftest import RunningWorker, launched_workers
 from tests.worker.scripted_llm import ScriptedLLM
 
@@ -137,6 +139,21 @@ def console_worker(
         yield running
 
 
+@pytest.fixture(scope="package")
+def eval_run_service(
+    endpoints: Endpoints,
+    console_database: AsyncDatabase,
+    console_worker: RunningWorker,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningService]:
+    """`python -m evals serve`, as `make dev` runs it: the console's Run button queues a run
+    through the admin API and this service runs it on the console's worker."""
+    env = run_service_env(endpoints, console_database.name, console_worker.agent_name)
+    log_path = tmp_path_factory.mktemp("evals") / "evals.log"
+    with launched_run_service(env, log_path) as running:
+        yield running
+
+
 @dataclass
 class AdminApiServer:
     base_url: str
@@ -168,6 +185,7 @@ def admin_api_server(
     endpoints: Endpoints,
     console_database: AsyncDatabase,
     console_worker: RunningWorker,
+    eval_run_service: RunningService,
     built_console: Path,
     trace_backend: TraceBackend,
     tmp_path_factory: pytest.TempPathFactory,
@@ -326,6 +344,9 @@ def service_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     if "admin_api_server" in request.fixturenames:
         server: AdminApiServer = request.getfixturevalue("admin_api_server")
         print(f"--- admin API log ({server.log_path}) ---\n{server.log_tail(40)}")
+    if "eval_run_service" in request.fixturenames:
+        service: RunningService = request.getfixturevalue("eval_run_service")
+        print(f"--- eval run service log ({service.log_path}) ---\n{service.log_tail(40)}")
 
 
 # --- what tests do in the console --------------------------------------------------------
