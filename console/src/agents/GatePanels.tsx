@@ -145,6 +145,7 @@ function OverrideDialog({ what, onCancel, onSend }: { what: string; onCancel: ()
         data-testid="override-dialog"
         onClick={(e) => e.stopPropagation()}
         onSubmit={submit}
+        noValidate // the reason's problem is shown beside it, in words, not in a browser bubble
       >
         <h2 id="override-title">Override the release gate?</h2>
         <p id="override-body" className="modal-body">
@@ -159,7 +160,7 @@ function OverrideDialog({ what, onCancel, onSend }: { what: string; onCancel: ()
             rows={3}
             maxLength={500}
             value={reason}
-            required
+            aria-required="true"
             aria-invalid={touched && problem ? true : undefined}
             aria-describedby={touched && problem ? "override-reason-error" : undefined}
             onChange={(e) => setReason(e.target.value)}
