@@ -2,6 +2,7 @@
 does for each suite and what the run service does for each queued run, written once."""
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ async def run_and_store(
     on_attempt: OnAttempt = no_progress,
 ) -> dict[str, Any]:
     """Runs the suite, stores the completed run and its `eval.completed`; returns the run."""
+    stack = replace(stack, database=database)  # session_ended reads the sessions' end there
     started_at, started = datetime.now(UTC), time.monotonic()
     results = await run_suite(suite, stack, pin, repeat, on_attempt)
     wall_time_s = time.monotonic() - started
@@ -63,5 +65,6 @@ async def run_and_store(
         requested_by=requested_by,
         extra=extra,
     )
+    run["models"] |= stack.helper_models(suite)
     await store_run(database, run)
     return run

@@ -34,6 +34,8 @@ class ObservedTurn:
     reply: str
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     """`agent-handoff` payloads that arrived during this turn."""
+    path: str | None = None
+    """Where the turn is in the suite (`turns[1]`, a simulated line `turns[1].simulate[0]`)."""
 
     def transcript(self) -> list[dict[str, str]]:
         return [{"role": "user", "text": self.user}, {"role": "agent", "text": self.reply}]

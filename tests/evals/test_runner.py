@@ -105,6 +105,8 @@ async def test_a_suite_passes_and_planted_greeting_and_schema_edits_fail_it_nami
     # No judge model: the rubric is reported skipped, and neither passes nor fails the run.
     assert scenario["skipped"] == ["turns[0].rubric"]
     assert stored["models"]["llm"] and stored["wall_time_s"] > 0
+    # Nor is one recorded; the suite has no simulated caller, so none is recorded either.
+    assert (stored["models"]["judge"], stored["models"]["caller"]) == (None, None)
     # What the release gate matches a run on, stored by the CLI as by the run service.
     config = await ConfigStore(worker_database).get(SUPPORT)
     assert (stored["status"], stored["error"], stored["requested_by"]) == ("completed", None, None)
