@@ -1,12 +1,16 @@
-"""Suite additions without any service: simulated callers, voice scenarios, session ends."""
+"""Suite additions without any service: simulated callers, voice scenarios, session ends, and
+how a simulated caller's answer becomes its line."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from agent_configs.evals import Suite
 from agent_configs.models import describe_validation_error
+from evals.caller import CallerLine, spoken_line
 
 SIMULATE = {"persona": "A hurried customer.", "goal": "Get a refund.", "turns": 3}
 
@@ -65,3 +69,22 @@ def test_a_scenario_is_text_or_voice_and_a_voice_one_may_not_ask_for_a_chat_only
         scenario({"user": "hi"}, modality="voice", metadata={"modality": "text"})
     )
     assert chat_only.startswith("scenarios.0: metadata.modality:")
+
+
+def test_the_readme_example_of_voice_simulate_and_session_ended_is_a_valid_suite() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("\n## Evals\n", 1)[1].split("\n## ", 1)[0]
+    (example,) = [block for block in section.split("```yaml\n")[1:] if "simulate:" in block]
+    suite = Suite.model_validate(yaml.safe_load(example.split("```", 1)[0]))
+    (scenario,) = suite.scenarios
+    assert scenario.modality == "voice" and scenario.turns[0].simulate is not None
+    assert scenario.turns[-1].expect.session_ended is not None
+
+
+def test_a_caller_line_is_its_first_line_without_label_quotes_or_the_done_marker() -> None:
+    assert spoken_line('Caller: "I was billed twice."\nAgent: sorry') == CallerLine(
+        "I was billed twice.", False
+    )
+    assert spoken_line("Thanks, bye. [DONE]") == CallerLine("Thanks, bye.", True)
+    assert spoken_line("[done]") == CallerLine("", True)
+    assert spoken_line("  \n") == CallerLine("", True)
