@@ -5,17 +5,22 @@ worker writes (worker/sinks/records.py) and summed up here, in Python.
 Why not in the database: FerretDB v1's `$group` computes only its first accumulator (and has
 no `$avg`; admin_api/stats.py), and a comparison needs a dozen numbers per group plus the spread
 of each mean. So each group is a bounded sample: its newest `SESSION_SAMPLE_CAP` ended sessions
-(one query, only the fields counted: no transcript, no summary), then their turns (one `$in`
-query on `session_id`, only `status`, `agent_id`, `latency_ms` and the schema's counted
-fields). `truncated` says the cap was hit: the numbers are then those of the newest sessions.
+(one query per group, only the fields counted: no transcript, no summary), then the turns of
+both samples (one query, only `session_id`, `status`, `agent_id`, `latency_ms` and the counted
+fields; see `_turns`). `truncated` says a cap was hit: the numbers are then the newest
+sessions'.
 
 What it costs: on MongoDB the sessions query walks the (status, started_at) index over the
-window's ended sessions, checking the type on each, and the turns query is one index seek per
-session on (session_id, turn_index): milliseconds for a few thousand sessions. On FerretDB v1
-(SQLite) both queries scan their collection whatever the indexes (docs/DESIGN: a per-user
-query over 5k turns took ~270 ms), so a comparison costs two scans of `sessions` and two of
-`turns` (one of each per group) plus decoding the projected fields of what matched; measured
-in tests/admin_api/test_analytics.py's docstring.
+window's ended sessions, checking the type on each, and the turns query walks the
+(agent_id, user_id, created_at) index keys of the groups' types, fetching only the turns in
+the samples' time span: milliseconds for a few thousand sessions. On FerretDB v1 (SQLite)
+every query scans its whole collection whatever its filter, at about 0.3 ms a document on
+this machine's 2 shared cores (measured once with a scratch script over records shaped as the
+worker writes them, 8-message transcripts and 5-stage waterfalls: 5,000 sessions and 20,000
+turns in the database, two groups of 2,500: the two sessions queries
+2.9-4.0 s, the turns query 6.0-8.0 s, where reading every turn's `_id` alone took 6.0 s). So
+a comparison costs three scans there, and past ~30,000 turns the turns scan alone outlasts the
+driver's 10 s socket timeout (a 503): FerretDB is the development database.
 
 Which sessions: a session belongs to the agent type routing chose for it (`routing.agent_id`)
 and its `agent_version` at the start, so a session handed off to another type still counts for
@@ -27,7 +32,7 @@ are left out. The window bounds the start time, as the sessions list's does.
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
@@ -40,13 +45,13 @@ from admin_api.ab_statistics import Mean, Rate, mean, rate
 from admin_api.session_records import SESSIONS, TURNS
 from admin_api.storage import newest_first_query
 from agent_configs.database import database_errors
-from agent_configs.models import SYSTEM_RESPONSE, AgentConfig, FieldType
+from agent_configs.models import SYSTEM_RESPONSE, AgentConfig, FieldType, TurnField
 from agent_configs.routing.pin import PINNED
 
 SESSION_SAMPLE_CAP = 5000
 """Sessions read per group, newest first."""
-TURN_SAMPLE_CAP = 100_000
-"""Turns read per group: 20 per session of a full sample."""
+TURN_READ_CAP = 200_000
+"""Turns read for a comparison: 20 per session of two full samples."""
 VALUES_SHOWN = 20
 """A string field's most frequent values listed; the others are counted in `more_values`."""
 ENDED_STATUSES = ("ended", "aborted")
@@ -60,10 +65,12 @@ _SESSION_FIELDS = {
     "_id": 1,
     "end_reason": 1,
     "turn_count": 1,
+    "started_at": 1,
+    "ended_at": 1,
     "cost.llm": 1,
-    # one small member of each entry: how many there were is all that is counted
+    # one small member of each entry: how many there were, and where hand-offs went
     "escalations.at": 1,
-    "handoffs.at": 1,
+    "handoffs.to_agent_id": 1,
 }
 
 
@@ -133,14 +140,35 @@ class Group(BaseModel):
     tokens_per_session: Tokens
 
 
-async def read_group(
+@dataclass
+class _Sample:
+    spec: GroupSpec
+    config: AgentConfig
+    sessions: list[dict[str, Any]]
+    truncated: bool
+
+
+async def read_groups(
+    database: AsyncDatabase,
+    groups: Sequence[tuple[GroupSpec, AgentConfig]],
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Group]:
+    """Each group's numbers, in order; a group's `config` is the version whose turn schema
+    names the fields counted."""
+    with database_errors():
+        samples = [await _sessions(database, spec, config, since, until) for spec, config in groups]
+        turns, turns_cut = await _turns(database, samples)
+    return [_group(sample, turns, turns_cut) for sample in samples]
+
+
+async def _sessions(
     database: AsyncDatabase,
     spec: GroupSpec,
     config: AgentConfig,
     since: datetime | None,
     until: datetime | None,
-) -> Group:
-    """One group's numbers; `config` is the version whose turn schema names the fields."""
+) -> _Sample:
     base: dict[str, Any] = {
         "routing.agent_id": spec.agent_id,
         "status": {"$in": list(ENDED_STATUSES)},
@@ -149,30 +177,81 @@ async def read_group(
     if spec.version is not None:
         base["agent_version"] = spec.version
     query = newest_first_query(base, "started_at", since, until, None)
-    counted = [f for f in config.turn_schema.fields if f.name != SYSTEM_RESPONSE]
-    counted = [f for f in counted if f.type in CATEGORICAL_TYPES or f.type in NUMERIC_TYPES]
-    turn_fields = {"_id": 0, "session_id": 1, "agent_id": 1, "status": 1, "latency_ms": 1}
-    turn_fields |= {f"fields.{f.name}": 1 for f in counted}
-    with database_errors():
-        found = (
-            database[SESSIONS]
-            .find(query, _SESSION_FIELDS)
-            .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(SESSION_SAMPLE_CAP + 1)
-        )
-        sessions = await found.to_list(length=SESSION_SAMPLE_CAP + 1)
-        truncated = len(sessions) > SESSION_SAMPLE_CAP
-        sessions = sessions[:SESSION_SAMPLE_CAP]
-        turns: list[dict[str, Any]] = []
-        if sessions:
-            ids = [s["_id"] for s in sessions]
-            read = database[TURNS].find({"session_id": {"$in": ids}}, turn_fields)
-            turns = await read.limit(TURN_SAMPLE_CAP + 1).to_list(length=TURN_SAMPLE_CAP + 1)
-    if len(turns) > TURN_SAMPLE_CAP:
-        truncated, turns = True, turns[:TURN_SAMPLE_CAP]
+    found = (
+        database[SESSIONS]
+        .find(query, _SESSION_FIELDS)
+        .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
+        .limit(SESSION_SAMPLE_CAP + 1)
+    )
+    sessions = await found.to_list(length=SESSION_SAMPLE_CAP + 1)
+    return _Sample(spec, config, sessions[:SESSION_SAMPLE_CAP], len(sessions) > SESSION_SAMPLE_CAP)
+
+
+async def _turns(
+    database: AsyncDatabase, samples: list[_Sample]
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """The turns of every sampled session, by session id, in one query; True when the cap cut
+    them.
+
+    Not `session_id: {$in: ids}`, which MongoDB answers with one index seek per session but
+    FerretDB v1 compares with each id for each turn it scans (measured: 4,000 of 8,000 turns
+    by 1,000 ids 2.0 s against 1.5 s for any query there; 5,000 ids over 40,000 turns passed
+    the driver's 10 s timeout). Instead: the agent types the sampled sessions' turns were
+    served by (the routed type, and those the sessions handed off to) within the samples'
+    time span, which MongoDB reads through the (agent_id, user_id, created_at) index and
+    FerretDB filters at a constant cost per turn; the sessions are matched here, so turns of
+    unsampled sessions in that span (another version, a pinned test) are read and dropped."""
+    sessions = [session for sample in samples for session in sample.sessions]
+    if not sessions:
+        return {}, False
+    types = {sample.spec.agent_id for sample in samples}
+    for session in sessions:
+        for handoff in _entries(session, "handoffs"):
+            if isinstance(handoff.get("to_agent_id"), str):
+                types.add(handoff["to_agent_id"])
+    starts = [s["started_at"] for s in sessions if isinstance(s.get("started_at"), datetime)]
+    ends = [s["ended_at"] for s in sessions if isinstance(s.get("ended_at"), datetime)]
+    query: dict[str, Any] = {"agent_id": {"$in": sorted(types)}}
+    span: dict[str, Any] = {}
+    if starts:
+        span["$gte"] = min(starts)
+    if ends and len(ends) == len(sessions):
+        span["$lte"] = max(ends)
+    if span:
+        query["created_at"] = span
+    counted = {f"fields.{f.name}": 1 for sample in samples for f in _counted(sample.config)}
+    projection = {"_id": 0, "session_id": 1, "agent_id": 1, "status": 1, "latency_ms": 1}
+    found = database[TURNS].find(query, projection | counted).limit(TURN_READ_CAP + 1)
+    wanted = {session["_id"] for session in sessions}
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    read = 0
+    async for turn in found:
+        read += 1
+        if read > TURN_READ_CAP:
+            return by_session, True
+        if turn.get("session_id") in wanted:
+            by_session.setdefault(turn["session_id"], []).append(turn)
+    return by_session, False
+
+
+def _counted(config: AgentConfig) -> list[TurnField]:
+    """The schema's fields a comparison counts: enum, bool and string values, int and number
+    means; not the reply (`system_response`) and not lists."""
+    return [
+        f
+        for f in config.turn_schema.fields
+        if f.name != SYSTEM_RESPONSE and (f.type in CATEGORICAL_TYPES or f.type in NUMERIC_TYPES)
+    ]
+
+
+def _group(
+    sample: _Sample, turns_by_session: dict[str, list[dict[str, Any]]], turns_cut: bool
+) -> Group:
+    spec, sessions = sample.spec, sample.sessions
+    turns = [turn for s in sessions for turn in turns_by_session.get(s["_id"], [])]
     answered = [t for t in turns if t.get("agent_id") == spec.agent_id and t.get("status") == "ok"]
     fields: dict[str, FieldValues | FieldMean] = {}
-    for schema_field in counted:
+    for schema_field in _counted(sample.config):
         given = [(t.get("fields") or {}).get(schema_field.name) for t in answered]
         fields[schema_field.name] = (
             FieldMean(mean=mean(v for v in given if _is_number(v)))
@@ -180,21 +259,19 @@ async def read_group(
             else _value_rates(given)
         )
     n = len(sessions)
+    reasons = Counter(_text_or_none(s.get("end_reason")) for s in sessions)
     return Group(
         agent_id=spec.agent_id,
         version=spec.version,
         sessions=n,
-        truncated=truncated,
+        truncated=sample.truncated or turns_cut,
         turns_per_session=mean(
             s["turn_count"] for s in sessions if _is_number(s.get("turn_count"))
         ),
-        escalation_rate=rate(sum(1 for s in sessions if _has_entries(s, "escalations")), n),
-        handoff_rate=rate(sum(1 for s in sessions if _has_entries(s, "handoffs")), n),
+        escalation_rate=rate(sum(1 for s in sessions if _entries(s, "escalations")), n),
+        handoff_rate=rate(sum(1 for s in sessions if _entries(s, "handoffs")), n),
         end_reasons=[
-            EndReason(reason=reason, rate=rate(count, n))
-            for reason, count in _by_count(
-                Counter(_text_or_none(s.get("end_reason")) for s in sessions)
-            )
+            EndReason(reason=reason, rate=rate(count, n)) for reason, count in _by_count(reasons)
         ],
         fields=fields,
         latency_ms=_latencies(turns),
@@ -255,9 +332,10 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _has_entries(session: dict[str, Any], name: str) -> bool:
+def _entries(session: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The session's `handoffs` or `escalations` (as projected: a small member of each)."""
     entries = session.get(name)
-    return isinstance(entries, list) and len(entries) > 0
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:

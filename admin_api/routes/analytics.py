@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from admin_api.ab_records import Group, GroupSpec, InvalidSpec, read_group
+from admin_api.ab_records import Group, GroupSpec, InvalidSpec, read_groups
 from admin_api.deps import ReaderKey, ServicesDep, Store
 from admin_api.problems import FieldProblem, ProblemError, invalid_request, problem_responses
 from admin_api.routes import API_V1
@@ -56,11 +56,10 @@ async def compare(
         )
     specs = {name: _spec(name, text) for name, text in (("a", a), ("b", b))}
     configs = {name: await _config(store, name, spec) for name, spec in specs.items()}
-    groups = {
-        name: await read_group(services.database, specs[name], configs[name], since, until)
-        for name in specs
-    }
-    return Comparison(a=groups["a"], b=groups["b"], since=since, until=until)
+    a_group, b_group = await read_groups(
+        services.database, [(specs[name], configs[name]) for name in ("a", "b")], since, until
+    )
+    return Comparison(a=a_group, b=b_group, since=since, until=until)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

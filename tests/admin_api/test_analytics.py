@@ -16,6 +16,9 @@ T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 COMPARE = "/api/v1/analytics/compare"
 SUPPORT, SALES = "support-agent-v1", "sales-agent-v1"
 
+STARTS_S = {"a1": 100, "a2": 110, "a3": 120, "x1": 130, "b1": 105, "b2": 115}
+"""When the sessions with turns started, in seconds after T0."""
+
 pytestmark = pytest.mark.usefixtures("seeded")
 
 
@@ -108,7 +111,8 @@ def turn(
         "status": status,
         "error": None if status == "ok" else "invalid JSON twice",
         "attempts": 1,
-        "created_at": T0 + timedelta(seconds=index),
+        # replied within its session, as every turn is: the read bounds turns by their sessions
+        "created_at": T0 + timedelta(seconds=STARTS_S[session_id] + 1 + index),
     }
 
 
@@ -124,19 +128,24 @@ async def records(database: AsyncDatabase) -> None:
             ended_session(
                 "a1",
                 SUPPORT,
-                100,
+                STARTS_S["a1"],
                 turn_count=2,
                 end_reason="user_left",
                 tokens=[(100, 20), (50, 10)],
                 escalated=True,
             ),
             ended_session(
-                "a2", SUPPORT, 110, turn_count=4, end_reason="user_left", tokens=[(250, 50)]
+                "a2",
+                SUPPORT,
+                STARTS_S["a2"],
+                turn_count=4,
+                end_reason="user_left",
+                tokens=[(250, 50)],
             ),
             ended_session(
                 "a3",
                 SUPPORT,
-                120,
+                STARTS_S["a3"],
                 turn_count=3,
                 end_reason="worker_lost",
                 tokens=None,
@@ -144,7 +153,13 @@ async def records(database: AsyncDatabase) -> None:
             ),
             # not in group a: another version, a pinned test, still active, before `since`
             ended_session(
-                "x1", SUPPORT, 130, turn_count=9, end_reason="user_left", tokens=None, version=2
+                "x1",
+                SUPPORT,
+                STARTS_S["x1"],
+                turn_count=9,
+                end_reason="user_left",
+                tokens=None,
+                version=2,
             ),
             ended_session(
                 "x2",
@@ -162,7 +177,7 @@ async def records(database: AsyncDatabase) -> None:
             ended_session(
                 "b1",
                 SALES,
-                105,
+                STARTS_S["b1"],
                 turn_count=2,
                 end_reason="user_left",
                 tokens=[(80, 8)],
@@ -171,7 +186,7 @@ async def records(database: AsyncDatabase) -> None:
             ended_session(
                 "b2",
                 SALES,
-                115,
+                STARTS_S["b2"],
                 turn_count=1,
                 end_reason="agent_ended",
                 tokens=[(120, 12)],
