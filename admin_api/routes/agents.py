@@ -441,10 +441,10 @@ async def _gated_save(
     """Save `build(current)`, or file it as a candidate (202) when the release gate says no."""
     try:
         current = await changes.store.get(agent_id)
-    except AgentNotFound:
+        wanted = build(current)
+    except (VersionConflict, AgentNotFound):
         changes.forget(agent_id)
         raise
-    wanted = build(current)
     base = current.version if expected is None else expected
     admission = await gate.admit(current, wanted)
     if not admission.allowed:
