@@ -25,8 +25,10 @@ one, or a candidate a later save has overtaken) is activated as rollback does it
 its definition again as the next version: the current version number only ever grows, which
 is what lets the roll forward tell the current version by its number. Limit: an in-place
 activation claims no number of its own, so a save racing it from the same version is not
-refused; the higher version (the save's) ends current, and an activation whose replace no
-longer matched answers VersionConflict.
+refused: both may answer 200 and the save's version, the higher number, ends current (an
+activation whose replace no longer matched answers VersionConflict instead). On FerretDB,
+whose filtered replace is not atomic, the current document may show the activation's version
+until the next write of that agent rolls it forward to the save's.
 """
 
 import uuid
