@@ -11,12 +11,14 @@ import { RoutingPage } from "./pages/Routing";
 import { SessionList } from "./pages/SessionList";
 import { SessionDetail } from "./pages/SessionDetail";
 import { WebhooksPage } from "./pages/Webhooks";
+import { AnalyticsPage } from "./pages/Analytics";
 
 const SECTIONS = [
   { id: "playground", label: "Playground" },
   { id: "agents", label: "Agent types" },
   { id: "routing", label: "Routing" },
   { id: "sessions", label: "Sessions" },
+  { id: "analytics", label: "Analytics" },
   { id: "webhooks", label: "Webhooks" },
 ] as const;
 
@@ -104,6 +106,8 @@ function Page({ section, rest, query }: { section: string; rest: string[]; query
       return rest[0] ? <SessionDetail sessionId={rest[0]} /> : <SessionList query={query} />;
     case "webhooks":
       return <WebhooksPage subscriptionId={rest[0]} />;
+    case "analytics":
+      return <AnalyticsPage query={query} />;
     default:
       return <NotFound />;
   }
