@@ -159,7 +159,38 @@ async def read_groups(
     with database_errors():
         samples = [await _sessions(database, spec, config, since, until) for spec, config in groups]
         turns, turns_cut = await _turns(database, samples)
-    return [_group(sample, turns, turns_cut) for sample in samples]
+    groups_read = [_group(sample, turns, turns_cut) for sample in samples]
+    _align(groups_read)
+    return groups_read
+
+
+def _align(groups: list[Group]) -> None:
+    """An end reason or a field value one group saw and another did not is listed in both, at
+    0 of the other's n (0 of 40 is not "no data": its interval is [0, 0.088]), so the two can
+    be read side by side."""
+    for group in groups:
+        others = [other for other in groups if other is not group]
+        known = {reason.reason for reason in group.end_reasons}
+        for other in others:
+            for reason in other.end_reasons:
+                if reason.reason not in known:
+                    known.add(reason.reason)
+                    group.end_reasons.append(
+                        EndReason(reason=reason.reason, rate=rate(0, group.sessions))
+                    )
+        for name, field in group.fields.items():
+            if not isinstance(field, FieldValues):
+                continue
+            n = field.values[0].rate.n if field.values else 0
+            seen = {value.value for value in field.values}
+            for other in others:
+                theirs = other.fields.get(name)
+                if not isinstance(theirs, FieldValues):
+                    continue
+                for value in theirs.values:
+                    if value.value not in seen:
+                        seen.add(value.value)
+                        field.values.append(ValueRate(value=value.value, rate=rate(0, n)))
 
 
 async def _sessions(

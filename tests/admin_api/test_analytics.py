@@ -259,11 +259,14 @@ async def test_two_groups_come_back_with_their_rates_means_and_intervals(
     assert a["handoff_rate"]["successes"] == 0 and interval(a["handoff_rate"]) == (0.0, 0.5615)
     assert (b["handoff_rate"]["successes"], b["handoff_rate"]["n"]) == (1, 2)
     assert interval(b["handoff_rate"]) == (0.0945, 0.9055)
+    # a reason only the other group saw is listed at 0 of this group's sessions, with its interval
     assert [(r["reason"], r["rate"]["successes"], r["rate"]["n"]) for r in a["end_reasons"]] == [
         ("user_left", 2, 3),
         ("worker_lost", 1, 3),
+        ("agent_ended", 0, 3),
     ]
-    assert [r["reason"] for r in b["end_reasons"]] == ["agent_ended", "user_left"]
+    assert [r["reason"] for r in b["end_reasons"]] == ["agent_ended", "user_left", "worker_lost"]
+    assert interval(b["end_reasons"][2]["rate"]) == (0.0, 0.6576)
 
     # fields: rates of the type's answered turns (4 in a: the failed one is not answered)
     category = {v["value"]: v["rate"] for v in a["fields"]["issue_category"]["values"]}
