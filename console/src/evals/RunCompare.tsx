@@ -1,5 +1,6 @@
 /** Two runs side by side (e.g. the live version's and a candidate's): per scenario, each run's
- * pass rate and what failed, in two columns, so a regression reads across a row. */
+ * pass rate and what failed, in two columns, so a regression reads across a row. The older
+ * version (or, for one version, the earlier run) is on the left, whichever was picked first. */
 import { useEffect, useState } from "react";
 import { href } from "../router";
 import { fetchRun, type EvalRun, type ScenarioResult } from "./api";
@@ -9,7 +10,10 @@ export function RunCompare({ agentId, a, b }: { agentId: string; a: string; b: s
   const [runs, setRuns] = useState<[EvalRun, EvalRun] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    Promise.all([fetchRun(a), fetchRun(b)]).then(setRuns, (e: Error) => setError(e.message));
+    Promise.all([fetchRun(a), fetchRun(b)]).then(
+      ([first, second]) => setRuns(olderFirst(first, second) ? [first, second] : [second, first]),
+      (e: Error) => setError(e.message),
+    );
   }, [a, b]);
   if (error) return <p className="error" role="alert">{error}</p>;
   if (!runs) return <div className="empty">Loading the two runs…</div>;
@@ -18,7 +22,13 @@ export function RunCompare({ agentId, a, b }: { agentId: string; a: string; b: s
   const close = href("agents", agentId, "evals");
 
   return (
-    <section className="card run-compare" data-testid="eval-compare-view" data-a={a} data-b={b} aria-labelledby="compare-title">
+    <section
+      className="card run-compare"
+      data-testid="eval-compare-view"
+      data-a={runs[0].run_id}
+      data-b={runs[1].run_id}
+      aria-labelledby="compare-title"
+    >
       <header className="run-list-head">
         <h2 id="compare-title">
           v{runs[0].version} and v{runs[1].version} side by side
@@ -55,6 +65,11 @@ export function RunCompare({ agentId, a, b }: { agentId: string; a: string; b: s
       </table>
     </section>
   );
+}
+
+function olderFirst(x: EvalRun, y: EvalRun): boolean {
+  if (x.version !== y.version) return x.version < y.version;
+  return (x.started_at ?? "") <= (y.started_at ?? "");
 }
 
 function CompareCell({ side, scenario }: { side: "a" | "b"; scenario: ScenarioResult | undefined }) {
