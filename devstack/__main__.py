@@ -127,6 +127,13 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
             f"http://127.0.0.1:{stack.dispatcher_port}/metrics",
             "dispatcher: outbox -> subscriptions",
         )
+    if stack.eval_service_log is not None:
+        table.add_row(
+            "Eval runs",
+            "(no port)",
+            f"python -m evals serve: runs the console's Run and POST .../eval-runs; log "
+            f"{stack.eval_service_log}",
+        )
     Console().print(table)
     if console_url:
         print(f"Open the console: {console_url}")
@@ -168,6 +175,9 @@ def up(
     worker: Annotated[bool, typer.Option(help="Run the Switchboard worker too.")] = True,
     admin_api: Annotated[bool, typer.Option(help="Run the admin API (uvicorn) too.")] = True,
     dispatcher: Annotated[bool, typer.Option(help="Run the webhook dispatcher too.")] = True,
+    evals: Annotated[
+        bool, typer.Option(help="Run the eval run service (python -m evals serve) too.")
+    ] = True,
     traces: Annotated[
         bool,
         typer.Option(
@@ -233,6 +243,10 @@ def up(
                     {"MONGO_DB": settings.mongo_db} | _otel_env(traced, "switchboard-dispatcher"),
                     _port_from_env("DEVSTACK_DISPATCHER_PORT"),
                 )
+            if evals:
+                stop.check("the eval run service")
+                console.print("starting the eval run service...")
+                stack.start_eval_service(endpoints, {"MONGO_DB": settings.mongo_db})
             _print_endpoints(endpoints, stack)
             if traced is not None:
                 print(

@@ -36,6 +36,9 @@ DEV_API_KEY = DEV_LIVEKIT_API_KEY
 DEV_API_SECRET = DEV_LIVEKIT_API_SECRET
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+EVALS_READY = "eval run service started"
+"""The line `python -m evals serve` logs once it looks for runs (evals/service.py STARTED; a
+test holds the two equal). It serves no port to probe."""
 _DIE_WITH_PARENT = Path(__file__).with_name("die_with_parent.py")
 # DEV_WEBHOOK_ENCRYPTION_KEY: the Fernet key webhook secrets are encrypted under when the stack
 # runs on LiveKit's dev keys (`make dev`, the tests) and WEBHOOK_ENCRYPTION_KEY is not set.
@@ -165,6 +168,7 @@ class Devstack:
         self.worker_metrics_port: int | None = None
         self.admin_api_port: int | None = None
         self.dispatcher_port: int | None = None
+        self.eval_service_log: Path | None = None
 
     def __enter__(self) -> Endpoints:
         try:
@@ -406,6 +410,16 @@ class Devstack:
         service = self._spawn("dispatcher", [sys.executable, "-m", "dispatcher"], dispatcher_env)
         self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/readyz"))
         self.dispatcher_port = port
+
+    def start_eval_service(self, endpoints: Endpoints, env: dict[str, str]) -> None:
+        """`python -m evals serve` (runs the eval runs queued through the admin API) against these
+        services and the worker's agent name (AGENT_NAME); ready once it has its claim index."""
+        service_env = self.environ | endpoints.as_env() | env
+        service = self._spawn("evals", [sys.executable, "-m", "evals", "serve"], service_env)
+        self._wait_until(
+            service, lambda: EVALS_READY in service.log_path.read_text(errors="replace")
+        )
+        self.eval_service_log = service.log_path
 
     def start_jaeger(self, otlp_port: int = 0, query_port: int = 0) -> TraceBackend:
         """Jaeger (trace_backend.py), built first if needed; ready once its query API answers."""

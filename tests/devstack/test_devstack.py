@@ -225,6 +225,10 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         assert "routed to sales-agent-v1 by purpose" in chat.stdout, chat.stdout + chat.stderr
         assert "agent:" in chat.stdout and "turn 0: " in chat.stdout, chat.stdout
 
+        # The eval run service runs too (tests/evals runs it; a run here would cost the tiny
+        # model's seconds); devstack waited for it to start, and it stops with the rest.
+        assert "Eval runs" in output, output
+
         assert_stopped(stack, stack.stop_with(signal.SIGINT))
 
 

@@ -20,7 +20,8 @@ from agent_configs.evals import EVAL_RUNS, EVAL_SUITES, Suite
 from agent_configs.fingerprints import definition_digest, suite_digest
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
-from evals.service import RunService
+from devstack.services import EVALS_READY
+from evals.service import STARTED, RunService
 from evals.settings import EvalServiceSettings
 from tests.admin_api.conftest import Keys, admin_settings, make_keys, running_app, seed_defaults
 from tests.evals.run_service import launched_run_service, run_service_env
@@ -224,3 +225,7 @@ async def test_runs_that_cannot_run_or_whose_service_stopped_end_as_errors_sayin
 
 async def _run(runs: Any, run_id: str) -> dict[str, Any]:
     return await runs.find_one({"_id": run_id}) or {}
+
+
+def test_make_dev_waits_for_the_line_the_service_logs_when_it_starts() -> None:
+    assert EVALS_READY == STARTED
