@@ -3,7 +3,8 @@ model, the run service taking queued runs): a gated type's save is filed as a ca
 suite is run from the Evals tab with live progress and the failed expectation shown beside its
 transcript, the live version's run beside it shows the regression, activating the candidate is
 refused naming the failing scenarios, and an admin's override with a reason makes it live
-(audited). The Evals tab's pages pass the axe audit."""
+(audited); resuming the paused type is refused and overridden the same way. The Evals tab's
+pages pass the axe audit."""
 
 import json
 import re
@@ -202,5 +203,18 @@ async def test_a_gated_save_is_a_candidate_whose_failing_run_is_shown_and_whose_
     overridden = [e for e in events if e["type"] == "agent.gate_overridden"]
     assert overridden, [e["type"] for e in events]
     assert reason in json.dumps(overridden[0]), overridden[0]
+
+    # a paused gated type resumes only with a passing run too: refused, then overridden
+    await page.get_by_test_id("pause").click()
+    await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "paused")
+    await page.get_by_test_id("resume").click()
+    refused = page.get_by_test_id("gate-refused")
+    await expect(refused).to_have_attribute("data-action", "resume")
+    await expect(refused.get_by_test_id("gate-failing-scenario")).to_have_count(2)
+    await page.get_by_test_id("gate-override").click()
+    await page.get_by_test_id("override-reason").fill("Back on while legal reviews the wording.")
+    await page.get_by_test_id("override-send").click()
+    await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "active")
+    assert (await agent_config(api, agent_id))["status"] == "active"
 
     assert_no_blocking_violations(audit)

@@ -67,7 +67,7 @@ export function GateRefusedPanel({ editor, refusal, action }: { editor: AgentEdi
   const version = refusal.version ?? (action.kind === "activate" ? action.version : null);
   return (
     <>
-    <div className="error banner gate-banner" role="alert" data-testid="gate-refused" data-version={version ?? ""} data-run-id={refusal.runId ?? ""}>
+    <div className="error banner gate-banner" role="alert" data-testid="gate-refused" data-action={action.kind} data-version={version ?? ""} data-run-id={refusal.runId ?? ""}>
       <div>
         <p>
           <strong>The release gate refused to {actionWords(action)}</strong>: {version != null ? `version ${version}` : "this version"} has no
