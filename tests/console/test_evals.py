@@ -3,8 +3,8 @@ model, the run service taking queued runs): a gated type's save is filed as a ca
 suite is run from the Evals tab with live progress and the failed expectation shown beside its
 transcript, the live version's run beside it shows the regression, activating the candidate is
 refused naming the failing scenarios, and an admin's override with a reason makes it live
-(audited); resuming the paused type is refused and overridden the same way. The Evals tab's
-pages pass the axe audit."""
+(audited); resuming the paused type and routing rules that send it more rooms are refused and
+overridden the same way. The Evals tab's pages pass the axe audit."""
 
 import json
 import re
@@ -22,6 +22,7 @@ from tests.console.accessibility import (
     new_audit,
 )
 from tests.console.conftest import ConsoleKeys, agent_config, log_in, save_screenshot
+from tests.console.test_routing import replace_rules_text, stored_rules, with_default
 from tests.worker.scripted_llm import REPLY
 
 NOT_AUTHORED = ("version", "status", "created_at", "updated_at")
@@ -216,5 +217,32 @@ async def test_a_gated_save_is_a_candidate_whose_failing_run_is_shown_and_whose_
     await page.get_by_test_id("override-send").click()
     await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "active")
     assert (await agent_config(api, agent_id))["status"] == "active"
+
+    # rules sending the gated type the default's rooms: refused naming it, then overridden
+    before, _ = await stored_rules(api)
+    gated_rules = {"chain": with_default(before["chain"], agent_id)}
+    try:
+        await page.goto(console_url + "#/routing")
+        await replace_rules_text(page, gated_rules)
+        await page.get_by_test_id("rules-save").click()
+        gate = page.get_by_test_id("rules-gate-refused")
+        await expect(
+            gate.locator(f'[data-testid="rules-gate-agent"][data-agent-id="{agent_id}"]')
+        ).to_contain_text(FAILING)
+        assert (await stored_rules(api))[0]["version"] == before["version"]
+        await audit_page(page, audit, "rules-gate-refused")
+        await save_screenshot(page, "rules-gate-refused")
+        await page.get_by_test_id("gate-override").click()
+        await page.get_by_test_id("override-reason").fill("Demo: send the default's rooms there.")
+        await page.get_by_test_id("override-send").click()
+        await expect(page.get_by_test_id("rules-saved")).to_be_visible()
+        assert (await stored_rules(api))[0]["chain"] == gated_rules["chain"]
+    finally:  # other tests route with the chain as it was
+        current, etag = await stored_rules(api)
+        if current["chain"] != before["chain"]:
+            restored = await api.put(
+                "/routing", json={"chain": before["chain"]}, headers={"If-Match": etag}
+            )
+            assert restored.status_code == 200, restored.text
 
     assert_no_blocking_violations(audit)

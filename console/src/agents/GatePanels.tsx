@@ -118,7 +118,7 @@ export function GateRefusedPanel({ editor, refusal, action }: { editor: AgentEdi
 
 /** The override is sent only from here: a reason is required (it goes to the audit trail with
  * the key's name) and the button says exactly what happens. Escape or Cancel sends nothing. */
-function OverrideDialog({ what, onCancel, onSend }: { what: string; onCancel: () => void; onSend: (reason: string) => void }) {
+export function OverrideDialog({ what, onCancel, onSend }: { what: string; onCancel: () => void; onSend: (reason: string) => void }) {
   const [reason, setReason] = useState("");
   const [touched, setTouched] = useState(false);
   const input = useRef<HTMLTextAreaElement>(null);

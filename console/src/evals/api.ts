@@ -132,6 +132,20 @@ export function gateRefusal(error: unknown): GateRefusal | null {
   };
 }
 
+/** A routing change's 409: each type it would send more traffic without a passing run. */
+export interface RoutingGateAgent {
+  agent_id: string;
+  version: number | null;
+  run_id: string | null;
+  failing_scenarios: string[];
+}
+
+export function routingGateRefusal(error: unknown): { agents: RoutingGateAgent[]; detail: string } | null {
+  if (!(error instanceof ApiError) || error.status !== 409 || !error.problem.type.endsWith("release-gate")) return null;
+  const agents = Array.isArray(error.problem.agents) ? (error.problem.agents as RoutingGateAgent[]) : [];
+  return { agents, detail: error.problem.detail ?? error.problem.title };
+}
+
 /** Makes version n current; `override` (an admin's reason) sends the gate's override header. */
 export const activateVersion = (agentId: string, version: number, ifMatch: string | null, override?: string) =>
   request<AgentConfig>("POST", `${agentPath(agentId)}/versions/${version}/activate`, {

@@ -11,11 +11,14 @@ import { routingRulesSchema, type EditorSchema } from "../agents/schema";
 import { ChainView } from "../agents/routing/ChainView";
 import { ResolvePreview, SAMPLE_METADATA } from "../agents/routing/ResolvePreview";
 import type { ChainEntry, Resolution, StoredRules } from "../agents/routing/types";
+import { RoutingGatePanel } from "../agents/routing/RoutingGatePanel";
+import { OVERRIDE_HEADER, routingGateRefusal, type RoutingGateAgent } from "../evals/api";
 import "./Routing.css";
 
 type Outcome =
   | { kind: "saved"; version: number }
-  | { kind: "error"; message: string; problems: FieldProblem[]; stale?: boolean };
+  | { kind: "error"; message: string; problems: FieldProblem[]; stale?: boolean }
+  | { kind: "gate"; agents: RoutingGateAgent[]; detail: string };
 
 /** The draft as rules, or null while it is not a `{"chain": [...]}` object. */
 function parseChain(text: string): ChainEntry[] | null {
@@ -66,7 +69,7 @@ export function RoutingPage() {
   const dirty = stored !== null && text !== prettyJson({ chain: stored.rules.chain });
   const problems = outcome?.kind === "error" ? outcome.problems : [];
 
-  async function save() {
+  async function save(override?: string) {
     if (!stored) return;
     let body: unknown;
     try {
@@ -77,13 +80,17 @@ export function RoutingPage() {
     }
     setSaving(true);
     try {
-      const response = await request<StoredRules>("PUT", "routing", { body, ifMatch: stored.etag });
+      const headers = override ? { [OVERRIDE_HEADER]: override } : undefined;
+      const response = await request<StoredRules>("PUT", "routing", { body, ifMatch: stored.etag, headers });
       setStored({ rules: response.body, etag: response.etag ?? `"${response.body.version}"` });
       setText(prettyJson({ chain: response.body.chain }));
       setOutcome({ kind: "saved", version: response.body.version });
     } catch (e) {
       const error = e as ApiError;
-      if (error.status === 412) {
+      const refusal = routingGateRefusal(error);
+      if (refusal) {
+        setOutcome({ kind: "gate", ...refusal });
+      } else if (error.status === 412) {
         setOutcome({
           kind: "error",
           stale: true,
@@ -147,6 +154,7 @@ export function RoutingPage() {
               Saved as version {outcome.version}: the next room is routed with it.
             </p>
           )}
+          {outcome?.kind === "gate" && <RoutingGatePanel agents={outcome.agents} detail={outcome.detail} onOverride={(reason) => void save(reason)} />}
           {outcome?.kind === "error" && (
             <div className="error" role="alert" data-testid="rules-error">
               {outcome.message}
