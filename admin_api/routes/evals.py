@@ -120,6 +120,7 @@ class EvalRunRequest(BaseModel):
     version: int | None = Field(
         default=None,
         ge=1,
+        le=10**9,
         description="The stored version to run, pinned (a candidate too); null: the current "
         "version, with routing deciding as for a caller.",
     )

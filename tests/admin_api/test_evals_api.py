@@ -214,6 +214,7 @@ async def test_a_run_is_queued_with_its_version_digests_and_progress_and_bad_req
 
     for body, field in [
         ({"version": 0}, "version"),
+        ({"version": 2**63}, "version"),  # beyond what the database stores: not a 500
         ({"repeat": 51}, "repeat"),
         ({"version": "three"}, "version"),
         ({"repeats": 2}, "repeats"),
