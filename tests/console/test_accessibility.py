@@ -8,10 +8,12 @@ are audited by test_sessions.py, which holds a session anyway."""
 import re
 import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from playwright.async_api import Page, expect
+from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.console.accessibility import (
     assert_no_blocking_violations,
@@ -36,6 +38,65 @@ async def archived_agent_type(api: httpx.AsyncClient) -> str:
     assert created.status_code == 201, created.text
     archived = await api.delete(f"/agents/{copy_id}")
     assert archived.status_code == 200, archived.text
+    return copy_id
+
+
+async def two_versions_with_sessions(api: httpx.AsyncClient, database: AsyncDatabase) -> str:
+    """A copy of the support type at versions 1 and 2 (its own id: no other test sees it) and
+    ended sessions of each, inserted in the shape the worker stores them (3 on version 1, 2 on
+    version 2), for the Analytics page to compare. Its id sorts after the archived copy's,
+    which stays the agent list's first row, the one the walk opens."""
+    support = await agent_config(api, "support-agent-v1")
+    copy_id = f"ab-compare-{uuid.uuid4().hex[:8]}"
+    definition: dict[str, Any] = {
+        k: v for k, v in support.items() if k not in (*NOT_AUTHORED, "release_gate")
+    }
+    definition |= {"agent_id": copy_id, "name": f"A/B {copy_id[-8:]}"}
+    created = await api.post("/agents", json=definition)
+    assert created.status_code == 201, created.text
+    changed = await api.put(
+        f"/agents/{copy_id}", json=definition | {"greeting": "Hi!"}, headers={"If-Match": '"1"'}
+    )
+    assert changed.status_code == 200, changed.text
+    started = datetime.now(UTC) - timedelta(hours=1)
+    sessions, turns = [], []
+    for number, version in enumerate((1, 1, 1, 2, 2)):
+        session_id = f"{copy_id}-s{number}"
+        at = started + timedelta(minutes=number)
+        sessions.append(
+            {
+                "_id": session_id,
+                "session_id": session_id,
+                "room": session_id,
+                "agent_id": copy_id,
+                "agent_version": version,
+                "routing": {"agent_id": copy_id, "strategy": "purpose", "trail": []},
+                "status": "ended",
+                "started_at": at,
+                "ended_at": at + timedelta(seconds=30),
+                "end_reason": "user_left" if number % 2 else "agent_ended",
+                "turn_count": 1 + number,
+                "handoffs": [],
+                "escalations": [{"agent_id": copy_id, "reason": "x", "then": "continue", "at": at}]
+                if version == 2
+                else [],
+                "cost": {"llm": [{"model": "m", "input_tokens": 90, "output_tokens": 9}]},
+            }
+        )
+        turns.append(
+            {
+                "_id": f"{session_id}:0",
+                "session_id": session_id,
+                "agent_id": copy_id,
+                "turn_index": 0,
+                "status": "ok",
+                "fields": {"issue_category": "billing" if version == 1 else "technical"},
+                "latency_ms": {"first_text": 400 + 100 * number},
+                "created_at": at + timedelta(seconds=5),
+            }
+        )
+    await database["sessions"].insert_many(sessions)
+    await database["turns"].insert_many(turns)
     return copy_id
 
 
@@ -74,11 +135,16 @@ async def expect_page_announced(page: Page, findings: Findings, title: re.Patter
 
 
 async def test_every_main_page_passes_axe_and_works_by_keyboard_out_of_a_session(
-    page: Page, console_url: str, keys: ConsoleKeys, api: httpx.AsyncClient
+    page: Page,
+    console_url: str,
+    keys: ConsoleKeys,
+    api: httpx.AsyncClient,
+    console_database: AsyncDatabase,
 ) -> None:
     audit = new_audit()
     findings = Findings()
     archived_id = await archived_agent_type(api)
+    compared_id = await two_versions_with_sessions(api, console_database)
     titles: dict[str, str] = {}
     short = 3000  # what the console does at once: a missing focus or title is a finding
 
@@ -189,6 +255,25 @@ async def test_every_main_page_passes_axe_and_works_by_keyboard_out_of_a_session
     await expect_page_announced(page, findings, re.compile("Sessions"))
     titles["sessions"] = await page.title()
     await audit_page(page, audit, "sessions")
+
+    # Analytics: two versions of one type compared, each group's sample size shown
+    await go_by_section_link(page, "Analytics")
+    await expect(page.get_by_test_id("analytics")).to_be_visible()
+    await expect_page_announced(page, findings, re.compile("Analytics"))
+    titles["analytics"] = await page.title()
+    await page.get_by_test_id("analytics-mode-versions").check()
+    await page.get_by_test_id("analytics-agent").select_option(compared_id)
+    await expect(page.get_by_test_id("analytics-version-b")).to_have_value("2")
+    await page.get_by_test_id("analytics-version-a").select_option("1")
+    await page.get_by_test_id("analytics-compare").click()
+    sizes = page.get_by_test_id("analytics-sessions")
+    await expect(sizes.and_(page.locator('[data-group="a"]'))).to_have_attribute("data-n", "3")
+    await expect(sizes.and_(page.locator('[data-group="b"]'))).to_have_attribute("data-n", "2")
+    await expect(page.get_by_test_id("analytics-result")).to_have_attribute(
+        "data-b", f"{compared_id}@2"
+    )
+    await audit_page(page, audit, "analytics")
+    await save_screenshot(page, "a11y-analytics")
 
     await go_by_section_link(page, "Webhooks")
     await expect(

@@ -3,7 +3,9 @@
 import { formatMs } from "../sessions/format";
 import type { Mean, Rate } from "./types";
 
-export type Unit = "percent" | "ms" | "count";
+/** `amount`: never negative (turns, tokens), so an interval's bound below 0 is shown as 0; a
+ * `number` field's mean may be anything. */
+export type Unit = "percent" | "ms" | "amount" | "number";
 
 export function formatNumber(value: number | null, unit: Unit): string {
   if (value === null || Number.isNaN(value)) return "—";
@@ -16,7 +18,8 @@ export function formatNumber(value: number | null, unit: Unit): string {
 /** "95% CI 21%–49%", or why there is none. */
 export function formatInterval(ci: [number, number] | null, unit: Unit, n: number): string {
   if (ci === null) return n === 0 ? "no data" : "too few for an interval";
-  const clamp = (x: number) => (unit === "percent" ? x : unit === "ms" ? Math.max(0, x) : x);
+  // a t interval is symmetric and may reach below 0 for a skewed, non-negative quantity
+  const clamp = (x: number) => (unit === "ms" || unit === "amount" ? Math.max(0, x) : x);
   return `95% CI ${formatNumber(clamp(ci[0]), unit)} – ${formatNumber(clamp(ci[1]), unit)}`;
 }
 

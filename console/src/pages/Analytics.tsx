@@ -365,8 +365,12 @@ function MetricTable({ title, rows, a, b }: { title: string; rows: Row[]; a: Gro
         <thead>
           <tr>
             <th scope="col">Metric</th>
-            <th scope="col">A: {specOf(a)}</th>
-            <th scope="col">B: {specOf(b)}</th>
+            <th scope="col">
+              A: <span className="mono">{specOf(a)}</span>
+            </th>
+            <th scope="col">
+              B: <span className="mono">{specOf(b)}</span>
+            </th>
             <th scope="col">Intervals</th>
           </tr>
         </thead>
@@ -417,20 +421,20 @@ const specOf = (group: Group) => (group.version !== null ? `${group.agent_id}@${
 
 function buildSections(a: Group, b: Group): { title: string; rows: Row[] }[] {
   const sessions: Row[] = [
-    { metric: "turns_per_session", label: "Turns per session", unit: "count", a: fromMean(a.turns_per_session), b: fromMean(b.turns_per_session) },
+    { metric: "turns_per_session", label: "Turns per session", unit: "amount", a: fromMean(a.turns_per_session), b: fromMean(b.turns_per_session) },
     { metric: "escalation_rate", label: "Escalated sessions", unit: "percent", a: fromRate(a.escalation_rate), b: fromRate(b.escalation_rate) },
     { metric: "handoff_rate", label: "Handed-off sessions", unit: "percent", a: fromRate(a.handoff_rate), b: fromRate(b.handoff_rate) },
     {
       metric: "tokens_input",
       label: "LLM tokens in per session",
-      unit: "count",
+      unit: "amount",
       a: fromMean(a.tokens_per_session.input),
       b: fromMean(b.tokens_per_session.input),
     },
     {
       metric: "tokens_output",
       label: "LLM tokens out per session",
-      unit: "count",
+      unit: "amount",
       a: fromMean(a.tokens_per_session.output),
       b: fromMean(b.tokens_per_session.output),
     },
@@ -473,7 +477,7 @@ function fieldRows(a: Group, b: Group): Row[] {
       rows.push({
         metric: `field:${name}`,
         label: `${name} (mean)`,
-        unit: "count",
+        unit: "number",
         a: fa && isMeanField(fa) ? fromMean(fa.mean) : null,
         b: fb && isMeanField(fb) ? fromMean(fb.mean) : null,
         missing,
