@@ -38,8 +38,9 @@ class EvalServiceSettings(EvalSettings):
 
     @model_validator(mode="after")
     def _heartbeat_fits_the_lease(self) -> "EvalServiceSettings":
-        # The claim is renewed every lease/3: a poll slower than that would not matter, but a
-        # lease under a second would be renewed more often than the database can answer.
+        # The claim is renewed every lease/3: with a lease of a few seconds, one slow write or
+        # a stalled event loop would let a live claim lapse, and another service would mark
+        # the run it is running as stopped.
         if self.evals_lease_s < 3.0:
             raise ValueError(f"EVALS_LEASE_S ({self.evals_lease_s}) must be at least 3 s")
         return self
