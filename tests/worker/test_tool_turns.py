@@ -16,7 +16,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs.cloudevents import OUTBOX
-from agent_configs.models import LLMSpec
+from agent_configs.models import LLMSpec, SummarySpec
+from agent_configs.store import ConfigStore
 from agent_configs.tools import EndSessionTool, HttpTool
 from devstack import Endpoints
 from devstack.frontend import RoomClient
@@ -224,7 +225,16 @@ async def test_a_session_of_the_local_model_with_tools_declared_greets_replies_a
     server cannot call tools under a JSON schema, so the reply is plain text and the fields
     come from the extraction call."""
     tools = [*order_tools(tool_server), EndSessionTool()]
-    async with agent_changed(worker_database, LOCAL_AGENT, tools=tools):
+    # A short reply and no summary: what is judged is the wiring, and the tiny model's words
+    # cost seconds each (its 256-token replies, then its summary, which the worker's drain
+    # waited 5 s for when the module ended). The local model's summaries are judged in
+    # test_text_sessions' first test.
+    sales = await ConfigStore(worker_database).get(LOCAL_AGENT)
+    short = sales.llm.model_copy(update={"max_tokens": 48})
+    no_summary = SummarySpec(enabled=False)
+    async with agent_changed(
+        worker_database, LOCAL_AGENT, tools=tools, llm=short, summary=no_summary
+    ):
         await client.join({"agent_id": LOCAL_AGENT, "user_id": "u-local-tools"})
         assert await client.next_transcript(0)  # the greeting
         await client.say("What plans do you have?")
