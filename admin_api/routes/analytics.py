@@ -49,7 +49,7 @@ async def compare(
     escalation and hand-off rates, end reasons, the turn schema's fields (enum, bool and string
     values as rates of the type's answered turns, numbers as means), latency marks per turn and
     tokens per session. Rates carry Wilson intervals, means Student's t intervals."""
-    since, until = _utc(since), _utc(until)
+    since, until = _utc("since", since), _utc("until", until)
     if since is not None and until is not None and since >= until:
         raise invalid_request(
             [FieldProblem(field="until", message="must be after `since`", location="query")]
@@ -62,11 +62,20 @@ async def compare(
     return Comparison(a=a_group, b=b_group, since=since, until=until)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time without an offset is UTC, as MongoDB stores it."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _utc(name: str, moment: datetime | None) -> datetime | None:
+    """In UTC (a time without an offset is UTC, as MongoDB stores it). A time whose offset puts
+    it outside years 1..9999 in UTC cannot be stored or compared: a 422, not a 500."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        message = "out of range once in UTC (years 1 to 9999)"
+        raise invalid_request(
+            [FieldProblem(field=name, message=message, location="query")]
+        ) from None
 
 
 def _spec(name: str, text: str) -> GroupSpec:

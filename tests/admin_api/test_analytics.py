@@ -338,6 +338,7 @@ async def test_a_bad_spec_or_window_is_a_422_naming_the_parameter(
             "until",
         ),
         ({"a": SUPPORT, "b": SALES, "since": "yesterday"}, "since"),
+        ({"a": SUPPORT, "b": SALES, "until": "0001-01-01T00:00:00+14:00"}, "until"),
     ]
     for params, name in cases:
         response = await compare(api, keys, **params)
