@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agent_configs.evals import Scenario, ScenarioTurn, SessionEnded, Suite, TurnExpect
 from agent_configs.routing.pin import PIN_KEY, AgentPin
 from devstack.frontend import RoomClient
+from evals import speech
 from evals.caller import CallerError, SimulatedCaller
 from evals.expectations import (
     ObservedTurn,
@@ -31,7 +32,6 @@ from evals.expectations import (
     passed,
 )
 from evals.judge import Judge, judge_rubric
-from evals.speech import synthesize
 
 HANDOFF_TOPIC = "agent-handoff"
 TURN_TOPIC = "agent-turn"
@@ -257,10 +257,14 @@ class ScenarioResult:
 
 
 async def run_attempt(scenario: Scenario, stack: Stack, pin: AgentPin | None) -> Attempt:
+    if scenario.modality == "voice":
+        speech.prepare()  # before any room connects: see evals/speech.py
     client = EvalRoomClient(stack, pin)
     attempt = Attempt(room=client.room_name)
     started = time.monotonic()
+    joining = asyncio.ensure_future(client.join(scenario.metadata))
     try:
+        await asyncio.shield(joining)
         await _converse(client, scenario, stack, attempt)
     except AssertionError as exc:  # RoomClient.wait_for's timeout
         attempt.error = str(exc).split("; transcripts=")[0]
@@ -270,14 +274,27 @@ async def run_attempt(scenario: Scenario, stack: Stack, pin: AgentPin | None) ->
         attempt.error = f"could not join the room: {exc}"
     finally:
         attempt.wall_time_s = time.monotonic() - started
-        await client.leave()
+        await _left(client, joining)
     return attempt
+
+
+async def _left(client: EvalRoomClient, joining: "asyncio.Future[None]") -> None:
+    """Leaves the room, even when the attempt was cancelled (a run service stopping) while
+    the room was connecting: the connect is let finish first, then closed. A connect
+    abandoned halfway is never told "ready for events", and livekit's FFI then panics and
+    SIGTERMs the whole process (a test process died ~10 s after a run service test stopped
+    a run mid-join: "timed out waiting for ReadyForRoomEventRequest after ConnectCallback")."""
+    if not joining.done():
+        await asyncio.wait([joining])
+    if not joining.cancelled() and joining.exception() is not None:
+        return  # never connected: nothing to leave
+    await client.leave()
 
 
 async def _converse(
     client: EvalRoomClient, scenario: Scenario, stack: Stack, attempt: Attempt
 ) -> None:
-    await client.join(scenario.metadata)
+    """After the join (run_attempt)."""
     routed, _ = await client.routed_agent(stack.join_timeout_s)
     if scenario.routed_to is not None:
         ok = routed == scenario.routed_to
@@ -399,7 +416,7 @@ async def _speak(client: EvalRoomClient, stack: Stack, line: str, states_before:
         return spoke or time.monotonic() - client.state_since >= QUIET_S
 
     await client.wait_for(listening, stack.turn_timeout_s, "the agent to listen")
-    pcm, sample_rate = await synthesize(line)
+    pcm, sample_rate = await speech.synthesize(line)
     await client.speak(pcm, sample_rate)
 
 
