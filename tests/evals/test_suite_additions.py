@@ -79,6 +79,8 @@ def test_the_readme_example_of_voice_simulate_and_session_ended_is_a_valid_suite
     (scenario,) = suite.scenarios
     assert scenario.modality == "voice" and scenario.turns[0].simulate is not None
     assert scenario.turns[-1].expect.session_ended is not None
+    # As stored in eval_suites (and PUT through the admin API), it reads back the same.
+    assert Suite.from_document(suite.document()) == suite
 
 
 def test_a_caller_line_is_its_first_line_without_label_quotes_or_the_done_marker() -> None:
