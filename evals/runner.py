@@ -363,8 +363,7 @@ async def _play(
     heard_before = len(client.heard)
     try:
         if scenario.modality == "voice":
-            await _speak(client, stack, line, client.spoken_states)
-            client.spoken_states = len(client.agent_states)
+            await _speak(client, stack, line)
         else:
             await client.say(line)
         await client.wait_for(
@@ -402,9 +401,9 @@ async def _play(
     return True
 
 
-async def _speak(client: EvalRoomClient, stack: Stack, line: str, states_before: int) -> None:
+async def _speak(client: EvalRoomClient, stack: Stack, line: str) -> None:
     """The line as speech, then the silence that ends the user's turn; said once the agent
-    listens after what it had to say since `states_before` (the greeting, the last reply): the
+    listens after what it had to say since the last line (the greeting, the last reply): the
     worker says its greeting uninterruptible, and livekit drops the audio that arrives
     meanwhile (the first spoken line was never heard when said as soon as the greeting's
     transcript had arrived, its audio still playing)."""
@@ -412,11 +411,14 @@ async def _speak(client: EvalRoomClient, stack: Stack, line: str, states_before:
     def listening() -> bool:
         if client.agent_attributes().get(AGENT_STATE) != "listening":
             return False
-        spoke = "speaking" in client.agent_states[states_before:]
+        spoke = "speaking" in client.agent_states[client.spoken_states :]
         return spoke or time.monotonic() - client.state_since >= QUIET_S
 
     await client.wait_for(listening, stack.turn_timeout_s, "the agent to listen")
     pcm, sample_rate = await speech.synthesize(line)
+    # From here on the agent's states answer this line (it may start while the trailing
+    # silence still plays).
+    client.spoken_states = len(client.agent_states)
     await client.speak(pcm, sample_rate)
 
 
