@@ -181,9 +181,15 @@ async def test_a_gated_save_is_a_candidate_whose_failing_run_is_shown_and_whose_
     assert (await agent_config(api, agent_id))["version"] == 1
     await save_screenshot(page, "gate-refused")
 
-    # an admin's override needs a reason, and is sent only from the dialog
+    # an admin's override needs a reason, and is sent only from the dialog (Escape sends nothing
+    # and gives the focus back to the button; Enter on it opens the dialog again)
     await page.get_by_test_id("gate-override").click()
     dialog = page.get_by_test_id("override-dialog")
+    await expect(page.get_by_test_id("override-reason")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_have_count(0)
+    await expect(page.get_by_test_id("gate-override")).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(page.get_by_test_id("override-reason")).to_be_focused()
     await page.get_by_test_id("override-send").click()
     await expect(dialog.get_by_test_id("field-error")).to_be_visible()

@@ -64,6 +64,7 @@ const actionWords = (action: GatedAction) => (action.kind === "activate" ? `acti
 export function GateRefusedPanel({ editor, refusal, action }: { editor: AgentEditorState; refusal: GateRefusal; action: GatedAction }) {
   const me = useMe();
   const [overriding, setOverriding] = useState(false);
+  const opener = useRef<HTMLButtonElement>(null);
   const version = refusal.version ?? (action.kind === "activate" ? action.version : null);
   return (
     <>
@@ -94,7 +95,7 @@ export function GateRefusedPanel({ editor, refusal, action }: { editor: AgentEdi
             </a>
           )}
           {me.can.write && (
-            <button type="button" className="danger" onClick={() => setOverriding(true)} data-testid="gate-override">
+            <button type="button" className="danger" ref={opener} onClick={() => setOverriding(true)} data-testid="gate-override">
               Override…
             </button>
           )}
@@ -105,7 +106,10 @@ export function GateRefusedPanel({ editor, refusal, action }: { editor: AgentEdi
       {overriding && (
         <OverrideDialog
           what={actionWords(action)}
-          onCancel={() => setOverriding(false)}
+          onCancel={() => {
+            setOverriding(false);
+            opener.current?.focus(); // back where the user was, not to the page's start
+          }}
           onSend={(reason) => {
             setOverriding(false);
             void editor.overrideGate(action, reason);

@@ -50,13 +50,25 @@ export function VersionsTab({ editor, confirm }: { editor: AgentEditorState; con
     void load();
   }, [load, currentVersion, editor.writes]);
 
+  // A new version takes the number after the newest filed one (candidates count), not after the current.
+  const next = Math.max(currentVersion, versions?.[0]?.version ?? 0) + 1;
+  const gated = editor.server?.config.release_gate === true;
   const askRollback = (version: number) =>
     confirm({
       title: `Roll back to version ${version}?`,
       body: (
         <p>
-          Version {version}'s definition becomes current again, saved as <strong>version {currentVersion + 1}</strong>. Nothing is
-          deleted: every version stays in this list.{editor.dirty && " Your unsaved edits in the editor are discarded."}
+          {gated ? (
+            <>
+              Version {version}'s definition is saved as <strong>version {next}</strong>; this type is gated, so it goes live at once only
+              if that definition has a passing run, else it is filed as a candidate.
+            </>
+          ) : (
+            <>
+              Version {version}'s definition becomes current again, saved as <strong>version {next}</strong>.
+            </>
+          )}{" "}
+          Nothing is deleted: every version stays in this list.{editor.dirty && " Your unsaved edits in the editor are discarded."}
         </p>
       ),
       action: `Roll back to v${version}`,

@@ -1,7 +1,7 @@
 /** The release gate refusing a routing change (409): each agent type the change would send more
  * traffic, its version, the scenarios its newest run failed and a link to that run; a key that
  * may write can send the same rules again with an override reason (confirmed in the dialog). */
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { OverrideDialog, runLink } from "../GatePanels";
 import type { RoutingGateAgent } from "../../evals/api";
 import { href } from "../../router";
@@ -18,6 +18,7 @@ export function RoutingGatePanel({
 }) {
   const me = useMe();
   const [overriding, setOverriding] = useState(false);
+  const opener = useRef<HTMLButtonElement>(null);
   return (
     <>
       <div className="error rules-gate" role="alert" data-testid="rules-gate-refused">
@@ -43,7 +44,7 @@ export function RoutingGatePanel({
         </ul>
         {me.can.write && (
           <div className="actions">
-            <button type="button" className="danger" onClick={() => setOverriding(true)} data-testid="gate-override">
+            <button type="button" className="danger" ref={opener} onClick={() => setOverriding(true)} data-testid="gate-override">
               Override…
             </button>
           </div>
@@ -52,7 +53,10 @@ export function RoutingGatePanel({
       {overriding && (
         <OverrideDialog
           what="save these rules"
-          onCancel={() => setOverriding(false)}
+          onCancel={() => {
+            setOverriding(false);
+            opener.current?.focus(); // back where the user was, not to the page's start
+          }}
           onSend={(reason) => {
             setOverriding(false);
             onOverride(reason);
