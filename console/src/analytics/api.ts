@@ -11,10 +11,13 @@ export const compareGroups = (a: string, b: string, since?: string, until?: stri
 export interface Split {
   /** The strategy's place in the chain (0-based): a chain may hold more than one split. */
   position: number;
+  /** A split switched off still has the sessions it routed while it was on. */
+  enabled: boolean;
   variants: { agent_id: string; weight: number }[];
 }
 
-/** The A/B splits (`ab_split` strategies) of the current routing rules, in chain order. */
+/** The A/B splits (`ab_split` strategies) of the current routing rules that name variants, in
+ * chain order (the default rules carry an empty, disabled one). */
 export async function listSplits(): Promise<Split[]> {
   const rules = await get<StoredRules>("routing");
   const splits: Split[] = [];
@@ -25,7 +28,7 @@ export async function listSplits(): Promise<Split[]> {
       .map((v) => v as { agent_id?: unknown; weight?: unknown })
       .filter((v) => typeof v.agent_id === "string")
       .map((v) => ({ agent_id: v.agent_id as string, weight: typeof v.weight === "number" ? v.weight : 1 }));
-    splits.push({ position, variants });
+    if (variants.length > 0) splits.push({ position, enabled: entry.enabled !== false, variants });
   });
   return splits;
 }

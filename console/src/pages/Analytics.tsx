@@ -145,6 +145,12 @@ function Picker({ initial, error, onCompare }: { initial: Selection; error: ApiE
   }, [agentId]);
 
   const split = splits?.find((s) => s.position === splitAt) ?? null;
+  const chooseSplit = (position: number) => {
+    const chosen = splits?.find((s) => s.position === position);
+    setSplitAt(position);
+    setVariantA(chosen?.variants[0]?.agent_id ?? "");
+    setVariantB(chosen?.variants[1]?.agent_id ?? "");
+  };
   const total = split ? split.variants.reduce((sum, v) => sum + v.weight, 0) : 0;
   const a = mode === "split" ? variantA : agentId && versionA ? `${agentId}@${versionA}` : "";
   const b = mode === "split" ? variantB : agentId && versionB ? `${agentId}@${versionB}` : "";
@@ -179,10 +185,11 @@ function Picker({ initial, error, onCompare }: { initial: Selection; error: ApiE
             <>
               <label className="field">
                 <span>A/B split</span>
-                <select value={splitAt ?? ""} onChange={(e) => setSplitAt(Number(e.target.value))} data-testid="analytics-split">
+                <select value={splitAt ?? ""} onChange={(e) => chooseSplit(Number(e.target.value))} data-testid="analytics-split">
                   {(splits ?? []).map((s) => (
                     <option key={s.position} value={s.position}>
-                      Step {s.position + 1} of the chain: {s.variants.map((v) => v.agent_id).join(" / ") || "no variants"}
+                      Step {s.position + 1} of the chain: {s.variants.map((v) => v.agent_id).join(" / ")}
+                      {s.enabled ? "" : " (switched off)"}
                     </option>
                   ))}
                 </select>
