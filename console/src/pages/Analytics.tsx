@@ -311,6 +311,8 @@ interface Row {
   b: Measure | null;
   /** Why a group has no number here (the field is not in its type's schema). */
   missing?: string;
+  /** B's reason, when it differs from A's. */
+  missingB?: string;
 }
 
 function ComparisonView({ comparison }: { comparison: Comparison }) {
@@ -388,7 +390,7 @@ function MetricTable({ title, rows, a, b }: { title: string; rows: Row[]; a: Gro
               <tr key={row.metric} data-testid="analytics-row" data-metric={row.metric}>
                 <th scope="row">{row.label}</th>
                 <MeasureCell measure={row.a} unit={row.unit} group="a" missing={row.missing} />
-                <MeasureCell measure={row.b} unit={row.unit} group="b" missing={row.missing} />
+                <MeasureCell measure={row.b} unit={row.unit} group="b" missing={row.missingB ?? row.missing} />
                 <td data-testid="analytics-verdict" data-kind={verdict.kind}>
                   {verdict.kind === "apart" ? <strong>{verdict.text}</strong> : <span className="muted">{verdict.text}</span>}
                 </td>
@@ -496,6 +498,12 @@ function fieldRows(a: Group, b: Group): Row[] {
       fa && !isMeanField(fa) ? fa.values.map((v) => valueKey(v.value)) : [],
       fb && !isMeanField(fb) ? fb.values.map((v) => valueKey(v.value)) : [],
     );
+    if (values.length === 0) {
+      // neither group has an answered turn of its type: say so rather than drop the field
+      const none = (field: typeof fa) => (field ? "no answered turns" : missing);
+      rows.push({ metric: `field:${name}`, label: name, unit: "percent", a: null, b: null, missing: none(fa), missingB: none(fb) });
+      continue;
+    }
     for (const value of values) {
       const rateOf = (field: typeof fa) => {
         if (!field || isMeanField(field)) return null;
