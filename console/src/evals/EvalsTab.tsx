@@ -28,6 +28,12 @@ export function EvalsTab({ editor, query }: { editor: AgentEditorState; query: U
   const [announcement, setAnnouncement] = useState("");
   const [listed, setListed] = useState(0);
   const reloadList = useCallback(() => setListed((n) => n + 1), []);
+  // undefined while loading, null when the type has none (nothing to run then)
+  const [suite, setSuite] = useState<Record<string, unknown> | null | undefined>(undefined);
+  const [suiteError, setSuiteError] = useState<string | null>(null);
+  useEffect(() => {
+    fetchSuite(agentId).then(setSuite, (e: Error) => setSuiteError(e.message));
+  }, [agentId]);
 
   return (
     <div className="evals">
@@ -35,18 +41,18 @@ export function EvalsTab({ editor, query }: { editor: AgentEditorState; query: U
       <div className="visually-hidden" role="status" aria-live="polite" data-testid="eval-announcer">
         {announcement}
       </div>
-      <RunPanel editor={editor} preset={query.get("version")} />
+      <RunPanel editor={editor} preset={query.get("version")} noSuite={suite === null} />
       {runId && <RunView key={runId} agentId={agentId} runId={runId} announce={setAnnouncement} onFinished={reloadList} />}
       {compare.length === 2 && <RunCompare key={compare.join(",")} agentId={agentId} a={compare[0]} b={compare[1]} />}
-      <RunList agentId={agentId} reloadKey={`${listed}:${runId ?? ""}:${editor.writes}`} shown={runId} />
-      <SuiteCard agentId={agentId} />
+      <RunList agentId={agentId} reloadKey={`${listed}:${runId ?? ""}:${editor.writes}`} shown={runId} noSuite={suite === null} />
+      <SuiteCard agentId={agentId} suite={suite} error={suiteError} />
     </div>
   );
 }
 
 /** The run button, on the current version (through routing, as a caller gets it) or a chosen
  * stored version (pinned, as `--version` does), candidates included. */
-function RunPanel({ editor, preset }: { editor: AgentEditorState; preset: string | null }) {
+function RunPanel({ editor, preset, noSuite }: { editor: AgentEditorState; preset: string | null; noSuite: boolean }) {
   const agentId = editor.agentId;
   const suite = useRunSuite(agentId);
   const [versions, setVersions] = useState<VersionEntry[]>([]);
@@ -78,10 +84,15 @@ function RunPanel({ editor, preset }: { editor: AgentEditorState; preset: string
             </option>
           ))}
         </select>
-        <button type="submit" className="primary" disabled={suite.busy} data-testid="eval-run">
+        <button type="submit" className="primary" disabled={suite.busy || noSuite} data-testid="eval-run">
           {suite.busy ? "Queuing…" : "Run suite"}
         </button>
       </form>
+      {noSuite && (
+        <p className="notice" data-testid="eval-no-suite">
+          This type has no suite yet, so there is nothing to run: see Suite below.
+        </p>
+      )}
       <p className="hint">
         Each scenario is a real room through the running worker. A pinned version runs as stored, whether or not it is live; the live
         version is reached through the routing, as callers reach it.
@@ -95,7 +106,7 @@ function RunPanel({ editor, preset }: { editor: AgentEditorState; preset: string
   );
 }
 
-function RunList({ agentId, reloadKey, shown }: { agentId: string; reloadKey: string; shown: string | null }) {
+function RunList({ agentId, reloadKey, shown, noSuite }: { agentId: string; reloadKey: string; shown: string | null; noSuite: boolean }) {
   const [runs, setRuns] = useState<EvalRun[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string[]>([]);
@@ -129,7 +140,13 @@ function RunList({ agentId, reloadKey, shown }: { agentId: string; reloadKey: st
       {error && <p className="error" role="alert">{error}</p>}
       {runs && runs.length === 0 && (
         <p className="empty" data-testid="eval-runs-empty">
-          No runs yet: press Run suite, or run <code>python -m evals run --agent {agentId}</code>.
+          {noSuite ? (
+            "No runs: the type has no suite yet."
+          ) : (
+            <>
+              No runs yet: press Run suite, or run <code>python -m evals run --agent {agentId}</code>.
+            </>
+          )}
         </p>
       )}
       {runs && runs.length > 0 && (
@@ -206,12 +223,7 @@ function RunList({ agentId, reloadKey, shown }: { agentId: string; reloadKey: st
   );
 }
 
-function SuiteCard({ agentId }: { agentId: string }) {
-  const [suite, setSuite] = useState<Record<string, unknown> | null | undefined>(undefined);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    fetchSuite(agentId).then(setSuite, (e: Error) => setError(e.message));
-  }, [agentId]);
+function SuiteCard({ agentId, suite, error }: { agentId: string; suite: Record<string, unknown> | null | undefined; error: string | null }) {
   const scenarios = (suite?.scenarios as { name?: string; repeat?: number }[] | undefined) ?? [];
   return (
     <section className="card suite-card" data-testid="eval-suite" data-state={suite === undefined ? "loading" : suite ? "shown" : "none"} aria-labelledby="suite-title">
