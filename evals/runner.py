@@ -305,6 +305,13 @@ async def _converse(
         attempt.outcomes += [
             (None, o) for o in evaluate_greeting(scenario.greeting, attempt.greeting)
         ]
+    if scenario.modality == "text":
+        # Typed only once the agent has said what it says first: a greeting that arrives
+        # after the first line would be read as that line's reply (a type without a reply
+        # field is judged on its transcripts). Voice waits before every line (_speak).
+        await _until_listening(client, stack)
+    if attempt.greeting is None and client.transcripts:
+        attempt.greeting = client.transcripts[0]  # in the transcript the judge and failures show
     for index, turn in enumerate(scenario.turns):
         if turn.simulate is not None:
             await _simulate(client, scenario, stack, attempt, index, turn)
@@ -408,6 +415,18 @@ async def _speak(client: EvalRoomClient, stack: Stack, line: str) -> None:
     meanwhile (the first spoken line was never heard when said as soon as the greeting's
     transcript had arrived, its audio still playing)."""
 
+    await _until_listening(client, stack)
+    pcm, sample_rate = await speech.synthesize(line)
+    # From here on the agent's states answer this line (it may start while the trailing
+    # silence still plays).
+    client.spoken_states = len(client.agent_states)
+    await client.speak(pcm, sample_rate)
+
+
+async def _until_listening(client: EvalRoomClient, stack: Stack) -> None:
+    """Until the agent listens after what it had to say since the last line: it spoke, or
+    nothing changed for QUIET_S (a type without a greeting says nothing first)."""
+
     def listening() -> bool:
         if client.agent_attributes().get(AGENT_STATE) != "listening":
             return False
@@ -415,11 +434,6 @@ async def _speak(client: EvalRoomClient, stack: Stack, line: str) -> None:
         return spoke or time.monotonic() - client.state_since >= QUIET_S
 
     await client.wait_for(listening, stack.turn_timeout_s, "the agent to listen")
-    pcm, sample_rate = await speech.synthesize(line)
-    # From here on the agent's states answer this line (it may start while the trailing
-    # silence still plays).
-    client.spoken_states = len(client.agent_states)
-    await client.speak(pcm, sample_rate)
 
 
 async def _check_line(stack: Stack, attempt: Attempt, expect: TurnExpect) -> None:

@@ -26,6 +26,7 @@ from evals.settings import EvalServiceSettings
 from tests.admin_api.conftest import Keys, admin_settings, make_keys, running_app, seed_defaults
 from tests.evals.run_service import launched_run_service, run_service_env
 from tests.worker.conftest import RunningWorker
+from tests.worker.scripted_llm import REPLY
 
 SALES = "sales-agent-v1"
 DEADLINE_S = 60.0
@@ -35,7 +36,9 @@ def sales_suite(*names: str) -> Suite:
     scenario = {
         "metadata": {"purpose": "sales", "modality": "text"},
         "routed_to": SALES,
-        "turns": [{"user": "Hello.", "expect": {"agent": SALES, "reply_not_empty": True}}],
+        # The reply, never the greeting (which ends "What brings you here today?"): the
+        # runner types its first line only once the agent has greeted.
+        "turns": [{"user": "Hello.", "expect": {"agent": SALES, "reply_contains": [REPLY]}}],
     }
     return Suite.model_validate(
         {"agent_id": SALES, "scenarios": [scenario | {"name": name} for name in names]}
