@@ -97,17 +97,6 @@ async def test_a_worker_of_four_serves_four_rooms_not_a_fifth_and_the_dropped_ro
         assert await load_reported(worker, MAX_SESSIONS) == pytest.approx(0.7)
 
         await extra.join({"purpose": "support", "user_id": "u-cap-extra"})
-        # Absence has no event: LiveKit records a job in the room's dispatch once it placed
-        # one, so the dispatch is watched for a while (longer than a placement takes, ~1 s).
-        async with livekit_api(endpoints) as lk:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 6
-            while loop.time() < deadline:
-                assert await jobs_of(lk, extra.room_name) == 0, "a full worker was sent a 5th room"
-                await asyncio.sleep(0.5)
-        assert agents_in(extra) == 0
-        assert [agents_in(c) for c in served] == [1] * MAX_SESSIONS
-
         await rooms_livekit_dropped_are_dispatched_again(
             endpoints, worker, worker_database, served, waiting
         )
@@ -139,9 +128,11 @@ async def rooms_livekit_dropped_are_dispatched_again(
     served: list[RoomClient],
     waiting: list[RoomClient],
 ) -> None:
-    """With `served` holding every slot of the worker and the first of `waiting` already in
-    its room: the admin API's sweep tells the waiting rooms they wait, and dispatches them
-    again once two sessions end, each once."""
+    """With `served` holding every slot of the worker and the first of `waiting` just in its
+    room: no waiting room is sent to the full worker, the admin API's sweep tells them they
+    wait, and dispatches them again once two sessions end, each once."""
+    loop = asyncio.get_running_loop()
+    watch_until = loop.time() + 6
     settings = admin_settings(
         endpoints,
         worker_database.name,
@@ -155,20 +146,27 @@ async def rooms_livekit_dropped_are_dispatched_again(
         try:
             for n, client in enumerate(waiting[1:]):
                 await client.join({"purpose": "sales", "user_id": f"u-wait-{n}"})
-            # The sweep tells them they wait (LiveKit dropped their dispatch: the worker is full).
-            await asyncio.gather(
-                *(
-                    c.wait_for(
-                        lambda c=c: c.data.get("switchboard.waiting"), 30, "a waiting packet"
-                    )
-                    for c in waiting
-                )
-            )
+            # Absence has no event: LiveKit records a job in the room's dispatch once it placed
+            # one, so the dispatches are watched for a while (longer than a placement takes,
+            # ~1 s), and meanwhile the sweep tells the rooms they wait (LiveKit dropped their
+            # dispatch: the worker is full); its dispatches again find no worker either. (The
+            # watch once ran alone before the sweep started: 6 s more.)
+            deadline = loop.time() + 30
+            async with livekit_api(endpoints) as lk:
+                while loop.time() < watch_until or not all(
+                    c.data.get("switchboard.waiting") for c in waiting
+                ):
+                    assert loop.time() < deadline, f"no waiting packet: {[c.data for c in waiting]}"
+                    for client in waiting:
+                        assert await jobs_of(lk, client.room_name) == 0, (
+                            "a full worker was sent a 5th room"
+                        )
+                    await asyncio.sleep(0.5)
             assert all(agents_in(c) == 0 for c in waiting)
+            assert [agents_in(c) for c in served] == [1] * MAX_SESSIONS
             notice = waiting[0].data["switchboard.waiting"][0]
             assert notice["state"] == "waiting_for_agent" and notice["attempt"] >= 1
 
-            loop = asyncio.get_running_loop()
             freed_at = loop.time()
             await asyncio.gather(*(c.leave() for c in served[:2]))
             await asyncio.gather(*(c.routed_agent(timeout=90) for c in waiting))
