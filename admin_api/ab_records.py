@@ -27,7 +27,7 @@ and its `agent_version` at the start, so a session handed off to another type st
 the variant the caller was routed to (its hand-off is one of that variant's outcomes). Ended
 and aborted (worker lost) sessions count, the active and refused do not; sessions pinned to a
 type (the console's playground, `python -m evals run --version`) are tests, not callers, and
-are left out. The window bounds the start time, as the sessions list's does.
+are left out, as are an eval run's rooms routed like callers' (`eval_run_id` on the record). The window bounds the start time, as the sessions list's does.
 """
 
 import re
@@ -204,6 +204,7 @@ async def _sessions(
         "routing.agent_id": spec.agent_id,
         "status": {"$in": list(ENDED_STATUSES)},
         "routing.strategy": {"$ne": PINNED},
+        "eval_run_id": None,  # an eval run's rooms are not live traffic (missing or null)
     }
     if spec.version is not None:
         base["agent_version"] = spec.version

@@ -12,6 +12,8 @@ them; the CLI stores completed runs straight away.
 A document without `status` was stored by the CLI before runs had one: it is completed.
 """
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -24,6 +26,13 @@ from agent_configs.models import AgentConfig
 EVAL_RUN_CLAIMS = "eval_run_claims"
 """One document per run a service is running: `{_id, run_id (unique), owner, until}`."""
 
+EVAL_RUN_KEY = "switchboard_eval_run"
+"""The job (dispatch) metadata key naming the eval run a room belongs to. The worker writes it
+on the session record (`eval_run_id`) so live statistics (A/B analytics) leave eval traffic
+out. Read from the job metadata only, as the pin is: the one metadata a participant cannot
+write (agent_configs/routing/pin.py)."""
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
 SERVICE_STOPPED = "the run service stopped"
 """The error of a run whose service died (or was stopped) while running it."""
 
@@ -33,6 +42,12 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     ERROR = "error"
+
+
+def eval_run_of_job(raw: Mapping[str, Any]) -> str | None:
+    """The eval run id in a job's parsed metadata; a malformed one is not an eval's."""
+    value = raw.get(EVAL_RUN_KEY)
+    return value if isinstance(value, str) and _RUN_ID.match(value) else None
 
 
 def new_run_id() -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agent_configs.eval_runs import new_run_id
 from agent_configs.evals import Suite
 from agent_configs.models import AgentConfig
 from agent_configs.routing.pin import AgentPin
@@ -46,7 +47,9 @@ async def run_and_store(
     on_attempt: OnAttempt = no_progress,
 ) -> dict[str, Any]:
     """Runs the suite, stores the completed run and its `eval.completed`; returns the run."""
-    stack = replace(stack, database=database)  # session_ended reads the sessions' end there
+    run_id = run_id or new_run_id()
+    # session_ended reads the sessions' end in the database; the rooms carry the run's id
+    stack = replace(stack, database=database, run_id=run_id)
     started_at, started = datetime.now(UTC), time.monotonic()
     results = await run_suite(suite, stack, pin, repeat, on_attempt)
     wall_time_s = time.monotonic() - started

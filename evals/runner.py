@@ -19,6 +19,7 @@ from typing import Any
 from livekit import api, rtc
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agent_configs.eval_runs import EVAL_RUN_KEY
 from agent_configs.evals import Scenario, ScenarioTurn, SessionEnded, Suite, TurnExpect
 from agent_configs.routing.pin import PIN_KEY, AgentPin
 from devstack.frontend import RoomClient
@@ -66,6 +67,9 @@ class Stack:
     database: AsyncDatabase | None = None
     end_timeout_s: float = 30.0
     """How long `session_ended` waits for the session's end record after its turn."""
+    run_id: str | None = None
+    """The run the rooms belong to: in each dispatch's job metadata, so the worker marks the
+    sessions as an eval's and live statistics leave them out (run_and_store sets it)."""
 
     def helper_models(self, suite: Suite) -> dict[str, str | None]:
         """`models.judge` and `models.caller` of a run: `host/model` of each one the suite
@@ -81,13 +85,15 @@ class Stack:
 
 class EvalRoomClient(RoomClient):
     """A RoomClient whose dispatch may carry a pin (`switchboard_pin`, as the admin API's token
-    route puts it): in the job metadata only, never on the participant."""
+    route puts it) and the run's id (`switchboard_eval_run`): in the job metadata only, never
+    on the participant."""
 
     def __init__(self, stack: Stack, pin: AgentPin | None) -> None:
         super().__init__(
             stack.livekit_url, stack.api_key, stack.api_secret, stack.worker_agent_name
         )
         self.pin = pin
+        self.run_id = stack.run_id
         self.heard: list[str] = []
         """Final transcriptions of this participant's speech (what the agent heard); they
         are kept out of `transcripts`, which holds the agent's words only."""
@@ -142,14 +148,17 @@ class EvalRoomClient(RoomClient):
         in_dispatch: bool = True,
         may_update_own_metadata: bool = False,
     ) -> str:
-        if self.pin is None:
+        marks = ({PIN_KEY: self.pin.as_metadata()} if self.pin else {}) | (
+            {EVAL_RUN_KEY: self.run_id} if self.run_id else {}
+        )
+        if not marks:
             return super().token(
                 metadata,
                 identity,
                 in_dispatch=in_dispatch,
                 may_update_own_metadata=may_update_own_metadata,
             )
-        job = json.loads(metadata or "{}") | {PIN_KEY: self.pin.as_metadata()}
+        job = json.loads(metadata or "{}") | marks
         dispatch = api.RoomAgentDispatch(agent_name=self.agent_name, metadata=json.dumps(job))
         return (
             api.AccessToken(self.api_key, self.api_secret)

@@ -27,6 +27,7 @@ from agent_configs.catalog import Catalog
 from agent_configs.changes import ChangeStamp
 from agent_configs.database import open_client
 from agent_configs.errors import DatabaseUnavailable
+from agent_configs.eval_runs import eval_run_of_job
 from agent_configs.models import AgentConfig, AgentStatus
 from agent_configs.routing.availability import NOT_IN_POOL, PoolAvailability
 from agent_configs.routing.context import RoutingContext
@@ -505,6 +506,7 @@ def _record_start(
     metrics.SESSIONS_STARTED.labels(config.agent_id, strategy).inc()
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, strategy).inc()
     trace_id = running.trace.trace_id if running.trace else None
+    eval_run = eval_run_of_job(RoutingContext.from_metadata(ctx.job.metadata).raw)
     if running.trace:
         running.trace.annotate(agent_id=config.agent_id, strategy=strategy)
     running.conversation.record_start(
@@ -520,6 +522,8 @@ def _record_start(
             ),
             "modalities": list(config.modalities),
             "memory_messages": ready.agent.remembered_messages,
+            # an eval's room: live statistics (A/B analytics) leave the session out
+            **({"eval_run_id": eval_run} if eval_run else {}),
             **({"catalog": "last-known"} if ready.offline else {}),
         },
     )

@@ -173,6 +173,9 @@ async def records(database: AsyncDatabase) -> None:
             ended_session("x3", SUPPORT, 150, turn_count=9, end_reason="x", tokens=None)
             | {"status": "active"},
             ended_session("x4", SUPPORT, 10, turn_count=9, end_reason="early", tokens=None),
+            # an eval run's room, routed like a caller's
+            ended_session("x5", SUPPORT, 160, turn_count=9, end_reason="user_left", tokens=None)
+            | {"eval_run_id": "evr_0123"},
             # group b: sales, every version; b1 was handed off to support and stays sales'
             ended_session(
                 "b1",

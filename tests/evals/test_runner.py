@@ -101,6 +101,9 @@ async def test_a_suite_passes_and_planted_greeting_and_schema_edits_fail_it_nami
     # The scripted endpoint reports 10 + 10 tokens a request (the session's end record's cost).
     assert stored["tokens"]["sessions_counted"] == 1 and stored["tokens"]["input"] > 0
     (scenario,) = stored["scenarios"]
+    # The session is marked as the run's, so live statistics (A/B analytics) leave it out.
+    session = await worker_database["sessions"].find_one({"room": scenario["rooms"][0]})
+    assert session is not None and session["eval_run_id"] == stored["_id"]
     assert (stored["passed"], stored["version"], scenario["pass_rate"]) == (True, good, 1.0)
     # No judge model: the rubric is reported skipped, and neither passes nor fails the run.
     assert scenario["skipped"] == ["turns[0].rubric"]
