@@ -66,13 +66,6 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
         None,
         READ,
     ),
-    (
-        "GET",
-        "/api/v1/analytics/compare",
-        "/api/v1/analytics/compare?a=support-agent-v1&b=sales-agent-v1@1",
-        None,
-        READ,
-    ),
     ("GET", "/api/v1/routing", "/api/v1/routing", None, READ),
     ("PUT", "/api/v1/routing", "/api/v1/routing", {"chain": [{"strategy": "explicit"}]}, WRITE),
     (
