@@ -29,6 +29,11 @@ SECRET_NAMES = ("KEY", "SECRET", "PASSWORD", "TOKEN", "MONGO_URI")
 # Settings whose names contain such a word but hold no secret: the egress policy lists which
 # variables may be sent where (names of variables, never their values).
 NOT_SECRET_NAMES = {"EGRESS_SECRETS"}
+# Workloads that run without probes, and why (their manifests say so too): each listens on
+# nothing and no Service routes to it, so readiness would gate nothing.
+WITHOUT_PROBES = {
+    "switchboard-evals": "the eval run service has no health endpoint (no HTTP server at all)",
+}
 
 
 @cache
@@ -85,14 +90,15 @@ def looks_secret(env_name: str) -> bool:
 
 
 @cache
-def admin_api_source() -> str:
-    return "\n".join(path.read_text() for path in sorted((REPO_ROOT / "admin_api").rglob("*.py")))
+def package_source(package: str) -> str:
+    return "\n".join(path.read_text() for path in sorted((REPO_ROOT / package).rglob("*.py")))
 
 
-def admin_api_reads(env_name: str) -> bool:
-    """An environment variable the admin API uses is a settings field its code reads
-    (`settings.mongo_uri`): OPENAI_API_KEY, say, is a field it inherits and never reads."""
-    return re.search(rf"\.{env_name.lower()}\b", admin_api_source()) is not None
+def package_reads(package: str, env_name: str) -> bool:
+    """An environment variable a process uses is a settings field its package's code reads
+    (`settings.mongo_uri`): OPENAI_API_KEY, say, is a field the admin API inherits and never
+    reads."""
+    return re.search(rf"\.{env_name.lower()}\b", package_source(package)) is not None
 
 
 def compose() -> dict[str, Any]:
@@ -124,6 +130,11 @@ def test_workloads_run_locked_down_with_probes_and_limits(overlay: str) -> None:
             assert security["capabilities"]["drop"] == ["ALL"], name
             assert {"cpu", "memory"} <= set(container["resources"]["limits"]), name
             assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+            if name in WITHOUT_PROBES:
+                # nothing to route to it (else readiness gates something), and no stale entry
+                assert not container.get("ports"), name
+                assert "readinessProbe" not in container and "livenessProbe" not in container
+                continue
             assert "readinessProbe" in container and "livenessProbe" in container, name
 
 
@@ -171,10 +182,11 @@ def test_production_uses_external_database_and_secret() -> None:
     for worker in worker_deployments("production"):
         container = worker["spec"]["template"]["spec"]["containers"][0]
         assert {"secretRef": {"name": "switchboard-secrets"}} in container["envFrom"]
-    admin_env = container_of("production", "Deployment", "switchboard-admin-api")["env"]
-    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in admin_env if "valueFrom" in e} == {
-        "switchboard-secrets"
-    }
+    for name in ("switchboard-admin-api", "switchboard-evals"):
+        env = container_of("production", "Deployment", name)["env"]
+        assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e} == {
+            "switchboard-secrets"
+        }, name
 
 
 def test_dev_overlay_mongodb_requires_authentication_with_the_credentials_in_mongo_uri() -> None:
@@ -191,12 +203,24 @@ def test_dev_overlay_mongodb_requires_authentication_with_the_credentials_in_mon
     )
 
 
+# (Deployment, its package, the whole Secrets it may read: never `switchboard-secrets`, which
+# holds the worker's model keys). The eval run service's optional Secret holds only the keys its
+# judge and caller name (EVALS_*_API_KEY_ENV).
+ONLY_THEIR_SECRETS = [
+    ("switchboard-admin-api", "admin_api", []),
+    ("switchboard-evals", "evals", [{"name": "switchboard-evals-secrets", "optional": True}]),
+]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_admin_api_container_gets_only_the_secrets_it_uses(overlay: str) -> None:
-    container = container_of(overlay, "Deployment", "switchboard-admin-api")
-    assert not [source for source in container.get("envFrom", []) if "secretRef" in source], (
-        "a whole Secret hands the admin API the model keys too"
-    )
+@pytest.mark.parametrize(("deployment", "package", "whole_secrets"), ONLY_THEIR_SECRETS)
+def test_the_admin_api_and_the_eval_service_get_only_the_secrets_they_use(
+    overlay: str, deployment: str, package: str, whole_secrets: list[dict[str, Any]]
+) -> None:
+    container = container_of(overlay, "Deployment", deployment)
+    assert [s["secretRef"] for s in container.get("envFrom", []) if "secretRef" in s] == (
+        whole_secrets
+    ), "a whole switchboard-secrets hands it the model keys too"
     from_secrets = {
         e["name"]: e["valueFrom"]["secretKeyRef"]
         for e in container.get("env", [])
@@ -205,8 +229,8 @@ def test_the_admin_api_container_gets_only_the_secrets_it_uses(overlay: str) -> 
     assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(from_secrets), (
         "what it needs to run"
     )
-    unused = sorted(name for name in from_secrets if not admin_api_reads(name))
-    assert unused == [], f"secrets the admin API never reads: {unused}"
+    unused = sorted(name for name in from_secrets if not package_reads(package, name))
+    assert unused == [], f"secrets {package} never reads: {unused}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -227,9 +251,27 @@ def test_dev_runs_everything_in_cluster_on_single_replicas() -> None:
         "local-llm",
         "switchboard-worker",
         "switchboard-admin-api",
+        "switchboard-dispatcher",
+        "switchboard-evals",
     } <= names
     assert all(w["spec"]["replicas"] == 1 for w in workloads("dev"))
     assert config("dev")["SWITCHBOARD_MODEL_PROFILE"] == "local"
+    # every process given the database may reach the in-cluster one
+    (mongodb,) = [
+        p for p in of_kind("dev", "NetworkPolicy") if p["metadata"]["name"] == "mongodb-ingress"
+    ]
+    allowed = [
+        source["podSelector"]["matchLabels"] for source in mongodb["spec"]["ingress"][0]["from"]
+    ]
+    for deployment in of_kind("dev", "Deployment"):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        if "MONGO_URI" in {e["name"] for e in container.get("env", [])} or {
+            "secretRef": {"name": "switchboard-secrets"}
+        } in container.get("envFrom", []):
+            component = deployment["spec"]["template"]["metadata"]["labels"][
+                "app.kubernetes.io/component"
+            ]
+            assert {"app.kubernetes.io/component": component} in allowed, deployment["metadata"]
 
 
 def test_pools_have_their_own_agent_names_and_the_token_endpoint_knows_them() -> None:
@@ -244,6 +286,12 @@ def test_pools_have_their_own_agent_names_and_the_token_endpoint_knows_them() ->
         "WORKER_AGENT_TYPES": "support-agent-v1",
     }
     assert env_of(pools["switchboard-worker-sales"])["AGENT_NAME"] == "switchboard-sales"
+    # the eval run service's test callers are dispatched to the general pool, which serves
+    # every type (no WORKER_AGENT_TYPES)
+    evals = container_of("pools", "Deployment", "switchboard-evals")
+    assert "AGENT_NAME" not in {e["name"] for e in evals.get("env", [])}
+    assert "WORKER_AGENT_TYPES" not in env_of(pools["switchboard-worker"])
+    assert "AGENT_NAME" not in env_of(pools["switchboard-worker"]), "both read the shared config"
     selectors = [
         tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in pools.values()
     ]
@@ -333,7 +381,7 @@ def test_compose_admin_api_gets_only_the_secrets_it_uses() -> None:
     environment = compose()["services"]["admin-api"]["environment"]
     secrets = [name for name in environment if looks_secret(name)]
     assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(secrets)
-    assert [name for name in secrets if not admin_api_reads(name)] == []
+    assert [name for name in secrets if not package_reads("admin_api", name)] == []
     assert not str(environment.get("ADMIN_API_BOOTSTRAP_KEY", "")).startswith(
         "${ADMIN_API_BOOTSTRAP_KEY:-"
     ), "a default admin key is a known admin key"
@@ -358,6 +406,7 @@ def test_worker_and_admin_api_read_one_egress_policy_that_never_sends_livekit_ke
     assert not any(name.startswith(("LIVEKIT_", "MONGO_", "ADMIN_")) for name in policy.secrets)
     for name in (
         "switchboard-admin-api",
+        "switchboard-evals",  # its judge and caller ask the same policy
         *(d["metadata"]["name"] for d in worker_deployments(overlay)),
     ):
         refs = [
