@@ -335,8 +335,9 @@ def test_compose_file_wires_the_same_services() -> None:
     assert {"mongodb", "livekit", "worker", "admin-api"} <= set(services)
     assert services["worker"]["command"] == ["worker", "start"]
     assert services["dispatcher"]["command"] == ["dispatcher"]
+    assert services["evals"]["command"] == ["evals", "serve"]
     assert "livekit/livekit-server:v1.13.5" == services["livekit"]["image"]
-    for name in ("worker", "admin-api", "dispatcher"):
+    for name in ("worker", "admin-api", "dispatcher", "evals"):
         assert "@mongodb:27017/" in services[name]["environment"]["MONGO_URI"]
         assert Path(services[name]["build"]["context"]) == Path(".")
 
@@ -369,7 +370,7 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
         for name, service in services.items()
         if "MONGO_URI" in service.get("environment", {})
     }
-    assert {"seed", "worker", "admin-api", "dispatcher"} <= set(uris)
+    assert {"seed", "worker", "admin-api", "dispatcher", "evals"} <= set(uris)
     for name, uri in uris.items():
         user = mongodb["MONGO_INITDB_ROOT_USERNAME"]
         assert (
@@ -377,11 +378,14 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
         ), name
 
 
-def test_compose_admin_api_gets_only_the_secrets_it_uses() -> None:
-    environment = compose()["services"]["admin-api"]["environment"]
+@pytest.mark.parametrize(("service", "package"), [("admin-api", "admin_api"), ("evals", "evals")])
+def test_compose_admin_api_and_eval_service_get_only_the_secrets_they_use(
+    service: str, package: str
+) -> None:
+    environment = compose()["services"][service]["environment"]
     secrets = [name for name in environment if looks_secret(name)]
     assert {"MONGO_URI", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"} <= set(secrets)
-    assert [name for name in secrets if not package_reads("admin_api", name)] == []
+    assert [name for name in secrets if not package_reads(package, name)] == []
     assert not str(environment.get("ADMIN_API_BOOTSTRAP_KEY", "")).startswith(
         "${ADMIN_API_BOOTSTRAP_KEY:-"
     ), "a default admin key is a known admin key"
