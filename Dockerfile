@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image, two processes: `python -m worker start` (default) or `python -m admin_api`.
+# One image, four processes: `python -m worker start` (default), `python -m admin_api`,
+# `python -m dispatcher` (webhook deliveries) and `python -m evals serve` (eval runs).
 #   docker build -t switchboard .                      # production: cloud/OpenAI-compatible models
 #   docker build -t switchboard:local --target local . # + the offline model stack (~600 MB more)
 
