@@ -34,6 +34,8 @@ const VERBS: Record<string, string> = {
   "agent.resumed": "resumed",
   "agent.archived": "archived",
   "agent.rolled_back": "rolled back",
+  "agent.activated": "activated",
+  "agent.gate_overridden": "release gate overridden",
 };
 
 export function describeEvent(event: AuditEvent): string {

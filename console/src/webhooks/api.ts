@@ -10,6 +10,8 @@ export const EVENT_TYPES = [
   "agent.resumed",
   "agent.archived",
   "agent.rolled_back",
+  "agent.activated",
+  "agent.gate_overridden",
   "routing.updated",
   "session.started",
   "turn.completed",
@@ -18,6 +20,7 @@ export const EVENT_TYPES = [
   "session.ended",
   "session.aborted",
   "webhook.test",
+  "eval.completed",
 ] as const;
 export const ALL_EVENTS = "*";
 
