@@ -17,6 +17,8 @@ One document per event, never updated:
                                rollback, {"end_reason": "...", "turns": 4} for session.ended;
                                agent.activated: {"run_id", "activated_version"};
                                agent.gate_overridden: {"reason", "action"};
+                               suite.updated: {"scenarios", "suite_digest"} (a suite write
+                               makes no agent version: `version` is null);
                                token.minted: see admin_api/routes/tokens.py (never a
                                metadata value); webhook.*: {"subscription_id", "host"}
                                and, for an update, "changed" (field names; never a URL
@@ -61,6 +63,7 @@ class EventType(StrEnum):
     AGENT_ACTIVATED = "agent.activated"
     AGENT_GATE_OVERRIDDEN = "agent.gate_overridden"
     ROUTING_UPDATED = "routing.updated"
+    SUITE_UPDATED = "suite.updated"
     KEY_CREATED = "key.created"
     KEY_REVOKED = "key.revoked"
     TOKEN_MINTED = "token.minted"

@@ -2,9 +2,10 @@
 
 A suite is written whole (PUT), validated by agent_configs/evals.py's `Suite`, the model the
 runner and the seeder use, so a suite the API accepts is one the runner can run. It is not
-versioned and not audited: a suite change activates nothing (the runner reads it when it
-runs), and the audit trail's `agent.*` events each record a new agent version, which a suite
-write does not make.
+versioned (a suite change activates nothing: the runner reads it when it runs) but it is
+audited (`suite.updated`, with the suite's digest): the release gate counts only runs of the
+suite as stored now, so a suite weakened to let a version through is on the record as an
+override is.
 """
 
 from typing import Annotated
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from admin_api.deps import AdminKey, ReaderKey, ServicesDep, Store
 from admin_api.eval_records import EvalRecords, EvalRunDetail, EvalRunPage, unstorable
+from admin_api.events import EventType
 from admin_api.problems import (
     FieldProblem,
     ProblemError,
@@ -27,6 +29,7 @@ from admin_api.storage import InvalidCursor
 from agent_configs.database import bson_now
 from agent_configs.eval_runs import queued_run
 from agent_configs.evals import Suite
+from agent_configs.fingerprints import suite_digest
 
 router = APIRouter(prefix=API_V1, tags=["evals"])
 
@@ -82,6 +85,7 @@ async def put_suite(
     agent_id: AgentId,
     store: Store,
     evals: Evals,
+    services: ServicesDep,
     suite: Annotated[Suite, Body(openapi_examples={"suite": {"value": SUITE_EXAMPLE}})],
 ) -> Suite:
     """Store the type's suite, replacing the one it had. 422 names each bad field
@@ -93,7 +97,14 @@ async def put_suite(
     if problems:
         raise invalid_request([FieldProblem(field=f, message=m) for f, m in problems])
     await store.get(agent_id)  # AgentNotFound: 404
-    return await evals.store_suite(suite)
+    stored = await evals.store_suite(suite)
+    await services.events.record(
+        EventType.SUITE_UPDATED,
+        caller.name,
+        agent_id=agent_id,
+        details={"scenarios": len(suite.scenarios), "suite_digest": suite_digest(suite)},
+    )
+    return stored
 
 
 @router.get("/agents/{agent_id}/eval-runs", responses=READ_PROBLEMS)

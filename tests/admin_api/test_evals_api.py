@@ -56,6 +56,19 @@ async def test_a_suite_put_is_read_back_as_written_explicit_null_included(
     read = await api.get(SUITE_URL, headers=keys.header("viewer"))
     assert read.status_code == 200
     assert read.json() == suite()  # no defaults filled in: `equals: null` only where written
+    # Audited: the release gate counts runs of the suite as stored now, so who changed it
+    # and into what (its digest) is on the record.
+    trail = await api.get(
+        "/api/v1/events",
+        params={"type": "suite.updated", "agent_id": SUPPORT},
+        headers=keys.header("viewer"),
+    )
+    (event,) = trail.json()["items"]
+    assert event["actor"] == "test-admin" and event["version"] is None
+    assert event["details"] == {
+        "scenarios": 1,
+        "suite_digest": suite_digest(Suite.model_validate(suite())),
+    }
 
 
 async def test_a_bad_suite_is_422_naming_the_field_and_stores_nothing(
