@@ -241,8 +241,13 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The admin API as a script sees it (admin key): what the console wrote, checked from outside."""
     headers = {"Authorization": f"Bearer {keys.admin}"}
+    # Idle connections are dropped after 1 s, before uvicorn closes them (5 s): at httpx's
+    # default 5 s a request could reuse the connection the server was closing ("Server
+    # disconnected without sending a response", a fresh-clone run's agent editor test).
     async with httpx.AsyncClient(
-        base_url=f"{admin_api_server.base_url}/api/v1", headers=headers
+        base_url=f"{admin_api_server.base_url}/api/v1",
+        headers=headers,
+        limits=httpx.Limits(keepalive_expiry=1.0),
     ) as client:
         yield client
 
