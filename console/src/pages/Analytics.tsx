@@ -324,7 +324,7 @@ function ComparisonView({ comparison }: { comparison: Comparison }) {
         A: {groupName(a)} · B: {groupName(b)}
       </h2>
       <p className="hint">
-        Ended sessions by the agent type routing chose for them (hand-offs stay with it); sessions pinned to a type (playground, pinned eval runs)
+        Ended sessions by the agent type routing chose for them (hand-offs stay with it); sessions pinned to a type (the playground) and eval runs' sessions
         are left out. Rates carry Wilson intervals, means Student's t intervals. “Apart” means the two 95% intervals do not overlap.
         {comparison.since || comparison.until ? ` Window: ${comparison.since ?? "the start"} to ${comparison.until ?? "now"}.` : ""}
       </p>
