@@ -511,10 +511,6 @@ async def run_scenario(
     return ScenarioResult(scenario, attempts)
 
 
-def attempts_total(suite: Suite, repeat: int | None = None) -> int:
-    return sum(repeat or s.repeat for s in suite.scenarios)
-
-
 async def run_suite(
     suite: Suite,
     stack: Stack,
