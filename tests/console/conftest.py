@@ -109,12 +109,8 @@ async def console_llm() -> AsyncIterator[ScriptedLLM]:
     """The model every agent type of the console's worker asks (LOCAL_LLM_URL): the scripted
     endpoint. The console shows what a model said; what the embedded one says is not the
     console's to judge, and it can answer blanks (a failed turn, no words, no summary)."""
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
+    async with ScriptedLLM() as endpoint:
         yield endpoint
-    finally:
-        await endpoint.stop()
 
 
 @pytest.fixture(scope="package")

@@ -5,6 +5,7 @@ worker costs each module ~6 s. Modules share the agent types: a test that edits 
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -14,6 +15,7 @@ from agent_configs.files import DEFAULTS_DIR, load_config_dir
 from agent_configs.routing.rules import RulesStore
 from agent_configs.store import ConfigStore
 from devstack import Endpoints
+from evals.runner import Stack
 from scripts.setup_agents import seed
 from tests.worker.conftest import RunningWorker, launched_workers
 from tests.worker.scripted_llm import ScriptedLLM
@@ -37,12 +39,8 @@ async def worker_database(endpoints: Endpoints) -> AsyncIterator[AsyncDatabase]:
 
 @pytest.fixture(scope="package")
 async def module_llm() -> AsyncIterator[ScriptedLLM]:
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
+    async with ScriptedLLM() as endpoint:
         yield endpoint
-    finally:
-        await endpoint.stop()
 
 
 @pytest.fixture(scope="package")
@@ -60,3 +58,17 @@ def scripted_worker(
         extra_env={"LOCAL_LLM_URL": module_llm.url},
     ) as (running,):
         yield running
+
+
+def stack_of(endpoints: Endpoints, worker: RunningWorker, **more: Any) -> Stack:
+    """Where the package's runs go: its worker, with turn and join timeouts a stuck test
+    reaches in half a minute instead of the runner's defaults."""
+    return Stack(
+        endpoints.livekit_url,
+        endpoints.livekit_api_key,
+        endpoints.livekit_api_secret,
+        worker.agent_name,
+        turn_timeout_s=30,
+        join_timeout_s=30,
+        **more,
+    )

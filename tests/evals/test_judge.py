@@ -21,12 +21,8 @@ TRANSCRIPT = [
 
 @pytest.fixture
 async def endpoint() -> AsyncIterator[ScriptedLLM]:
-    scripted = ScriptedLLM()
-    await scripted.start()
-    try:
+    async with ScriptedLLM() as scripted:
         yield scripted
-    finally:
-        await scripted.stop()
 
 
 def judge_at(endpoint: ScriptedLLM, api_key_env: str | None = None) -> Judge:

@@ -26,6 +26,7 @@ from devstack.frontend import RoomClient
 from evals.cli import EXIT_FAILED, EXIT_OK, run_evals
 from evals.runner import Stack
 from tests.admin_api.conftest import admin_settings, running_app
+from tests.evals.conftest import stack_of
 from tests.worker.conftest import RunningWorker, wait_for_session_end
 
 GATED = "gate-agent-v1"
@@ -106,14 +107,7 @@ async def test_planted_regressions_are_refused_by_the_gate_and_a_passing_candida
     gate_api: tuple[httpx.AsyncClient, dict[str, str]],
 ) -> None:
     api, admin = gate_api
-    stack = Stack(
-        endpoints.livekit_url,
-        endpoints.livekit_api_key,
-        endpoints.livekit_api_secret,
-        scripted_worker.agent_name,
-        turn_timeout_s=30,
-        join_timeout_s=30,
-    )
+    stack = stack_of(endpoints, scripted_worker)
     live = {"If-Match": '"1"'}
 
     async def candidate(response: httpx.Response) -> int:

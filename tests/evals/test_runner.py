@@ -15,6 +15,7 @@ from agent_configs.store import ConfigStore
 from devstack import Endpoints
 from evals.cli import EXIT_FAILED, EXIT_OK, run_evals
 from evals.runner import Stack
+from tests.evals.conftest import stack_of
 from tests.worker.conftest import RunningWorker, agent_changed
 from tests.worker.scripted_llm import REPLY
 
@@ -84,14 +85,7 @@ async def test_a_suite_passes_and_planted_greeting_and_schema_edits_fail_it_nami
     scripted_worker: RunningWorker,
     tmp_path: Path,
 ) -> None:
-    stack = Stack(
-        endpoints.livekit_url,
-        endpoints.livekit_api_key,
-        endpoints.livekit_api_secret,
-        scripted_worker.agent_name,
-        turn_timeout_s=30,
-        join_timeout_s=30,
-    )
+    stack = stack_of(endpoints, scripted_worker)
     await worker_database[EVAL_SUITES].insert_one(SUITE.document())
     good = (await ConfigStore(worker_database).get(SUPPORT)).version
     junit = tmp_path / "junit.xml"

@@ -3,7 +3,6 @@ the package's scripted worker (tests/evals/conftest.py), LiveKit rooms, Whisper 
 espeak-ng speech, the embedded model playing the caller."""
 
 import json
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -14,23 +13,12 @@ from evals.caller import SimulatedCaller
 from evals.chat import ChatModel
 from evals.execution import run_and_store, version_under_test
 from evals.judge import Judge
-from evals.runner import Stack, run_suite
+from evals.runner import run_suite
+from tests.evals.conftest import stack_of
 from tests.worker.conftest import RunningWorker, agent_changed
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
 
 SUPPORT = "support-agent-v1"
-
-
-def stack_of(endpoints: Endpoints, worker: RunningWorker, **more: Any) -> Stack:
-    return Stack(
-        endpoints.livekit_url,
-        endpoints.livekit_api_key,
-        endpoints.livekit_api_secret,
-        worker.agent_name,
-        turn_timeout_s=30,
-        join_timeout_s=30,
-        **more,
-    )
 
 
 async def test_a_simulated_caller_played_by_the_embedded_model_talks_for_its_turns(

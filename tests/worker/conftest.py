@@ -191,12 +191,8 @@ def worker(
 @pytest.fixture(scope="module")
 async def module_llm() -> AsyncIterator[ScriptedLLM]:
     """A scripted endpoint (tests/worker/scripted_llm.py) for a whole module's worker."""
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
+    async with ScriptedLLM() as endpoint:
         yield endpoint
-    finally:
-        await endpoint.stop()
 
 
 @pytest.fixture(scope="module")
@@ -303,12 +299,8 @@ async def client(endpoints: Endpoints, worker: RunningWorker) -> AsyncIterator[R
 async def scripted() -> AsyncIterator[ScriptedLLM]:
     """A scripted OpenAI-compatible endpoint on loopback (tests/worker/scripted_llm.py), for
     what the tiny local model cannot be relied on to do (tool calls, failures on cue)."""
-    endpoint = ScriptedLLM()
-    await endpoint.start()
-    try:
+    async with ScriptedLLM() as endpoint:
         yield endpoint
-    finally:
-        await endpoint.stop()
 
 
 async def update_agent(database: AsyncDatabase, agent_id: str, **changes: object) -> None:

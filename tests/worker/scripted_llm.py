@@ -101,6 +101,15 @@ class ScriptedLLM:
             return self.planned_calls.pop(0)
         return None
 
+    async def __aenter__(self) -> "ScriptedLLM":
+        """`async with ScriptedLLM() as endpoint`: started for the block, stopped after it
+        even when the block fails (what every fixture of it does)."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         """Close the port and every open connection: from now on, connection refused."""
         for stalled in self._stalled:
