@@ -86,6 +86,9 @@ class EventType(StrEnum):
     SESSION_ABORTED = "session.aborted"
     WEBHOOK_TEST = "webhook.test"
     EVAL_COMPLETED = "eval.completed"
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_PROCESSED = "message.processed"
+    MESSAGE_FAILED = "message.failed"
 
 
 AGENT_EVENTS = frozenset(t for t in EventType if t.value.startswith("agent."))

@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agent_configs.capacity import CapacityGuard, SessionSlot
 from agent_configs.catalog import Catalog
 from agent_configs.changes import ChangeStamp
+from agent_configs.channels import channel_of_job
 from agent_configs.database import open_client
 from agent_configs.errors import DatabaseUnavailable
 from agent_configs.eval_runs import eval_run_of_job
@@ -506,7 +507,9 @@ def _record_start(
     metrics.SESSIONS_STARTED.labels(config.agent_id, strategy).inc()
     metrics.ACTIVE_SESSIONS.labels(config.agent_id, strategy).inc()
     trace_id = running.trace.trace_id if running.trace else None
-    eval_run = eval_run_of_job(RoutingContext.from_metadata(ctx.job.metadata).raw)
+    job = RoutingContext.from_metadata(ctx.job.metadata).raw
+    eval_run = eval_run_of_job(job)
+    channel = channel_of_job(job)
     if running.trace:
         running.trace.annotate(agent_id=config.agent_id, strategy=strategy)
     running.conversation.record_start(
@@ -524,6 +527,8 @@ def _record_start(
             "memory_messages": ready.agent.remembered_messages,
             # an eval's room: live statistics (A/B analytics) leave the session out
             **({"eval_run_id": eval_run} if eval_run else {}),
+            # a channel's room (Telegram, HTTP chat, AMQP, widget): the session shows its channel
+            **({"channel": channel} if channel else {}),
             **({"catalog": "last-known"} if ready.offline else {}),
         },
     )

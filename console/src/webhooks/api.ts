@@ -21,6 +21,9 @@ export const EVENT_TYPES = [
   "session.aborted",
   "webhook.test",
   "eval.completed",
+  "message.received",
+  "message.processed",
+  "message.failed",
 ] as const;
 export const ALL_EVENTS = "*";
 
