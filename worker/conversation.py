@@ -60,7 +60,7 @@ from worker.host import AgentFactory, HandoffFinder, SlotMover, TargetLoader
 from worker.latency import LatencyMarks, SpeechMarks, mark_received, turn_start
 from worker.outputs import SessionOutputs
 from worker.records import RecordWriter
-from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, is_voice, user_message
+from worker.session import TRUNCATED_FROM, ConfiguredAgent, ReplyFailure, speaks, user_message
 from worker.sinks import Sinks
 from worker.summary import session_summary
 from worker.tools import ToolCallLog, ToolContext, build_tools
@@ -398,7 +398,7 @@ class Conversation:
         latency.first_text_at, agent.first_text_at = agent.first_text_at, None
         latency.reply_ended_at = time.time()
         item_metrics = item.metrics or {}
-        if is_voice(self.config):  # in a text session livekit's mark is the first text out
+        if speaks(self.config):  # without speech (text, voice in) livekit's mark is the first text
             latency.first_audio_at = item_metrics.get("started_speaking_at")
         streamed, agent.streamed_turn = agent.streamed_turn, None
         turn = Turn(

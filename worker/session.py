@@ -126,12 +126,26 @@ def fields_in_reply(config: AgentConfig, primary: ChatEndpoint) -> bool:
     return not config.tools or primary.supports_tools_with_schema
 
 
+VOICE_IN = "voice_in"
+"""A frontend's `"modality"` for voice in, text out: a Telegram voice note is published into
+the room as the user's microphone and the answer is read, never heard."""
+
+
 def for_frontend(config: AgentConfig, requested_modality: object) -> AgentConfig:
     """A chat-only frontend (`"modality": "text"` in its metadata) gets a text session of a
-    voice-capable type: no STT, TTS or VAD to pay for, replies as text right away."""
+    voice-capable type: no STT, TTS or VAD to pay for, replies as text right away. A voice-in
+    frontend (`"modality": "voice_in"`) keeps the type's STT and VAD but not its TTS: the
+    replies go out as text only (`speaks` is False), with no speech synthesised for nobody."""
     if requested_modality == Modality.TEXT and Modality.TEXT in config.modalities:
         return config.model_copy(update={"modalities": [Modality.TEXT]})
+    if requested_modality == VOICE_IN and Modality.VOICE in config.modalities:
+        return config.model_copy(update={"tts": None})
     return config
+
+
+def speaks(config: AgentConfig) -> bool:
+    """Whether the replies are spoken: a voice type, unless a voice-in frontend dropped its TTS."""
+    return is_voice(config) and config.tts is not None
 
 
 def load_vad(spec: VADSpec) -> vad.VAD:
@@ -464,11 +478,12 @@ def room_options(
     participant_identity: str | None,
     text_input_cb: TextInputCallback | None = None,
 ) -> room_io.RoomOptions:
-    """Text always flows (`lk.chat` in, `lk.transcription` out); audio only for voice types."""
-    voice = is_voice(config)
+    """Text always flows (`lk.chat` in, `lk.transcription` out); audio in for voice types, audio
+    out only when they speak (a voice-in session has no TTS: livekit's `say` refuses to run
+    without one while audio output is on, so the greeting would fail)."""
     options: dict[str, Any] = {
-        "audio_input": voice,
-        "audio_output": voice,
+        "audio_input": is_voice(config),
+        "audio_output": speaks(config),
         "close_on_disconnect": True,
     }
     if text_input_cb is not None:
