@@ -95,7 +95,7 @@ scale: build redis
 
 # The inner loop: everything that needs no running service. Tests that need one are marked
 # `services` (tests/conftest.py marks every test that uses the stack's fixtures).
-PY_TREE := agent_configs worker admin_api dispatcher devstack scripts bench evals tests
+PY_TREE := agent_configs worker admin_api dispatcher devstack scripts bench evals channels tests
 
 check: $(INSTALLED) $(CONSOLE_DEPS)
 	$(BIN)/ruff check $(PY_TREE)

@@ -27,7 +27,6 @@ and a scope name this version does not know is ignored rather than failing every
 """
 
 import asyncio
-import hashlib
 import hmac
 import secrets
 import time
@@ -42,9 +41,9 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from agent_configs.api_keys import API_KEYS, digest_of
 from agent_configs.database import bson_now, database_errors
 
-API_KEYS = "api_keys"
 TOKEN_PREFIX = "sbk_"
 BOOTSTRAP_KEY_NAME = "bootstrap"
 _MISS_RELOAD_INTERVAL_S = 1.0
@@ -121,10 +120,6 @@ class ApiKey:
 def _known_scopes(names: Iterable[object]) -> frozenset[Scope]:
     known = {str(scope) for scope in Scope}
     return frozenset(Scope(name) for name in names if isinstance(name, str) and name in known)
-
-
-def digest_of(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def new_token() -> str:

@@ -49,6 +49,7 @@ from uuid import uuid4
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agent_configs import telemetry
+from agent_configs.writer import Record
 
 OUTBOX = "outbox"
 DELIVERIES = "webhook_deliveries"
@@ -164,6 +165,13 @@ def new_event(
     if traceparent:
         document["traceparent"] = traceparent
     return document
+
+
+def outbox_record(event: dict[str, Any]) -> Record:
+    """The no-loss writer's record of one outbox document (`new_event`): an upsert on the event
+    id, so a retried or replayed write leaves one event."""
+    fields = {key: value for key, value in event.items() if key != "_id"}
+    return Record(OUTBOX, event["_id"], fields)
 
 
 def cloudevent(document: dict[str, Any]) -> dict[str, Any]:
@@ -523,6 +531,41 @@ def routing_data(*, rules_version: int, strategies: list[str], actor: str) -> di
         {"rules_version": 5, "strategies": ["explicit", "purpose", "default"], "actor": "ops-console"}
     """
     return {"rules_version": rules_version, "strategies": list(strategies), "actor": actor}
+
+
+def message_data(
+    *,
+    channel: dict[str, str],
+    message_id: str | None,
+    user_id: str,
+    chars: int,
+    session_id: str | None = None,
+    agent_id: str | None = None,
+    reply_ms: int | None = None,
+    error: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`message.received` / `message.processed` / `message.failed`: a channel's message
+    (channels/hub.py), never its text. Example (processed):
+
+        {"channel": {"kind": "amqp", "binding_id": "orders", "conversation_id": "c-1"},
+         "message_id": "m-7", "user_id": "amqp:orders:u-1", "chars": 42,
+         "session_id": "sess_0a1b2c3d4e5f6a7b", "agent_id": "support-agent-v1",
+         "reply_ms": 812}
+
+    `failed` has `error: {"code": "rate_limited", "message": "..."}` instead of `reply_ms`."""
+    data: dict[str, Any] = {
+        "channel": dict(channel),
+        "message_id": message_id,
+        "user_id": user_id,
+        "chars": chars,
+        "session_id": session_id,
+        "agent_id": agent_id,
+    }
+    if reply_ms is not None:
+        data["reply_ms"] = reply_ms
+    if error is not None:
+        data["error"] = dict(error)
+    return data
 
 
 def admin_event(

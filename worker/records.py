@@ -19,6 +19,7 @@ from agent_configs.cloudevents import (
     OUTBOX,
     EventType,
     ensure_outbox_indexes,
+    outbox_record,
     session_event,
     session_report_data,
 )
@@ -59,13 +60,6 @@ RECORD_COLLECTIONS = frozenset({SESSIONS, TURNS, EVENTS, OUTBOX})
 collection (`api_keys`, say) is quarantined, not written. `outbox` holds the CloudEvents the
 dispatcher delivers (agent_configs/cloudevents.py): written through the same queue, after the
 records they describe, so a session's events are spooled and replayed with its records."""
-
-
-def outbox_record(event: dict[str, Any]) -> Record:
-    """The writer's record of one outbox document (`new_event`): an upsert on the event id, so a
-    retried or replayed write leaves one event."""
-    fields = {key: value for key, value in event.items() if key != "_id"}
-    return Record(OUTBOX, event["_id"], fields)
 
 
 class RecordWriter(NoLossWriter):

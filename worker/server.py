@@ -491,6 +491,9 @@ async def _start_session(
     attributes = {
         "switchboard.agent_id": config.agent_id,
         "switchboard.strategy": ready.decision.strategy or "",
+        # a client that must not take the greeting for its first message's answer (channels/)
+        # knows whether one comes: it is the agent's first transcription then
+        "switchboard.greets": "true" if greeting else "false",
     }
     if ready.offline:  # the frontend may say so; the session is recorded as usual (spooled)
         attributes["switchboard.catalog"] = "last-known"

@@ -1,0 +1,3 @@
+from channels.service import main
+
+main()
