@@ -15,11 +15,12 @@ CONSOLE_SOURCES := console/index.html console/vite.config.ts console/tsconfig.js
 NODE_MAJOR_NEEDED := 20
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help dev test check scale build redis console browser seed lock clean
+.PHONY: help dev test check scale build redis rabbitmq console browser seed lock clean
 
 help:
 	@echo "make dev    run the local stack (LiveKit, FerretDB, seeded agent types) until Ctrl-C"
 	@echo "            TRACES=1: with Jaeger, every process exporting its traces to it"
+	@echo "            AMQP=1: with RabbitMQ (Debian's, unpacked by make rabbitmq) for the AMQP channel"
 	@echo "make test   create the virtualenv, build the services and the console, run the test suite"
 	@echo "make check  the inner loop (under 2 minutes): ruff, mypy, the console's tsc, the tests that need no service"
 	@echo "make scale  the multi-node tests: two LiveKit nodes sharing Redis, four workers, 100 rooms (not in make test)"
@@ -39,8 +40,9 @@ $(INSTALLED): pyproject.toml $(LOCKS)
 	touch $@
 
 # TRACES=1: Jaeger too, every process exporting its traces to it (README: Traces).
-dev: $(INSTALLED) console
-	$(BIN)/python -m devstack up $(if $(filter-out 0,$(TRACES)),--traces)
+# AMQP=1: RabbitMQ too, for the AMQP channel (README: Channels, AMQP).
+dev: $(INSTALLED) console $(if $(filter-out 0,$(AMQP)),rabbitmq)
+	$(BIN)/python -m devstack up $(if $(filter-out 0,$(TRACES)),--traces) $(if $(filter-out 0,$(AMQP)),--amqp)
 
 console: $(CONSOLE_BUILT)
 
@@ -74,7 +76,7 @@ seed: $(INSTALLED)
 	$(BIN)/python scripts/setup_agents.py
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-test: build console browser
+test: build console browser rabbitmq
 	$(BIN)/python -m pytest --durations=30; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -85,6 +87,14 @@ redis: $(INSTALLED)
 	@$(BIN)/python -m devstack build --redis 2>/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq; fi; \
 	  $(BIN)/python -m devstack build --redis; }
+
+# RabbitMQ for the AMQP channel's tests and `make dev AMQP=1`: Debian's rabbitmq-server and the
+# Erlang it runs on, unpacked into .devstack/rabbitmq the same way (devstack/rabbitmq_server.py:
+# no install, no system service, no epmd on 4369).
+rabbitmq: $(INSTALLED)
+	@$(BIN)/python -m devstack build --rabbitmq 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq; fi; \
+	  $(BIN)/python -m devstack build --rabbitmq; }
 
 # The multi-node tests (tests/scale, marker `scale`): two LiveKit nodes sharing Redis, four
 # workers, 100 rooms in bursts, a node and a worker lost. About 5 minutes on 2 cores: over the

@@ -16,12 +16,15 @@ from agent_configs.settings import get_settings
 from devstack import DEFAULT_ROOT, REPO_ROOT, Devstack, Endpoints
 from devstack.chat import chat
 from devstack.errors import DevstackError, Interrupted
+from devstack.rabbitmq_server import RabbitMQNode
 from devstack.trace_backend import TraceBackend
 from scripts.setup_agents import redact_uri, run_seed
 
 DEV_ADMIN_KEY = (
     "dev-admin-key"  # `make dev` only: the admin API's bootstrap key on a fresh database
 )
+AMQP_URL_ENV = "AMQP_URL"
+"""The variable `make dev AMQP=1` prints the broker's URL as (what a dev amqp binding names)."""
 # The console's build the admin API serves: `make dev` builds it first (make console).
 CONSOLE_DIR = Path(os.environ.get("ADMIN_API_CONSOLE_DIR", REPO_ROOT / "console" / "dist"))
 
@@ -35,6 +38,7 @@ DEV_PORTS = {
     "DEVSTACK_DISPATCHER_PORT": 9102,
     "DEVSTACK_OTLP_PORT": 4318,  # Jaeger, with `make dev TRACES=1`: OTLP/HTTP in
     "DEVSTACK_TRACE_QUERY_PORT": 16686,  # and its query API
+    "DEVSTACK_AMQP_PORT": 5672,  # RabbitMQ, with `make dev AMQP=1`
 }
 """Every port `make dev` listens on by default, by the variable that moves it (0: any free
 port). The tests set each of them to 0, so a stack they start takes no fixed port."""
@@ -79,7 +83,9 @@ def _port_from_env(name: str) -> int:
     return int(value)
 
 
-def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
+def _print_endpoints(
+    endpoints: Endpoints, stack: Devstack, rabbitmq: RabbitMQNode | None = None
+) -> None:
     table = Table(title="Switchboard local stack", title_justify="left")
     table.add_column("service")
     table.add_column("listening on", no_wrap=True)  # URLs whole, to copy; the notes wrap
@@ -127,6 +133,12 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
             f"http://127.0.0.1:{stack.dispatcher_port}/metrics",
             "dispatcher: outbox -> subscriptions",
         )
+    if rabbitmq is not None:
+        table.add_row(
+            "RabbitMQ",
+            rabbitmq.url,
+            f"AMQP 0-9-1, loopback only; an amqp binding's url_env names {AMQP_URL_ENV}",
+        )
     if stack.eval_service_log is not None:
         table.add_row(
             "Eval runs",
@@ -145,6 +157,8 @@ def _print_endpoints(endpoints: Endpoints, stack: Devstack) -> None:
             else value
         )
         print(f"  export {name}={redact_uri(shown)}")
+    if rabbitmq is not None:  # guest's password is no secret: loopback only
+        print(f"  export {AMQP_URL_ENV}={rabbitmq.url}")
     if stack.worker_health_port is not None:
         print("Talk to an agent:  .venv/bin/python -m devstack chat --purpose support")
 
@@ -158,10 +172,16 @@ def build(
         bool,
         typer.Option(help="Also unpack Debian's redis-server (LiveKit multi-node, make scale)."),
     ] = False,
+    rabbitmq: Annotated[
+        bool,
+        typer.Option(
+            help="Also unpack Debian's rabbitmq-server (the AMQP channel, make rabbitmq)."
+        ),
+    ] = False,
 ) -> None:
     """Build the Go services (cached: a no-op when up to date)."""
     try:
-        Devstack(DEFAULT_ROOT, console=console).build(tools=tools, redis=redis)
+        Devstack(DEFAULT_ROOT, console=console).build(tools=tools, redis=redis, rabbitmq=rabbitmq)
     except DevstackError as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(1) from None
@@ -184,6 +204,10 @@ def up(
             help="Run Jaeger and export every process's traces to it (`make dev TRACES=1`)."
         ),
     ] = False,
+    amqp: Annotated[
+        bool,
+        typer.Option(help="Run RabbitMQ for the AMQP channel (`make dev AMQP=1`)."),
+    ] = False,
 ) -> None:
     """Run the local stack in the foreground until Ctrl-C (SIGINT) or SIGTERM."""
     stop = StopSignals()
@@ -200,6 +224,11 @@ def up(
     try:
         with stack as endpoints:
             settings = get_settings()
+            broker: RabbitMQNode | None = None
+            if amqp:  # first, so that it stops last: consumers go before their broker
+                stop.check("RabbitMQ")
+                console.print("starting RabbitMQ (AMQP)...")
+                broker = stack.start_rabbitmq(_port_from_env("DEVSTACK_AMQP_PORT"))
             traced: TraceBackend | None = None
             if traces:
                 stop.check("Jaeger")
@@ -247,7 +276,7 @@ def up(
                 stop.check("the eval run service")
                 console.print("starting the eval run service...")
                 stack.start_eval_service(endpoints, {"MONGO_DB": settings.mongo_db})
-            _print_endpoints(endpoints, stack)
+            _print_endpoints(endpoints, stack, broker)
             if traced is not None:
                 print(
                     f"Traces: Jaeger's query API {traced.query_url}/api/traces/<trace id>, OTLP "

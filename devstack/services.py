@@ -29,6 +29,7 @@ from agent_configs.settings import (
 )
 from devstack.binaries import FERRETDB, JAEGER, KUSTOMIZE, LIVEKIT_SERVER, ensure_built
 from devstack.errors import Interrupted, PortInUse, ServiceFailed
+from devstack.rabbitmq_server import RabbitMQNode, amqp_ready, ensure_rabbitmq, prepare_node
 from devstack.redis_server import ensure_redis
 from devstack.trace_backend import TraceBackend, jaeger_config
 
@@ -180,14 +181,16 @@ class Devstack:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def build(self, *, tools: bool = False, redis: bool = False) -> None:
+    def build(self, *, tools: bool = False, redis: bool = False, rabbitmq: bool = False) -> None:
         """Build whatever the environment does not already provide (+ kustomize for tests,
-        + Redis for a multi-node LiveKit, `make scale`)."""
+        + Redis for a multi-node LiveKit, `make scale`, + RabbitMQ for the AMQP channel)."""
         if tools:
             ensure_built(KUSTOMIZE, self.root / "bin", self.console)
             ensure_built(JAEGER, self.root / "bin", self.console)  # the trace tests
         if redis:
             ensure_redis(self.root)
+        if rabbitmq:
+            ensure_rabbitmq(self.root)
         if not self.environ.get("MONGO_URI"):
             ensure_built(FERRETDB, self.root / "bin", self.console)
         if not self.environ.get("LIVEKIT_URL"):
@@ -435,6 +438,25 @@ class Devstack:
             lambda: _http_ok(f"http://127.0.0.1:{query}/api/services") and accepts_tcp(otlp),
         )
         return TraceBackend(f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{query}")
+
+    def start_rabbitmq(self, preferred_port: int = 0) -> RabbitMQNode:
+        """A private RabbitMQ node (rabbitmq_server.py), unpacked first if needed: its epmd,
+        then the broker; ready once it answers the AMQP protocol header. Stopped with the rest
+        (the broker first: the stack stops in reverse order)."""
+        install = ensure_rabbitmq(self.root)
+        node = prepare_node(
+            install,
+            self.run_dir / "data" / "rabbitmq",
+            self.environ,
+            amqp_port=reserve_port(preferred_port, "RabbitMQ (AMQP)", "DEVSTACK_AMQP_PORT"),
+            dist_port=reserve_port(0, "RabbitMQ distribution", "DEVSTACK_AMQP_PORT"),
+            epmd_port=reserve_port(0, "RabbitMQ epmd", "DEVSTACK_AMQP_PORT"),
+        )
+        epmd = self._spawn("rabbitmq-epmd", node.epmd_command, node.env)
+        self._wait_until(epmd, lambda: accepts_tcp(node.epmd_port))
+        broker = self._spawn("rabbitmq", node.server_command, node.env)
+        self._wait_until(broker, lambda: amqp_ready(node.amqp_port))
+        return node
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> _Running:
         log_path = self.run_dir / "logs" / f"{name}.log"
