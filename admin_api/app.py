@@ -27,6 +27,7 @@ from admin_api.redispatch import Redispatcher, RedispatchPolicy
 from admin_api.routes import (
     agents,
     analytics,
+    channels,
     dead_letters,
     evals,
     events,
@@ -102,6 +103,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         me.router,
         models.router,
         webhooks.router,
+        channels.router,
         health.router,
     ):
         app.include_router(router)

@@ -22,7 +22,9 @@ One document per event, never updated:
                                token.minted: see admin_api/routes/tokens.py (never a
                                metadata value); webhook.*: {"subscription_id", "host"}
                                and, for an update, "changed" (field names; never a URL
-                               path or query, never a secret)
+                               path or query, never a secret); channel.*:
+                               {"binding_id", "kind", "enabled", "agent_id",
+                               "purpose"} and, for an update, "changed" (field names)
     }
 
 The worker writes its two session events through its buffered record writer (an upsert on
@@ -71,6 +73,9 @@ class EventType(StrEnum):
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+    CHANNEL_CREATED = "channel.created"
+    CHANNEL_UPDATED = "channel.updated"
+    CHANNEL_DELETED = "channel.deleted"
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
 

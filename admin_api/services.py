@@ -26,6 +26,7 @@ from admin_api.settings import AdminSettings
 from agent_configs.capacity import CapacityGuard
 from agent_configs.catalog import Catalog
 from agent_configs.changes import ChangeStamp
+from agent_configs.channels import ensure_channel_indexes
 from agent_configs.database import database_errors, open_client
 from agent_configs.errors import DatabaseUnavailable
 from agent_configs.routing.rules import RulesStore
@@ -117,6 +118,8 @@ class Services:
             await EvalRecords(self.database).ensure_indexes()
             await self.outbox.prepare()
             await self._ensure_record_indexes()
+            with database_errors():
+                await ensure_channel_indexes(self.database)
             await self._bootstrap_key()
             self.prepared = True
 
@@ -147,6 +150,10 @@ class Services:
             try:
                 await self.database[SESSIONS].create_index([("started_at", -1), ("_id", -1)])
                 await self.database[SESSIONS].create_index([("agent_id", 1), ("started_at", -1)])
+                # A channel's sessions: the list's `?channel=` and its traffic's 24-hour count.
+                await self.database[SESSIONS].create_index(
+                    [("channel.binding_id", 1), ("started_at", -1)]
+                )
                 await self.database[TURNS].create_index([("session_id", 1), ("turn_index", 1)])
                 await self.database[TURNS].create_index([("agent_id", 1), ("created_at", -1)])
             except OperationFailure as exc:  # e.g. the same keys under another name

@@ -21,6 +21,16 @@ MAX_TURNS_SHOWN = 1000
 _SUMMARY_PROJECTION = {"transcript": 0, "handoffs": 0}
 
 
+class ChannelMark(BaseModel):
+    """The channel a session came in by (a channel room's job mark, copied by the worker)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    binding_id: str
+    conversation_id: str | None = None
+
+
 class SessionSummary(BaseModel):
     """A session as listed: who, which agent, how it was routed, when, how it ended."""
 
@@ -40,6 +50,9 @@ class SessionSummary(BaseModel):
     routing: dict[str, Any] | None = None
     summary: str | None = None
     usage: dict[str, Any] | None = None
+    channel: ChannelMark | None = Field(
+        default=None, description="The channel binding it came in by; null for a room's client."
+    )
 
 
 class TranscriptLine(BaseModel):
@@ -131,12 +144,14 @@ class SessionRecords:
         user_id: str | None = None,
         room: str | None = None,
         status: str | None = None,
+        channel: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> SessionPage:
-        """Newest first by `started_at`; the time range applies to `started_at`."""
+        """Newest first by `started_at`; the time range applies to `started_at`; `channel` is
+        a binding id."""
         base: dict[str, Any] = {
             name: value
             for name, value in (
@@ -144,6 +159,7 @@ class SessionRecords:
                 ("user_id", user_id),
                 ("room", room),
                 ("status", status),
+                ("channel.binding_id", channel),
             )
             if value is not None
         }

@@ -23,8 +23,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from agent_configs.egress import NEVER_SENDABLE_PREFIXES, EgressPolicy, EgressRefused
 from agent_configs.models import EnvVarName, Slug
 
 CHANNEL_BINDINGS = "channel_bindings"
@@ -224,3 +226,65 @@ async def binding_by_publishable_key(database: AsyncDatabase, key: str) -> Chann
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+async def ensure_channel_indexes(database: AsyncDatabase) -> None:
+    """The widget's lookup by key (every token it asks for) and a binding's traffic, newest
+    first or counted over a window. The publishable-key index is not unique: a unique index
+    counts every non-widget binding (no key) as one missing value, and FerretDB v1 has no
+    partial indexes; 192 random bits do not collide."""
+    await database[CHANNEL_BINDINGS].create_index([("widget.publishable_key", ASCENDING)])
+    await database[CHANNEL_MESSAGES].create_index([("binding_id", ASCENDING), ("at", DESCENDING)])
+    await database[CHANNEL_MESSAGES].create_index(
+        [("binding_id", ASCENDING), ("status", ASCENDING), ("at", DESCENDING)]
+    )
+
+
+# -- the egress policy -----------------------------------------------------------------------
+
+
+def _secret_name_problem(name: str, field: str, policy: EgressPolicy) -> EgressRefused | None:
+    """A secret the policy never lets a config send: a Switchboard credential, or a name the
+    operator did not list in EGRESS_SECRETS."""
+    if name.upper().startswith(NEVER_SENDABLE_PREFIXES):
+        return EgressRefused(
+            field, f"{name} is a Switchboard credential and is never sent anywhere"
+        )
+    if name not in policy.secrets:
+        return EgressRefused(
+            field,
+            f"{name} is not a key configs may use (the operator lists them in EGRESS_SECRETS)",
+        )
+    return None
+
+
+def binding_problems(binding: ChannelBinding, policy: EgressPolicy) -> list[EgressRefused]:
+    """Every secret `binding` would make the channels process send that the policy refuses
+    (empty: all allowed), each naming the binding's field.
+
+    Telegram: the bot token goes to `api_base_url`'s host in every request's path, and in
+    webhook mode the webhook secret goes there too (setWebhook's `secret_token`), so both are
+    checked as secrets sent to that host. AMQP: the broker's host is inside the URL the env
+    var holds, unknown when the binding is written, so only the name is checked here (never a
+    Switchboard credential, listed in EGRESS_SECRETS); the channel checks the URL's host when
+    it starts. The HTTP chat API and the widget send no secret anywhere."""
+    problems: list[EgressRefused] = []
+    if binding.telegram is not None:
+        settings = binding.telegram
+        secrets = [("telegram.token_env", settings.token_env)]
+        if settings.webhook_secret_env is not None:
+            secrets.append(("telegram.webhook_secret_env", settings.webhook_secret_env))
+        for field, name in secrets:
+            refused = _secret_name_problem(name, field, policy)
+            if refused is None:
+                try:
+                    policy.check(settings.api_base_url, name, field="telegram.api_base_url")
+                except EgressRefused as exc:
+                    refused = exc
+            if refused is not None:
+                problems.append(refused)
+    if binding.amqp is not None:
+        refused = _secret_name_problem(binding.amqp.url_env, "amqp.url_env", policy)
+        if refused is not None:
+            problems.append(refused)
+    return problems

@@ -54,6 +54,10 @@ async def list_sessions(
     status: Annotated[
         str | None, Query(description="active, ended or refused", max_length=32)
     ] = None,
+    channel: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="A channel binding's id."),
+    ] = None,
     start: Since = None,
     end: Until = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -61,7 +65,8 @@ async def list_sessions(
 ) -> SessionPage:
     """Newest first by start time; `from`/`to` bound the start time. No transcripts here.
     `room` lists one room's sessions (a room can hold several in turn: a re-dispatch, a
-    second visit under the same name)."""
+    second visit under the same name). `channel` lists the sessions that came in by one
+    channel binding."""
     start, end = time_range(start, end)
     try:
         return await sessions.page(
@@ -69,6 +74,7 @@ async def list_sessions(
             user_id=user_id,
             room=room,
             status=status,
+            channel=channel,
             start=start,
             end=end,
             limit=limit,

@@ -23,6 +23,13 @@ ANY = READ | WRITE | MINT
 SUPPORT = "/api/v1/agents/support-agent-v1"
 HOOK_ID = "sub_" + "0" * 24
 HOOK = f"/api/v1/webhooks/{HOOK_ID}"
+CHANNEL = "/api/v1/channels/auth-http"
+CHANNEL_BODY = {
+    "binding_id": "auth-http",
+    "kind": "http",
+    "agent_id": "support-agent-v1",
+    "http": {"keys": ["backend"]},
+}
 SUITE = {
     "agent_id": "support-agent-v1",
     "scenarios": [{"name": "hello", "turns": [{"user": "Hello"}]}],
@@ -108,6 +115,12 @@ MATRIX: list[tuple[str, str, str, Any, set[str]]] = [
         None,
         WRITE,
     ),
+    ("GET", "/api/v1/channels", "/api/v1/channels", None, READ),
+    ("POST", "/api/v1/channels", "/api/v1/channels", CHANNEL_BODY, WRITE),
+    ("GET", "/api/v1/channels/{binding_id}", CHANNEL, None, READ),
+    ("PUT", "/api/v1/channels/{binding_id}", CHANNEL, CHANNEL_BODY, WRITE),
+    ("DELETE", "/api/v1/channels/{binding_id}", CHANNEL, None, WRITE),
+    ("GET", "/api/v1/channels/{binding_id}/traffic", f"{CHANNEL}/traffic", None, READ),
 ]
 OPEN_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 

@@ -10,6 +10,13 @@ from tests.admin_api.conftest import Keys
 from tests.factories import support_definition
 
 SUPPORT = "/api/v1/agents/support-agent-v1"
+CHANNELS = "/api/v1/channels"
+CHANNEL = {
+    "binding_id": "openapi-http",
+    "kind": "http",
+    "agent_id": "support-agent-v1",
+    "http": {"keys": ["backend"]},
+}
 # What a write without If-Match gets, per operation: the body it would otherwise be valid with.
 REQUIRED_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("put", "/api/v1/agents/{agent_id}"): (SUPPORT, {"json": support_definition()}),
@@ -45,6 +52,7 @@ OPTIONAL_IF_MATCH: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         "/api/v1/agents/{agent_id}/versions/{version}/activate",
     ): (f"{SUPPORT}/versions/1/activate", {}),
     ("delete", "/api/v1/agents/{agent_id}"): (SUPPORT, {}),
+    ("put", "/api/v1/channels/{binding_id}"): (f"{CHANNELS}/openapi-http", {"json": CHANNEL}),
 }
 
 
@@ -76,6 +84,8 @@ async def test_if_match_is_required_in_the_spec_exactly_where_a_write_without_it
         answered = await api.request(method.upper(), url, headers=headers, **request)
         assert answered.status_code == 428, (method, url, answered.text)
         assert answered.json()["type"] == "urn:switchboard:problem:if-match-required"
+    created = await api.post(CHANNELS, json=CHANNEL, headers=keys.header("admin"))
+    assert created.status_code == 201, created.text  # the channel's PUT replaces this one
     for (method, _), (url, request) in OPTIONAL_IF_MATCH.items():
         answered = await api.request(method.upper(), url, headers=keys.header("admin"), **request)
         assert answered.status_code == 200, (method, url, answered.text)
