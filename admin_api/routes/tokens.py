@@ -28,27 +28,31 @@ it cannot be): actor = key name, `room`, `agent_id` = the routed (or pinned) typ
 `pinned` (`{agent_id, version}` or null), whether the caller named the room or identity, and
 the names of the known metadata fields present. Never a metadata value, and not the names of
 extra keys either (a caller chooses those, so one could carry a value): only how many there
-were.
+were. The token and the event are made by admin_api/room_tokens.py, which the website widget's
+route (routes/widget.py) shares.
 """
 
 import json
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from livekit import api
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from admin_api.auth import ApiKey, Scope
 from admin_api.deps import ResolverDep, ServicesDep, TokenKey
-from admin_api.events import EventType
 from admin_api.problems import (
     FieldProblem,
     ProblemError,
     invalid_request,
     problem_responses,
     rate_limited,
+)
+from admin_api.room_tokens import (
+    RoomGrant,
+    RoomToken,
+    generated_identity,
+    generated_room,
+    issue_room_token,
 )
 from admin_api.routes import API_V1
 from agent_configs.errors import AgentNotFound
@@ -120,15 +124,6 @@ class TokenRequest(BaseModel):
         description="Pin the agent type (and version) the room gets, past the routing rules. "
         "Needs the `token:agent` scope (403 without).",
     )
-
-
-class RoomToken(BaseModel):
-    server_url: str
-    token: str
-    room: str
-    identity: str
-    agent_name: str = Field(description="The worker agent name the token dispatches.")
-    expires_at: datetime
 
 
 def metadata_text(metadata: RoomMetadata | None, pin: AgentPin | None = None) -> str:
@@ -233,50 +228,21 @@ async def mint_token(
     else:
         decision = await resolver.route_for_token(metadata or None)
         agent_id, routed_by = decision.agent_id, decision.strategy
-    agent_name = resolver.agent_name_for(agent_id)
-    room = request.room or f"room-{uuid.uuid4().hex[:12]}"
-    identity = request.identity or f"user-{uuid.uuid4().hex[:12]}"
-    settings = services.settings
-    ttl = timedelta(seconds=settings.admin_api_token_ttl_s)
-    grants = api.VideoGrants(room_join=True, room=room, can_update_own_metadata=False)
-    token = (
-        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
-        .with_identity(identity)
-        .with_ttl(ttl)
-        .with_grants(grants)
-        .with_room_config(
-            api.RoomConfiguration(
-                agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=dispatch_metadata)]
-            )
-        )
-    )
-    if request.name:
-        token = token.with_name(request.name)
-    if metadata:
-        token = token.with_metadata(metadata)
-    jwt = token.to_jwt()
-    await services.events.record(
-        EventType.TOKEN_MINTED,
-        caller.name,
+    grant = RoomGrant(
+        room=request.room or generated_room(),
+        identity=request.identity or generated_identity(),
         agent_id=agent_id,
-        room=room,
+        agent_name=resolver.agent_name_for(agent_id),
+        routed_by=routed_by,
+        dispatch_metadata=dispatch_metadata,
+        participant_metadata=metadata,
+        name=request.name,
         details={
             "key_id": caller.key_id,
-            "identity": identity,
-            "agent_name": agent_name,
-            "routed_by": routed_by,
             "pinned": pin.as_metadata() if pin is not None else None,
             "room_named": request.room is not None,
             "identity_named": request.identity is not None,
             **metadata_shape(request.metadata),
         },
-        must_persist=True,
     )
-    return RoomToken(
-        server_url=settings.frontend_livekit_url,
-        token=jwt,
-        room=room,
-        identity=identity,
-        agent_name=agent_name,
-        expires_at=datetime.now(UTC) + ttl,
-    )
+    return await issue_room_token(services.settings, services.events, caller.name, grant)
