@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent_configs.egress import DEFAULT_SECRETS
 from agent_configs.settings import get_settings
 from devstack import DEFAULT_ROOT, REPO_ROOT, Devstack, Endpoints
 from devstack.chat import chat
@@ -39,6 +40,7 @@ DEV_PORTS = {
     "DEVSTACK_OTLP_PORT": 4318,  # Jaeger, with `make dev TRACES=1`: OTLP/HTTP in
     "DEVSTACK_TRACE_QUERY_PORT": 16686,  # and its query API
     "DEVSTACK_AMQP_PORT": 5672,  # RabbitMQ, with `make dev AMQP=1`
+    "DEVSTACK_CHANNELS_PORT": 8090,  # python -m channels serve: webhooks, HTTP chat API
 }
 """Every port `make dev` listens on by default, by the variable that moves it (0: any free
 port). The tests set each of them to 0, so a stack they start takes no fixed port."""
@@ -139,6 +141,12 @@ def _print_endpoints(
             rabbitmq.url,
             f"AMQP 0-9-1, loopback only; an amqp binding's url_env names {AMQP_URL_ENV}",
         )
+    if stack.channels_port is not None:
+        table.add_row(
+            "Channels",
+            f"http://127.0.0.1:{stack.channels_port}/",
+            "Telegram webhooks, HTTP chat API (/v1/channels/...), AMQP consumers",
+        )
     if stack.eval_service_log is not None:
         table.add_row(
             "Eval runs",
@@ -198,6 +206,10 @@ def up(
     evals: Annotated[
         bool, typer.Option(help="Run the eval run service (python -m evals serve) too.")
     ] = True,
+    channels: Annotated[
+        bool,
+        typer.Option(help="Run the channels service (python -m channels serve) too."),
+    ] = True,
     traces: Annotated[
         bool,
         typer.Option(
@@ -254,13 +266,17 @@ def up(
             if admin_api:
                 stop.check("the admin API")
                 console.print("starting the admin API...")
-                api_env = {
-                    "MONGO_DB": settings.mongo_db,
-                    "ADMIN_API_BOOTSTRAP_KEY": os.environ.get(
-                        "ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY
-                    ),
-                    "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
-                } | _otel_env(traced, "switchboard-admin-api")
+                api_env = (
+                    {
+                        "MONGO_DB": settings.mongo_db,
+                        "ADMIN_API_BOOTSTRAP_KEY": os.environ.get(
+                            "ADMIN_API_BOOTSTRAP_KEY", DEV_ADMIN_KEY
+                        ),
+                        "ADMIN_API_CONSOLE_DIR": str(CONSOLE_DIR),
+                    }
+                    | _otel_env(traced, "switchboard-admin-api")
+                    | _amqp_env(broker, url=False)
+                )
                 if traced is not None:  # the console's session page reads traces through it
                     api_env["ADMIN_TRACE_QUERY_URL"] = traced.query_url
                 stack.start_admin_api(endpoints, api_env, _port_from_env("DEVSTACK_ADMIN_API_PORT"))
@@ -276,6 +292,16 @@ def up(
                 stop.check("the eval run service")
                 console.print("starting the eval run service...")
                 stack.start_eval_service(endpoints, {"MONGO_DB": settings.mongo_db})
+            if channels:
+                stop.check("the channels service")
+                console.print("starting the channels service...")
+                stack.start_channels(
+                    endpoints,
+                    {"MONGO_DB": settings.mongo_db}
+                    | _otel_env(traced, "switchboard-channels")
+                    | _amqp_env(broker, url=True),
+                    _port_from_env("DEVSTACK_CHANNELS_PORT"),
+                )
             _print_endpoints(endpoints, stack, broker)
             if traced is not None:
                 print(
@@ -291,6 +317,18 @@ def up(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     console.print("stopped.")
+
+
+def _amqp_env(broker: RabbitMQNode | None, *, url: bool) -> dict[str, str]:
+    """With `AMQP=1`: an amqp binding may name AMQP_URL (the egress policy lets it go to
+    loopback, besides the default secrets), and the channels service has its value. Nothing
+    when the operator set EGRESS_SECRETS: theirs is the policy."""
+    if broker is None:
+        return {}
+    env = {AMQP_URL_ENV: broker.url} if url else {}
+    if "EGRESS_SECRETS" not in os.environ:
+        env["EGRESS_SECRETS"] = json.dumps(DEFAULT_SECRETS | {AMQP_URL_ENV: ["loopback"]})
+    return env
 
 
 def _otel_env(traced: TraceBackend | None, service_name: str) -> dict[str, str]:

@@ -170,6 +170,7 @@ class Devstack:
         self.admin_api_port: int | None = None
         self.dispatcher_port: int | None = None
         self.eval_service_log: Path | None = None
+        self.channels_port: int | None = None
 
     def __enter__(self) -> Endpoints:
         try:
@@ -423,6 +424,17 @@ class Devstack:
             service, lambda: EVALS_READY in service.log_path.read_text(errors="replace")
         )
         self.eval_service_log = service.log_path
+
+    def start_channels(
+        self, endpoints: Endpoints, env: dict[str, str], preferred_port: int
+    ) -> None:
+        """`python -m channels serve` (Telegram, the HTTP chat API, AMQP: every enabled binding)
+        against these services and the worker's agent name; ready once /healthz answers."""
+        port = reserve_port(preferred_port, "channels", "DEVSTACK_CHANNELS_PORT")
+        service_env = self.environ | endpoints.as_env() | env | {"CHANNELS_PORT": str(port)}
+        service = self._spawn("channels", [sys.executable, "-m", "channels", "serve"], service_env)
+        self._wait_until(service, lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"))
+        self.channels_port = port
 
     def start_jaeger(self, otlp_port: int = 0, query_port: int = 0) -> TraceBackend:
         """Jaeger (trace_backend.py), built first if needed; ready once its query API answers."""

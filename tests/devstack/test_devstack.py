@@ -228,6 +228,12 @@ def test_make_dev_runs_until_interrupted_and_seeds_the_builtins(tmp_path: Path) 
         # The eval run service runs too (tests/evals runs it; a run here would cost the tiny
         # model's seconds); devstack waited for it to start, and it stops with the rest.
         assert "Eval runs" in output, output
+        # And the channels service (tests/channels run it in-process), answering its probe.
+        channels_line = next(ln for ln in stack.lines if "Channels" in ln)
+        channels_port = re.search(r"127\.0\.0\.1:(\d+)", channels_line)
+        assert channels_port, channels_line
+        health = httpx.get(f"http://127.0.0.1:{channels_port.group(1)}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["open_conversations"] == 0
 
         assert_stopped(stack, stack.stop_with(signal.SIGINT))
 
