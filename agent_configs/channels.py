@@ -143,7 +143,7 @@ class ChannelBinding(BaseModel):
     purpose: str | None = Field(default=None, min_length=1, max_length=200)
     user_details: dict[str, Any] = Field(default_factory=dict)
     user_id_prefix: str | None = Field(default=None, max_length=100)
-    idle_ttl_s: float = Field(default=300.0, ge=5, le=86_400)
+    idle_ttl_s: float = Field(default=300.0, ge=1, le=86_400)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     max_message_chars: int = Field(default=4000, ge=1, le=32_000)
     telegram: TelegramSettings | None = None
