@@ -39,9 +39,11 @@ from admin_api.routes import (
     tokens,
     traces,
     webhooks,
+    widget,
 )
 from admin_api.services import Services
 from admin_api.settings import AdminSettings, get_admin_settings
+from admin_api.widget_cors import WidgetCorsMiddleware
 from agent_configs import telemetry
 
 DESCRIPTION = """Agent types with versions and lifecycle, routing rules with explain, room tokens,
@@ -104,6 +106,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         models.router,
         webhooks.router,
         channels.router,
+        widget.router,
+        widget.script_router,
         health.router,
     ):
         app.include_router(router)
@@ -120,6 +124,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Retry-After"],
             max_age=600,
         )
+    # Outside CORSMiddleware and AllowMiddleware: the widget's preflight is answered for the
+    # origins widget bindings list, which ADMIN_API_CORS_ORIGINS does not name.
+    app.add_middleware(
+        WidgetCorsMiddleware,
+        path=widget.WIDGET_TOKEN_PATH,
+        preflight=widget.widget_preflight,
+        state_key=widget.ALLOWED_ORIGIN_STATE,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

@@ -52,6 +52,8 @@ class Services:
     sessions: SessionRecords
     token_buckets: TokenBuckets
     hook_dry_run_buckets: TokenBuckets
+    widget_buckets: TokenBuckets
+    """POST /widget/token per client address: the publishable key is public, so no per-key bucket."""
     metrics: ApiMetrics
     prepared: bool = False
     _prepare_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -102,6 +104,9 @@ class Services:
             hook_dry_run_buckets=TokenBuckets(
                 settings.admin_api_hook_dry_run_rate_per_min / 60.0,
                 settings.admin_api_hook_dry_run_burst,
+            ),
+            widget_buckets=TokenBuckets(
+                settings.admin_api_token_rate_per_s, settings.admin_api_token_burst
             ),
             metrics=metrics,
         )

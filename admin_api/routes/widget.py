@@ -215,7 +215,7 @@ def compact(values: dict[str, Any]) -> str:
     return text
 
 
-WIDGET_RESPONSES = problem_responses(413, 422, 429, 503) | {
+WIDGET_RESPONSES = problem_responses(400, 413, 422, 429, 503) | {
     403: {
         "description": "The key is unknown or its binding disabled, the Origin is not listed, "
         "or the purpose / agent_id is not one the binding allows",
