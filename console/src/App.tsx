@@ -11,6 +11,7 @@ import { RoutingPage } from "./pages/Routing";
 import { SessionList } from "./pages/SessionList";
 import { SessionDetail } from "./pages/SessionDetail";
 import { WebhooksPage } from "./pages/Webhooks";
+import { ChannelsPage } from "./pages/Channels";
 import { AnalyticsPage } from "./pages/Analytics";
 
 const SECTIONS = [
@@ -19,6 +20,7 @@ const SECTIONS = [
   { id: "routing", label: "Routing" },
   { id: "sessions", label: "Sessions" },
   { id: "analytics", label: "Analytics" },
+  { id: "channels", label: "Channels" },
   { id: "webhooks", label: "Webhooks" },
 ] as const;
 
@@ -104,6 +106,8 @@ function Page({ section, rest, query }: { section: string; rest: string[]; query
       return <RoutingPage />;
     case "sessions":
       return rest[0] ? <SessionDetail sessionId={rest[0]} /> : <SessionList query={query} />;
+    case "channels":
+      return <ChannelsPage bindingId={rest[0]} />;
     case "webhooks":
       return <WebhooksPage subscriptionId={rest[0]} />;
     case "analytics":

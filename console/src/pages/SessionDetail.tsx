@@ -17,6 +17,7 @@ import { TurnList } from "../sessions/TurnList";
 import type { SchemaField, SessionDetail as Session } from "../sessions/types";
 import { UsagePanel } from "../sessions/UsagePanel";
 import { CostPanel } from "../sessions/CostPanel";
+import { ChannelLabel } from "../sessions/ChannelLabel";
 import { TraceView } from "../sessions/TraceView";
 import "./SessionDetail.css";
 
@@ -212,6 +213,8 @@ function Header({ session, agent, now }: { session: Session; agent: AgentConfig 
           <dd>{session.user_id ? <span className="mono">{session.user_id}</span> : <span className="muted">anonymous</span>}</dd>
           <dt>Room</dt>
           <dd className="mono">{session.room ?? "—"}</dd>
+          <dt>Channel</dt>
+          <dd>{session.channel ? <ChannelLabel channel={session.channel} /> : <span className="muted">a LiveKit client</span>}</dd>
         </dl>
         <dl className="props">
           <dt>Started</dt>

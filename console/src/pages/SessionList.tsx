@@ -19,6 +19,7 @@ import { formatDateTime, formatDuration, formatRelative, humanize, sessionSecond
 import { SESSION_STATUSES } from "../sessions/status";
 import { SessionStatusChip } from "../sessions/StatusChip";
 import type { SessionSummary } from "../sessions/types";
+import { ChannelLabel } from "../sessions/ChannelLabel";
 import "./SessionList.css";
 
 const PAGE_SIZE = 50;
@@ -166,7 +167,14 @@ function SessionRow({ session, now }: { session: SessionSummary; now: number }) 
       <td>
         <SessionStatusChip status={session.status} />
       </td>
-      <td>{session.user_id ? <span className="mono">{session.user_id}</span> : <span className="muted">anonymous</span>}</td>
+      <td>
+        {session.user_id ? <span className="mono">{session.user_id}</span> : <span className="muted">anonymous</span>}
+        {session.channel && (
+          <div>
+            <ChannelLabel channel={session.channel} />
+          </div>
+        )}
+      </td>
       <td className="num">
         {formatDuration(seconds)}
         {session.status === "active" && <div className="hint">so far</div>}
@@ -214,6 +222,7 @@ function Filters({ filters, onChange, error }: { filters: ListFilters; onChange:
       </label>
       <TextFilter label="User" placeholder="user_id, exact" value={filters.user} onChange={(user) => onChange({ user })} testId="filter-user" />
       <TextFilter label="Room" placeholder="room name, exact" value={filters.room} onChange={(room) => onChange({ room })} testId="filter-room" />
+      <TextFilter label="Channel" placeholder="binding id, exact" value={filters.channel} onChange={(channel) => onChange({ channel })} testId="filter-channel" />
       <label className={`field${fieldError("from") ? " invalid" : ""}`}>
         <span>Started from</span>
         <input type="datetime-local" value={localInputValue(filters.from)} onChange={(e) => onChange({ from: isoFromLocalInput(e.target.value) })} data-testid="filter-from" />
@@ -225,7 +234,7 @@ function Filters({ filters, onChange, error }: { filters: ListFilters; onChange:
         {fieldError("to") && <span className="field-error" data-testid="field-error" data-field="to">{fieldError("to")}</span>}
       </label>
       <div className="filters-clear">
-        <button className="ghost" disabled={!hasFilters(filters)} onClick={() => onChange({ agent: "", status: "", user: "", room: "", from: "", to: "" })}>
+        <button className="ghost" disabled={!hasFilters(filters)} onClick={() => onChange({ agent: "", status: "", user: "", room: "", channel: "", from: "", to: "" })}>
           Clear
         </button>
       </div>

@@ -10,6 +10,8 @@ export interface SessionFilter {
   user_id?: string;
   /** The LiveKit room's name: a room's sessions, newest first. */
   room?: string;
+  /** A channel binding's id: the sessions that came in by it. */
+  channel?: string;
   /** ISO 8601, inclusive. */
   from?: string;
   /** ISO 8601, exclusive. */

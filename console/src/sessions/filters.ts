@@ -1,5 +1,5 @@
 /** The session list's filters as they live in the URL (`#/sessions?agent=…&status=…&user=…
- * &room=…&from=…&to=…`): a reload or a shared link shows the same list. Times are stored as ISO 8601
+ * &room=…&channel=…&from=…&to=…`): a reload or a shared link shows the same list. Times are stored as ISO 8601
  * in UTC, shown in the browser's local time. */
 import type { SessionFilter } from "./api";
 
@@ -9,15 +9,17 @@ export interface ListFilters {
   user: string;
   /** The LiveKit room's exact name: who knows a room finds its session at once. */
   room: string;
+  /** A channel binding's id: the sessions that came in by it. */
+  channel: string;
   from: string;
   to: string;
 }
 
-const KEYS: (keyof ListFilters)[] = ["agent", "status", "user", "room", "from", "to"];
+const KEYS: (keyof ListFilters)[] = ["agent", "status", "user", "room", "channel", "from", "to"];
 
 export function filtersFromQuery(query: URLSearchParams): ListFilters {
   const value = (key: keyof ListFilters) => query.get(key) ?? "";
-  return { agent: value("agent"), status: value("status"), user: value("user"), room: value("room"), from: value("from"), to: value("to") };
+  return { agent: value("agent"), status: value("status"), user: value("user"), room: value("room"), channel: value("channel"), from: value("from"), to: value("to") };
 }
 
 export function queryFromFilters(filters: ListFilters): string {
@@ -35,6 +37,7 @@ export function apiFilter(filters: ListFilters): SessionFilter {
     status: filters.status || undefined,
     user_id: filters.user.trim() || undefined,
     room: filters.room.trim() || undefined,
+    channel: filters.channel.trim() || undefined,
     from: filters.from || undefined,
     to: filters.to || undefined,
   };

@@ -40,7 +40,16 @@ export interface SessionSummary {
   routing: SessionRouting | null;
   summary: string | null;
   usage: SessionUsage | null;
+  /** The channel binding the session came in by (Telegram, widget, HTTP, AMQP); null for a
+   * LiveKit client of its own. */
+  channel?: SessionChannel | null;
   [key: string]: unknown;
+}
+
+export interface SessionChannel {
+  kind: string;
+  binding_id: string;
+  conversation_id: string | null;
 }
 
 export interface TranscriptLine {
