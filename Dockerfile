@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image, four processes: `python -m worker start` (default), `python -m admin_api`,
-# `python -m dispatcher` (webhook deliveries) and `python -m evals serve` (eval runs).
+# One image, five processes: `python -m worker start` (default), `python -m admin_api`,
+# `python -m dispatcher` (webhook deliveries), `python -m evals serve` (eval runs) and
+# `python -m channels serve` (Telegram, the HTTP chat API, AMQP).
 #   docker build -t switchboard .                      # production: cloud/OpenAI-compatible models
 #   docker build -t switchboard:local --target local . # + the offline model stack (~600 MB more)
 
@@ -33,6 +34,7 @@ COPY dispatcher ./dispatcher
 COPY scripts ./scripts
 COPY devstack ./devstack
 COPY evals ./evals
+COPY channels ./channels
 # The project alone: its dependencies and its build backend (setuptools) came from the lock.
 RUN pip install --no-deps --no-build-isolation .
 
@@ -56,7 +58,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=console /console/dist /app/console
 WORKDIR /app
 USER 10001:10001
-EXPOSE 8081 9100 8000
+EXPOSE 8081 9100 8000 8090
 # livekit-agents' job processes are forkserver children: the entry module has a __main__ guard.
 ENTRYPOINT ["python", "-m"]
 CMD ["worker", "start"]

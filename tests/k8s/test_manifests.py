@@ -182,7 +182,7 @@ def test_production_uses_external_database_and_secret() -> None:
     for worker in worker_deployments("production"):
         container = worker["spec"]["template"]["spec"]["containers"][0]
         assert {"secretRef": {"name": "switchboard-secrets"}} in container["envFrom"]
-    for name in ("switchboard-admin-api", "switchboard-evals"):
+    for name in ("switchboard-admin-api", "switchboard-evals", "switchboard-channels"):
         env = container_of("production", "Deployment", name)["env"]
         assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e} == {
             "switchboard-secrets"
@@ -205,16 +205,22 @@ def test_dev_overlay_mongodb_requires_authentication_with_the_credentials_in_mon
 
 # (Deployment, its package, the whole Secrets it may read: never `switchboard-secrets`, which
 # holds the worker's model keys). The eval run service's optional Secret holds only the keys its
-# judge and caller name (EVALS_*_API_KEY_ENV).
+# judge and caller name (EVALS_*_API_KEY_ENV); the channels service's only what its bindings
+# name (bot tokens, webhook secrets, AMQP URLs).
 ONLY_THEIR_SECRETS = [
     ("switchboard-admin-api", "admin_api", []),
     ("switchboard-evals", "evals", [{"name": "switchboard-evals-secrets", "optional": True}]),
+    (
+        "switchboard-channels",
+        "channels",
+        [{"name": "switchboard-channels-secrets", "optional": True}],
+    ),
 ]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize(("deployment", "package", "whole_secrets"), ONLY_THEIR_SECRETS)
-def test_the_admin_api_and_the_eval_service_get_only_the_secrets_they_use(
+def test_the_admin_api_and_the_eval_and_channels_services_get_only_the_secrets_they_use(
     overlay: str, deployment: str, package: str, whole_secrets: list[dict[str, Any]]
 ) -> None:
     container = container_of(overlay, "Deployment", deployment)
@@ -253,6 +259,7 @@ def test_dev_runs_everything_in_cluster_on_single_replicas() -> None:
         "switchboard-admin-api",
         "switchboard-dispatcher",
         "switchboard-evals",
+        "switchboard-channels",
     } <= names
     assert all(w["spec"]["replicas"] == 1 for w in workloads("dev"))
     assert config("dev")["SWITCHBOARD_MODEL_PROFILE"] == "local"
@@ -288,8 +295,10 @@ def test_pools_have_their_own_agent_names_and_the_token_endpoint_knows_them() ->
     assert env_of(pools["switchboard-worker-sales"])["AGENT_NAME"] == "switchboard-sales"
     # the eval run service's test callers are dispatched to the general pool, which serves
     # every type (no WORKER_AGENT_TYPES)
-    evals = container_of("pools", "Deployment", "switchboard-evals")
-    assert "AGENT_NAME" not in {e["name"] for e in evals.get("env", [])}
+    # and so are the channels service's rooms
+    for name in ("switchboard-evals", "switchboard-channels"):
+        container = container_of("pools", "Deployment", name)
+        assert "AGENT_NAME" not in {e["name"] for e in container.get("env", [])}, name
     assert "WORKER_AGENT_TYPES" not in env_of(pools["switchboard-worker"])
     assert "AGENT_NAME" not in env_of(pools["switchboard-worker"]), "both read the shared config"
     selectors = [
@@ -336,8 +345,9 @@ def test_compose_file_wires_the_same_services() -> None:
     assert services["worker"]["command"] == ["worker", "start"]
     assert services["dispatcher"]["command"] == ["dispatcher"]
     assert services["evals"]["command"] == ["evals", "serve"]
+    assert services["channels"]["command"] == ["channels", "serve"]
     assert "livekit/livekit-server:v1.13.5" == services["livekit"]["image"]
-    for name in ("worker", "admin-api", "dispatcher", "evals"):
+    for name in ("worker", "admin-api", "dispatcher", "evals", "channels"):
         assert "@mongodb:27017/" in services[name]["environment"]["MONGO_URI"]
         assert Path(services[name]["build"]["context"]) == Path(".")
 
@@ -370,7 +380,7 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
         for name, service in services.items()
         if "MONGO_URI" in service.get("environment", {})
     }
-    assert {"seed", "worker", "admin-api", "dispatcher", "evals"} <= set(uris)
+    assert {"seed", "worker", "admin-api", "dispatcher", "evals", "channels"} <= set(uris)
     for name, uri in uris.items():
         user = mongodb["MONGO_INITDB_ROOT_USERNAME"]
         assert (
@@ -378,8 +388,11 @@ def test_compose_mongodb_requires_a_password_that_every_mongo_uri_carries() -> N
         ), name
 
 
-@pytest.mark.parametrize(("service", "package"), [("admin-api", "admin_api"), ("evals", "evals")])
-def test_compose_admin_api_and_eval_service_get_only_the_secrets_they_use(
+@pytest.mark.parametrize(
+    ("service", "package"),
+    [("admin-api", "admin_api"), ("evals", "evals"), ("channels", "channels")],
+)
+def test_compose_admin_api_eval_and_channels_services_get_only_the_secrets_they_use(
     service: str, package: str
 ) -> None:
     environment = compose()["services"][service]["environment"]
@@ -411,6 +424,7 @@ def test_worker_and_admin_api_read_one_egress_policy_that_never_sends_livekit_ke
     for name in (
         "switchboard-admin-api",
         "switchboard-evals",  # its judge and caller ask the same policy
+        "switchboard-channels",  # so do its bindings' bot tokens and AMQP URLs
         *(d["metadata"]["name"] for d in worker_deployments(overlay)),
     ):
         refs = [
@@ -496,12 +510,17 @@ def test_compose_admin_api_and_dispatcher_share_a_webhook_encryption_key_with_no
 
 # -- spools survive rollouts and scale-downs (issue 17) --------------------------------------
 
-SPOOL_SETTINGS = {"switchboard-worker": "SPOOL_DIR", "switchboard-admin-api": "ADMIN_API_SPOOL_DIR"}
+SPOOL_SETTINGS = {
+    "switchboard-worker": "SPOOL_DIR",
+    "switchboard-admin-api": "ADMIN_API_SPOOL_DIR",
+    "switchboard-channels": "CHANNELS_SPOOL_DIR",
+}
 
 
 def spooling(overlay: str) -> list[tuple[dict[str, Any], str]]:
     """(Deployment, the spool directory its processes write) for every Deployment that spools:
-    each worker pool (records and their events) and the admin API (its outbox events)."""
+    each worker pool (records and their events), the admin API (its outbox events) and the
+    channels service (message records and their events)."""
     found = []
     for deployment in of_kind(overlay, "Deployment"):
         name = deployment["metadata"]["name"]
@@ -537,6 +556,7 @@ def test_every_spool_is_on_a_volume_the_replicas_share_and_none_on_an_empty_dir(
     found = spooling(overlay)
     assert {d["metadata"]["name"] for d, _ in found} == {
         "switchboard-admin-api",
+        "switchboard-channels",
         *(d["metadata"]["name"] for d in worker_deployments(overlay)),
     }
     for deployment, directory in found:
@@ -554,6 +574,7 @@ def test_every_spool_is_on_a_volume_the_replicas_share_and_none_on_an_empty_dir(
         )
     directories = [directory for _, directory in found]
     assert len({d for d in directories if "admin" in d}) == 1, "the admin API's spool is its own"
+    assert len({d for d in directories if "channels" in d}) == 1, "so is the channels service's"
     assert not any(a != b and a.startswith(b + "/") for a in directories for b in directories)
     snapshot = config(overlay).get("CATALOG_SNAPSHOT_DIR", "")
     assert snapshot.startswith("/tmp/"), "the catalog snapshot is a process's cache, kept local"
@@ -591,7 +612,11 @@ def test_compose_keeps_spools_on_a_named_volume_and_lets_the_admin_api_close() -
 
     document = compose()
     services = document["services"]
-    for name, setting in (("worker", "SPOOL_DIR"), ("admin-api", "ADMIN_API_SPOOL_DIR")):
+    for name, setting in (
+        ("worker", "SPOOL_DIR"),
+        ("admin-api", "ADMIN_API_SPOOL_DIR"),
+        ("channels", "CHANNELS_SPOOL_DIR"),
+    ):
         directory = services[name]["environment"][setting]
         volumes = [v.split(":") for v in services[name].get("volumes", [])]
         assert any(
@@ -604,3 +629,122 @@ def test_compose_keeps_spools_on_a_named_volume_and_lets_the_admin_api_close() -
     assert "/var/lib/switchboard/spool" in dockerfile, (
         "a named volume copies its owner from the image"
     )
+
+
+# -- the channels service (issue 21) ---------------------------------------------------------
+
+CHANNELS = "switchboard-channels"
+
+
+def channels_shutdown_s(settings: dict[str, str]) -> float:
+    """How long a SIGTERM'd `python -m channels serve` may take, on `settings` (its env) over its
+    defaults: uvicorn lets a posted message finish (a first message joins its room, then waits
+    for the reply), then each runner stops (messages already taken get their grace: a Telegram
+    binding's, then an AMQP binding's), then the rooms close and the no-loss writer writes or
+    spools what it holds. A SIGKILL before the end loses the records still in memory."""
+    import inspect
+
+    from agent_configs.writer import NoLossWriter
+    from channels import amqp, telegram
+    from channels.settings import ChannelSettings
+
+    def setting(name: str) -> float:
+        default = ChannelSettings.model_fields[name].default
+        return float(settings.get(name.upper(), default))
+
+    flush_s = inspect.signature(NoLossWriter.close).parameters["deadline_s"].default
+    return (
+        setting("channels_join_timeout_s")
+        + setting("channels_reply_timeout_s")
+        + telegram.STOP_GRACE_S
+        + amqp.STOP_GRACE_S
+        + flush_s
+    )
+
+
+def channels_env(overlay: str) -> dict[str, str]:
+    (deployment,) = [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"] == CHANNELS]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    own = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return {**config(overlay), **own}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_channels_service_listens_for_outside_callers_behind_probes_and_a_service(
+    overlay: str,
+) -> None:
+    (deployment,) = [d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"] == CHANNELS]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["channels", "serve"]
+    env = channels_env(overlay)
+    assert env["CHANNELS_HOST"] == "0.0.0.0", (
+        "webhooks, chat API calls and probes come from outside"
+    )
+    port = int(env.get("CHANNELS_PORT", 8090))
+    assert {"name": "http", "containerPort": port} in container["ports"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    (service,) = [s for s in of_kind(overlay, "Service") if s["metadata"]["name"] == CHANNELS]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
+    # one Telegram poller per bot token (Telegram answers a second getUpdates with 409 Conflict
+    # and the two may answer one update twice): one replica, never two during a rollout
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["terminationGracePeriodSeconds"] >= channels_shutdown_s(env) + 5, (
+        "conversations close and records are flushed or spooled before the SIGKILL"
+    )
+    assert env["AGENT_NAME"], "its rooms are dispatched to the workers' agent name"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_channels_service_is_reached_on_its_port_only_and_reaches_only_what_it_needs(
+    overlay: str,
+) -> None:
+    selector = {"matchLabels": {"app.kubernetes.io/component": "channels"}}
+    policies = [
+        p for p in of_kind(overlay, "NetworkPolicy") if p["spec"]["podSelector"] == selector
+    ]
+    (ingress,) = [p for p in policies if p["spec"]["policyTypes"] == ["Ingress"]]
+    port = int(channels_env(overlay).get("CHANNELS_PORT", 8090))
+    for rule in ingress["spec"]["ingress"]:
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+        assert rule["from"], "from the operator's Ingress, never from anywhere"
+    (egress,) = [p for p in policies if p["spec"]["policyTypes"] == ["Egress"]]
+    rules = egress["spec"]["egress"]
+    allowed = {
+        (p["port"], p["protocol"])
+        for rule in rules
+        if any("ipBlock" in peer for peer in rule["to"])
+        for p in rule["ports"]
+    }
+    assert {
+        (443, "TCP"),  # the Telegram Bot API (and LiveKit over TLS)
+        (5671, "TCP"),  # AMQP over TLS
+        (7880, "TCP"),
+        (7881, "TCP"),
+        (3478, "UDP"),  # LiveKit: a voice note goes into the room as the user's microphone
+    } <= allowed
+    # plain AMQP: the egress policy sends an AMQP URL's password in the clear to loopback only
+    assert (5672, "TCP") not in allowed
+    dns = [r for r in rules if any("kube-dns" in str(peer) for peer in r["to"])]
+    assert dns and {(p["port"], p["protocol"]) for p in dns[0]["ports"]} == {
+        (53, "UDP"),
+        (53, "TCP"),
+    }
+    if overlay != "production":  # the in-cluster MongoDB
+        mongodb = [r for r in rules if any("mongodb" in str(peer) for peer in r["to"])]
+        assert mongodb and mongodb[0]["ports"] == [{"port": 27017, "protocol": "TCP"}]
+
+
+def test_compose_runs_the_channels_service_on_loopback_with_time_to_close() -> None:
+    channels = compose()["services"]["channels"]
+    environment = {k: str(v) for k, v in channels["environment"].items()}
+    assert environment["CHANNELS_HOST"] == "0.0.0.0", "published ports come from outside"
+    port = environment.get("CHANNELS_PORT", "8090")
+    assert channels["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert environment["LIVEKIT_URL"] == "ws://livekit:7880"
+    grace = channels["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) >= channels_shutdown_s(environment) + 5
