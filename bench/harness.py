@@ -46,6 +46,7 @@ from devstack.services import reserve_port
 
 if TYPE_CHECKING:
     from agent_configs.routing.rules import RulesStore
+    from devstack.rabbitmq_server import RabbitMQNode
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 REGISTER_TIMEOUT_S = 90.0
@@ -663,6 +664,9 @@ class BenchStack:
     simulated_ttft_ms: float = 300.0
     simulated_tokens_per_s: float = 50.0
     simulator: SimulatedLLMProcess | None = None
+    bare: bool = True
+    """Start the bare worker too; a bench that only measures Switchboard's side (the channel
+    benches) leaves it out."""
     _devstack: Devstack | None = None
 
     def __enter__(self) -> Self:
@@ -713,6 +717,9 @@ class BenchStack:
             self.run_dir / "logs" / "worker-switchboard.log",
             sb_name,
         )
+        if not self.bare:
+            _wait_registered(self.workers["switchboard"])
+            return
         self.workers["bare"] = _start_worker(
             "bare",
             [sys.executable, "-m", "bench.bare_worker", "start"],
@@ -731,6 +738,11 @@ class BenchStack:
         )
         for worker in self.workers.values():
             _wait_registered(worker)
+
+    def start_rabbitmq(self) -> RabbitMQNode:
+        """A private RabbitMQ node (devstack/rabbitmq_server.py), stopped with the stack."""
+        assert self._devstack is not None
+        return self._devstack.start_rabbitmq()
 
     def _start_simulator(self) -> None:
         """The simulated model, and every seeded type asking it as a cloud model is asked
@@ -977,3 +989,103 @@ class TimedClient:
             await asyncio.wait_for(self.room.disconnect(), 10)
         except Exception as exc:
             print(f"(leaving {self.room_name} failed: {exc!r})", file=sys.stderr)
+
+
+# -- the channels service ----------------------------------------------------------------
+
+CHANNELS_STARTED = "channels service started"
+"""What `python -m channels serve` logs once it listens with its bindings loaded
+(channels/service.py STARTED)."""
+
+
+@dataclass
+class ChannelsProcess:
+    """`python -m channels serve` in a process of its own (its memory and CPU are its own),
+    talking to the stack's LiveKit, database and Switchboard worker."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def healthz(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+            return dict(json.loads(response.read()))
+
+    def wait_bindings(self, binding_ids: list[str], timeout_s: float = 30.0) -> list[str]:
+        """Until every binding runs (the ones still missing at the deadline are returned:
+        a runner whose start failed is in `channel_status` with why)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                running = set(self.healthz().get("bindings", []))
+            except OSError:
+                running = set()
+            missing = [b for b in binding_ids if b not in running]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the channels service exited:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(line[:400] for line in text[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session
+            self.process.wait(10)
+
+
+def start_channels(
+    stack: BenchStack,
+    extra_env: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+    reload_s: float = 60.0,
+) -> ChannelsProcess:
+    """The channels service on a free port for the stack's Switchboard worker; returns once it
+    listens. It loads the bindings stored before it starts; `reload_s` is long because a look
+    every 2 s (the default) is CPU a bench would count as the channel's."""
+    assert stack.endpoints is not None
+    port = reserve_port(0, "channels", "CHANNELS_PORT")
+    env = (
+        os.environ
+        | stack.endpoints.as_env()
+        | {
+            "MONGO_DB": stack.database_name,
+            "AGENT_NAME": stack.workers["switchboard"].agent_name,
+            "CHANNELS_PORT": str(port),
+            "CHANNELS_RELOAD_S": str(reload_s),
+            "CHANNELS_SPOOL_DIR": str(stack.run_dir / "channels-spool"),
+        }
+        | (extra_env or {})
+    )
+    log_path = stack.run_dir / "logs" / "channels.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "channels", "serve"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    channels = ChannelsProcess(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + timeout_s
+    while CHANNELS_STARTED not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() >= deadline:
+            channels.stop()
+            raise RuntimeError(f"the channels service did not start:\n{channels.log_tail()}")
+        time.sleep(0.2)
+    return channels
