@@ -10,7 +10,8 @@ LOCKS := requirements/dev.txt requirements/smollm2.txt
 # serves it. Rebuilt when a source changes; npm ci runs again only when the lock does.
 CONSOLE_BUILT := console/dist/index.html
 CONSOLE_DEPS := console/node_modules/.package-lock.json
-CONSOLE_SOURCES := console/index.html console/vite.config.ts console/tsconfig.json \
+CONSOLE_SOURCES := console/index.html console/vite.config.ts console/vite.widget.config.ts \
+	console/tsconfig.json \
 	$(shell find console/src console/public -type f 2>/dev/null)
 NODE_MAJOR_NEEDED := 20
 CHROMIUM := /usr/bin/chromium

@@ -320,7 +320,9 @@ async def widget_preflight(request: Request) -> Response:
     )
 
 
-@script_router.get(f"/{SCRIPT_NAME}", include_in_schema=False)
+# HEAD too: the widget asks it, cheaply, whether the API is up when a token request fails
+# unreadably (a refused origin and a network failure look alike to a script).
+@script_router.api_route(f"/{SCRIPT_NAME}", methods=["GET", "HEAD"], include_in_schema=False)
 def widget_script(request: Request, services: ServicesDep) -> Response:
     """console/dist/widget.js, loadable by any page (`Access-Control-Allow-Origin: *`: it is a
     public script; a page with `crossorigin` on its tag or a COEP policy needs the header)."""

@@ -28,6 +28,7 @@ import { ApiError } from "../api";
 import { AgentAudio, MicrophoneLevel } from "./audio";
 import { mintRoomToken, type AgentPin } from "./join";
 import { agentAudio, agentText, fieldsComplete, userInput } from "./latency";
+import { ATTR, TOPIC } from "./protocol";
 import type { Metadata } from "./metadata";
 import {
   EMPTY_VIEW,
@@ -43,30 +44,9 @@ import {
 } from "./model";
 import { waitForRecordedSummary } from "./recordedSummary";
 
-export const TOPIC = {
-  chat: "lk.chat",
-  transcription: "lk.transcription",
-  turn: "agent-turn",
-  handoff: "agent-handoff",
-  escalation: "agent-escalation",
-  summary: "conversation-summary",
-  waiting: "switchboard.waiting",
-  end: "switchboard.end",
-} as const;
-
 /** How long "End session" waits for the agent to finish the reply in progress, complete the
  * turn fields, publish the summary and leave, before the console leaves by itself. */
 const END_WAIT_MS = 45_000;
-
-const ATTR = {
-  state: "lk.agent.state",
-  segment: "lk.segment_id",
-  final: "lk.transcription_final",
-  agentId: "switchboard.agent_id",
-  strategy: "switchboard.strategy",
-  catalog: "switchboard.catalog",
-  unavailable: "switchboard.unavailable",
-} as const;
 
 /** The end of the user's speech counts only if it is this recent when their transcript lands
  * (the STT takes ~0.3-2 s on the local stack). */
