@@ -186,18 +186,19 @@ class RoomClient:
     async def leave(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self.room.isconnected():
-            await self._publish_before_leaving()
-        await self.room.disconnect()
+        await leave_promptly(self.room)
 
-    async def _publish_before_leaving(self) -> None:
-        """LiveKit batches the updates of a participant that publishes nothing and sends them
-        every 3 s (livekit-server 1.13 rtc/room.go, `subscriberUpdateInterval`): a text-only
-        user's departure reached the agent 2.5 s after the user left (measured), and the
-        session ended that much later. A publisher's departure goes out at once, and a data
-        track is the publication the agent ignores. Best effort: a server without data tracks
-        sees the slower departure."""
+
+async def leave_promptly(room: rtc.Room) -> None:
+    """Leaves `room` so that the agent sees the departure at once.
+
+    LiveKit batches the updates of a participant that publishes nothing and sends them every
+    3 s (livekit-server 1.13 rtc/room.go, `subscriberUpdateInterval`): a text-only user's
+    departure reached the agent 2.5 s after the user left (measured), and the session ended
+    that much later. A publisher's departure goes out at once, and a data track is the
+    publication the agent ignores. Best effort: a server without data tracks sees the slower
+    departure."""
+    if room.isconnected():
         with contextlib.suppress(PublishDataTrackError, TimeoutError):
-            await asyncio.wait_for(
-                self.room.local_participant.publish_data_track(name="leaving"), 2.0
-            )
+            await asyncio.wait_for(room.local_participant.publish_data_track(name="leaving"), 2.0)
+    await room.disconnect()

@@ -8,6 +8,8 @@ one conversation per channel that shows the real model path works. The scripted 
 answers everything else, so replies and fields are exact.
 """
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -42,10 +44,14 @@ async def channels_database(endpoints: Endpoints) -> AsyncIterator[AsyncDatabase
     await seed(store, configs)
     support = next(c for c in configs if c.agent_id == "support-agent-v1")
     assert endpoints.local_llm_url, "the devstack's embedded model is needed"
-    embedded_llm = support.llm.model_copy(update={"base_url": endpoints.local_llm_url})
+    # Short replies and no closing summary: the model's seconds go to the turn under test.
+    embedded_llm = support.llm.model_copy(
+        update={"base_url": endpoints.local_llm_url, "max_tokens": 48}
+    )
     embedded = support.model_copy(
         update={"agent_id": EMBEDDED_TYPE, "name": "Embedded chat", "purposes": ["embedded"]}
         | {"llm": embedded_llm, "greeting": None}
+        | {"summary": support.summary.model_copy(update={"enabled": False})}
     )
     await store.create(embedded)
     rules = DEFAULT_RULES.definition()
@@ -114,6 +120,19 @@ async def channel_service(
     async with service:
         yield service
     await channels_database["channel_bindings"].delete_many({})
+    await sessions_ended(channels_database)
+
+
+async def sessions_ended(database: AsyncDatabase, timeout_s: float = 20.0) -> None:
+    """Until every channel session has ended (its summary and records written). The worker
+    fixture stops its worker synchronously, which blocks this event loop and with it the
+    scripted endpoint: a session still ending then waits 30 s for its summary in vain."""
+    deadline = time.monotonic() + timeout_s
+    live = {"channel": {"$exists": True}, "status": {"$nin": ["ended", "refused", "aborted"]}}
+    while await database["sessions"].count_documents(live):
+        if time.monotonic() > deadline:
+            raise AssertionError("channel sessions did not end after the service closed them")
+        await asyncio.sleep(0.1)
 
 
 async def add_binding(service: ChannelService, binding: ChannelBinding) -> ChannelBinding:

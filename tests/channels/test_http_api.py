@@ -194,3 +194,45 @@ async def test_a_conversation_on_the_embedded_model_gets_an_answer(
     body = answer.json()
     assert body["agent_id"] == EMBEDDED_TYPE and body["session_id"]
     assert isinstance(body["reply"], str) and body["turn_index"] == 0
+
+
+async def test_an_idle_conversation_is_closed_and_its_next_message_remembers_the_last_session(
+    channel_service: ChannelService, channels_database: AsyncDatabase, channels_llm: ScriptedLLM
+) -> None:
+    """The room closes after idle_ttl_s (nothing of it stays open in the service); the next
+    message opens a new session of a type with per-user memory, which is sent the first one."""
+    token = await backend_key(channels_database, "memory-backend")
+    binding = http_binding(
+        "memory-chat", keys=["memory-backend"], agent_id="onboarding-agent-v1", idle_ttl_s=1
+    )
+    await add_binding(channel_service, binding)
+    base = f"{channel_service.url}/v1/channels/memory-chat"
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as http:
+        conversation = (await http.post("/conversations", json={"user_id": "u-7"})).json()[
+            "conversation_id"
+        ]
+        path = f"/conversations/{conversation}/messages"
+        first = (await http.post(path, json={"text": "My cat is called Tom"})).json()
+        health = f"{channel_service.url}/healthz"
+        for _ in range(100):  # the sweep closes the room about a second after the reply
+            if (await http.get(health)).json()["open_conversations"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the idle conversation's room was never closed")
+        for _ in range(100):  # the next session's memory reads the recorded turn
+            if await channels_database["turns"].find_one({"session_id": first["session_id"]}):
+                break
+            await asyncio.sleep(0.1)
+        second = (await http.post(path, json={"text": "What is my cat called?"})).json()
+    assert second["session_id"] != first["session_id"], "a new session after the idle TTL"
+    assert second["turn_index"] == 0
+    remembered = [
+        body
+        for body in channels_llm.requests
+        if "What is my cat called?" in json.dumps(body)
+        and "My cat is called Tom" in json.dumps(body)
+    ]
+    assert remembered, "the new session was not sent the user's earlier turn (per-user memory)"
