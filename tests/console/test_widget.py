@@ -4,6 +4,7 @@ the panel passes axe-core and works by keyboard; a page from an origin the bindi
 is refused, in words, and gets no token."""
 
 import asyncio
+import re
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -198,3 +199,27 @@ async def test_a_page_of_an_unlisted_origin_is_refused_in_the_panel_and_gets_no_
         await expect(page.get_by_test_id("widget-agent-state")).to_have_text("Not connected")
         await save_screenshot(page, "widget-refused")
     assert len(await widget_tokens(api)) == before
+
+
+@pytest.mark.timeout(120)
+async def test_talk_moves_the_chat_to_voice_with_the_microphone_published_and_the_agent_heard(
+    page: Page, shop: str, widget_binding: ChannelBinding, api: httpx.AsyncClient
+) -> None:
+    await page.goto(shop)
+    await page.get_by_role("button", name="Chat with us").click()
+    state = page.get_by_test_id("widget-agent-state")
+    await expect(state).to_have_attribute("data-state", "listening")
+
+    await page.get_by_role("button", name="Talk by voice (uses the microphone)").click()
+    microphone = page.get_by_test_id("widget-microphone")
+    await expect(microphone).to_have_attribute("data-microphone", "on")
+    await expect(microphone).to_have_accessible_name("Mute the microphone")
+    # The voice agent's track plays through an <audio> element inside the widget.
+    await expect(page.get_by_test_id("widget-panel").locator("audio")).to_have_count(1)
+    await expect(state).to_have_attribute("data-state", re.compile("listening|thinking|speaking"))
+    newest = (await widget_tokens(api))[0]
+    assert newest["details"]["modality"] == "voice"
+
+    await microphone.click()
+    await expect(microphone).to_have_attribute("data-microphone", "muted")
+    await expect(microphone).to_have_accessible_name("Unmute the microphone")
