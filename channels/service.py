@@ -38,6 +38,10 @@ from channels.settings import ChannelSettings
 logger = logging.getLogger("switchboard.channels")
 
 CHANNEL_STATUS = "channel_status"
+SHUTDOWN_GRACE_S = 10
+"""How long a stopping service lets HTTP requests in flight finish (a streamed reply, a
+webhook being answered) before it closes them: a client holding its connection open would
+otherwise keep it from stopping until SIGKILL, and its records from being flushed."""
 STARTED = "channels service started"
 """Logged once the HTTP side listens and the bindings are loaded (devstack waits for it)."""
 
@@ -170,7 +174,12 @@ class ChannelService:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self._settings.channels_host, self._settings.channels_port))
         self.port = int(listener.getsockname()[1])
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        )
         self._server = uvicorn.Server(config)
         self._tasks = [
             asyncio.create_task(self._server.serve(sockets=[listener]), name="channels.http"),
@@ -189,12 +198,14 @@ class ChannelService:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Stops taking messages first (pollers and consumers, all at once), then lets the
+        HTTP requests in flight finish (at most SHUTDOWN_GRACE_S), then closes the open
+        conversations and flushes the records."""
+        self._tasks[-1].cancel()
+        await asyncio.gather(*(self._stop(b) for b in list(self._runners)))
         if self._server is not None:
             self._server.should_exit = True
-        self._tasks[-1].cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for binding_id in list(self._runners):
-            await self._stop(binding_id)
         await self._hub.aclose()
 
     async def run(self) -> None:

@@ -636,30 +636,19 @@ def test_compose_keeps_spools_on_a_named_volume_and_lets_the_admin_api_close() -
 CHANNELS = "switchboard-channels"
 
 
-def channels_shutdown_s(settings: dict[str, str]) -> float:
-    """How long a SIGTERM'd `python -m channels serve` may take, on `settings` (its env) over its
-    defaults: uvicorn lets a posted message finish (a first message joins its room, then waits
-    for the reply), then each runner stops (messages already taken get their grace: a Telegram
-    binding's, then an AMQP binding's), then the rooms close and the no-loss writer writes or
-    spools what it holds. A SIGKILL before the end loses the records still in memory."""
+def channels_shutdown_s() -> float:
+    """How long a SIGTERM'd `python -m channels serve` may take: the runners stop together (messages already taken get their grace: a Telegram
+    binding's, an AMQP binding's), then uvicorn lets requests in flight finish for at most
+    SHUTDOWN_GRACE_S, then the rooms close and the no-loss writer writes or spools what it
+    holds. A SIGKILL before the end loses the records still in memory."""
     import inspect
 
     from agent_configs.writer import NoLossWriter
     from channels import amqp, telegram
-    from channels.settings import ChannelSettings
-
-    def setting(name: str) -> float:
-        default = ChannelSettings.model_fields[name].default
-        return float(settings.get(name.upper(), default))
+    from channels.service import SHUTDOWN_GRACE_S
 
     flush_s = inspect.signature(NoLossWriter.close).parameters["deadline_s"].default
-    return (
-        setting("channels_join_timeout_s")
-        + setting("channels_reply_timeout_s")
-        + telegram.STOP_GRACE_S
-        + amqp.STOP_GRACE_S
-        + flush_s
-    )
+    return max(telegram.STOP_GRACE_S, amqp.STOP_GRACE_S) + SHUTDOWN_GRACE_S + flush_s
 
 
 def channels_env(overlay: str) -> dict[str, str]:
@@ -693,7 +682,7 @@ def test_the_channels_service_listens_for_outside_callers_behind_probes_and_a_se
     # and the two may answer one update twice): one replica, never two during a rollout
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert pod["terminationGracePeriodSeconds"] >= channels_shutdown_s(env) + 5, (
+    assert pod["terminationGracePeriodSeconds"] >= channels_shutdown_s() + 5, (
         "conversations close and records are flushed or spooled before the SIGKILL"
     )
     assert env["AGENT_NAME"], "its rooms are dispatched to the workers' agent name"
@@ -747,4 +736,4 @@ def test_compose_runs_the_channels_service_on_loopback_with_time_to_close() -> N
     assert channels["ports"] == [f"127.0.0.1:{port}:{port}"]
     assert environment["LIVEKIT_URL"] == "ws://livekit:7880"
     grace = channels["stop_grace_period"]
-    assert grace.endswith("s") and int(grace[:-1]) >= channels_shutdown_s(environment) + 5
+    assert grace.endswith("s") and int(grace[:-1]) >= channels_shutdown_s() + 5
