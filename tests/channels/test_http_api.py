@@ -156,6 +156,10 @@ async def test_refusals_name_what_is_wrong_and_send_nothing_to_the_agent(
         assert huge.json()["errors"][0]["field"] == "text"
         enormous = await http.post(path, content=b"x" * 300_000, headers=auth)
         assert enormous.status_code == 413
+        unknown = await http.post(
+            "/conversations/conv_unknown/messages", json={"text": "hi"}, headers=auth
+        )
+        assert unknown.status_code == 404 and "conv_unknown" in unknown.json()["title"]
 
         flood = await asyncio.gather(
             *(http.post(path, json={"text": f"hello {i}"}, headers=auth) for i in range(4))
