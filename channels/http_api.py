@@ -55,6 +55,7 @@ STATUS = {
     "unsupported": 422,
     "timeout": 504,
     "no_agent": 503,
+    "internal": 500,
 }
 
 

@@ -47,7 +47,7 @@ REFUSALS = frozenset(
     {"rate_limited", "too_long", "disabled", "malformed", "unknown_chat", "unsupported"}
 )
 """Error codes of a message refused before anything was sent (status `refused`); the others
-(`timeout`, `no_agent`) failed on the way (status `failed`)."""
+(`timeout`, `no_agent`, `internal`) failed on the way (status `failed`)."""
 
 
 class ChannelError(Exception):
@@ -155,6 +155,14 @@ class Hub:
             self._record(inbound, user_id, message_id, error=error)
             event.emit(EventType.MESSAGE_FAILED, error=error.as_dict())
             raise
+        except Exception as exc:  # a bug or a LiveKit error mid-turn: recorded, then raised as one
+            logger.exception("message %s of %s failed", message_id, binding.binding_id)
+            internal = ChannelError(
+                "internal", f"the message could not be answered: {type(exc).__name__}"
+            )
+            self._record(inbound, user_id, message_id, error=internal)
+            event.emit(EventType.MESSAGE_FAILED, error=internal.as_dict())
+            raise internal from exc
         reply_ms = round((time.monotonic() - started) * 1000)
         self._record(inbound, user_id, message_id, reply=reply, reply_ms=reply_ms)
         event.emit(
@@ -214,6 +222,9 @@ class Hub:
                 except RoomGone as exc:
                     await self._close_room(conversation)
                     raise ChannelError("no_agent", str(exc)) from None
+                except Exception:  # the room is in an unknown state: the next message opens anew
+                    await self._close_room(conversation)
+                    raise
                 finally:
                     conversation.last_at = time.monotonic()
         finally:
