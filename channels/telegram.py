@@ -2,9 +2,10 @@
 
 Updates come by long polling (getUpdates, the default: no public URL needed) or by webhook
 (`POST /telegram/{binding_id}`, each request carrying the secret the operator gave setWebhook
-in `X-Telegram-Bot-Api-Secret-Token`; anything else is 401). Each chat is a conversation of the
-hub (`conversation_id` = the chat id, the user = the sender's Telegram id, trusted: Telegram
-says who sent it); the user sees "typing..." until the answer comes (Telegram shows it for 5 s,
+in `X-Telegram-Bot-Api-Secret-Token`; anything else is 401). Each private chat is a
+conversation of the hub (`conversation_id` = the chat id; in a group, each member's own: see
+`conversation_of`), the user the sender's Telegram id (trusted: Telegram says who sent it); the
+user sees "typing..." until the answer comes (Telegram shows it for 5 s,
 so it is sent again every 4 s), then the answer as one or more messages (4096 characters each
 at most, Telegram's limit).
 
@@ -55,6 +56,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 UNSUPPORTED = "I can read text and voice messages."
 UNREADABLE_VOICE = "I could not play that voice note: please try again or type your message."
 NO_ANSWER = "I have no answer to that: please try again."
+FAILED = "Something went wrong and your message was not answered: please try again."
 
 
 class TelegramSetupError(RuntimeError):
@@ -81,7 +83,7 @@ def refusal_text(error: ChannelError, binding: ChannelBinding) -> str:
         case "unsupported" | "malformed":
             return UNSUPPORTED
         case _:
-            return "Something went wrong and your message was not answered: please try again."
+            return FAILED
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -113,6 +115,14 @@ def _prefix_fitting(text: str, limit: int) -> int:
         if units > limit:
             return index
     return len(text)
+
+
+def conversation_of(chat_id: int, chat_type: str, user_id: int) -> str:
+    """The hub's conversation of a message: the chat, for a private one (its id is the user's);
+    in a group, each member's own. A conversation's room is opened for one trusted user (its
+    `user_id`, which memory and records key on): a second member writing into it would be taken
+    for the first. The answer still goes to the group."""
+    return str(chat_id) if chat_type == "private" else f"{chat_id}:{user_id}"
 
 
 def update_problem(data: Any) -> str | None:
@@ -403,7 +413,7 @@ class TelegramChannel:
         inbound = Inbound(
             self.binding,
             user=str(message.from_user.id),
-            conversation_id=str(chat_id),
+            conversation_id=conversation_of(chat_id, message.chat.type, message.from_user.id),
             text=text,
             audio=audio,
             message_id=str(message.message_id),
@@ -413,6 +423,9 @@ class TelegramChannel:
             reply = await self._hub.handle(inbound)
         except ChannelError as error:
             return [refusal_text(error, self.binding)]
+        except Exception:  # a fault of ours: the user still hears that no answer comes
+            logger.exception("telegram %s: a message was not answered", self.binding.binding_id)
+            return [FAILED]
         finally:
             typing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,8 +27,9 @@ from agent_configs.channels import (
 )
 from agent_configs.egress import EgressPolicy
 from channels.service import CHANNEL_STATUS, ChannelService
-from channels.telegram import UNSUPPORTED, split_message
+from channels.telegram import UNSUPPORTED, conversation_of, split_message
 from channels.telegram_request import BotApiRefused, BoundedBotRequest
+from channels.voice_notes import VoiceNoteRefused, VoiceNoteTooLong, decode_voice_note
 from tests.channels.bot_api import BotApiServer
 from tests.channels.conftest import EMBEDDED_TYPE, add_binding
 from tests.worker.scripted_llm import REPLY, ScriptedLLM
@@ -208,7 +209,9 @@ async def test_a_voice_note_is_transcribed_by_the_agents_stt_and_answered_in_tex
     from evals.speech import synthesize  # espeak-ng, as the voice evals speak
 
     # the first synthesis in a process loads the engine: ~1.4 s (importing worker.providers)
-    speech, rate = await synthesize("My password reset email never arrived.")
+    # the words tests/worker/test_voice_session.py shows Whisper tiny.en gets right from espeak-ng
+    # (without "Hello." it heard "i pass word with that female hammer arrived")
+    speech, rate = await synthesize("Hello. My password reset email never arrived.")
     voice = bot_api.add_file(ogg_opus(speech, rate))
     await add_binding(channel_service, telegram_binding("tg-voice", bot_api.url))
 
@@ -290,3 +293,21 @@ def test_long_answers_are_split_below_telegrams_limit_at_spaces() -> None:
     emoji = "\U0001f600" * 3000  # two UTF-16 units each: 6000 units
     assert [len(p) for p in split_message(emoji)] == [2048, 952]
     assert split_message("short") == ["short"]
+
+
+def test_a_voice_note_decodes_to_48_khz_mono_pcm_within_its_bound() -> None:
+    rate = 16_000
+    tone = (np.sin(np.arange(rate * 2) * 2 * np.pi * 440 / rate) * 8000).astype(np.int16)
+    note = ogg_opus(tone.tobytes(), rate)
+    pcm, decoded_rate = decode_voice_note(note)
+    assert decoded_rate == 48_000 and abs(len(pcm) / 2 / 48_000 - 2.0) < 0.1
+    with pytest.raises(VoiceNoteTooLong):
+        decode_voice_note(note, max_seconds=1.0)
+    with pytest.raises(VoiceNoteRefused, match="not audio"):
+        decode_voice_note(b"OggS but not really a voice note")
+
+
+def test_each_member_of_a_group_has_a_conversation_of_their_own() -> None:
+    assert conversation_of(CHAT, "private", CHAT) == str(CHAT)
+    assert conversation_of(-100123, "supergroup", USER) == f"-100123:{USER}"
+    assert conversation_of(-100123, "group", USER + 1) != conversation_of(-100123, "group", USER)
