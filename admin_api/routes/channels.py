@@ -22,6 +22,7 @@ channels hub, never the message's text): the newest 50, the counts by status ove
 24 hours, and the sessions started through the binding in that time.
 """
 
+import asyncio
 import logging
 import re
 import secrets
@@ -71,6 +72,7 @@ KEY_PREFIX = "pk_"
 KEY_BYTES = 24
 """24 random bytes are 32 url-safe characters: the contract's "pk_" + 32."""
 RECENT = 50
+OUTCOMES = ("processed", "failed", "refused")
 WINDOW = timedelta(hours=24)
 MAX_BINDINGS = 500
 
@@ -420,27 +422,41 @@ async def delete_channel(
 async def channel_traffic(
     caller: ReaderKey, services: ServicesDep, binding_id: BindingId
 ) -> ChannelTraffic:
-    """The newest messages and the last 24 hours' counts. Each query is bounded by the
-    binding and time (indexes binding_id+at and binding_id+status+at; the sessions'
-    channel.binding_id+started_at): five small reads, whatever the collection's size."""
+    """The newest messages and the last 24 hours' counts: three reads, each bounded by the
+    binding and time (indexes binding_id+at, binding_id+status+at and the sessions'
+    channel.binding_id+started_at on MongoDB), sent at once. FerretDB v1 on SQLite scans the
+    collection for each instead: with 10,000 messages (5,000 of this binding) one read took
+    ~450 ms, and the counts as three count_documents made the answer 2.4 s (median of 5);
+    one $group (a single accumulator, which FerretDB v1 computes) and the three reads in
+    parallel made it 0.74 s (median of 5, same data)."""
     await _load(services, binding_id)
     messages = services.database[CHANNEL_MESSAGES]
     since = bson_now() - WINDOW
-    with database_errors():
+
+    async def recent() -> list[dict[str, Any]]:
         found = messages.find({"binding_id": binding_id}).sort([("at", DESCENDING)])
-        recent = await found.limit(RECENT).to_list(RECENT)
-        counts = {
-            outcome: await messages.count_documents(
-                {"binding_id": binding_id, "status": outcome, "at": {"$gte": since}}
-            )
-            for outcome in ("processed", "failed", "refused")
-        }
-        sessions = await services.database[SESSIONS].count_documents(
+        return await found.limit(RECENT).to_list(RECENT)
+
+    async def counts() -> dict[str, int]:
+        cursor = await messages.aggregate(
+            [
+                {"$match": {"binding_id": binding_id, "at": {"$gte": since}}},
+                {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+            ]
+        )
+        by_status = {row["_id"]: int(row["n"]) async for row in cursor}
+        return {outcome: by_status.get(outcome, 0) for outcome in OUTCOMES}
+
+    async def sessions() -> int:
+        return await services.database[SESSIONS].count_documents(
             {"channel.binding_id": binding_id, "started_at": {"$gte": since}}
         )
+
+    with database_errors():
+        newest, day, started = await asyncio.gather(recent(), counts(), sessions())
     return ChannelTraffic(
         binding_id=binding_id,
-        recent=[ChannelMessage.model_validate({**d, "id": str(d["_id"])}) for d in recent],
-        counts=TrafficCounts(**counts),
-        sessions_24h=sessions,
+        recent=[ChannelMessage.model_validate({**d, "id": str(d["_id"])}) for d in newest],
+        counts=TrafficCounts(**day),
+        sessions_24h=started,
     )
