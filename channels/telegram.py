@@ -32,7 +32,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from telegram import Bot, Message, Update, Voice
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 
 from agent_configs.channels import ChannelBinding, ChannelKind, TelegramSettings
 from agent_configs.egress import EgressPolicy, EgressRefused
@@ -247,8 +247,13 @@ class TelegramChannel:
                 await self._bot.delete_webhook()
         except TelegramError as exc:
             await self._bot.shutdown()
+            reason = self._request.redact(str(exc))
+            if isinstance(exc, InvalidToken | Forbidden):
+                raise TelegramSetupError(
+                    f"telegram.token_env: the Bot API refused the token: {reason}"
+                ) from None
             raise TelegramSetupError(
-                f"telegram.token_env: the Bot API refused the bot: {self._request.redact(str(exc))}"
+                f"telegram.api_base_url: the Bot API did not answer as one: {reason}"
             ) from None
         if not self.webhook:
             self._poller = asyncio.create_task(

@@ -259,9 +259,15 @@ async def test_a_bot_whose_token_may_not_go_to_its_api_or_is_refused_does_not_ru
     monkeypatch.setenv(TOKEN_ENV, "4242:a-revoked-token")
     await add_binding(channel_service, telegram_binding("tg-revoked", bot_api.url))
     status = await status_of(channels_database, "tg-revoked")
-    assert status["state"] == "error" and "refused the bot" in status["error"]
+    assert status["state"] == "error"
+    assert status["error"].startswith("telegram.token_env: the Bot API refused the token")
     assert "a-revoked-token" not in status["error"] and "<token>" in status["error"]
     assert "a-revoked-token" not in caplog.text, "the token is never logged"
+
+    await add_binding(channel_service, telegram_binding("tg-nowhere", "http://127.0.0.1:9"))
+    status = await status_of(channels_database, "tg-nowhere")
+    assert status["error"].startswith("telegram.api_base_url: ") and TOKEN not in status["error"]
+    assert TOKEN not in caplog.text
 
 
 async def test_the_bot_api_client_asks_the_egress_policy_and_reads_answers_bounded(
