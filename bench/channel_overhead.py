@@ -53,7 +53,12 @@ import httpx  # noqa: E402
 from livekit import rtc  # noqa: E402
 from pymongo.asynchronous.database import AsyncDatabase  # noqa: E402
 
-from agent_configs.channels import CHANNEL_BINDINGS, ChannelBinding, ChannelKind  # noqa: E402
+from agent_configs.channels import (  # noqa: E402
+    CHANNEL_BINDINGS,
+    CHANNEL_MESSAGES,
+    ChannelBinding,
+    ChannelKind,
+)
 from agent_configs.database import open_client  # noqa: E402
 from bench.harness import (  # noqa: E402
     SAME_WORK_AGENT,
@@ -128,7 +133,7 @@ class Rig:
         return made
 
 
-class Path_(Protocol):
+class ChannelPath(Protocol):
     name: str
 
     async def prepare(self, rig: Rig) -> None: ...
@@ -501,7 +506,7 @@ class Channel:
     """The binding kind the channels service must have registered (None: the direct client)."""
     requires: tuple[str, ...]
     """Modules that must import (the channel's own, the bench's stand-ins)."""
-    make: Callable[[], Path_]
+    make: Callable[[], ChannelPath]
 
 
 CHANNELS: tuple[Channel, ...] = (
@@ -566,7 +571,7 @@ async def measure(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]
     rig = Rig(stack, database, args.agent, greets=bool(config.greeting))
     _, rig.token = await KeyRing(database).create(KEY_NAME, Role.TOKEN)
     notes: list[str] = []
-    paths: list[Path_] = []
+    paths: list[ChannelPath] = []
     for channel in CHANNELS:
         if args.channels and channel.name not in args.channels:
             continue
@@ -630,6 +635,7 @@ async def measure(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]
                         "message": message,
                         "phase": "cold" if message == 0 else "warm",
                     }
+                    bench_cpu, service_cpu = time.process_time(), _cpu(channels.pid)
                     try:
                         timing = await conversations[name].send(text, message == 0)
                     except Exception as exc:
@@ -642,6 +648,12 @@ async def measure(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]
                             None if timing.first_text_s is None else timing.first_text_s * 1000
                         )
                         sample |= timing.extra
+                        # CPU while this message was answered: this process (the direct
+                        # client, or each channel's client side: httpx, aio-pika, the Bot API
+                        # server) and the channels service (every room it holds, so rooms idle
+                        # in their TTL count too)
+                        sample["bench_cpu_ms"] = (time.process_time() - bench_cpu) * 1000
+                        sample["channels_cpu_ms"] = (_cpu(channels.pid) - service_cpu) * 1000
                     samples.append(sample)
                     await wait_llm_idle(stack)
             for conversation in conversations.values():
@@ -660,12 +672,15 @@ async def measure(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]
                 + " ms (median reply)"
             )
         channels_cpu_s = _cpu_between(cpu_before, tree_cpu_seconds(channels.pid))
+        await asyncio.sleep(2.0)  # the hub's records go through its buffered writer
+        hub = await hub_times(database, rig.bindings)
         busy_cpu_s = channels_cpu_s - idle_cores * (time.monotonic() - rounds_started)
         handled = sum(1 for s in samples if s["path"] != "direct" and "reply_ms" in s)
         return {
             "paths": [p.name for p in paths],
             "notes": notes,
             "samples": samples,
+            "hub": hub,
             "channels_service": {
                 "cpu_s": channels_cpu_s,
                 "idle_cores": idle_cores,
@@ -681,6 +696,29 @@ async def measure(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]
                 print(f"(stopping {path.name} failed: {exc!r})", file=sys.stderr)
         channels.stop()
         await client.close()
+
+
+async def hub_times(
+    database: AsyncDatabase, bindings: list[ChannelBinding]
+) -> dict[str, dict[str, Any]]:
+    """Per path and phase, the hub's own `reply_ms` (channel_messages: from `Hub.handle` taking
+    the message to the agent's answer): the rest of the time at the client is the channel's
+    transport (HTTP, the Bot API, the broker and, for AMQP, the wait for the turn's record)."""
+    found: dict[str, dict[str, Any]] = {}
+    for binding in bindings:
+        by_conversation: dict[str, list[dict[str, Any]]] = {}
+        query = {"binding_id": binding.binding_id, "status": "processed"}
+        async for record in database[CHANNEL_MESSAGES].find(query):
+            by_conversation.setdefault(record["conversation_id"], []).append(record)
+        cold: list[float] = []
+        warm: list[float] = []
+        for records in by_conversation.values():
+            records.sort(key=lambda r: r["at"])
+            cold.append(records[0]["reply_ms"])
+            warm += [r["reply_ms"] for r in records[1:]]
+        name = binding.binding_id.removeprefix("bench-")
+        found[name] = {"cold": summary(cold), "warm": summary(warm)}
+    return found
 
 
 def analyse(samples: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
@@ -731,6 +769,42 @@ def analyse(samples: list[dict[str, Any]], paths: list[str]) -> list[dict[str, A
                         "ratio_p95": ratio(mine["p95"], base["p95"]),
                     }
                 )
+    return rows
+
+
+def _cpu(pid: int) -> float:
+    return sum(tree_cpu_seconds(pid).values())
+
+
+def cpu_rows(samples: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
+    """Per path and phase, the mean CPU per message (means: /proc counts in 10 ms ticks) of
+    the client side (this process) and of the channels service, and the total against the
+    direct client's."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        for phase in ("cold", "warm"):
+            chosen = [
+                s
+                for s in samples
+                if s["path"] == path and s["phase"] == phase and "bench_cpu_ms" in s
+            ]
+            if not chosen:
+                continue
+            client = statistics.fmean(s["bench_cpu_ms"] for s in chosen)
+            service = statistics.fmean(s["channels_cpu_ms"] for s in chosen)
+            rows.append(
+                {
+                    "path": path,
+                    "phase": phase,
+                    "n": len(chosen),
+                    "client_cpu_ms": client,
+                    "channels_cpu_ms": service,
+                    "total_cpu_ms": client + service,
+                }
+            )
+    direct = {r["phase"]: r["total_cpu_ms"] for r in rows if r["path"] == "direct"}
+    for row in rows:
+        row["ratio_to_direct"] = ratio(row["total_cpu_ms"], direct.get(row["phase"]))
     return rows
 
 
@@ -796,6 +870,41 @@ def main() -> None:
         ["path", "n", "p50 / p95", "direct p50 / p95", "diff p50 / p95", "paired diff", "ratio"],
         table,
     )
+    hub_rows = []
+    for row in rows:
+        inside = result["hub"].get(row["path"], {}).get(row["phase"])
+        if row["measure"] != "reply" or not inside:
+            continue
+        hub_rows.append(
+            [
+                f"{row['path']}, {row['phase']}",
+                fmt(inside["p50"], digits=0),
+                fmt(row["ours"]["p50"], digits=0),
+                fmt(_diff(row["ours"]["p50"], inside["p50"]), digits=0),
+            ]
+        )
+    print_table(
+        "the hub's own time (channel_messages.reply_ms) against the reply at the client, p50 ms",
+        ["path, phase", "hub", "client", "transport"],
+        hub_rows,
+    )
+    cpu = cpu_rows(result["samples"], result["paths"])
+    print_table(
+        "CPU per message, ms (mean): this process (the direct client, or the channel's client "
+        "side) + the channels service",
+        ["path, phase", "n", "client", "channels service", "total", "vs direct"],
+        [
+            [
+                f"{r['path']}, {r['phase']}",
+                str(r["n"]),
+                fmt(r["client_cpu_ms"], digits=1),
+                fmt(r["channels_cpu_ms"], digits=1),
+                fmt(r["total_cpu_ms"], digits=1),
+                fmt(r["ratio_to_direct"], "x", 2),
+            ]
+            for r in cpu
+        ],
+    )
     errors = [s for s in result["samples"] if "error" in s]
     service = result["channels_service"]
     print(
@@ -814,6 +923,7 @@ def main() -> None:
             "duration_s": time.time() - started,
             "load": load.report(),
             "analysis": rows,
+            "cpu": cpu,
             **result,
         },
     )
