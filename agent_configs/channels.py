@@ -31,6 +31,9 @@ from agent_configs.models import EnvVarName, Slug
 
 CHANNEL_BINDINGS = "channel_bindings"
 CHANNEL_MESSAGES = "channel_messages"
+CHANNEL_STATUS = "channel_status"
+"""What the channels service made of each binding: `{_id: binding_id, state: "running" |
+"error" | "stopped", error, at}` (channels/service.py writes it, the admin API shows it)."""
 CHANNEL_KEY = "switchboard_channel"
 """Job-metadata key of a channel's room: `{"kind", "binding_id", "conversation_id"}`. The
 worker copies it to the session record as `channel`."""

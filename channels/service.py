@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agent_configs.channels import ChannelBinding, list_bindings
+from agent_configs.channels import CHANNEL_STATUS, ChannelBinding, ChannelKind, list_bindings
 from agent_configs.database import open_database
 from agent_configs.egress import EgressPolicy
 from agent_configs.telemetry import setup_tracing
@@ -37,7 +37,9 @@ from channels.settings import ChannelSettings
 
 logger = logging.getLogger("switchboard.channels")
 
-CHANNEL_STATUS = "channel_status"
+SERVED_ELSEWHERE = frozenset({ChannelKind.WIDGET})
+"""The widget's browser joins its rooms itself with a token the admin API mints: nothing of it
+runs here."""
 SHUTDOWN_GRACE_S = 10
 """How long a stopping service lets HTTP requests in flight finish (a streamed reply, a
 webhook being answered) before it closes them: a client holding its connection open would
@@ -112,7 +114,11 @@ class ChannelService:
 
     async def reload(self) -> None:
         """Starts what is new or changed, stops what is gone or disabled."""
-        wanted = {b.binding_id: b for b in await list_bindings(self._database) if b.enabled}
+        wanted = {
+            b.binding_id: b
+            for b in await list_bindings(self._database)
+            if b.enabled and b.kind not in SERVED_ELSEWHERE
+        }
         for binding_id in [b for b in self._runners if b not in wanted]:
             await self._stop(binding_id)
             await self._status(binding_id, "stopped")

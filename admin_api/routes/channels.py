@@ -55,6 +55,7 @@ from admin_api.version_claims import VersionTaken, save_next_version
 from agent_configs.channels import (
     CHANNEL_BINDINGS,
     CHANNEL_MESSAGES,
+    CHANNEL_STATUS,
     ChannelBinding,
     binding_problems,
 )
@@ -137,8 +138,21 @@ class TrafficCounts(BaseModel):
     refused: int
 
 
+class RunnerState(BaseModel):
+    """What the channels service made of the binding at its last look."""
+
+    state: str = Field(description="running, error (with why) or stopped")
+    error: str | None = None
+    at: datetime
+
+
 class ChannelTraffic(BaseModel):
     binding_id: str
+    runner: RunnerState | None = Field(
+        default=None,
+        description="The channels service's state of the binding; null before any service "
+        "has looked at it (none running, or it has not reloaded yet).",
+    )
     recent: list[ChannelMessage] = Field(description=f"The newest {RECENT} messages, newest first.")
     counts: TrafficCounts = Field(description="Messages by status over the last 24 hours.")
     sessions_24h: int = Field(description="Sessions started through the binding in 24 hours.")
@@ -452,10 +466,14 @@ async def channel_traffic(
             {"channel.binding_id": binding_id, "started_at": {"$gte": since}}
         )
 
+    async def runner() -> dict[str, Any] | None:
+        return await services.database[CHANNEL_STATUS].find_one({"_id": binding_id})
+
     with database_errors():
-        newest, day, started = await asyncio.gather(recent(), counts(), sessions())
+        newest, day, started, state = await asyncio.gather(recent(), counts(), sessions(), runner())
     return ChannelTraffic(
         binding_id=binding_id,
+        runner=RunnerState.model_validate(state) if state else None,
         recent=[ChannelMessage.model_validate({**d, "id": str(d["_id"])}) for d in newest],
         counts=TrafficCounts(**day),
         sessions_24h=started,

@@ -4,7 +4,7 @@ policy), the widget's generated publishable key, a binding's traffic from `chann
 and the sessions a channel brought in (`channel` on the records, `?channel=` on the list)."""
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from admin_api.settings import AdminSettings
 from agent_configs.channels import (
     CHANNEL_BINDINGS,
     CHANNEL_MESSAGES,
+    CHANNEL_STATUS,
     binding_by_publishable_key,
     get_binding,
 )
@@ -273,6 +274,13 @@ async def test_traffic_counts_the_last_day_and_sessions_show_and_filter_by_their
     assert [m["message_id"] for m in body["recent"]] == ["4", "3", "2", "1", "5"]
     assert body["recent"][2]["error"] == {"code": "rate_limited", "message": "slow down"}
     assert "text" not in body["recent"][0]
+    assert body["runner"] is None, "no channels service has looked at it yet"
+    await database[CHANNEL_STATUS].insert_one(
+        {"_id": "shop-bot", "state": "error", "error": "telegram.token_env: BOT is unset"}
+        | {"at": datetime.now(UTC)}
+    )
+    runner = (await api.get(f"{CHANNELS}/shop-bot/traffic", headers=viewer)).json()["runner"]
+    assert runner["state"] == "error" and "token_env" in runner["error"]
     missing = await api.get(f"{CHANNELS}/no-such/traffic", headers=viewer)
     assert missing.status_code == 404
 

@@ -80,8 +80,16 @@ export interface ChannelMessage {
   reply_ms: number | null;
 }
 
+/** What the channels service made of the binding at its last look (null: none has looked yet). */
+export interface RunnerState {
+  state: "running" | "error" | "stopped" | string;
+  error: string | null;
+  at: string;
+}
+
 export interface ChannelTraffic {
   binding_id: string;
+  runner: RunnerState | null;
   recent: ChannelMessage[];
   counts: { processed: number; failed: number; refused: number };
   sessions_24h: number;

@@ -264,6 +264,7 @@ function ChannelDetail({ bindingId }: { bindingId: string }) {
       <ReadOnlyNote />
       <ActionError error={actionError} />
       {!b.enabled && <p className="notice">Disabled: messages to this binding are refused (recorded as "disabled").</p>}
+      {!b.widget && <Runner traffic={traffic} />}
 
       <div className="grid two">
         <section className="card" aria-labelledby="channel-settings-title">
@@ -392,6 +393,25 @@ function WidgetEmbed({ publishableKey }: { publishableKey: string }) {
       {copied === "yes" && <span className="hint" role="status"> Copied.</span>}
       {copied === "failed" && <span className="hint" role="status"> The browser refused the clipboard: select the tag and copy it.</span>}
     </section>
+  );
+}
+
+/** The channels service's view: a bad token or an unreachable broker shows here, with why. */
+function Runner({ traffic }: { traffic: ChannelTraffic | null }) {
+  if (!traffic) return null;
+  const runner = traffic.runner;
+  if (!runner) {
+    return (
+      <p className="notice" role="status" data-testid="channel-runner" data-state="unknown">
+        No channels service has picked this binding up yet (is <span className="mono">python -m channels serve</span> running?).
+      </p>
+    );
+  }
+  return (
+    <p className={runner.state === "error" ? "notice" : "sub"} role="status" data-testid="channel-runner" data-state={runner.state}>
+      Channels service: <strong>{runner.state}</strong>
+      {runner.error ? <>: {runner.error}</> : null} · <span title={exactTime(runner.at)}>{ago(runner.at)}</span>
+    </p>
   );
 }
 
