@@ -1,3 +1,3 @@
 """Imports every channel kind, so each registers itself (channels/registry.py)."""
 
-from channels import http_api, telegram  # noqa: F401
+from channels import amqp, http_api, telegram  # noqa: F401
