@@ -173,6 +173,18 @@ class Hub:
         )
         return reply
 
+    def refuse(self, inbound: Inbound, error: ChannelError) -> None:
+        """Records a message the channel refused itself before asking the hub (a sticker, a
+        malformed queue message), as the hub records its own refusals: `channel_messages` and
+        `message.received` then `message.failed`."""
+        binding = inbound.binding
+        user_id = binding.trusted_user_id(inbound.user)
+        message_id = inbound.message_id or uuid.uuid4().hex
+        event = _Announcer(self._writer, binding, inbound, user_id, message_id)
+        event.emit(EventType.MESSAGE_RECEIVED)
+        self._record(inbound, user_id, message_id, error=error)
+        event.emit(EventType.MESSAGE_FAILED, error=error.as_dict())
+
     def _admit(self, inbound: Inbound) -> None:
         binding = inbound.binding
         if not binding.enabled:

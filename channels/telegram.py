@@ -372,7 +372,10 @@ class TelegramChannel:
                 problem = f"update: {exc}"
         if update is None:
             logger.warning("telegram %s: a malformed update: %s", self.binding.binding_id, problem)
-            return _chat_of(data), [UNSUPPORTED]
+            chat_id = _chat_of(data)
+            if chat_id is not None:
+                self._refuse_raw(data, chat_id, ChannelError("malformed", str(problem)))
+            return chat_id, [UNSUPPORTED]
         message = update.message
         chat = update.effective_chat
         if message is None or message.from_user is None:
@@ -383,9 +386,42 @@ class TelegramChannel:
         if message.voice is not None:
             audio = await self._voice(message.voice)
             if isinstance(audio, str):
+                code = (
+                    "too_long" if audio.startswith("That voice note is too long") else "malformed"
+                )
+                self._hub.refuse(self._inbound(message), ChannelError(code, audio))
                 return message.chat_id, [audio]
             return message.chat_id, await self._ask(message, audio=audio)
+        refused = ChannelError("unsupported", "only text and voice messages are read")
+        self._hub.refuse(self._inbound(message), refused)
         return message.chat_id, [UNSUPPORTED]
+
+    def _inbound(
+        self, message: Message, *, text: str | None = None, audio: tuple[bytes, int] | None = None
+    ) -> Inbound:
+        assert message.from_user is not None
+        return Inbound(
+            self.binding,
+            user=str(message.from_user.id),
+            conversation_id=conversation_of(
+                message.chat_id, message.chat.type, message.from_user.id
+            ),
+            text=text,
+            audio=audio,
+            message_id=str(message.message_id),
+        )
+
+    def _refuse_raw(self, data: Any, chat_id: int, error: ChannelError) -> None:
+        """Records a malformed update against its chat (and its sender, when it names one)."""
+        message = data.get("message") if isinstance(data, Mapping) else None
+        sender = message.get("from") if isinstance(message, Mapping) else None
+        user = sender.get("id") if isinstance(sender, Mapping) else None
+        inbound = Inbound(
+            self.binding,
+            user=str(user if isinstance(user, int) else "unknown"),
+            conversation_id=str(chat_id),
+        )
+        self._hub.refuse(inbound, error)
 
     async def _voice(self, voice: Voice) -> tuple[bytes, int] | str:
         """The voice note as PCM, or what to tell the user instead."""
@@ -413,16 +449,8 @@ class TelegramChannel:
     ) -> list[str]:
         """The agent's answer (after its greeting when the message opened the session), or
         the hub's refusal in words; "typing..." is shown meanwhile."""
-        assert message.from_user is not None
         chat_id = message.chat_id
-        inbound = Inbound(
-            self.binding,
-            user=str(message.from_user.id),
-            conversation_id=conversation_of(chat_id, message.chat.type, message.from_user.id),
-            text=text,
-            audio=audio,
-            message_id=str(message.message_id),
-        )
+        inbound = self._inbound(message, text=text, audio=audio)
         typing = asyncio.create_task(self._typing(chat_id))
         try:
             reply = await self._hub.handle(inbound)

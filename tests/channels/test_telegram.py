@@ -137,12 +137,13 @@ async def test_a_chat_sees_typing_then_the_answer_and_every_refusal_in_words(
     sent = [m for body in channels_llm.requests for m in body.get("messages", [])]
     assert not any("x" * 201 in str(m.get("content")) for m in sent), "refused: never sent"
     assert not any("Hello??" in str(m.get("content")) for m in sent)
-    records = await records_of(channels_database, "tg-chat", 4)
+    records = await records_of(channels_database, "tg-chat", 5)
     assert sorted((r["status"], (r["error"] or {}).get("code")) for r in records) == [
         ("processed", None),
         ("processed", None),
         ("refused", "rate_limited"),
         ("refused", "too_long"),
+        ("refused", "unsupported"),  # the sticker: refused by the bot itself, recorded alike
     ]
     assert {r["user_id"] for r in records} == {f"telegram:tg-chat:{USER}"}
     assert {r["conversation_id"] for r in records} == {str(CHAT)}
