@@ -197,8 +197,8 @@ async def leave_promptly(room: rtc.Room) -> None:
     departure reached the agent 2.5 s after the user left (measured), and the session ended
     that much later. A publisher's departure goes out at once, and a data track is the
     publication the agent ignores. Best effort: a server without data tracks sees the slower
-    departure."""
-    if room.isconnected():
+    departure. A participant that publishes already (a microphone) leaves promptly as it is."""
+    if room.isconnected() and not room.local_participant.track_publications:
         with contextlib.suppress(PublishDataTrackError, TimeoutError):
             await asyncio.wait_for(room.local_participant.publish_data_track(name="leaving"), 2.0)
     await room.disconnect()
