@@ -1,10 +1,13 @@
 """Errors the channels' HTTP side answers: RFC 9457 problems naming the field that is wrong,
 as the admin API's do. Raise `Problem` in a route; the service turns it into the answer."""
 
+import logging
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+logger = logging.getLogger("switchboard.channels")
 
 
 class Problem(Exception):
@@ -29,3 +32,13 @@ class Problem(Exception):
 async def problem_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return exc.response()
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A route's read or write that the database did not take (a timeout, a lost primary) is
+    a 503 the caller may retry, not a bare 500; nothing was half-done (each route writes one
+    document)."""
+    logger.warning("%s %s: the database failed: %s", request.method, request.url.path, exc)
+    problem = Problem(503, "the database is unavailable; try again", code="unavailable")
+    problem.headers["Retry-After"] = "1"
+    return problem.response()

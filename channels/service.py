@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from agent_configs.channels import CHANNEL_STATUS, ChannelBinding, ChannelKind, list_bindings
 from agent_configs.database import open_database
@@ -30,7 +31,7 @@ from agent_configs.egress import EgressPolicy
 from agent_configs.telemetry import setup_tracing
 from channels import kinds  # noqa: F401  (registers the channel kinds)
 from channels.hub import Hub
-from channels.problems import Problem, problem_response
+from channels.problems import Problem, database_unavailable, problem_response
 from channels.registry import ChannelContext, ChannelRunner, channel_type, channel_types
 from channels.room import LiveKitAccess
 from channels.settings import ChannelSettings
@@ -96,6 +97,7 @@ class ChannelService:
     def _make_app(self) -> FastAPI:
         app = FastAPI(title="Switchboard channels", docs_url=None, redoc_url=None)
         app.add_exception_handler(Problem, problem_response)
+        app.add_exception_handler(PyMongoError, database_unavailable)
 
         @app.get("/healthz")
         async def healthz() -> dict[str, Any]:
