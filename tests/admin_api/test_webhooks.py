@@ -295,7 +295,7 @@ async def test_an_unknown_event_type_is_a_422_at_its_index_and_nothing_is_writte
 ) -> None:
     refused = await api.post(
         HOOKS,
-        json={"url": RECEIVER, "event_types": ["session.ended", "message.processed"]},
+        json={"url": RECEIVER, "event_types": ["session.ended", "order.shipped"]},
         headers=admin(keys),
     )
     assert refused.status_code == 422
