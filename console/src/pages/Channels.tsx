@@ -273,7 +273,6 @@ function ChannelDetail({ bindingId }: { bindingId: string }) {
         </section>
         {b.widget ? <WidgetEmbed publishableKey={b.widget.publishable_key ?? ""} /> : <Limits binding={b} />}
       </div>
-      {b.widget && <Limits binding={b} />}
 
       <Traffic traffic={traffic} bindingId={b.binding_id} />
 
@@ -342,7 +341,11 @@ function Settings({ binding: b }: { binding: ChannelBinding }) {
         </>
       )}
       <dt>User ids</dt>
-      <dd className="mono">{b.user_id_prefix ?? `${b.kind}:${b.binding_id}:`}…</dd>
+      {b.widget ? (
+        <dd>none: a visitor is anonymous (a browser asserts no identity), so no per-user memory</dd>
+      ) : (
+        <dd className="mono">{b.user_id_prefix ?? `${b.kind}:${b.binding_id}:`}…</dd>
+      )}
     </dl>
   );
 }
