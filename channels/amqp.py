@@ -44,9 +44,6 @@ import contextlib
 import json
 import logging
 import os
-import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,13 +57,10 @@ from aio_pika.abc import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_configs.channels import (
-    CHANNEL_MESSAGES,
-    CHANNELS_SOURCE,
     AmqpSettings,
     ChannelBinding,
     ChannelKind,
 )
-from agent_configs.cloudevents import OUTBOX, EventType, message_data, new_event
 from agent_configs.egress import EgressPolicy, EgressRefused
 from channels.hub import ChannelError, Hub, Inbound, Reply
 from channels.registry import ChannelContext, register
@@ -235,11 +229,11 @@ class AmqpRunner:
             request = parse_request(message.body)
         except Unreadable as exc:
             error = ChannelError("malformed", exc.message)
-            await self._record_unreadable(exc.user, message_id, error)
+            self._record_unreadable(exc.user, message_id, error)
             await self._settle_refused(message, error, conversation_id=None)
             return
         except ChannelError as error:
-            await self._record_unreadable(None, message_id, error)
+            self._record_unreadable(None, message_id, error)
             await self._settle_refused(message, error, conversation_id=None)
             return
         conversation_id = request.conversation_id or request.user_id
@@ -293,60 +287,16 @@ class AmqpRunner:
             routing_key=request.reply_to,
         )
 
-    async def _record_unreadable(
+    def _record_unreadable(
         self, user: str | None, message_id: str | None, error: ChannelError
     ) -> None:
-        """What the hub records for a message it refuses, for one it cannot be given: the
-        `channel_messages` document and message.received + message.failed. The user is the
-        body's `user_id` if it had a readable one, else the binding's prefix alone. Best
-        effort: the message itself is kept in the dead-letter queue either way."""
-        binding = self.binding
-        conversation_id = user or "unknown"
-        mark = binding.channel_mark(conversation_id)
-        user_id = binding.trusted_user_id(user or "")
-        message_id = message_id or uuid.uuid4().hex
-        subject = f"{binding.binding_id}/{conversation_id}"
-        base, seq = f"msg_{uuid.uuid4().hex}", int(time.time() * 1000) * 10
-        events = [
-            new_event(
-                kind,
-                CHANNELS_SOURCE,
-                subject,
-                message_data(
-                    channel=mark,
-                    message_id=message_id,
-                    user_id=user_id,
-                    chars=0,
-                    error=error.as_dict() if kind == EventType.MESSAGE_FAILED else None,
-                ),
-                event_id=f"{base}:{kind.value.split('.')[1]}",
-                ordering_key=f"channel:{subject}",
-                seq=seq + i,
-            )
-            for i, kind in enumerate((EventType.MESSAGE_RECEIVED, EventType.MESSAGE_FAILED), 1)
-        ]
-        record = {
-            "_id": base,
-            "binding_id": binding.binding_id,
-            "kind": str(binding.kind),
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "message_id": message_id,
-            "voice": False,
-            "status": "refused",
-            "error": error.as_dict(),
-            "session_id": None,
-            "agent_id": None,
-            "at": datetime.now(UTC),
-            "reply_ms": None,
-        }
-        database = self._context.database
-        try:
-            for event in events:
-                await database[OUTBOX].replace_one({"_id": event["_id"]}, event, upsert=True)
-            await database[CHANNEL_MESSAGES].replace_one({"_id": base}, record, upsert=True)
-        except Exception as exc:
-            logger.warning("could not record a refused AMQP message: %s", exc)
+        """Records a message the hub cannot be given (not JSON, no user), as the hub records
+        its own refusals: under the body's `user_id` if it had a readable one, in the
+        conversation `unknown` otherwise. The message itself is kept in the dead-letter queue."""
+        unread = Inbound(
+            self.binding, user=user or "", conversation_id=user or "unknown", message_id=message_id
+        )
+        self._hub.refuse(unread, error)
 
 
 def _answer(reply: Reply, conversation_id: str) -> dict[str, Any]:
