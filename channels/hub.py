@@ -384,6 +384,17 @@ class Hub:
         self._writer.submit(Record(CHANNEL_MESSAGES, f"msg_{uuid.uuid4().hex}", fields))
 
 
+_last_seq = 0
+
+
+def next_event_seq() -> int:
+    """The outbox `seq` of a channel event: microseconds since the epoch, strictly increasing in
+    this process, so two messages of one conversation in the same millisecond keep their order."""
+    global _last_seq
+    _last_seq = max(time.time_ns() // 1000, _last_seq + 1)
+    return _last_seq
+
+
 class _Announcer:
     """The three CloudEvents of one message, in order (`seq`), with the same subject."""
 
@@ -402,10 +413,8 @@ class _Announcer:
         self._message_id = message_id
         self._user_id = user_id
         self._chars = len(inbound.text or "")
-        self._seq = int(time.time() * 1000) * 10
 
     def emit(self, kind: EventType, **details: Any) -> None:
-        self._seq += 1
         event = new_event(
             kind,
             CHANNELS_SOURCE,
@@ -421,6 +430,6 @@ class _Announcer:
             agent_id=details.get("agent_id"),
             session_id=details.get("session_id"),
             ordering_key=f"channel:{self._subject}",
-            seq=self._seq,
+            seq=next_event_seq(),
         )
         self._writer.submit(outbox_record(event))

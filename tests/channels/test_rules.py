@@ -14,6 +14,7 @@ from agent_configs.channels import (
     WidgetSettings,
     channel_of_job,
 )
+from channels.hub import next_event_seq
 from channels.limits import SlidingWindow
 
 
@@ -72,3 +73,8 @@ def test_users_who_stopped_writing_are_forgotten() -> None:
     time.sleep(0.02)
     window.sweep(0.01)
     assert len(window) == 0
+
+
+def test_a_conversations_events_keep_their_order_within_one_millisecond() -> None:
+    seqs = [next_event_seq() for _ in range(1000)]
+    assert all(b > a for a, b in zip(seqs, seqs[1:], strict=False))
