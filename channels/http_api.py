@@ -119,6 +119,12 @@ def routes(runners: Runners) -> APIRouter:
         binding_id: str, authorization: Annotated[str | None, Header()] = None
     ) -> tuple[ChannelBinding, str]:
         """The binding and the calling key's name; 401 without a key it lists."""
+        if runners.stopping:
+            problem = Problem(
+                503, "the channels service is stopping; try again", code="unavailable"
+            )
+            problem.headers["Retry-After"] = "1"
+            raise problem
         running = runners.get(binding_id)
         if running is None or running[0].kind != ChannelKind.HTTP:
             raise Problem(404, f"no enabled HTTP chat channel {binding_id!r}")

@@ -36,6 +36,12 @@ class Runners(Protocol):
     def get(self, binding_id: str) -> tuple[ChannelBinding, ChannelRunner] | None: ...
 
     @property
+    def stopping(self) -> bool:
+        """The service is shutting down: its runners are stopped or stopping (a route answers
+        503, to be retried elsewhere, rather than a 404)."""
+        ...
+
+    @property
     def hub(self) -> Hub: ...
 
     @property

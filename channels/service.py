@@ -75,6 +75,7 @@ class ChannelService:
         self._server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.port: int | None = None
+        self._stopping = False
         self.app = self._make_app()
 
     # -- what the routes read ----------------------------------------------------------
@@ -89,6 +90,10 @@ class ChannelService:
 
     def get(self, binding_id: str) -> tuple[ChannelBinding, ChannelRunner] | None:
         return self._runners.get(binding_id)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     @property
     def url(self) -> str:
@@ -209,6 +214,7 @@ class ChannelService:
         """Stops taking messages first (pollers and consumers, all at once), then lets the
         HTTP requests in flight finish (at most SHUTDOWN_GRACE_S), then closes the open
         conversations and flushes the records."""
+        self._stopping = True
         self._tasks[-1].cancel()
         await asyncio.gather(*(self._stop(b) for b in list(self._runners)))
         if self._server is not None:
@@ -229,10 +235,24 @@ class ChannelService:
             await self._database.client.close()
 
 
+class _AgentSessionStreams(logging.Filter):
+    """Drops livekit's INFO line for each agent-session byte stream a channel ignores (the
+    agent sends one per turn, `lk.agent.session`: nothing a channel reads), which was most of
+    the service's log; the stream is disposed of all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == "ignoring byte stream with topic '%s', no callback attached"
+            and record.args == ("lk.agent.session",)
+        )
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_AgentSessionStreams())
     if sys.argv[1:] not in ([], ["serve"]):
         sys.exit("usage: python -m channels serve")
     try:

@@ -516,6 +516,8 @@ def telegram_routes(runners: Runners) -> APIRouter:
         request: Request,
         secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
     ) -> JSONResponse:
+        if runners.stopping:  # Telegram sends the update again later, to whichever replica runs
+            return _problem(503, "Service Unavailable", "the channels service is stopping")
         running = runners.get(binding_id)
         runner = running[1] if running is not None else None
         if not isinstance(runner, TelegramChannel) or not runner.webhook:
