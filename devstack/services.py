@@ -117,18 +117,30 @@ class LivekitNode:
 LIVEKIT_START_ATTEMPTS = 3
 
 
+_handed_out: set[int] = set()
+"""Ports reserve_port(0) returned in this process: the kernel may give a closed probe's port
+again at once, and a worker given one port for its health server and the same one for its
+metrics failed to start (`make dev`'s test, once: 'address already in use')."""
+
+
 def reserve_port(
     preferred: int, service: str, env_name: str, kind: int = socket.SOCK_STREAM
 ) -> int:
-    """`preferred` if it is free (0: any free port); a taken port is a clear error."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        if kind == socket.SOCK_STREAM:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError as exc:
-            raise PortInUse(service, preferred, env_name) from exc
-        return int(probe.getsockname()[1])
+    """`preferred` if it is free (0: any free port, never one this process was already
+    given); a taken port is a clear error."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", preferred))
+            except OSError as exc:
+                raise PortInUse(service, preferred, env_name) from exc
+            port = int(probe.getsockname()[1])
+        if preferred or port not in _handed_out:
+            break
+    _handed_out.add(port)
+    return port
 
 
 def _log_tail(path: Path, lines: int = 12) -> list[str]:

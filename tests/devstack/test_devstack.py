@@ -267,3 +267,10 @@ def test_services_die_with_a_killed_devstack(tmp_path: Path) -> None:
 def test_reserve_port_zero_picks_a_free_port() -> None:
     port = reserve_port(0, "test", "UNUSED")
     assert 1024 < port < 65536
+
+
+def test_reserve_port_zero_never_hands_out_the_same_port_twice() -> None:
+    """Two services of one stack reserved on port 0 (a worker's health and metrics servers)
+    must not be given one port: the kernel may return a closed probe's port again at once."""
+    ports = [reserve_port(0, "test", "UNUSED") for _ in range(300)]
+    assert len(set(ports)) == len(ports)
