@@ -39,6 +39,11 @@ export class ApiError extends Error {
   }
 }
 
+/** Anything a call threw, as the ApiError the pages show (a network failure has status 0). */
+export function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError({ type: "about:blank", title: (e as Error).message, status: 0 });
+}
+
 const KEY_STORAGE = "switchboard.apiKey";
 
 /** The key lives only for the browser session (sessionStorage: gone when the tab closes). */

@@ -4,8 +4,8 @@
  * Viewers see everything; the API refuses their writes and the page shows why. */
 import { useCallback, useEffect, useState } from "react";
 import { usePageTitle } from "../a11y";
-import { ApiError } from "../api";
-import { useMe } from "../session";
+import { ApiError, asApiError } from "../api";
+import { ReadOnlyNote } from "../components/ReadOnlyNote";
 import { href, navigate } from "../router";
 import { ago, exactTime } from "../agents/format";
 import { ConfirmDialog, type Confirmation } from "../agents/ConfirmDialog";
@@ -27,20 +27,6 @@ import "./Channels.css";
 
 export function ChannelsPage({ bindingId }: { bindingId?: string }) {
   return bindingId ? <ChannelDetail bindingId={bindingId} /> : <ChannelList />;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError({ type: "about:blank", title: (e as Error).message, status: 0 });
-}
-
-function ReadOnlyNote() {
-  const me = useMe();
-  if (me.can.write) return null;
-  return (
-    <p className="notice" data-testid="channels-read-only-note">
-      Your key is a {me.role}: you can look, and the API refuses changes.
-    </p>
-  );
 }
 
 function ActionError({ error }: { error: ApiError | null }) {
@@ -108,7 +94,7 @@ function ChannelList() {
           </button>
         </div>
       </header>
-      <ReadOnlyNote />
+      <ReadOnlyNote testId="channels-read-only-note" />
       <ActionError error={error} />
       {!bindings && !error && <div className="empty">Loading channels…</div>}
       {bindings && !bindings.length && (
@@ -261,7 +247,7 @@ function ChannelDetail({ bindingId }: { bindingId: string }) {
           </button>
         </div>
       </header>
-      <ReadOnlyNote />
+      <ReadOnlyNote testId="channels-read-only-note" />
       <ActionError error={actionError} />
       {!b.enabled && <p className="notice">Disabled: messages to this binding are refused (recorded as "disabled").</p>}
       {!b.widget && <Runner traffic={traffic} />}

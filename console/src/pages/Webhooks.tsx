@@ -4,8 +4,8 @@
  * create or rotate. Viewers see everything; the API refuses their writes and the page shows why. */
 import { useCallback, useEffect, useState } from "react";
 import { usePageTitle } from "../a11y";
-import { ApiError } from "../api";
-import { useMe } from "../session";
+import { ApiError, asApiError } from "../api";
+import { ReadOnlyNote } from "../components/ReadOnlyNote";
 import { href, navigate } from "../router";
 import { ago, exactTime } from "../agents/format";
 import { ConfirmDialog, type Confirmation } from "../agents/ConfirmDialog";
@@ -31,20 +31,6 @@ const DAY_S = 86_400;
 
 export function WebhooksPage({ subscriptionId }: { subscriptionId?: string }) {
   return subscriptionId ? <WebhookDetail subscriptionId={subscriptionId} /> : <WebhookList />;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError({ type: "about:blank", title: (e as Error).message, status: 0 });
-}
-
-function ReadOnlyNote() {
-  const me = useMe();
-  if (me.can.write) return null;
-  return (
-    <p className="notice" data-testid="webhooks-read-only-note">
-      Your key is a {me.role}: you can look, and the API refuses changes.
-    </p>
-  );
 }
 
 function ActionError({ error }: { error: ApiError | null }) {
@@ -127,7 +113,7 @@ function WebhookList() {
           </button>
         </div>
       </header>
-      <ReadOnlyNote />
+      <ReadOnlyNote testId="webhooks-read-only-note" />
       {error && !creating && <ActionError error={error} />}
       {!subscriptions && !error && <div className="empty">Loading subscriptions…</div>}
       {subscriptions && !subscriptions.length && (
@@ -312,7 +298,7 @@ function WebhookDetail({ subscriptionId }: { subscriptionId: string }) {
           </button>
         </div>
       </header>
-      <ReadOnlyNote />
+      <ReadOnlyNote testId="webhooks-read-only-note" />
       <ActionError error={actionError} />
       {testEvent && (
         <p className="success" data-testid="webhook-test-sent" data-event-id={testEvent}>
